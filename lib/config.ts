@@ -1,0 +1,180 @@
+// One config file (TOML) plus environment overrides. Every key is declared
+// here once, with its type, default and documentation; the README's config
+// reference and `xfarm config` are made from this table.
+import fs from "node:fs";
+import path from "node:path";
+import { parse as parseToml } from "smol-toml";
+
+type KeyType = "string" | "integer" | "boolean" | "string[]";
+
+interface KeySpec {
+  key: string;
+  type: KeyType;
+  default: string | number | boolean | string[];
+  doc: string;
+}
+
+export const CONFIG_KEYS: readonly KeySpec[] = [
+  { key: "domains", type: "string[]", default: ["localhost"], doc: "XMPP domains the farm serves." },
+  { key: "data_dir", type: "string", default: "./data", doc: "Where the embedded database, generated certificates and generated link secrets live." },
+  { key: "db", type: "string", default: "", doc: 'Database URL: "sqlite:PATH" (default: sqlite:<data_dir>/xfarm.db).' },
+  { key: "log_level", type: "string", default: "info", doc: "pino log level: fatal, error, warn, info, debug or trace." },
+
+  { key: "router.name", type: "string", default: "router-1", doc: "The router's name, sent in its HELLO." },
+  { key: "router.host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for component links." },
+  { key: "router.port", type: "integer", default: 5390, doc: "Port the router listens on for component links." },
+  { key: "router.addresses", type: "string[]", default: ["127.0.0.1:5390"], doc: 'Where components reach the router, "host:port" ("[v6]:port" for IPv6).' },
+  { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size plus headers." },
+
+  { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
+  { key: "sm.max_sessions_per_user", type: "integer", default: 10, doc: "Most resources one account may have bound at once." },
+
+  { key: "c2s.name", type: "string", default: "c2s-1", doc: "This front end's component name (its secret is secrets.<name>)." },
+  { key: "c2s.host", type: "string", default: "*", doc: 'Address the c2s listens on for clients; "*" means every interface (IPv4 and IPv6).' },
+  { key: "c2s.port", type: "integer", default: 5222, doc: "Client port with STARTTLS (RFC 6120)." },
+  { key: "c2s.tls_port", type: "integer", default: 5223, doc: "Client port with direct TLS (XEP-0368); 0 disables it." },
+  { key: "c2s.public_host", type: "string", default: "localhost", doc: "The host name clients use for this front end." },
+  { key: "c2s.require_tls", type: "boolean", default: true, doc: "Refuse authentication until the stream is encrypted." },
+  { key: "c2s.max_stanza_size", type: "integer", default: 262144, doc: "Largest stanza in bytes; a bigger one closes the stream with policy-violation." },
+  { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
+  { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
+  { key: "c2s.scram_iterations", type: "integer", default: 4096, doc: "PBKDF2 iterations for new SCRAM credentials (xfarm user add/passwd)." },
+  { key: "c2s.tls_cert", type: "string", default: "", doc: "PEM certificate chain; empty: a self-signed one is generated under <data_dir>/tls on first start." },
+  { key: "c2s.tls_key", type: "string", default: "", doc: "PEM private key for c2s.tls_cert." },
+
+  { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
+  { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
+];
+
+export interface Config {
+  domains: string[];
+  data_dir: string;
+  db: string;
+  log_level: string;
+  router: { name: string; host: string; port: number; addresses: string[] };
+  link: { max_frame: number };
+  sm: { name: string; max_sessions_per_user: number };
+  c2s: {
+    name: string;
+    host: string;
+    port: number;
+    tls_port: number;
+    public_host: string;
+    require_tls: boolean;
+    max_stanza_size: number;
+    auth_timeout: number;
+    max_connections: number;
+    scram_iterations: number;
+    tls_cert: string;
+    tls_key: string;
+  };
+  start: { c2s_count: number; port_step: number };
+  /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
+  secrets: Record<string, string>;
+  /** The file this was read from, if any. */
+  file: string | null;
+}
+
+export function envName(key: string): string {
+  return `XFARM_${key.toUpperCase().replace(/\./g, "_")}`;
+}
+
+function coerce(spec: KeySpec, value: unknown, where: string): unknown {
+  const bad = () => new Error(`config ${spec.key} (${where}): expected ${spec.type}, got ${JSON.stringify(value)}`);
+  switch (spec.type) {
+    case "string":
+      if (typeof value !== "string") throw bad();
+      return value;
+    case "integer": {
+      const n = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isInteger(n)) throw bad();
+      return n;
+    }
+    case "boolean":
+      if (value === "true" || value === "1") return true;
+      if (value === "false" || value === "0") return false;
+      if (typeof value !== "boolean") throw bad();
+      return value;
+    case "string[]": {
+      const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
+      if (!Array.isArray(list) || list.some((s) => typeof s !== "string")) throw bad();
+      return list;
+    }
+  }
+}
+
+function getPath(obj: Record<string, unknown>, key: string): unknown {
+  let cur: unknown = obj;
+  for (const part of key.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split(".");
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) cur = (cur[part] ??= {}) as Record<string, unknown>;
+  cur[parts.at(-1)!] = value;
+}
+
+const KNOWN_TABLES = new Set(["router", "link", "sm", "c2s", "start", "secrets"]);
+
+/** Reads the config: defaults, then the file (if any), then XFARM_* environment variables. */
+export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const spec of CONFIG_KEYS) setPath(out, spec.key, structuredClone(spec.default));
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    fromFile = parseToml(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    const known = new Set(CONFIG_KEYS.map((s) => s.key));
+    for (const [k, v] of Object.entries(fromFile)) {
+      if (KNOWN_TABLES.has(k) && typeof v === "object") {
+        if (k === "secrets") continue;
+        for (const sub of Object.keys(v as object)) {
+          if (!known.has(`${k}.${sub}`)) throw new Error(`${file}: unknown config key ${k}.${sub}`);
+        }
+      } else if (!known.has(k)) throw new Error(`${file}: unknown config key ${k}`);
+    }
+  }
+  for (const spec of CONFIG_KEYS) {
+    const v = getPath(fromFile, spec.key);
+    if (v !== undefined) setPath(out, spec.key, coerce(spec, v, file!));
+    const e = env[envName(spec.key)];
+    if (e !== undefined) setPath(out, spec.key, coerce(spec, e, envName(spec.key)));
+  }
+  const config = out as unknown as Config;
+  config.file = file ? path.resolve(file) : null;
+  if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
+  config.secrets = { ...readSecretsFile(config.data_dir), ...((fromFile.secrets as Record<string, string>) ?? {}) };
+  return config;
+}
+
+export function secretsFile(dataDir: string): string {
+  return path.join(dataDir, "secrets.toml");
+}
+
+function readSecretsFile(dataDir: string): Record<string, string> {
+  const f = secretsFile(dataDir);
+  if (!fs.existsSync(f)) return {};
+  return parseToml(fs.readFileSync(f, "utf8")) as Record<string, string>;
+}
+
+/** The documented defaults as a TOML file, for `xfarm config` and the README. */
+export function annotatedDefaults(): string {
+  const lines: string[] = [];
+  let table = "";
+  for (const spec of CONFIG_KEYS) {
+    const dot = spec.key.indexOf(".");
+    const t = dot < 0 ? "" : spec.key.slice(0, dot);
+    const name = dot < 0 ? spec.key : spec.key.slice(dot + 1);
+    if (t !== table) {
+      lines.push("", `[${t}]`);
+      table = t;
+    }
+    lines.push(`# ${spec.doc} (env ${envName(spec.key)})`, `${name} = ${JSON.stringify(spec.default)}`);
+  }
+  lines.push("", "[secrets]", "# Link secret of each component, by name. `xfarm start` generates any missing one", "# into <data_dir>/secrets.toml; on a farm of many boxes, give every box the same table.", '# "c2s-1" = "…"');
+  return lines.join("\n").trimStart() + "\n";
+}

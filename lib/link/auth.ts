@@ -1,0 +1,51 @@
+// Mutual challenge/response for links (docs/protocol.md §1.2): both sides
+// prove the shared secret with HMAC-SHA-256 over both fresh nonces.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Role } from "./member.js";
+
+export const LINK_VERSION = 1;
+
+export function newNonce(): string {
+  return randomBytes(32).toString("base64");
+}
+
+export function linkProof(
+  side: "component" | "router",
+  secret: string,
+  routerNonce: string,
+  componentNonce: string,
+  name: string,
+  role: Role,
+): string {
+  return createHmac("sha256", secret)
+    .update(`xfarm-link-1 ${side}\n${routerNonce}\n${componentNonce}\n${name}\n${role}`)
+    .digest("hex");
+}
+
+export function proofsEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export interface HelloBody {
+  v: number;
+  router: string;
+  nonce: string;
+}
+export interface AuthBody {
+  v: number;
+  name: string;
+  role: Role;
+  nonce: string;
+  proof: string;
+  info: Record<string, unknown>;
+}
+export interface WelcomeBody {
+  v: number;
+  proof: string;
+  members: import("./member.js").Member[];
+}
+export interface RefusedBody {
+  reason: string;
+}

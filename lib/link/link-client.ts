@@ -1,0 +1,242 @@
+// A component's link to the router: authenticates, keeps the member table,
+// reconnects with backoff, and queues what is sent while the link is down.
+import { EventEmitter } from "node:events";
+import net from "node:net";
+import type { Logger } from "../log.js";
+import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody, type RefusedBody, type WelcomeBody } from "./auth.js";
+import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type ControlMessage } from "./control.js";
+import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "./frames.js";
+import { rendezvousOwner, type Member, type Role, type RoutePort } from "./member.js";
+
+export interface LinkClientOptions {
+  name: string;
+  role: Role;
+  secret: string;
+  /** Router addresses, "host:port"; tried in turn. */
+  routers: string[];
+  info: Record<string, unknown>;
+  log: Logger;
+  maxFrame?: number;
+  /** Frames kept while the link is down before they are handed back as undeliverable. */
+  maxQueued?: number;
+}
+
+export interface LinkClientEvents {
+  up: [];
+  down: [];
+  members: [Member[]];
+  route: [from: string, key: string, payload: Buffer];
+  /** The router could not deliver a frame we sent, or the link was down too long. */
+  undeliverable: [to: string, key: string, payload: Buffer];
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  if (!m) throw new Error(`bad address "${text}", expected host:port or [v6]:port`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export class LinkClient extends EventEmitter<LinkClientEvents> implements RoutePort {
+  readonly name: string;
+  private socket: net.Socket | null = null;
+  private ready = false;
+  private stopped = false;
+  private attempt = 0;
+  private routerIndex = 0;
+  private memberList: Member[] = [];
+  private smNames: string[] = [];
+  private queue: { to: string; key: string; payload: Buffer }[] = [];
+  private bounceNext: { to: string; key: string } | null = null;
+  private lastHeard = 0;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: LinkClientOptions) {
+    super();
+    this.name = opts.name;
+    this.log = opts.log.child({ link: "router" });
+  }
+
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  get members(): readonly Member[] {
+    return this.memberList;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.socket?.destroy();
+  }
+
+  send(to: string, key: string, payload: Buffer): void {
+    if (this.ready && this.socket) {
+      this.socket.write(encodeRoute(to, this.name, key, payload));
+      return;
+    }
+    if (this.queue.length >= (this.opts.maxQueued ?? 10_000)) {
+      this.emit("undeliverable", to, key, payload);
+      return;
+    }
+    this.queue.push({ to, key, payload });
+  }
+
+  smOwnerOf(key: string): string | undefined {
+    return rendezvousOwner(this.smNames, key);
+  }
+
+  private connect(): void {
+    const address = this.opts.routers[this.routerIndex % this.opts.routers.length]!;
+    const { host, port } = parseHostPort(address);
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    this.socket = socket;
+    const reader = new FrameReader(this.opts.maxFrame ?? DEFAULT_MAX_FRAME);
+    let nonce = "";
+    let helloNonce = "";
+    socket.on("data", (chunk: Buffer) => {
+      this.lastHeard = Date.now();
+      try {
+        for (const frame of reader.push(chunk)) {
+          if (!this.ready) {
+            const r = this.handshake(frame, socket, helloNonce, nonce);
+            if (r.helloNonce) {
+              helloNonce = r.helloNonce;
+              nonce = r.nonce!;
+            }
+          } else this.onFrame(frame, socket);
+        }
+      } catch (err) {
+        this.log.error({ err, router: address }, "link protocol error; closing");
+        socket.destroy();
+      }
+    });
+    socket.on("error", (err) => {
+      if (this.attempt === 0 || this.attempt % 10 === 0) this.log.warn({ err: err.message, router: address }, "router link error");
+    });
+    socket.on("close", () => this.onClose(socket));
+  }
+
+  private handshake(frame: Frame, socket: net.Socket, routerNonce: string, nonce: string): { helloNonce?: string; nonce?: string } {
+    const { name, role, secret, info } = this.opts;
+    switch (frame.type) {
+      case FrameType.Hello: {
+        const hello = JSON.parse(frame.body.toString("utf8")) as HelloBody;
+        const myNonce = newNonce();
+        const auth: AuthBody = {
+          v: LINK_VERSION,
+          name,
+          role,
+          nonce: myNonce,
+          proof: linkProof("component", secret, hello.nonce, myNonce, name, role),
+          info,
+        };
+        socket.write(encodeJsonFrame(FrameType.Auth, auth));
+        return { helloNonce: hello.nonce, nonce: myNonce };
+      }
+      case FrameType.Welcome: {
+        const welcome = JSON.parse(frame.body.toString("utf8")) as WelcomeBody;
+        if (!proofsEqual(welcome.proof, linkProof("router", secret, routerNonce, nonce, name, role))) {
+          this.log.error("router's proof is wrong: it does not know this component's secret; closing link");
+          socket.destroy();
+          return {};
+        }
+        this.ready = true;
+        this.attempt = 0;
+        this.log.info({ router: socket.remoteAddress }, "linked to router");
+        this.setMembers(welcome.members);
+        this.startPings(socket);
+        const queued = this.queue;
+        this.queue = [];
+        for (const q of queued) socket.write(encodeRoute(q.to, this.name, q.key, q.payload));
+        this.emit("up");
+        return {};
+      }
+      case FrameType.Refused: {
+        const refused = JSON.parse(frame.body.toString("utf8")) as RefusedBody;
+        this.log.error({ reason: refused.reason }, "router refused this component's link");
+        socket.destroy();
+        return {};
+      }
+      default:
+        throw new Error(`unexpected frame type ${frame.type} before welcome`);
+    }
+  }
+
+  private onFrame(frame: Frame, socket: net.Socket): void {
+    if (frame.type === FrameType.Route) {
+      const h = decodeRouteHeader(frame.body);
+      const payload = frame.body.subarray(h.payloadOffset);
+      if (this.bounceNext) {
+        const b = this.bounceNext;
+        this.bounceNext = null;
+        this.emit("undeliverable", b.to, b.key, payload);
+      } else this.emit("route", h.from, h.key, payload);
+      return;
+    }
+    if (frame.type !== FrameType.Control) throw new Error(`unexpected frame type ${frame.type}`);
+    const msg = JSON.parse(frame.body.toString("utf8")) as ControlMessage;
+    switch (msg.op) {
+      case "members":
+        this.setMembers(msg.members);
+        break;
+      case "ping":
+        socket.write(encodeJsonFrame(FrameType.Control, { op: "pong", id: msg.id }));
+        break;
+      case "undeliverable":
+        this.bounceNext = { to: msg.to, key: msg.key };
+        break;
+      default:
+        break; // unknown ops are for later versions
+    }
+  }
+
+  private setMembers(members: Member[]): void {
+    this.memberList = members;
+    this.smNames = members.filter((m) => m.role === "sm").map((m) => m.name);
+    this.emit("members", members);
+  }
+
+  private startPings(socket: net.Socket): void {
+    let id = 0;
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
+        this.log.warn("router link silent too long; reconnecting");
+        socket.destroy();
+        return;
+      }
+      socket.write(encodeJsonFrame(FrameType.Control, { op: "ping", id: ++id }));
+    }, PING_INTERVAL_MS);
+    this.pingTimer.unref();
+  }
+
+  private onClose(socket: net.Socket): void {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    const wasReady = this.ready;
+    this.ready = false;
+    this.bounceNext = null;
+    if (wasReady) {
+      this.log.warn("router link lost");
+      this.setMembers([]);
+      this.emit("down");
+    }
+    if (this.stopped) return;
+    this.routerIndex++;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
+    const delay = base * (0.8 + Math.random() * 0.4);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+}

@@ -1,0 +1,76 @@
+// The session layer between a c2s and an sm (docs/protocol.md §2): the
+// payload of a ROUTE frame, which the router never reads.
+
+export enum SessionOp {
+  Start = 1,
+  Started = 2,
+  StartFailed = 3,
+  Stanza = 4,
+  End = 5,
+  Deliver = 6,
+  Close = 7,
+  Forward = 8,
+}
+
+export interface StartMeta {
+  sid: string;
+  /** Bare JID, or full JID when the client asked for a resource. */
+  jid: string;
+  ip: string;
+  secure: boolean;
+}
+export interface StartedMeta {
+  sid: string;
+  jid: string;
+}
+export interface FailureMeta {
+  sid: string;
+  condition: string;
+  text?: string;
+}
+export interface SidMeta {
+  sid: string;
+}
+
+/** The meta object each op carries. */
+export interface SessionMetaByOp {
+  [SessionOp.Start]: StartMeta;
+  [SessionOp.Started]: StartedMeta;
+  [SessionOp.StartFailed]: FailureMeta;
+  [SessionOp.Stanza]: SidMeta;
+  [SessionOp.End]: SidMeta;
+  [SessionOp.Deliver]: SidMeta;
+  [SessionOp.Close]: FailureMeta;
+  [SessionOp.Forward]: Record<string, never>;
+}
+
+export type SessionMessage = {
+  [K in SessionOp]: { op: K; meta: SessionMetaByOp[K]; xml: Buffer };
+}[SessionOp];
+
+const EMPTY = Buffer.alloc(0);
+
+export function encodeSessionPayload<K extends SessionOp>(
+  op: K,
+  meta: SessionMetaByOp[K],
+  xml: Buffer | string = EMPTY,
+): Buffer {
+  const metaBytes = Buffer.from(JSON.stringify(meta), "utf8");
+  const xmlBytes = typeof xml === "string" ? Buffer.from(xml, "utf8") : xml;
+  const out = Buffer.allocUnsafe(3 + metaBytes.length + xmlBytes.length);
+  out.writeUInt8(op, 0);
+  out.writeUInt16BE(metaBytes.length, 1);
+  metaBytes.copy(out, 3);
+  xmlBytes.copy(out, 3 + metaBytes.length);
+  return out;
+}
+
+export function decodeSessionPayload(payload: Buffer): SessionMessage {
+  if (payload.length < 3) throw new Error("session payload too short");
+  const op = payload.readUInt8(0);
+  if (!(op in SessionOp)) throw new Error(`unknown session op ${op}`);
+  const metaLen = payload.readUInt16BE(1);
+  if (3 + metaLen > payload.length) throw new Error("session meta overruns payload");
+  const meta = JSON.parse(payload.toString("utf8", 3, 3 + metaLen));
+  return { op, meta, xml: payload.subarray(3 + metaLen) } as SessionMessage;
+}

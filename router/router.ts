@@ -1,0 +1,183 @@
+// The router: authenticates component links, keeps the member table and
+// shares it, and forwards ROUTE frames by their header alone — it never
+// parses a stanza (ARCHITECTURE.md principle 1).
+import net from "node:net";
+import type { Logger } from "../lib/log.js";
+import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
+import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type ControlMessage } from "../lib/link/control.js";
+import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, type Frame } from "../lib/link/frames.js";
+import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
+
+export interface RouterOptions {
+  name: string;
+  host: string;
+  port: number;
+  /** The secret of each component name; a name not here is refused. */
+  secretOf: (name: string) => string | undefined;
+  log: Logger;
+  maxFrame?: number;
+}
+
+const AUTH_TIMEOUT_MS = 10_000;
+
+interface Peer {
+  socket: net.Socket;
+  member: Member;
+  lastHeard: number;
+}
+
+export class Router {
+  private server: net.Server | null = null;
+  private readonly peers = new Map<string, Peer>();
+  private smNames: string[] = [];
+  private readonly pending = new Set<net.Socket>();
+  private pingTimer: NodeJS.Timeout | null = null;
+  private pingId = 0;
+
+  constructor(private readonly opts: RouterOptions) {}
+
+  get members(): Member[] {
+    return [...this.peers.values()].map((p) => p.member);
+  }
+
+  async listen(): Promise<net.AddressInfo> {
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
+    this.pingTimer.unref();
+    const address = server.address() as net.AddressInfo;
+    this.opts.log.info({ address: address.address, port: address.port }, "router listening for component links");
+    return address;
+  }
+
+  async close(): Promise<void> {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    for (const s of this.pending) s.destroy();
+    for (const p of this.peers.values()) p.socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    const peerAddr = `${socket.remoteAddress}:${socket.remotePort}`;
+    const log = this.opts.log.child({ peer: peerAddr });
+    const reader = new FrameReader(this.opts.maxFrame ?? DEFAULT_MAX_FRAME);
+    const nonce = newNonce();
+    let peer: Peer | null = null;
+    this.pending.add(socket);
+    const authTimer = setTimeout(() => {
+      log.warn("component did not authenticate in time; closing");
+      socket.destroy();
+    }, AUTH_TIMEOUT_MS);
+    const hello: HelloBody = { v: LINK_VERSION, router: this.opts.name, nonce };
+    socket.write(encodeJsonFrame(FrameType.Hello, hello));
+
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        for (const frame of reader.push(chunk)) {
+          if (peer) {
+            peer.lastHeard = Date.now();
+            this.onFrame(peer, frame);
+          } else {
+            peer = this.authenticate(frame, socket, nonce, log);
+            if (peer) {
+              clearTimeout(authTimer);
+              this.pending.delete(socket);
+            }
+          }
+        }
+      } catch (err) {
+        log.error({ err: (err as Error).message, component: peer?.member.name }, "link protocol error; closing");
+        socket.destroy();
+      }
+    });
+    socket.on("error", (err) => log.debug({ err: err.message }, "link socket error"));
+    socket.on("close", () => {
+      clearTimeout(authTimer);
+      this.pending.delete(socket);
+      if (peer && this.peers.get(peer.member.name) === peer) {
+        this.peers.delete(peer.member.name);
+        log.warn({ component: peer.member.name, role: peer.member.role }, "component left");
+        this.membersChanged();
+      }
+    });
+  }
+
+  private authenticate(frame: Frame, socket: net.Socket, nonce: string, log: Logger): Peer | null {
+    if (frame.type !== FrameType.Auth) throw new Error(`expected AUTH, got frame type ${frame.type}`);
+    const auth = JSON.parse(frame.body.toString("utf8")) as AuthBody;
+    const refuse = (reason: string) => {
+      log.error({ component: auth.name, role: auth.role }, `refused component link: ${reason}`);
+      socket.end(encodeJsonFrame(FrameType.Refused, { reason }));
+      return null;
+    };
+    if (auth.v !== LINK_VERSION) return refuse(`unsupported link version ${auth.v}`);
+    if (auth.role !== "c2s" && auth.role !== "sm") return refuse(`unknown role "${auth.role}"`);
+    const secret = this.opts.secretOf(auth.name);
+    if (secret === undefined) return refuse(`no secret is configured for component "${auth.name}"`);
+    if (!proofsEqual(auth.proof, linkProof("component", secret, nonce, auth.nonce, auth.name, auth.role))) {
+      return refuse(`wrong secret for component "${auth.name}"`);
+    }
+    if (this.peers.has(auth.name)) return refuse(`a component named "${auth.name}" is already linked`);
+    const peer: Peer = { socket, member: { name: auth.name, role: auth.role, info: auth.info ?? {} }, lastHeard: Date.now() };
+    this.peers.set(auth.name, peer);
+    socket.write(
+      encodeJsonFrame(FrameType.Welcome, {
+        v: LINK_VERSION,
+        proof: linkProof("router", secret, nonce, auth.nonce, auth.name, auth.role),
+        members: this.members,
+      }),
+    );
+    log.info({ component: auth.name, role: auth.role }, "component linked");
+    this.membersChanged(peer);
+    return peer;
+  }
+
+  private onFrame(peer: Peer, frame: Frame): void {
+    if (frame.type === FrameType.Route) {
+      const h = decodeRouteHeader(frame.body);
+      if (h.from !== peer.member.name) throw new Error(`ROUTE from "${h.from}" on the link of "${peer.member.name}"`);
+      const dest = this.resolve(h.to, h.key);
+      if (dest) dest.socket.write(frame.raw);
+      else {
+        this.opts.log.debug({ to: h.to, key: h.key, from: h.from }, "undeliverable frame returned to sender");
+        peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "undeliverable", to: h.to, key: h.key }));
+        peer.socket.write(frame.raw);
+      }
+      return;
+    }
+    if (frame.type !== FrameType.Control) throw new Error(`unexpected frame type ${frame.type}`);
+    const msg = JSON.parse(frame.body.toString("utf8")) as ControlMessage;
+    if (msg.op === "ping") peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "pong", id: msg.id }));
+  }
+
+  private resolve(to: string, key: string): Peer | undefined {
+    if (to === SM_ADDRESS) {
+      const owner = rendezvousOwner(this.smNames, key);
+      return owner === undefined ? undefined : this.peers.get(owner);
+    }
+    return this.peers.get(to);
+  }
+
+  private membersChanged(except?: Peer): void {
+    const members = this.members;
+    this.smNames = members.filter((m) => m.role === "sm").map((m) => m.name);
+    const frame = encodeJsonFrame(FrameType.Control, { op: "members", members });
+    for (const p of this.peers.values()) if (p !== except) p.socket.write(frame);
+  }
+
+  private pingAll(): void {
+    const now = Date.now();
+    const frame = encodeJsonFrame(FrameType.Control, { op: "ping", id: ++this.pingId });
+    for (const p of this.peers.values()) {
+      if (now - p.lastHeard > SILENCE_LIMIT_MS) {
+        this.opts.log.warn({ component: p.member.name }, "component silent too long; closing its link");
+        p.socket.destroy();
+      } else p.socket.write(frame);
+    }
+  }
+}

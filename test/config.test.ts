@@ -1,0 +1,50 @@
+// The config: defaults, file, environment overrides, and its documentation.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { CONFIG_KEYS, annotatedDefaults, envName, loadConfig } from "../lib/config.js";
+
+function tmpFile(text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-config-"));
+  const f = path.join(dir, "xfarm.toml");
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+describe("config", () => {
+  it("needs no file for localhost", () => {
+    const c = loadConfig(null, {});
+    expect(c.domains).toEqual(["localhost"]);
+    expect(c.c2s.port).toBe(5222);
+    expect(c.c2s.tls_port).toBe(5223);
+    expect(c.c2s.require_tls).toBe(true);
+    expect(c.db).toBe(`sqlite:${path.join("./data", "xfarm.db")}`);
+  });
+
+  it("reads the file, then lets the environment override it", () => {
+    const f = tmpFile(`domains = ["example.org"]\n[c2s]\nport = 6222\nrequire_tls = false\n[secrets]\n"c2s-1" = "abc"\n`);
+    const c = loadConfig(f, { XFARM_C2S_PORT: "7222", XFARM_DOMAINS: "a.example,b.example", XFARM_SM_NAME: "sm-9" });
+    expect(c.c2s.port).toBe(7222);
+    expect(c.c2s.require_tls).toBe(false);
+    expect(c.domains).toEqual(["a.example", "b.example"]);
+    expect(c.sm.name).toBe("sm-9");
+    expect(c.secrets["c2s-1"]).toBe("abc");
+  });
+
+  it("refuses unknown keys and values of the wrong type, naming them", () => {
+    expect(() => loadConfig(tmpFile(`[c2s]\nprot = 1\n`), {})).toThrow(/unknown config key c2s.prot/);
+    expect(() => loadConfig(tmpFile(`colour = "red"\n`), {})).toThrow(/unknown config key colour/);
+    expect(() => loadConfig(null, { XFARM_C2S_PORT: "many" })).toThrow(/c2s.port \(XFARM_C2S_PORT\): expected integer/);
+    expect(() => loadConfig(tmpFile(`[c2s]\nrequire_tls = "yes"\n`), {})).toThrow(/expected boolean/);
+  });
+
+  it("documents every key in the README and in `xfarm config`", () => {
+    const readme = fs.readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const annotated = annotatedDefaults();
+    for (const spec of CONFIG_KEYS) {
+      expect(readme).toContain(`| \`${spec.key}\` | ${JSON.stringify(spec.default)} | \`${envName(spec.key)}\` | ${spec.doc} |`);
+      expect(annotated).toContain(spec.doc);
+    }
+  });
+});

@@ -1,0 +1,140 @@
+// The link protocol (docs/protocol.md §1) between a real Router and real
+// LinkClients over loopback TCP.
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { LinkClient } from "../lib/link/link-client.js";
+import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
+import { Router } from "../router/router.js";
+
+function capturingLogger(proc: string) {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { log: pino({ level: "debug", base: { proc } }, sink), lines };
+}
+
+const SECRETS: Record<string, string> = { "c2s-1": "s3cret-c2s", "sm-1": "s3cret-sm", "sm-2": "s3cret-sm2" };
+
+const until = async (cond: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe("component links", () => {
+  const cleanup: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f();
+  });
+
+  async function router(port = 0) {
+    const cap = capturingLogger("router");
+    const r = new Router({ name: "router-1", host: "127.0.0.1", port, secretOf: (n) => SECRETS[n], log: cap.log });
+    const addr = await r.listen();
+    cleanup.push(() => r.close());
+    return { r, port: addr.port, lines: cap.lines };
+  }
+
+  function client(name: string, role: "c2s" | "sm", port: number, secret = SECRETS[name]!) {
+    const cap = capturingLogger(name);
+    const c = new LinkClient({ name, role, secret, routers: [`127.0.0.1:${port}`], info: {}, log: cap.log });
+    c.start();
+    cleanup.push(() => c.stop());
+    return { c, lines: cap.lines };
+  }
+
+  it("authenticates both ways, shares members, and routes by name and by user key", async () => {
+    const { port, r } = await router();
+    const c2s = client("c2s-1", "c2s", port);
+    const sm = client("sm-1", "sm", port);
+    await until(() => c2s.c.connected && sm.c.connected && c2s.c.members.length === 2);
+    expect(r.members.map((m: Member) => m.name).sort()).toEqual(["c2s-1", "sm-1"]);
+    expect(c2s.c.smOwnerOf("alice@localhost")).toBe("sm-1");
+
+    const got: [string, string, string][] = [];
+    sm.c.on("route", (from, key, payload) => got.push([from, key, payload.toString()]));
+    c2s.c.send(SM_ADDRESS, "alice@localhost", Buffer.from("to the owner"));
+    c2s.c.send("sm-1", "", Buffer.from("by name"));
+    await until(() => got.length === 2);
+    expect(got).toEqual([
+      ["c2s-1", "alice@localhost", "to the owner"],
+      ["c2s-1", "", "by name"],
+    ]);
+  });
+
+  it("refuses a wrong secret, with a clear log line on both sides", async () => {
+    const { port, lines } = await router();
+    const bad = client("c2s-1", "c2s", port, "not-the-secret");
+    await until(() => bad.lines.some((l) => l.msg === "router refused this component's link"));
+    expect(bad.lines.find((l) => l.msg === "router refused this component's link")).toMatchObject({ reason: 'wrong secret for component "c2s-1"' });
+    expect(lines.find((l) => String(l.msg).startsWith("refused component link"))).toMatchObject({
+      msg: 'refused component link: wrong secret for component "c2s-1"',
+      component: "c2s-1",
+    });
+    expect(bad.c.connected).toBe(false);
+  });
+
+  it("refuses an unknown component name", async () => {
+    const { port, lines } = await router();
+    client("stranger", "sm", port, "whatever");
+    await until(() => lines.some((l) => l.msg === 'refused component link: no secret is configured for component "stranger"'));
+  });
+
+  it("hands back what it cannot deliver", async () => {
+    const { port } = await router();
+    const c2s = client("c2s-1", "c2s", port);
+    await until(() => c2s.c.connected);
+    const back: [string, string, string][] = [];
+    c2s.c.on("undeliverable", (to, key, payload) => back.push([to, key, payload.toString()]));
+    c2s.c.send(SM_ADDRESS, "bob@localhost", Buffer.from("no sm yet"));
+    c2s.c.send("c2s-9", "", Buffer.from("nobody"));
+    await until(() => back.length === 2);
+    expect(back).toEqual([
+      [SM_ADDRESS, "bob@localhost", "no sm yet"],
+      ["c2s-9", "", "nobody"],
+    ]);
+  });
+
+  it("re-links by itself after the router restarts, and flushes what was queued", async () => {
+    const first = await router();
+    const c2s = client("c2s-1", "c2s", first.port);
+    const sm = client("sm-1", "sm", first.port);
+    await until(() => c2s.c.connected && sm.c.connected);
+    await first.r.close();
+    await until(() => !c2s.c.connected && !sm.c.connected);
+    const got: string[] = [];
+    const back: string[] = [];
+    sm.c.on("route", (_f, _k, p) => got.push(p.toString()));
+    c2s.c.on("undeliverable", (_t, _k, p) => back.push(p.toString()));
+    c2s.c.send("sm-1", "", Buffer.from("sent while down"));
+    await router(first.port);
+    await until(() => c2s.c.connected && sm.c.connected && c2s.c.members.length === 2, 10_000);
+    // Queued while down: delivered if sm-1 re-linked first, else handed back — never lost.
+    await until(() => got.length + back.length === 1);
+    c2s.c.send("sm-1", "", Buffer.from("after"));
+    await until(() => got.includes("after"));
+  });
+
+  it("spreads users over sms by rendezvous hashing, moving few when one joins", () => {
+    const users = Array.from({ length: 2000 }, (_, i) => `user${i}@localhost`);
+    const two = users.map((u) => rendezvousOwner(["sm-1", "sm-2"], u));
+    const three = users.map((u) => rendezvousOwner(["sm-1", "sm-2", "sm-3"], u));
+    const onFirst = two.filter((o) => o === "sm-1").length;
+    expect(onFirst).toBeGreaterThan(850);
+    expect(onFirst).toBeLessThan(1150);
+    // Only users that sm-3 wins move; nobody moves between sm-1 and sm-2.
+    users.forEach((_, i) => {
+      if (three[i] !== "sm-3") expect(three[i]).toBe(two[i]);
+    });
+    const moved = three.filter((o) => o === "sm-3").length;
+    expect(moved).toBeGreaterThan(500);
+    expect(moved).toBeLessThan(850);
+  });
+});

@@ -1,0 +1,80 @@
+// Turns the configured store URL into a ready Store: the one place that knows
+// which URL means which driver.
+//
+//   sqlite:<path>, sqlite://<path>, or a bare path  → SqliteStore
+//   mysql://user:pass@host:port/db, mariadb://…     → MySQL/MariaDB (issue 4)
+//
+// SQLite paths are taken literally (no percent-decoding) and resolved against
+// the working directory; "sqlite::memory:" gives a private in-memory database.
+import path from "node:path";
+import { SqliteStore } from "./sqlite-store.js";
+import type { Store } from "./store.js";
+
+export type StoreTarget =
+  | { kind: "sqlite"; file: string }
+  | { kind: "mysql" };
+
+// Two or more characters, so a Windows drive letter ("C:\…") stays a path.
+const SCHEME = /^([a-z][a-z0-9+.-]+):/i;
+
+/** Parses a store URL without opening anything; throws on an unusable one. */
+export function parseStoreUrl(url: string): StoreTarget {
+  const text = url.trim();
+  if (!text) throw new Error("store URL is empty");
+  const scheme = SCHEME.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined) return { kind: "sqlite", file: sqliteFile(text) };
+  if (scheme === "sqlite") {
+    const rest = text.slice("sqlite:".length);
+    return { kind: "sqlite", file: sqliteFile(rest.startsWith("//") ? rest.slice(2) : rest) };
+  }
+  if (scheme === "mysql" || scheme === "mariadb") return { kind: "mysql" };
+  // Only the scheme is echoed: the rest may hold a password.
+  throw new Error(`unsupported store URL scheme "${scheme}:" (use sqlite:<path> or mysql://…)`);
+}
+
+function sqliteFile(p: string): string {
+  if (!p) throw new Error("store URL has no SQLite file path");
+  return p === ":memory:" ? p : path.resolve(p);
+}
+
+/** Opens the store a URL names, with its schema brought up to date. */
+export async function openStore(url: string): Promise<Store> {
+  const target = parseStoreUrl(url);
+  if (target.kind === "mysql") {
+    throw new Error("MySQL/MariaDB driver not available yet; use a sqlite: store URL");
+  }
+  const store = new SqliteStore(target.file);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+// Query parameters that may carry a secret, redacted in descriptions.
+const SECRET_PARAM = /pass|pwd|secret|token|key/i;
+
+/** A description of the store URL that is safe to log: never a password. */
+export function describeStore(url: string): string {
+  let target: StoreTarget;
+  try {
+    target = parseStoreUrl(url);
+  } catch {
+    return "unusable store URL";
+  }
+  if (target.kind === "sqlite") return `sqlite:${target.file}`;
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    // Do not echo a URL we cannot take apart: we could not strip its password.
+    return "mysql (unparsable URL)";
+  }
+  if (u.password) u.password = "";
+  for (const name of [...u.searchParams.keys()]) {
+    if (SECRET_PARAM.test(name)) u.searchParams.set(name, "***");
+  }
+  return u.toString();
+}

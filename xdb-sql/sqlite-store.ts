@@ -1,0 +1,397 @@
+// The embedded default driver: one SQLite file shared by the sm, every c2s
+// process and the `xfarm user` CLI, each with its own connection.
+//
+// better-sqlite3 is synchronous; the methods are async only because the Store
+// interface is (for MySQL). Each call finishes its work, commit included,
+// before its promise resolves, and any SQLite error becomes a rejection.
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import {
+  LATEST_SCHEMA_VERSION,
+  MIGRATIONS,
+  SCHEMA_VERSION_TABLE,
+  newerSchemaError,
+} from "./migrations.js";
+import type {
+  Credentials,
+  OfflineMessage,
+  RosterItem,
+  ScramKeys,
+  Store,
+  Subscription,
+} from "./store.js";
+
+/** How long a connection waits for another process's write lock. */
+const BUSY_TIMEOUT_MS = 5000;
+
+interface AccountRow {
+  sha1_salt: Buffer;
+  sha1_iterations: number;
+  sha1_stored_key: Buffer;
+  sha1_server_key: Buffer;
+  sha256_salt: Buffer;
+  sha256_iterations: number;
+  sha256_stored_key: Buffer;
+  sha256_server_key: Buffer;
+}
+
+interface RosterRow {
+  contact: string;
+  name: string | null;
+  subscription: string;
+  ask_out: number;
+  pending_in: number;
+  visible: number;
+  groups_json: string;
+}
+
+interface OfflineRow {
+  id: number;
+  xml: string;
+  stored_at: number;
+}
+
+type CredentialParams = [
+  Buffer, number, Buffer, Buffer, // SHA-1
+  Buffer, number, Buffer, Buffer, // SHA-256
+];
+
+const SUBSCRIPTIONS: ReadonlySet<string> = new Set<Subscription>(["none", "to", "from", "both"]);
+
+function prepareAll(db: Database.Database) {
+  const credentialColumns =
+    "sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, " +
+    "sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key";
+  const rosterColumns = "contact, name, subscription, ask_out, pending_in, visible, groups_json";
+  return {
+    // ON CONFLICT DO NOTHING rather than INSERT OR IGNORE: the latter would
+    // also swallow NOT NULL and CHECK failures.
+    createAccount: db.prepare<[string, ...CredentialParams, number]>(
+      `INSERT INTO accounts (user, ${credentialColumns}, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user) DO NOTHING`,
+    ),
+    setCredentials: db.prepare<[...CredentialParams, string]>(
+      `UPDATE accounts SET
+         sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?,
+         sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?
+       WHERE user = ?`,
+    ),
+    getCredentials: db.prepare<[string], AccountRow>(
+      `SELECT ${credentialColumns} FROM accounts WHERE user = ?`,
+    ),
+    accountExists: db.prepare<[string], number>(`SELECT 1 FROM accounts WHERE user = ?`).pluck(),
+    listAccounts: db.prepare<[], string>(`SELECT user FROM accounts ORDER BY user`).pluck(),
+    listAccountsIn: db
+      .prepare<[string], string>(`SELECT user FROM accounts WHERE user LIKE ? ESCAPE '\\' ORDER BY user`)
+      .pluck(),
+    deleteAccount: db.prepare<[string]>(`DELETE FROM accounts WHERE user = ?`),
+
+    getRoster: db.prepare<[string], RosterRow>(
+      `SELECT ${rosterColumns} FROM roster WHERE user = ? ORDER BY contact`,
+    ),
+    getRosterItem: db.prepare<[string, string], RosterRow>(
+      `SELECT ${rosterColumns} FROM roster WHERE user = ? AND contact = ?`,
+    ),
+    putRosterItem: db.prepare<[string, string, string | null, string, number, number, number, string]>(
+      `INSERT INTO roster (user, ${rosterColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user, contact) DO UPDATE SET
+         name = excluded.name, subscription = excluded.subscription,
+         ask_out = excluded.ask_out, pending_in = excluded.pending_in,
+         visible = excluded.visible, groups_json = excluded.groups_json`,
+    ),
+    deleteRosterItem: db.prepare<[string, string]>(`DELETE FROM roster WHERE user = ? AND contact = ?`),
+    deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
+
+    storeOffline: db.prepare<[string, string, number]>(
+      `INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`,
+    ),
+    loadOffline: db.prepare<[string], OfflineRow>(
+      `SELECT id, xml, stored_at FROM offline WHERE user = ? ORDER BY id`,
+    ),
+    // The user condition is what keeps one account from deleting another's mail.
+    deleteOfflineOne: db.prepare<[string, number]>(`DELETE FROM offline WHERE user = ? AND id = ?`),
+    deleteOfflineAll: db.prepare<[string]>(`DELETE FROM offline WHERE user = ?`),
+    countOffline: db.prepare<[string], number>(`SELECT COUNT(*) FROM offline WHERE user = ?`).pluck(),
+  };
+}
+
+type Statements = ReturnType<typeof prepareAll>;
+
+function credentialParams(c: Credentials): CredentialParams {
+  const one = (k: ScramKeys, hash: string): [Buffer, number, Buffer, Buffer] => {
+    if (!Number.isSafeInteger(k.iterations) || k.iterations < 1) {
+      throw new RangeError(`SCRAM ${hash} iteration count must be a positive integer`);
+    }
+    return [k.salt, k.iterations, k.storedKey, k.serverKey];
+  };
+  return [...one(c["SHA-1"], "SHA-1"), ...one(c["SHA-256"], "SHA-256")];
+}
+
+function rosterItem(row: RosterRow): RosterItem {
+  if (!SUBSCRIPTIONS.has(row.subscription)) {
+    throw new Error(`roster row for ${row.contact} has bad subscription "${row.subscription}"`);
+  }
+  const parsed: unknown = JSON.parse(row.groups_json);
+  return {
+    contact: row.contact,
+    name: row.name,
+    subscription: row.subscription as Subscription,
+    askOut: row.ask_out === 1,
+    pendingIn: row.pending_in === 1,
+    visible: row.visible === 1,
+    // Tolerate a hand-edited row rather than fail the whole roster.
+    groups: Array.isArray(parsed) ? parsed.filter((g): g is string => typeof g === "string") : [],
+  };
+}
+
+function isForeignKeyError(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
+}
+
+export class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  /** Absolute path of the database file, or ":memory:". */
+  readonly file: string;
+  private readonly db: Database.Database;
+  private statements: Statements | null = null;
+
+  constructor(file: string) {
+    this.file = file === ":memory:" ? file : path.resolve(file);
+    if (this.file !== ":memory:") prepareFile(this.file);
+    this.db = new Database(this.file);
+    try {
+      this.configure();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private configure(): void {
+    // busy_timeout first: switching to WAL needs a lock another process may hold.
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const mode = this.db.pragma("journal_mode = WAL", { simple: true });
+    if (!this.db.memory && String(mode).toLowerCase() !== "wal") {
+      // SQLite keeps the old mode when WAL is impossible (e.g. some network
+      // file systems); sharing the file between processes is then unsafe.
+      throw new Error(`${this.file}: SQLite could not enable WAL journal mode (got "${mode}")`);
+    }
+    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and
+    // callers acknowledge clients as soon as a write resolves.
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("foreign_keys = ON");
+  }
+
+  /** The connection settings in effect, for startup logs and tests. */
+  pragmas(): { journalMode: string; synchronous: number; busyTimeout: number; foreignKeys: boolean } {
+    return {
+      journalMode: String(this.db.pragma("journal_mode", { simple: true })),
+      synchronous: Number(this.db.pragma("synchronous", { simple: true })),
+      busyTimeout: Number(this.db.pragma("busy_timeout", { simple: true })),
+      foreignKeys: Number(this.db.pragma("foreign_keys", { simple: true })) === 1,
+    };
+  }
+
+  private readVersion(): number {
+    const hasTable = this.db
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`)
+      .get();
+    if (!hasTable) return 0;
+    const v = this.db.prepare(`SELECT MAX(version) FROM schema_version`).pluck().get();
+    return typeof v === "number" ? v : 0;
+  }
+
+  /**
+   * Statements are prepared once, on first use rather than in the constructor:
+   * they cannot be prepared before migrate() has created the tables.
+   */
+  private get s(): Statements {
+    if (this.statements) return this.statements;
+    const current = this.readVersion();
+    if (current > LATEST_SCHEMA_VERSION) throw newerSchemaError(current);
+    if (current < LATEST_SCHEMA_VERSION) {
+      throw new Error(
+        `database schema version ${current} is older than this xfarm needs ` +
+          `(${LATEST_SCHEMA_VERSION}); run migrate() first`,
+      );
+    }
+    this.statements = prepareAll(this.db);
+    return this.statements;
+  }
+
+  async migrate(): Promise<void> {
+    const current = this.readVersion();
+    if (current > LATEST_SCHEMA_VERSION) throw newerSchemaError(current);
+    this.db.exec(SCHEMA_VERSION_TABLE.sqlite);
+    const record = this.db.prepare<[number, string, number]>(
+      `INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)`,
+    );
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      // IMMEDIATE takes the write lock before reading the version, so two
+      // processes starting together cannot both apply the same migration:
+      // the second waits, then sees it done.
+      this.db
+        .transaction(() => {
+          const now = this.readVersion();
+          if (now > LATEST_SCHEMA_VERSION) throw newerSchemaError(now);
+          if (now >= m.version) return;
+          for (const sql of m.sqlite) this.db.exec(sql);
+          record.run(m.version, m.description, Date.now());
+        })
+        .immediate();
+    }
+  }
+
+  async schemaVersion(): Promise<{ current: number; latest: number }> {
+    return { current: this.readVersion(), latest: LATEST_SCHEMA_VERSION };
+  }
+
+  async createAccount(user: string, credentials: Credentials): Promise<boolean> {
+    const params = credentialParams(credentials);
+    return this.s.createAccount.run(user, ...params, Date.now()).changes === 1;
+  }
+
+  async createAccounts(accounts: { user: string; credentials: Credentials }[]): Promise<number> {
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        let created = 0;
+        for (const a of accounts) created += this.s.createAccount.run(a.user, ...credentialParams(a.credentials), now).changes;
+        return created;
+      })
+      .immediate();
+  }
+
+  async setCredentials(user: string, credentials: Credentials): Promise<boolean> {
+    return this.s.setCredentials.run(...credentialParams(credentials), user).changes === 1;
+  }
+
+  async getCredentials(user: string): Promise<Credentials | null> {
+    const r = this.s.getCredentials.get(user);
+    if (!r) return null;
+    return {
+      "SHA-1": {
+        salt: r.sha1_salt,
+        iterations: r.sha1_iterations,
+        storedKey: r.sha1_stored_key,
+        serverKey: r.sha1_server_key,
+      },
+      "SHA-256": {
+        salt: r.sha256_salt,
+        iterations: r.sha256_iterations,
+        storedKey: r.sha256_stored_key,
+        serverKey: r.sha256_server_key,
+      },
+    };
+  }
+
+  async deleteAccount(user: string): Promise<boolean> {
+    const s = this.s;
+    // Explicit child deletes, not only the ON DELETE CASCADE: the outcome must
+    // not depend on the foreign_keys pragma of whoever holds the file.
+    return this.db
+      .transaction(() => {
+        s.deleteOfflineAll.run(user);
+        s.deleteRoster.run(user);
+        return s.deleteAccount.run(user).changes === 1;
+      })
+      .immediate();
+  }
+
+  async accountExists(user: string): Promise<boolean> {
+    return this.s.accountExists.get(user) !== undefined;
+  }
+
+  async listAccounts(domain?: string): Promise<string[]> {
+    if (domain === undefined) return this.s.listAccounts.all();
+    // A localpart cannot contain "@", so "%@domain" matches exactly that
+    // domain; LIKE wildcards in the argument are escaped.
+    const pattern = "%@" + domain.replace(/[\\%_]/g, "\\$&");
+    return this.s.listAccountsIn.all(pattern);
+  }
+
+  async getRoster(user: string): Promise<RosterItem[]> {
+    return this.s.getRoster.all(user).map(rosterItem);
+  }
+
+  async getRosterItem(user: string, contact: string): Promise<RosterItem | null> {
+    const row = this.s.getRosterItem.get(user, contact);
+    return row ? rosterItem(row) : null;
+  }
+
+  async putRosterItem(user: string, item: RosterItem): Promise<void> {
+    if (!SUBSCRIPTIONS.has(item.subscription)) {
+      throw new RangeError(`bad roster subscription "${item.subscription}"`);
+    }
+    try {
+      this.s.putRosterItem.run(
+        user,
+        item.contact,
+        item.name,
+        item.subscription,
+        item.askOut ? 1 : 0,
+        item.pendingIn ? 1 : 0,
+        item.visible ? 1 : 0,
+        JSON.stringify(item.groups),
+      );
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async deleteRosterItem(user: string, contact: string): Promise<void> {
+    this.s.deleteRosterItem.run(user, contact);
+  }
+
+  async storeOffline(user: string, xml: string): Promise<number> {
+    try {
+      return Number(this.s.storeOffline.run(user, xml, Date.now()).lastInsertRowid);
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async loadOffline(user: string): Promise<OfflineMessage[]> {
+    return this.s.loadOffline.all(user).map((r) => ({
+      id: r.id,
+      xml: r.xml,
+      stored: new Date(r.stored_at),
+    }));
+  }
+
+  async deleteOffline(user: string, ids: number[]): Promise<void> {
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id)) throw new TypeError(`bad offline message id ${String(id)}`);
+    }
+    if (ids.length === 0) return;
+    const s = this.s;
+    this.db
+      .transaction(() => {
+        for (const id of ids) s.deleteOfflineOne.run(user, id);
+      })
+      .immediate();
+  }
+
+  async countOffline(user: string): Promise<number> {
+    return this.s.countOffline.get(user) ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/**
+ * Creates the directory and an empty file if missing, both private: the file
+ * holds SCRAM keys, which allow an offline dictionary attack on passwords.
+ * SQLite gives the -wal and -shm files the database file's permissions.
+ */
+function prepareFile(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, "a", 0o600));
+}
