@@ -1,0 +1,107 @@
+// The sm's hook surface: named events, each handler answering whether it
+// handled the event, as in Prosody and jabberd2's chains.
+//
+// Stanza events are named from the stanza, so a feature module hooks exactly
+// what it serves:
+//
+//   pre-<kind>/<target>               outbound: a local session sent it; fired on
+//                                     the sender's sm before routing. Unhandled, the
+//                                     stanza is routed to its recipient.
+//   <kind>/<target>                   inbound: fired on the sm that owns the recipient.
+//   iq-<get|set>/<target>/<ns>:<name> inbound iq get/set, by its payload element;
+//                                     fired before iq/<target>.
+//
+//   kind:   message | presence | iq
+//   target: self  from a local session to its own account (no 'to', or its bare JID)
+//           bare  to a local user's bare JID
+//           full  to a local user's full JID
+//           host  to a served domain (with or without a resource)
+//
+// An unhandled inbound <…>/self event fires again as <…>/bare, so a feature
+// answered on a user's behalf (disco, vCard…) hooks bare only. An iq get/set
+// nobody handles is answered with service-unavailable; other unhandled
+// inbound stanzas are dropped. Stanzas for domains the farm does not serve
+// never reach hooks (no s2s yet): message and iq get remote-server-not-found.
+//
+// Other events:
+//
+//   session-started    a resource was bound
+//   session-ended      a session ended (END, conflict, its c2s vanished…); already unregistered
+//   session-available  a session sent its initial available presence
+//   roster-changed     a roster item the user can see changed or was removed
+//   message-offline    a chat/normal message found no resource to take it
+//
+// Handlers run highest priority first (default 0), in registration order on
+// ties, until one returns true.
+import type { Element } from "ltx";
+import type { Jid } from "../lib/jid.js";
+import type { RosterItem } from "../xdb-sql/store.js";
+import type { Session } from "./sessions.js";
+
+export type Kind = "message" | "presence" | "iq";
+export type Target = "self" | "bare" | "full" | "host";
+
+export interface StanzaEvent {
+  readonly stanza: Element;
+  /** The bytes the stanza was parsed from, to pass on unchanged; undefined for stanzas the sm built. */
+  readonly raw: Buffer | undefined;
+  readonly from: Jid;
+  /** The recipient; for a self stanza without 'to', the sender's bare JID. */
+  readonly to: Jid;
+  /** The local session that sent it: set in the outbound phase and for self stanzas. */
+  readonly origin: Session | undefined;
+}
+
+export interface SessionEvent {
+  readonly session: Session;
+}
+
+export interface RosterChangedEvent {
+  readonly user: string;
+  readonly contact: string;
+  /** The item as it is now; null when removed. */
+  readonly item: RosterItem | null;
+}
+
+export type HookEvents = {
+  [N in `${"" | "pre-"}${Kind}/${Target}`]: StanzaEvent;
+} & {
+  [N in `iq-${"get" | "set"}/${Target}/${string}`]: StanzaEvent;
+} & {
+  "session-started": SessionEvent;
+  "session-ended": SessionEvent;
+  "session-available": SessionEvent;
+  "roster-changed": RosterChangedEvent;
+  "message-offline": StanzaEvent;
+};
+
+export type HookName = keyof HookEvents & string;
+
+export type Handler<E> = (event: E) => boolean | void | Promise<boolean | void>;
+
+interface Entry {
+  handler: Handler<never>;
+  priority: number;
+}
+
+export class Hooks {
+  private readonly chains = new Map<string, Entry[]>();
+
+  on<N extends HookName>(name: N, handler: Handler<HookEvents[N]>, priority = 0): void {
+    const chain = this.chains.get(name) ?? [];
+    // Stable: among equal priorities, earlier registrations run first.
+    const at = chain.findIndex((e) => e.priority < priority);
+    chain.splice(at < 0 ? chain.length : at, 0, { handler: handler as Handler<never>, priority });
+    this.chains.set(name, chain);
+  }
+
+  /** Runs the chain; true when a handler handled the event. */
+  async fire<N extends HookName>(name: N, event: HookEvents[N]): Promise<boolean> {
+    const chain = this.chains.get(name);
+    if (!chain) return false;
+    for (const { handler } of chain) {
+      if ((await (handler as Handler<HookEvents[N]>)(event)) === true) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,34 @@
+// `xfarm sm`: one session manager process, wired to its router link.
+import type { Config } from "../lib/config.js";
+import { LinkClient } from "../lib/link/link-client.js";
+import { createLogger } from "../lib/log.js";
+import { stopOnSignals } from "../lib/process-lifecycle.js";
+import { describeStore, openStore } from "../xdb-sql/open-store.js";
+import { SessionManager } from "./session-manager.js";
+
+export async function runSm(config: Config): Promise<void> {
+  const name = config.sm.name;
+  const log = createLogger(name, config.log_level);
+  const secret = config.secrets[name];
+  if (!secret) throw new Error(`no link secret for component "${name}": set secrets."${name}" in the config`);
+  const store = await openStore(config.db);
+  log.info({ store: describeStore(config.db) }, "store open");
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: {}, log, maxFrame: config.link.max_frame });
+  const sm = new SessionManager({
+    name,
+    domains: config.domains,
+    store,
+    port: link,
+    log,
+    maxSessionsPerUser: config.sm.max_sessions_per_user,
+  });
+  link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
+  link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));
+  link.on("members", (members) => sm.onMembers(members));
+  link.start();
+  stopOnSignals(log, async () => {
+    link.stop();
+    await sm.close();
+    await store.close();
+  });
+}

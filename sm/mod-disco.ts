@@ -1,0 +1,56 @@
+// XEP-0030: disco#info for the server (features from every module) and, on
+// a user's behalf, for the user's account; no items anywhere yet.
+import { Element } from "ltx";
+import { bare } from "../lib/jid.js";
+import type { StanzaEvent } from "./hooks.js";
+import type { ModuleApi, SmModule } from "./module-api.js";
+import { iqResult } from "./stanza.js";
+import { hasFrom } from "./subscription.js";
+
+const INFO = "http://jabber.org/protocol/disco#info";
+const ITEMS = "http://jabber.org/protocol/disco#items";
+
+export const modDisco: SmModule = (api) => {
+  api.addFeature(INFO);
+  api.addFeature(ITEMS);
+
+  api.hook(`iq-get/host/${INFO}:query`, (event) =>
+    answer(api, event, INFO, (query) => {
+      query.c("identity", { category: "server", type: "im", name: "xfarm" });
+      for (const feature of api.features()) query.c("feature", { var: feature });
+    }),
+  );
+  api.hook(`iq-get/host/${ITEMS}:query`, (event) => answer(api, event, ITEMS));
+
+  // Asked of an account: answered for the user itself and its subscribers,
+  // as if it did not exist for anyone else.
+  api.hook(`iq-get/bare/${INFO}:query`, async (event) => {
+    if (!(await mayLook(api, event))) return false;
+    return answer(api, event, INFO, (query) => {
+      query.c("identity", { category: "account", type: "registered" });
+      query.c("feature", { var: INFO });
+    });
+  });
+  api.hook(`iq-get/bare/${ITEMS}:query`, async (event) => (await mayLook(api, event)) && answer(api, event, ITEMS));
+};
+
+async function answer(api: ModuleApi, event: StanzaEvent, ns: string, fill?: (query: Element) => void): Promise<true> {
+  // No nodes are served.
+  if (event.stanza.getChild("query")!.attrs.node !== undefined) {
+    await api.error(event, "item-not-found");
+    return true;
+  }
+  const query = new Element("query", { xmlns: ns });
+  fill?.(query);
+  await api.reply(event, iqResult(event.stanza, query));
+  return true;
+}
+
+async function mayLook(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
+  const user = bare(event.to);
+  const asker = bare(event.from);
+  if (asker === user) return true;
+  if (!(await api.userExists(user))) return false;
+  const item = await api.store.getRosterItem(user, asker);
+  return item !== null && hasFrom(item.subscription);
+}

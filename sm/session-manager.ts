@@ -1,0 +1,432 @@
+// The session manager core: binds sessions for the c2s processes, turns
+// routed frames into hook events (sm/hooks.ts) and routes what the modules
+// send. Every feature lives in a module (sm/mod-*.ts).
+import { randomBytes } from "node:crypto";
+import { parse, type Element } from "ltx";
+import { bare, bareOf, full, parseJid, type Jid } from "../lib/jid.js";
+import type { Logger } from "../lib/log.js";
+import { SM_ADDRESS, type Member, type RoutePort } from "../lib/link/member.js";
+import {
+  SessionOp,
+  decodeSessionPayload,
+  encodeSessionPayload,
+  type SessionMessage,
+  type StartMeta,
+} from "../lib/link/session-payload.js";
+import type { Store } from "../xdb-sql/store.js";
+import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
+import type { ModuleApi, SmModule } from "./module-api.js";
+import { modDisco } from "./mod-disco.js";
+import { modIq } from "./mod-iq.js";
+import { modMessage } from "./mod-message.js";
+import { modOffline } from "./mod-offline.js";
+import { modPing } from "./mod-ping.js";
+import { modPresence } from "./mod-presence.js";
+import { modRoster } from "./mod-roster.js";
+import { modVersion } from "./mod-version.js";
+import { KeyedQueue } from "./queue.js";
+import { SessionRegistry, type Session } from "./sessions.js";
+import { errorReply, isError, payloadKey } from "./stanza.js";
+
+export interface SessionManagerOptions {
+  name: string;
+  domains: string[];
+  store: Store;
+  port: RoutePort;
+  log: Logger;
+  /** Sessions one user may hold at once; the next START fails with resource-constraint. */
+  maxSessionsPerUser?: number;
+}
+
+const MODULES: SmModule[] = [
+  modIq,
+  modRoster,
+  modPresence,
+  modMessage,
+  modOffline,
+  modDisco,
+  modPing,
+  modVersion,
+];
+
+const KINDS: ReadonlySet<string> = new Set<Kind>(["message", "presence", "iq"]);
+
+export class SessionManager {
+  readonly name: string;
+  private readonly domains: ReadonlySet<string>;
+  private readonly store: Store;
+  private readonly port: RoutePort;
+  private readonly log: Logger;
+  private readonly maxSessions: number;
+  private readonly registry = new SessionRegistry();
+  private readonly hooks = new Hooks();
+  private readonly features = new Set<string>();
+  private readonly queue: KeyedQueue;
+  private readonly api: ModuleApi;
+  private closed = false;
+
+  constructor(opts: SessionManagerOptions) {
+    this.name = opts.name;
+    this.domains = new Set(opts.domains.map((d) => d.toLowerCase()));
+    this.store = opts.store;
+    this.port = opts.port;
+    this.log = opts.log;
+    this.maxSessions = opts.maxSessionsPerUser ?? 10;
+    this.queue = new KeyedQueue((err, key) => this.log.error({ err, user: key }, "processing failed"));
+    this.api = {
+      domains: this.domains,
+      store: this.store,
+      sessions: this.registry,
+      log: this.log,
+      hook: (name, handler, priority) => this.hooks.on(name, handler, priority),
+      fire: (name, event) => this.hooks.fire(name, event),
+      addFeature: (feature) => void this.features.add(feature),
+      features: () => [...this.features].sort(),
+      send: (stanza, raw) => this.send(stanza, raw),
+      deliver: (session, stanza, raw) => this.deliver(session, stanza, raw),
+      reply: (event, stanza) => this.reply(event, stanza),
+      error: async (event, condition, text) => {
+        if (!isError(event.stanza)) await this.reply(event, errorReply(event.stanza, condition, text));
+      },
+      userExists: async (user) => this.registry.of(user).length > 0 || this.store.accountExists(user),
+    };
+    for (const mod of MODULES) mod(this.api);
+  }
+
+  /** A ROUTE frame arrived: from a c2s (START/STANZA/END) or another sm (FORWARD). */
+  onRoute(from: string, key: string, payload: Buffer): void {
+    const msg = this.decode(payload, from);
+    if (!msg) return;
+    switch (msg.op) {
+      case SessionOp.Start: {
+        const user = bareOf(msg.meta.jid) ?? key;
+        void this.queue.run(user, async () => {
+          const session = await this.bind(from, key, msg.meta).catch((err: unknown) => {
+            // The c2s waits for an answer: a failing store still gets one.
+            this.log.error({ err, jid: msg.meta.jid }, "session start failed");
+            this.startFailed(from, key, msg.meta.sid, "internal-server-error");
+            return null;
+          });
+          if (session) await this.hooks.fire("session-started", { session });
+        });
+        return;
+      }
+      case SessionOp.Stanza: {
+        const session = this.registry.bySid(from, msg.meta.sid);
+        if (!session) {
+          // Protocol §2: the client reconnects and reaches its current sm.
+          this.port.send(
+            from,
+            key,
+            encodeSessionPayload(SessionOp.Close, { sid: msg.meta.sid, condition: "internal-server-error" }),
+          );
+          return;
+        }
+        void this.queue.run(session.user, () => this.fromClient(session, msg.xml));
+        return;
+      }
+      case SessionOp.End: {
+        const session = this.registry.bySid(from, msg.meta.sid);
+        if (session) void this.queue.run(session.user, () => this.end(session, "end"));
+        return;
+      }
+      case SessionOp.Forward:
+        this.fromPeer(msg.xml, key);
+        return;
+      default:
+        this.log.warn({ op: msg.op, from }, "unexpected session op");
+    }
+  }
+
+  /** The router could not deliver a frame we sent: nothing it carried is dropped in silence. */
+  onUndeliverable(to: string, key: string, payload: Buffer): void {
+    const msg = this.decode(payload, to);
+    if (!msg) return;
+    switch (msg.op) {
+      case SessionOp.Deliver: {
+        // The c2s is gone, so is the session; its stanza is routed again, now
+        // to the user's other sessions, offline storage, or an error.
+        const session = this.registry.bySid(to, msg.meta.sid);
+        void this.queue.run(session?.user ?? key, async () => {
+          if (session) await this.end(session, "c2s unreachable");
+          await this.fromPeerNow(msg.xml, session?.jid ?? key);
+        });
+        return;
+      }
+      case SessionOp.Started: {
+        const session = this.registry.bySid(to, msg.meta.sid);
+        if (session) void this.queue.run(session.user, () => this.end(session, "c2s unreachable"));
+        return;
+      }
+      case SessionOp.Forward:
+        // No sm is linked to take it; the store is shared, so process it here
+        // (offline storage, stored subscription requests, errors).
+        this.fromPeer(msg.xml, key);
+        return;
+      default:
+        this.log.debug({ op: msg.op, to }, "undeliverable frame for a gone session");
+    }
+  }
+
+  /** The member table changed: sessions on vanished c2s end; users now owned elsewhere reconnect there. */
+  onMembers(members: Member[]): void {
+    const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
+    for (const session of this.registry.all()) {
+      const owner = this.port.smOwnerOf(session.user);
+      if (!c2s.has(session.c2s)) {
+        void this.queue.run(session.user, () => this.end(session, "c2s left"));
+      } else if (owner !== undefined && owner !== this.port.name) {
+        void this.queue.run(session.user, () => this.end(session, "user moved to another sm", "reset"));
+      }
+    }
+  }
+
+  /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const session of this.registry.all()) {
+      void this.queue.run(session.user, () => this.end(session, "shutdown", "system-shutdown"));
+    }
+    await this.idle();
+  }
+
+  /** Resolves when every queued frame has been processed. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private decode(payload: Buffer, peer: string): SessionMessage | null {
+    try {
+      return decodeSessionPayload(payload);
+    } catch (err) {
+      this.log.warn({ err, peer }, "bad session payload");
+      return null;
+    }
+  }
+
+  // ---- sessions
+
+  /** Binds a session and answers STARTED, or answers START_FAILED and returns null. */
+  private async bind(c2s: string, key: string, meta: StartMeta): Promise<Session | null> {
+    const fail = (condition: string, text?: string): null => {
+      this.startFailed(c2s, key, meta.sid, condition, text);
+      return null;
+    };
+    if (this.closed) return fail("service-unavailable", "session manager shutting down");
+    const jid = parseJid(meta.jid);
+    if (!jid || !jid.local) return fail("bad-request", "not a user JID");
+    const user = bare(jid);
+    if (!this.domains.has(jid.domain) || !(await this.store.accountExists(user))) {
+      return fail("not-authorized");
+    }
+    const reused = this.registry.bySid(c2s, meta.sid);
+    if (reused) await this.end(reused, "sid started again");
+    const old = jid.resource ? this.registry.get(full(jid)) : undefined;
+    if (this.registry.of(user).filter((s) => s !== old).length >= this.maxSessions) {
+      return fail("resource-constraint", "too many sessions");
+    }
+    // Protocol §2.1: the new session wins.
+    if (old) await this.end(old, "replaced", "conflict");
+    const resource = jid.resource || this.freeResource(user);
+    const fullJid = `${user}/${resource}`;
+    const session: Session = {
+      user,
+      resource,
+      jid: fullJid,
+      c2s,
+      sid: meta.sid,
+      log: this.log.child({ sid: meta.sid, jid: fullJid }),
+      presence: null,
+      priority: 0,
+      interested: false,
+      directed: new Set(),
+    };
+    this.registry.add(session);
+    this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: fullJid }));
+    session.log.info({ c2s, ip: meta.ip, secure: meta.secure }, "session started");
+    return session;
+  }
+
+  private startFailed(c2s: string, key: string, sid: string, condition: string, text?: string): void {
+    const meta = text ? { sid, condition, text } : { sid, condition };
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.StartFailed, meta));
+  }
+
+  private freeResource(user: string): string {
+    for (;;) {
+      const resource = randomBytes(6).toString("hex");
+      if (!this.registry.get(`${user}/${resource}`)) return resource;
+    }
+  }
+
+  /** Ends a session; with a condition, the c2s is told to close the stream (CLOSE). */
+  private async end(session: Session, reason: string, condition?: string): Promise<void> {
+    if (!this.registry.has(session)) return;
+    this.registry.remove(session);
+    if (condition) {
+      this.port.send(
+        session.c2s,
+        session.user,
+        encodeSessionPayload(SessionOp.Close, { sid: session.sid, condition }),
+      );
+    }
+    session.log.info({ reason }, "session ended");
+    await this.hooks.fire("session-ended", { session });
+  }
+
+  // ---- stanzas
+
+  private async fromClient(session: Session, xml: Buffer): Promise<void> {
+    if (!this.registry.has(session)) return; // ended while this frame waited
+    const stanza = this.parseStanza(xml);
+    if (!stanza) {
+      session.log.warn("unparsable stanza from c2s");
+      return this.end(session, "bad stanza", "bad-format");
+    }
+    if (!KINDS.has(stanza.name)) {
+      session.log.warn({ name: stanza.name }, "non-stanza element from c2s");
+      return this.end(session, "bad stanza", "unsupported-stanza-type");
+    }
+    let raw: Buffer | undefined = xml;
+    if (stanza.attrs.from !== session.jid) {
+      stanza.attrs.from = session.jid;
+      raw = undefined;
+    }
+    const from = parseJid(session.jid)!;
+    const selfEvent = { stanza, raw, from, to: parseJid(session.user)!, origin: session };
+    const toAttr: string | undefined = stanza.attrs.to;
+    if (!toAttr) return this.outbound(selfEvent, "self");
+    const to = parseJid(toAttr);
+    if (!to) return this.api.error(selfEvent, "jid-malformed");
+    const event: StanzaEvent = { stanza, raw, from, to, origin: session };
+    if (!this.domains.has(to.domain)) return this.toUnserved(event);
+    if (!to.local) return this.outbound(event, "host");
+    if (to.resource) return this.outbound(event, "full");
+    return this.outbound(event, bare(to) === session.user ? "self" : "bare");
+  }
+
+  /** Outbound processing on the sender's sm, then routing. */
+  private async outbound(event: StanzaEvent, target: Target): Promise<void> {
+    await this.guarded(event, async () => {
+      if (await this.hooks.fire(`pre-${event.stanza.name as Kind}/${target}`, event)) return;
+      if (target === "self" || target === "host") await this.inbound(event, target);
+      else await this.send(event.stanza, event.raw);
+    });
+  }
+
+  /** Inbound processing on the recipient's sm. */
+  private async inbound(event: StanzaEvent, target: Target): Promise<void> {
+    const { stanza } = event;
+    const type: string | undefined = stanza.attrs.type;
+    const request = stanza.name === "iq" && (type === "get" || type === "set") ? type : undefined;
+    if (request) {
+      const payloads = stanza.getChildElements();
+      // RFC 6120 §8.2.3: a get or set carries exactly one payload.
+      if (payloads.length !== 1) return this.api.error(event, "bad-request");
+      const key = payloadKey(payloads[0]!);
+      if (await this.fireTargeted((t) => `iq-${request}/${t}/${key}`, target, event)) return;
+    }
+    if (await this.fireTargeted((t) => `${stanza.name as Kind}/${t}`, target, event)) return;
+    if (request) return this.api.error(event, "service-unavailable");
+    this.log.debug({ name: stanza.name, type, to: stanza.attrs.to, target }, "unhandled stanza dropped");
+  }
+
+  private async fireTargeted(name: (t: Target) => HookName, target: Target, event: StanzaEvent): Promise<boolean> {
+    if (await this.hooks.fire(name(target), event)) return true;
+    return target === "self" && this.hooks.fire(name("bare"), event);
+  }
+
+  /** A FORWARD from another sm: the stanza is for a user this sm owns. */
+  private fromPeer(xml: Buffer, key: string): void {
+    void this.queue.run(key, () => this.fromPeerNow(xml));
+  }
+
+  /** Inbound processing of a routed stanza; `defaultTo` stands for a missing 'to' (a self stanza). */
+  private async fromPeerNow(xml: Buffer, defaultTo?: string): Promise<void> {
+    const stanza = this.parseStanza(xml);
+    const to = stanza && parseJid(stanza.attrs.to ?? defaultTo ?? "");
+    if (!stanza || !KINDS.has(stanza.name) || !to || !this.domains.has(to.domain)) {
+      this.log.warn({ xml: xml.toString("utf8", 0, 200) }, "unroutable stanza dropped");
+      return;
+    }
+    const from = parseJid(stanza.attrs.from ?? "") ?? domainJid(to.domain);
+    const event: StanzaEvent = { stanza, raw: xml, from, to, origin: undefined };
+    await this.guarded(event, () => this.inbound(event, targetOf(to)));
+  }
+
+  private async send(stanza: Element, raw?: Buffer): Promise<void> {
+    const to = parseJid(stanza.attrs.to ?? "");
+    if (!to) {
+      this.log.warn({ name: stanza.name, to: stanza.attrs.to }, "stanza without a valid to not sent");
+      return;
+    }
+    const from = parseJid(stanza.attrs.from ?? "") ?? domainJid(to.domain);
+    const event: StanzaEvent = { stanza, raw, from, to, origin: undefined };
+    if (!this.domains.has(to.domain)) return this.toUnserved(event);
+    const target = targetOf(to);
+    // Host stanzas are answered on the sender's behalf, in the sender's order.
+    const key = target === "host" ? bare(from) : bare(to);
+    if (target !== "host") {
+      const owner = this.port.smOwnerOf(key);
+      if (owner !== undefined && owner !== this.port.name) {
+        this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, raw ?? stanza.toString()));
+        return;
+      }
+    }
+    const job = (): Promise<void> => this.guarded(event, () => this.inbound(event, target));
+    // Within the recipient's own job, run at once: waiting on its queue would
+    // deadlock, and queueing behind would reorder its sends.
+    if (this.queue.current() === key) await job();
+    else void this.queue.run(key, job);
+  }
+
+  /** No s2s yet: messages and iq requests for other domains bounce; presence and iq results have nowhere to go. */
+  private async toUnserved(event: StanzaEvent): Promise<void> {
+    const { name, attrs } = event.stanza;
+    if (name === "presence" || (name === "iq" && attrs.type === "result")) {
+      this.log.debug({ name, to: attrs.to }, "stanza for an unserved domain dropped");
+      return;
+    }
+    await this.api.error(event, "remote-server-not-found");
+  }
+
+  private deliver(session: Session, stanza: Element, raw?: Buffer): void {
+    this.port.send(
+      session.c2s,
+      session.user,
+      encodeSessionPayload(SessionOp.Deliver, { sid: session.sid }, raw ?? stanza.toString()),
+    );
+  }
+
+  private async reply(event: StanzaEvent, stanza: Element): Promise<void> {
+    if (event.origin && this.registry.has(event.origin)) this.deliver(event.origin, stanza);
+    else await this.send(stanza);
+  }
+
+  /** A handler that throws costs the sender an internal-server-error, never the farm. */
+  private async guarded(event: StanzaEvent, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      this.log.error({ err, name: event.stanza.name, from: full(event.from), to: full(event.to) }, "stanza failed");
+      await this.api.error(event, "internal-server-error");
+    }
+  }
+
+  private parseStanza(xml: Buffer): Element | null {
+    try {
+      return parse(xml.toString("utf8"));
+    } catch {
+      return null;
+    }
+  }
+}
+
+function domainJid(domain: string): Jid {
+  return { local: "", domain, resource: "" };
+}
+
+function targetOf(to: Jid): Target {
+  if (!to.local) return "host";
+  return to.resource ? "full" : "bare";
+}

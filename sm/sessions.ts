@@ -1,0 +1,83 @@
+// The session registry: users by bare JID, each with sessions by resource.
+import type { Element } from "ltx";
+import type { Logger } from "../lib/log.js";
+
+export interface Session {
+  /** Bare JID. */
+  readonly user: string;
+  readonly resource: string;
+  /** Full JID. */
+  readonly jid: string;
+  /** The c2s holding the connection, and its name for the session (protocol §2). */
+  readonly c2s: string;
+  readonly sid: string;
+  readonly log: Logger;
+  /** The last available presence broadcast (from the full JID, no to); null while unavailable. */
+  presence: Element | null;
+  priority: number;
+  /** Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6). */
+  interested: boolean;
+  /** JIDs that got directed available presence and must hear of unavailability (RFC 6121 §4.6). */
+  readonly directed: Set<string>;
+}
+
+/** What modules may read of the registry. */
+export interface SessionView {
+  /** A user's sessions, in bind order. */
+  of(user: string): Session[];
+  /** The session bound to a full JID. */
+  get(jid: string): Session | undefined;
+  /** A user's sessions that sent available presence. */
+  available(user: string): Session[];
+}
+
+export class SessionRegistry implements SessionView {
+  private readonly users = new Map<string, Map<string, Session>>();
+  private readonly byConnection = new Map<string, Session>();
+
+  of(user: string): Session[] {
+    return [...(this.users.get(user)?.values() ?? [])];
+  }
+
+  get(jid: string): Session | undefined {
+    const slash = jid.indexOf("/");
+    if (slash < 0) return undefined;
+    return this.users.get(jid.slice(0, slash))?.get(jid.slice(slash + 1));
+  }
+
+  available(user: string): Session[] {
+    return this.of(user).filter((s) => s.presence !== null);
+  }
+
+  bySid(c2s: string, sid: string): Session | undefined {
+    return this.byConnection.get(connectionKey(c2s, sid));
+  }
+
+  /** True while the session is registered (not ended or replaced). */
+  has(session: Session): boolean {
+    return this.byConnection.get(connectionKey(session.c2s, session.sid)) === session;
+  }
+
+  all(): Session[] {
+    return [...this.byConnection.values()];
+  }
+
+  add(session: Session): void {
+    let resources = this.users.get(session.user);
+    if (!resources) this.users.set(session.user, (resources = new Map()));
+    resources.set(session.resource, session);
+    this.byConnection.set(connectionKey(session.c2s, session.sid), session);
+  }
+
+  remove(session: Session): void {
+    if (!this.has(session)) return;
+    this.byConnection.delete(connectionKey(session.c2s, session.sid));
+    const resources = this.users.get(session.user);
+    if (resources?.get(session.resource) === session) resources.delete(session.resource);
+    if (resources?.size === 0) this.users.delete(session.user);
+  }
+}
+
+function connectionKey(c2s: string, sid: string): string {
+  return `${c2s}\n${sid}`;
+}

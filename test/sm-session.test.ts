@@ -1,0 +1,157 @@
+// Sessions: binding, conflicts, limits, and sessions ending because their
+// c2s went away.
+import { parse } from "ltx";
+import { afterEach, describe, expect, it } from "vitest";
+import { SM_ADDRESS } from "../lib/link/member.js";
+import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { DOMAIN, Harness } from "./sm-harness.js";
+
+describe("sm sessions", () => {
+  let h: Harness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it("binds the requested resource, or generates distinct ones", async () => {
+    h = await Harness.create(["alice"]);
+    const phone = await h.startFrame(`alice@${DOMAIN}/phone`);
+    expect(phone.op).toBe(SessionOp.Started);
+    expect(phone.meta).toMatchObject({ jid: `alice@${DOMAIN}/phone` });
+    expect(phone.key).toBe(`alice@${DOMAIN}`);
+
+    const a = await h.connect(`alice@${DOMAIN}`);
+    const b = await h.connect(`ALICE@${DOMAIN}`);
+    expect(a.jid).toMatch(new RegExp(`^alice@${DOMAIN}/.+`));
+    expect(b.jid).toMatch(new RegExp(`^alice@${DOMAIN}/.+`));
+    expect(new Set([a.jid, b.jid, `alice@${DOMAIN}/phone`]).size).toBe(3);
+  });
+
+  it("refuses unknown accounts and unserved domains", async () => {
+    h = await Harness.create(["alice"]);
+    expect(await h.startFrame(`mallory@${DOMAIN}/x`)).toMatchObject({
+      op: SessionOp.StartFailed,
+      meta: { condition: "not-authorized" },
+    });
+    expect(await h.startFrame("alice@elsewhere.org/x")).toMatchObject({
+      op: SessionOp.StartFailed,
+      meta: { condition: "not-authorized" },
+    });
+  });
+
+  it("gives a taken resource to the new session and closes the old one with conflict", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    await h.mutual("alice", "bob");
+    const bob = await h.connect(`bob@${DOMAIN}/desk`);
+    await bob.online();
+    const old = await h.connect(`alice@${DOMAIN}/phone`, "c2s-1");
+    await old.online();
+    bob.received();
+
+    const answer = await h.startFrame(`alice@${DOMAIN}/phone`, "c2s-2", "new");
+    expect(answer).toMatchObject({ op: SessionOp.Started, meta: { sid: "new", jid: `alice@${DOMAIN}/phone` } });
+    const closed = old.frames();
+    expect(closed).toHaveLength(1);
+    expect(closed[0]).toMatchObject({ op: SessionOp.Close, meta: { condition: "conflict" } });
+    // The old session's contacts saw it go.
+    const seen = bob.received();
+    expect(seen.map((p) => [p.attrs.type, p.attrs.from])).toEqual([["unavailable", `alice@${DOMAIN}/phone`]]);
+    // Its stanzas no longer count: the c2s is told the session is unknown.
+    await old.send("<presence/>");
+    expect(old.frames()).toMatchObject([{ op: SessionOp.Close, meta: { condition: "internal-server-error" } }]);
+  });
+
+  it("enforces the per-user session limit", async () => {
+    h = await Harness.create(["alice"], { maxSessionsPerUser: 2 });
+    await h.connect(`alice@${DOMAIN}/a`);
+    await h.connect(`alice@${DOMAIN}/b`);
+    expect(await h.startFrame(`alice@${DOMAIN}/c`)).toMatchObject({
+      op: SessionOp.StartFailed,
+      meta: { condition: "resource-constraint" },
+    });
+    // Replacing a resource does not add a session.
+    expect((await h.startFrame(`alice@${DOMAIN}/a`)).op).toBe(SessionOp.Started);
+  });
+
+  it("ends every session of a c2s that leaves the member table", async () => {
+    h = await Harness.create(["alice", "bob", "carol"]);
+    await h.mutual("alice", "carol");
+    await h.mutual("bob", "carol");
+    const alice = await h.connect(`alice@${DOMAIN}/a`, "c2s-1");
+    const bob = await h.connect(`bob@${DOMAIN}/b`, "c2s-1");
+    const carol = await h.connect(`carol@${DOMAIN}/c`, "c2s-2");
+    await alice.online();
+    await bob.online();
+    await carol.online();
+    for (const c of [alice, bob, carol]) c.frames();
+
+    await h.members(["c2s-2", "sm-1"]);
+    const gone = carol.received().map((p) => [p.attrs.type, p.attrs.from]);
+    expect(gone).toEqual(
+      expect.arrayContaining([
+        ["unavailable", `alice@${DOMAIN}/a`],
+        ["unavailable", `bob@${DOMAIN}/b`],
+      ]),
+    );
+    expect(gone).toHaveLength(2);
+    // No CLOSE goes to a c2s that is gone.
+    expect(h.port.take((f) => f.to === "c2s-1")).toEqual([]);
+    // A message for alice now waits offline.
+    await carol.send(`<message to='alice@${DOMAIN}' type='chat'><body>hi</body></message>`);
+    expect(await h.store.countOffline(`alice@${DOMAIN}`)).toBe(1);
+  });
+
+  it("closes sessions of users another sm now owns", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    const bob = await h.connect(`bob@${DOMAIN}/b`);
+    h.port.owner = (key) => (key === `alice@${DOMAIN}` ? "sm-2" : "sm-1");
+    await h.members(["c2s-1", "sm-1", "sm-2"]);
+    expect(alice.frames()).toMatchObject([{ op: SessionOp.Close, meta: { condition: "reset" } }]);
+    expect(bob.frames()).toEqual([]);
+  });
+
+  it("treats an undeliverable DELIVER as the end of that session and keeps the stanza", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`, "c2s-1");
+    const bob = await h.connect(`bob@${DOMAIN}/b`, "c2s-9");
+    await bob.online();
+    await alice.send(`<message to='bob@${DOMAIN}' type='chat' id='m1'><body>hello</body></message>`);
+    const [deliver] = h.port.take((f) => f.to === "c2s-9" && f.op === SessionOp.Deliver);
+    expect(deliver).toBeDefined();
+
+    h.sm.onUndeliverable("c2s-9", deliver!.key, encodeSessionPayload(SessionOp.Deliver, { sid: bob.sid }, deliver!.xml));
+    await h.sm.idle();
+    const stored = await h.store.loadOffline(`bob@${DOMAIN}`);
+    expect(stored).toHaveLength(1);
+    expect(parse(stored[0]!.xml).attrs.id).toBe("m1");
+    // bob's session is gone: a further stanza from it is refused.
+    await bob.send("<presence/>");
+    expect(bob.frames()).toMatchObject([{ op: SessionOp.Close, meta: { condition: "internal-server-error" } }]);
+  });
+
+  it("forwards stanzas for users owned by another sm, and processes FORWARDs for its own", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    h.port.owner = (key) => (key === `bob@${DOMAIN}` ? "sm-2" : "sm-1");
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    await alice.online();
+    const sent = `<message to="bob@${DOMAIN}" type="chat" from="${alice.jid}"><body>bytes as sent</body></message>`;
+    await alice.sendRaw(sent);
+    const [forward] = h.port.take((f) => f.op === SessionOp.Forward);
+    expect(forward).toMatchObject({ to: SM_ADDRESS, key: `bob@${DOMAIN}` });
+    expect(forward!.xml.toString()).toBe(sent);
+
+    const incoming = `<message from="bob@${DOMAIN}/b" to="${alice.jid}" type="chat"><body>back</body></message>`;
+    await h.route("sm-2", `alice@${DOMAIN}`, encodeSessionPayload(SessionOp.Forward, {}, incoming));
+    const frames = alice.frames();
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.op).toBe(SessionOp.Deliver);
+    expect(frames[0]!.xml.toString()).toBe(incoming);
+  });
+
+  it("closes every session on shutdown", async () => {
+    h = await Harness.create(["alice"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    await h.sm.close();
+    expect(alice.frames()).toMatchObject([{ op: SessionOp.Close, meta: { condition: "system-shutdown" } }]);
+  });
+});
