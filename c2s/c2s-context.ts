@@ -1,0 +1,92 @@
+// What every connection of one c2s process shares: config, store, link, and
+// the process-wide timers (one sweep for all, never a timer per socket).
+import { randomBytes } from "node:crypto";
+import type net from "node:net";
+import type tls from "node:tls";
+import type { Config } from "../lib/config.js";
+import type { Logger } from "../lib/log.js";
+import type { RoutePort } from "../lib/link/member.js";
+import type { Store } from "../xdb-sql/store.js";
+import type { ClientConnection } from "./client-connection.js";
+
+/** How long a closed stream's socket may linger for the peer's close. */
+const CLOSE_GRACE_MS = 5_000;
+const SWEEP_MS = 1_000;
+
+export class C2sContext {
+  private sidCounter = 0;
+  private readonly boot = randomBytes(3).toString("hex");
+  /** Connections that have yet to bind, with their deadline. */
+  private readonly authDeadlines = new Map<ClientConnection, number>();
+  private readonly closing = new Map<net.Socket, number>();
+  private readonly connections = new Map<string, ClientConnection>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    readonly config: Config["c2s"] & { domains: string[] },
+    readonly store: Store,
+    readonly link: RoutePort,
+    readonly secureContext: tls.SecureContext,
+    readonly log: Logger,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  nextSid(): string {
+    return `${this.boot}${(++this.sidCounter).toString(36)}`;
+  }
+
+  streamId(): string {
+    return randomBytes(8).toString("hex");
+  }
+
+  register(conn: ClientConnection): void {
+    this.connections.set(conn.sid, conn);
+  }
+
+  get(sid: string): ClientConnection | undefined {
+    return this.connections.get(sid);
+  }
+
+  all(): IterableIterator<ClientConnection> {
+    return this.connections.values();
+  }
+
+  awaitAuth(conn: ClientConnection): void {
+    this.authDeadlines.set(conn, Date.now() + this.config.auth_timeout * 1000);
+  }
+
+  authDone(conn: ClientConnection): void {
+    this.authDeadlines.delete(conn);
+  }
+
+  forget(conn: ClientConnection): void {
+    this.authDeadlines.delete(conn);
+    this.connections.delete(conn.sid);
+  }
+
+  scheduleDestroy(socket: net.Socket): void {
+    this.closing.set(socket, Date.now() + CLOSE_GRACE_MS);
+    socket.once("close", () => this.closing.delete(socket));
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
+    for (const [socket, deadline] of this.closing) {
+      if (deadline <= now) {
+        this.closing.delete(socket);
+        socket.destroy();
+      }
+    }
+  }
+}

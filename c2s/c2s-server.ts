@@ -1,0 +1,125 @@
+// A c2s process: client listeners (STARTTLS and direct TLS), its link to the
+// router, and the dispatch of what the sm sends back to each connection.
+import net from "node:net";
+import tls from "node:tls";
+import type { Config } from "../lib/config.js";
+import { LinkClient } from "../lib/link/link-client.js";
+import type { Logger } from "../lib/log.js";
+import { SessionOp, decodeSessionPayload } from "../lib/link/session-payload.js";
+import type { Store } from "../xdb-sql/store.js";
+import { C2sContext } from "./c2s-context.js";
+import { ClientConnection } from "./client-connection.js";
+import { loadTlsCredentials } from "./tls-credentials.js";
+
+export interface C2sServer {
+  ports: { port: number; tlsPort: number };
+  close(): Promise<void>;
+}
+
+export async function startC2s(config: Config, store: Store, log: Logger): Promise<C2sServer> {
+  const c = config.c2s;
+  const secret = config.secrets[c.name];
+  if (!secret) throw new Error(`no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
+  const tlsCredentials = await loadTlsCredentials(config, log);
+  const link = new LinkClient({
+    name: c.name,
+    role: "c2s",
+    secret,
+    routers: config.router.addresses,
+    info: { host: c.public_host, port: c.port, tlsPort: c.tls_port },
+    log,
+    maxFrame: config.link.max_frame,
+  });
+  const ctx = new C2sContext({ ...c, domains: config.domains }, store, link, tlsCredentials.context, log);
+
+  link.on("route", (_from, _key, payload) => {
+    let msg;
+    try {
+      msg = decodeSessionPayload(payload);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "bad session payload from the sm");
+      return;
+    }
+    const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;
+    if (!conn) return; // the connection is gone; protocol §2 says ignore
+    switch (msg.op) {
+      case SessionOp.Deliver:
+        conn.write(msg.xml);
+        break;
+      case SessionOp.Started:
+        conn.bound(msg.meta.jid);
+        break;
+      case SessionOp.StartFailed:
+        conn.bindFailed(msg.meta.condition);
+        break;
+      case SessionOp.Close:
+        conn.closedBySm(msg.meta.condition, msg.meta.text);
+        break;
+      default:
+        log.warn({ op: msg.op }, "unexpected session op from the sm");
+    }
+  });
+  link.on("undeliverable", (to, key) => {
+    // No sm could take it: the sessions of that user cannot go on; they reconnect later.
+    log.warn({ to, key }, "no session manager reachable for a user; closing their streams");
+    for (const conn of ctx.all()) if (conn.bareJid === key) conn.closedBySm("internal-server-error", "no session manager is available; reconnect later");
+  });
+  let smNames = new Set<string>();
+  link.on("members", (members) => {
+    const now = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
+    const lost = [...smNames].filter((n) => !now.has(n));
+    smNames = now;
+    if (lost.length > 0 && link.connected) {
+      // The sessions lived in a session manager that is gone: their clients must log in again.
+      log.warn({ lost }, "session manager left; closing the streams of its sessions");
+      for (const conn of ctx.all()) if (conn.bareJid) conn.closedBySm("system-shutdown", "the session manager restarted; reconnect");
+    }
+  });
+  link.on("down", () => {
+    for (const conn of ctx.all()) if (conn.bareJid) conn.closedBySm("system-shutdown", "the router link was lost; reconnect");
+  });
+  link.start();
+
+  const accept = (socket: net.Socket, secure: boolean) => {
+    if (ctx.size >= c.max_connections) {
+      log.warn({ limit: c.max_connections }, "connection limit reached; refusing a client");
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    new ClientConnection(ctx, socket, secure);
+  };
+  const host = c.host === "*" ? undefined : c.host;
+  const plain = net.createServer((s) => accept(s, false));
+  await listen(plain, c.port, host);
+  let direct: tls.Server | null = null;
+  if (c.tls_port) {
+    direct = tls.createServer({ ...tlsCredentials.options, handshakeTimeout: c.auth_timeout * 1000 }, (s) => accept(s, true));
+    direct.on("tlsClientError", (err) => log.debug({ err: err.message }, "direct TLS handshake failed"));
+    await listen(direct, c.tls_port, host);
+  }
+  const ports = { port: (plain.address() as net.AddressInfo).port, tlsPort: direct ? (direct.address() as net.AddressInfo).port : 0 };
+  log.info({ ...ports, host: c.host }, "c2s listening for clients");
+
+  return {
+    ports,
+    async close() {
+      for (const conn of ctx.all()) conn.streamError("system-shutdown", "the server is shutting down");
+      link.stop();
+      ctx.close();
+      await Promise.all([closeServer(plain), direct ? closeServer(direct) : Promise.resolve()]);
+    },
+  };
+}
+
+function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host, backlog: 1024 }, () => resolve());
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,404 @@
+// One client's connection: the RFC 6120 stream state machine from the first
+// header to a bound session — STARTTLS, SASL, resource binding — and then a
+// thin pipe: stanzas go to the sm with `from` stamped, bytes from the sm go
+// to the socket unparsed.
+import net from "node:net";
+import tls from "node:tls";
+import { escapeXML, escapeXMLText, type Element } from "ltx";
+import { parseJid } from "../lib/jid.js";
+import type { Logger } from "../lib/log.js";
+import { SM_ADDRESS } from "../lib/link/member.js";
+import { SessionOp, encodeSessionPayload, type SessionMetaByOp } from "../lib/link/session-payload.js";
+import { parsePlain } from "../lib/sasl/plain.js";
+import { verifyPassword } from "../lib/sasl/scram-credentials.js";
+import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
+import type { C2sContext } from "./c2s-context.js";
+import { NS_BIND, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
+import { NS_CLIENT, XmlStream, type StreamHeader } from "./xml-stream.js";
+
+const MAX_SASL_ATTEMPTS = 3;
+/** Stanzas a client may send between asking to bind and being bound. */
+const MAX_EARLY_STANZAS = 16;
+/** Bytes queued for a client that does not read before it is cut off. */
+const MAX_WRITE_BUFFER = 4 * 1024 * 1024;
+const STANZA_NAMES = new Set(["message", "presence", "iq"]);
+
+type Stage = "header" | "features" | "sasl" | "bound" | "closed";
+
+export class ClientConnection {
+  readonly sid: string;
+  private socket: net.Socket;
+  private stream: XmlStream;
+  private stage: Stage = "header";
+  private secure: boolean;
+  private domain = "";
+  /** The bare JID once SASL succeeded. */
+  private user: string | null = null;
+  /** The full JID once the sm bound the session. */
+  private jid: string | null = null;
+  private bindId: string | undefined;
+  private binding = false;
+  private early: Element[] | null = null;
+  private scram: ScramServer | null = null;
+  private saslFailures = 0;
+  private headerSent = false;
+  private log: Logger;
+  /** Set once the sm knows this session, so END is owed when it goes. */
+  private smKnows = false;
+
+  constructor(
+    private readonly ctx: C2sContext,
+    socket: net.Socket,
+    secure: boolean,
+  ) {
+    this.sid = ctx.nextSid();
+    this.socket = socket;
+    this.secure = secure;
+    this.log = ctx.log.child({ sid: this.sid, ip: socket.remoteAddress });
+    this.stream = this.newStream();
+    this.attach(socket);
+    ctx.register(this);
+    ctx.awaitAuth(this);
+  }
+
+  get bareJid(): string | null {
+    return this.user;
+  }
+
+  private newStream(): XmlStream {
+    return new XmlStream(this.ctx.config.max_stanza_size, {
+      header: (h) => this.onHeader(h),
+      element: (el, uri) => this.onElement(el, uri),
+      end: () => this.close(),
+      error: (err) => this.streamError(err.condition, err.message),
+    });
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.on("data", (chunk: Buffer) => this.stream.write(chunk));
+    socket.on("error", (err) => this.log.debug({ err: err.message }, "client socket error"));
+    socket.on("close", () => this.onSocketClosed());
+  }
+
+  write(data: string | Buffer): void {
+    if (this.stage === "closed") return;
+    this.socket.write(data);
+    if (this.socket.writableLength > MAX_WRITE_BUFFER) {
+      this.log.warn({ buffered: this.socket.writableLength }, "client does not read; closing");
+      this.streamError("policy-violation", "too much unread data");
+    }
+  }
+
+  /** Ends the stream with a stream error (RFC 6120 §4.9). */
+  streamError(condition: string, text?: string): void {
+    if (this.stage === "closed") return;
+    this.log.info({ condition, text }, "stream error");
+    if (!this.headerSent) this.sendHeader();
+    this.socket.end(streamError(condition, text));
+    this.finish();
+  }
+
+  /** Closes the stream cleanly. */
+  close(): void {
+    if (this.stage === "closed") return;
+    this.socket.end("</stream:stream>");
+    this.finish();
+  }
+
+  private finish(): void {
+    this.stage = "closed";
+    this.stream.stop();
+    // A client that never closes its side is cut off after a grace period.
+    this.ctx.scheduleDestroy(this.socket);
+    this.leave();
+  }
+
+  private onSocketClosed(): void {
+    if (this.stage !== "closed") {
+      this.stage = "closed";
+      this.stream.stop();
+    }
+    this.leave();
+  }
+
+  /** Forgets the connection; tells the sm unless the sm ended it. */
+  private leave(): void {
+    this.ctx.forget(this);
+    if (this.smKnows) {
+      this.smKnows = false;
+      this.toSm(SessionOp.End, { sid: this.sid });
+    }
+  }
+
+  /** The sm ended this session (CLOSE): no END is owed. */
+  closedBySm(condition: string, text?: string): void {
+    this.smKnows = false;
+    this.streamError(condition, text);
+  }
+
+  /** The sm answered our START. */
+  bound(jid: string): void {
+    if (this.stage === "closed") return;
+    this.jid = jid;
+    this.binding = false;
+    this.stage = "bound";
+    this.log = this.log.child({ jid });
+    this.ctx.authDone(this);
+    this.write(`<iq type='result' id='${escapeXML(this.bindId ?? "")}'><bind xmlns='${NS_BIND}'><jid>${escapeXMLText(jid)}</jid></bind></iq>`);
+    this.log.info("session bound");
+    const early = this.early ?? [];
+    this.early = null;
+    for (const el of early) this.onStanza(el);
+  }
+
+  bindFailed(condition: string): void {
+    if (this.stage === "closed") return;
+    this.smKnows = false;
+    this.binding = false;
+    this.early = null;
+    this.write(iqError(this.bindId, condition === "conflict" ? "cancel" : "wait", condition));
+  }
+
+  timedOut(): void {
+    this.streamError("connection-timeout", "authentication and binding must finish sooner");
+  }
+
+  private sendHeader(): void {
+    this.headerSent = true;
+    this.socket.write(streamHeader(this.domain || this.ctx.config.domains[0]!, this.ctx.streamId()));
+  }
+
+  private onHeader(h: StreamHeader): void {
+    const domains = this.ctx.config.domains;
+    const to = (h.to ?? domains[0]!).toLowerCase();
+    this.domain = to;
+    if (!domains.includes(to)) {
+      this.domain = domains[0]!;
+      this.streamError("host-unknown", `this server does not serve ${h.to}`);
+      return;
+    }
+    if (h.version === undefined || !/^1\.\d+$/.test(h.version)) {
+      this.streamError("unsupported-version", "XMPP 1.0 streams only");
+      return;
+    }
+    this.sendHeader();
+    this.stage = "features";
+    this.write(this.features());
+  }
+
+  private features(): string {
+    if (!this.user) {
+      const mustTls = this.ctx.config.require_tls && !this.secure;
+      const tlsOffer = this.secure ? "" : `<starttls xmlns='${NS_TLS}'>${mustTls ? "<required/>" : ""}</starttls>`;
+      if (mustTls) return `<stream:features>${tlsOffer}</stream:features>`;
+      const mechs = ["SCRAM-SHA-256", "SCRAM-SHA-1", ...(this.secure ? ["PLAIN"] : [])];
+      const mechXml = mechs.map((m) => `<mechanism>${m}</mechanism>`).join("");
+      return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms></stream:features>`;
+    }
+    // Roster versioning (XEP-0237, RFC 6121 §2.6) is the sm's; the feature is announced here.
+    return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/></stream:features>`;
+  }
+
+  private onElement(el: Element, uri: string): void {
+    if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
+      if (this.stage === "bound") this.onStanza(el);
+      else if (this.user && el.name === "iq") this.onPreBindIq(el);
+      else if (this.binding && this.early && this.early.length < MAX_EARLY_STANZAS) this.early.push(el);
+      else this.streamError("not-authorized", "authenticate and bind before sending stanzas");
+      return;
+    }
+    if (uri === NS_TLS && el.name === "starttls" && !this.user) return this.startTls();
+    if (uri === NS_SASL && !this.user) return void this.onSasl(el);
+    this.streamError("unsupported-stanza-type", `<${el.name}/> in ${uri} is not supported here`);
+  }
+
+  private onPreBindIq(iq: Element): void {
+    const type = iq.attrs.type;
+    const bind = iq.getChild("bind", NS_BIND);
+    if (type === "set" && bind) {
+      if (this.binding) {
+        this.write(iqError(iq.attrs.id, "wait", "resource-constraint"));
+        return;
+      }
+      const resource = bind.getChildText("resource")?.trim() ?? "";
+      if (resource.length > 1023 || /[\u0000-\u001f]/.test(resource)) {
+        this.write(iqError(iq.attrs.id, "modify", "bad-request"));
+        return;
+      }
+      this.bindId = iq.attrs.id;
+      this.binding = true;
+      this.early = [];
+      this.smKnows = true;
+      this.toSm(SessionOp.Start, {
+        sid: this.sid,
+        jid: resource ? `${this.user}/${resource}` : this.user!,
+        ip: this.socket.remoteAddress ?? "",
+        secure: this.secure,
+      });
+      return;
+    }
+    if (this.binding && this.early && this.early.length < MAX_EARLY_STANZAS) {
+      this.early.push(iq);
+      return;
+    }
+    this.streamError("not-authorized", "bind a resource before sending stanzas");
+  }
+
+  private onStanza(el: Element): void {
+    if (el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION) && !el.attrs.to) {
+      // RFC 3921's session establishment: a no-op kept for old clients (RFC 6121 Appendix E).
+      this.write(`<iq type='result' id='${escapeXML(el.attrs.id ?? "")}'/>`);
+      return;
+    }
+    if (el.name === "iq" && el.getChild("bind", NS_BIND) && el.attrs.type === "set") {
+      this.write(iqError(el.attrs.id, "cancel", "not-allowed"));
+      return;
+    }
+    el.attrs.from = this.jid!;
+    if (el.attrs.to !== undefined && !parseJid(el.attrs.to)) {
+      delete el.attrs.xmlns;
+      this.write(stanzaErrorReply(el, "modify", "jid-malformed"));
+      return;
+    }
+    this.toSm(SessionOp.Stanza, { sid: this.sid }, el.toString());
+  }
+
+  private toSm<K extends SessionOp>(op: K, meta: SessionMetaByOp[K], xml?: string): void {
+    this.ctx.link.send(SM_ADDRESS, this.user!, encodeSessionPayload(op, meta, xml));
+  }
+
+  private startTls(): void {
+    if (this.secure) {
+      this.streamError("policy-violation", "the stream is already encrypted");
+      return;
+    }
+    this.write(`<proceed xmlns='${NS_TLS}'/>`);
+    const raw = this.socket;
+    raw.removeAllListeners("data");
+    raw.removeAllListeners("close");
+    raw.removeAllListeners("error");
+    this.stream.stop();
+    const secured = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext });
+    this.socket = secured;
+    this.secure = true;
+    this.restartStream();
+    this.attach(secured);
+    secured.on("secure", () => this.log.debug({ protocol: secured.getProtocol() }, "TLS established"));
+  }
+
+  private restartStream(): void {
+    this.stream = this.newStream();
+    this.headerSent = false;
+    this.stage = "header";
+  }
+
+  private async onSasl(el: Element): Promise<void> {
+    try {
+      if (el.name === "auth") await this.saslAuth(el);
+      else if (el.name === "response" && this.scram) await this.saslResponse(el);
+      else if (el.name === "abort") {
+        this.scram = null;
+        this.saslFail("aborted");
+      } else throw new SaslError("malformed-request", `unexpected <${el.name}/>`);
+    } catch (err) {
+      if (!(err instanceof SaslError)) {
+        this.log.error({ err }, "SASL failed internally");
+        this.scram = null;
+        this.write(saslFailure("temporary-auth-failure"));
+        return;
+      }
+      this.scram = null;
+      this.saslFail(err.condition, err.message);
+    }
+  }
+
+  private async saslAuth(el: Element): Promise<void> {
+    if (this.scram) throw new SaslError("malformed-request", "an exchange is already under way");
+    if (this.ctx.config.require_tls && !this.secure) {
+      throw new SaslError("encryption-required", "use STARTTLS before authenticating");
+    }
+    const mech = el.attrs.mechanism as string | undefined;
+    const initial = decodeSaslData(el.getText());
+    switch (mech) {
+      case "PLAIN": {
+        if (!this.secure) throw new SaslError("encryption-required", "PLAIN needs an encrypted stream");
+        const { authzid, authcid, password } = parsePlain(initial);
+        const user = this.userJid(authcid);
+        const creds = user ? await this.ctx.store.getCredentials(user) : null;
+        if (!creds || !(await verifyPassword(password, creds["SHA-256"], "SHA-256"))) {
+          throw new SaslError("not-authorized", "wrong username or password");
+        }
+        this.checkAuthzid(authzid, user!);
+        return this.saslSuccess(user!, "PLAIN");
+      }
+      case "SCRAM-SHA-1":
+      case "SCRAM-SHA-256": {
+        const hash = mech === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256";
+        const scram = new ScramServer(hash, async (name) => {
+          const user = this.userJid(name);
+          const creds = user ? await this.ctx.store.getCredentials(user) : null;
+          return creds ? creds[hash] : null;
+        });
+        this.scram = scram;
+        const challenge = await scram.start(initial);
+        if (this.scram === scram) this.write(`<challenge xmlns='${NS_SASL}'>${challenge.toString("base64")}</challenge>`);
+        return;
+      }
+      default:
+        throw new SaslError("invalid-mechanism", `mechanism ${mech ?? "(none)"} is not offered`);
+    }
+  }
+
+  private async saslResponse(el: Element): Promise<void> {
+    const scram = this.scram!;
+    const final = await scram.finish(decodeSaslData(el.getText()));
+    if (this.scram !== scram) return;
+    const user = this.userJid(scram.username!)!;
+    this.checkAuthzid(scram.authzid ?? "", user);
+    this.scram = null;
+    this.saslSuccess(user, `SCRAM-${scram.hash}`, final);
+  }
+
+  private checkAuthzid(authzid: string, user: string): void {
+    if (authzid && parseJid(authzid) && authzid.toLowerCase() !== user) {
+      throw new SaslError("invalid-authzid", "you may only authorize as yourself");
+    }
+    if (authzid && !parseJid(authzid)) throw new SaslError("invalid-authzid", "malformed authzid");
+  }
+
+  private userJid(username: string): string | null {
+    const j = parseJid(`${username}@${this.domain}`);
+    return j && j.local && !j.resource && username.length > 0 && !username.includes("@") ? `${j.local}@${j.domain}` : null;
+  }
+
+  private saslSuccess(user: string, mech: string, additional?: Buffer): void {
+    if (this.stage === "closed") return;
+    this.user = user;
+    this.log = this.log.child({ user });
+    this.log.info({ secure: this.secure, mech }, "authenticated");
+    this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
+    this.stream.stop();
+    this.restartStream();
+  }
+
+  private saslFail(condition: string, text?: string): void {
+    this.saslFailures++;
+    this.log.info({ condition, text }, "authentication failed");
+    this.write(saslFailure(condition, text));
+    if (this.saslFailures >= MAX_SASL_ATTEMPTS) this.streamError("policy-violation", "too many failed authentication attempts");
+  }
+}
+
+function decodeSaslData(text: string): Buffer {
+  const t = text.trim();
+  if (t === "" || t === "=") return Buffer.alloc(0);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || t.length % 4 !== 0) throw new SaslError("incorrect-encoding", "invalid base64");
+  return Buffer.from(t, "base64");
+}
+
+/** A stanza error sent back to the client itself (RFC 6120 §8.3). */
+function stanzaErrorReply(el: Element, type: string, condition: string): string {
+  const id = el.attrs.id === undefined ? "" : ` id='${escapeXML(el.attrs.id)}'`;
+  const to = el.attrs.from ? ` to='${escapeXML(el.attrs.from)}'` : "";
+  return `<${el.name} type='error'${id}${to}><error type='${type}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></${el.name}>`;
+}

@@ -1,0 +1,33 @@
+// The few fixed pieces of XML a c2s writes on its own: stream headers,
+// features, stream errors. Everything else it writes comes from the sm as
+// bytes, already serialized.
+import { escapeXML } from "ltx";
+
+export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
+export const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
+export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+export function streamHeader(from: string, id: string, lang = "en"): string {
+  return (
+    `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'` +
+    ` from='${escapeXML(from)}' id='${id}' version='1.0' xml:lang='${escapeXML(lang)}'>`
+  );
+}
+
+export function streamError(condition: string, text?: string): string {
+  const t = text ? `<text xmlns='${NS_STREAMS_ERR}'>${escapeXML(text)}</text>` : "";
+  return `<stream:error><${condition} xmlns='${NS_STREAMS_ERR}'/>${t}</stream:error></stream:stream>`;
+}
+
+export function saslFailure(condition: string, text?: string): string {
+  const t = text ? `<text>${escapeXML(text)}</text>` : "";
+  return `<failure xmlns='${NS_SASL}'><${condition}/>${t}</failure>`;
+}
+
+export function iqError(id: string | undefined, type: string, condition: string): string {
+  const idAttr = id === undefined ? "" : ` id='${escapeXML(id)}'`;
+  return `<iq type='error'${idAttr}><error type='${type}'><${condition} xmlns='${NS_STANZAS}'/></error></iq>`;
+}

@@ -1,0 +1,103 @@
+// `xfarm start`: a whole farm on one box — router, sm and N c2s processes —
+// each a child process restarted when it dies; SIGINT/SIGTERM stops them all.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { stringify } from "smol-toml";
+import { loadTlsCredentials } from "../c2s/tls-credentials.js";
+import { secretsFile, type Config } from "../lib/config.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { openStore } from "../xdb-sql/open-store.js";
+
+const CLI = fileURLToPath(new URL("../lib/cli/xfarm.js", import.meta.url));
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+/** A child that ran this long is healthy again: its next restart is quick. */
+const HEALTHY_AFTER_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+interface ChildSpec {
+  name: string;
+  role: "router" | "sm" | "c2s";
+  env: Record<string, string>;
+}
+
+export function farmChildren(config: Config): ChildSpec[] {
+  const specs: ChildSpec[] = [
+    { name: config.router.name, role: "router", env: {} },
+    { name: config.sm.name, role: "sm", env: {} },
+  ];
+  for (let i = 0; i < config.start.c2s_count; i++) {
+    const step = i * config.start.port_step;
+    specs.push({
+      name: `c2s-${i + 1}`,
+      role: "c2s",
+      env: {
+        XFARM_C2S_NAME: `c2s-${i + 1}`,
+        XFARM_C2S_PORT: String(config.c2s.port + step),
+        XFARM_C2S_TLS_PORT: config.c2s.tls_port ? String(config.c2s.tls_port + step) : "0",
+      },
+    });
+  }
+  return specs;
+}
+
+/** Generates a link secret for every component that has none, kept in <data_dir>/secrets.toml. */
+function ensureSecrets(config: Config, names: string[], log: Logger): void {
+  const missing = names.filter((n) => !config.secrets[n]);
+  if (missing.length === 0) return;
+  const file = secretsFile(config.data_dir);
+  const existing = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  const added: Record<string, string> = {};
+  for (const n of missing) added[n] = randomBytes(24).toString("base64url");
+  fs.writeFileSync(file, existing + stringify(added) + "\n", { mode: 0o600 });
+  Object.assign(config.secrets, added);
+  log.info({ file, components: missing }, "generated link secrets");
+}
+
+export async function runFarm(config: Config, configFile: string | null, extraEnv: Record<string, string>): Promise<void> {
+  const log = createLogger("supervisor", config.log_level);
+  fs.mkdirSync(config.data_dir, { recursive: true });
+  const specs = farmChildren(config);
+  ensureSecrets(config, specs.filter((s) => s.role !== "router").map((s) => s.name), log);
+  // Done once here so the children never race to create them.
+  await loadTlsCredentials(config, log);
+  await (await openStore(config.db)).close();
+
+  let stopping = false;
+  const running = new Map<string, ChildProcess>();
+  const start = (spec: ChildSpec, failures: number) => {
+    const args = [CLI, spec.role, ...(configFile ? ["--config", configFile] : [])];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...extraEnv, ...spec.env } });
+    const startedAt = Date.now();
+    running.set(spec.name, child);
+    log.info({ child: spec.name, childPid: child.pid }, "started");
+    child.on("exit", (code, signal) => {
+      running.delete(spec.name);
+      if (stopping) return;
+      const healthy = Date.now() - startedAt > HEALTHY_AFTER_MS;
+      const n = healthy ? 0 : failures + 1;
+      const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.max(0, n - 1));
+      log.error({ child: spec.name, code, signal, restartInMs: delay }, "child exited; restarting");
+      setTimeout(() => !stopping && start(spec, n), delay);
+    });
+  };
+  for (const spec of specs) start(spec, 0);
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping the farm");
+    const children = [...running.values()];
+    for (const c of children) c.kill("SIGTERM");
+    const killer = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), STOP_TIMEOUT_MS);
+    Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once("exit", r))))).then(() => {
+      clearTimeout(killer);
+      log.info("farm stopped");
+      process.exit(0);
+    });
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}

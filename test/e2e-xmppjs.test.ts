@@ -1,0 +1,138 @@
+// The whole farm (router, sm, two c2s) as separate processes, driven by
+// xmpp.js clients on loopback.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Farm } from "./harness/farm.js";
+import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
+
+describe("a one-box farm with xmpp.js clients", () => {
+  let farm: Farm;
+  const clients: TestClient[] = [];
+  const login = async (username: string, c2s: number, resource?: string) => {
+    const c = await connectClient({ port: farm.c2sPorts[c2s]!.port, username, password: `${username}-pw`, resource });
+    clients.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    farm = await Farm.create({ c2sCount: 2 });
+    await farm.start();
+    for (const u of ["alice", "bob", "carol", "dave"]) await farm.addUser(`${u}@localhost`, `${u}-pw`);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.stop()));
+    await farm.stop();
+    farm.cleanup();
+  });
+
+  it("lets two clients on different c2s subscribe, exchange presence and chat", async () => {
+    const alice = await login("alice", 0, "laptop");
+    const bob = await login("bob", 1, "phone");
+    expect(alice.jid).toBe("alice@localhost/laptop");
+    expect(bob.jid).toBe("bob@localhost/phone");
+    // Both logged in with SCRAM over STARTTLS, each on its own front end.
+    const auths = farm.lines.filter((l) => l.msg === "authenticated");
+    expect(auths.find((l) => l.user === "alice@localhost")).toMatchObject({ proc: "c2s-1", secure: true, mech: "SCRAM-SHA-1" });
+    expect(auths.find((l) => l.user === "bob@localhost")).toMatchObject({ proc: "c2s-2", secure: true, mech: "SCRAM-SHA-1" });
+
+    await alice.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    await bob.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    await alice.xmpp.send(xml("presence"));
+    await bob.xmpp.send(xml("presence"));
+
+    // alice ⇄ bob mutual subscription.
+    await alice.xmpp.send(xml("presence", { to: "bob@localhost", type: "subscribe" }));
+    await bob.next((s) => s.is("presence") && s.attrs.type === "subscribe" && s.attrs.from === "alice@localhost");
+    await bob.xmpp.send(xml("presence", { to: "alice@localhost", type: "subscribed" }));
+    await bob.xmpp.send(xml("presence", { to: "alice@localhost", type: "subscribe" }));
+    await alice.next((s) => s.is("presence") && s.attrs.type === "subscribed" && s.attrs.from === "bob@localhost");
+    await alice.next((s) => s.is("presence") && s.attrs.type === "subscribe" && s.attrs.from === "bob@localhost");
+    await alice.xmpp.send(xml("presence", { to: "bob@localhost", type: "subscribed" }));
+
+    // Each now sees the other's available presence.
+    await alice.next((s) => s.is("presence") && s.attrs.from === "bob@localhost/phone" && !s.attrs.type);
+    await bob.next((s) => s.is("presence") && s.attrs.from === "alice@localhost/laptop" && !s.attrs.type);
+
+    const roster = await alice.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    const item = roster.getChild("item");
+    expect(item?.attrs).toMatchObject({ jid: "bob@localhost", subscription: "both" });
+
+    // Chat both ways, across the two front ends.
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", type: "chat", id: "m1" }, xml("body", {}, "hi bob")));
+    const m1 = await bob.next((s) => s.is("message") && s.attrs.id === "m1");
+    expect(m1.attrs.from).toBe("alice@localhost/laptop");
+    expect(m1.getChildText("body")).toBe("hi bob");
+    await bob.xmpp.send(xml("message", { to: "alice@localhost/laptop", type: "chat", id: "m2" }, xml("body", {}, "hi alice")));
+    const m2 = await alice.next((s) => s.is("message") && s.attrs.id === "m2");
+    expect(m2.attrs.from).toBe("bob@localhost/phone");
+    expect(m2.getChildText("body")).toBe("hi alice");
+
+    // A forged from is overwritten by the server.
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", from: "carol@localhost/x", type: "chat", id: "m3" }, xml("body", {}, "forged")));
+    const m3 = await bob.next((s) => s.is("message") && s.attrs.id === "m3");
+    expect(m3.attrs.from).toBe("alice@localhost/laptop");
+
+    // bob goes away: alice gets his unavailable presence.
+    await bob.stop();
+    await alice.next((s) => s.is("presence") && s.attrs.from === "bob@localhost/phone" && s.attrs.type === "unavailable");
+    await alice.stop();
+  });
+
+  it("stores a message for an offline user and delivers it at the next login", async () => {
+    const carol = await login("carol", 0);
+    await carol.xmpp.send(xml("message", { to: "dave@localhost", type: "chat", id: "off1" }, xml("body", {}, "while you were out")));
+    // The message is committed before anything else happens; wait until the sm has it.
+    await farm.waitFor((l) => l.proc === "sm-1" && l.msg === "stored offline" && l.user === "dave@localhost");
+    const dave = await login("dave", 1);
+    await dave.xmpp.send(xml("presence"));
+    const m = await dave.next((s) => s.is("message") && s.attrs.id === "off1");
+    expect(m.getChildText("body")).toBe("while you were out");
+    expect(m.attrs.from).toMatch(/^carol@localhost\//);
+    expect(m.getChild("delay", "urn:xmpp:delay")?.attrs.stamp).toMatch(/^\d{4}-\d\d-\d\dT/);
+    await dave.stop();
+    // Delivered once: a new login finds nothing more.
+    const again = await login("dave", 0);
+    await again.xmpp.send(xml("presence"));
+    await expect(again.next((s) => s.is("message") && s.attrs.id === "off1", 1500)).rejects.toThrow();
+    await again.stop();
+    await carol.stop();
+  });
+
+  it("refuses a wrong password", async () => {
+    await expect(connectClient({ port: farm.c2sPorts[0]!.port, username: "alice", password: "wrong" })).rejects.toMatchObject({
+      condition: "not-authorized",
+    });
+    await expect(connectClient({ port: farm.c2sPorts[1]!.port, username: "nobody", password: "x" })).rejects.toMatchObject({
+      condition: "not-authorized",
+    });
+  });
+
+  it("answers service-unavailable for an unknown user and an unsupported iq", async () => {
+    const alice = await login("alice", 0);
+    await alice.xmpp.send(xml("message", { to: "nosuchuser@localhost", type: "chat", id: "u1" }, xml("body", {}, "?")));
+    const err = await alice.next((s) => s.is("message") && s.attrs.id === "u1");
+    expect(err.attrs.type).toBe("error");
+    expect(err.getChild("error")?.getChild("service-unavailable")).toBeTruthy();
+    await expect(alice.xmpp.iqCaller.get(xml("query", { xmlns: "urn:example:unsupported" }), "localhost")).rejects.toMatchObject({
+      condition: "service-unavailable",
+    });
+    const info = await alice.xmpp.iqCaller.get(xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), "localhost");
+    expect(info.getChild("identity")?.attrs).toMatchObject({ category: "server", type: "im" });
+    await alice.stop();
+  });
+
+  it("restarts a killed sm, and clients log in again", async () => {
+    const before = farm.lines.length;
+    const pid = farm.childPid("sm-1");
+    process.kill(pid, "SIGKILL");
+    await farm.waitFor((l) => l.proc === "supervisor" && l.msg === "child exited; restarting" && l.child === "sm-1", 10_000, before);
+    await farm.waitFor((l) => l.proc === "sm-1" && l.msg === "linked to router", 20_000, before);
+    expect(farm.childPid("sm-1")).not.toBe(pid);
+    const alice = await login("alice", 0);
+    const bob = await login("bob", 1);
+    await bob.xmpp.send(xml("presence"));
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", type: "chat", id: "after" }, xml("body", {}, "still here")));
+    const m = await bob.next((s) => s.is("message") && s.attrs.id === "after");
+    expect(m.getChildText("body")).toBe("still here");
+  });
+});

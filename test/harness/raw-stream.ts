@@ -1,0 +1,93 @@
+// A hand-driven XMPP stream over a raw socket, for what real client
+// libraries will not send: malformed XML, oversized stanzas, bad headers.
+import net from "node:net";
+import tls from "node:tls";
+
+export const HEADER = (to = "localhost") =>
+  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
+
+export class RawStream {
+  received = "";
+  closed = false;
+  private socket: net.Socket;
+  private waiters: { test: () => boolean; resolve: () => void }[] = [];
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.listen(socket);
+  }
+
+  static connect(port: number): Promise<RawStream> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => resolve(new RawStream(s)));
+      s.once("error", reject);
+    });
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.on("data", (d: Buffer) => {
+      this.received += d.toString("utf8");
+      this.check();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.check();
+    });
+    socket.on("error", () => {});
+  }
+
+  private check(): void {
+    this.waiters = this.waiters.filter((w) => (w.test() ? (w.resolve(), false) : true));
+  }
+
+  send(text: string | Buffer): void {
+    this.socket.write(text);
+  }
+
+  /** Waits until the received text matches (or the socket closes, then throws if it never matched). */
+  async until(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${this.received}`)), timeoutMs);
+      const test = () => pattern.test(this.received) || this.closed;
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (test()) done();
+      else this.waiters.push({ test, resolve: done });
+    });
+    if (!pattern.test(this.received)) throw new Error(`stream closed without ${pattern}; got: ${this.received}`);
+    return this.received;
+  }
+
+  async untilClosed(timeoutMs = 10_000): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`socket still open; got: ${this.received}`)), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (this.closed) done();
+      else this.waiters.push({ test: () => this.closed, resolve: done });
+    });
+    return this.received;
+  }
+
+  /** After <proceed/>: TLS over the same socket, then a fresh stream. */
+  async startTls(): Promise<void> {
+    this.socket.removeAllListeners("data");
+    this.socket.removeAllListeners("close");
+    const secured = tls.connect({ socket: this.socket, servername: "localhost" });
+    await new Promise<void>((resolve, reject) => {
+      secured.once("secureConnect", resolve);
+      secured.once("error", reject);
+    });
+    this.socket = secured;
+    this.received = "";
+    this.listen(secured);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,90 @@
+// Interop with Debian's python3-slixmpp, a second real client library,
+// chatting across the two front ends with an xmpp.js client.
+import { spawn, spawnSync } from "node:child_process";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Farm } from "./harness/farm.js";
+import { connectClient, xml } from "./harness/xmppjs.js";
+
+// Debian's interpreter, where python3-slixmpp installs (not a pyenv one on PATH).
+const PYTHON = "/usr/bin/python3";
+const SCRIPT = fileURLToPath(new URL("./interop/slix_client.py", import.meta.url));
+
+interface SlixEvent {
+  event: string;
+  [k: string]: string;
+}
+
+describe("slixmpp interop", () => {
+  let farm: Farm;
+
+  beforeAll(async () => {
+    const probe = spawnSync(PYTHON, ["-c", "import slixmpp"]);
+    if (probe.status !== 0) throw new Error("python3-slixmpp is not installed: apt-get install python3-slixmpp (.ci/run does)");
+    farm = await Farm.create({ c2sCount: 2 });
+    await farm.start();
+    await farm.addUser("slix@localhost", "slix-pw");
+    await farm.addUser("js@localhost", "js-pw");
+  });
+
+  afterAll(async () => {
+    await farm?.stop();
+    farm?.cleanup();
+  });
+
+  it("logs in with SCRAM over STARTTLS, subscribes, and chats with an xmpp.js client", async () => {
+    const js = await connectClient({ port: farm.c2sPorts[0]!.port, username: "js", password: "js-pw", resource: "web" });
+    await js.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    await js.xmpp.send(xml("presence"));
+
+    const py = spawn(PYTHON, [SCRIPT, "--port", String(farm.c2sPorts[1]!.port), "--jid", "slix@localhost/py", "--password", "slix-pw", "--peer", "js@localhost", "--ca", process.env.XFARM_TEST_CERT!]);
+    const events: SlixEvent[] = [];
+    let stderr = "";
+    py.stderr.on("data", (d) => (stderr += d));
+    const waiters: { test: (e: SlixEvent) => boolean; resolve: (e: SlixEvent) => void }[] = [];
+    readline.createInterface({ input: py.stdout }).on("line", (line) => {
+      const e = JSON.parse(line) as SlixEvent;
+      events.push(e);
+      for (const w of waiters.splice(0)) (w.test(e) ? w.resolve(e) : waiters.push(w));
+    });
+    const slixEvent = (test: (e: SlixEvent) => boolean) =>
+      new Promise<SlixEvent>((resolve, reject) => {
+        const seen = events.find(test);
+        if (seen) return resolve(seen);
+        const timer = setTimeout(() => reject(new Error(`slixmpp event not seen; events: ${JSON.stringify(events)} stderr: ${stderr}`)), 15_000);
+        waiters.push({ test, resolve: (e) => (clearTimeout(timer), resolve(e)) });
+      });
+
+    const started = await slixEvent((e) => e.event === "session_start");
+    expect(started.jid).toBe("slix@localhost/py");
+    expect(started.mech).toMatch(/^SCRAM-SHA-(1|256)$/);
+    expect(farm.lines.find((l) => l.msg === "authenticated" && l.user === "slix@localhost")).toMatchObject({ proc: "c2s-2", secure: true });
+
+    const hello = await js.next((s) => s.is("message") && s.getChildText("body") === "hello from slixmpp");
+    expect(hello.attrs.from).toBe("slix@localhost/py");
+
+    // slixmpp auto-accepts and subscribes back; then both see each other online.
+    await js.xmpp.send(xml("presence", { to: "slix@localhost", type: "subscribe" }));
+    await js.next((s) => s.is("presence") && s.attrs.type === "subscribed" && s.attrs.from === "slix@localhost");
+    await js.next((s) => s.is("presence") && s.attrs.type === "subscribe" && s.attrs.from === "slix@localhost");
+    await js.xmpp.send(xml("presence", { to: "slix@localhost", type: "subscribed" }));
+    await js.next((s) => s.is("presence") && !s.attrs.type && s.attrs.from === "slix@localhost/py");
+    await slixEvent((e) => e.event === "presence" && e.frm === "js@localhost/web");
+
+    for (const n of [1, 2, 3]) {
+      await js.xmpp.send(xml("message", { to: "slix@localhost/py", type: "chat" }, xml("body", {}, `ping ${n}`)));
+      const pong = await js.next((s) => s.is("message") && s.getChildText("body") === `pong ${n}`);
+      expect(pong.attrs.from).toBe("slix@localhost/py");
+    }
+    const roster = await js.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    expect(roster.getChild("item")?.attrs).toMatchObject({ jid: "slix@localhost", subscription: "both" });
+
+    await js.xmpp.send(xml("message", { to: "slix@localhost", type: "chat" }, xml("body", {}, "bye")));
+    await slixEvent((e) => e.event === "disconnected");
+    await js.next((s) => s.is("presence") && s.attrs.type === "unavailable" && s.attrs.from === "slix@localhost/py");
+    await new Promise((r) => py.once("exit", r));
+    expect(py.exitCode).toBe(0);
+    await js.stop();
+  });
+});

@@ -1,0 +1,71 @@
+"""A scripted slixmpp client for the interop tests.
+
+It logs in over STARTTLS (verifying the test CA), fetches the roster, sends
+presence, says hello to a peer, answers "ping N" with "pong N", accepts
+subscriptions (slixmpp's defaults), and leaves when told "bye". Every event
+is printed as one JSON line on stdout for the test to read.
+"""
+import argparse
+import asyncio
+import json
+import ssl
+import sys
+
+import slixmpp
+
+
+def emit(**event):
+    print(json.dumps(event), flush=True)
+
+
+class Scripted(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, peer):
+        super().__init__(jid, password)
+        self.peer = peer
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("message", self.on_message)
+        self.add_event_handler("presence_available", self.on_presence)
+        self.add_event_handler("failed_auth", lambda _: (emit(event="failed_auth"), self.disconnect()))
+        self.add_event_handler("disconnected", lambda _: emit(event="disconnected"))
+
+    async def start(self, _):
+        await self.get_roster()
+        self.send_presence()
+        emit(event="session_start", jid=str(self.boundjid), mech=self.plugin["feature_mechanisms"].mech.name)
+        self.send_message(mto=self.peer, mbody="hello from slixmpp", mtype="chat")
+
+    def on_presence(self, pres):
+        emit(event="presence", frm=str(pres["from"]))
+
+    def on_message(self, msg):
+        body = msg["body"]
+        emit(event="message", frm=str(msg["from"]), body=body, type=msg["type"])
+        if body.startswith("ping "):
+            msg.reply("pong " + body[5:]).send()
+        elif body == "bye":
+            self.disconnect()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--jid", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--peer", required=True)
+    p.add_argument("--ca", required=True)
+    a = p.parse_args()
+    xmpp = Scripted(a.jid, a.password, a.peer)
+    xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
+    xmpp.register_plugin("xep_0030")
+    xmpp.register_plugin("xep_0199")
+    xmpp.connect(("127.0.0.1", a.port))
+    loop = asyncio.get_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, 60))
+    except asyncio.TimeoutError:
+        emit(event="timeout")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
