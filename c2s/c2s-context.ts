@@ -75,7 +75,12 @@ export class C2sContext {
     socket.once("close", () => this.closing.delete(socket));
   }
 
-  close(): void {
+  /** Ends every stream with system-shutdown, then cuts what is still open after a grace period. */
+  async shutdown(graceMs = 1_000): Promise<void> {
+    for (const conn of [...this.connections.values()]) conn.streamError("system-shutdown", "the server is shutting down");
+    const end = Date.now() + graceMs;
+    while (this.closing.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    for (const socket of this.closing.keys()) socket.destroy();
     clearInterval(this.sweeper);
   }
 

@@ -105,10 +105,10 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   return {
     ports,
     async close() {
-      for (const conn of ctx.all()) conn.streamError("system-shutdown", "the server is shutting down");
+      const closed = Promise.all([closeServer(plain), direct ? closeServer(direct) : Promise.resolve()]);
+      await ctx.shutdown();
       link.stop();
-      ctx.close();
-      await Promise.all([closeServer(plain), direct ? closeServer(direct) : Promise.resolve()]);
+      await closed;
     },
   };
 }

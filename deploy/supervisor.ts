@@ -85,18 +85,20 @@ export async function runFarm(config: Config, configFile: string | null, extraEn
   };
   for (const spec of specs) start(spec, 0);
 
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "stopping the farm");
-    const children = [...running.values()];
-    for (const c of children) c.kill("SIGTERM");
-    const killer = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), STOP_TIMEOUT_MS);
-    Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once("exit", r))))).then(() => {
-      clearTimeout(killer);
-      log.info("farm stopped");
-      process.exit(0);
-    });
+    const killer = setTimeout(() => [...running.values()].forEach((c) => c.kill("SIGKILL")), STOP_TIMEOUT_MS);
+    // Front ends first, so clients get a clean stream end and the sm sends their unavailable presence.
+    for (const role of ["c2s", "sm", "router"] as const) {
+      const children = specs.filter((s) => s.role === role).map((s) => running.get(s.name)).filter((c) => c !== undefined);
+      for (const c of children) c.kill("SIGTERM");
+      await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once("exit", r)))));
+    }
+    clearTimeout(killer);
+    log.info("farm stopped");
+    process.exit(0);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

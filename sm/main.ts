@@ -27,8 +27,8 @@ export async function runSm(config: Config): Promise<void> {
   link.on("members", (members) => sm.onMembers(members));
   link.start();
   stopOnSignals(log, async () => {
-    link.stop();
     await sm.close();
+    link.stop();
     await store.close();
   });
 }

@@ -135,4 +135,17 @@ describe("a one-box farm with xmpp.js clients", () => {
     const m = await bob.next((s) => s.is("message") && s.attrs.id === "after");
     expect(m.getChildText("body")).toBe("still here");
   });
+
+  it("restarts a killed router; every component re-links by itself and clients chat again", async () => {
+    const before = farm.lines.length;
+    process.kill(farm.childPid("router-1"), "SIGKILL");
+    await farm.waitFor((l) => l.proc === "supervisor" && l.msg === "child exited; restarting" && l.child === "router-1", 10_000, before);
+    await farm.waitLinked(before);
+    const carol = await login("carol", 1);
+    const dave = await login("dave", 0);
+    await dave.xmpp.send(xml("presence"));
+    await carol.xmpp.send(xml("message", { to: "dave@localhost", type: "chat", id: "relinked" }, xml("body", {}, "the hub came back")));
+    const m = await dave.next((s) => s.is("message") && s.attrs.id === "relinked");
+    expect(m.getChildText("body")).toBe("the hub came back");
+  });
 });

@@ -1,18 +1,8 @@
 // Reads a password from the terminal without echoing it, or one line from a pipe.
-import readline from "node:readline";
 
 export function readPassword(prompt: string): Promise<string> {
   const input = process.stdin;
-  if (!input.isTTY) {
-    return new Promise((resolve) => {
-      const rl = readline.createInterface({ input });
-      rl.once("line", (line) => {
-        rl.close();
-        resolve(line);
-      });
-      rl.once("close", () => resolve(""));
-    });
-  }
+  if (!input.isTTY) return firstLine(input);
   return new Promise((resolve) => {
     process.stderr.write(prompt);
     input.setRawMode(true);
@@ -35,4 +25,13 @@ export function readPassword(prompt: string): Promise<string> {
     };
     input.on("data", onData);
   });
+}
+
+async function firstLine(input: NodeJS.ReadStream): Promise<string> {
+  let text = "";
+  for await (const chunk of input) {
+    text += String(chunk);
+    if (text.includes("\n")) break;
+  }
+  return text.split(/\r?\n/)[0] ?? "";
 }

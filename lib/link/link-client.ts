@@ -74,10 +74,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     this.connect();
   }
 
+  /** Closes the link after what was written is flushed. */
   stop(): void {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.socket?.destroy();
+    this.socket?.end();
   }
 
   send(to: string, key: string, payload: Buffer): void {

@@ -1,0 +1,73 @@
+// `xfarm user …` as an admin runs it: the compiled CLI against a config file.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { verifyPassword } from "../lib/sasl/scram-credentials.js";
+import { openStore } from "../xdb-sql/open-store.js";
+import { CLI } from "../sim/local-farm.js";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-cli-"));
+const config = path.join(dir, "xfarm.toml");
+fs.writeFileSync(config, `domains = ["localhost", "example.org"]\ndata_dir = ${JSON.stringify(path.join(dir, "data"))}\n`);
+
+function xfarm(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args, "--config", config]);
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.stdin.end(stdin ?? "");
+  });
+}
+
+async function passwordWorks(jid: string, password: string): Promise<boolean> {
+  const store = await openStore(`sqlite:${path.join(dir, "data", "xfarm.db")}`);
+  try {
+    const creds = await store.getCredentials(jid);
+    return !!creds && (await verifyPassword(password, creds["SHA-1"], "SHA-1")) && (await verifyPassword(password, creds["SHA-256"], "SHA-256"));
+  } finally {
+    await store.close();
+  }
+}
+
+describe("xfarm user", () => {
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("adds accounts with the password as an argument or on standard input", async () => {
+    expect(await xfarm(["user", "add", "Alice@LocalHost", "pw-a"])).toMatchObject({ code: 0, stdout: "created alice@localhost\n" });
+    expect(await xfarm(["user", "add", "bob@example.org"], "pw-b\n")).toMatchObject({ code: 0, stdout: "created bob@example.org\n" });
+    expect(await passwordWorks("alice@localhost", "pw-a")).toBe(true);
+    expect(await passwordWorks("bob@example.org", "pw-b")).toBe(true);
+    expect((await xfarm(["user", "list"])).stdout).toBe("alice@localhost\nbob@example.org\n");
+    expect((await xfarm(["user", "list", "example.org"])).stdout).toBe("bob@example.org\n");
+  });
+
+  it("refuses duplicates, unserved domains, full JIDs and empty passwords with a clear message", async () => {
+    expect(await xfarm(["user", "add", "alice@localhost", "x"])).toMatchObject({ code: 1, stderr: "xfarm: alice@localhost already exists\n" });
+    expect((await xfarm(["user", "add", "eve@elsewhere.net", "x"])).stderr).toMatch(/elsewhere.net is not served here/);
+    expect((await xfarm(["user", "add", "eve@localhost/res", "x"])).stderr).toMatch(/is not a bare JID/);
+    expect(await xfarm(["user", "add", "eve@localhost"], "\n")).toMatchObject({ code: 1, stderr: "xfarm: the password is empty\n" });
+  });
+
+  it("changes a password and deletes an account", async () => {
+    expect(await xfarm(["user", "passwd", "alice@localhost", "new-pw"])).toMatchObject({ code: 0 });
+    expect(await passwordWorks("alice@localhost", "new-pw")).toBe(true);
+    expect(await passwordWorks("alice@localhost", "pw-a")).toBe(false);
+    expect(await xfarm(["user", "del", "alice@localhost"])).toMatchObject({ code: 0, stdout: "deleted alice@localhost\n" });
+    expect(await xfarm(["user", "del", "alice@localhost"])).toMatchObject({ code: 1, stderr: "xfarm: alice@localhost does not exist\n" });
+    expect(await xfarm(["user", "passwd", "nobody@localhost", "x"])).toMatchObject({ code: 1, stderr: "xfarm: nobody@localhost does not exist\n" });
+    expect((await xfarm(["user", "list"])).stdout).toBe("bob@example.org\n");
+  });
+
+  it("answers --help for every subcommand", async () => {
+    for (const sub of [[], ["start"], ["router"], ["sm"], ["c2s"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "del"], ["user", "list"], ["config"]]) {
+      const r = await xfarm([...sub, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: xfarm/);
+    }
+  });
+});
