@@ -1,0 +1,32 @@
+// The part of xmpp.js (which ships no types) that the tests use.
+declare module "@xmpp/xml" {
+  import { Element as LtxElement } from "ltx";
+  export class Element extends LtxElement {}
+  export default function xml(name: string, attrs?: Record<string, string | undefined>, ...children: (Element | string)[]): Element;
+}
+
+declare module "@xmpp/client" {
+  import type { Element } from "@xmpp/xml";
+  export { default as xml } from "@xmpp/xml";
+
+  export interface Client {
+    start(): Promise<{ toString(): string }>;
+    stop(): Promise<void>;
+    send(el: Element): Promise<void>;
+    on(event: "stanza", cb: (el: Element) => void): void;
+    on(event: "error", cb: (err: Error) => void): void;
+    reconnect: { stop(): void };
+    iqCaller: {
+      get(payload: Element, to?: string): Promise<Element>;
+      request(iq: Element): Promise<Element>;
+    };
+  }
+
+  export function client(options: {
+    service: string;
+    domain: string;
+    username?: string;
+    password?: string;
+    resource?: string;
+  }): Client;
+}
