@@ -5,8 +5,9 @@ import type net from "node:net";
 import type tls from "node:tls";
 import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
-import type { RoutePort } from "../lib/link/member.js";
+import type { LinkClient } from "../lib/link/link-client.js";
 import type { Store } from "../xdb-sql/store.js";
+import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
 
 /** How long a closed stream's socket may linger for the peer's close. */
@@ -21,12 +22,15 @@ export class C2sContext {
   private readonly closing = new Map<net.Socket, number>();
   private readonly connections = new Map<string, ClientConnection>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Bound sessions, kept as a count: read at every login by the balancer. */
+  sessions = 0;
 
   constructor(
     readonly config: Config["c2s"] & { domains: string[] },
     readonly store: Store,
-    readonly link: RoutePort,
+    readonly link: LinkClient,
     readonly secureContext: tls.SecureContext,
+    readonly balancer: Balancer,
     readonly log: Logger,
   ) {
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
@@ -65,9 +69,9 @@ export class C2sContext {
     this.authDeadlines.delete(conn);
   }
 
-  forget(conn: ClientConnection): void {
+  forget(conn: ClientConnection, wasBound: boolean): void {
     this.authDeadlines.delete(conn);
-    this.connections.delete(conn.sid);
+    if (this.connections.delete(conn.sid) && wasBound) this.sessions--;
   }
 
   scheduleDestroy(socket: net.Socket): void {
@@ -87,6 +91,7 @@ export class C2sContext {
   private sweep(): void {
     const now = Date.now();
     for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
+    this.balancer.sweep(now);
     for (const [socket, deadline] of this.closing) {
       if (deadline <= now) {
         this.closing.delete(socket);

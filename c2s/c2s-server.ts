@@ -1,15 +1,20 @@
 // A c2s process: client listeners (STARTTLS and direct TLS), its link to the
 // router, and the dispatch of what the sm sends back to each connection.
 import net from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import tls from "node:tls";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { Logger } from "../lib/log.js";
 import { SessionOp, decodeSessionPayload } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
+import { Balancer, type C2sInfo } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
 import { ClientConnection } from "./client-connection.js";
 import { loadTlsCredentials } from "./tls-credentials.js";
+
+/** How often a front end reports its load to the router (protocol §1.6). */
+const LOAD_REPORT_MS = 2_000;
 
 export interface C2sServer {
   ports: { port: number; tlsPort: number };
@@ -21,16 +26,58 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   const secret = config.secrets[c.name];
   if (!secret) throw new Error(`no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
   const tlsCredentials = await loadTlsCredentials(config, log);
+  const capacity = c.capacity || c.max_connections;
+  const info: C2sInfo = { host: c.public_host, port: c.port, tlsPort: c.tls_port, weight: c.weight, capacity, started: Date.now() };
   const link = new LinkClient({
     name: c.name,
     role: "c2s",
     secret,
     routers: config.router.addresses,
-    info: { host: c.public_host, port: c.port, tlsPort: c.tls_port },
+    info: { ...info },
     log,
     maxFrame: config.link.max_frame,
   });
-  const ctx = new C2sContext({ ...c, domains: config.domains }, store, link, tlsCredentials.context, log);
+  const balancer = new Balancer({
+    name: c.name,
+    weight: c.weight,
+    capacity,
+    margin: c.redirect_margin,
+    memorySeconds: c.redirect_memory,
+    maxLag: c.max_lag,
+  });
+  const ctx = new C2sContext({ ...c, domains: config.domains }, store, link, tlsCredentials.context, balancer, log);
+  link.on("loads", (loads) => {
+    const reporting = balancer.onLoads(loads);
+    if (reporting) log.info({ reporting }, "front ends reporting load");
+  });
+  let drainTimer: NodeJS.Timeout | null = null;
+  link.on("control", (msg) => {
+    if (msg.op === "expect") return balancer.expect(msg.ip, msg.user);
+    if (msg.op !== "drain" || drainTimer) return;
+    balancer.draining = true;
+    link.setInfo({ ...info, draining: true });
+    log.warn({ rate: msg.rate }, "draining: new clients are redirected, connected ones moved off");
+    // Each second, move up to `rate` bound clients to the least loaded front ends.
+    drainTimer = setInterval(() => {
+      let budget = msg.rate;
+      for (const conn of ctx.all()) {
+        if (budget <= 0) break;
+        if (!conn.isBound || conn.stay) continue;
+        const target = balancer.moveTarget(conn.direct);
+        if (!target) break;
+        conn.moveTo(target);
+        budget--;
+      }
+    }, 1_000);
+    drainTimer.unref();
+  });
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const reporter = setInterval(() => {
+    link.sendControl({ op: "load", sessions: ctx.sessions, connections: ctx.size, lag: Math.round(lag.percentile(99) / 1e6) });
+    lag.reset();
+  }, LOAD_REPORT_MS);
+  reporter.unref();
 
   link.on("route", (_from, _key, payload) => {
     let msg;
@@ -66,6 +113,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   });
   let smNames = new Set<string>();
   link.on("members", (members) => {
+    balancer.onMembers(members);
     const now = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
     const lost = [...smNames].filter((n) => !now.has(n));
     smNames = now;
@@ -105,6 +153,9 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   return {
     ports,
     async close() {
+      clearInterval(reporter);
+      if (drainTimer) clearInterval(drainTimer);
+      lag.disable();
       const closed = Promise.all([closeServer(plain), direct ? closeServer(direct) : Promise.resolve()]);
       await ctx.shutdown();
       link.stop();

@@ -12,6 +12,7 @@ import { SessionOp, encodeSessionPayload, type SessionMetaByOp } from "../lib/li
 import { parsePlain } from "../lib/sasl/plain.js";
 import { verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
+import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { NS_BIND, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "./xml-stream.js";
@@ -31,6 +32,8 @@ export class ClientConnection {
   private stream: XmlStream;
   private stage: Stage = "header";
   private secure: boolean;
+  /** Came in on the direct-TLS port (XEP-0368), so a redirect names the peer's direct-TLS port. */
+  readonly direct: boolean;
   private domain = "";
   /** The bare JID once SASL succeeded. */
   private user: string | null = null;
@@ -54,6 +57,7 @@ export class ClientConnection {
     this.sid = ctx.nextSid();
     this.socket = socket;
     this.secure = secure;
+    this.direct = secure;
     this.log = ctx.log.child({ sid: this.sid, ip: socket.remoteAddress });
     this.stream = this.newStream();
     this.attach(socket);
@@ -63,6 +67,25 @@ export class ClientConnection {
 
   get bareJid(): string | null {
     return this.user;
+  }
+
+  get isBound(): boolean {
+    return this.stage === "bound";
+  }
+
+  /** Served here after coming back from a redirect: a drain does not move it again. */
+  stay = false;
+
+  /** Sends the bound client to another front end (a drain), remembering it in case it comes back. */
+  moveTo(target: Redirect): void {
+    this.ctx.balancer.remember(this.socket.remoteAddress ?? "", this.user!);
+    this.sendAway(target, "this server is being drained");
+  }
+
+  /** <see-other-host/>, after telling the target to expect this client. */
+  private sendAway(target: Redirect, text?: string): void {
+    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user! });
+    this.streamError("see-other-host", text, target.address);
   }
 
   private newStream(): XmlStream {
@@ -90,11 +113,11 @@ export class ClientConnection {
   }
 
   /** Ends the stream with a stream error (RFC 6120 §4.9). */
-  streamError(condition: string, text?: string): void {
+  streamError(condition: string, text?: string, content?: string): void {
     if (this.stage === "closed") return;
-    this.log.info({ condition, text }, "stream error");
+    this.log.info({ condition, text, content }, "stream error");
     if (!this.headerSent) this.sendHeader();
-    this.socket.end(streamError(condition, text));
+    this.socket.end(streamError(condition, text, content));
     this.finish();
   }
 
@@ -123,7 +146,7 @@ export class ClientConnection {
 
   /** Forgets the connection; tells the sm unless the sm ended it. */
   private leave(): void {
-    this.ctx.forget(this);
+    this.ctx.forget(this, this.jid !== null);
     if (this.smKnows) {
       this.smKnows = false;
       this.toSm(SessionOp.End, { sid: this.sid });
@@ -144,6 +167,7 @@ export class ClientConnection {
     this.stage = "bound";
     this.log = this.log.child({ jid });
     this.ctx.authDone(this);
+    this.ctx.sessions++;
     this.write(`<iq type='result' id='${escapeXML(this.bindId ?? "")}'><bind xmlns='${NS_BIND}'><jid>${escapeXMLText(jid)}</jid></bind></iq>`);
     this.log.info("session bound");
     const early = this.early ?? [];
@@ -180,6 +204,17 @@ export class ClientConnection {
     if (h.version === undefined || !/^1\.\d+$/.test(h.version)) {
       this.streamError("unsupported-version", "XMPP 1.0 streams only");
       return;
+    }
+    if (this.user) {
+      // RFC 6120 §4.9.3.19: redirect after TLS, so the client knows who sends it away; after SASL, so
+      // the farm can remember whom it redirected and serve a client that does not follow (redirection.md).
+      const ip = this.socket.remoteAddress ?? "";
+      const balancer = this.ctx.balancer;
+      if (balancer.returned(ip, this.user)) this.stay = true;
+      else if (!balancer.wasSent(ip, this.user)) {
+        const target = balancer.redirectFor(ip, this.user, this.ctx.sessions, this.direct);
+        if (target) return this.sendAway(target);
+      }
     }
     this.sendHeader();
     this.stage = "features";

@@ -1,7 +1,7 @@
 // The few fixed pieces of XML a c2s writes on its own: stream headers,
 // features, stream errors. Everything else it writes comes from the sm as
 // bytes, already serialized.
-import { escapeXML } from "ltx";
+import { escapeXML, escapeXMLText } from "ltx";
 
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -17,9 +17,11 @@ export function streamHeader(from: string, id: string, lang = "en"): string {
   );
 }
 
-export function streamError(condition: string, text?: string): string {
+/** A stream error and the stream's end; `content` is the condition's character data (see-other-host's address). */
+export function streamError(condition: string, text?: string, content?: string): string {
   const t = text ? `<text xmlns='${NS_STREAMS_ERR}'>${escapeXML(text)}</text>` : "";
-  return `<stream:error><${condition} xmlns='${NS_STREAMS_ERR}'/>${t}</stream:error></stream:stream>`;
+  const c = content ? `<${condition} xmlns='${NS_STREAMS_ERR}'>${escapeXMLText(content)}</${condition}>` : `<${condition} xmlns='${NS_STREAMS_ERR}'/>`;
+  return `<stream:error>${c}${t}</stream:error></stream:stream>`;
 }
 
 export function saslFailure(condition: string, text?: string): string {

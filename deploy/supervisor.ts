@@ -6,6 +6,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "smol-toml";
 import { loadTlsCredentials } from "../c2s/tls-credentials.js";
+import { ADMIN_NAME } from "../lib/cli/admin-link.js";
 import { secretsFile, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { openStore } from "../xdb-sql/open-store.js";
@@ -60,7 +61,7 @@ export async function runFarm(config: Config, configFile: string | null, extraEn
   const log = createLogger("supervisor", config.log_level);
   fs.mkdirSync(config.data_dir, { recursive: true });
   const specs = farmChildren(config);
-  ensureSecrets(config, specs.filter((s) => s.role !== "router").map((s) => s.name), log);
+  ensureSecrets(config, [...specs.filter((s) => s.role !== "router").map((s) => s.name), ADMIN_NAME], log);
   // Done once here so the children never race to create them.
   await loadTlsCredentials(config, log);
   await (await openStore(config.db)).close();

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 
-type KeyType = "string" | "integer" | "boolean" | "string[]";
+type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
 
 interface KeySpec {
   key: string;
@@ -38,6 +38,11 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.max_stanza_size", type: "integer", default: 262144, doc: "Largest stanza in bytes; a bigger one closes the stream with policy-violation." },
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
   { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
+  { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },
+  { key: "c2s.capacity", type: "integer", default: 0, doc: "Sessions at which every new client is redirected elsewhere; 0: c2s.max_connections." },
+  { key: "c2s.redirect_margin", type: "number", default: 0.1, doc: "How far over its fair share a front end goes before redirecting new clients (0.1 = 10 %)." },
+  { key: "c2s.redirect_memory", type: "integer", default: 120, doc: "Seconds a redirected client (by address and account) is remembered and served if it comes back." },
+  { key: "c2s.max_lag", type: "integer", default: 500, doc: "Event-loop delay in ms over which a front end takes no redirected clients." },
   { key: "c2s.scram_iterations", type: "integer", default: 4096, doc: "PBKDF2 iterations for new SCRAM credentials (xfarm user add/passwd)." },
   { key: "c2s.tls_cert", type: "string", default: "", doc: "PEM certificate chain; empty: a self-signed one is generated under <data_dir>/tls on first start." },
   { key: "c2s.tls_key", type: "string", default: "", doc: "PEM private key for c2s.tls_cert." },
@@ -64,6 +69,11 @@ export interface Config {
     max_stanza_size: number;
     auth_timeout: number;
     max_connections: number;
+    weight: number;
+    capacity: number;
+    redirect_margin: number;
+    redirect_memory: number;
+    max_lag: number;
     scram_iterations: number;
     tls_cert: string;
     tls_key: string;
@@ -88,6 +98,11 @@ function coerce(spec: KeySpec, value: unknown, where: string): unknown {
     case "integer": {
       const n = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
       if (typeof n !== "number" || !Number.isInteger(n)) throw bad();
+      return n;
+    }
+    case "number": {
+      const n = typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isFinite(n)) throw bad();
       return n;
     }
     case "boolean":

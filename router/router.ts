@@ -4,7 +4,7 @@
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
-import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type ControlMessage } from "../lib/link/control.js";
+import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, type Frame } from "../lib/link/frames.js";
 import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
 
@@ -24,7 +24,10 @@ interface Peer {
   socket: net.Socket;
   member: Member;
   lastHeard: number;
+  linkedAt: number;
 }
+
+const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
 
 export class Router {
   private server: net.Server | null = null;
@@ -32,7 +35,11 @@ export class Router {
   private smNames: string[] = [];
   private readonly pending = new Set<net.Socket>();
   private pingTimer: NodeJS.Timeout | null = null;
+  private loadsTimer: NodeJS.Timeout | null = null;
   private pingId = 0;
+  /** The last load each front end reported, and whether the table changed since it was shared. */
+  private readonly loads = new Map<string, C2sLoad>();
+  private loadsChanged = false;
 
   constructor(private readonly opts: RouterOptions) {}
 
@@ -49,6 +56,8 @@ export class Router {
     });
     this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
     this.pingTimer.unref();
+    this.loadsTimer = setInterval(() => this.shareLoads(), LOADS_INTERVAL_MS);
+    this.loadsTimer.unref();
     const address = server.address() as net.AddressInfo;
     this.opts.log.info({ address: address.address, port: address.port }, "router listening for component links");
     return address;
@@ -56,6 +65,7 @@ export class Router {
 
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.loadsTimer) clearInterval(this.loadsTimer);
     for (const s of this.pending) s.destroy();
     for (const p of this.peers.values()) p.socket.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -101,6 +111,7 @@ export class Router {
       this.pending.delete(socket);
       if (peer && this.peers.get(peer.member.name) === peer) {
         this.peers.delete(peer.member.name);
+        this.loads.delete(peer.member.name);
         log.warn({ component: peer.member.name, role: peer.member.role }, "component left");
         this.membersChanged();
       }
@@ -116,15 +127,18 @@ export class Router {
       return null;
     };
     if (auth.v !== LINK_VERSION) return refuse(`unsupported link version ${auth.v}`);
-    if (auth.role !== "c2s" && auth.role !== "sm") return refuse(`unknown role "${auth.role}"`);
+    if (auth.role !== "c2s" && auth.role !== "sm" && auth.role !== "admin") return refuse(`unknown role "${auth.role}"`);
     const secret = this.opts.secretOf(auth.name);
     if (secret === undefined) return refuse(`no secret is configured for component "${auth.name}"`);
     if (!proofsEqual(auth.proof, linkProof("component", secret, nonce, auth.nonce, auth.name, auth.role))) {
       return refuse(`wrong secret for component "${auth.name}"`);
     }
-    if (this.peers.has(auth.name)) return refuse(`a component named "${auth.name}" is already linked`);
-    const peer: Peer = { socket, member: { name: auth.name, role: auth.role, info: auth.info ?? {} }, lastHeard: Date.now() };
-    this.peers.set(auth.name, peer);
+    const admin = auth.role === "admin";
+    if (!admin && this.peers.has(auth.name)) return refuse(`a component named "${auth.name}" is already linked`);
+    // An admin link is a tool's (xfarm status): it is answered, never routed to nor listed.
+    const member: Member = { name: auth.name, role: auth.role as Member["role"], info: auth.info ?? {} };
+    const peer: Peer = { socket, member, lastHeard: Date.now(), linkedAt: Date.now() };
+    if (!admin) this.peers.set(auth.name, peer);
     socket.write(
       encodeJsonFrame(FrameType.Welcome, {
         v: LINK_VERSION,
@@ -132,6 +146,10 @@ export class Router {
         members: this.members,
       }),
     );
+    if (admin) {
+      log.debug({ component: auth.name }, "admin linked");
+      return peer;
+    }
     log.info({ component: auth.name, role: auth.role }, "component linked");
     this.membersChanged(peer);
     return peer;
@@ -139,6 +157,7 @@ export class Router {
 
   private onFrame(peer: Peer, frame: Frame): void {
     if (frame.type === FrameType.Route) {
+      if (!this.peers.has(peer.member.name) || this.peers.get(peer.member.name) !== peer) throw new Error("admin links do not route");
       const h = decodeRouteHeader(frame.body);
       if (h.from !== peer.member.name) throw new Error(`ROUTE from "${h.from}" on the link of "${peer.member.name}"`);
       const dest = this.resolve(h.to, h.key);
@@ -152,7 +171,66 @@ export class Router {
     }
     if (frame.type !== FrameType.Control) throw new Error(`unexpected frame type ${frame.type}`);
     const msg = JSON.parse(frame.body.toString("utf8")) as ControlMessage;
-    if (msg.op === "ping") peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "pong", id: msg.id }));
+    const reply = (m: ControlMessage): void => void peer.socket.write(encodeJsonFrame(FrameType.Control, m));
+    const isAdmin = this.peers.get(peer.member.name) !== peer;
+    switch (msg.op) {
+      case "ping":
+        return reply({ op: "pong", id: msg.id });
+      case "load":
+        if (peer.member.role !== "c2s" || isAdmin) return;
+        this.loads.set(peer.member.name, { sessions: msg.sessions, connections: msg.connections, lag: msg.lag });
+        this.loadsChanged = true;
+        return;
+      case "info":
+        if (isAdmin) return;
+        peer.member = { ...peer.member, info: msg.info };
+        this.opts.log.info({ component: peer.member.name, info: msg.info }, "component info changed");
+        return this.membersChanged();
+      case "expect": {
+        const target = this.peers.get(msg.to);
+        if (!isAdmin && target?.member.role === "c2s") target.socket.write(encodeJsonFrame(FrameType.Control, msg));
+        return;
+      }
+      case "status-request":
+        if (isAdmin) reply({ op: "status", router: this.opts.name, entries: this.status() });
+        return;
+      case "drain": {
+        if (!isAdmin) return;
+        const target = this.peers.get(msg.name);
+        if (!target || target.member.role !== "c2s") return reply({ op: "result", ok: false, error: `no front end named "${msg.name}" is linked` });
+        target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name: msg.name, rate: msg.rate }));
+        this.opts.log.info({ component: msg.name, rate: msg.rate }, "drain ordered");
+        return reply({ op: "result", ok: true });
+      }
+      default:
+        return; // unknown ops are for later versions
+    }
+  }
+
+  /** Every linked process, for `xfarm status`. */
+  status(): StatusEntry[] {
+    return [...this.peers.values()].map((p) => ({
+      name: p.member.name,
+      role: p.member.role,
+      peer: `${p.socket.remoteAddress}:${p.socket.remotePort}`,
+      info: p.member.info,
+      load: p.member.role === "c2s" ? (this.loads.get(p.member.name) ?? null) : null,
+      linkedAt: p.linkedAt,
+    }));
+  }
+
+  /** The load table, every front end's last report (zero until its first). */
+  loadTable(): Record<string, C2sLoad> {
+    const table: Record<string, C2sLoad> = {};
+    for (const p of this.peers.values()) if (p.member.role === "c2s") table[p.member.name] = this.loads.get(p.member.name) ?? NO_LOAD;
+    return table;
+  }
+
+  private shareLoads(): void {
+    if (!this.loadsChanged) return;
+    this.loadsChanged = false;
+    const frame = encodeJsonFrame(FrameType.Control, { op: "loads", loads: this.loadTable() });
+    for (const p of this.peers.values()) if (p.member.role === "c2s") p.socket.write(frame);
   }
 
   private resolve(to: string, key: string): Peer | undefined {
@@ -165,6 +243,7 @@ export class Router {
 
   private membersChanged(except?: Peer): void {
     const members = this.members;
+    this.loadsChanged = true;
     this.smNames = members.filter((m) => m.role === "sm").map((m) => m.name);
     const frame = encodeJsonFrame(FrameType.Control, { op: "members", members });
     for (const p of this.peers.values()) if (p !== except) p.socket.write(frame);

@@ -3,10 +3,7 @@
 // prints the memory each farm process spends per session, with login
 // latencies. Run: npm run bench:idle -- --count 10000 [--security none]
 import fs from "node:fs";
-import path from "node:path";
 import { parseArgs } from "node:util";
-import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
-import { openStore } from "../xdb-sql/open-store.js";
 import { Farm } from "./local-farm.js";
 import { login, type RawSession } from "./raw-session.js";
 
@@ -44,11 +41,7 @@ async function main(): Promise<void> {
   const names = ["router-1", "sm-1", "c2s-1"];
   const pids = Object.fromEntries(names.map((n) => [n, farm.childPid(n)]));
   try {
-    const store = await openStore(`sqlite:${path.join(farm.dir, "data", "xfarm.db")}`);
-    const credentials = await deriveCredentials("bench-pw");
-    // One derivation shared by every bench account: a load test, not a real salt policy.
-    await store.createAccounts(Array.from({ length: count }, (_, i) => ({ user: `user${i + 1}@localhost`, credentials })));
-    await store.close();
+    await farm.addUsers("user", count, "bench-pw");
     await sleep(Number(values.settle) * 1000);
     const before = Object.fromEntries(names.map((n) => [n, rssKb(pids[n]!)]));
 

@@ -6,6 +6,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
+import { openStore } from "../xdb-sql/open-store.js";
 import { freePortBase } from "./free-ports.js";
 
 export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../dist/lib/cli/xfarm.js" : "../lib/cli/xfarm.js", import.meta.url));
@@ -144,6 +146,18 @@ port_step = ${step}
   async addUser(jid: string, password: string): Promise<void> {
     const r = await this.cli("user", "add", jid, password);
     if (r.code !== 0) throw new Error(`user add failed: ${r.stderr}`);
+  }
+
+  /** Creates `${prefix}1…${prefix}N@localhost` in one transaction, straight in the store (load tests). */
+  async addUsers(prefix: string, count: number, password: string, iterations?: number): Promise<void> {
+    const store = await openStore(`sqlite:${path.join(this.dir, "data", "xfarm.db")}`);
+    try {
+      // One derivation shared by all: a load test, not a real salt policy.
+      const credentials = await deriveCredentials(password, iterations);
+      await store.createAccounts(Array.from({ length: count }, (_, i) => ({ user: `${prefix}${i + 1}@localhost`, credentials })));
+    } finally {
+      await store.close();
+    }
   }
 
   /** PIDs of the farm's children, by component name, from the supervisor's log. */

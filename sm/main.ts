@@ -13,7 +13,7 @@ export async function runSm(config: Config): Promise<void> {
   if (!secret) throw new Error(`no link secret for component "${name}": set secrets."${name}" in the config`);
   const store = await openStore(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
-  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: {}, log, maxFrame: config.link.max_frame });
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame });
   const sm = new SessionManager({
     name,
     domains: config.domains,

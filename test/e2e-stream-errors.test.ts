@@ -3,26 +3,13 @@
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
-import { HEADER, RawStream } from "./harness/raw-stream.js";
+import { HEADER, RawStream, secureStream } from "./harness/raw-stream.js";
 import { connectClient, xml } from "./harness/xmppjs.js";
 
 const streamError = (condition: string) =>
   new RegExp(`<stream:error><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>.*</stream:stream>$`);
 const plainAuth = (user: string, pw: string) =>
   `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${pw}`).toString("base64")}</auth>`;
-
-/** Connects, does STARTTLS, and opens the encrypted stream. */
-async function secureStream(port: number): Promise<RawStream> {
-  const s = await RawStream.connect(port);
-  s.send(HEADER());
-  await s.until(/<starttls/);
-  s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await s.until(/<proceed/);
-  await s.startTls();
-  s.send(HEADER());
-  await s.until(/<\/stream:features>/);
-  return s;
-}
 
 describe("stream errors and policies", () => {
   let farm: Farm;

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import { Command, Option } from "commander";
 import { annotatedDefaults, loadConfig, type Config } from "../config.js";
+import { addFarmCommands } from "./farm-commands.js";
 import { userCommands } from "./user-commands.js";
 
 /** --config, else $XFARM_CONFIG, else ./xfarm.toml when present, else the defaults. */
@@ -51,11 +52,13 @@ program
   .addOption(configOption())
   .action(async (opts: { config?: string }) => (await import("../../sm/main.js")).runSm(load(opts).config));
 
-program
+const c2s = program
   .command("c2s")
-  .description("run one client front end alone (name, ports and router address from the config)")
+  .description("run one client front end alone (name, ports and router address from the config); `c2s drain` drains one")
   .addOption(configOption())
   .action(async (opts: { config?: string }) => (await import("../../c2s/main.js")).runC2s(load(opts).config));
+
+addFarmCommands(program, c2s, load, configOption);
 
 program.addCommand(userCommands(load));
 

@@ -1,7 +1,7 @@
 // Mutual challenge/response for links (docs/protocol.md §1.2): both sides
 // prove the shared secret with HMAC-SHA-256 over both fresh nonces.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Role } from "./member.js";
+import type { LinkRole } from "./member.js";
 
 export const LINK_VERSION = 1;
 
@@ -15,7 +15,7 @@ export function linkProof(
   routerNonce: string,
   componentNonce: string,
   name: string,
-  role: Role,
+  role: LinkRole,
 ): string {
   return createHmac("sha256", secret)
     .update(`xfarm-link-1 ${side}\n${routerNonce}\n${componentNonce}\n${name}\n${role}`)
@@ -36,7 +36,7 @@ export interface HelloBody {
 export interface AuthBody {
   v: number;
   name: string;
-  role: Role;
+  role: LinkRole;
   nonce: string;
   proof: string;
   info: Record<string, unknown>;

@@ -4,13 +4,13 @@ import { EventEmitter } from "node:events";
 import net from "node:net";
 import type { Logger } from "../log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody, type RefusedBody, type WelcomeBody } from "./auth.js";
-import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type ControlMessage } from "./control.js";
+import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage } from "./control.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "./frames.js";
-import { rendezvousOwner, type Member, type Role, type RoutePort } from "./member.js";
+import { rendezvousOwner, type LinkRole, type Member, type RoutePort } from "./member.js";
 
 export interface LinkClientOptions {
   name: string;
-  role: Role;
+  role: LinkRole;
   secret: string;
   /** Router addresses, "host:port"; tried in turn. */
   routers: string[];
@@ -28,6 +28,10 @@ export interface LinkClientEvents {
   route: [from: string, key: string, payload: Buffer];
   /** The router could not deliver a frame we sent, or the link was down too long. */
   undeliverable: [to: string, key: string, payload: Buffer];
+  /** The front ends' load table (sent to front ends only). */
+  loads: [Record<string, C2sLoad>];
+  /** Any other CONTROL message: admin requests and answers, drain orders. */
+  control: [ControlMessage];
 }
 
 const BACKOFF_MIN_MS = 100;
@@ -91,6 +95,17 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       return;
     }
     this.queue.push({ to, key, payload });
+  }
+
+  /** Sends a CONTROL message now, or drops it while the link is down (control state is rebuilt on re-link). */
+  sendControl(msg: ControlMessage): void {
+    if (this.ready && this.socket) this.socket.write(encodeJsonFrame(FrameType.Control, msg));
+  }
+
+  /** Announces new `info` now, and on every later re-link (protocol §1.3). */
+  setInfo(info: Record<string, unknown>): void {
+    this.opts.info = info;
+    this.sendControl({ op: "info", info });
   }
 
   smOwnerOf(key: string): string | undefined {
@@ -198,8 +213,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       case "undeliverable":
         this.bounceNext = { to: msg.to, key: msg.key };
         break;
+      case "loads":
+        this.emit("loads", msg.loads);
+        break;
       default:
-        break; // unknown ops are for later versions
+        this.emit("control", msg);
     }
   }
 

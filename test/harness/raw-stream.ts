@@ -91,3 +91,16 @@ export class RawStream {
     this.socket.destroy();
   }
 }
+
+/** Connects, does STARTTLS, and opens the encrypted stream (its features received). */
+export async function secureStream(port: number): Promise<RawStream> {
+  const s = await RawStream.connect(port);
+  s.send(HEADER());
+  await s.until(/<starttls/);
+  s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  await s.until(/<proceed/);
+  await s.startTls();
+  s.send(HEADER());
+  await s.until(/<\/stream:features>/);
+  return s;
+}

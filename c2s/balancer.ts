@@ -1,0 +1,166 @@
+// Where a new client should go: this front end, or a less loaded one
+// (docs/redirection.md). Every front end sees the router's load table; in
+// between reports, each counts the clients it sent elsewhere, so a burst of
+// logins aimed at one box spreads at once instead of all following the same
+// stale figure to the same peer.
+import type { C2sLoad } from "../lib/link/control.js";
+import type { Member } from "../lib/link/member.js";
+
+export interface BalancerConfig {
+  name: string;
+  weight: number;
+  /** Sessions at which this front end sends every new client elsewhere. */
+  capacity: number;
+  /** How far over its fair share (0.1 = 10 %) a front end may go before it redirects. */
+  margin: number;
+  /** Seconds a redirected client is remembered, to be served if it comes back here. */
+  memorySeconds: number;
+  /** Event-loop delay (ms) over which a front end counts as full. */
+  maxLag: number;
+}
+
+/** What a front end announces in its link `info` (protocol §1.5). */
+export interface C2sInfo {
+  host: string;
+  port: number;
+  tlsPort: number;
+  weight: number;
+  capacity: number;
+  draining?: boolean;
+  /** When the process started (ms since the epoch), for `xfarm status`. */
+  started: number;
+}
+
+/** Where a client is sent: the front end, and the address it is told. */
+export interface Redirect {
+  name: string;
+  address: string;
+}
+
+/** How long a front end waits for a client a peer sent it. */
+const EXPECT_MS = 30_000;
+
+function take(map: Map<string, number>, key: string, now: number): boolean {
+  const until = map.get(key);
+  if (until === undefined) return false;
+  map.delete(key);
+  return until > now;
+}
+
+interface Peer {
+  name: string;
+  info: C2sInfo;
+  load: C2sLoad | null;
+  /** Clients this front end sent there since its last report. */
+  sent: number;
+}
+
+export class Balancer {
+  private peers = new Map<string, Peer>();
+  /** `${ip} ${user}` → when the memory of its redirect expires. */
+  private readonly redirected = new Map<string, number>();
+  /** Clients a peer sent here, served without a second redirect (no ping-pong on stale loads). */
+  private readonly expected = new Map<string, number>();
+  draining = false;
+
+  constructor(private readonly cfg: BalancerConfig) {}
+
+  onMembers(members: Member[]): void {
+    const next = new Map<string, Peer>();
+    for (const m of members) {
+      if (m.role !== "c2s" || m.name === this.cfg.name) continue;
+      const old = this.peers.get(m.name);
+      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? 0 });
+    }
+    this.peers = next;
+  }
+
+  /** Takes the router's load table; returns the peers now reporting if that set grew. */
+  onLoads(loads: Record<string, C2sLoad>): string[] | null {
+    let grew = false;
+    for (const [name, load] of Object.entries(loads)) {
+      const p = this.peers.get(name);
+      if (p) {
+        grew ||= p.load === null;
+        p.load = load;
+        p.sent = 0;
+      }
+    }
+    return grew ? [...this.peers.values()].filter((p) => p.load).map((p) => p.name) : null;
+  }
+
+  /**
+   * The address ("host:port") to send this authenticated client to, or null
+   * to serve it here. `sessions` is this front end's live count. The caller
+   * first checks returned(): a client that came back is always served.
+   */
+  redirectFor(ip: string, user: string, sessions: number, directTls: boolean, now = Date.now()): Redirect | null {
+    const target = this.leastLoaded();
+    if (!target) return null;
+    const mine = (sessions + 1) / this.cfg.weight;
+    const theirs = (this.estimate(target) + 1) / target.info.weight;
+    const full = this.draining || sessions >= this.cfg.capacity;
+    if (!full && mine <= theirs * (1 + this.cfg.margin)) return null;
+    target.sent++;
+    this.remember(ip, user, now);
+    return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
+  }
+
+  /** True once for a client redirected recently that came back: one that does not follow redirects. */
+  returned(ip: string, user: string, now = Date.now()): boolean {
+    return take(this.redirected, `${ip} ${user}`, now);
+  }
+
+  /** A peer redirected this client here. */
+  expect(ip: string, user: string, now = Date.now()): void {
+    this.expected.set(`${ip} ${user}`, now + EXPECT_MS);
+  }
+
+  /** True once for a client a peer sent here: it is served, never bounced on. */
+  wasSent(ip: string, user: string, now = Date.now()): boolean {
+    return take(this.expected, `${ip} ${user}`, now);
+  }
+
+  /** Where to move a connected client while draining; null when no peer can take one. */
+  moveTarget(directTls: boolean): Redirect | null {
+    const target = this.leastLoaded();
+    if (!target) return null;
+    target.sent++;
+    return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
+  }
+
+  /** Remembers a client sent away, so that it is served if it comes back. */
+  remember(ip: string, user: string, now = Date.now()): void {
+    this.redirected.set(`${ip} ${user}`, now + this.cfg.memorySeconds * 1000);
+  }
+
+  /** Forgets redirects older than the memory; called by the c2s's sweep. */
+  sweep(now = Date.now()): void {
+    for (const [k, until] of this.redirected) if (until <= now) this.redirected.delete(k);
+    for (const [k, until] of this.expected) if (until <= now) this.expected.delete(k);
+  }
+
+  private estimate(p: Peer): number {
+    return (p.load?.sessions ?? 0) + p.sent;
+  }
+
+  private leastLoaded(): Peer | null {
+    let best: Peer | null = null;
+    let bestLoad = Infinity;
+    for (const p of this.peers.values()) {
+      if (p.info.draining || !p.load) continue; // not yet reporting, or leaving
+      if (p.load.lag > this.cfg.maxLag || this.estimate(p) >= p.info.capacity) continue;
+      const rel = this.estimate(p) / p.info.weight;
+      if (rel < bestLoad) {
+        best = p;
+        bestLoad = rel;
+      }
+    }
+    return best;
+  }
+}
+
+/** host:port, with an IPv6 literal in brackets (RFC 6120 §4.9.3.19). */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}

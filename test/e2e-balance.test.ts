@@ -1,0 +1,106 @@
+// Three front ends sharing load: clients all aimed at one are spread by
+// <see-other-host/>; a drain moves everyone off one; a client that ignores
+// redirects still gets in. Real processes and xmpp.js clients.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { StatusEntry } from "../lib/link/control.js";
+import { Farm } from "./harness/farm.js";
+import { HEADER, secureStream } from "./harness/raw-stream.js";
+import { connectClient, type TestClient } from "./harness/xmppjs.js";
+
+const CLIENTS = 300;
+
+describe("load sharing between front ends", () => {
+  let farm: Farm;
+  const clients: TestClient[] = [];
+
+  const sessions = async (): Promise<Record<string, { sessions: number; draining: boolean }>> => {
+    const r = await farm.cli("status", "--json");
+    expect(r.code).toBe(0);
+    const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries;
+    return Object.fromEntries(
+      entries.filter((e) => e.role === "c2s").map((e) => [e.name, { sessions: e.load?.sessions ?? 0, draining: !!e.info.draining }]),
+    );
+  };
+  const pollSessions = async (ok: (s: Record<string, { sessions: number }>) => boolean, ms = 20_000) => {
+    const end = Date.now() + ms;
+    let last = await sessions();
+    while (!ok(last)) {
+      if (Date.now() > end) throw new Error(`not reached in time: ${JSON.stringify(last)}`);
+      await new Promise((r) => setTimeout(r, 500));
+      last = await sessions();
+    }
+    return last;
+  };
+
+  beforeAll(async () => {
+    farm = await Farm.create({ c2sCount: 3, c2s: { capacity: 200, public_host: "127.0.0.1" } });
+    await farm.start();
+    // Few PBKDF2 iterations: xmpp.js hashes in plain JS, and 300 logins in one test process must not stall it.
+    await farm.addUsers("u", CLIENTS + 1, "pw", 64);
+    // Balancing starts once c2s-1 hears the others' load.
+    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load" && (l.reporting as string[]).length === 2, 15_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.stop()));
+    await farm.stop();
+    farm.cleanup();
+  });
+
+  it("spreads 300 clients aimed at one front end evenly over three", { timeout: 120_000 }, async () => {
+    const port = farm.c2sPorts[0]!.port;
+    let next = 1;
+    const worker = async () => {
+      while (next <= CLIENTS) {
+        const i = next++;
+        clients.push(await connectClient({ port, username: `u${i}`, password: "pw" }));
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, worker));
+
+    const counts = await pollSessions((s) => Object.values(s).reduce((a, b) => a + b.sessions, 0) === CLIENTS);
+    for (const name of ["c2s-1", "c2s-2", "c2s-3"]) {
+      expect(counts[name]!.sessions).toBeGreaterThanOrEqual(90);
+      expect(counts[name]!.sessions).toBeLessThanOrEqual(110);
+    }
+    // They got there by redirection, each at most once: a peer serves a client sent to it.
+    const redirects = farm.lines.filter((l) => l.condition === "see-other-host");
+    expect(redirects.every((l) => l.proc === "c2s-1" && /^127\.0\.0\.1:\d+$/.test(String(l.content)))).toBe(true);
+    expect(redirects.length).toBeGreaterThanOrEqual(180);
+    expect(new Set(redirects.map((l) => l.user)).size).toBe(redirects.length);
+  });
+
+  it("drains a front end: new clients and connected ones go to the others", { timeout: 60_000 }, async () => {
+    const r = await farm.cli("c2s", "drain", "c2s-1", "--rate", "100");
+    expect(r.stdout).toMatch(/c2s-1 is draining/);
+    const counts = await pollSessions((s) => s["c2s-1"]!.sessions === 0 && s["c2s-2"]!.sessions + s["c2s-3"]!.sessions === CLIENTS, 30_000);
+    expect((await sessions())["c2s-1"]!.draining).toBe(true);
+    // Spread over the two that are left, within 10 % of even.
+    for (const name of ["c2s-2", "c2s-3"]) {
+      expect(counts[name]!.sessions).toBeGreaterThanOrEqual(135);
+      expect(counts[name]!.sessions).toBeLessThanOrEqual(165);
+    }
+  });
+
+  it("serves a client that ignores the redirect when it comes back", async () => {
+    const port = farm.c2sPorts[0]!.port;
+    const attempt = async () => {
+      const s = await secureStream(port);
+      const user = `u${CLIENTS + 1}`;
+      s.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString("base64")}</auth>`);
+      await s.until(/<success/);
+      s.send(HEADER());
+      await s.until(/<bind xmlns|<\/see-other-host>/);
+      return s;
+    };
+    const first = await attempt();
+    const redirected = await first.untilClosed();
+    expect(redirected).toMatch(/<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>127\.0\.0\.1:\d+<\/see-other-host>/);
+    // A client like Smack or Gajim that does not follow comes straight back: it is served here.
+    const second = await attempt();
+    expect(second.received).toMatch(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
+    second.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    await second.until(/<jid>u301@localhost\//);
+    second.destroy();
+  });
+});
