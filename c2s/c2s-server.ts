@@ -79,7 +79,10 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   }, LOAD_REPORT_MS);
   reporter.unref();
 
-  link.on("route", (_from, _key, payload) => {
+  /** The incarnation of each linked sm, "name/started", so that a restarted sm is told apart. */
+  let smIncarnations = new Map<string, string>();
+  const incarnation = (name: string) => smIncarnations.get(name) ?? null;
+  link.on("route", (from, _key, payload) => {
     let msg;
     try {
       msg = decodeSessionPayload(payload);
@@ -94,7 +97,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
         conn.write(msg.xml);
         break;
       case SessionOp.Started:
-        conn.bound(msg.meta.jid);
+        conn.bound(msg.meta.jid, incarnation(from));
         break;
       case SessionOp.StartFailed:
         conn.bindFailed(msg.meta.condition);
@@ -111,20 +114,21 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     log.warn({ to, key }, "no session manager reachable for a user; closing their streams");
     for (const conn of ctx.all()) if (conn.bareJid === key) conn.closedBySm("internal-server-error", "no session manager is available; reconnect later");
   });
-  let smNames = new Set<string>();
   link.on("members", (members) => {
     balancer.onMembers(members);
-    const now = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
-    const lost = [...smNames].filter((n) => !now.has(n));
-    smNames = now;
-    if (lost.length > 0 && link.connected) {
-      // The sessions lived in a session manager that is gone: their clients must log in again.
-      log.warn({ lost }, "session manager left; closing the streams of its sessions");
-      for (const conn of ctx.all()) if (conn.bareJid) conn.closedBySm("system-shutdown", "the session manager restarted; reconnect");
+    smIncarnations = new Map(members.filter((m) => m.role === "sm").map((m) => [m.name, `${m.name}/${m.info.started}`]));
+    // Sessions whose sm is gone, restarted, or no longer owns the user move to the owner now (protocol §2.2).
+    let moved = 0;
+    for (const conn of ctx.all()) {
+      const user = conn.bareJid;
+      if (!user || !conn.isBound) continue;
+      const owner = link.smOwnerOf(user);
+      if (owner === undefined || incarnation(owner) === conn.sm) continue;
+      conn.sm = incarnation(owner);
+      conn.rebuild();
+      moved++;
     }
-  });
-  link.on("down", () => {
-    for (const conn of ctx.all()) if (conn.bareJid) conn.closedBySm("system-shutdown", "the router link was lost; reconnect");
+    if (moved > 0) log.info({ moved }, "sessions rebuilt on their current session managers");
   });
   link.start();
 

@@ -48,6 +48,11 @@ export class ClientConnection {
   private log: Logger;
   /** Set once the sm knows this session, so END is owed when it goes. */
   private smKnows = false;
+  /** The sm incarnation ("name/started") holding this session, to rebuild it when that changes. */
+  sm: string | null = null;
+  /** What a rebuild needs (protocol §2.2): the last broadcast presence, and roster interest. */
+  private presence: string | null = null;
+  private interested = false;
 
   constructor(
     private readonly ctx: C2sContext,
@@ -159,9 +164,11 @@ export class ClientConnection {
     this.streamError(condition, text);
   }
 
-  /** The sm answered our START. */
-  bound(jid: string): void {
+  /** The sm answered our START (or acknowledged a rebuild: then only `sm` changes). */
+  bound(jid: string, sm: string | null): void {
     if (this.stage === "closed") return;
+    this.sm = sm;
+    if (this.stage === "bound") return;
     this.jid = jid;
     this.binding = false;
     this.stage = "bound";
@@ -173,6 +180,16 @@ export class ClientConnection {
     const early = this.early ?? [];
     this.early = null;
     for (const el of early) this.onStanza(el);
+  }
+
+  /** Re-establishes this session on the sm that now owns the user, without a word to the client. */
+  rebuild(): void {
+    if (this.stage !== "bound") return;
+    this.toSm(
+      SessionOp.Rebuild,
+      { sid: this.sid, jid: this.jid!, ip: this.socket.remoteAddress ?? "", secure: this.secure, interested: this.interested },
+      this.presence ?? undefined,
+    );
   }
 
   bindFailed(condition: string): void {
@@ -295,7 +312,15 @@ export class ClientConnection {
       this.write(stanzaErrorReply(el, "modify", "jid-malformed"));
       return;
     }
-    this.toSm(SessionOp.Stanza, { sid: this.sid }, el.toString());
+    const xml = el.toString();
+    if (el.name === "presence" && el.attrs.to === undefined) {
+      // A broadcast presence: the session's state, kept for a rebuild.
+      if (el.attrs.type === undefined) this.presence = xml;
+      else if (el.attrs.type === "unavailable") this.presence = null;
+    } else if (el.name === "iq" && el.attrs.type === "get" && el.attrs.to === undefined && el.getChild("query", "jabber:iq:roster")) {
+      this.interested = true;
+    }
+    this.toSm(SessionOp.Stanza, { sid: this.sid }, xml);
   }
 
   private toSm<K extends SessionOp>(op: K, meta: SessionMetaByOp[K], xml?: string): void {

@@ -1,4 +1,4 @@
-// `xfarm start`: a whole farm on one box — router, sm and N c2s processes —
+// `xfarm start`: a whole farm on one box — router, sms and c2s processes —
 // each a child process restarted when it dies; SIGINT/SIGTERM stops them all.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -25,10 +25,9 @@ interface ChildSpec {
 }
 
 export function farmChildren(config: Config): ChildSpec[] {
-  const specs: ChildSpec[] = [
-    { name: config.router.name, role: "router", env: {} },
-    { name: config.sm.name, role: "sm", env: {} },
-  ];
+  const specs: ChildSpec[] = [{ name: config.router.name, role: "router", env: {} }];
+  if (config.start.sm_count === 1) specs.push({ name: config.sm.name, role: "sm", env: {} });
+  else for (let i = 1; i <= config.start.sm_count; i++) specs.push({ name: `sm-${i}`, role: "sm", env: { XFARM_SM_NAME: `sm-${i}` } });
   for (let i = 0; i < config.start.c2s_count; i++) {
     const step = i * config.start.port_step;
     specs.push({

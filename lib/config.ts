@@ -48,6 +48,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.tls_key", type: "string", default: "", doc: "PEM private key for c2s.tls_cert." },
 
   { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
+  { key: "start.sm_count", type: "integer", default: 1, doc: "How many session managers `xfarm start` runs (sm-1, sm-2, …; users are spread over them)." },
   { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
 ];
 
@@ -78,7 +79,7 @@ export interface Config {
     tls_cert: string;
     tls_key: string;
   };
-  start: { c2s_count: number; port_step: number };
+  start: { c2s_count: number; sm_count: number; port_step: number };
   /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
   secrets: Record<string, string>;
   /** The file this was read from, if any. */

@@ -14,6 +14,7 @@ export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../d
 
 export interface FarmOptions {
   c2sCount?: number;
+  smCount?: number;
   /** Extra keys for the [c2s] table, e.g. { require_tls: false }. */
   c2s?: Record<string, string | number | boolean>;
   sm?: Record<string, string | number | boolean>;
@@ -40,6 +41,7 @@ export class Farm {
     readonly routerPort: number,
     /** c2s i (0-based): STARTTLS port and direct TLS port. */
     readonly c2sPorts: { port: number; tlsPort: number }[],
+    readonly smCount = 1,
   ) {}
 
   static async create(opts: FarmOptions = {}): Promise<Farm> {
@@ -67,12 +69,13 @@ ${table({ host: "127.0.0.1", port: base + 1, tls_port: base + 2, auth_timeout: 5
 
 [start]
 c2s_count = ${count}
+sm_count = ${opts.smCount ?? 1}
 port_step = ${step}
 `;
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 1 + i * step, tlsPort: base + 2 + i * step }));
-    return new Farm(dir, configFile, base, ports);
+    return new Farm(dir, configFile, base, ports, opts.smCount ?? 1);
   }
 
   /** Starts `xfarm start` and waits until every c2s and the sm are linked. */
@@ -102,7 +105,7 @@ port_step = ${step}
 
   /** Waits until the sm and every c2s are linked to the router. */
   async waitLinked(since = 0): Promise<void> {
-    const names = ["sm-1", ...this.c2sPorts.map((_, i) => `c2s-${i + 1}`)];
+    const names = [...Array.from({ length: this.smCount }, (_, i) => `sm-${i + 1}`), ...this.c2sPorts.map((_, i) => `c2s-${i + 1}`)];
     await Promise.all(names.map((n) => this.waitFor((l) => l.proc === n && l.msg === "linked to router", 20_000, since)));
   }
 

@@ -7,7 +7,7 @@ import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
-import { readdress } from "./stanza.js";
+import { priorityOf, readdress } from "./stanza.js";
 import { blankItem, hasFrom, hasTo, isBlank, subscription } from "./subscription.js";
 
 type SubscriptionType = "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed";
@@ -231,13 +231,6 @@ export const modPresence: SmModule = (api) => {
 
 function presence(attrs: Record<string, string>): Element {
   return new Element("presence", attrs);
-}
-
-/** RFC 6121 §4.7.2.3: an integer from -128 to 127, 0 when absent. */
-function priorityOf(stanza: Element): number {
-  const text = stanza.getChildText("priority")?.trim();
-  if (!text || !/^[+-]?\d+$/.test(text)) return 0;
-  return Math.max(-128, Math.min(127, Number(text)));
 }
 
 function sameState(a: RosterItem, b: RosterItem): boolean {

@@ -10,6 +10,7 @@ import {
   SessionOp,
   decodeSessionPayload,
   encodeSessionPayload,
+  type RebuildMeta,
   type SessionMessage,
   type StartMeta,
 } from "../lib/link/session-payload.js";
@@ -26,7 +27,7 @@ import { modRoster } from "./mod-roster.js";
 import { modVersion } from "./mod-version.js";
 import { KeyedQueue } from "./queue.js";
 import { SessionRegistry, type Session } from "./sessions.js";
-import { errorReply, isError, payloadKey } from "./stanza.js";
+import { errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
 export interface SessionManagerOptions {
   name: string;
@@ -36,6 +37,11 @@ export interface SessionManagerOptions {
   log: Logger;
   /** Sessions one user may hold at once; the next START fails with resource-constraint. */
   maxSessionsPerUser?: number;
+  /**
+   * How long the sessions of a c2s missing from the member table are kept
+   * before they end: a router restart must not end them, a dead c2s must.
+   */
+  c2sGraceMs?: number;
 }
 
 const MODULES: SmModule[] = [
@@ -64,6 +70,10 @@ export class SessionManager {
   private readonly queue: KeyedQueue;
   private readonly api: ModuleApi;
   private closed = false;
+  private readonly c2sGraceMs: number;
+  /** c2s names missing from the member table, since when. */
+  private readonly missing = new Map<string, number>();
+  private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: SessionManagerOptions) {
     this.name = opts.name;
@@ -72,6 +82,7 @@ export class SessionManager {
     this.port = opts.port;
     this.log = opts.log;
     this.maxSessions = opts.maxSessionsPerUser ?? 10;
+    this.c2sGraceMs = opts.c2sGraceMs ?? 10_000;
     this.queue = new KeyedQueue((err, key) => this.log.error({ err, user: key }, "processing failed"));
     this.api = {
       domains: this.domains,
@@ -114,6 +125,12 @@ export class SessionManager {
       case SessionOp.Stanza: {
         const session = this.registry.bySid(from, msg.meta.sid);
         if (!session) {
+          const owner = this.port.smOwnerOf(key);
+          if (owner !== undefined && owner !== this.port.name && !msg.meta.rerouted) {
+            // Sent before the sender saw the user move: pass it on, once (protocol §2.2).
+            this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Stanza, { sid: msg.meta.sid, rerouted: true }, msg.xml));
+            return;
+          }
           // Protocol §2: the client reconnects and reaches its current sm.
           this.port.send(
             from,
@@ -133,6 +150,11 @@ export class SessionManager {
       case SessionOp.Forward:
         this.fromPeer(msg.xml, key);
         return;
+      case SessionOp.Rebuild: {
+        const meta = msg.meta;
+        void this.queue.run(bareOf(meta.jid) ?? key, () => this.rebuild(from, key, meta, msg.xml));
+        return;
+      }
       default:
         this.log.warn({ op: msg.op, from }, "unexpected session op");
     }
@@ -168,22 +190,84 @@ export class SessionManager {
     }
   }
 
-  /** The member table changed: sessions on vanished c2s end; users now owned elsewhere reconnect there. */
+  /**
+   * The member table changed. Sessions of users another sm now owns are
+   * handed over silently (their c2s rebuilds them there, protocol §2.2);
+   * sessions of a c2s missing for longer than the grace period end.
+   */
   onMembers(members: Member[]): void {
     const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
+    const now = Date.now();
+    for (const name of [...this.missing.keys()]) if (c2s.has(name)) this.missing.delete(name);
     for (const session of this.registry.all()) {
       const owner = this.port.smOwnerOf(session.user);
       if (!c2s.has(session.c2s)) {
-        void this.queue.run(session.user, () => this.end(session, "c2s left"));
+        if (!this.missing.has(session.c2s)) this.missing.set(session.c2s, now);
       } else if (owner !== undefined && owner !== this.port.name) {
-        void this.queue.run(session.user, () => this.end(session, "user moved to another sm", "reset"));
+        void this.queue.run(session.user, async () => {
+          this.registry.remove(session);
+          session.log.info({ owner }, "session handed over to its new sm");
+        });
       }
     }
+    this.endMissing(now);
+    if (this.missing.size > 0 && !this.graceTimer) {
+      this.graceTimer = setInterval(() => this.endMissing(Date.now()), 1_000);
+      this.graceTimer.unref();
+    }
+  }
+
+  private endMissing(now: number): void {
+    for (const [name, since] of this.missing) {
+      if (now - since < this.c2sGraceMs) continue;
+      this.missing.delete(name);
+      for (const session of this.registry.all()) {
+        if (session.c2s === name) void this.queue.run(session.user, () => this.end(session, "c2s left"));
+      }
+    }
+    if (this.missing.size === 0 && this.graceTimer) {
+      clearInterval(this.graceTimer);
+      this.graceTimer = null;
+    }
+  }
+
+  /** A c2s re-establishes a session it holds (after an sm change or a router outage), without broadcasts. */
+  private async rebuild(c2s: string, key: string, meta: RebuildMeta, presenceXml: Buffer): Promise<void> {
+    const existing = this.registry.bySid(c2s, meta.sid);
+    const jid = parseJid(meta.jid);
+    if (existing || !jid?.resource || this.closed) {
+      if (existing) this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid }));
+      return;
+    }
+    const user = bare(jid);
+    const holder = this.registry.get(meta.jid);
+    if (holder) {
+      // A newer login took the resource meanwhile: it keeps it (protocol §2.1).
+      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Close, { sid: meta.sid, condition: "conflict" }));
+      return;
+    }
+    const presence = presenceXml.length > 0 ? this.parseStanza(presenceXml) : null;
+    const session: Session = {
+      user,
+      resource: jid.resource,
+      jid: meta.jid,
+      c2s,
+      sid: meta.sid,
+      log: this.log.child({ sid: meta.sid, jid: meta.jid }),
+      presence,
+      priority: presence ? priorityOf(presence) : 0,
+      interested: meta.interested,
+      directed: new Set(),
+    };
+    this.registry.add(session);
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
+    session.log.info({ c2s, available: presence !== null }, "session rebuilt");
   }
 
   /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.graceTimer) clearInterval(this.graceTimer);
     for (const session of this.registry.all()) {
       void this.queue.run(session.user, () => this.end(session, "shutdown", "system-shutdown"));
     }

@@ -65,3 +65,10 @@ export function readdress(el: Element, addresses: { from?: string | undefined; t
 export function payloadKey(child: Element): string {
   return `${child.getNS() ?? "jabber:client"}:${child.getName()}`;
 }
+
+/** RFC 6121 §4.7.2.3: an integer from -128 to 127, 0 when absent. */
+export function priorityOf(stanza: Element): number {
+  const text = stanza.getChildText("priority")?.trim();
+  if (!text || !/^[+-]?\d+$/.test(text)) return 0;
+  return Math.max(-128, Math.min(127, Number(text)));
+}

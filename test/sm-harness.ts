@@ -67,6 +67,8 @@ export class Harness {
       store,
       port,
       log: pino({ level: "silent" }),
+      // Unit tests see a vanished c2s's sessions end at once.
+      c2sGraceMs: 0,
       ...opts,
     });
     return new Harness(sm, port, store);

@@ -100,14 +100,35 @@ describe("sm sessions", () => {
     expect(await h.store.countOffline(`alice@${DOMAIN}`)).toBe(1);
   });
 
-  it("closes sessions of users another sm now owns", async () => {
+  it("hands sessions of users another sm now owns over silently, and passes their stanzas on once", async () => {
     h = await Harness.create(["alice", "bob"]);
     const alice = await h.connect(`alice@${DOMAIN}/a`);
     const bob = await h.connect(`bob@${DOMAIN}/b`);
+    await alice.send("<presence/>");
+    alice.frames();
     h.port.owner = (key) => (key === `alice@${DOMAIN}` ? "sm-2" : "sm-1");
     await h.members(["c2s-1", "sm-1", "sm-2"]);
-    expect(alice.frames()).toMatchObject([{ op: SessionOp.Close, meta: { condition: "reset" } }]);
+    // No CLOSE and no unavailable presence: the c2s rebuilds alice on sm-2.
+    expect(alice.frames()).toEqual([]);
     expect(bob.frames()).toEqual([]);
+    await alice.send(`<message to='bob@${DOMAIN}' type='chat'><body>late</body></message>`);
+    const [passed] = h.port.take((f) => f.to === SM_ADDRESS);
+    expect(passed).toMatchObject({ op: SessionOp.Stanza, key: `alice@${DOMAIN}`, meta: { sid: alice.sid, rerouted: true } });
+  });
+
+  it("rebuilds a session a c2s holds, with its presence and roster interest, without broadcasting", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const bob = await h.connect(`bob@${DOMAIN}/b`);
+    const presence = `<presence from='alice@${DOMAIN}/a'><priority>5</priority></presence>`;
+    await h.route("c2s-2", `alice@${DOMAIN}`, encodeSessionPayload(SessionOp.Rebuild, { sid: "r1", jid: `alice@${DOMAIN}/a`, ip: "127.0.0.1", secure: true, interested: true }, presence));
+    expect(h.port.take((f) => f.to === "c2s-2")).toMatchObject([{ op: SessionOp.Started, meta: { sid: "r1", jid: `alice@${DOMAIN}/a` } }]);
+    expect(bob.frames()).toEqual([]);
+    // A message to alice's bare JID reaches the rebuilt, available session.
+    await bob.send(`<message to='alice@${DOMAIN}' type='chat' id='m'><body>hi</body></message>`);
+    expect(h.port.take((f) => f.to === "c2s-2" && f.op === SessionOp.Deliver)).toMatchObject([{ meta: { sid: "r1" } }]);
+    // The same rebuild again is only acknowledged.
+    await h.route("c2s-2", `alice@${DOMAIN}`, encodeSessionPayload(SessionOp.Rebuild, { sid: "r1", jid: `alice@${DOMAIN}/a`, ip: "127.0.0.1", secure: true, interested: true }, presence));
+    expect(h.port.take((f) => f.to === "c2s-2")).toMatchObject([{ op: SessionOp.Started }]);
   });
 
   it("treats an undeliverable DELIVER as the end of that session and keeps the stanza", async () => {

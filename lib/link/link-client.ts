@@ -248,8 +248,9 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     this.ready = false;
     this.bounceNext = null;
     if (wasReady) {
+      // The member table is kept: the farm is probably still there, and the
+      // next WELCOME brings the fresh one.
       this.log.warn("router link lost");
-      this.setMembers([]);
       this.emit("down");
     }
     if (this.stopped) return;

@@ -10,6 +10,7 @@ export enum SessionOp {
   Deliver = 6,
   Close = 7,
   Forward = 8,
+  Rebuild = 9,
 }
 
 export interface StartMeta {
@@ -18,6 +19,16 @@ export interface StartMeta {
   jid: string;
   ip: string;
   secure: boolean;
+}
+/** A session that already exists on the c2s, re-established on its (new) sm. */
+export interface RebuildMeta {
+  sid: string;
+  /** The bound full JID. */
+  jid: string;
+  ip: string;
+  secure: boolean;
+  /** The client fetched its roster (RFC 6121 §2.1.6), so it gets roster pushes. */
+  interested: boolean;
 }
 export interface StartedMeta {
   sid: string;
@@ -30,6 +41,8 @@ export interface FailureMeta {
 }
 export interface SidMeta {
   sid: string;
+  /** Set by an sm that passed on a STANZA for a user it no longer owns (at most once). */
+  rerouted?: boolean;
 }
 
 /** The meta object each op carries. */
@@ -42,6 +55,7 @@ export interface SessionMetaByOp {
   [SessionOp.Deliver]: SidMeta;
   [SessionOp.Close]: FailureMeta;
   [SessionOp.Forward]: Record<string, never>;
+  [SessionOp.Rebuild]: RebuildMeta;
 }
 
 export type SessionMessage = {

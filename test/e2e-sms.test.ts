@@ -1,0 +1,83 @@
+// Several session managers: users spread over them by their bare JID; when
+// one dies, or the router does, connected clients keep their sessions
+// (rebuilt from the c2s that holds each connection) and keep chatting.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rendezvousOwner } from "../lib/link/member.js";
+import { Farm } from "./harness/farm.js";
+import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
+
+describe("a farm with two session managers", () => {
+  let farm: Farm;
+  let a: TestClient;
+  let b: TestClient;
+  // Two users that rendezvous hashing puts on different sms.
+  const names = Array.from({ length: 50 }, (_, i) => `u${i + 1}`);
+  const onSm = (sm: string) => names.find((n) => rendezvousOwner(["sm-1", "sm-2"], `${n}@localhost`) === sm)!;
+  const alice = onSm("sm-1");
+  const bob = onSm("sm-2");
+
+  const chat = async (from: TestClient, to: TestClient, toJid: string, id: string) => {
+    await from.xmpp.send(xml("message", { to: toJid, type: "chat", id }, xml("body", {}, id)));
+    const m = await to.next((s) => s.is("message") && s.attrs.id === id);
+    expect(m.getChildText("body")).toBe(id);
+  };
+  const streamErrors = (user: string) => farm.lines.filter((l) => l.msg === "stream error" && String(l.user) === `${user}@localhost`);
+
+  beforeAll(async () => {
+    farm = await Farm.create({ c2sCount: 2, smCount: 2 });
+    await farm.start();
+    await farm.addUsers("u", 50, "pw", 64);
+    a = await connectClient({ port: farm.c2sPorts[0]!.port, username: alice, password: "pw", resource: "a" });
+    b = await connectClient({ port: farm.c2sPorts[1]!.port, username: bob, password: "pw", resource: "b" });
+    for (const [c, other] of [[a, bob], [b, alice]] as const) {
+      await c.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+      await c.xmpp.send(xml("presence"));
+      await c.xmpp.send(xml("presence", { to: `${other}@localhost`, type: "subscribe" }));
+    }
+    for (const [c, other] of [[a, bob], [b, alice]] as const) {
+      await c.next((s) => s.is("presence") && s.attrs.type === "subscribe" && s.attrs.from === `${other}@localhost`);
+      await c.xmpp.send(xml("presence", { to: `${other}@localhost`, type: "subscribed" }));
+    }
+    await a.next((s) => s.is("presence") && !s.attrs.type && s.attrs.from === `${bob}@localhost/b`);
+    await b.next((s) => s.is("presence") && !s.attrs.type && s.attrs.from === `${alice}@localhost/a`);
+  }, 60_000);
+
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await farm.stop();
+    farm.cleanup();
+  });
+
+  it("keeps each user's session on its own sm, and messages cross between them", async () => {
+    expect(farm.lines.find((l) => l.msg === "session started" && l.jid === `${alice}@localhost/a`)?.proc).toBe("sm-1");
+    expect(farm.lines.find((l) => l.msg === "session started" && l.jid === `${bob}@localhost/b`)?.proc).toBe("sm-2");
+    await chat(a, b, `${bob}@localhost`, "across-1");
+    await chat(b, a, `${alice}@localhost`, "across-2");
+  });
+
+  it("rebuilds the sessions of a SIGKILLed sm elsewhere and back, with no client disconnected", async () => {
+    const before = farm.lines.length;
+    process.kill(farm.childPid("sm-2"), "SIGKILL");
+    // bob moves to sm-1 while sm-2 is down...
+    await farm.waitFor((l) => l.proc === "sm-1" && l.msg === "session rebuilt" && l.jid === `${bob}@localhost/b`, 15_000, before);
+    await chat(a, b, `${bob}@localhost`, "while-down");
+    // ...and back once the supervisor restarted it.
+    await farm.waitFor((l) => l.proc === "sm-2" && l.msg === "session rebuilt" && l.jid === `${bob}@localhost/b`, 20_000, before);
+    await chat(a, b, `${bob}@localhost`, "after-restart");
+    await chat(b, a, `${alice}@localhost`, "reply-after-restart");
+    expect(streamErrors(alice)).toEqual([]);
+    expect(streamErrors(bob)).toEqual([]);
+  });
+
+  it("keeps every client connected through a SIGKILL of the router", async () => {
+    const before = farm.lines.length;
+    process.kill(farm.childPid("router-1"), "SIGKILL");
+    await farm.waitFor((l) => l.proc === "supervisor" && l.msg === "child exited; restarting" && l.child === "router-1", 10_000, before);
+    await farm.waitLinked(before);
+    await chat(a, b, `${bob}@localhost`, "after-router");
+    await chat(b, a, `${alice}@localhost`, "reply-after-router");
+    expect(streamErrors(alice)).toEqual([]);
+    expect(streamErrors(bob)).toEqual([]);
+  });
+});
