@@ -15,7 +15,7 @@ import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { NS_BIND, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
-import { NS_CLIENT, XmlStream, type StreamHeader } from "./xml-stream.js";
+import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
 
 const MAX_SASL_ATTEMPTS = 3;
 /** Stanzas a client may send between asking to bind and being bound. */

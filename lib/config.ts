@@ -24,6 +24,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "router.host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for component links." },
   { key: "router.port", type: "integer", default: 5390, doc: "Port the router listens on for component links." },
   { key: "router.addresses", type: "string[]", default: ["127.0.0.1:5390"], doc: 'Where components reach the router, "host:port" ("[v6]:port" for IPv6).' },
+  { key: "router.component_host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for XEP-0114 external components." },
+  { key: "router.component_port", type: "integer", default: 5347, doc: "Port for XEP-0114 external components (their secrets: the [components] table); 0 disables it." },
   { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size plus headers." },
 
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
@@ -57,7 +59,7 @@ export interface Config {
   data_dir: string;
   db: string;
   log_level: string;
-  router: { name: string; host: string; port: number; addresses: string[] };
+  router: { name: string; host: string; port: number; addresses: string[]; component_host: string; component_port: number };
   link: { max_frame: number };
   sm: { name: string; max_sessions_per_user: number };
   c2s: {
@@ -82,6 +84,8 @@ export interface Config {
   start: { c2s_count: number; sm_count: number; port_step: number };
   /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
   secrets: Record<string, string>;
+  /** XEP-0114 component secrets by domain (the [components] table). */
+  components: Record<string, string>;
   /** The file this was read from, if any. */
   file: string | null;
 }
@@ -135,7 +139,9 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown): voi
   cur[parts.at(-1)!] = value;
 }
 
-const KNOWN_TABLES = new Set(["router", "link", "sm", "c2s", "start", "secrets"]);
+const KNOWN_TABLES = new Set(["router", "link", "sm", "c2s", "start", "secrets", "components"]);
+/** Tables whose keys are names chosen by the admin, not config keys. */
+const FREE_TABLES = new Set(["secrets", "components"]);
 
 /** Reads the config: defaults, then the file (if any), then XFARM_* environment variables. */
 export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process.env): Config {
@@ -147,7 +153,7 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
     const known = new Set(CONFIG_KEYS.map((s) => s.key));
     for (const [k, v] of Object.entries(fromFile)) {
       if (KNOWN_TABLES.has(k) && typeof v === "object") {
-        if (k === "secrets") continue;
+        if (FREE_TABLES.has(k)) continue;
         for (const sub of Object.keys(v as object)) {
           if (!known.has(`${k}.${sub}`)) throw new Error(`${file}: unknown config key ${k}.${sub}`);
         }
@@ -164,6 +170,7 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   config.file = file ? path.resolve(file) : null;
   if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
   config.secrets = { ...readSecretsFile(config.data_dir), ...((fromFile.secrets as Record<string, string>) ?? {}) };
+  config.components = (fromFile.components as Record<string, string>) ?? {};
   return config;
 }
 
@@ -191,6 +198,7 @@ export function annotatedDefaults(): string {
     }
     lines.push(`# ${spec.doc} (env ${envName(spec.key)})`, `${name} = ${JSON.stringify(spec.default)}`);
   }
+  lines.push("", "[components]", "# XEP-0114 external components: the shared secret of each component domain.", '# "muc.example.org" = "…"');
   lines.push("", "[secrets]", "# Link secret of each component, by name. `xfarm start` generates any missing one", "# into <data_dir>/secrets.toml; on a farm of many boxes, give every box the same table.", '# "c2s-1" = "…"');
   return lines.join("\n").trimStart() + "\n";
 }

@@ -2,6 +2,7 @@
 import type { Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
+import { listenExternalComponents } from "./external-components.js";
 import { Router } from "./router.js";
 
 export async function runRouter(config: Config): Promise<void> {
@@ -13,7 +14,23 @@ export async function runRouter(config: Config): Promise<void> {
     secretOf: (name) => config.secrets[name],
     log,
     maxFrame: config.link.max_frame,
+    domains: config.domains,
   });
   await router.listen();
-  stopOnSignals(log, () => router.close());
+  const components = config.router.component_port
+    ? await listenExternalComponents({
+        host: config.router.component_host,
+        port: config.router.component_port,
+        secretOf: (domain) => config.components[domain],
+        maxStanza: config.c2s.max_stanza_size,
+        log,
+        attach: (domain, send) => router.attachExternal(domain, send),
+        detach: (domain) => router.detachExternal(domain),
+        route: (domain, stanza) => router.routeFromExternal(domain, stanza),
+      })
+    : null;
+  stopOnSignals(log, async () => {
+    await new Promise<void>((resolve) => (components ? components.close(() => resolve()) : resolve()));
+    await router.close();
+  });
 }

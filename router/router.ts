@@ -5,8 +5,11 @@ import net from "node:net";
 import type { Logger } from "../lib/log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
-import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, type Frame } from "../lib/link/frames.js";
+import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "../lib/link/frames.js";
+import { Element } from "ltx";
+import { bare, parseJid } from "../lib/jid.js";
 import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
+import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 
 export interface RouterOptions {
   name: string;
@@ -16,6 +19,8 @@ export interface RouterOptions {
   secretOf: (name: string) => string | undefined;
   log: Logger;
   maxFrame?: number;
+  /** The domains the farm serves: stanzas from external components to them go to the sms. */
+  domains: string[];
 }
 
 const AUTH_TIMEOUT_MS = 10_000;
@@ -40,11 +45,46 @@ export class Router {
   /** The last load each front end reported, and whether the table changed since it was shared. */
   private readonly loads = new Map<string, C2sLoad>();
   private loadsChanged = false;
+  /** XEP-0114 components by domain: how to write to each. */
+  private readonly externals = new Map<string, (xml: Buffer | string) => void>();
 
   constructor(private readonly opts: RouterOptions) {}
 
   get members(): Member[] {
-    return [...this.peers.values()].map((p) => p.member);
+    const components = [...this.externals.keys()].map((domain): Member => ({ name: domain, role: "component", info: {} }));
+    return [...[...this.peers.values()].map((p) => p.member), ...components];
+  }
+
+  /** An external component authenticated (router/external-components.ts). */
+  attachExternal(domain: string, send: (xml: Buffer | string) => void): boolean {
+    if (this.externals.has(domain) || this.peers.has(domain)) return false;
+    this.externals.set(domain, send);
+    this.membersChanged();
+    return true;
+  }
+
+  detachExternal(domain: string): void {
+    if (this.externals.delete(domain)) this.membersChanged();
+  }
+
+  /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
+  routeFromExternal(domain: string, stanza: Element): void {
+    const to = parseJid(stanza.attrs.to ?? "");
+    const bounce = (condition: string) => {
+      if (stanza.attrs.type === "error") return;
+      const err = new Element(stanza.name, { from: stanza.attrs.to, to: stanza.attrs.from, id: stanza.attrs.id, type: "error" });
+      err.c("error", { type: "cancel" }).c(condition, { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" });
+      this.externals.get(domain)?.(err.toString());
+    };
+    if (!to) return bounce("jid-malformed");
+    const component = this.externals.get(to.domain);
+    if (component) return component(stanza.toString());
+    if (!this.opts.domains.includes(to.domain)) return bounce("remote-server-not-found");
+    const key = to.local ? bare(to) : to.domain;
+    const owner = rendezvousOwner(this.smNames, key);
+    const peer = owner === undefined ? undefined : this.peers.get(owner);
+    if (!peer) return bounce("service-unavailable");
+    peer.socket.write(encodeRoute(peer.member.name, domain, key, encodeSessionPayload(SessionOp.Forward, {}, stanza.toString())));
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -161,7 +201,10 @@ export class Router {
       const h = decodeRouteHeader(frame.body);
       if (h.from !== peer.member.name) throw new Error(`ROUTE from "${h.from}" on the link of "${peer.member.name}"`);
       const dest = this.resolve(h.to, h.key);
+      const external = dest ? undefined : this.externals.get(h.to);
       if (dest) dest.socket.write(frame.raw);
+      // To an external component the payload is one stanza's XML (protocol §1.8).
+      else if (external) external(frame.body.subarray(h.payloadOffset));
       else {
         this.opts.log.debug({ to: h.to, key: h.key, from: h.from }, "undeliverable frame returned to sender");
         peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "undeliverable", to: h.to, key: h.key }));

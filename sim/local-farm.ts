@@ -18,6 +18,8 @@ export interface FarmOptions {
   /** Extra keys for the [c2s] table, e.g. { require_tls: false }. */
   c2s?: Record<string, string | number | boolean>;
   sm?: Record<string, string | number | boolean>;
+  /** XEP-0114 components: domain → secret (the router listens on componentPort). */
+  components?: Record<string, string>;
   /** PEM files to use; by default the farm generates a self-signed pair. */
   tls?: { cert: string; key: string };
   logLevel?: string;
@@ -42,17 +44,19 @@ export class Farm {
     /** c2s i (0-based): STARTTLS port and direct TLS port. */
     readonly c2sPorts: { port: number; tlsPort: number }[],
     readonly smCount = 1,
+    /** Where XEP-0114 components connect. */
+    readonly componentPort = 0,
   ) {}
 
   static async create(opts: FarmOptions = {}): Promise<Farm> {
     const count = opts.c2sCount ?? 2;
     const step = 10;
-    const offsets = [0];
+    const offsets = [0, 3];
     for (let i = 0; i < count; i++) offsets.push(1 + i * step, 2 + i * step);
     const base = await freePortBase(offsets);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-test-"));
     const table = (t: Record<string, string | number | boolean> | undefined) =>
-      Object.entries(t ?? {}).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n");
+      Object.entries(t ?? {}).map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`).join("\n");
     const config = `domains = ["localhost"]
 data_dir = ${JSON.stringify(path.join(dir, "data"))}
 log_level = "${opts.logLevel ?? "debug"}"
@@ -60,6 +64,10 @@ log_level = "${opts.logLevel ?? "debug"}"
 [router]
 port = ${base}
 addresses = ["127.0.0.1:${base}"]
+component_port = ${base + 3}
+
+[components]
+${table(opts.components)}
 
 [sm]
 ${table(opts.sm)}
@@ -75,7 +83,7 @@ port_step = ${step}
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 1 + i * step, tlsPort: base + 2 + i * step }));
-    return new Farm(dir, configFile, base, ports, opts.smCount ?? 1);
+    return new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3);
   }
 
   /** Starts `xfarm start` and waits until every c2s and the sm are linked. */

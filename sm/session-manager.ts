@@ -74,6 +74,8 @@ export class SessionManager {
   /** c2s names missing from the member table, since when. */
   private readonly missing = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | null = null;
+  /** Domains of the linked XEP-0114 components, reached through the router. */
+  private components = new Set<string>();
 
   constructor(opts: SessionManagerOptions) {
     this.name = opts.name;
@@ -197,6 +199,7 @@ export class SessionManager {
    */
   onMembers(members: Member[]): void {
     const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
+    this.components = new Set(members.filter((m) => m.role === "component").map((m) => m.name));
     const now = Date.now();
     for (const name of [...this.missing.keys()]) if (c2s.has(name)) this.missing.delete(name);
     for (const session of this.registry.all()) {
@@ -464,9 +467,17 @@ export class SessionManager {
     else void this.queue.run(key, job);
   }
 
-  /** No s2s yet: messages and iq requests for other domains bounce; presence and iq results have nowhere to go. */
+  /**
+   * Another domain: an external component's, routed to it as XML (protocol
+   * §1.8); else, with no s2s yet, messages and iq requests bounce, and
+   * presence and iq results have nowhere to go.
+   */
   private async toUnserved(event: StanzaEvent): Promise<void> {
     const { name, attrs } = event.stanza;
+    if (this.components.has(event.to.domain)) {
+      this.port.send(event.to.domain, "", event.raw ?? Buffer.from(event.stanza.toString(), "utf8"));
+      return;
+    }
     if (name === "presence" || (name === "iq" && attrs.type === "result")) {
       this.log.debug({ name, to: attrs.to }, "stanza for an unserved domain dropped");
       return;

@@ -36,7 +36,7 @@ describe("component links", () => {
 
   async function router(port = 0) {
     const cap = capturingLogger("router");
-    const r = new Router({ name: "router-1", host: "127.0.0.1", port, secretOf: (n) => SECRETS[n], log: cap.log });
+    const r = new Router({ name: "router-1", host: "127.0.0.1", port, secretOf: (n) => SECRETS[n], log: cap.log, domains: ["localhost"] });
     const addr = await r.listen();
     cleanup.push(() => r.close());
     return { r, port: addr.port, lines: cap.lines };

@@ -12,8 +12,9 @@ export interface C2sInfo {
 }
 
 export interface Member {
+  /** A component's name; for an external (XEP-0114) component, its domain. */
   name: string;
-  role: Role;
+  role: Role | "component";
   info: Record<string, unknown>;
 }
 

@@ -30,3 +30,19 @@ declare module "@xmpp/client" {
     resource?: string;
   }): Client;
 }
+
+declare module "@xmpp/component" {
+  import type { Element } from "@xmpp/xml";
+  export { default as xml } from "@xmpp/xml";
+
+  export interface Component {
+    start(): Promise<unknown>;
+    stop(): Promise<void>;
+    send(el: Element): Promise<void>;
+    on(event: "stanza", cb: (el: Element) => void): void;
+    on(event: "error", cb: (err: Error) => void): void;
+    reconnect: { stop(): void };
+  }
+
+  export function component(options: { service: string; domain: string; password: string }): Component;
+}

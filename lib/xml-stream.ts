@@ -1,4 +1,5 @@
-// Parses one XML stream from a client (RFC 6120 §4) into stanzas. Strict:
+// Parses one XML stream (RFC 6120 §4) from a client, or from an external
+// component (XEP-0114), into stanzas. Strict:
 // saxes checks well-formedness, and the restricted XML of RFC 6120 §11.1
 // (DTDs, comments, processing instructions) ends the stream. A new instance
 // is made at every stream restart (after STARTTLS and SASL).
@@ -7,6 +8,7 @@ import { SaxesParser, type SaxesTagNS } from "saxes";
 
 export const NS_STREAM = "http://etherx.jabber.org/streams";
 export const NS_CLIENT = "jabber:client";
+export const NS_COMPONENT = "jabber:component:accept";
 
 export interface StreamHeader {
   to: string | undefined;
@@ -48,6 +50,8 @@ export class XmlStream {
   constructor(
     private readonly maxStanza: number,
     private readonly on: XmlStreamHandlers,
+    /** The stream's default namespace: jabber:client, or jabber:component:accept. */
+    private readonly ns = NS_CLIENT,
   ) {
     const p = this.parser;
     p.on("doctype", () => this.fail("not-well-formed", "a DOCTYPE is not allowed in XMPP (RFC 6120 §11.1)"));
@@ -99,8 +103,8 @@ export class XmlStream {
         return;
       }
       const defaultNs = tag.ns[""];
-      if (defaultNs !== NS_CLIENT) {
-        this.fail("invalid-namespace", `the stream's default namespace must be ${NS_CLIENT}`);
+      if (defaultNs !== this.ns) {
+        this.fail("invalid-namespace", `the stream's default namespace must be ${this.ns}`);
         return;
       }
       for (const [prefix, uri] of Object.entries(tag.ns)) {

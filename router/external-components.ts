@@ -1,0 +1,100 @@
+// XEP-0114 external components: standard components (a MUC, a gateway, a
+// bot) connect to the router with their own domain and shared secret. The
+// router is their gateway into the farm: it parses their XML stream (they
+// speak XML, not link frames), and routes each stanza by its 'to' — to the
+// sm that owns a local user, or to another component.
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import net from "node:net";
+import { escapeXML } from "ltx";
+import type { Element } from "ltx";
+import { parseJid } from "../lib/jid.js";
+import type { Logger } from "../lib/log.js";
+import { NS_COMPONENT, XmlStream } from "../lib/xml-stream.js";
+
+const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export interface ExternalComponentsOptions {
+  host: string;
+  port: number;
+  /** The secret of each component domain; a domain not here is refused. */
+  secretOf: (domain: string) => string | undefined;
+  maxStanza: number;
+  log: Logger;
+  /** A component authenticated: it receives what `send` is given; false if the domain is taken. */
+  attach(domain: string, send: (xml: Buffer | string) => void): boolean;
+  detach(domain: string): void;
+  /** A stanza from a component, `from` already checked against its domain. */
+  route(domain: string, stanza: Element): void;
+}
+
+export async function listenExternalComponents(opts: ExternalComponentsOptions): Promise<net.Server> {
+  const server = net.createServer((socket) => accept(socket, opts));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  opts.log.info({ host: opts.host, port: opts.port }, "listening for XEP-0114 components");
+  return server;
+}
+
+function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
+  const log = opts.log.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
+  const id = randomBytes(8).toString("hex");
+  let domain: string | null = null;
+  let authenticated = false;
+  const fail = (condition: string, text: string) => {
+    log.warn({ component: domain, condition, text }, "component stream error");
+    socket.end(`<stream:error><${condition} xmlns='${NS_STREAMS_ERR}'/><text xmlns='${NS_STREAMS_ERR}'>${escapeXML(text)}</text></stream:error></stream:stream>`);
+    stream.stop();
+  };
+  const timer = setTimeout(() => fail("connection-timeout", "no handshake in time"), HANDSHAKE_TIMEOUT_MS);
+  const stream = new XmlStream(
+    opts.maxStanza,
+    {
+      header: (h) => {
+        domain = h.to?.toLowerCase() ?? null;
+        socket.write(
+          `<?xml version='1.0'?><stream:stream xmlns='${NS_COMPONENT}' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${escapeXML(domain ?? "")}'>`,
+        );
+        if (!domain || opts.secretOf(domain) === undefined) fail("host-unknown", `no component is configured for ${domain ?? "(no to)"}`);
+      },
+      element: (el) => {
+        if (!authenticated) {
+          if (el.name !== "handshake") return fail("not-authorized", "send <handshake/> first");
+          const expected = createHash("sha1").update(id + opts.secretOf(domain!)).digest("hex");
+          const given = Buffer.from(el.getText().trim().toLowerCase());
+          if (given.length !== expected.length || !timingSafeEqual(given, Buffer.from(expected))) {
+            return fail("not-authorized", "wrong handshake: check the component's secret");
+          }
+          if (!opts.attach(domain!, (xml) => socket.write(xml))) {
+            return fail("conflict", `a component for ${domain} is already connected`);
+          }
+          authenticated = true;
+          clearTimeout(timer);
+          socket.write("<handshake/>");
+          log.info({ component: domain }, "component connected");
+          return;
+        }
+        const from = parseJid(el.attrs.from ?? "");
+        // A component may only speak for its own domain and JIDs under it.
+        if (!from || (from.domain !== domain && !from.domain.endsWith(`.${domain}`))) {
+          return fail("invalid-from", `'from' must be at ${domain}`);
+        }
+        opts.route(domain!, el);
+      },
+      end: () => socket.end("</stream:stream>"),
+      error: (err) => fail(err.condition, err.message),
+    },
+    NS_COMPONENT,
+  );
+  socket.on("data", (chunk: Buffer) => stream.write(chunk));
+  socket.on("error", (err) => log.debug({ err: err.message }, "component socket error"));
+  socket.on("close", () => {
+    clearTimeout(timer);
+    if (authenticated && domain) {
+      opts.detach(domain);
+      log.warn({ component: domain }, "component disconnected");
+    }
+  });
+}
