@@ -25,7 +25,24 @@ interface ChildSpec {
 }
 
 export function farmChildren(config: Config): ChildSpec[] {
-  const specs: ChildSpec[] = [{ name: config.router.name, role: "router", env: {} }];
+  const specs: ChildSpec[] = [];
+  if (config.start.router_count === 1) specs.push({ name: config.router.name, role: "router", env: {} });
+  else {
+    // An active/passive pair on this box: router-1 on router.port, router-2 on the next.
+    const port = (i: number) => config.router.port + i;
+    for (const i of [0, 1]) {
+      specs.push({
+        name: `router-${i + 1}`,
+        role: "router",
+        env: {
+          XFARM_ROUTER_NAME: `router-${i + 1}`,
+          XFARM_ROUTER_PORT: String(port(i)),
+          XFARM_ROUTER_PEER: `127.0.0.1:${port(1 - i)}`,
+          XFARM_ROUTER_COMPONENT_PORT: config.router.component_port ? String(config.router.component_port + i) : "0",
+        },
+      });
+    }
+  }
   if (config.start.sm_count === 1) specs.push({ name: config.sm.name, role: "sm", env: {} });
   else for (let i = 1; i <= config.start.sm_count; i++) specs.push({ name: `sm-${i}`, role: "sm", env: { XFARM_SM_NAME: `sm-${i}` } });
   for (let i = 0; i < config.start.c2s_count; i++) {
@@ -56,11 +73,17 @@ function ensureSecrets(config: Config, names: string[], log: Logger): void {
   log.info({ file, components: missing }, "generated link secrets");
 }
 
-export async function runFarm(config: Config, configFile: string | null, extraEnv: Record<string, string>): Promise<void> {
+export async function runFarm(config: Config, configFile: string | null, env: Record<string, string>): Promise<void> {
+  let extraEnv = env;
   const log = createLogger("supervisor", config.log_level);
   fs.mkdirSync(config.data_dir, { recursive: true });
   const specs = farmChildren(config);
-  ensureSecrets(config, [...specs.filter((s) => s.role !== "router").map((s) => s.name), ADMIN_NAME], log);
+  // Routers of a pair link to each other with their own secrets; a lone router needs none.
+  const linking = specs.filter((s) => s.role !== "router" || config.start.router_count > 1).map((s) => s.name);
+  ensureSecrets(config, [...linking, ADMIN_NAME], log);
+  if (config.start.router_count > 1) {
+    extraEnv = { ...extraEnv, XFARM_ROUTER_ADDRESSES: `127.0.0.1:${config.router.port},127.0.0.1:${config.router.port + 1}` };
+  }
   // Done once here so the children never race to create them.
   await loadTlsCredentials(config, log);
   await (await openStore(config.db)).close();

@@ -24,6 +24,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "router.host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for component links." },
   { key: "router.port", type: "integer", default: 5390, doc: "Port the router listens on for component links." },
   { key: "router.addresses", type: "string[]", default: ["127.0.0.1:5390"], doc: 'Where components reach the router, "host:port" ("[v6]:port" for IPv6).' },
+  { key: "router.peer", type: "string", default: "", doc: 'The other router of an active/passive pair, "host:port"; empty: this router is alone and active.' },
+  { key: "router.election", type: "integer", default: 3, doc: "Seconds a passive router waits for an unreachable active peer before it takes over." },
   { key: "router.component_host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for XEP-0114 external components." },
   { key: "router.component_port", type: "integer", default: 5347, doc: "Port for XEP-0114 external components (their secrets: the [components] table); 0 disables it." },
   { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size plus headers." },
@@ -50,6 +52,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.tls_key", type: "string", default: "", doc: "PEM private key for c2s.tls_cert." },
 
   { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
+  { key: "start.router_count", type: "integer", default: 1, doc: "Routers `xfarm start` runs: 1, or 2 as an active/passive pair (router-1 and router-2 on router.port and the next port)." },
   { key: "start.sm_count", type: "integer", default: 1, doc: "How many session managers `xfarm start` runs (sm-1, sm-2, …; users are spread over them)." },
   { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
 ];
@@ -59,7 +62,7 @@ export interface Config {
   data_dir: string;
   db: string;
   log_level: string;
-  router: { name: string; host: string; port: number; addresses: string[]; component_host: string; component_port: number };
+  router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
   link: { max_frame: number };
   sm: { name: string; max_sessions_per_user: number };
   c2s: {
@@ -81,7 +84,7 @@ export interface Config {
     tls_cert: string;
     tls_key: string;
   };
-  start: { c2s_count: number; sm_count: number; port_step: number };
+  start: { c2s_count: number; sm_count: number; router_count: number; port_step: number };
   /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
   secrets: Record<string, string>;
   /** XEP-0114 component secrets by domain (the [components] table). */

@@ -3,6 +3,7 @@ import type { Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
 import { listenExternalComponents } from "./external-components.js";
+import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
 
 export async function runRouter(config: Config): Promise<void> {
@@ -16,6 +17,13 @@ export async function runRouter(config: Config): Promise<void> {
     maxFrame: config.link.max_frame,
     domains: config.domains,
   });
+  let pair: RouterPair | null = null;
+  if (config.router.peer) {
+    const secret = config.secrets[config.router.name];
+    if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
+    pair = new RouterPair({ router, name: config.router.name, peer: config.router.peer, secret, electionMs: config.router.election * 1000, log });
+    pair.start();
+  }
   await router.listen();
   const components = config.router.component_port
     ? await listenExternalComponents({
@@ -30,6 +38,7 @@ export async function runRouter(config: Config): Promise<void> {
       })
     : null;
   stopOnSignals(log, async () => {
+    pair?.stop();
     await new Promise<void>((resolve) => (components ? components.close(() => resolve()) : resolve()));
     await router.close();
   });

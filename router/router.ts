@@ -45,6 +45,15 @@ export class Router {
   /** The last load each front end reported, and whether the table changed since it was shared. */
   private readonly loads = new Map<string, C2sLoad>();
   private loadsChanged = false;
+  /**
+   * A router of an active/passive pair starts passive and serves components
+   * only once active (router/router-pair.ts); a router alone is active.
+   */
+  active = true;
+  /** When this router started: of two passive routers, the elder takes over (protocol §1.9). */
+  readonly started = Date.now();
+  /** Linked routers of the pair, told of every change of state. */
+  private readonly routerPeers = new Set<net.Socket>();
   /** XEP-0114 components by domain: how to write to each. */
   private readonly externals = new Map<string, (xml: Buffer | string) => void>();
 
@@ -55,9 +64,19 @@ export class Router {
     return [...[...this.peers.values()].map((p) => p.member), ...components];
   }
 
+  /** Becomes the active or passive router of its pair; a router turning passive lets its components go. */
+  setActive(active: boolean): void {
+    if (this.active === active) return;
+    this.active = active;
+    this.opts.log.warn({ active }, active ? "became the active router" : "became the passive router");
+    const state = encodeJsonFrame(FrameType.Control, { op: "router-state", active });
+    for (const s of this.routerPeers) s.write(state);
+    if (!active) for (const p of this.peers.values()) p.socket.destroy();
+  }
+
   /** An external component authenticated (router/external-components.ts). */
   attachExternal(domain: string, send: (xml: Buffer | string) => void): boolean {
-    if (this.externals.has(domain) || this.peers.has(domain)) return false;
+    if (!this.active || this.externals.has(domain) || this.peers.has(domain)) return false;
     this.externals.set(domain, send);
     this.membersChanged();
     return true;
@@ -123,7 +142,7 @@ export class Router {
       log.warn("component did not authenticate in time; closing");
       socket.destroy();
     }, AUTH_TIMEOUT_MS);
-    const hello: HelloBody = { v: LINK_VERSION, router: this.opts.name, nonce };
+    const hello: HelloBody = { v: LINK_VERSION, router: this.opts.name, nonce, started: this.started };
     socket.write(encodeJsonFrame(FrameType.Hello, hello));
 
     socket.on("data", (chunk: Buffer) => {
@@ -167,13 +186,14 @@ export class Router {
       return null;
     };
     if (auth.v !== LINK_VERSION) return refuse(`unsupported link version ${auth.v}`);
-    if (auth.role !== "c2s" && auth.role !== "sm" && auth.role !== "admin") return refuse(`unknown role "${auth.role}"`);
+    if (auth.role !== "c2s" && auth.role !== "sm" && auth.role !== "admin" && auth.role !== "router") return refuse(`unknown role "${auth.role}"`);
+    if (!this.active && (auth.role === "c2s" || auth.role === "sm")) return refuse("this router is passive; link to the active one");
     const secret = this.opts.secretOf(auth.name);
     if (secret === undefined) return refuse(`no secret is configured for component "${auth.name}"`);
     if (!proofsEqual(auth.proof, linkProof("component", secret, nonce, auth.nonce, auth.name, auth.role))) {
       return refuse(`wrong secret for component "${auth.name}"`);
     }
-    const admin = auth.role === "admin";
+    const admin = auth.role === "admin" || auth.role === "router";
     if (!admin && this.peers.has(auth.name)) return refuse(`a component named "${auth.name}" is already linked`);
     // An admin link is a tool's (xfarm status): it is answered, never routed to nor listed.
     const member: Member = { name: auth.name, role: auth.role as Member["role"], info: auth.info ?? {} };
@@ -184,8 +204,15 @@ export class Router {
         v: LINK_VERSION,
         proof: linkProof("router", secret, nonce, auth.nonce, auth.name, auth.role),
         members: this.members,
+        active: this.active,
       }),
     );
+    if (auth.role === "router") {
+      this.routerPeers.add(socket);
+      socket.once("close", () => this.routerPeers.delete(socket));
+      log.info({ router: auth.name }, "peer router linked");
+      return peer;
+    }
     if (admin) {
       log.debug({ component: auth.name }, "admin linked");
       return peer;

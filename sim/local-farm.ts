@@ -14,6 +14,8 @@ export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../d
 
 export interface FarmOptions {
   c2sCount?: number;
+  /** 2: an active/passive router pair, router-1 and router-2. */
+  routerCount?: number;
   smCount?: number;
   /** Extra keys for the [c2s] table, e.g. { require_tls: false }. */
   c2s?: Record<string, string | number | boolean>;
@@ -51,8 +53,9 @@ export class Farm {
   static async create(opts: FarmOptions = {}): Promise<Farm> {
     const count = opts.c2sCount ?? 2;
     const step = 10;
-    const offsets = [0, 3];
-    for (let i = 0; i < count; i++) offsets.push(1 + i * step, 2 + i * step);
+    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +10…: the c2s ports.
+    const offsets = [0, 1, 3, 4];
+    for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step);
     const base = await freePortBase(offsets);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-test-"));
     const table = (t: Record<string, string | number | boolean> | undefined) =>
@@ -73,16 +76,17 @@ ${table(opts.components)}
 ${table(opts.sm)}
 
 [c2s]
-${table({ host: "127.0.0.1", port: base + 1, tls_port: base + 2, auth_timeout: 5, ...(opts.tls ? { tls_cert: opts.tls.cert, tls_key: opts.tls.key } : {}), ...opts.c2s })}
+${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout: 5, ...(opts.tls ? { tls_cert: opts.tls.cert, tls_key: opts.tls.key } : {}), ...opts.c2s })}
 
 [start]
 c2s_count = ${count}
+router_count = ${opts.routerCount ?? 1}
 sm_count = ${opts.smCount ?? 1}
 port_step = ${step}
 `;
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
-    const ports = Array.from({ length: count }, (_, i) => ({ port: base + 1 + i * step, tlsPort: base + 2 + i * step }));
+    const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
     return new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3);
   }
 

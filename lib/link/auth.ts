@@ -32,6 +32,8 @@ export interface HelloBody {
   v: number;
   router: string;
   nonce: string;
+  /** When the router process started (ms since the epoch): the elder of a pair leads (protocol §1.9). */
+  started: number;
 }
 export interface AuthBody {
   v: number;
@@ -45,6 +47,8 @@ export interface WelcomeBody {
   v: number;
   proof: string;
   members: import("./member.js").Member[];
+  /** Whether the answering router is the active one of its pair (protocol §1.9). */
+  active: boolean;
 }
 export interface RefusedBody {
   reason: string;

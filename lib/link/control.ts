@@ -39,7 +39,9 @@ export type ControlMessage =
   | { op: "status"; router: string; entries: StatusEntry[] }
   /** admin → router: drain front end `name`; router → that front end: start draining. */
   | { op: "drain"; name: string; rate: number }
-  | { op: "result"; ok: boolean; error?: string };
+  | { op: "result"; ok: boolean; error?: string }
+  /** Between the routers of a pair: the sender's state, sent at link-up and on every change. */
+  | { op: "router-state"; active: boolean };
 
 /** How often each side pings, and how long a silent link lives. */
 export const PING_INTERVAL_MS = 2_000;

@@ -58,6 +58,10 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
   private pingTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
+  /** Whether the router answering the last WELCOME was active (protocol §1.9), and its name. */
+  peerActive = false;
+  routerName = "";
+  routerStarted = 0;
 
   constructor(private readonly opts: LinkClientOptions) {
     super();
@@ -149,6 +153,8 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     switch (frame.type) {
       case FrameType.Hello: {
         const hello = JSON.parse(frame.body.toString("utf8")) as HelloBody;
+        this.routerName = hello.router;
+        this.routerStarted = hello.started;
         const myNonce = newNonce();
         const auth: AuthBody = {
           v: LINK_VERSION,
@@ -170,6 +176,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         }
         this.ready = true;
         this.attempt = 0;
+        this.peerActive = welcome.active;
         this.log.info({ router: socket.remoteAddress }, "linked to router");
         this.setMembers(welcome.members);
         this.startPings(socket);

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 
 export type Role = "c2s" | "sm";
 /** Who may link: farm processes, and short-lived admin tools (`xfarm status`). */
-export type LinkRole = Role | "admin";
+export type LinkRole = Role | "admin" | "router";
 
 export interface C2sInfo {
   host: string;

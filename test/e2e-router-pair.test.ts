@@ -1,0 +1,62 @@
+// Two routers as an active/passive pair: when the active one is SIGKILLed,
+// the passive takes over within the election time, every component re-links,
+// no client connection drops, and the old active comes back passive.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Farm } from "./harness/farm.js";
+import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
+
+describe("an active/passive router pair", () => {
+  let farm: Farm;
+  let a: TestClient;
+  let b: TestClient;
+  let active = "";
+  let passive = "";
+
+  beforeAll(async () => {
+    farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: 2 });
+    await farm.start();
+    await farm.addUsers("u", 2, "pw", 64);
+  }, 60_000);
+
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await farm.stop();
+    farm.cleanup();
+  });
+
+  it("elects one active router, and every component links to it", async () => {
+    active = (await farm.waitFor((l) => l.msg === "became the active router")).proc;
+    passive = active === "router-1" ? "router-2" : "router-1";
+    expect(farm.lines.some((l) => l.proc === passive && l.msg === "became the active router")).toBe(false);
+    for (const name of ["sm-1", "sm-2", "c2s-1", "c2s-2"]) {
+      await farm.waitFor((l) => l.proc === active && l.msg === "component linked" && l.component === name, 15_000);
+    }
+    a = await connectClient({ port: farm.c2sPorts[0]!.port, username: "u1", password: "pw", resource: "a" });
+    b = await connectClient({ port: farm.c2sPorts[1]!.port, username: "u2", password: "pw", resource: "b" });
+    await b.xmpp.send(xml("presence"));
+    await a.xmpp.send(xml("message", { to: "u2@localhost", type: "chat", id: "before" }, xml("body", {}, "before")));
+    await b.next((s) => s.is("message") && s.attrs.id === "before");
+  });
+
+  it("fails over to the passive router with no client dropped, and the old active returns passive", async () => {
+    const before = farm.lines.length;
+    process.kill(farm.childPid(active), "SIGKILL");
+    await farm.waitFor((l) => l.proc === passive && l.msg === "became the active router", 10_000, before);
+    for (const name of ["sm-1", "sm-2", "c2s-1", "c2s-2"]) {
+      await farm.waitFor((l) => l.proc === passive && l.msg === "component linked" && l.component === name, 20_000, before);
+    }
+    await a.xmpp.send(xml("message", { to: "u2@localhost", type: "chat", id: "after" }, xml("body", {}, "after")));
+    expect((await b.next((s) => s.is("message") && s.attrs.id === "after")).getChildText("body")).toBe("after");
+    await b.xmpp.send(xml("message", { to: "u1@localhost/a", type: "chat", id: "back" }, xml("body", {}, "back")));
+    await a.next((s) => s.is("message") && s.attrs.id === "back");
+    expect(farm.lines.filter((l) => l.msg === "stream error" && /^u[12]@/.test(String(l.user)))).toEqual([]);
+    // The supervisor restarts the old active; it finds its peer active and stays passive.
+    await farm.waitFor((l) => l.proc === passive && l.msg === "peer router linked", 20_000, before);
+    const settled = farm.lines.length;
+    await a.xmpp.send(xml("message", { to: "u2@localhost", type: "chat", id: "settled" }, xml("body", {}, "settled")));
+    await b.next((s) => s.is("message") && s.attrs.id === "settled");
+    expect(farm.lines.slice(before).some((l) => l.proc === active && l.msg === "became the active router")).toBe(false);
+    expect(farm.lines.slice(settled).some((l) => l.msg === "component left")).toBe(false);
+  });
+});
