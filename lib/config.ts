@@ -31,6 +31,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size plus headers." },
 
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
+  { key: "sm.c2s_grace", type: "integer", default: 10, doc: "Seconds an sm keeps the sessions of a front end missing from the member table before ending them." },
   { key: "sm.max_sessions_per_user", type: "integer", default: 10, doc: "Most resources one account may have bound at once." },
 
   { key: "c2s.name", type: "string", default: "c2s-1", doc: "This front end's component name (its secret is secrets.<name>)." },
@@ -64,7 +65,7 @@ export interface Config {
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
   link: { max_frame: number };
-  sm: { name: string; max_sessions_per_user: number };
+  sm: { name: string; max_sessions_per_user: number; c2s_grace: number };
   c2s: {
     name: string;
     host: string;

@@ -21,6 +21,7 @@ export async function runSm(config: Config): Promise<void> {
     port: link,
     log,
     maxSessionsPerUser: config.sm.max_sessions_per_user,
+    c2sGraceMs: config.sm.c2s_grace * 1000,
   });
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));

@@ -74,6 +74,8 @@ export class SessionManager {
   /** c2s names missing from the member table, since when. */
   private readonly missing = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | null = null;
+  /** When each c2s last started: a new value means it restarted and its old sessions are gone. */
+  private readonly c2sStarted = new Map<string, unknown>();
   /** Domains of the linked XEP-0114 components, reached through the router. */
   private components = new Set<string>();
 
@@ -201,7 +203,14 @@ export class SessionManager {
     const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
     this.components = new Set(members.filter((m) => m.role === "component").map((m) => m.name));
     const now = Date.now();
-    for (const name of [...this.missing.keys()]) if (c2s.has(name)) this.missing.delete(name);
+    const started = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started]));
+    for (const [name, when] of started) {
+      // Back under the same name but restarted: its sessions died with the old process.
+      if (this.c2sStarted.has(name) && this.c2sStarted.get(name) !== when) this.missing.set(name, -Infinity);
+      else if (this.missing.has(name)) this.missing.delete(name);
+    }
+    // Remembered while absent too, so a c2s that comes back restarted is told apart.
+    for (const [name, when] of started) this.c2sStarted.set(name, when);
     for (const session of this.registry.all()) {
       const owner = this.port.smOwnerOf(session.user);
       if (!c2s.has(session.c2s)) {

@@ -56,7 +56,7 @@ export class Harness {
     readonly store: SqliteStore,
   ) {}
 
-  static async create(users: string[] = [], opts: { maxSessionsPerUser?: number } = {}): Promise<Harness> {
+  static async create(users: string[] = [], opts: { maxSessionsPerUser?: number; c2sGraceMs?: number } = {}): Promise<Harness> {
     const store = new SqliteStore(":memory:");
     await store.migrate();
     for (const user of users) await store.createAccount(`${user}@${DOMAIN}`, creds());

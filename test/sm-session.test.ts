@@ -100,6 +100,24 @@ describe("sm sessions", () => {
     expect(await h.store.countOffline(`alice@${DOMAIN}`)).toBe(1);
   });
 
+  it("ends the sessions of a c2s that comes back restarted under the same name", async () => {
+    // A long grace: only the restart, not the absence, may end the session.
+    h = await Harness.create(["alice"], { c2sGraceMs: 60_000 });
+    const alice = await h.connect(`alice@${DOMAIN}/a`, "c2s-1");
+    const table = (started: number) => [
+      { name: "c2s-1", role: "c2s" as const, info: { started } },
+      { name: "sm-1", role: "sm" as const, info: {} },
+    ];
+    h.sm.onMembers(table(1));
+    await h.sm.idle();
+    h.sm.onMembers([{ name: "sm-1", role: "sm", info: {} }]);
+    h.sm.onMembers(table(2));
+    await h.sm.idle();
+    // Its old sid is unknown now: a stanza on it is refused.
+    await alice.send("<presence/>");
+    expect(h.port.take((f) => f.to === "c2s-1")).toMatchObject([{ op: SessionOp.Close, meta: { sid: alice.sid } }]);
+  });
+
   it("hands sessions of users another sm now owns over silently, and passes their stanzas on once", async () => {
     h = await Harness.create(["alice", "bob"]);
     const alice = await h.connect(`alice@${DOMAIN}/a`);
