@@ -20,6 +20,8 @@ export class C2sContext {
   /** Connections that have yet to bind, with their deadline. */
   private readonly authDeadlines = new Map<ClientConnection, number>();
   private readonly closing = new Map<net.Socket, number>();
+  /** XEP-0198 sessions waiting to be resumed, with their deadline. */
+  private readonly hibernating = new Map<ClientConnection, number>();
   private readonly connections = new Map<string, ClientConnection>();
   private readonly sweeper: NodeJS.Timeout;
   /** Bound sessions, kept as a count: read at every login by the balancer. */
@@ -71,7 +73,29 @@ export class C2sContext {
 
   forget(conn: ClientConnection, wasBound: boolean): void {
     this.authDeadlines.delete(conn);
-    if (this.connections.delete(conn.sid) && wasBound) this.sessions--;
+    this.hibernating.delete(conn);
+    if (this.connections.get(conn.sid) !== conn) return;
+    this.connections.delete(conn.sid);
+    if (wasBound) this.sessions--;
+  }
+
+  hibernate(conn: ClientConnection): void {
+    this.hibernating.set(conn, Date.now() + this.config.resume_timeout * 1000);
+  }
+
+  /** The session a resumption id names on this front end, if it can be taken over. */
+  resumable(previd: string): ClientConnection | undefined {
+    const sid = previd.split("~")[1];
+    const conn = sid === undefined ? undefined : this.connections.get(sid);
+    return conn?.resumableBy(previd) ? conn : undefined;
+  }
+
+  /** `next` resumed `old`'s session: it now answers for old's sid. */
+  replace(old: ClientConnection, next: ClientConnection): void {
+    this.hibernating.delete(old);
+    this.authDeadlines.delete(next);
+    this.connections.delete(next.sid);
+    this.connections.set(old.sid, next);
   }
 
   scheduleDestroy(socket: net.Socket): void {
@@ -91,6 +115,7 @@ export class C2sContext {
   private sweep(): void {
     const now = Date.now();
     for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
+    for (const [conn, deadline] of this.hibernating) if (deadline <= now) conn.expire();
     this.balancer.sweep(now);
     for (const [socket, deadline] of this.closing) {
       if (deadline <= now) {

@@ -94,7 +94,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     if (!conn) return; // the connection is gone; protocol §2 says ignore
     switch (msg.op) {
       case SessionOp.Deliver:
-        conn.write(msg.xml);
+        conn.deliver(msg.xml);
         break;
       case SessionOp.Started:
         conn.bound(msg.meta.jid, incarnation(from));
@@ -123,8 +123,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       const user = conn.bareJid;
       if (!user || !conn.isBound) continue;
       const owner = link.smOwnerOf(user);
-      if (owner === undefined || incarnation(owner) === conn.sm) continue;
-      conn.sm = incarnation(owner);
+      if (owner === undefined || incarnation(owner) === conn.holder) continue;
+      conn.holder = incarnation(owner);
       conn.rebuild();
       moved++;
     }

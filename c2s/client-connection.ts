@@ -14,6 +14,7 @@ import { verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
+import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM } from "./stream-management.js";
 import { NS_BIND, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
 
@@ -22,12 +23,16 @@ const MAX_SASL_ATTEMPTS = 3;
 const MAX_EARLY_STANZAS = 16;
 /** Bytes queued for a client that does not read before it is cut off. */
 const MAX_WRITE_BUFFER = 4 * 1024 * 1024;
+/** How long after its last bytes a closing stream's socket is half-closed. */
+const HALF_CLOSE_DELAY_MS = 250;
 const STANZA_NAMES = new Set(["message", "presence", "iq"]);
 
-type Stage = "header" | "features" | "sasl" | "bound" | "closed";
+/** "hibernating": an XEP-0198 session whose connection dropped, waiting to be resumed. */
+type Stage = "header" | "features" | "sasl" | "bound" | "hibernating" | "closed";
 
 export class ClientConnection {
-  readonly sid: string;
+  /** Changes once: when this connection resumes another's session, it takes that session's sid. */
+  sid: string;
   private socket: net.Socket;
   private stream: XmlStream;
   private stage: Stage = "header";
@@ -49,10 +54,14 @@ export class ClientConnection {
   /** Set once the sm knows this session, so END is owed when it goes. */
   private smKnows = false;
   /** The sm incarnation ("name/started") holding this session, to rebuild it when that changes. */
-  sm: string | null = null;
+  holder: string | null = null;
   /** What a rebuild needs (protocol §2.2): the last broadcast presence, and roster interest. */
   private presence: string | null = null;
   private interested = false;
+  /** XEP-0198 state, once the client enabled stream management. */
+  private ack: AckState | null = null;
+  /** Another connection resumed this session: this one ends without a word to the sm. */
+  private superseded = false;
 
   constructor(
     private readonly ctx: C2sContext,
@@ -109,7 +118,7 @@ export class ClientConnection {
   }
 
   write(data: string | Buffer): void {
-    if (this.stage === "closed") return;
+    if (this.stage === "closed" || this.stage === "hibernating") return;
     this.socket.write(data);
     if (this.socket.writableLength > MAX_WRITE_BUFFER) {
       this.log.warn({ buffered: this.socket.writableLength }, "client does not read; closing");
@@ -117,45 +126,101 @@ export class ClientConnection {
     }
   }
 
+  /** Writes a stanza; with stream management on, it is counted and kept until acknowledged. */
+  deliver(xml: string | Buffer): void {
+    if (this.stage === "closed") return;
+    const ack = this.ack;
+    if (ack) {
+      ack.sent(typeof xml === "string" ? xml : xml.toString("utf8"));
+      if (ack.queue.length > MAX_UNACKED) return this.streamError("policy-violation", "too many unacknowledged stanzas");
+      this.write(xml);
+      if (ack.queue.length % ACK_EVERY === 0) this.write(`<r xmlns='${NS_SM}'/>`);
+    } else this.write(xml);
+  }
+
   /** Ends the stream with a stream error (RFC 6120 §4.9). */
   streamError(condition: string, text?: string, content?: string): void {
     if (this.stage === "closed") return;
+    if (this.stage === "hibernating") return this.finish();
     this.log.info({ condition, text, content }, "stream error");
     if (!this.headerSent) this.sendHeader();
-    this.socket.end(streamError(condition, text, content));
+    this.endSocket(streamError(condition, text, content));
     this.finish();
   }
 
   /** Closes the stream cleanly. */
   close(): void {
     if (this.stage === "closed") return;
-    this.socket.end("</stream:stream>");
+    this.endSocket("</stream:stream>");
     this.finish();
   }
 
+  /**
+   * Sends the stream's last bytes and closes our side a moment later, so a
+   * client still writing its own goodbye (an XEP-0198 <a/>, its closing
+   * tag) does not hit a closed socket and abandon, say, a redirect.
+   */
+  private endSocket(last: string): void {
+    const socket = this.socket;
+    socket.write(last);
+    setTimeout(() => socket.end(), HALF_CLOSE_DELAY_MS).unref();
+  }
+
   private finish(): void {
+    const wasAttached = this.stage !== "hibernating";
     this.stage = "closed";
     this.stream.stop();
     // A client that never closes its side is cut off after a grace period.
-    this.ctx.scheduleDestroy(this.socket);
+    if (wasAttached) this.ctx.scheduleDestroy(this.socket);
     this.leave();
   }
 
   private onSocketClosed(): void {
-    if (this.stage !== "closed") {
-      this.stage = "closed";
-      this.stream.stop();
+    if (this.stage === "closed") return this.leave();
+    this.stream.stop();
+    if (this.stage === "bound" && this.ack?.resumable) {
+      // XEP-0198: the connection dropped without a stream close; the session waits to be resumed.
+      this.stage = "hibernating";
+      this.ctx.hibernate(this);
+      this.log.info({ unacked: this.ack.queue.length }, "session hibernating");
+      return;
     }
+    this.stage = "closed";
     this.leave();
   }
 
-  /** Forgets the connection; tells the sm unless the sm ended it. */
+  /** The resumption window passed: the session ends. */
+  expire(): void {
+    if (this.stage !== "hibernating") return;
+    this.log.info("hibernation expired");
+    this.finish();
+  }
+
+  /** Forgets the connection; tells the sm unless the sm ended it, and hands back what the client never acknowledged. */
   private leave(): void {
+    if (this.superseded) return;
     this.ctx.forget(this, this.jid !== null);
     if (this.smKnows) {
       this.smKnows = false;
       this.toSm(SessionOp.End, { sid: this.sid });
+      this.bounceUnacked();
     }
+  }
+
+  /**
+   * Stanzas the client may never have received go back to the sm as if
+   * routed anew, after END: with the session gone, messages reach the
+   * user's other resources or offline storage, and iq requests get an error.
+   * Presence is state, not a message, and is not replayed.
+   */
+  private bounceUnacked(): void {
+    const queue = this.ack?.queue ?? [];
+    if (this.ack) this.ack.queue = [];
+    for (const xml of queue) {
+      if (xml.startsWith("<presence")) continue;
+      this.ctx.link.send(SM_ADDRESS, this.user!, encodeSessionPayload(SessionOp.Forward, {}, xml));
+    }
+    if (queue.length > 0) this.log.info({ count: queue.length }, "unacknowledged stanzas routed again");
   }
 
   /** The sm ended this session (CLOSE): no END is owed. */
@@ -167,7 +232,7 @@ export class ClientConnection {
   /** The sm answered our START (or acknowledged a rebuild: then only `sm` changes). */
   bound(jid: string, sm: string | null): void {
     if (this.stage === "closed") return;
-    this.sm = sm;
+    this.holder = sm;
     if (this.stage === "bound") return;
     this.jid = jid;
     this.binding = false;
@@ -248,7 +313,7 @@ export class ClientConnection {
       return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms></stream:features>`;
     }
     // Roster versioning (XEP-0237, RFC 6121 §2.6) is the sm's; the feature is announced here.
-    return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/></stream:features>`;
+    return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='${NS_SM}'/></stream:features>`;
   }
 
   private onElement(el: Element, uri: string): void {
@@ -259,6 +324,7 @@ export class ClientConnection {
       else this.streamError("not-authorized", "authenticate and bind before sending stanzas");
       return;
     }
+    if (uri === NS_SM && this.user) return this.onStreamManagement(el);
     if (uri === NS_TLS && el.name === "starttls" && !this.user) return this.startTls();
     if (uri === NS_SASL && !this.user) return void this.onSasl(el);
     this.streamError("unsupported-stanza-type", `<${el.name}/> in ${uri} is not supported here`);
@@ -297,19 +363,20 @@ export class ClientConnection {
   }
 
   private onStanza(el: Element): void {
+    if (this.ack) this.ack.inbound++;
     if (el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION) && !el.attrs.to) {
       // RFC 3921's session establishment: a no-op kept for old clients (RFC 6121 Appendix E).
-      this.write(`<iq type='result' id='${escapeXML(el.attrs.id ?? "")}'/>`);
+      this.deliver(`<iq type='result' id='${escapeXML(el.attrs.id ?? "")}'/>`);
       return;
     }
     if (el.name === "iq" && el.getChild("bind", NS_BIND) && el.attrs.type === "set") {
-      this.write(iqError(el.attrs.id, "cancel", "not-allowed"));
+      this.deliver(iqError(el.attrs.id, "cancel", "not-allowed"));
       return;
     }
     el.attrs.from = this.jid!;
     if (el.attrs.to !== undefined && !parseJid(el.attrs.to)) {
       delete el.attrs.xmlns;
-      this.write(stanzaErrorReply(el, "modify", "jid-malformed"));
+      this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
       return;
     }
     const xml = el.toString();
@@ -321,6 +388,67 @@ export class ClientConnection {
       this.interested = true;
     }
     this.toSm(SessionOp.Stanza, { sid: this.sid }, xml);
+  }
+
+  /** XEP-0198: enable, acknowledgements, and resumption (§5). */
+  private onStreamManagement(el: Element): void {
+    switch (el.name) {
+      case "enable":
+        if (this.stage !== "bound" || this.ack) return this.write(smFailed("unexpected-request"));
+        this.ack = AckState.create(this.ctx.config.name, this.sid, el.attrs.resume === "true" || el.attrs.resume === "1");
+        this.write(
+          this.ack.resumable
+            ? `<enabled xmlns='${NS_SM}' id='${this.ack.id}' resume='true' max='${this.ctx.config.resume_timeout}'/>`
+            : `<enabled xmlns='${NS_SM}'/>`,
+        );
+        return;
+      case "r":
+        if (this.ack) this.write(`<a xmlns='${NS_SM}' h='${this.ack.inbound}'/>`);
+        return;
+      case "a":
+        if (this.ack && !this.ack.acked(Number(el.attrs.h))) this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
+        return;
+      case "resume":
+        return this.resume(el.attrs.previd ?? "", Number(el.attrs.h));
+      default:
+        return this.write(smFailed("feature-not-implemented"));
+    }
+  }
+
+  /** XEP-0198 §5: takes over a hibernating (or still attached) session of the same account. */
+  private resume(previd: string, h: number): void {
+    if (this.stage === "bound" || this.binding) return this.write(smFailed("unexpected-request"));
+    const old = this.ctx.resumable(previd);
+    if (!old || old.user !== this.user || !old.ack) return this.write(smFailed("item-not-found"));
+    if (!old.ack.acked(h)) return this.write(smFailed("bad-request"));
+    this.adopt(old);
+    this.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(previd)}' h='${this.ack!.inbound}'/>`);
+    // What the client did not acknowledge is sent again, in order.
+    for (const xml of this.ack!.queue) this.write(xml);
+    this.log.info({ resent: this.ack!.queue.length }, "session resumed");
+  }
+
+  /** Takes over another connection's session: its sid, JID, state and queue. */
+  private adopt(old: ClientConnection): void {
+    old.superseded = true;
+    old.stage = "closed";
+    old.stream.stop();
+    old.socket.destroy();
+    this.ctx.replace(old, this);
+    this.sid = old.sid;
+    this.jid = old.jid;
+    this.ack = old.ack;
+    this.presence = old.presence;
+    this.interested = old.interested;
+    this.holder = old.holder;
+    this.smKnows = true;
+    this.stage = "bound";
+    this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, jid: this.jid });
+  }
+
+  /** For a resume: this session, if `previd` is its id and it can still be taken over. */
+  resumableBy(previd: string): boolean {
+    return (this.stage === "bound" || this.stage === "hibernating") && this.ack?.resumable === true && this.ack.id === previd;
   }
 
   private toSm<K extends SessionOp>(op: K, meta: SessionMetaByOp[K], xml?: string): void {
@@ -454,6 +582,10 @@ function decodeSaslData(text: string): Buffer {
   if (t === "" || t === "=") return Buffer.alloc(0);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || t.length % 4 !== 0) throw new SaslError("incorrect-encoding", "invalid base64");
   return Buffer.from(t, "base64");
+}
+
+function smFailed(condition: string): string {
+  return `<failed xmlns='${NS_SM}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>`;
 }
 
 /** A stanza error sent back to the client itself (RFC 6120 §8.3). */

@@ -43,6 +43,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.max_stanza_size", type: "integer", default: 262144, doc: "Largest stanza in bytes; a bigger one closes the stream with policy-violation." },
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
   { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
+  { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
   { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },
   { key: "c2s.capacity", type: "integer", default: 0, doc: "Sessions at which every new client is redirected elsewhere; 0: c2s.max_connections." },
   { key: "c2s.redirect_margin", type: "number", default: 0.1, doc: "How far over its fair share a front end goes before redirecting new clients (0.1 = 10 %)." },
@@ -76,6 +77,7 @@ export interface Config {
     max_stanza_size: number;
     auth_timeout: number;
     max_connections: number;
+    resume_timeout: number;
     weight: number;
     capacity: number;
     redirect_margin: number;

@@ -13,7 +13,15 @@ export interface TestClient {
   stop(): Promise<void>;
 }
 
-export async function connectClient(opts: { port: number; username: string; password: string; resource?: string; tls?: boolean }): Promise<TestClient> {
+export async function connectClient(opts: {
+  port: number;
+  username: string;
+  password: string;
+  resource?: string;
+  tls?: boolean;
+  /** Let xmpp.js reconnect (and resume, with XEP-0198) after a drop. */
+  reconnect?: boolean;
+}): Promise<TestClient> {
   const xmpp = client({
     service: `${opts.tls ? "xmpps" : "xmpp"}://127.0.0.1:${opts.port}`,
     domain: "localhost",
@@ -22,7 +30,7 @@ export async function connectClient(opts: { port: number; username: string; pass
     resource: opts.resource,
   });
   // Tests decide when to reconnect; a failed login must fail the test.
-  xmpp.reconnect.stop();
+  if (!opts.reconnect) xmpp.reconnect.stop();
   const stanzas: Element[] = [];
   let waiters: { test: (el: Element) => boolean; resolve: (el: Element) => void }[] = [];
   xmpp.on("stanza", (el: Element) => {

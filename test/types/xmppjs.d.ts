@@ -15,7 +15,11 @@ declare module "@xmpp/client" {
     send(el: Element): Promise<void>;
     on(event: "stanza", cb: (el: Element) => void): void;
     on(event: "error", cb: (err: Error) => void): void;
-    reconnect: { stop(): void };
+    reconnect: { stop(): void; start(): void };
+    streamManagement: { enabled: boolean; id: string; inbound: number };
+    /** The transport: its `socket` is the underlying TCP/TLS socket. */
+    socket: { socket: { destroy(): void } } | null;
+    on(event: "online", cb: () => void): void;
     iqCaller: {
       get(payload: Element, to?: string): Promise<Element>;
       request(iq: Element): Promise<Element>;

@@ -1,0 +1,70 @@
+// XEP-0198 stream management with xmpp.js: acknowledgements, resumption
+// after a dropped connection with what was sent meanwhile, and a session
+// that is never resumed handing its unacknowledged messages to offline storage.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Farm } from "./harness/farm.js";
+import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
+
+describe("XEP-0198 stream management", () => {
+  let farm: Farm;
+  const clients: TestClient[] = [];
+  const login = async (user: string, reconnect = false) => {
+    const c = await connectClient({ port: farm.c2sPorts[0]!.port, username: user, password: "pw", resource: "r", reconnect });
+    clients.push(c);
+    return c;
+  };
+  const send = (from: TestClient, to: string, id: string) => from.xmpp.send(xml("message", { to, type: "chat", id }, xml("body", {}, id)));
+
+  beforeAll(async () => {
+    farm = await Farm.create({ c2sCount: 1, c2s: { resume_timeout: 3 } });
+    await farm.start();
+    await farm.addUsers("u", 3, "pw", 64);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.stop()));
+    await farm.stop();
+    farm.cleanup();
+  });
+
+  it("resumes a dropped session and delivers what was sent while it was away", async () => {
+    const a = await login("u1", true);
+    const b = await login("u2");
+    await a.xmpp.send(xml("presence"));
+    await b.xmpp.send(xml("presence"));
+    await expect.poll(() => a.xmpp.streamManagement.enabled).toBe(true);
+    expect(a.xmpp.streamManagement.id).toMatch(/^c2s-1~/);
+    for (const id of ["m1", "m2", "m3", "m4", "m5", "m6"]) await send(b, "u1@localhost", id);
+    await a.next((s) => s.is("message") && s.attrs.id === "m6");
+
+    const before = farm.lines.length;
+    a.xmpp.socket!.socket.destroy();
+    await farm.waitFor((l) => l.msg === "session hibernating" && l.jid === "u1@localhost/r", 5000, before);
+    await send(b, "u1@localhost/r", "while-away");
+    const resumed = await farm.waitFor((l) => l.msg === "session resumed" && l.jid === "u1@localhost/r", 10_000, before);
+    expect(resumed.resent).toBeGreaterThanOrEqual(1);
+    const m = await a.next((s) => s.is("message") && s.attrs.id === "while-away");
+    expect(m.getChildText("body")).toBe("while-away");
+    // The session never ended: no unavailable presence, no new session at the sm.
+    expect(farm.lines.slice(before).filter((l) => l.proc === "sm-1" && (l.msg === "session ended" || l.msg === "session started"))).toEqual([]);
+    await send(a, "u2@localhost", "after-resume");
+    await b.next((s) => s.is("message") && s.attrs.id === "after-resume");
+  });
+
+  it("hands what a never-resumed session did not acknowledge to offline storage", async () => {
+    const c = await login("u3");
+    await c.xmpp.send(xml("presence"));
+    await expect.poll(() => c.xmpp.streamManagement.enabled).toBe(true);
+    const b = clients[1]!;
+    const before = farm.lines.length;
+    c.xmpp.socket!.socket.destroy();
+    await farm.waitFor((l) => l.msg === "session hibernating" && l.jid === "u3@localhost/r", 5000, before);
+    await send(b, "u3@localhost/r", "lost-connection");
+    // After resume_timeout the session ends and the message goes offline.
+    await farm.waitFor((l) => l.msg === "stored offline" && l.user === "u3@localhost", 10_000, before);
+    const again = await login("u3");
+    await again.xmpp.send(xml("presence"));
+    const m = await again.next((s) => s.is("message") && s.attrs.id === "lost-connection");
+    expect(m.getChildText("body")).toBe("lost-connection");
+  });
+});
