@@ -13,6 +13,10 @@ import type { ClientConnection } from "./client-connection.js";
 /** How long a closed stream's socket may linger for the peer's close. */
 const CLOSE_GRACE_MS = 5_000;
 const SWEEP_MS = 1_000;
+/** How long a resume waits for the front end that held the session. */
+const HANDOFF_TIMEOUT_MS = 5_000;
+/** How long frames for a handed-over session are passed on. */
+const FORWARD_MS = 60_000;
 
 export class C2sContext {
   private sidCounter = 0;
@@ -22,6 +26,12 @@ export class C2sContext {
   private readonly closing = new Map<net.Socket, number>();
   /** XEP-0198 sessions waiting to be resumed, with their deadline. */
   private readonly hibernating = new Map<ClientConnection, number>();
+  /** Resumes waiting for another front end's HANDOFF, with their deadline. */
+  private readonly handoffs = new Map<ClientConnection, number>();
+  /** Resumption ids of sessions resumed here from another front end. */
+  private readonly aliases = new Map<string, ClientConnection>();
+  /** Sessions handed over to another front end: where late frames for their sid go now, and until when. */
+  private readonly forwards = new Map<string, { c2s: string; sid: string; until: number }>();
   private readonly connections = new Map<string, ClientConnection>();
   private readonly sweeper: NodeJS.Timeout;
   /** Bound sessions, kept as a count: read at every login by the balancer. */
@@ -74,9 +84,41 @@ export class C2sContext {
   forget(conn: ClientConnection, wasBound: boolean): void {
     this.authDeadlines.delete(conn);
     this.hibernating.delete(conn);
+    this.handoffs.delete(conn);
+    for (const [id, c] of this.aliases) if (c === conn) this.aliases.delete(id);
     if (this.connections.get(conn.sid) !== conn) return;
     this.connections.delete(conn.sid);
     if (wasBound) this.sessions--;
+  }
+
+  /** A session handed over (XEP-0198 resumption elsewhere): forgotten here without END. */
+  release(conn: ClientConnection, wasBound: boolean): void {
+    this.hibernating.delete(conn);
+    for (const [id, c] of this.aliases) if (c === conn) this.aliases.delete(id);
+    if (this.connections.get(conn.sid) !== conn) return;
+    this.connections.delete(conn.sid);
+    if (wasBound) this.sessions--;
+  }
+
+  awaitHandoff(conn: ClientConnection): void {
+    this.handoffs.set(conn, Date.now() + HANDOFF_TIMEOUT_MS);
+  }
+
+  handoffDone(conn: ClientConnection): void {
+    this.handoffs.delete(conn);
+  }
+
+  alias(previd: string, conn: ClientConnection): void {
+    this.aliases.set(previd, conn);
+  }
+
+  /** Frames for `sid` go to `sid'` on front end `c2s` from now on (for a minute). */
+  forward(sid: string, c2s: string, newSid: string): void {
+    this.forwards.set(sid, { c2s, sid: newSid, until: Date.now() + FORWARD_MS });
+  }
+
+  forwarded(sid: string): { c2s: string; sid: string } | undefined {
+    return this.forwards.get(sid);
   }
 
   hibernate(conn: ClientConnection): void {
@@ -86,7 +128,7 @@ export class C2sContext {
   /** The session a resumption id names on this front end, if it can be taken over. */
   resumable(previd: string): ClientConnection | undefined {
     const sid = previd.split("~")[1];
-    const conn = sid === undefined ? undefined : this.connections.get(sid);
+    const conn = this.aliases.get(previd) ?? (sid === undefined ? undefined : this.connections.get(sid));
     return conn?.resumableBy(previd) ? conn : undefined;
   }
 
@@ -116,6 +158,8 @@ export class C2sContext {
     const now = Date.now();
     for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
     for (const [conn, deadline] of this.hibernating) if (deadline <= now) conn.expire();
+    for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
+    for (const [sid, f] of this.forwards) if (f.until <= now) this.forwards.delete(sid);
     this.balancer.sweep(now);
     for (const [socket, deadline] of this.closing) {
       if (deadline <= now) {

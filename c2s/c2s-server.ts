@@ -6,7 +6,7 @@ import tls from "node:tls";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { Logger } from "../lib/log.js";
-import { SessionOp, decodeSessionPayload } from "../lib/link/session-payload.js";
+import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer, type C2sInfo } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
@@ -82,16 +82,34 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   /** The incarnation of each linked sm, "name/started", so that a restarted sm is told apart. */
   let smIncarnations = new Map<string, string>();
   const incarnation = (name: string) => smIncarnations.get(name) ?? null;
-  link.on("route", (from, _key, payload) => {
+  link.on("route", (from, key, payload) => {
     let msg;
     try {
       msg = decodeSessionPayload(payload);
     } catch (err) {
-      log.error({ err: (err as Error).message }, "bad session payload from the sm");
+      log.error({ err: (err as Error).message, from }, "bad session payload");
+      return;
+    }
+    if (msg.op === SessionOp.Takeover) {
+      // Another front end's client resumes a session held here (protocol §2.3).
+      const meta = msg.meta;
+      const conn = ctx.get(meta.sid);
+      if (!conn || conn.bareJid !== meta.user || !conn.resumableBy(meta.previd)) {
+        link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: false }));
+        return;
+      }
+      const state = conn.handOff();
+      ctx.forward(meta.sid, from, meta.newSid);
+      link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: true, ...state.meta }, state.queued));
       return;
     }
     const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;
-    if (!conn) return; // the connection is gone; protocol §2 says ignore
+    if (!conn) {
+      // A session that moved to another front end: late frames follow it there.
+      const moved = "sid" in msg.meta ? ctx.forwarded(msg.meta.sid) : undefined;
+      if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
+      return; // else the connection is gone; protocol §2 says ignore
+    }
     switch (msg.op) {
       case SessionOp.Deliver:
         conn.deliver(msg.xml);
@@ -105,11 +123,25 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       case SessionOp.Close:
         conn.closedBySm(msg.meta.condition, msg.meta.text);
         break;
+      case SessionOp.Handoff:
+        conn.handedOver(msg.meta, msg.xml, from);
+        break;
       default:
-        log.warn({ op: msg.op }, "unexpected session op from the sm");
+        log.warn({ op: msg.op, from }, "unexpected session op");
     }
   });
-  link.on("undeliverable", (to, key) => {
+  link.on("undeliverable", (to, key, payload) => {
+    let msg;
+    try {
+      msg = decodeSessionPayload(payload);
+    } catch {
+      msg = undefined;
+    }
+    if (msg?.op === SessionOp.Takeover) {
+      // The front end named in the resumption id is gone: the client binds anew.
+      ctx.get(msg.meta.newSid)?.handoffFailed();
+      return;
+    }
     // No sm could take it: the sessions of that user cannot go on; they reconnect later.
     log.warn({ to, key }, "no session manager reachable for a user; closing their streams");
     for (const conn of ctx.all()) if (conn.bareJid === key) conn.closedBySm("internal-server-error", "no session manager is available; reconnect later");

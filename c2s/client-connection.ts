@@ -8,13 +8,13 @@ import { escapeXML, escapeXMLText, type Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
-import { SessionOp, encodeSessionPayload, type SessionMetaByOp } from "../lib/link/session-payload.js";
+import { SessionOp, encodeSessionPayload, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
 import { parsePlain } from "../lib/sasl/plain.js";
 import { verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
-import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM } from "./stream-management.js";
+import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
 
@@ -62,6 +62,8 @@ export class ClientConnection {
   private ack: AckState | null = null;
   /** Another connection resumed this session: this one ends without a word to the sm. */
   private superseded = false;
+  /** A resume waiting for another front end's HANDOFF. */
+  private pendingResume: { previd: string; h: number } | null = null;
 
   constructor(
     private readonly ctx: C2sContext,
@@ -93,7 +95,15 @@ export class ClientConnection {
   /** Sends the bound client to another front end (a drain), remembering it in case it comes back. */
   moveTo(target: Redirect): void {
     this.ctx.balancer.remember(this.socket.remoteAddress ?? "", this.user!);
-    this.sendAway(target, "this server is being drained");
+    if (!this.ack?.resumable) return this.sendAway(target, "this server is being drained");
+    // XEP-0198: the session waits here while the client resumes it on the target (protocol §2.3).
+    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user! });
+    this.log.info({ condition: "see-other-host", content: target.address, user: this.user }, "stream error");
+    this.endSocket(streamError("see-other-host", "this server is being drained", target.address));
+    this.ctx.scheduleDestroy(this.socket);
+    this.stream.stop();
+    this.stage = "hibernating";
+    this.ctx.hibernate(this);
   }
 
   /** <see-other-host/>, after telling the target to expect this client. */
@@ -177,6 +187,7 @@ export class ClientConnection {
 
   private onSocketClosed(): void {
     if (this.stage === "closed") return this.leave();
+    if (this.stage === "hibernating") return; // already let go of its socket (a drain)
     this.stream.stop();
     if (this.stage === "bound" && this.ack?.resumable) {
       // XEP-0198: the connection dropped without a stream close; the session waits to be resumed.
@@ -417,7 +428,16 @@ export class ClientConnection {
 
   /** XEP-0198 §5: takes over a hibernating (or still attached) session of the same account. */
   private resume(previd: string, h: number): void {
-    if (this.stage === "bound" || this.binding) return this.write(smFailed("unexpected-request"));
+    if (this.stage === "bound" || this.binding || this.pendingResume) return this.write(smFailed("unexpected-request"));
+    const holder = parseResumeId(previd);
+    if (holder && holder.c2s !== this.ctx.config.name && !this.ctx.resumable(previd)) {
+      // Held by another front end: it hands the session over (protocol §2.3).
+      this.pendingResume = { previd, h };
+      this.ctx.awaitHandoff(this);
+      const meta = { sid: holder.sid, previd, user: this.user!, newSid: this.sid };
+      this.ctx.link.send(holder.c2s, this.user!, encodeSessionPayload(SessionOp.Takeover, meta));
+      return;
+    }
     const old = this.ctx.resumable(previd);
     if (!old || old.user !== this.user || !old.ack) return this.write(smFailed("item-not-found"));
     if (!old.ack.acked(h)) return this.write(smFailed("bad-request"));
@@ -444,6 +464,84 @@ export class ClientConnection {
     this.smKnows = true;
     this.stage = "bound";
     this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, jid: this.jid });
+  }
+
+  /** The front end that held the session answered our TAKEOVER (protocol §2.3). */
+  handedOver(meta: HandoffMeta, queued: Buffer, fromC2s: string): void {
+    const pending = this.pendingResume;
+    this.pendingResume = null;
+    this.ctx.handoffDone(this);
+    if (!pending || this.stage === "closed") return;
+    if (!meta.ok || !meta.jid || !meta.oldSid) return this.write(smFailed("item-not-found"));
+    const ack = new AckState(pending.previd, true);
+    ack.inbound = meta.inbound ?? 0;
+    ack.outbound = meta.outbound ?? 0;
+    let offset = 0;
+    for (const length of meta.lengths ?? []) {
+      ack.queue.push(queued.toString("utf8", offset, offset + length));
+      offset += length;
+    }
+    this.ack = ack;
+    this.jid = meta.jid;
+    this.presence = meta.presence ?? null;
+    this.interested = meta.interested ?? false;
+    this.stage = "bound";
+    this.smKnows = true;
+    this.ctx.authDone(this);
+    this.ctx.sessions++;
+    this.ctx.alias(pending.previd, this);
+    this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, jid: this.jid });
+    this.toSm(
+      SessionOp.Rebuild,
+      {
+        sid: this.sid,
+        jid: this.jid,
+        ip: this.socket.remoteAddress ?? "",
+        secure: this.secure,
+        interested: this.interested,
+        replaces: { c2s: fromC2s, sid: meta.oldSid },
+      },
+      this.presence ?? undefined,
+    );
+    if (!ack.acked(pending.h)) return this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
+    this.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(pending.previd)}' h='${ack.inbound}'/>`);
+    for (const xml of ack.queue) this.write(xml);
+    this.log.info({ resent: ack.queue.length, from: fromC2s }, "session resumed from another front end");
+  }
+
+  /** No front end handed the session over in time. */
+  handoffFailed(): void {
+    if (!this.pendingResume) return;
+    this.pendingResume = null;
+    this.ctx.handoffDone(this);
+    this.write(smFailed("item-not-found"));
+  }
+
+  /**
+   * Another front end's client resumed this session: this connection lets
+   * it go, with no END to the sm (the session lives on over there).
+   */
+  handOff(): { meta: Omit<HandoffMeta, "sid" | "ok">; queued: Buffer } {
+    const ack = this.ack!;
+    const bufs = ack.queue.map((x) => Buffer.from(x, "utf8"));
+    this.superseded = true;
+    this.ctx.release(this, this.jid !== null);
+    if (this.stage !== "hibernating") this.socket.destroy();
+    this.stage = "closed";
+    this.stream.stop();
+    this.log.info({ unacked: bufs.length }, "session handed over to another front end");
+    return {
+      meta: {
+        jid: this.jid!,
+        oldSid: this.sid,
+        inbound: ack.inbound,
+        outbound: ack.outbound,
+        lengths: bufs.map((b) => b.length),
+        presence: this.presence,
+        interested: this.interested,
+      },
+      queued: Buffer.concat(bufs),
+    };
   }
 
   /** For a resume: this session, if `previd` is its id and it can still be taken over. */

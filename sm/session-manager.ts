@@ -245,6 +245,14 @@ export class SessionManager {
 
   /** A c2s re-establishes a session it holds (after an sm change or a router outage), without broadcasts. */
   private async rebuild(c2s: string, key: string, meta: RebuildMeta, presenceXml: Buffer): Promise<void> {
+    const replaced = meta.replaces && this.registry.bySid(meta.replaces.c2s, meta.replaces.sid);
+    if (replaced && replaced.jid === meta.jid) {
+      // Resumed on another c2s: the same session, reached at its new connection.
+      this.registry.move(replaced, c2s, meta.sid);
+      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
+      replaced.log.info({ c2s, sid: meta.sid }, "session moved with its connection");
+      return;
+    }
     const existing = this.registry.bySid(c2s, meta.sid);
     const jid = parseJid(meta.jid);
     if (existing || !jid?.resource || this.closed) {

@@ -9,8 +9,8 @@ export interface Session {
   /** Full JID. */
   readonly jid: string;
   /** The c2s holding the connection, and its name for the session (protocol §2). */
-  readonly c2s: string;
-  readonly sid: string;
+  c2s: string;
+  sid: string;
   readonly log: Logger;
   /** The last available presence broadcast (from the full JID, no to); null while unavailable. */
   presence: Element | null;
@@ -67,6 +67,14 @@ export class SessionRegistry implements SessionView {
     if (!resources) this.users.set(session.user, (resources = new Map()));
     resources.set(session.resource, session);
     this.byConnection.set(connectionKey(session.c2s, session.sid), session);
+  }
+
+  /** The session's connection moved (an XEP-0198 resumption on another c2s). */
+  move(session: Session, c2s: string, sid: string): void {
+    this.byConnection.delete(connectionKey(session.c2s, session.sid));
+    session.c2s = c2s;
+    session.sid = sid;
+    this.byConnection.set(connectionKey(c2s, sid), session);
   }
 
   remove(session: Session): void {

@@ -16,9 +16,9 @@ describe("XEP-0198 stream management", () => {
   const send = (from: TestClient, to: string, id: string) => from.xmpp.send(xml("message", { to, type: "chat", id }, xml("body", {}, id)));
 
   beforeAll(async () => {
-    farm = await Farm.create({ c2sCount: 1, c2s: { resume_timeout: 3 } });
+    farm = await Farm.create({ c2sCount: 2, c2s: { resume_timeout: 3, public_host: "127.0.0.1" } });
     await farm.start();
-    await farm.addUsers("u", 3, "pw", 64);
+    await farm.addUsers("u", 4, "pw", 64);
   });
 
   afterAll(async () => {
@@ -41,7 +41,8 @@ describe("XEP-0198 stream management", () => {
     a.xmpp.socket!.socket.destroy();
     await farm.waitFor((l) => l.msg === "session hibernating" && l.jid === "u1@localhost/r", 5000, before);
     await send(b, "u1@localhost/r", "while-away");
-    const resumed = await farm.waitFor((l) => l.msg === "session resumed" && l.jid === "u1@localhost/r", 10_000, before);
+    // On the same front end, or on another if the client was sent there: a resumption either way.
+    const resumed = await farm.waitFor((l) => /^session resumed/.test(l.msg) && l.jid === "u1@localhost/r", 10_000, before);
     expect(resumed.resent).toBeGreaterThanOrEqual(1);
     const m = await a.next((s) => s.is("message") && s.attrs.id === "while-away");
     expect(m.getChildText("body")).toBe("while-away");
@@ -66,5 +67,33 @@ describe("XEP-0198 stream management", () => {
     await again.xmpp.send(xml("presence"));
     const m = await again.next((s) => s.is("message") && s.attrs.id === "lost-connection");
     expect(m.getChildText("body")).toBe("lost-connection");
+  });
+
+  it("moves a session with a drain: the client resumes it on another front end and loses nothing", async () => {
+    const d = await login("u4", true);
+    const b = clients[1]!;
+    await d.xmpp.send(xml("presence"));
+    await expect.poll(() => d.xmpp.streamManagement.enabled).toBe(true);
+    // The front end the balancer put it on is the one drained.
+    const holder = (await farm.waitFor((l) => l.msg === "session bound" && l.jid === "u4@localhost/r")).proc;
+    const other = holder === "c2s-1" ? "c2s-2" : "c2s-1";
+    for (const id of ["d1", "d2", "d3"]) await send(b, "u4@localhost", id);
+    await d.next((s) => s.is("message") && s.attrs.id === "d3");
+    const before = farm.lines.length;
+    expect((await farm.cli("c2s", "drain", holder, "--rate", "10")).code).toBe(0);
+    await farm.waitFor((l) => l.proc === holder && l.msg === "stream error" && l.condition === "see-other-host" && l.user === "u4@localhost", 5000, before);
+    // Sent while the client is between front ends: it must arrive after the resume.
+    await send(b, "u4@localhost/r", "in-flight");
+    const resumed = await farm.waitFor((l) => l.proc === other && l.msg === "session resumed from another front end", 10_000, before);
+    expect(resumed.from).toBe(holder);
+    const m = await d.next((s) => s.is("message") && s.attrs.id === "in-flight");
+    expect(m.getChildText("body")).toBe("in-flight");
+    await send(b, "u4@localhost/r", "after-move");
+    await d.next((s) => s.is("message") && s.attrs.id === "after-move");
+    await send(d, "u2@localhost", "reply-after-move");
+    await b.next((s) => s.is("message") && s.attrs.id === "reply-after-move");
+    // One session throughout: the sm moved it, never ended or restarted it.
+    const sm = farm.lines.slice(before).filter((l) => l.proc === "sm-1" && String(l.jid).startsWith("u4@localhost/"));
+    expect(sm.map((l) => l.msg)).toEqual(["session moved with its connection"]);
   });
 });

@@ -11,6 +11,8 @@ export enum SessionOp {
   Close = 7,
   Forward = 8,
   Rebuild = 9,
+  Takeover = 10,
+  Handoff = 11,
 }
 
 export interface StartMeta {
@@ -29,6 +31,30 @@ export interface RebuildMeta {
   secure: boolean;
   /** The client fetched its roster (RFC 6121 §2.1.6), so it gets roster pushes. */
   interested: boolean;
+  /** An XEP-0198 resumption on another c2s: the session that this one takes over. */
+  replaces?: { c2s: string; sid: string };
+}
+/** c2s → c2s: a client resumed here (XEP-0198) the session `sid` that the receiver holds. */
+export interface TakeoverMeta {
+  sid: string;
+  previd: string;
+  user: string;
+  /** The resuming connection's sid on the sender. */
+  newSid: string;
+}
+/** The answer to TAKEOVER; with `ok`, the session's state, its unacknowledged stanzas in the xml part. */
+export interface HandoffMeta {
+  /** The resuming connection's sid on the receiver. */
+  sid: string;
+  ok: boolean;
+  jid?: string;
+  oldSid?: string;
+  inbound?: number;
+  outbound?: number;
+  /** Byte length of each unacknowledged stanza, in order, in the xml part. */
+  lengths?: number[];
+  presence?: string | null;
+  interested?: boolean;
 }
 export interface StartedMeta {
   sid: string;
@@ -56,6 +82,8 @@ export interface SessionMetaByOp {
   [SessionOp.Close]: FailureMeta;
   [SessionOp.Forward]: Record<string, never>;
   [SessionOp.Rebuild]: RebuildMeta;
+  [SessionOp.Takeover]: TakeoverMeta;
+  [SessionOp.Handoff]: HandoffMeta;
 }
 
 export type SessionMessage = {
