@@ -34,7 +34,7 @@ export class C2sContext {
   private readonly forwards = new Map<string, { c2s: string; sid: string; until: number }>();
   private readonly connections = new Map<string, ClientConnection>();
   private readonly sweeper: NodeJS.Timeout;
-  /** Bound sessions, kept as a count: read at every login by the balancer. */
+  /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
 
   constructor(
@@ -81,23 +81,23 @@ export class C2sContext {
     this.authDeadlines.delete(conn);
   }
 
-  forget(conn: ClientConnection, wasBound: boolean): void {
+  forget(conn: ClientConnection, wasCounted: boolean): void {
     this.authDeadlines.delete(conn);
     this.hibernating.delete(conn);
     this.handoffs.delete(conn);
     for (const [id, c] of this.aliases) if (c === conn) this.aliases.delete(id);
     if (this.connections.get(conn.sid) !== conn) return;
     this.connections.delete(conn.sid);
-    if (wasBound) this.sessions--;
+    if (wasCounted) this.sessions--;
   }
 
   /** A session handed over (XEP-0198 resumption elsewhere): forgotten here without END. */
-  release(conn: ClientConnection, wasBound: boolean): void {
+  release(conn: ClientConnection, wasCounted: boolean): void {
     this.hibernating.delete(conn);
     for (const [id, c] of this.aliases) if (c === conn) this.aliases.delete(id);
     if (this.connections.get(conn.sid) !== conn) return;
     this.connections.delete(conn.sid);
-    if (wasBound) this.sessions--;
+    if (wasCounted) this.sessions--;
   }
 
   awaitHandoff(conn: ClientConnection): void {

@@ -62,6 +62,8 @@ export class ClientConnection {
   private ack: AckState | null = null;
   /** Another connection resumed this session: this one ends without a word to the sm. */
   private superseded = false;
+  /** Counted in the front end's sessions (the balancer's load) from the moment it is served. */
+  private counted = false;
   /** A resume waiting for another front end's HANDOFF. */
   private pendingResume: { previd: string; h: number } | null = null;
 
@@ -210,7 +212,7 @@ export class ClientConnection {
   /** Forgets the connection; tells the sm unless the sm ended it, and hands back what the client never acknowledged. */
   private leave(): void {
     if (this.superseded) return;
-    this.ctx.forget(this, this.jid !== null);
+    this.ctx.forget(this, this.counted);
     if (this.smKnows) {
       this.smKnows = false;
       this.toSm(SessionOp.End, { sid: this.sid });
@@ -250,7 +252,7 @@ export class ClientConnection {
     this.stage = "bound";
     this.log = this.log.child({ jid });
     this.ctx.authDone(this);
-    this.ctx.sessions++;
+    this.count();
     this.write(`<iq type='result' id='${escapeXML(this.bindId ?? "")}'><bind xmlns='${NS_BIND}'><jid>${escapeXMLText(jid)}</jid></bind></iq>`);
     this.log.info("session bound");
     const early = this.early ?? [];
@@ -308,6 +310,8 @@ export class ClientConnection {
         const target = balancer.redirectFor(ip, this.user, this.ctx.sessions, this.direct);
         if (target) return this.sendAway(target);
       }
+      // Served here: counted now, not at bind, so a burst of logins sees itself.
+      this.count();
     }
     this.sendHeader();
     this.stage = "features";
@@ -448,8 +452,19 @@ export class ClientConnection {
     this.log.info({ resent: this.ack!.queue.length }, "session resumed");
   }
 
+  private count(): void {
+    if (this.counted) return;
+    this.counted = true;
+    this.ctx.sessions++;
+  }
+
   /** Takes over another connection's session: its sid, JID, state and queue. */
   private adopt(old: ClientConnection): void {
+    if (old.counted) {
+      old.counted = false;
+      this.ctx.sessions--;
+    }
+    this.count();
     old.superseded = true;
     old.stage = "closed";
     old.stream.stop();
@@ -488,7 +503,7 @@ export class ClientConnection {
     this.stage = "bound";
     this.smKnows = true;
     this.ctx.authDone(this);
-    this.ctx.sessions++;
+    this.count();
     this.ctx.alias(pending.previd, this);
     this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, jid: this.jid });
     this.toSm(
@@ -525,7 +540,7 @@ export class ClientConnection {
     const ack = this.ack!;
     const bufs = ack.queue.map((x) => Buffer.from(x, "utf8"));
     this.superseded = true;
-    this.ctx.release(this, this.jid !== null);
+    this.ctx.release(this, this.counted);
     if (this.stage !== "hibernating") this.socket.destroy();
     this.stage = "closed";
     this.stream.stop();

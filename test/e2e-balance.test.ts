@@ -1,17 +1,24 @@
 // Three front ends sharing load: clients all aimed at one are spread by
 // <see-other-host/>; a drain moves everyone off one; a client that ignores
-// redirects still gets in. Real processes and xmpp.js clients.
+// redirects still gets in. Real processes, xmpp.js and slixmpp clients.
+import { spawn, type ChildProcess } from "node:child_process";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
 import { HEADER, secureStream } from "./harness/raw-stream.js";
 import { connectClient, type TestClient } from "./harness/xmppjs.js";
 
-const CLIENTS = 300;
+const SLIX = fileURLToPath(new URL("./interop/slix_many.py", import.meta.url));
+const JS_CLIENTS = 270;
+const SLIX_CLIENTS = 30;
+const CLIENTS = JS_CLIENTS + SLIX_CLIENTS;
 
 describe("load sharing between front ends", () => {
   let farm: Farm;
   const clients: TestClient[] = [];
+  let slix: ChildProcess | null = null;
 
   const sessions = async (): Promise<Record<string, { sessions: number; draining: boolean }>> => {
     const r = await farm.cli("status", "--json");
@@ -42,6 +49,7 @@ describe("load sharing between front ends", () => {
   }, 90_000);
 
   afterAll(async () => {
+    slix?.stdin?.end();
     await Promise.all(clients.map((c) => c.stop()));
     await farm.stop();
     farm.cleanup();
@@ -51,12 +59,19 @@ describe("load sharing between front ends", () => {
     const port = farm.c2sPorts[0]!.port;
     let next = 1;
     const worker = async () => {
-      while (next <= CLIENTS) {
+      while (next <= JS_CLIENTS) {
         const i = next++;
         clients.push(await connectClient({ port, username: `u${i}`, password: "pw" }));
       }
     };
     await Promise.all(Array.from({ length: 10 }, worker));
+
+    slix = spawn("/usr/bin/python3", [SLIX, "--port", String(port), "--users", `${JS_CLIENTS + 1}:${CLIENTS}`, "--prefix", "u", "--password", "pw", "--ca", process.env.XFARM_TEST_CERT!]);
+    let online = 0;
+    readline.createInterface({ input: slix.stdout! }).on("line", (line) => {
+      if (JSON.parse(line).event === "online") online++;
+    });
+    await expect.poll(() => online, { timeout: 30_000, interval: 200 }).toBe(SLIX_CLIENTS);
 
     const counts = await pollSessions((s) => Object.values(s).reduce((a, b) => a + b.sessions, 0) === CLIENTS);
     for (const name of ["c2s-1", "c2s-2", "c2s-3"]) {
@@ -68,6 +83,8 @@ describe("load sharing between front ends", () => {
     expect(redirects.every((l) => l.proc === "c2s-1" && /^127\.0\.0\.1:\d+$/.test(String(l.content)))).toBe(true);
     expect(redirects.length).toBeGreaterThanOrEqual(180);
     expect(new Set(redirects.map((l) => l.user)).size).toBe(redirects.length);
+    // slixmpp clients were among those redirected, and got in where they were sent.
+    expect(redirects.some((l) => /^u(27[1-9]|28\d|29\d|300)@localhost$/.test(String(l.user)))).toBe(true);
   });
 
   it("drains a front end: new clients and connected ones go to the others", { timeout: 60_000 }, async () => {
