@@ -97,21 +97,23 @@ export class ClientConnection {
   /** Sends the bound client to another front end (a drain), remembering it in case it comes back. */
   moveTo(target: Redirect): void {
     this.ctx.balancer.remember(this.socket.remoteAddress ?? "", this.user!);
-    if (!this.ack?.resumable) return this.sendAway(target, "this server is being drained");
-    // XEP-0198: the session waits here while the client resumes it on the target (protocol §2.3).
+    this.sendAway(target, "this server is being drained", this.ack?.resumable === true);
+  }
+
+  /**
+   * <see-other-host/>, after telling the target to expect this client. With
+   * `keepSession` (XEP-0198), the session waits here, hibernating, while the
+   * client resumes it on the target (protocol §2.3).
+   */
+  private sendAway(target: Redirect, text?: string, keepSession = false): void {
     this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user! });
+    if (!keepSession) return this.streamError("see-other-host", text, target.address);
     this.log.info({ condition: "see-other-host", content: target.address, user: this.user }, "stream error");
-    this.endSocket(streamError("see-other-host", "this server is being drained", target.address));
+    this.endSocket(streamError("see-other-host", text, target.address));
     this.ctx.scheduleDestroy(this.socket);
     this.stream.stop();
     this.stage = "hibernating";
     this.ctx.hibernate(this);
-  }
-
-  /** <see-other-host/>, after telling the target to expect this client. */
-  private sendAway(target: Redirect, text?: string): void {
-    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user! });
-    this.streamError("see-other-host", text, target.address);
   }
 
   private newStream(): XmlStream {
