@@ -17,7 +17,7 @@ interface KeySpec {
 export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "domains", type: "string[]", default: ["localhost"], doc: "XMPP domains the farm serves." },
   { key: "data_dir", type: "string", default: "./data", doc: "Where the embedded database, generated certificates and generated link secrets live." },
-  { key: "db", type: "string", default: "", doc: 'Database URL: "sqlite:PATH" (default: sqlite:<data_dir>/xfarm.db).' },
+  { key: "db", type: "string", default: "", doc: 'Database URL: "sqlite:PATH" (default: sqlite:<data_dir>/xfarm.db), or "mysql://USER:PASSWORD@HOST:PORT/DATABASE?pool=10" for MySQL/MariaDB.' },
   { key: "log_level", type: "string", default: "info", doc: "pino log level: fatal, error, warn, info, debug or trace." },
 
   { key: "router.name", type: "string", default: "router-1", doc: "The router's name, sent in its HELLO." },

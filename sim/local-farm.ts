@@ -20,6 +20,8 @@ export interface FarmOptions {
   /** Extra keys for the [c2s] table, e.g. { require_tls: false }. */
   c2s?: Record<string, string | number | boolean>;
   sm?: Record<string, string | number | boolean>;
+  /** The store URL; by default the embedded SQLite file under the farm's data_dir. */
+  db?: string;
   /** XEP-0114 components: domain → secret (the router listens on componentPort). */
   components?: Record<string, string>;
   /** PEM files to use; by default the farm generates a self-signed pair. */
@@ -48,6 +50,7 @@ export class Farm {
     readonly smCount = 1,
     /** Where XEP-0114 components connect. */
     readonly componentPort = 0,
+    readonly db?: string,
   ) {}
 
   static async create(opts: FarmOptions = {}): Promise<Farm> {
@@ -63,6 +66,7 @@ export class Farm {
     const config = `domains = ["localhost"]
 data_dir = ${JSON.stringify(path.join(dir, "data"))}
 log_level = "${opts.logLevel ?? "debug"}"
+${opts.db ? `db = ${JSON.stringify(opts.db)}` : ""}
 
 [router]
 port = ${base}
@@ -87,7 +91,7 @@ port_step = ${step}
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
-    return new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3);
+    return new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db);
   }
 
   /** Starts `xfarm start` and waits until every c2s and the sm are linked. */
@@ -165,7 +169,7 @@ port_step = ${step}
 
   /** Creates `${prefix}1…${prefix}N@localhost` in one transaction, straight in the store (load tests). */
   async addUsers(prefix: string, count: number, password: string, iterations?: number): Promise<void> {
-    const store = await openStore(`sqlite:${path.join(this.dir, "data", "xfarm.db")}`);
+    const store = await openStore(this.db ?? `sqlite:${path.join(this.dir, "data", "xfarm.db")}`);
     try {
       // One derivation shared by all: a load test, not a real salt policy.
       const credentials = await deriveCredentials(password, iterations);

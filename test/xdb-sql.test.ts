@@ -77,8 +77,11 @@ describe("schema migrations", () => {
     expect(MIGRATIONS.map((m) => m.version)).toEqual(
       Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1),
     );
-    expect(() => checkMigrations([{ version: 2, description: "x", sqlite: ["SELECT 1"] }])).toThrow(
+    expect(() => checkMigrations([{ version: 2, description: "x", sqlite: ["SELECT 1"], mysql: ["SELECT 1"] }])).toThrow(
       /expected 1/,
+    );
+    expect(() => checkMigrations([{ version: 1, description: "x", sqlite: ["SELECT 1"], mysql: [] }])).toThrow(
+      /no MySQL statements/,
     );
   });
 
@@ -210,11 +213,17 @@ describe("openStore and describeStore", () => {
     expect(() => parseStoreUrl("  ")).toThrow(/empty/);
   });
 
-  it("rejects MySQL for now and unknown schemes, without echoing secrets", async () => {
-    await expect(openStore("mysql://xfarm:hunter2@db:3306/xfarm")).rejects.toThrow(
-      "MySQL/MariaDB driver not available yet",
-    );
-    await expect(openStore("mariadb://db/xfarm")).rejects.toThrow("MySQL/MariaDB driver not available yet");
+  it("parses MySQL URLs and rejects unknown schemes, without echoing secrets", async () => {
+    expect(parseStoreUrl("mysql://xfarm:hunter2@db:3307/xfarm?pool=4")).toEqual({
+      kind: "mysql",
+      options: { host: "db", port: 3307, user: "xfarm", password: "hunter2", database: "xfarm", poolSize: 4 },
+    });
+    expect(parseStoreUrl("mariadb://root@localhost/farm?socket=/run/mysqld/mysqld.sock")).toEqual({
+      kind: "mysql",
+      options: { socketPath: "/run/mysqld/mysqld.sock", user: "root", password: undefined, database: "farm", poolSize: 10 },
+    });
+    expect(() => parseStoreUrl("mysql://u@h/")).toThrow(/names no database/);
+    expect(() => parseStoreUrl("mysql://u@h/db?pool=0")).toThrow(/pool must be a positive integer/);
     const err = await openStore("postgres://u:hunter2@h/db").catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/unsupported store URL scheme "postgres:"/);

@@ -22,8 +22,8 @@ export interface Migration {
   readonly description: string;
   /** SQLite statements, run in order inside one transaction. */
   readonly sqlite: readonly string[];
-  /** MySQL/MariaDB statements for the same logical change (issue 4). */
-  readonly mysql?: readonly string[];
+  /** MySQL/MariaDB statements for the same logical change. MySQL commits DDL at once, so these run one by one, not as one transaction. */
+  readonly mysql: readonly string[];
 }
 
 /**
@@ -31,12 +31,17 @@ export interface Migration {
  * migration itself). One row per applied migration; the schema version is
  * the highest `version`, 0 when the table is empty or missing.
  */
-export const SCHEMA_VERSION_TABLE: { readonly sqlite: string; readonly mysql?: string } = {
+export const SCHEMA_VERSION_TABLE: { readonly sqlite: string; readonly mysql: string } = {
   sqlite: `CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL PRIMARY KEY,
     description TEXT NOT NULL,
     applied_at INTEGER NOT NULL
   )`,
+  mysql: `CREATE TABLE IF NOT EXISTS schema_version (
+    version INT NOT NULL PRIMARY KEY,
+    description VARCHAR(255) NOT NULL,
+    applied_at BIGINT NOT NULL
+  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
 };
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -84,6 +89,43 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
       `CREATE INDEX offline_user_id ON offline (user, id)`,
     ],
+    // JIDs are stored as their UTF-8 bytes (VARBINARY): the caller already
+    // normalized them, so comparisons must be exact, and InnoDB's 3072-byte
+    // key limit then holds two of them (1535 bytes each) in the roster key.
+    mysql: [
+      `CREATE TABLE accounts (
+        user VARBINARY(1535) NOT NULL PRIMARY KEY,
+        sha1_salt VARBINARY(255) NOT NULL,
+        sha1_iterations INT NOT NULL,
+        sha1_stored_key VARBINARY(64) NOT NULL,
+        sha1_server_key VARBINARY(64) NOT NULL,
+        sha256_salt VARBINARY(255) NOT NULL,
+        sha256_iterations INT NOT NULL,
+        sha256_stored_key VARBINARY(64) NOT NULL,
+        sha256_server_key VARBINARY(64) NOT NULL,
+        created_at BIGINT NOT NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE roster (
+        user VARBINARY(1535) NOT NULL,
+        contact VARBINARY(1535) NOT NULL,
+        name TEXT,
+        subscription VARCHAR(4) NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask_out TINYINT NOT NULL CHECK (ask_out IN (0, 1)),
+        pending_in TINYINT NOT NULL CHECK (pending_in IN (0, 1)),
+        visible TINYINT NOT NULL CHECK (visible IN (0, 1)),
+        groups_json MEDIUMTEXT NOT NULL,
+        PRIMARY KEY (user, contact),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE offline (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        user VARBINARY(1535) NOT NULL,
+        xml MEDIUMTEXT NOT NULL,
+        stored_at BIGINT NOT NULL,
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE INDEX offline_user_id ON offline (user, id)`,
+    ],
   },
 ];
 
@@ -94,6 +136,7 @@ export function checkMigrations(list: readonly Migration[]): void {
       throw new Error(`migration #${i} has version ${m.version}, expected ${i + 1}`);
     }
     if (m.sqlite.length === 0) throw new Error(`migration ${m.version} has no SQLite statements`);
+    if (!m.mysql || m.mysql.length === 0) throw new Error(`migration ${m.version} has no MySQL statements`);
   });
 }
 

@@ -2,17 +2,21 @@
 // which URL means which driver.
 //
 //   sqlite:<path>, sqlite://<path>, or a bare path  → SqliteStore
-//   mysql://user:pass@host:port/db, mariadb://…     → MySQL/MariaDB (issue 4)
+//   mysql://user:pass@host:port/db, mariadb://…     → MysqlStore (mysql2)
 //
 // SQLite paths are taken literally (no percent-decoding) and resolved against
 // the working directory; "sqlite::memory:" gives a private in-memory database.
 import path from "node:path";
+import { MysqlStore, type MysqlOptions } from "./mysql-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { Store } from "./store.js";
 
 export type StoreTarget =
   | { kind: "sqlite"; file: string }
-  | { kind: "mysql" };
+  | { kind: "mysql"; options: MysqlOptions };
+
+/** Connections each process keeps to MySQL unless the URL says `?pool=N`. */
+export const DEFAULT_POOL_SIZE = 10;
 
 // Two or more characters, so a Windows drive letter ("C:\…") stays a path.
 const SCHEME = /^([a-z][a-z0-9+.-]+):/i;
@@ -27,9 +31,31 @@ export function parseStoreUrl(url: string): StoreTarget {
     const rest = text.slice("sqlite:".length);
     return { kind: "sqlite", file: sqliteFile(rest.startsWith("//") ? rest.slice(2) : rest) };
   }
-  if (scheme === "mysql" || scheme === "mariadb") return { kind: "mysql" };
+  if (scheme === "mysql" || scheme === "mariadb") return { kind: "mysql", options: mysqlOptions(text) };
   // Only the scheme is echoed: the rest may hold a password.
   throw new Error(`unsupported store URL scheme "${scheme}:" (use sqlite:<path> or mysql://…)`);
+}
+
+/** mysql://user:password@host:port/database?pool=N, or ?socket=/path for a local socket. */
+function mysqlOptions(text: string): MysqlOptions {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new Error("unparsable mysql:// store URL (expected mysql://user:password@host:port/database)");
+  }
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (!database) throw new Error("the mysql:// store URL names no database (mysql://user:password@host/database)");
+  const pool = Number(u.searchParams.get("pool") ?? DEFAULT_POOL_SIZE);
+  if (!Number.isInteger(pool) || pool < 1) throw new Error("the mysql:// store URL's pool must be a positive integer");
+  const socket = u.searchParams.get("socket");
+  return {
+    ...(socket ? { socketPath: socket } : { host: u.hostname || "localhost", port: u.port ? Number(u.port) : 3306 }),
+    user: decodeURIComponent(u.username || "root"),
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    database,
+    poolSize: pool,
+  };
 }
 
 function sqliteFile(p: string): string {
@@ -40,10 +66,7 @@ function sqliteFile(p: string): string {
 /** Opens the store a URL names, with its schema brought up to date. */
 export async function openStore(url: string): Promise<Store> {
   const target = parseStoreUrl(url);
-  if (target.kind === "mysql") {
-    throw new Error("MySQL/MariaDB driver not available yet; use a sqlite: store URL");
-  }
-  const store = new SqliteStore(target.file);
+  const store: Store = target.kind === "mysql" ? new MysqlStore(target.options) : new SqliteStore(target.file);
   try {
     await store.migrate();
   } catch (err) {

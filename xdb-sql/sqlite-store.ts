@@ -13,51 +13,11 @@ import {
   SCHEMA_VERSION_TABLE,
   newerSchemaError,
 } from "./migrations.js";
-import type {
-  Credentials,
-  OfflineMessage,
-  RosterItem,
-  ScramKeys,
-  Store,
-  Subscription,
-} from "./store.js";
+import { credentialParams, rosterParams, credentialsOf, rosterItem, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type RosterRow } from "./rows.js";
+import type { Credentials, OfflineMessage, RosterItem, Store } from "./store.js";
 
 /** How long a connection waits for another process's write lock. */
 const BUSY_TIMEOUT_MS = 5000;
-
-interface AccountRow {
-  sha1_salt: Buffer;
-  sha1_iterations: number;
-  sha1_stored_key: Buffer;
-  sha1_server_key: Buffer;
-  sha256_salt: Buffer;
-  sha256_iterations: number;
-  sha256_stored_key: Buffer;
-  sha256_server_key: Buffer;
-}
-
-interface RosterRow {
-  contact: string;
-  name: string | null;
-  subscription: string;
-  ask_out: number;
-  pending_in: number;
-  visible: number;
-  groups_json: string;
-}
-
-interface OfflineRow {
-  id: number;
-  xml: string;
-  stored_at: number;
-}
-
-type CredentialParams = [
-  Buffer, number, Buffer, Buffer, // SHA-1
-  Buffer, number, Buffer, Buffer, // SHA-256
-];
-
-const SUBSCRIPTIONS: ReadonlySet<string> = new Set<Subscription>(["none", "to", "from", "both"]);
 
 function prepareAll(db: Database.Database) {
   const credentialColumns =
@@ -94,7 +54,7 @@ function prepareAll(db: Database.Database) {
     getRosterItem: db.prepare<[string, string], RosterRow>(
       `SELECT ${rosterColumns} FROM roster WHERE user = ? AND contact = ?`,
     ),
-    putRosterItem: db.prepare<[string, string, string | null, string, number, number, number, string]>(
+    putRosterItem: db.prepare<RosterParams>(
       `INSERT INTO roster (user, ${rosterColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user, contact) DO UPDATE SET
          name = excluded.name, subscription = excluded.subscription,
@@ -119,32 +79,6 @@ function prepareAll(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareAll>;
 
-function credentialParams(c: Credentials): CredentialParams {
-  const one = (k: ScramKeys, hash: string): [Buffer, number, Buffer, Buffer] => {
-    if (!Number.isSafeInteger(k.iterations) || k.iterations < 1) {
-      throw new RangeError(`SCRAM ${hash} iteration count must be a positive integer`);
-    }
-    return [k.salt, k.iterations, k.storedKey, k.serverKey];
-  };
-  return [...one(c["SHA-1"], "SHA-1"), ...one(c["SHA-256"], "SHA-256")];
-}
-
-function rosterItem(row: RosterRow): RosterItem {
-  if (!SUBSCRIPTIONS.has(row.subscription)) {
-    throw new Error(`roster row for ${row.contact} has bad subscription "${row.subscription}"`);
-  }
-  const parsed: unknown = JSON.parse(row.groups_json);
-  return {
-    contact: row.contact,
-    name: row.name,
-    subscription: row.subscription as Subscription,
-    askOut: row.ask_out === 1,
-    pendingIn: row.pending_in === 1,
-    visible: row.visible === 1,
-    // Tolerate a hand-edited row rather than fail the whole roster.
-    groups: Array.isArray(parsed) ? parsed.filter((g): g is string => typeof g === "string") : [],
-  };
-}
 
 function isForeignKeyError(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
@@ -271,21 +205,7 @@ export class SqliteStore implements Store {
 
   async getCredentials(user: string): Promise<Credentials | null> {
     const r = this.s.getCredentials.get(user);
-    if (!r) return null;
-    return {
-      "SHA-1": {
-        salt: r.sha1_salt,
-        iterations: r.sha1_iterations,
-        storedKey: r.sha1_stored_key,
-        serverKey: r.sha1_server_key,
-      },
-      "SHA-256": {
-        salt: r.sha256_salt,
-        iterations: r.sha256_iterations,
-        storedKey: r.sha256_stored_key,
-        serverKey: r.sha256_server_key,
-      },
-    };
+    return r ? credentialsOf(r) : null;
   }
 
   async deleteAccount(user: string): Promise<boolean> {
@@ -323,20 +243,9 @@ export class SqliteStore implements Store {
   }
 
   async putRosterItem(user: string, item: RosterItem): Promise<void> {
-    if (!SUBSCRIPTIONS.has(item.subscription)) {
-      throw new RangeError(`bad roster subscription "${item.subscription}"`);
-    }
+    const params = rosterParams(user, item);
     try {
-      this.s.putRosterItem.run(
-        user,
-        item.contact,
-        item.name,
-        item.subscription,
-        item.askOut ? 1 : 0,
-        item.pendingIn ? 1 : 0,
-        item.visible ? 1 : 0,
-        JSON.stringify(item.groups),
-      );
+      this.s.putRosterItem.run(...params);
     } catch (err) {
       if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
       throw err;

@@ -22,6 +22,7 @@ declare module "@xmpp/client" {
     on(event: "online", cb: () => void): void;
     iqCaller: {
       get(payload: Element, to?: string): Promise<Element>;
+      set(payload: Element, to?: string): Promise<Element>;
       request(iq: Element): Promise<Element>;
     };
   }

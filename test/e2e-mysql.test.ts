@@ -1,0 +1,43 @@
+// The whole farm (router, sm, two c2s) on MariaDB, with real clients.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Farm } from "./harness/farm.js";
+import { MariaDb } from "./harness/mariadb.js";
+import { connectClient, xml } from "./harness/xmppjs.js";
+
+describe("a farm on MariaDB", () => {
+  let db: MariaDb;
+  let farm: Farm;
+
+  beforeAll(async () => {
+    db = await MariaDb.start();
+    farm = await Farm.create({ c2sCount: 2, db: await db.createDatabase("xfarm_e2e") });
+    await farm.start();
+    // Through the CLI, as an admin would, against the same database.
+    await farm.addUser("alice@localhost", "alice-pw");
+    await farm.addUser("bob@localhost", "bob-pw");
+  }, 90_000);
+
+  afterAll(async () => {
+    await farm?.stop();
+    farm?.cleanup();
+    await db?.stop();
+  });
+
+  it("logs clients in on both front ends, keeps rosters, chats, and stores offline messages", async () => {
+    expect(farm.lines.find((l) => l.proc === "sm-1" && l.msg === "store open")?.store).toMatch(/^mysql:\/\/root@localhost\/xfarm_e2e/);
+    const alice = await connectClient({ port: farm.c2sPorts[0]!.port, username: "alice", password: "alice-pw", resource: "a" });
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", type: "chat", id: "early" }, xml("body", {}, "stored in MariaDB")));
+    await farm.waitFor((l) => l.msg === "stored offline" && l.user === "bob@localhost");
+    const bob = await connectClient({ port: farm.c2sPorts[1]!.port, username: "bob", password: "bob-pw", resource: "b" });
+    await bob.xmpp.send(xml("presence"));
+    expect((await bob.next((s) => s.is("message") && s.attrs.id === "early")).getChildText("body")).toBe("stored in MariaDB");
+
+    await alice.xmpp.iqCaller.set(xml("query", { xmlns: "jabber:iq:roster" }, xml("item", { jid: "bob@localhost", name: "Bob" }, xml("group", {}, "Friends"))));
+    const roster = await alice.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    expect(roster.getChild("item")?.attrs).toMatchObject({ jid: "bob@localhost", name: "Bob", subscription: "none" });
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", type: "chat", id: "live" }, xml("body", {}, "live")));
+    await bob.next((s) => s.is("message") && s.attrs.id === "live");
+    await alice.stop();
+    await bob.stop();
+  });
+});

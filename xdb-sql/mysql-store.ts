@@ -1,0 +1,255 @@
+// The production driver: MySQL or MariaDB through mysql2. Every process of a
+// farm shares the one database; each holds a small pool (the store must not
+// cost a descriptor per user). Prepared statements only; a change spanning
+// rows runs in a transaction; a write resolves only once committed.
+import mysql from "mysql2/promise";
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
+import { credentialParams, credentialsOf, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
+import type { Credentials, OfflineMessage, RosterItem, Store } from "./store.js";
+
+export interface MysqlOptions {
+  host?: string;
+  port?: number;
+  socketPath?: string;
+  user: string;
+  password?: string;
+  database: string;
+  /** Connections this process keeps at most. */
+  poolSize: number;
+}
+
+/** How long a process waits for another's schema migration. */
+const MIGRATION_LOCK_SECONDS = 60;
+const ROSTER_COLUMNS = "contact, name, subscription, ask_out, pending_in, visible, groups_json";
+const ACCOUNT_COLUMNS =
+  "sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key";
+
+type Row = Record<string, unknown>;
+
+/** JIDs are stored as bytes (VARBINARY): they come back as Buffers. */
+function text(v: unknown): string {
+  return Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
+}
+
+function isForeignKeyError(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === "ER_NO_REFERENCED_ROW_2";
+}
+
+export class MysqlStore implements Store {
+  readonly kind = "mysql";
+  private readonly pool: mysql.Pool;
+
+  constructor(opts: MysqlOptions) {
+    this.pool = mysql.createPool({
+      host: opts.host,
+      port: opts.port,
+      socketPath: opts.socketPath,
+      user: opts.user,
+      password: opts.password,
+      database: opts.database,
+      connectionLimit: opts.poolSize,
+      charset: "utf8mb4_bin",
+      supportBigNumbers: true,
+      // Timestamps are BIGINT milliseconds: numbers, not strings.
+      bigNumberStrings: false,
+    });
+  }
+
+  private async rows(sql: string, params: unknown[] = []): Promise<Row[]> {
+    const [rows] = await this.pool.execute(sql, params as never[]);
+    return rows as Row[];
+  }
+
+  private async run(sql: string, params: unknown[] = []): Promise<mysql.ResultSetHeader> {
+    const [result] = await this.pool.execute(sql, params as never[]);
+    return result as mysql.ResultSetHeader;
+  }
+
+  private async transaction<T>(work: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    const c = await this.pool.getConnection();
+    try {
+      await c.beginTransaction();
+      const result = await work(c);
+      await c.commit();
+      return result;
+    } catch (err) {
+      await c.rollback().catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  private async readVersion(c: mysql.Connection | mysql.Pool = this.pool): Promise<number> {
+    const [rows] = await c.query(`SELECT MAX(version) AS v FROM schema_version`);
+    const v = (rows as Row[])[0]?.v;
+    return v === null || v === undefined ? 0 : Number(v);
+  }
+
+  async migrate(): Promise<void> {
+    // MySQL commits DDL at once, so a migration cannot be one transaction; a
+    // named lock keeps two processes from migrating the same database at once.
+    const c = await this.pool.getConnection();
+    try {
+      const [locked] = await c.query(`SELECT GET_LOCK('xfarm_migrate', ?) AS ok`, [MIGRATION_LOCK_SECONDS]);
+      if (Number((locked as Row[])[0]?.ok) !== 1) throw new Error("another process holds the migration lock");
+      try {
+        await c.query(SCHEMA_VERSION_TABLE.mysql);
+        const current = await this.readVersion(c);
+        if (current > LATEST_SCHEMA_VERSION) throw newerSchemaError(current);
+        for (const m of MIGRATIONS.slice(current)) {
+          for (const sql of m.mysql) await c.query(sql);
+          await c.execute(`INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)`, [
+            m.version,
+            m.description,
+            Date.now(),
+          ]);
+        }
+      } finally {
+        await c.query(`SELECT RELEASE_LOCK('xfarm_migrate')`);
+      }
+    } finally {
+      c.release();
+    }
+  }
+
+  async schemaVersion(): Promise<{ current: number; latest: number }> {
+    const [tables] = await this.pool.query(`SHOW TABLES LIKE 'schema_version'`);
+    const current = (tables as Row[]).length === 0 ? 0 : await this.readVersion();
+    return { current, latest: LATEST_SCHEMA_VERSION };
+  }
+
+  async createAccount(user: string, credentials: Credentials): Promise<boolean> {
+    const r = await this.run(
+      `INSERT IGNORE INTO accounts (user, ${ACCOUNT_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [user, ...credentialParams(credentials), Date.now()],
+    );
+    return r.affectedRows === 1;
+  }
+
+  async createAccounts(accounts: { user: string; credentials: Credentials }[]): Promise<number> {
+    const now = Date.now();
+    return this.transaction(async (c) => {
+      let created = 0;
+      for (const a of accounts) {
+        const [r] = await c.execute(
+          `INSERT IGNORE INTO accounts (user, ${ACCOUNT_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [a.user, ...credentialParams(a.credentials), now],
+        );
+        created += (r as mysql.ResultSetHeader).affectedRows;
+      }
+      return created;
+    });
+  }
+
+  async setCredentials(user: string, credentials: Credentials): Promise<boolean> {
+    const r = await this.run(
+      `UPDATE accounts SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?,
+         sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ? WHERE user = ?`,
+      [...credentialParams(credentials), user],
+    );
+    return r.affectedRows === 1;
+  }
+
+  async getCredentials(user: string): Promise<Credentials | null> {
+    const [r] = await this.rows(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE user = ?`, [user]);
+    return r ? credentialsOf(r as unknown as AccountRow) : null;
+  }
+
+  async deleteAccount(user: string): Promise<boolean> {
+    return this.transaction(async (c) => {
+      await c.execute(`DELETE FROM offline WHERE user = ?`, [user]);
+      await c.execute(`DELETE FROM roster WHERE user = ?`, [user]);
+      const [r] = await c.execute(`DELETE FROM accounts WHERE user = ?`, [user]);
+      return (r as mysql.ResultSetHeader).affectedRows === 1;
+    });
+  }
+
+  async accountExists(user: string): Promise<boolean> {
+    return (await this.rows(`SELECT 1 FROM accounts WHERE user = ?`, [user])).length > 0;
+  }
+
+  async listAccounts(domain?: string): Promise<string[]> {
+    const rows =
+      domain === undefined
+        ? await this.rows(`SELECT user FROM accounts ORDER BY user`)
+        : // A localpart cannot contain "@": the suffix names exactly that domain.
+          await this.rows(`SELECT user FROM accounts WHERE user LIKE ? ESCAPE '\\\\' ORDER BY user`, [
+            "%@" + domain.replace(/[\\%_]/g, "\\$&"),
+          ]);
+    return rows.map((r) => text(r.user));
+  }
+
+  async getRoster(user: string): Promise<RosterItem[]> {
+    const rows = await this.rows(`SELECT ${ROSTER_COLUMNS} FROM roster WHERE user = ? ORDER BY contact`, [user]);
+    return rows.map((r) => rosterItem(rosterRow(r)));
+  }
+
+  async getRosterItem(user: string, contact: string): Promise<RosterItem | null> {
+    const [r] = await this.rows(`SELECT ${ROSTER_COLUMNS} FROM roster WHERE user = ? AND contact = ?`, [user, contact]);
+    return r ? rosterItem(rosterRow(r)) : null;
+  }
+
+  async putRosterItem(user: string, item: RosterItem): Promise<void> {
+    const params = rosterParams(user, item);
+    try {
+      await this.run(
+        `INSERT INTO roster (user, ${ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), ask_out = VALUES(ask_out),
+           pending_in = VALUES(pending_in), visible = VALUES(visible), groups_json = VALUES(groups_json)`,
+        params,
+      );
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async deleteRosterItem(user: string, contact: string): Promise<void> {
+    await this.run(`DELETE FROM roster WHERE user = ? AND contact = ?`, [user, contact]);
+  }
+
+  async storeOffline(user: string, xml: string): Promise<number> {
+    try {
+      return (await this.run(`INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`, [user, xml, Date.now()])).insertId;
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async loadOffline(user: string): Promise<OfflineMessage[]> {
+    const rows = await this.rows(`SELECT id, xml, stored_at FROM offline WHERE user = ? ORDER BY id`, [user]);
+    return rows.map((r) => ({ id: Number(r.id), xml: String(r.xml), stored: new Date(Number(r.stored_at)) }));
+  }
+
+  async deleteOffline(user: string, ids: number[]): Promise<void> {
+    for (const id of ids) if (!Number.isSafeInteger(id)) throw new TypeError(`bad offline message id ${String(id)}`);
+    if (ids.length === 0) return;
+    // The user condition is what keeps one account from deleting another's mail.
+    await this.transaction(async (c) => {
+      for (const id of ids) await c.execute(`DELETE FROM offline WHERE user = ? AND id = ?`, [user, id]);
+    });
+  }
+
+  async countOffline(user: string): Promise<number> {
+    const [r] = await this.rows(`SELECT COUNT(*) AS n FROM offline WHERE user = ?`, [user]);
+    return Number(r?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function rosterRow(r: Row): RosterRow {
+  return {
+    contact: text(r.contact),
+    name: r.name === null ? null : String(r.name),
+    subscription: String(r.subscription),
+    ask_out: Number(r.ask_out),
+    pending_in: Number(r.pending_in),
+    visible: Number(r.visible),
+    groups_json: String(r.groups_json),
+  };
+}
