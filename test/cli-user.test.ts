@@ -71,3 +71,32 @@ describe("xfarm user", () => {
     }
   });
 });
+
+describe("xfarm db", () => {
+  it("reports and migrates the schema, and processes refuse a newer one", async () => {
+    const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-db-"));
+    const cfg = path.join(fresh, "xfarm.toml");
+    fs.writeFileSync(cfg, `data_dir = ${JSON.stringify(fresh)}\n[secrets]\n"sm-1" = "not-used-here"\n`);
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn(process.execPath, [CLI, ...args, "--config", cfg]);
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.stderr.on("data", (d) => (out += d));
+        p.on("exit", (code) => resolve({ code, out }));
+      });
+    expect((await run(["db", "status"])).out).toMatch(/schema version 0, this xfarm knows \d+: \d+ migration\(s\) to run/);
+    expect((await run(["db", "migrate"])).out).toMatch(/schema migrated from version 0 to \d+/);
+    expect((await run(["db", "migrate"])).out).toMatch(/schema already at version \d+/);
+    expect((await run(["db", "status"])).out).toMatch(/up to date/);
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(path.join(fresh, "xfarm.db"));
+    db.prepare(`INSERT INTO schema_version (version, description, applied_at) VALUES (999, 'future', 0)`).run();
+    db.close();
+    expect((await run(["db", "status"])).out).toMatch(/schema version 999.*NEWER than this xfarm/);
+    const sm = await run(["sm"]);
+    expect(sm.code).toBe(1);
+    expect(sm.out).toMatch(/database schema version 999 is newer than this xfarm knows/);
+    fs.rmSync(fresh, { recursive: true, force: true });
+  });
+});

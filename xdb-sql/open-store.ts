@@ -63,10 +63,15 @@ function sqliteFile(p: string): string {
   return p === ":memory:" ? p : path.resolve(p);
 }
 
+/** A store for the URL, its schema untouched (for `xfarm db status` and `migrate`). */
+export function connectStore(url: string): Store {
+  const target = parseStoreUrl(url);
+  return target.kind === "mysql" ? new MysqlStore(target.options) : new SqliteStore(target.file);
+}
+
 /** Opens the store a URL names, with its schema brought up to date. */
 export async function openStore(url: string): Promise<Store> {
-  const target = parseStoreUrl(url);
-  const store: Store = target.kind === "mysql" ? new MysqlStore(target.options) : new SqliteStore(target.file);
+  const store = connectStore(url);
   try {
     await store.migrate();
   } catch (err) {

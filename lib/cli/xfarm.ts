@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import { Command, Option } from "commander";
 import { annotatedDefaults, loadConfig, type Config } from "../config.js";
+import { dbCommands } from "./db-commands.js";
 import { addFarmCommands } from "./farm-commands.js";
 import { userCommands } from "./user-commands.js";
 
@@ -61,6 +62,7 @@ const c2s = program
 addFarmCommands(program, c2s, load, configOption);
 
 program.addCommand(userCommands(load));
+program.addCommand(dbCommands(load));
 
 program
   .command("config")

@@ -1,0 +1,45 @@
+// `xfarm db status|migrate`: the schema of the configured database.
+import { Command, Option } from "commander";
+import { connectStore, describeStore } from "../../xdb-sql/open-store.js";
+import type { Config } from "../config.js";
+
+type Load = (opts: { config?: string }) => { config: Config };
+
+export function dbCommands(load: Load): Command {
+  const config = () => new Option("-c, --config <file>", "config file (TOML); default $XFARM_CONFIG or ./xfarm.toml");
+  const db = new Command("db").description("the database's schema: status and migrations");
+
+  db.command("status")
+    .description("print the schema version of the database and of this xfarm")
+    .addOption(config())
+    .action(async (opts: { config?: string }) => {
+      const c = load(opts).config;
+      const store = connectStore(c.db);
+      try {
+        const { current, latest } = await store.schemaVersion();
+        const state =
+          current === latest ? "up to date" : current < latest ? `${latest - current} migration(s) to run: xfarm db migrate` : "NEWER than this xfarm: upgrade xfarm";
+        process.stdout.write(`${describeStore(c.db)}\nschema version ${current}, this xfarm knows ${latest}: ${state}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  db.command("migrate")
+    .description("bring the schema up to date (safe on a live database; processes also do it when they start)")
+    .addOption(config())
+    .action(async (opts: { config?: string }) => {
+      const c = load(opts).config;
+      const store = connectStore(c.db);
+      try {
+        const before = (await store.schemaVersion()).current;
+        await store.migrate();
+        const after = (await store.schemaVersion()).current;
+        process.stdout.write(before === after ? `schema already at version ${after}\n` : `schema migrated from version ${before} to ${after}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  return db;
+}
