@@ -12,6 +12,7 @@ import { SessionOp, encodeSessionPayload, type HandoffMeta, type SessionMetaByOp
 import { parsePlain } from "../lib/sasl/plain.js";
 import { verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
+import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
@@ -605,7 +606,8 @@ export class ClientConnection {
       } else throw new SaslError("malformed-request", `unexpected <${el.name}/>`);
     } catch (err) {
       if (!(err instanceof SaslError)) {
-        this.log.error({ err }, "SASL failed internally");
+        // A database outage is logged once by the store; anything else here is a bug.
+        if (!(err instanceof StoreUnavailableError)) this.log.error({ err }, "SASL failed internally");
         this.scram = null;
         this.write(saslFailure("temporary-auth-failure"));
         return;

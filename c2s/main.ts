@@ -2,13 +2,14 @@
 import type { Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
-import { describeStore, openStore } from "../xdb-sql/open-store.js";
+import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import { startC2s } from "./c2s-server.js";
 
 export async function runC2s(config: Config): Promise<void> {
   const log = createLogger(config.c2s.name, config.log_level);
   const store = await openStore(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
+  watchStore(store, log);
   const server = await startC2s(config, store, log);
   stopOnSignals(log, async () => {
     await server.close();

@@ -3,7 +3,7 @@ import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
-import { describeStore, openStore } from "../xdb-sql/open-store.js";
+import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import { SessionManager } from "./session-manager.js";
 
 export async function runSm(config: Config): Promise<void> {
@@ -13,6 +13,7 @@ export async function runSm(config: Config): Promise<void> {
   if (!secret) throw new Error(`no link secret for component "${name}": set secrets."${name}" in the config`);
   const store = await openStore(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
+  watchStore(store, log);
   const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame });
   const sm = new SessionManager({
     name,

@@ -14,6 +14,7 @@ import {
   type SessionMessage,
   type StartMeta,
 } from "../lib/link/session-payload.js";
+import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
@@ -118,8 +119,9 @@ export class SessionManager {
         void this.queue.run(user, async () => {
           const session = await this.bind(from, key, msg.meta).catch((err: unknown) => {
             // The c2s waits for an answer: a failing store still gets one.
-            this.log.error({ err, jid: msg.meta.jid }, "session start failed");
-            this.startFailed(from, key, msg.meta.sid, "internal-server-error");
+            const down = err instanceof StoreUnavailableError;
+            if (!down) this.log.error({ err, jid: msg.meta.jid }, "session start failed");
+            this.startFailed(from, key, msg.meta.sid, down ? "resource-constraint" : "internal-server-error");
             return null;
           });
           if (session) await this.hooks.fire("session-started", { session });
@@ -520,6 +522,11 @@ export class SessionManager {
     try {
       await work();
     } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        // Logged once per outage by the store's availability callback; the sender may try later.
+        await this.api.error(event, "resource-constraint");
+        return;
+      }
       this.log.error({ err, name: event.stanza.name, from: full(event.from), to: full(event.to) }, "stanza failed");
       await this.api.error(event, "internal-server-error");
     }

@@ -15,6 +15,7 @@ describe("a farm on MariaDB", () => {
     // Through the CLI, as an admin would, against the same database.
     await farm.addUser("alice@localhost", "alice-pw");
     await farm.addUser("bob@localhost", "bob-pw");
+    await farm.addUser("carol@localhost", "carol-pw");
   }, 90_000);
 
   afterAll(async () => {
@@ -39,5 +40,38 @@ describe("a farm on MariaDB", () => {
     await bob.next((s) => s.is("message") && s.attrs.id === "live");
     await alice.stop();
     await bob.stop();
+  });
+
+  it("keeps chatting through a database outage, answers what needs it with resource-constraint, and recovers", async () => {
+    const alice = await connectClient({ port: farm.c2sPorts[0]!.port, username: "alice", password: "alice-pw", resource: "a2" });
+    const bob = await connectClient({ port: farm.c2sPorts[1]!.port, username: "bob", password: "bob-pw", resource: "b2" });
+    await bob.xmpp.send(xml("presence"));
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", type: "chat", id: "pre" }, xml("body", {}, "pre")));
+    await bob.next((s) => s.is("message") && s.attrs.id === "pre");
+
+    const before = farm.lines.length;
+    await db.pause();
+    // Sessions already up keep chatting: this needs no database.
+    await alice.xmpp.send(xml("message", { to: "bob@localhost", type: "chat", id: "during" }, xml("body", {}, "during")));
+    expect((await bob.next((s) => s.is("message") && s.attrs.id === "during")).getChildText("body")).toBe("during");
+    // carol is offline: storing her message needs the database, so alice hears "try later", at once.
+    for (const id of ["c1", "c2"]) {
+      await alice.xmpp.send(xml("message", { to: "carol@localhost", type: "chat", id }, xml("body", {}, id)));
+      const err = await alice.next((s) => s.is("message") && s.attrs.id === id);
+      expect(err.attrs.type).toBe("error");
+      expect(err.getChild("error")?.attrs.type).toBe("wait");
+      expect(err.getChild("error")?.getChild("resource-constraint")).toBeTruthy();
+    }
+    // One log line for the outage, not one per stanza.
+    expect(farm.lines.slice(before).filter((l) => l.proc === "sm-1" && String(l.msg).startsWith("database unreachable"))).toHaveLength(1);
+
+    await db.resume();
+    await alice.xmpp.send(xml("message", { to: "carol@localhost", type: "chat", id: "c3" }, xml("body", {}, "after the outage")));
+    await farm.waitFor((l) => l.msg === "stored offline" && l.user === "carol@localhost", 15_000, before);
+    await farm.waitFor((l) => l.proc === "sm-1" && l.msg === "database reachable again", 5000, before);
+    const carol = await connectClient({ port: farm.c2sPorts[0]!.port, username: "carol", password: "carol-pw" });
+    await carol.xmpp.send(xml("presence"));
+    expect((await carol.next((s) => s.is("message") && s.attrs.id === "c3")).getChildText("body")).toBe("after the outage");
+    await Promise.all([alice.stop(), bob.stop(), carol.stop()]);
   });
 });

@@ -5,6 +5,7 @@
 import mysql from "mysql2/promise";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
 import { credentialParams, credentialsOf, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
+import { StoreUnavailableError, isConnectionError } from "./store-errors.js";
 import type { Credentials, OfflineMessage, RosterItem, Store } from "./store.js";
 
 export interface MysqlOptions {
@@ -18,6 +19,8 @@ export interface MysqlOptions {
   poolSize: number;
 }
 
+/** Pause before the one retry of work whose connection was lost. */
+const RETRY_DELAY_MS = 100;
 /** How long a process waits for another's schema migration. */
 const MIGRATION_LOCK_SECONDS = 60;
 const ROSTER_COLUMNS = "contact, name, subscription, ask_out, pending_in, visible, groups_json";
@@ -37,7 +40,9 @@ function isForeignKeyError(err: unknown): boolean {
 
 export class MysqlStore implements Store {
   readonly kind = "mysql";
+  onAvailability?: (available: boolean, err?: unknown) => void;
   private readonly pool: mysql.Pool;
+  private available = true;
 
   constructor(opts: MysqlOptions) {
     this.pool = mysql.createPool({
@@ -52,20 +57,51 @@ export class MysqlStore implements Store {
       supportBigNumbers: true,
       // Timestamps are BIGINT milliseconds: numbers, not strings.
       bigNumberStrings: false,
+      // A query while the server is away fails fast rather than hanging.
+      connectTimeout: 3_000,
     });
   }
 
-  private async rows(sql: string, params: unknown[] = []): Promise<Row[]> {
-    const [rows] = await this.pool.execute(sql, params as never[]);
-    return rows as Row[];
+  /**
+   * Runs database work, retrying once when the connection was lost (a pooled
+   * connection that outlived a server restart); while the server is down,
+   * rejects with StoreUnavailableError and reports the outage once.
+   */
+  private async attempt<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work().catch(async (err: unknown) => {
+        if (!isConnectionError(err)) throw err;
+        await new Promise((r) => setTimeout(r, RETRY_DELAY_MS));
+        return work();
+      });
+      if (!this.available) {
+        this.available = true;
+        this.onAvailability?.(true);
+      }
+      return result;
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      if (this.available) {
+        this.available = false;
+        this.onAvailability?.(false, err);
+      }
+      throw new StoreUnavailableError(err);
+    }
   }
 
-  private async run(sql: string, params: unknown[] = []): Promise<mysql.ResultSetHeader> {
-    const [result] = await this.pool.execute(sql, params as never[]);
-    return result as mysql.ResultSetHeader;
+  private rows(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return this.attempt(async () => (await this.pool.execute(sql, params as never[]))[0] as Row[]);
   }
 
-  private async transaction<T>(work: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
+  private run(sql: string, params: unknown[] = []): Promise<mysql.ResultSetHeader> {
+    return this.attempt(async () => (await this.pool.execute(sql, params as never[]))[0] as mysql.ResultSetHeader);
+  }
+
+  private transaction<T>(work: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    return this.attempt(() => this.transactionOnce(work));
+  }
+
+  private async transactionOnce<T>(work: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
     const c = await this.pool.getConnection();
     try {
       await c.beginTransaction();

@@ -9,6 +9,7 @@
 import path from "node:path";
 import { MysqlStore, type MysqlOptions } from "./mysql-store.js";
 import { SqliteStore } from "./sqlite-store.js";
+import type { Logger } from "../lib/log.js";
 import type { Store } from "./store.js";
 
 export type StoreTarget =
@@ -61,6 +62,14 @@ function mysqlOptions(text: string): MysqlOptions {
 function sqliteFile(p: string): string {
   if (!p) throw new Error("store URL has no SQLite file path");
   return p === ":memory:" ? p : path.resolve(p);
+}
+
+/** Logs a database outage once when it starts and once when it ends. */
+export function watchStore(store: Store, log: Logger): void {
+  store.onAvailability = (available, err) => {
+    if (available) log.warn({ store: store.kind }, "database reachable again");
+    else log.error({ store: store.kind, err: (err as Error)?.message }, "database unreachable: what needs it is answered resource-constraint until it is back");
+  };
 }
 
 /** A store for the URL, its schema untouched (for `xfarm db status` and `migrate`). */

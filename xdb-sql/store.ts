@@ -48,6 +48,13 @@ export interface Store {
   /** The driver's name, for logs: "sqlite" or "mysql". */
   readonly kind: string;
 
+  /**
+   * Called when the database becomes unreachable (false) and reachable again
+   * (true): once per outage, for a log line. While it is unreachable, every
+   * method rejects with StoreUnavailableError (xdb-sql/store-errors.ts).
+   */
+  onAvailability?: (available: boolean, err?: unknown) => void;
+
   /** Brings the schema up to date; throws if the database is newer than this code. */
   migrate(): Promise<void>;
   /** The schema version in the database and the newest this code knows. */

@@ -13,8 +13,9 @@ const MARIADBD = "/usr/sbin/mariadbd";
 const INSTALL_DB = "/usr/bin/mariadb-install-db";
 
 export class MariaDb {
+  private proc: ChildProcess | null = null;
+
   private constructor(
-    private readonly proc: ChildProcess,
     readonly dir: string,
     readonly port: number,
   ) {}
@@ -26,39 +27,53 @@ export class MariaDb {
   static async start(): Promise<MariaDb> {
     if (!MariaDb.available()) throw new Error("MariaDB is not installed: apt-get install mariadb-server (.ci/run does)");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-mariadb-"));
-    const data = path.join(dir, "data");
-    // mariadbd refuses to run as root unless told to; tests run as whoever runs them.
-    const asUser = process.getuid?.() === 0 ? ["--user=root"] : [];
-    const init = spawnSync(INSTALL_DB, ["--no-defaults", `--datadir=${data}`, "--auth-root-authentication-method=normal", "--skip-test-db", ...asUser], {
-      encoding: "utf8",
-    });
+    const init = spawnSync(
+      INSTALL_DB,
+      ["--no-defaults", `--datadir=${path.join(dir, "data")}`, "--auth-root-authentication-method=normal", "--skip-test-db", ...asUser()],
+      { encoding: "utf8" },
+    );
     if (init.status !== 0) throw new Error(`mariadb-install-db failed: ${init.stderr}`);
-    const port = await freePortBase([0]);
+    const db = new MariaDb(dir, await freePortBase([0]));
+    await db.resume();
+    return db;
+  }
+
+  /** Stops the server, keeping its data: an outage. */
+  async pause(): Promise<void> {
+    const proc = this.proc;
+    this.proc = null;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    await exited;
+  }
+
+  /** Starts the server (again) on the same port and data directory. */
+  async resume(): Promise<void> {
     const proc = spawn(
       MARIADBD,
       [
         "--no-defaults",
-        `--datadir=${data}`,
-        `--socket=${path.join(dir, "mysqld.sock")}`,
-        `--pid-file=${path.join(dir, "mysqld.pid")}`,
+        `--datadir=${path.join(this.dir, "data")}`,
+        `--socket=${this.socket}`,
+        `--pid-file=${path.join(this.dir, "mysqld.pid")}`,
         "--bind-address=127.0.0.1",
-        `--port=${port}`,
+        `--port=${this.port}`,
         "--skip-name-resolve",
         "--innodb-buffer-pool-size=32M",
         "--innodb-flush-log-at-trx-commit=1",
-        ...asUser,
+        ...asUser(),
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
+    this.proc = proc;
     let stderr = "";
     proc.stderr!.on("data", (d) => (stderr += d));
-    const db = new MariaDb(proc, dir, port);
     const deadline = Date.now() + 30_000;
-    while (!(await portOpen(port))) {
+    while (!(await portOpen(this.port))) {
       if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`mariadbd did not start: ${stderr.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    return db;
   }
 
   get socket(): string {
@@ -86,13 +101,14 @@ export class MariaDb {
   }
 
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null) {
-      const exited = new Promise((r) => this.proc.once("exit", r));
-      this.proc.kill("SIGTERM");
-      await exited;
-    }
+    await this.pause();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** mariadbd refuses to run as root unless told to; tests run as whoever runs them. */
+function asUser(): string[] {
+  return process.getuid?.() === 0 ? ["--user=root"] : [];
 }
 
 function portOpen(port: number): Promise<boolean> {

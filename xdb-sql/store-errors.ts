@@ -1,0 +1,30 @@
+// The error a store raises when its database cannot be reached, so that
+// callers answer "try later" (resource-constraint) instead of treating it
+// as a bug, and log an outage once rather than per stanza.
+
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`database unreachable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = "StoreUnavailableError";
+  }
+}
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_SERVER_SHUTDOWN",
+  "ER_CON_COUNT_ERROR",
+  "ENOENT", // a local socket that is gone
+]);
+
+/** True for an error that means "the database is not there", not "this query is wrong". */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; fatal?: boolean } | null;
+  return !!e && ((e.code !== undefined && CONNECTION_CODES.has(e.code)) || e.fatal === true);
+}
