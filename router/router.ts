@@ -272,6 +272,12 @@ export class Router {
         this.opts.log.info({ component: msg.name, rate: msg.rate }, "drain ordered");
         return reply({ op: "result", ok: true });
       }
+      case "user-deleted": {
+        if (!isAdmin) return;
+        const frame = encodeJsonFrame(FrameType.Control, msg);
+        for (const p of this.peers.values()) if (p.member.role === "sm") p.socket.write(frame);
+        return reply({ op: "result", ok: true });
+      }
       default:
         return; // unknown ops are for later versions
     }

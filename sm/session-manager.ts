@@ -286,6 +286,13 @@ export class SessionManager {
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
   }
 
+  /** The account is gone (xfarm user del): its sessions end, their clients told why. */
+  userDeleted(user: string): void {
+    for (const session of this.registry.of(user)) {
+      void this.queue.run(user, () => this.end(session, "account deleted", "not-authorized"));
+    }
+  }
+
   /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */
   async close(): Promise<void> {
     this.closed = true;

@@ -57,7 +57,10 @@ describe("xfarm user", () => {
     expect(await xfarm(["user", "passwd", "alice@localhost", "new-pw"])).toMatchObject({ code: 0 });
     expect(await passwordWorks("alice@localhost", "new-pw")).toBe(true);
     expect(await passwordWorks("alice@localhost", "pw-a")).toBe(false);
-    expect(await xfarm(["user", "del", "alice@localhost"])).toMatchObject({ code: 0, stdout: "deleted alice@localhost\n" });
+    expect(await xfarm(["user", "del", "alice@localhost"])).toMatchObject({
+      code: 0,
+      stdout: "deleted alice@localhost\nno running farm reached; no sessions to end\n",
+    });
     expect(await xfarm(["user", "del", "alice@localhost"])).toMatchObject({ code: 1, stderr: "xfarm: alice@localhost does not exist\n" });
     expect(await xfarm(["user", "passwd", "nobody@localhost", "x"])).toMatchObject({ code: 1, stderr: "xfarm: nobody@localhost does not exist\n" });
     expect((await xfarm(["user", "list"])).stdout).toBe("bob@example.org\n");

@@ -121,6 +121,18 @@ describe("a one-box farm with xmpp.js clients", () => {
     await alice.stop();
   });
 
+  it("ends the sessions of an account deleted while it is online", async () => {
+    await farm.addUser("erin@localhost", "erin-pw");
+    const erin = await login("erin", 1);
+    const ended = new Promise<{ condition?: string }>((resolve) => erin.xmpp.on("error", (e) => resolve(e as { condition?: string })));
+    const r = await farm.cli("user", "del", "erin@localhost");
+    expect(r.stdout).toBe("deleted erin@localhost\nits sessions on the running farm were ended\n");
+    expect((await ended).condition).toBe("not-authorized");
+    await expect(connectClient({ port: farm.c2sPorts[0]!.port, username: "erin", password: "erin-pw" })).rejects.toMatchObject({
+      condition: "not-authorized",
+    });
+  });
+
   it("restarts a killed sm, and clients log in again", async () => {
     const before = farm.lines.length;
     const pid = farm.childPid("sm-1");

@@ -6,6 +6,7 @@ import { deriveCredentials } from "../sasl/scram-credentials.js";
 import { openStore } from "../../xdb-sql/open-store.js";
 import type { Store } from "../../xdb-sql/store.js";
 import type { Config } from "../config.js";
+import { adminRequest } from "./admin-link.js";
 import { readPassword } from "./read-password.js";
 
 type Load = (opts: { config?: string }) => { config: Config };
@@ -75,6 +76,12 @@ export function userCommands(load: Load): Command {
       const jid = accountJid(jidText, c);
       if (!(await withStore(c, (s) => s.deleteAccount(jid)))) throw new Error(`${jid} does not exist`);
       process.stdout.write(`deleted ${jid}\n`);
+      // A running farm disconnects the account's sessions; without one there are none.
+      const told = await adminRequest(c, { op: "user-deleted", user: jid }, "result", 2_000).then(
+        () => true,
+        () => false,
+      );
+      process.stdout.write(told ? "its sessions on the running farm were ended\n" : "no running farm reached; no sessions to end\n");
     });
 
   user

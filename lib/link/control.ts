@@ -40,6 +40,8 @@ export type ControlMessage =
   /** admin → router: drain front end `name`; router → that front end: start draining. */
   | { op: "drain"; name: string; rate: number }
   | { op: "result"; ok: boolean; error?: string }
+  /** admin → router → every sm: an account was deleted; its sessions end. */
+  | { op: "user-deleted"; user: string }
   /** Between the routers of a pair: the sender's state, sent at link-up and on every change. */
   | { op: "router-state"; active: boolean };
 
