@@ -13,6 +13,7 @@ import {
 } from "../lib/link/session-payload.js";
 import { SessionManager } from "../sm/session-manager.js";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
+import { rosterItem } from "./harness/roster-item.js";
 import type { Credentials, RosterItem } from "../xdb-sql/store.js";
 
 export const DOMAIN = "example.com";
@@ -109,16 +110,7 @@ export class Harness {
 
   /** Sets a roster item directly in the store. */
   async rosterItem(user: string, contact: string, item: Partial<RosterItem>): Promise<void> {
-    await this.store.putRosterItem(`${user}@${DOMAIN}`, {
-      contact: `${contact}@${DOMAIN}`,
-      name: null,
-      subscription: "none",
-      askOut: false,
-      pendingIn: false,
-      visible: true,
-      groups: [],
-      ...item,
-    });
+    await this.store.putRosterItem(`${user}@${DOMAIN}`, rosterItem(`${contact}@${DOMAIN}`, item));
   }
 
   /** Makes two users subscribed to each other's presence. */

@@ -12,6 +12,7 @@ import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { openStore, describeStore, parseStoreUrl } from "../xdb-sql/open-store.js";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, checkMigrations } from "../xdb-sql/migrations.js";
 import type { Credentials, RosterItem, Store } from "../xdb-sql/store.js";
+import { rosterItem } from "./harness/roster-item.js";
 
 let dir: string;
 let opened: Store[];
@@ -54,18 +55,7 @@ function creds(iterations = 4096): Credentials {
   };
 }
 
-function item(contact: string, over: Partial<RosterItem> = {}): RosterItem {
-  return {
-    contact,
-    name: null,
-    subscription: "none",
-    askOut: false,
-    pendingIn: false,
-    visible: true,
-    groups: [],
-    ...over,
-  };
-}
+const item = rosterItem;
 
 /** A second, raw connection, as another tool would open the file. */
 function raw(file: string): Database.Database {

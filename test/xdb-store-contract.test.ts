@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { LATEST_SCHEMA_VERSION } from "../xdb-sql/migrations.js";
 import { openStore } from "../xdb-sql/open-store.js";
-import type { Credentials, RosterItem, Store } from "../xdb-sql/store.js";
+import type { Credentials, Store } from "../xdb-sql/store.js";
 import { MariaDb } from "./harness/mariadb.js";
+import { rosterItem } from "./harness/roster-item.js";
 
 interface Backend {
   name: string;
@@ -44,16 +45,7 @@ const backends: Backend[] = [
 ];
 
 let creds: Credentials;
-const item = (contact: string, extra: Partial<RosterItem> = {}): RosterItem => ({
-  contact,
-  name: null,
-  subscription: "none",
-  askOut: false,
-  pendingIn: false,
-  visible: true,
-  groups: [],
-  ...extra,
-});
+const item = rosterItem;
 
 beforeAll(async () => {
   creds = await deriveCredentials("s3cret ünïcode", 64);
