@@ -81,20 +81,13 @@ export class C2sContext {
     this.authDeadlines.delete(conn);
   }
 
+  /** Forgets a connection: closed, or its session handed over to another front end. */
   forget(conn: ClientConnection, wasCounted: boolean): void {
     this.authDeadlines.delete(conn);
     this.hibernating.delete(conn);
     this.handoffs.delete(conn);
-    for (const [id, c] of this.aliases) if (c === conn) this.aliases.delete(id);
-    if (this.connections.get(conn.sid) !== conn) return;
-    this.connections.delete(conn.sid);
-    if (wasCounted) this.sessions--;
-  }
-
-  /** A session handed over (XEP-0198 resumption elsewhere): forgotten here without END. */
-  release(conn: ClientConnection, wasCounted: boolean): void {
-    this.hibernating.delete(conn);
-    for (const [id, c] of this.aliases) if (c === conn) this.aliases.delete(id);
+    const id = conn.resumeId;
+    if (id !== undefined && this.aliases.get(id) === conn) this.aliases.delete(id);
     if (this.connections.get(conn.sid) !== conn) return;
     this.connections.delete(conn.sid);
     if (wasCounted) this.sessions--;
@@ -138,6 +131,9 @@ export class C2sContext {
     this.authDeadlines.delete(next);
     this.connections.delete(next.sid);
     this.connections.set(old.sid, next);
+    // A session resumed here from another front end keeps its id: it now names `next`.
+    const id = old.resumeId;
+    if (id !== undefined && this.aliases.get(id) === old) this.aliases.set(id, next);
   }
 
   scheduleDestroy(socket: net.Socket): void {

@@ -88,6 +88,11 @@ export class ClientConnection {
     return this.user;
   }
 
+  /** The XEP-0198 resumption id, once stream management is enabled. */
+  get resumeId(): string | undefined {
+    return this.ack?.id;
+  }
+
   get isBound(): boolean {
     return this.stage === "bound";
   }
@@ -543,7 +548,7 @@ export class ClientConnection {
     const ack = this.ack!;
     const bufs = ack.queue.map((x) => Buffer.from(x, "utf8"));
     this.superseded = true;
-    this.ctx.release(this, this.counted);
+    this.ctx.forget(this, this.counted);
     if (this.stage !== "hibernating") this.socket.destroy();
     this.stage = "closed";
     this.stream.stop();

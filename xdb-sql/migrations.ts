@@ -1,7 +1,6 @@
 // The logical schema, as an ordered list of migrations shared by every SQL
-// driver. Each migration carries its DDL per dialect: SQLite now, MySQL/MariaDB
-// later (issue 4) in a `mysql` field beside it, so the two cannot drift apart
-// in version numbers or meaning.
+// driver. Each migration carries its DDL per dialect, SQLite and MySQL/MariaDB
+// side by side, so the two cannot drift apart in version numbers or meaning.
 //
 // Portability rules kept here, so the MySQL text is a translation rather than
 // a redesign:
