@@ -1,17 +1,14 @@
 // `xfarm db status|migrate`: the schema of the configured database.
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { connectStore, describeStore } from "../../xdb-sql/open-store.js";
-import type { Config } from "../config.js";
+import { configOption, type LoadConfig } from "./config-option.js";
 
-type Load = (opts: { config?: string }) => { config: Config };
-
-export function dbCommands(load: Load): Command {
-  const config = () => new Option("-c, --config <file>", "config file (TOML); default $XFARM_CONFIG or ./xfarm.toml");
+export function dbCommands(load: LoadConfig): Command {
   const db = new Command("db").description("the database's schema: status and migrations");
 
   db.command("status")
     .description("print the schema version of the database and of this xfarm")
-    .addOption(config())
+    .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       const c = load(opts).config;
       const store = connectStore(c.db);
@@ -27,7 +24,7 @@ export function dbCommands(load: Load): Command {
 
   db.command("migrate")
     .description("bring the schema up to date (safe on a live database; processes also do it when they start)")
-    .addOption(config())
+    .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       const c = load(opts).config;
       const store = connectStore(c.db);

@@ -1,10 +1,8 @@
 // `xfarm status` and `xfarm c2s drain`: what an admin asks of a running farm.
 import type { Command } from "commander";
 import type { StatusEntry } from "../link/control.js";
-import type { Config } from "../config.js";
 import { adminRequest } from "./admin-link.js";
-
-type Load = (opts: { config?: string }) => { config: Config };
+import { configOption, type LoadConfig } from "./config-option.js";
 
 function duration(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -38,7 +36,7 @@ export function formatStatus(router: string, entries: StatusEntry[], now = Date.
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
-export function addFarmCommands(program: Command, c2s: Command, load: Load, configOption: () => import("commander").Option): void {
+export function addFarmCommands(program: Command, c2s: Command, load: LoadConfig): void {
   program
     .command("status")
     .description("print every process of the running farm: role, address, load, uptime and state")

@@ -1,15 +1,14 @@
 // `xfarm user add|passwd|del|list`: accounts, straight in the store, so they
 // work whether or not the farm runs.
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { bare, parseJid } from "../jid.js";
 import { deriveCredentials } from "../sasl/scram-credentials.js";
 import { openStore } from "../../xdb-sql/open-store.js";
 import type { Store } from "../../xdb-sql/store.js";
 import type { Config } from "../config.js";
+import { configOption, type LoadConfig } from "./config-option.js";
 import { adminRequest } from "./admin-link.js";
 import { readPassword } from "./read-password.js";
-
-type Load = (opts: { config?: string }) => { config: Config };
 
 function accountJid(text: string, config: Config): string {
   const j = parseJid(text);
@@ -33,8 +32,7 @@ async function passwordFor(given: string | undefined, jid: string): Promise<stri
   return password;
 }
 
-export function userCommands(load: Load): Command {
-  const config = () => new Option("-c, --config <file>", "config file (TOML); default $XFARM_CONFIG or ./xfarm.toml");
+export function userCommands(load: LoadConfig): Command {
   const user = new Command("user").description("manage accounts (works while the farm runs)");
 
   user
@@ -42,7 +40,7 @@ export function userCommands(load: Load): Command {
     .description("create an account; the password is prompted for when not given")
     .argument("<jid>", "bare JID, e.g. alice@localhost")
     .argument("[password]", "the password (for scripts)")
-    .addOption(config())
+    .addOption(configOption())
     .action(async (jidText: string, password: string | undefined, opts: { config?: string }) => {
       const c = load(opts).config;
       const jid = accountJid(jidText, c);
@@ -57,7 +55,7 @@ export function userCommands(load: Load): Command {
     .description("set a new password (new salted SCRAM keys); prompted for when not given")
     .argument("<jid>")
     .argument("[password]")
-    .addOption(config())
+    .addOption(configOption())
     .action(async (jidText: string, password: string | undefined, opts: { config?: string }) => {
       const c = load(opts).config;
       const jid = accountJid(jidText, c);
@@ -70,7 +68,7 @@ export function userCommands(load: Load): Command {
     .command("del")
     .description("delete an account with its roster and offline messages")
     .argument("<jid>")
-    .addOption(config())
+    .addOption(configOption())
     .action(async (jidText: string, opts: { config?: string }) => {
       const c = load(opts).config;
       const jid = accountJid(jidText, c);
@@ -88,7 +86,7 @@ export function userCommands(load: Load): Command {
     .command("list")
     .description("list accounts, of one domain or all")
     .argument("[domain]")
-    .addOption(config())
+    .addOption(configOption())
     .action(async (domain: string | undefined, opts: { config?: string }) => {
       const c = load(opts).config;
       const users = await withStore(c, (s) => s.listAccounts(domain?.toLowerCase()));

@@ -2,8 +2,9 @@
 // The one xfarm command: run the farm or one of its processes, manage users.
 // Process code is imported only by the subcommand that runs it.
 import fs from "node:fs";
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { annotatedDefaults, loadConfig, type Config } from "../config.js";
+import { configOption } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
 import { addFarmCommands } from "./farm-commands.js";
 import { userCommands } from "./user-commands.js";
@@ -15,9 +16,6 @@ export function configFile(opt: string | undefined): string | null {
   return f;
 }
 
-export function configOption(): Option {
-  return new Option("-c, --config <file>", "config file (TOML); default $XFARM_CONFIG or ./xfarm.toml");
-}
 
 function load(opts: { config?: string }): { config: Config; file: string | null } {
   const file = configFile(opts.config);
@@ -59,7 +57,7 @@ const c2s = program
   .addOption(configOption())
   .action(async (opts: { config?: string }) => (await import("../../c2s/main.js")).runC2s(load(opts).config));
 
-addFarmCommands(program, c2s, load, configOption);
+addFarmCommands(program, c2s, load);
 
 program.addCommand(userCommands(load));
 program.addCommand(dbCommands(load));
