@@ -10,7 +10,8 @@ import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
 import { parsePlain } from "../lib/sasl/plain.js";
-import { verifyPassword } from "../lib/sasl/scram-credentials.js";
+import { completeCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
+import type { Credentials } from "../xdb-sql/store.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";
@@ -635,10 +636,13 @@ export class ClientConnection {
         const { authzid, authcid, password } = parsePlain(initial);
         const user = this.userJid(authcid);
         const creds = user ? await this.ctx.store.getCredentials(user) : null;
-        if (!creds || !(await verifyPassword(password, creds["SHA-256"], "SHA-256"))) {
+        const hash = creds?.["SHA-256"] ? "SHA-256" : "SHA-1";
+        const keys = creds?.[hash];
+        if (!creds || !keys || !(await verifyPassword(password, keys, hash))) {
           throw new SaslError("not-authorized", "wrong username or password");
         }
         this.checkAuthzid(authzid, user!);
+        await this.completeKeys(user!, password, creds);
         return this.saslSuccess(user!, "PLAIN");
       }
       case "SCRAM-SHA-1":
@@ -647,7 +651,10 @@ export class ClientConnection {
         const scram = new ScramServer(hash, async (name) => {
           const user = this.userJid(name);
           const creds = user ? await this.ctx.store.getCredentials(user) : null;
-          return creds ? creds[hash] : null;
+          if (creds && !creds[hash]) {
+            this.log.info({ user, mechanism: mech }, "account has no keys for this hash (imported); PLAIN or xfarm user passwd adds them");
+          }
+          return creds?.[hash] ?? null;
         });
         this.scram = scram;
         const challenge = await scram.start(initial);
@@ -656,6 +663,21 @@ export class ClientConnection {
       }
       default:
         throw new SaslError("invalid-mechanism", `mechanism ${mech ?? "(none)"} is not offered`);
+    }
+  }
+
+  /**
+   * An imported account may hold keys for one SCRAM hash only: the password
+   * a PLAIN login proved gives it the other. A failure here only delays that.
+   */
+  private async completeKeys(user: string, password: string, creds: Credentials): Promise<void> {
+    try {
+      const complete = await completeCredentials(password, creds);
+      if (complete && (await this.ctx.store.setCredentials(user, complete))) {
+        this.log.info({ user }, "added the missing SCRAM keys");
+      }
+    } catch (err) {
+      this.log.warn({ err, user }, "could not add the missing SCRAM keys");
     }
   }
 

@@ -28,7 +28,9 @@ async function passwordWorks(jid: string, password: string): Promise<boolean> {
   const store = await openStore(`sqlite:${path.join(dir, "data", "xfarm.db")}`);
   try {
     const creds = await store.getCredentials(jid);
-    return !!creds && (await verifyPassword(password, creds["SHA-1"], "SHA-1")) && (await verifyPassword(password, creds["SHA-256"], "SHA-256"));
+    const sha1 = creds?.["SHA-1"];
+    const sha256 = creds?.["SHA-256"];
+    return !!sha1 && !!sha256 && (await verifyPassword(password, sha1, "SHA-1")) && (await verifyPassword(password, sha256, "SHA-256"));
   } finally {
     await store.close();
   }

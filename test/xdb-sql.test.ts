@@ -306,8 +306,8 @@ describe("accounts", () => {
     const got = await s.getCredentials("alice@example.com");
     expect(got).not.toBeNull();
     for (const hash of ["SHA-1", "SHA-256"] as const) {
-      const want = c[hash];
-      const have = got![hash];
+      const want = c[hash]!;
+      const have = got![hash]!;
       expect(have.iterations).toBe(want.iterations);
       for (const k of ["salt", "storedKey", "serverKey"] as const) {
         expect(Buffer.isBuffer(have[k])).toBe(true);
@@ -320,7 +320,7 @@ describe("accounts", () => {
   it("rejects credentials with a bad iteration count", async () => {
     const s = await fresh();
     const c = creds();
-    c["SHA-256"].iterations = 0;
+    c["SHA-256"]!.iterations = 0;
     await expect(s.createAccount("alice@example.com", c)).rejects.toThrow(/iteration count/);
     expect(await s.accountExists("alice@example.com")).toBe(false);
   });

@@ -23,6 +23,13 @@ export interface Migration {
   readonly sqlite: readonly string[];
   /** MySQL/MariaDB statements for the same logical change. MySQL commits DDL at once, so these run one by one, not as one transaction. */
   readonly mysql: readonly string[];
+  /**
+   * The SQLite statements rebuild a table that others reference (SQLite
+   * cannot drop a NOT NULL in place): they run with foreign keys off, or
+   * dropping the old table would cascade into its children, and the keys
+   * are checked before the commit.
+   */
+  readonly sqliteRebuild?: boolean;
 }
 
 /**
@@ -124,6 +131,106 @@ export const MIGRATIONS: readonly Migration[] = [
         FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
       `CREATE INDEX offline_user_id ON offline (user, id)`,
+    ],
+  },
+  {
+    version: 2,
+    description: "accounts with one SCRAM hash (imports); vCards, private XML, PEP",
+    sqliteRebuild: true,
+    sqlite: [
+      // Both hashes become optional, at least one present: Prosody exports
+      // SHA-1 keys only, and the other is added at the first PLAIN login.
+      `CREATE TABLE accounts_v2 (
+        user TEXT NOT NULL PRIMARY KEY,
+        sha1_salt BLOB,
+        sha1_iterations INTEGER,
+        sha1_stored_key BLOB,
+        sha1_server_key BLOB,
+        sha256_salt BLOB,
+        sha256_iterations INTEGER,
+        sha256_stored_key BLOB,
+        sha256_server_key BLOB,
+        created_at INTEGER NOT NULL,
+        CHECK (sha1_salt IS NOT NULL OR sha256_salt IS NOT NULL)
+      )`,
+      `INSERT INTO accounts_v2 SELECT user, sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
+        sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, created_at FROM accounts`,
+      `DROP TABLE accounts`,
+      `ALTER TABLE accounts_v2 RENAME TO accounts`,
+      `CREATE TABLE vcard (
+        user TEXT NOT NULL PRIMARY KEY,
+        xml TEXT NOT NULL,
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      )`,
+      `CREATE TABLE private_xml (
+        user TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        xml TEXT NOT NULL,
+        PRIMARY KEY (user, namespace, name),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      )`,
+      `CREATE TABLE pep_nodes (
+        user TEXT NOT NULL,
+        node TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        PRIMARY KEY (user, node),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      )`,
+      // seq orders a node's items by publication: a republished id moves to
+      // the end, and trimming to max_items drops the lowest.
+      `CREATE TABLE pep_items (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        user TEXT NOT NULL,
+        node TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        xml TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        UNIQUE (user, node, item_id),
+        FOREIGN KEY (user, node) REFERENCES pep_nodes (user, node) ON DELETE CASCADE
+      )`,
+      `CREATE INDEX pep_items_node_seq ON pep_items (user, node, seq)`,
+    ],
+    // Key lengths stay inside InnoDB's 3072 bytes: user 1535 + namespace or
+    // node 1024 + name or item id 255.
+    mysql: [
+      `ALTER TABLE accounts
+        MODIFY sha1_salt VARBINARY(255) NULL, MODIFY sha1_iterations INT NULL,
+        MODIFY sha1_stored_key VARBINARY(64) NULL, MODIFY sha1_server_key VARBINARY(64) NULL,
+        MODIFY sha256_salt VARBINARY(255) NULL, MODIFY sha256_iterations INT NULL,
+        MODIFY sha256_stored_key VARBINARY(64) NULL, MODIFY sha256_server_key VARBINARY(64) NULL,
+        ADD CONSTRAINT accounts_has_keys CHECK (sha1_salt IS NOT NULL OR sha256_salt IS NOT NULL)`,
+      `CREATE TABLE vcard (
+        user VARBINARY(1535) NOT NULL PRIMARY KEY,
+        xml MEDIUMTEXT NOT NULL,
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE private_xml (
+        user VARBINARY(1535) NOT NULL,
+        namespace VARBINARY(1024) NOT NULL,
+        name VARBINARY(255) NOT NULL,
+        xml MEDIUMTEXT NOT NULL,
+        PRIMARY KEY (user, namespace, name),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE pep_nodes (
+        user VARBINARY(1535) NOT NULL,
+        node VARBINARY(1024) NOT NULL,
+        config_json MEDIUMTEXT NOT NULL,
+        PRIMARY KEY (user, node),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE pep_items (
+        seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        user VARBINARY(1535) NOT NULL,
+        node VARBINARY(1024) NOT NULL,
+        item_id VARBINARY(255) NOT NULL,
+        xml MEDIUMTEXT NOT NULL,
+        published_at BIGINT NOT NULL,
+        UNIQUE KEY pep_items_id (user, node, item_id),
+        FOREIGN KEY (user, node) REFERENCES pep_nodes (user, node) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE INDEX pep_items_node_seq ON pep_items (user, node, seq)`,
     ],
   },
 ];

@@ -4,9 +4,9 @@
 // rows runs in a transaction; a write resolves only once committed.
 import mysql from "mysql2/promise";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
-import { credentialParams, credentialsOf, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
+import { credentialParams, credentialsOf, pepConfig, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
 import { StoreUnavailableError, isConnectionError } from "./store-errors.js";
-import type { Credentials, OfflineMessage, RosterItem, Store } from "./store.js";
+import { checkLength, type Credentials, type OfflineMessage, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 
 export interface MysqlOptions {
   host?: string;
@@ -194,8 +194,9 @@ export class MysqlStore implements Store {
 
   async deleteAccount(user: string): Promise<boolean> {
     return this.transaction(async (c) => {
-      await c.execute(`DELETE FROM offline WHERE user = ?`, [user]);
-      await c.execute(`DELETE FROM roster WHERE user = ?`, [user]);
+      for (const table of ["offline", "roster", "vcard", "private_xml", "pep_items", "pep_nodes"]) {
+        await c.execute(`DELETE FROM ${table} WHERE user = ?`, [user]);
+      }
       const [r] = await c.execute(`DELETE FROM accounts WHERE user = ?`, [user]);
       return (r as mysql.ResultSetHeader).affectedRows === 1;
     });
@@ -227,31 +228,22 @@ export class MysqlStore implements Store {
   }
 
   async putRosterItem(user: string, item: RosterItem): Promise<void> {
-    const params = rosterParams(user, item);
-    try {
-      await this.run(
-        `INSERT INTO roster (user, ${ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), ask_out = VALUES(ask_out),
-           pending_in = VALUES(pending_in), visible = VALUES(visible), groups_json = VALUES(groups_json)`,
-        params,
-      );
-    } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
-      throw err;
-    }
+    await this.runFor(
+      user,
+      `INSERT INTO roster (user, ${ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), ask_out = VALUES(ask_out),
+         pending_in = VALUES(pending_in), visible = VALUES(visible), groups_json = VALUES(groups_json)`,
+      rosterParams(user, item),
+    );
   }
 
   async deleteRosterItem(user: string, contact: string): Promise<void> {
     await this.run(`DELETE FROM roster WHERE user = ? AND contact = ?`, [user, contact]);
   }
 
-  async storeOffline(user: string, xml: string): Promise<number> {
-    try {
-      return (await this.run(`INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`, [user, xml, Date.now()])).insertId;
-    } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
-      throw err;
-    }
+  async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
+    const sql = `INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`;
+    return (await this.runFor(user, sql, [user, xml, stored.getTime()])).insertId;
   }
 
   async loadOffline(user: string): Promise<OfflineMessage[]> {
@@ -271,6 +263,130 @@ export class MysqlStore implements Store {
   async countOffline(user: string): Promise<number> {
     const [r] = await this.rows(`SELECT COUNT(*) AS n FROM offline WHERE user = ?`, [user]);
     return Number(r?.n ?? 0);
+  }
+
+  async getVcard(user: string): Promise<string | null> {
+    const [r] = await this.rows(`SELECT xml FROM vcard WHERE user = ?`, [user]);
+    return r ? String(r.xml) : null;
+  }
+
+  async setVcard(user: string, xml: string | null): Promise<void> {
+    if (xml === null) await this.run(`DELETE FROM vcard WHERE user = ?`, [user]);
+    else await this.runFor(user, `INSERT INTO vcard (user, xml) VALUES (?, ?) ON DUPLICATE KEY UPDATE xml = VALUES(xml)`, [user, xml]);
+  }
+
+  async getPrivate(user: string, key: PrivateKey): Promise<string | null> {
+    const [r] = await this.rows(`SELECT xml FROM private_xml WHERE user = ? AND namespace = ? AND name = ?`, [
+      user,
+      key.namespace,
+      key.name,
+    ]);
+    return r ? String(r.xml) : null;
+  }
+
+  async setPrivate(user: string, key: PrivateKey, xml: string | null): Promise<void> {
+    checkLength("privateNamespace", key.namespace);
+    checkLength("privateName", key.name);
+    if (xml === null) {
+      await this.run(`DELETE FROM private_xml WHERE user = ? AND namespace = ? AND name = ?`, [user, key.namespace, key.name]);
+    } else {
+      await this.runFor(
+        user,
+        `INSERT INTO private_xml (user, namespace, name, xml) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE xml = VALUES(xml)`,
+        [user, key.namespace, key.name, xml],
+      );
+    }
+  }
+
+  async listPrivate(user: string): Promise<{ key: PrivateKey; xml: string }[]> {
+    const rows = await this.rows(`SELECT namespace, name, xml FROM private_xml WHERE user = ? ORDER BY namespace, name`, [user]);
+    return rows.map((r) => ({ key: { namespace: text(r.namespace), name: text(r.name) }, xml: String(r.xml) }));
+  }
+
+  async listPepNodes(user: string): Promise<PepNode[]> {
+    const rows = await this.rows(`SELECT node, config_json FROM pep_nodes WHERE user = ? ORDER BY node`, [user]);
+    return rows.map((r) => ({ node: text(r.node), config: pepConfig(String(r.config_json)) }));
+  }
+
+  async getPepNode(user: string, node: string): Promise<PepNode | null> {
+    const [r] = await this.rows(`SELECT node, config_json FROM pep_nodes WHERE user = ? AND node = ?`, [user, node]);
+    return r ? { node: text(r.node), config: pepConfig(String(r.config_json)) } : null;
+  }
+
+  async putPepNode(user: string, node: PepNode): Promise<void> {
+    checkLength("pepNode", node.node);
+    await this.runFor(
+      user,
+      `INSERT INTO pep_nodes (user, node, config_json) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE config_json = VALUES(config_json)`,
+      [user, node.node, JSON.stringify(node.config)],
+    );
+  }
+
+  async deletePepNode(user: string, node: string): Promise<boolean> {
+    return this.transaction(async (c) => {
+      await c.execute(`DELETE FROM pep_items WHERE user = ? AND node = ?`, [user, node]);
+      const [r] = await c.execute(`DELETE FROM pep_nodes WHERE user = ? AND node = ?`, [user, node]);
+      return (r as mysql.ResultSetHeader).affectedRows === 1;
+    });
+  }
+
+  async publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]> {
+    checkLength("pepItemId", item.id);
+    if (!Number.isSafeInteger(maxItems) || maxItems < 1) throw new RangeError(`bad max_items ${maxItems}`);
+    try {
+      return await this.transaction(async (c) => {
+        await c.execute(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, item.id]);
+        await c.execute(`INSERT INTO pep_items (user, node, item_id, xml, published_at) VALUES (?, ?, ?, ?, ?)`, [
+          user,
+          node,
+          item.id,
+          item.xml,
+          item.published.getTime(),
+        ]);
+        // The offset is a checked integer in the text: MySQL 8 refuses LIMIT
+        // placeholders in prepared statements.
+        const [rows] = await c.execute(
+          `SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT 18446744073709551615 OFFSET ${maxItems}`,
+          [user, node],
+        );
+        const gone = (rows as Row[]).map((r) => text(r.item_id));
+        for (const id of gone) await c.execute(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, id]);
+        return gone;
+      });
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no PEP node ${node} for ${user}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async getPepItems(user: string, node: string, select: { last?: number; ids?: string[] } = {}): Promise<PepItem[]> {
+    const columns = `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ?`;
+    let rows: Row[];
+    if (select.ids) {
+      const wanted = new Set(select.ids);
+      rows = (await this.rows(`${columns} ORDER BY seq`, [user, node])).filter((r) => wanted.has(text(r.item_id)));
+    } else if (select.last !== undefined) {
+      if (!Number.isSafeInteger(select.last) || select.last < 0) throw new RangeError(`bad item count ${select.last}`);
+      rows = (await this.rows(`${columns} ORDER BY seq DESC LIMIT ${select.last}`, [user, node])).reverse();
+    } else {
+      rows = await this.rows(`${columns} ORDER BY seq`, [user, node]);
+    }
+    return rows.map((r) => ({ id: text(r.item_id), xml: String(r.xml), published: new Date(Number(r.published_at)) }));
+  }
+
+  async retractPepItem(user: string, node: string, id: string): Promise<boolean> {
+    const r = await this.run(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, id]);
+    return r.affectedRows === 1;
+  }
+
+  /** A write whose row needs the account, naming the account when it is missing. */
+  private async runFor(user: string, sql: string, params: unknown[]): Promise<mysql.ResultSetHeader> {
+    try {
+      return await this.run(sql, params);
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -2,15 +2,16 @@
 // Store's types to columns, so SQLite and MySQL cannot disagree.
 import type { Credentials, RosterItem, ScramKeys, Subscription } from "./store.js";
 
+/** Each hash's four columns are all set or all null (schema v2). */
 export interface AccountRow {
-  sha1_salt: Buffer;
-  sha1_iterations: number;
-  sha1_stored_key: Buffer;
-  sha1_server_key: Buffer;
-  sha256_salt: Buffer;
-  sha256_iterations: number;
-  sha256_stored_key: Buffer;
-  sha256_server_key: Buffer;
+  sha1_salt: Buffer | null;
+  sha1_iterations: number | null;
+  sha1_stored_key: Buffer | null;
+  sha1_server_key: Buffer | null;
+  sha256_salt: Buffer | null;
+  sha256_iterations: number | null;
+  sha256_stored_key: Buffer | null;
+  sha256_server_key: Buffer | null;
 }
 
 export interface RosterRow {
@@ -29,16 +30,17 @@ export interface OfflineRow {
   stored_at: number;
 }
 
-export type CredentialParams = [
-  Buffer, number, Buffer, Buffer, // SHA-1
-  Buffer, number, Buffer, Buffer, // SHA-256
-];
+/** salt, iterations, stored key, server key: all null for a hash the account lacks. */
+type KeyParams = [Buffer | null, number | null, Buffer | null, Buffer | null];
+export type CredentialParams = [...KeyParams, ...KeyParams]; // SHA-1, then SHA-256
 
 export const SUBSCRIPTIONS: ReadonlySet<string> = new Set<Subscription>(["none", "to", "from", "both"]);
 
 
 export function credentialParams(c: Credentials): CredentialParams {
-  const one = (k: ScramKeys, hash: string): [Buffer, number, Buffer, Buffer] => {
+  if (!c["SHA-1"] && !c["SHA-256"]) throw new RangeError("credentials hold no SCRAM keys");
+  const one = (k: ScramKeys | undefined, hash: string): KeyParams => {
+    if (!k) return [null, null, null, null];
     if (!Number.isSafeInteger(k.iterations) || k.iterations < 1) {
       throw new RangeError(`SCRAM ${hash} iteration count must be a positive integer`);
     }
@@ -66,10 +68,30 @@ export function rosterItem(row: RosterRow): RosterItem {
 
 /** The Store's credentials from an accounts row. */
 export function credentialsOf(r: AccountRow): Credentials {
-  return {
-    "SHA-1": { salt: r.sha1_salt, iterations: r.sha1_iterations, storedKey: r.sha1_stored_key, serverKey: r.sha1_server_key },
-    "SHA-256": { salt: r.sha256_salt, iterations: r.sha256_iterations, storedKey: r.sha256_stored_key, serverKey: r.sha256_server_key },
-  };
+  const c: Credentials = {};
+  if (r.sha1_salt && r.sha1_iterations && r.sha1_stored_key && r.sha1_server_key) {
+    c["SHA-1"] = { salt: r.sha1_salt, iterations: r.sha1_iterations, storedKey: r.sha1_stored_key, serverKey: r.sha1_server_key };
+  }
+  if (r.sha256_salt && r.sha256_iterations && r.sha256_stored_key && r.sha256_server_key) {
+    c["SHA-256"] = { salt: r.sha256_salt, iterations: r.sha256_iterations, storedKey: r.sha256_stored_key, serverKey: r.sha256_server_key };
+  }
+  return c;
+}
+
+export interface PepItemRow {
+  item_id: string;
+  xml: string;
+  published_at: number;
+}
+
+/** The JSON column holding a PEP node's configuration; tolerant of a hand-edited row. */
+export function pepConfig(json: string): Record<string, string> {
+  const parsed: unknown = JSON.parse(json);
+  const config: Record<string, string> = {};
+  if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+    for (const [k, v] of Object.entries(parsed)) if (typeof v === "string") config[k] = v;
+  }
+  return config;
 }
 
 export type RosterParams = [string, string, string | null, string, number, number, number, string];

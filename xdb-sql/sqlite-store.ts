@@ -13,8 +13,8 @@ import {
   SCHEMA_VERSION_TABLE,
   newerSchemaError,
 } from "./migrations.js";
-import { credentialParams, rosterParams, credentialsOf, rosterItem, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type RosterRow } from "./rows.js";
-import type { Credentials, OfflineMessage, RosterItem, Store } from "./store.js";
+import { credentialParams, rosterParams, credentialsOf, rosterItem, pepConfig, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type PepItemRow, type RosterRow } from "./rows.js";
+import { checkLength, type Credentials, type OfflineMessage, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 
 /** How long a connection waits for another process's write lock. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -74,10 +74,63 @@ function prepareAll(db: Database.Database) {
     deleteOfflineOne: db.prepare<[string, number]>(`DELETE FROM offline WHERE user = ? AND id = ?`),
     deleteOfflineAll: db.prepare<[string]>(`DELETE FROM offline WHERE user = ?`),
     countOffline: db.prepare<[string], number>(`SELECT COUNT(*) FROM offline WHERE user = ?`).pluck(),
+
+    getVcard: db.prepare<[string], string>(`SELECT xml FROM vcard WHERE user = ?`).pluck(),
+    putVcard: db.prepare<[string, string]>(
+      `INSERT INTO vcard (user, xml) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET xml = excluded.xml`,
+    ),
+    deleteVcard: db.prepare<[string]>(`DELETE FROM vcard WHERE user = ?`),
+
+    getPrivate: db
+      .prepare<[string, string, string], string>(`SELECT xml FROM private_xml WHERE user = ? AND namespace = ? AND name = ?`)
+      .pluck(),
+    putPrivate: db.prepare<[string, string, string, string]>(
+      `INSERT INTO private_xml (user, namespace, name, xml) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user, namespace, name) DO UPDATE SET xml = excluded.xml`,
+    ),
+    deletePrivate: db.prepare<[string, string, string]>(`DELETE FROM private_xml WHERE user = ? AND namespace = ? AND name = ?`),
+    listPrivate: db.prepare<[string], { namespace: string; name: string; xml: string }>(
+      `SELECT namespace, name, xml FROM private_xml WHERE user = ? ORDER BY namespace, name`,
+    ),
+    deletePrivateAll: db.prepare<[string]>(`DELETE FROM private_xml WHERE user = ?`),
+
+    listPepNodes: db.prepare<[string], { node: string; config_json: string }>(
+      `SELECT node, config_json FROM pep_nodes WHERE user = ? ORDER BY node`,
+    ),
+    getPepNode: db.prepare<[string, string], { node: string; config_json: string }>(
+      `SELECT node, config_json FROM pep_nodes WHERE user = ? AND node = ?`,
+    ),
+    putPepNode: db.prepare<[string, string, string]>(
+      `INSERT INTO pep_nodes (user, node, config_json) VALUES (?, ?, ?)
+       ON CONFLICT (user, node) DO UPDATE SET config_json = excluded.config_json`,
+    ),
+    deletePepNode: db.prepare<[string, string]>(`DELETE FROM pep_nodes WHERE user = ? AND node = ?`),
+    deletePepItemsOf: db.prepare<[string, string]>(`DELETE FROM pep_items WHERE user = ? AND node = ?`),
+    deletePepAll: db.prepare<[string]>(`DELETE FROM pep_nodes WHERE user = ?`),
+    deletePepItemsAll: db.prepare<[string]>(`DELETE FROM pep_items WHERE user = ?`),
+    insertPepItem: db.prepare<[string, string, string, string, number]>(
+      `INSERT INTO pep_items (user, node, item_id, xml, published_at) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    deletePepItem: db.prepare<[string, string, string]>(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`),
+    pepItems: db.prepare<[string, string], PepItemRow>(
+      `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`,
+    ),
+    pepItemsNewest: db.prepare<[string, string, number], PepItemRow>(
+      `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT ?`,
+    ),
+    pepItemIdsBeyond: db
+      .prepare<[string, string, number], string>(
+        `SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT -1 OFFSET ?`,
+      )
+      .pluck(),
   };
 }
 
 type Statements = ReturnType<typeof prepareAll>;
+
+function pepItem(r: PepItemRow): PepItem {
+  return { id: r.item_id, xml: r.xml, published: new Date(r.published_at) };
+}
 
 
 function isForeignKeyError(err: unknown): boolean {
@@ -167,15 +220,24 @@ export class SqliteStore implements Store {
       // IMMEDIATE takes the write lock before reading the version, so two
       // processes starting together cannot both apply the same migration:
       // the second waits, then sees it done.
-      this.db
-        .transaction(() => {
-          const now = this.readVersion();
-          if (now > LATEST_SCHEMA_VERSION) throw newerSchemaError(now);
-          if (now >= m.version) return;
-          for (const sql of m.sqlite) this.db.exec(sql);
-          record.run(m.version, m.description, Date.now());
-        })
-        .immediate();
+      // The pragma is a no-op inside a transaction, so it is set around it.
+      if (m.sqliteRebuild) this.db.pragma("foreign_keys = OFF");
+      try {
+        this.db
+          .transaction(() => {
+            const now = this.readVersion();
+            if (now > LATEST_SCHEMA_VERSION) throw newerSchemaError(now);
+            if (now >= m.version) return;
+            for (const sql of m.sqlite) this.db.exec(sql);
+            if (m.sqliteRebuild && (this.db.pragma("foreign_key_check") as unknown[]).length > 0) {
+              throw new Error(`migration ${m.version} left rows that break foreign keys`);
+            }
+            record.run(m.version, m.description, Date.now());
+          })
+          .immediate();
+      } finally {
+        if (m.sqliteRebuild) this.db.pragma("foreign_keys = ON");
+      }
     }
   }
 
@@ -216,6 +278,10 @@ export class SqliteStore implements Store {
       .transaction(() => {
         s.deleteOfflineAll.run(user);
         s.deleteRoster.run(user);
+        s.deleteVcard.run(user);
+        s.deletePrivateAll.run(user);
+        s.deletePepItemsAll.run(user);
+        s.deletePepAll.run(user);
         return s.deleteAccount.run(user).changes === 1;
       })
       .immediate();
@@ -256,9 +322,9 @@ export class SqliteStore implements Store {
     this.s.deleteRosterItem.run(user, contact);
   }
 
-  async storeOffline(user: string, xml: string): Promise<number> {
+  async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
     try {
-      return Number(this.s.storeOffline.run(user, xml, Date.now()).lastInsertRowid);
+      return Number(this.s.storeOffline.run(user, xml, stored.getTime()).lastInsertRowid);
     } catch (err) {
       if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
       throw err;
@@ -288,6 +354,101 @@ export class SqliteStore implements Store {
 
   async countOffline(user: string): Promise<number> {
     return this.s.countOffline.get(user) ?? 0;
+  }
+
+  async getVcard(user: string): Promise<string | null> {
+    return this.s.getVcard.get(user) ?? null;
+  }
+
+  async setVcard(user: string, xml: string | null): Promise<void> {
+    if (xml === null) this.s.deleteVcard.run(user);
+    else this.withAccount(user, () => this.s.putVcard.run(user, xml));
+  }
+
+  async getPrivate(user: string, key: PrivateKey): Promise<string | null> {
+    return this.s.getPrivate.get(user, key.namespace, key.name) ?? null;
+  }
+
+  async setPrivate(user: string, key: PrivateKey, xml: string | null): Promise<void> {
+    checkLength("privateNamespace", key.namespace);
+    checkLength("privateName", key.name);
+    if (xml === null) this.s.deletePrivate.run(user, key.namespace, key.name);
+    else this.withAccount(user, () => this.s.putPrivate.run(user, key.namespace, key.name, xml));
+  }
+
+  async listPrivate(user: string): Promise<{ key: PrivateKey; xml: string }[]> {
+    return this.s.listPrivate.all(user).map((r) => ({ key: { namespace: r.namespace, name: r.name }, xml: r.xml }));
+  }
+
+  async listPepNodes(user: string): Promise<PepNode[]> {
+    return this.s.listPepNodes.all(user).map((r) => ({ node: r.node, config: pepConfig(r.config_json) }));
+  }
+
+  async getPepNode(user: string, node: string): Promise<PepNode | null> {
+    const r = this.s.getPepNode.get(user, node);
+    return r ? { node: r.node, config: pepConfig(r.config_json) } : null;
+  }
+
+  async putPepNode(user: string, node: PepNode): Promise<void> {
+    checkLength("pepNode", node.node);
+    this.withAccount(user, () => this.s.putPepNode.run(user, node.node, JSON.stringify(node.config)));
+  }
+
+  async deletePepNode(user: string, node: string): Promise<boolean> {
+    const s = this.s;
+    return this.db
+      .transaction(() => {
+        s.deletePepItemsOf.run(user, node);
+        return s.deletePepNode.run(user, node).changes === 1;
+      })
+      .immediate();
+  }
+
+  async publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]> {
+    checkLength("pepItemId", item.id);
+    if (!Number.isSafeInteger(maxItems) || maxItems < 1) throw new RangeError(`bad max_items ${maxItems}`);
+    const s = this.s;
+    try {
+      return this.db
+        .transaction(() => {
+          s.deletePepItem.run(user, node, item.id);
+          s.insertPepItem.run(user, node, item.id, item.xml, item.published.getTime());
+          const gone = s.pepItemIdsBeyond.all(user, node, maxItems);
+          for (const id of gone) s.deletePepItem.run(user, node, id);
+          return gone;
+        })
+        .immediate();
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no PEP node ${node} for ${user}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async getPepItems(user: string, node: string, select: { last?: number; ids?: string[] } = {}): Promise<PepItem[]> {
+    let rows: PepItemRow[];
+    if (select.ids) {
+      const wanted = new Set(select.ids);
+      rows = this.s.pepItems.all(user, node).filter((r) => wanted.has(r.item_id));
+    } else if (select.last !== undefined) {
+      rows = this.s.pepItemsNewest.all(user, node, select.last).reverse();
+    } else {
+      rows = this.s.pepItems.all(user, node);
+    }
+    return rows.map(pepItem);
+  }
+
+  async retractPepItem(user: string, node: string, id: string): Promise<boolean> {
+    return this.s.deletePepItem.run(user, node, id).changes === 1;
+  }
+
+  /** Runs a write whose row needs the account, naming the account when it is missing. */
+  private withAccount(user: string, write: () => unknown): void {
+    try {
+      write();
+    } catch (err) {
+      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,12 @@ export interface ScramKeys {
 
 export type ScramHash = "SHA-1" | "SHA-256";
 
-export type Credentials = Record<ScramHash, ScramKeys>;
+/**
+ * The keys an account holds: both hashes for accounts made here; an account
+ * imported from another server may bring only one (Prosody exports SHA-1
+ * only), and gets the other at its first PLAIN login.
+ */
+export type Credentials = Partial<Record<ScramHash, ScramKeys>>;
 
 /** RFC 6121 §2.1.2.5: the subscription attribute as the roster shows it. */
 export type Subscription = "none" | "to" | "from" | "both";
@@ -66,7 +71,7 @@ export interface Store {
   createAccounts(accounts: { user: string; credentials: Credentials }[]): Promise<number>;
   setCredentials(user: string, credentials: Credentials): Promise<boolean>;
   getCredentials(user: string): Promise<Credentials | null>;
-  /** Deletes the account with its roster and offline messages. */
+  /** Deletes the account with everything it holds. */
   deleteAccount(user: string): Promise<boolean>;
   accountExists(user: string): Promise<boolean>;
   listAccounts(domain?: string): Promise<string[]>;
@@ -78,10 +83,83 @@ export interface Store {
   deleteRosterItem(user: string, contact: string): Promise<void>;
 
   // Offline messages, oldest first.
-  storeOffline(user: string, xml: string): Promise<number>;
+  /** Stores a message for later; `stored` (default now) is what its XEP-0203 delay will say. */
+  storeOffline(user: string, xml: string, stored?: Date): Promise<number>;
   loadOffline(user: string): Promise<OfflineMessage[]>;
   deleteOffline(user: string, ids: number[]): Promise<void>;
   countOffline(user: string): Promise<number>;
 
+  // vCards (XEP-0054): the <vCard xmlns='vcard-temp'/> element as XML.
+  getVcard(user: string): Promise<string | null>;
+  /** Replaces the vCard; null deletes it. */
+  setVcard(user: string, xml: string | null): Promise<void>;
+
+  // Private XML storage (XEP-0049): one element per qualified name.
+  getPrivate(user: string, key: PrivateKey): Promise<string | null>;
+  /** Replaces the element stored under its name; null deletes it. */
+  setPrivate(user: string, key: PrivateKey, xml: string | null): Promise<void>;
+  /** Every element the user stored, for export. */
+  listPrivate(user: string): Promise<{ key: PrivateKey; xml: string }[]>;
+
+  // PEP (XEP-0163): the user's nodes and their items.
+  listPepNodes(user: string): Promise<PepNode[]>;
+  getPepNode(user: string, node: string): Promise<PepNode | null>;
+  /** Creates the node or replaces its configuration; its items stay. */
+  putPepNode(user: string, node: PepNode): Promise<void>;
+  /** Deletes the node with its items; false if there was none. */
+  deletePepNode(user: string, node: string): Promise<boolean>;
+  /**
+   * Stores an item in an existing node, as the newest: an item with the same
+   * id is replaced. Then only the newest `maxItems` are kept; the ids of the
+   * items that went are returned.
+   */
+  publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]>;
+  /** A node's items, oldest first: all, the newest `last`, or those with the given ids. */
+  getPepItems(user: string, node: string, select?: { last?: number; ids?: string[] }): Promise<PepItem[]>;
+  /** Deletes one item; false if there was none. */
+  retractPepItem(user: string, node: string, id: string): Promise<boolean>;
+
   close(): Promise<void>;
+}
+
+/**
+ * The longest names the schema holds, in UTF-8 bytes (MySQL keys are capped
+ * at 3072 bytes). Drivers refuse longer ones with a RangeError; modules
+ * answer them with a stanza error first.
+ */
+export const STORE_LIMITS = {
+  privateNamespace: 1024,
+  privateName: 255,
+  pepNode: 1024,
+  pepItemId: 255,
+} as const;
+
+/** Throws a RangeError when a name is too long for its column. */
+export function checkLength(what: keyof typeof STORE_LIMITS, value: string): void {
+  if (Buffer.byteLength(value) > STORE_LIMITS[what]) {
+    throw new RangeError(`${what} longer than ${STORE_LIMITS[what]} bytes`);
+  }
+}
+
+/** An element's qualified name, under which XEP-0049 keeps it. */
+export interface PrivateKey {
+  namespace: string;
+  name: string;
+}
+
+export interface PepNode {
+  node: string;
+  /**
+   * The node configuration form's fields (XEP-0060 §16.4.4), e.g.
+   * "pubsub#access_model" → "presence". Kept whole, so that an import
+   * exports again unchanged; mod-pep acts on the fields it knows.
+   */
+  config: Record<string, string>;
+}
+
+export interface PepItem {
+  id: string;
+  /** The item's payload element as XML. */
+  xml: string;
+  published: Date;
 }

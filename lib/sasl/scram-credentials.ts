@@ -132,7 +132,7 @@ export async function deriveKeys(
  * Throws a RangeError when the password is empty or fails SASLprep: the
  * account code should refuse such a password rather than store it.
  */
-export async function deriveCredentials(password: string, iterations: number = SCRAM_ITERATIONS): Promise<Credentials> {
+export async function deriveCredentials(password: string, iterations: number = SCRAM_ITERATIONS): Promise<Record<ScramHash, ScramKeys>> {
   if (saslprep(password) === "") throw new RangeError("empty password");
   const [sha1, sha256] = await Promise.all([
     deriveKeys(password, "SHA-1", randomBytes(SALT_BYTES), iterations),
@@ -156,4 +156,16 @@ export async function verifyPassword(password: string, keys: ScramKeys, hash: Sc
   }
   const salted = await saltedPassword(prepared, hash, keys.salt, keys.iterations);
   return safeEqual(digest(hash, hmac(hash, salted, "Client Key")), keys.storedKey);
+}
+
+/**
+ * Credentials with keys for both hashes, deriving the missing one from the
+ * password with the present one's iteration count; null when none is
+ * missing. For imported accounts, which may bring one hash only.
+ */
+export async function completeCredentials(password: string, creds: Credentials): Promise<Credentials | null> {
+  const present = creds["SHA-256"] ?? creds["SHA-1"];
+  if (!present || (creds["SHA-1"] && creds["SHA-256"])) return null;
+  const missing: ScramHash = creds["SHA-1"] ? "SHA-256" : "SHA-1";
+  return { ...creds, [missing]: await deriveKeys(password, missing, randomBytes(SALT_BYTES), present.iterations) };
 }
