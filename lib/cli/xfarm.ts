@@ -7,6 +7,7 @@ import { annotatedDefaults, loadConfig, type Config } from "../config.js";
 import { configOption } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
 import { addFarmCommands } from "./farm-commands.js";
+import { addPieCommands } from "./pie-commands.js";
 import { userCommands } from "./user-commands.js";
 
 /** --config, else $XFARM_CONFIG, else ./xfarm.toml when present, else the defaults. */
@@ -61,6 +62,7 @@ addFarmCommands(program, c2s, load);
 
 program.addCommand(userCommands(load));
 program.addCommand(dbCommands(load));
+addPieCommands(program, load);
 
 program
   .command("config")

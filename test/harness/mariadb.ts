@@ -3,11 +3,11 @@
 // after. Under CI=true a missing server is an error, never a skip.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { freePortBase } from "../../sim/free-ports.js";
+import { portOpen } from "./port-open.js";
 
 const MARIADBD = "/usr/sbin/mariadbd";
 const INSTALL_DB = "/usr/bin/mariadb-install-db";
@@ -109,14 +109,4 @@ export class MariaDb {
 /** mariadbd refuses to run as root unless told to; tests run as whoever runs them. */
 function asUser(): string[] {
   return process.getuid?.() === 0 ? ["--user=root"] : [];
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
