@@ -20,7 +20,8 @@
 // An unhandled inbound <…>/self event fires again as <…>/bare, so a feature
 // answered on a user's behalf (disco, vCard…) hooks bare only. An iq get/set
 // nobody handles is answered with service-unavailable; other unhandled
-// inbound stanzas are dropped. Stanzas for domains the farm does not serve
+// inbound stanzas are dropped. An iq result or error that answers a
+// module's request() (module-api.ts) is taken before any hook sees it. Stanzas for domains the farm does not serve
 // never reach hooks (no s2s yet): message and iq get remote-server-not-found.
 //
 // Other events:

@@ -1,9 +1,10 @@
-// XEP-0030: disco#info for the server (features from every module) and, on
-// a user's behalf, for the user's account; no items anywhere yet.
+// XEP-0030: disco#info for the server and, on a user's behalf, for the
+// user's account, with the identities and features every module added to
+// each; no items anywhere yet.
 import { Element } from "ltx";
 import { bare } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
-import type { ModuleApi, SmModule } from "./module-api.js";
+import type { DiscoTarget, ModuleApi, SmModule } from "./module-api.js";
 import { iqResult } from "./stanza.js";
 import { hasFrom } from "./subscription.js";
 
@@ -11,25 +12,25 @@ const INFO = "http://jabber.org/protocol/disco#info";
 const ITEMS = "http://jabber.org/protocol/disco#items";
 
 export const modDisco: SmModule = (api) => {
+  api.addIdentity({ category: "server", type: "im", name: "xfarm" });
   api.addFeature(INFO);
   api.addFeature(ITEMS);
+  api.addIdentity({ category: "account", type: "registered" }, "account");
+  api.addFeature(INFO, "account");
 
-  api.hook(`iq-get/host/${INFO}:query`, (event) =>
-    answer(api, event, INFO, (query) => {
-      query.c("identity", { category: "server", type: "im", name: "xfarm" });
-      for (const feature of api.features()) query.c("feature", { var: feature });
-    }),
-  );
+  const info = (on: DiscoTarget) => (query: Element) => {
+    for (const identity of api.identities(on)) query.c("identity", { ...identity });
+    for (const feature of api.features(on)) query.c("feature", { var: feature });
+  };
+
+  api.hook(`iq-get/host/${INFO}:query`, (event) => answer(api, event, INFO, info("server")));
   api.hook(`iq-get/host/${ITEMS}:query`, (event) => answer(api, event, ITEMS));
 
   // Asked of an account: answered for the user itself and its subscribers,
   // as if it did not exist for anyone else.
   api.hook(`iq-get/bare/${INFO}:query`, async (event) => {
     if (!(await mayLook(api, event))) return false;
-    return answer(api, event, INFO, (query) => {
-      query.c("identity", { category: "account", type: "registered" });
-      query.c("feature", { var: INFO });
-    });
+    return answer(api, event, INFO, info("account"));
   });
   api.hook(`iq-get/bare/${ITEMS}:query`, async (event) => (await mayLook(api, event)) && answer(api, event, ITEMS));
 };

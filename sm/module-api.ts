@@ -7,6 +7,18 @@ import type { Handler, HookEvents, HookName, StanzaEvent } from "./hooks.js";
 import type { SessionView, Session } from "./sessions.js";
 import type { Condition } from "./stanza.js";
 
+/**
+ * Whose disco#info (XEP-0030) a feature or identity goes to: the server's, or
+ * every account's, answered on the user's behalf (XEP-0163 §6.1).
+ */
+export type DiscoTarget = "server" | "account";
+
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
 export interface ModuleApi {
   readonly domains: ReadonlySet<string>;
   readonly store: Store;
@@ -14,10 +26,14 @@ export interface ModuleApi {
   readonly log: Logger;
   hook<N extends HookName>(name: N, handler: Handler<HookEvents[N]>, priority?: number): void;
   fire<N extends HookName>(name: N, event: HookEvents[N]): Promise<boolean>;
-  /** Adds a feature var to the server's disco#info (XEP-0030). */
-  addFeature(feature: string): void;
+  /** Adds a feature var to the server's disco#info, or to every account's. */
+  addFeature(feature: string, on?: DiscoTarget): void;
   /** The features added so far, sorted. */
-  features(): string[];
+  features(on?: DiscoTarget): string[];
+  /** Adds an identity to the server's disco#info, or to every account's. */
+  addIdentity(identity: Identity, on?: DiscoTarget): void;
+  /** The identities added so far, in order. */
+  identities(on?: DiscoTarget): Identity[];
   /**
    * Routes a stanza to its 'to': inbound processing here when this sm owns
    * the recipient, else FORWARD to its sm; an error for domains the farm does
@@ -32,6 +48,23 @@ export interface ModuleApi {
   error(event: StanzaEvent, condition: Condition, text?: string): Promise<void>;
   /** Whether a local account exists. */
   userExists(user: string): Promise<boolean>;
+  /**
+   * Sends an iq get or set on a local user's or a served domain's behalf (its
+   * 'from' that bare JID or domain, its 'to' set; an id is added when it has
+   * none) and resolves with the result; rejects with an IqRequestError
+   * (sm/stanza.ts) on an error answer or when none came within `timeoutMs`
+   * (10 s by default). The answer is processed in the queue of its 'to', the
+   * asker: never await a request inside that user's own processing (a hook
+   * handler for it), which would hold the answer back until the timeout.
+   * Code after the answer runs outside any queue: go back in with run().
+   */
+  request(iq: Element, timeoutMs?: number): Promise<Element>;
+  /**
+   * Runs a job in a user's queue (sm/queue.ts), after everything already
+   * queued for the user: for work that resumes outside stanza processing, as
+   * after a request() or a timer. Never await it from the user's own queue.
+   */
+  run(user: string, job: () => Promise<void>): Promise<void>;
 }
 
 export type SmModule = (api: ModuleApi) => void;

@@ -2,7 +2,7 @@
 // routed frames into hook events (sm/hooks.ts) and routes what the modules
 // send. Every feature lives in a module (sm/mod-*.ts).
 import { randomBytes } from "node:crypto";
-import { parse, type Element } from "ltx";
+import { clone, parse, type Element } from "ltx";
 import { bare, bareOf, full, parseJid, type Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS, type Member, type RoutePort } from "../lib/link/member.js";
@@ -17,18 +17,21 @@ import {
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
-import type { ModuleApi, SmModule } from "./module-api.js";
+import type { DiscoTarget, Identity, ModuleApi, SmModule } from "./module-api.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modMessage } from "./mod-message.js";
 import { modOffline } from "./mod-offline.js";
+import { modPep } from "./mod-pep.js";
 import { modPing } from "./mod-ping.js";
 import { modPresence } from "./mod-presence.js";
+import { modPrivate } from "./mod-private.js";
 import { modRoster } from "./mod-roster.js";
+import { modVcard } from "./mod-vcard.js";
 import { modVersion } from "./mod-version.js";
 import { KeyedQueue } from "./queue.js";
 import { SessionRegistry, type Session } from "./sessions.js";
-import { errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
+import { IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
 export interface SessionManagerOptions {
   name: string;
@@ -54,7 +57,23 @@ const MODULES: SmModule[] = [
   modDisco,
   modPing,
   modVersion,
+  modVcard,
+  modPrivate,
+  modPep,
 ];
+
+/** How long request() waits for an answer by default. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/** An iq sent with request(), waiting for its answer. */
+interface PendingRequest {
+  /** The request's 'to', which must answer, and its 'from', which the answer must be for. */
+  readonly peer: string;
+  readonly asker: string;
+  readonly resolve: (answer: Element) => void;
+  readonly reject: (err: IqRequestError) => void;
+  readonly timer: NodeJS.Timeout;
+}
 
 const KINDS: ReadonlySet<string> = new Set<Kind>(["message", "presence", "iq"]);
 
@@ -67,7 +86,12 @@ export class SessionManager {
   private readonly maxSessions: number;
   private readonly registry = new SessionRegistry();
   private readonly hooks = new Hooks();
-  private readonly features = new Set<string>();
+  private readonly disco: Record<DiscoTarget, { features: Set<string>; identities: Identity[] }> = {
+    server: { features: new Set(), identities: [] },
+    account: { features: new Set(), identities: [] },
+  };
+  /** The iqs sent with request() that wait for an answer, by id. */
+  private readonly requests = new Map<string, PendingRequest>();
   private readonly queue: KeyedQueue;
   private readonly api: ModuleApi;
   private closed = false;
@@ -96,8 +120,10 @@ export class SessionManager {
       log: this.log,
       hook: (name, handler, priority) => this.hooks.on(name, handler, priority),
       fire: (name, event) => this.hooks.fire(name, event),
-      addFeature: (feature) => void this.features.add(feature),
-      features: () => [...this.features].sort(),
+      addFeature: (feature, on = "server") => void this.disco[on].features.add(feature),
+      features: (on = "server") => [...this.disco[on].features].sort(),
+      addIdentity: (identity, on = "server") => void this.disco[on].identities.push(identity),
+      identities: (on = "server") => [...this.disco[on].identities],
       send: (stanza, raw) => this.send(stanza, raw),
       deliver: (session, stanza, raw) => this.deliver(session, stanza, raw),
       reply: (event, stanza) => this.reply(event, stanza),
@@ -105,6 +131,8 @@ export class SessionManager {
         if (!isError(event.stanza)) await this.reply(event, errorReply(event.stanza, condition, text));
       },
       userExists: async (user) => this.registry.of(user).length > 0 || this.store.accountExists(user),
+      request: (iq, timeoutMs) => this.request(iq, timeoutMs),
+      run: (user, job) => this.queue.run(user, job),
     };
     for (const mod of MODULES) mod(this.api);
   }
@@ -297,6 +325,7 @@ export class SessionManager {
   async close(): Promise<void> {
     this.closed = true;
     if (this.graceTimer) clearInterval(this.graceTimer);
+    for (const [id, pending] of this.requests) this.settle(id, pending, new IqRequestError("shutdown"));
     for (const session of this.registry.all()) {
       void this.queue.run(session.user, () => this.end(session, "shutdown", "system-shutdown"));
     }
@@ -431,6 +460,7 @@ export class SessionManager {
   private async inbound(event: StanzaEvent, target: Target): Promise<void> {
     const { stanza } = event;
     const type: string | undefined = stanza.attrs.type;
+    if (stanza.name === "iq" && (type === "result" || type === "error") && this.answered(event)) return;
     const request = stanza.name === "iq" && (type === "get" || type === "set") ? type : undefined;
     if (request) {
       const payloads = stanza.getChildElements();
@@ -509,6 +539,62 @@ export class SessionManager {
       return;
     }
     await this.api.error(event, "remote-server-not-found");
+  }
+
+  // ---- iq requests made by modules
+
+  /**
+   * Sends an iq get/set from a local bare JID or a served domain and waits
+   * for its answer. The answer comes back, like any stanza for that JID, to
+   * this sm (the one owning the asker) and is taken in inbound() before any
+   * hook sees it; one from another JID than the one asked, or for another
+   * asker, is not taken.
+   */
+  private request(iq: Element, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Element> {
+    const type: string | undefined = iq.attrs.type;
+    const from = parseJid(iq.attrs.from ?? "");
+    const to = parseJid(iq.attrs.to ?? "");
+    if (iq.name !== "iq" || (type !== "get" && type !== "set") || !from || from.resource || !to || !this.domains.has(from.domain)) {
+      return Promise.reject(new Error("request() takes an iq get or set from a served bare JID or domain, with a 'to'"));
+    }
+    if (this.closed) return Promise.reject(new IqRequestError("shutdown"));
+    const stanza = clone(iq);
+    const id: string = (stanza.attrs.id ||= `${this.name}-${randomBytes(9).toString("base64url")}`);
+    if (this.requests.has(id)) return Promise.reject(new Error(`an iq with id ${id} is already waiting`));
+    return new Promise<Element>((resolve, reject) => {
+      const pending: PendingRequest = {
+        peer: full(to),
+        asker: full(from),
+        resolve,
+        reject,
+        timer: setTimeout(() => this.settle(id, pending, new IqRequestError("timeout")), timeoutMs).unref(),
+      };
+      this.requests.set(id, pending);
+      this.send(stanza).catch((err: unknown) => {
+        this.log.warn({ err, to: full(to) }, "request not sent");
+        this.settle(id, pending, new IqRequestError("internal-server-error"));
+      });
+    });
+  }
+
+  /** Whether an iq result or error answers a request(); if so, settles it. */
+  private answered(event: StanzaEvent): boolean {
+    const { stanza } = event;
+    const id: string = stanza.attrs.id ?? "";
+    const pending = this.requests.get(id);
+    if (!pending || full(event.from) !== pending.peer || full(event.to) !== pending.asker) return false;
+    const failed = isError(stanza) ? new IqRequestError(conditionOf(stanza) ?? "undefined-condition", stanza) : null;
+    this.settle(id, pending, failed ?? stanza);
+    return true;
+  }
+
+  /** Ends a request with its answer or failure; once, whatever comes after. */
+  private settle(id: string, pending: PendingRequest, outcome: Element | IqRequestError): void {
+    if (this.requests.get(id) !== pending) return;
+    this.requests.delete(id);
+    clearTimeout(pending.timer);
+    if (outcome instanceof IqRequestError) pending.reject(outcome);
+    else pending.resolve(outcome);
   }
 
   private deliver(session: Session, stanza: Element, raw?: Buffer): void {

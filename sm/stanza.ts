@@ -37,13 +37,39 @@ function replyTo(el: Element, type: string): Element {
   return new Element(el.name, attrs);
 }
 
-/** The error reply to a stanza (RFC 6120 §8.3); callers never answer an error with an error. */
-export function errorReply(el: Element, condition: Condition, text?: string): Element {
+/**
+ * The error reply to a stanza (RFC 6120 §8.3), with an application-specific
+ * condition if given (§8.3.2, e.g. XEP-0060's pubsub#errors); callers never
+ * answer an error with an error.
+ */
+export function errorReply(el: Element, condition: Condition, text?: string, appCondition?: Element): Element {
   const reply = replyTo(el, "error");
   const error = reply.c("error", { type: ERROR_TYPES[condition] });
   error.c(condition, { xmlns: NS_STANZAS });
   if (text) error.c("text", { xmlns: NS_STANZAS }).t(text);
+  if (appCondition) error.cnode(appCondition);
   return reply;
+}
+
+/** The defined condition of an error stanza (RFC 6120 §8.3.3), if it names one. */
+export function conditionOf(el: Element): string | undefined {
+  return el
+    .getChild("error")
+    ?.getChildElements()
+    .find((c) => c.attrs.xmlns === NS_STANZAS && c.name !== "text")?.name;
+}
+
+/** How an iq request (ModuleApi.request) failed: an error answer, or none in time. */
+export class IqRequestError extends Error {
+  constructor(
+    /** The error answer's condition, or "timeout" / "shutdown" when there was no answer. */
+    readonly condition: string,
+    /** The error answer, when there was one. */
+    readonly answer: Element | null = null,
+  ) {
+    super(answer ? `iq error: ${condition}` : `iq request failed: ${condition}`);
+    this.name = "IqRequestError";
+  }
 }
 
 /** An iq result for a get or set, with an optional payload. */
@@ -58,6 +84,22 @@ export function readdress(el: Element, addresses: { from?: string | undefined; t
   const copy = clone(el);
   if ("from" in addresses) copy.attrs.from = addresses.from;
   if ("to" in addresses) copy.attrs.to = addresses.to;
+  return copy;
+}
+
+/**
+ * A copy of an element taken out of its stanza, to store or to put in
+ * another: the namespaces it inherited (default and prefixed) declared on it.
+ */
+export function standalone(el: Element): Element {
+  const copy = clone(el);
+  const ns = el.findNS();
+  if (ns !== undefined && copy.attrs.xmlns === undefined) copy.attrs.xmlns = ns;
+  for (let up = el.parent; up; up = up.parent) {
+    for (const [name, value] of Object.entries(up.attrs)) {
+      if (name.startsWith("xmlns:") && !(name in copy.attrs)) copy.attrs[name] = value;
+    }
+  }
   return copy;
 }
 

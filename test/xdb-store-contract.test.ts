@@ -255,3 +255,47 @@ describe.each(backends)("the $name store", (backend) => {
     await s.close();
   });
 });
+
+describe("the mysql store's indices", () => {
+  it("answers every query of a login and of a message from an index, never a table scan", async () => {
+    const url = await mariadb!.createDatabase("xfarm_indices");
+    const name = new URL(url).pathname.slice(1);
+    const s = await openStore(url);
+    // Enough rows that a scan would cost more than an index: the optimizer
+    // scans tiny tables whatever indices they have.
+    const users = Array.from({ length: 300 }, (_, i) => `user${i}@example.com`);
+    await s.createAccounts(users.map((user) => ({ user, credentials: creds })));
+    for (const [i, user] of users.entries()) {
+      await s.putRosterItem(user, item(users[(i + 1) % users.length]!, { subscription: "both" }));
+      await s.storeOffline(user, "<message/>");
+    }
+    await s.putPepNode(users[0]!, { node: "n", config: {} });
+    await mariadb!.query(name, "ANALYZE TABLE accounts, roster, offline, vcard, private_xml, pep_nodes, pep_items");
+    // MariaDB logs every statement that reads without an index to mysql.slow_log.
+    await mariadb!.query(name, "TRUNCATE mysql.slow_log");
+    await mariadb!.query(name, "SET GLOBAL log_output = 'TABLE', long_query_time = 1000, log_queries_not_using_indexes = ON, slow_query_log = ON");
+    try {
+      const u = users[7]!;
+      const contact = users[8]!;
+      // A login: credentials, roster, offline messages; then a message, presence, vCard, private XML and PEP.
+      await s.getCredentials(u);
+      await s.getRoster(u);
+      const offline = await s.loadOffline(u);
+      await s.deleteOffline(u, offline.map((m) => m.id));
+      await s.accountExists(contact);
+      await s.getRosterItem(contact, u);
+      await s.storeOffline(contact, "<message/>");
+      await s.countOffline(contact);
+      await s.getVcard(u);
+      await s.getPrivate(u, { namespace: "storage:bookmarks", name: "storage" });
+      await s.getPepNode(users[0]!, "n");
+      await s.publishPepItem(users[0]!, "n", { id: "1", xml: "<x/>", published: new Date() }, 1);
+      await s.getPepItems(users[0]!, "n", { last: 1 });
+      const logged = (await mariadb!.query(name, "SELECT CONVERT(sql_text USING utf8mb4) AS q FROM mysql.slow_log WHERE db = DATABASE()")) as { q: string }[];
+      expect(logged.map((r) => r.q)).toEqual([]);
+    } finally {
+      await mariadb!.query(name, "SET GLOBAL slow_query_log = OFF, log_queries_not_using_indexes = OFF");
+      await s.close();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,289 @@
+// XEP-0163 PEP: every account is a pubsub service (XEP-0060) at its bare
+// JID, with one publisher, its owner. Nodes are auto-created at the first
+// publish (config from publish-options), items kept in the store, and
+// notifications sent to the owner's resources and to the contacts that
+// asked for them in their entity capabilities (sm/pep-caps.ts), as far as
+// each node's access model allows (sm/pep-config.ts).
+import { randomUUID } from "node:crypto";
+import { Element, clone, parse } from "ltx";
+import { bare, bareOf } from "../lib/jid.js";
+import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.js";
+import type { StanzaEvent } from "./hooks.js";
+import type { SmModule } from "./module-api.js";
+import { trackInterest } from "./pep-caps.js";
+import {
+  DEFAULT_CONFIG,
+  NS_ERRORS,
+  NS_EVENT,
+  NS_OWNER,
+  NS_PUBSUB,
+  accessModel,
+  configForm,
+  formFields,
+  knownFields,
+  mayAccess,
+  maxItems,
+  meetPreconditions,
+  sendsLastItem,
+  type NodeConfig,
+} from "./pep-config.js";
+import { errorReply, iqResult, standalone, type Condition } from "./stanza.js";
+
+/** What Prosody's mod_pep advertises on the account (XEP-0163 §6.1). */
+const FEATURES = [
+  "access-presence",
+  "auto-create",
+  "config-node",
+  "create-nodes",
+  "delete-nodes",
+  "publish",
+  "publish-options",
+  "retract",
+  "retrieve-items",
+];
+
+/** The XEP-0060 feature each unsupported request belongs to, for its <unsupported/> error. */
+const UNSUPPORTED = new Map([
+  ["affiliations", "retrieve-affiliations"],
+  ["subscriptions", "retrieve-subscriptions"],
+  ["subscribe", "subscribe"],
+  ["unsubscribe", "subscribe"],
+  ["options", "subscription-options"],
+  ["default", "retrieve-default"],
+  ["purge", "purge-nodes"],
+]);
+
+type Action = (event: StanzaEvent, owner: string, action: Element) => Promise<true>;
+
+export const modPep: SmModule = (api) => {
+  api.addIdentity({ category: "pubsub", type: "pep" }, "account");
+  for (const feature of FEATURES) api.addFeature(`${NS_PUBSUB}#${feature}`, "account");
+  let notes = 0;
+  const interest = trackInterest(api, sendLastItems);
+
+  /** Answers with an error, and a pubsub#errors condition if given; handled. */
+  async function fail(event: StanzaEvent, condition: Condition, app?: string, attrs?: Record<string, string>): Promise<true> {
+    const appCondition = app ? new Element(app, { xmlns: NS_ERRORS, ...attrs }) : undefined;
+    await api.reply(event, errorReply(event.stanza, condition, undefined, appCondition));
+    return true;
+  }
+
+  /** The request's single action element (beside publish-options or a create's configure), or an error answered. */
+  async function actionOf(event: StanzaEvent, ns: string): Promise<Element | null> {
+    const pubsub = event.stanza.getChild("pubsub", ns)!;
+    const actions = pubsub.getChildElements().filter((c) => ns === NS_OWNER || (c.name !== "publish-options" && c.name !== "configure"));
+    if (actions.length !== 1) {
+      await fail(event, "bad-request");
+      return null;
+    }
+    const action = actions[0]!;
+    if (!action.attrs.node) {
+      const feature = UNSUPPORTED.get(action.name);
+      if (feature) await fail(event, "feature-not-implemented", "unsupported", { feature });
+      else await fail(event, "bad-request", "nodeid-required");
+      return null;
+    }
+    if (Buffer.byteLength(action.attrs.node) > STORE_LIMITS.pepNode) {
+      await fail(event, "not-acceptable");
+      return null;
+    }
+    return action;
+  }
+
+  /** Hooked on bare, which a self iq falls through to. An account that does not exist: not handled (service-unavailable). */
+  const handler =
+    (ns: string, actions: Record<string, Action>, ownerOnly: boolean) =>
+    async (event: StanzaEvent): Promise<boolean> => {
+      const owner = bare(event.to);
+      const isOwner = bare(event.from) === owner;
+      if (!isOwner && !(await api.userExists(owner))) return false;
+      const action = await actionOf(event, ns);
+      if (!action) return true;
+      if (!Object.hasOwn(actions, action.name)) {
+        return fail(event, "feature-not-implemented", "unsupported", { feature: UNSUPPORTED.get(action.name) ?? action.name });
+      }
+      if (ownerOnly && !isOwner) return fail(event, "forbidden");
+      return actions[action.name]!(event, owner, action);
+    };
+
+  api.hook(`iq-set/bare/${NS_PUBSUB}:pubsub`, handler(NS_PUBSUB, { publish, retract, create }, true));
+  api.hook(`iq-get/bare/${NS_PUBSUB}:pubsub`, handler(NS_PUBSUB, { items }, false));
+  api.hook(`iq-set/bare/${NS_OWNER}:pubsub`, handler(NS_OWNER, { delete: deleteNode, configure }, true));
+  api.hook(`iq-get/bare/${NS_OWNER}:pubsub`, handler(NS_OWNER, { configure: configureForm }, true));
+
+  /** XEP-0060 §7.1, with auto-create and publish-options (§7.1.5). */
+  async function publish(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const node: string = el.attrs.node;
+    const published = el.getChildren("item");
+    if (published.length !== 1) return fail(event, "bad-request", published.length === 0 ? "item-required" : "invalid-payload");
+    const payloads = published[0]!.getChildElements();
+    if (payloads.length !== 1) return fail(event, "bad-request", payloads.length === 0 ? "payload-required" : "invalid-payload");
+    const id: string = published[0]!.attrs.id || randomUUID();
+    if (Buffer.byteLength(id) > STORE_LIMITS.pepItemId) return fail(event, "not-acceptable");
+    let options: NodeConfig = {};
+    const publishOptions = event.stanza.getChild("pubsub", NS_PUBSUB)!.getChild("publish-options");
+    if (publishOptions?.getChildElements().length) {
+      const fields = formFields(publishOptions.getChildElements()[0]);
+      const known = fields && knownFields(fields);
+      if (!known || typeof known === "string") return fail(event, "bad-request", "invalid-options");
+      options = known;
+    }
+    const existing = await api.store.getPepNode(owner, node);
+    const config = existing ? meetPreconditions(existing.config, options) : { ...DEFAULT_CONFIG, ...options };
+    if (!config) return fail(event, "conflict", "precondition-not-met");
+    if (config !== existing?.config) await api.store.putPepNode(owner, { node, config });
+    const payload = standalone(payloads[0]!);
+    await api.store.publishPepItem(owner, node, { id, xml: payload.toString(), published: new Date() }, maxItems(config));
+    const result = new Element("pubsub", { xmlns: NS_PUBSUB });
+    result.c("publish", { node }).c("item", { id });
+    await api.reply(event, iqResult(event.stanza, result));
+    await notify(owner, node, config, itemsElement(node, [{ id, payload }]));
+    return true;
+  }
+
+  /** XEP-0060 §7.2; notifies the retraction when asked to (notify='true' or '1'). */
+  async function retract(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const node: string = el.attrs.node;
+    const ids = el.getChildren("item").map((i) => i.attrs.id as string | undefined);
+    if (ids.length === 0 || ids.some((id) => !id)) return fail(event, "bad-request", "item-required");
+    const found = await api.store.getPepNode(owner, node);
+    if (!found) return fail(event, "item-not-found");
+    const gone: string[] = [];
+    for (const id of ids as string[]) if (await api.store.retractPepItem(owner, node, id)) gone.push(id);
+    if (gone.length === 0) return fail(event, "item-not-found");
+    await api.reply(event, iqResult(event.stanza));
+    if (el.attrs.notify === "true" || el.attrs.notify === "1") {
+      const items = new Element("items", { node });
+      for (const id of gone) items.c("retract", { id });
+      await notify(owner, node, found.config, items);
+    }
+    return true;
+  }
+
+  /** XEP-0060 §8.1, with a node name and an optional configure form. */
+  async function create(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const node: string = el.attrs.node;
+    const form = event.stanza.getChild("pubsub", NS_PUBSUB)!.getChild("configure")?.getChildElements()[0];
+    const known = knownFields(formFields(form) ?? {});
+    if (typeof known === "string") return fail(event, "not-acceptable");
+    if (await api.store.getPepNode(owner, node)) return fail(event, "conflict");
+    await api.store.putPepNode(owner, { node, config: { ...DEFAULT_CONFIG, ...known } });
+    await api.reply(event, iqResult(event.stanza));
+    return true;
+  }
+
+  /** XEP-0060 §6.5: all items, the newest max_items, or those asked by id; for whom the access model allows. */
+  async function items(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const node: string = el.attrs.node;
+    const max: string | undefined = el.attrs.max_items;
+    if (max !== undefined && !/^[1-9]\d*$/.test(max)) return fail(event, "bad-request");
+    const found = await api.store.getPepNode(owner, node);
+    if (!found) return fail(event, "item-not-found");
+    if (!(await allowed(owner, bare(event.from), found.config))) return fail(event, "forbidden");
+    const ids = el.getChildren("item").flatMap((i) => (i.attrs.id ? [i.attrs.id as string] : []));
+    const select = ids.length > 0 ? { ids } : max !== undefined ? { last: Number(max) } : {};
+    const stored = await api.store.getPepItems(owner, node, select);
+    const result = new Element("pubsub", { xmlns: NS_PUBSUB });
+    result.cnode(itemsElement(node, stored.map(payloadOf)));
+    await api.reply(event, iqResult(event.stanza, result));
+    return true;
+  }
+
+  /** XEP-0060 §8.4, notified with <delete/> to those who could see the node. */
+  async function deleteNode(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const node: string = el.attrs.node;
+    const found = await api.store.getPepNode(owner, node);
+    if (!found || !(await api.store.deletePepNode(owner, node))) return fail(event, "item-not-found");
+    await api.reply(event, iqResult(event.stanza));
+    await notify(owner, node, found.config, new Element("delete", { node }));
+    return true;
+  }
+
+  /** XEP-0060 §8.2: the configuration form. */
+  async function configureForm(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const found = await api.store.getPepNode(owner, el.attrs.node);
+    if (!found) return fail(event, "item-not-found");
+    const result = new Element("pubsub", { xmlns: NS_OWNER });
+    result.c("configure", { node: found.node }).cnode(configForm(found.config));
+    await api.reply(event, iqResult(event.stanza, result));
+    return true;
+  }
+
+  /** XEP-0060 §8.2.4, best effort: the fields this module knows are kept, the others ignored. */
+  async function configure(event: StanzaEvent, owner: string, el: Element): Promise<true> {
+    const node: string = el.attrs.node;
+    const found = await api.store.getPepNode(owner, node);
+    if (!found) return fail(event, "item-not-found");
+    const form = el.getChildElements()[0];
+    if (form?.attrs.type === "cancel") {
+      await api.reply(event, iqResult(event.stanza));
+      return true;
+    }
+    const fields = formFields(form);
+    if (!fields) return fail(event, "bad-request");
+    const known = knownFields(fields);
+    if (typeof known === "string") return fail(event, "not-acceptable");
+    const config = { ...found.config, ...known };
+    await api.store.putPepNode(owner, { node, config });
+    // A lower max_items takes effect now, not at the next publish.
+    const stored = await api.store.getPepItems(owner, node);
+    for (const item of stored.slice(0, Math.max(0, stored.length - maxItems(config)))) {
+      await api.store.retractPepItem(owner, node, item.id);
+    }
+    await api.reply(event, iqResult(event.stanza));
+    return true;
+  }
+
+  /** Whether `asker` may see a node; `roster` (the owner's, by contact) saves a lookup each. */
+  async function allowed(owner: string, asker: string, config: NodeConfig, roster?: Map<string, Subscription>): Promise<boolean> {
+    const model = accessModel(config);
+    if (asker === owner || (model !== "presence" && model !== "roster")) return mayAccess(config, asker === owner, undefined);
+    const subscription = roster ? roster.get(asker) : (await api.store.getRosterItem(owner, asker))?.subscription;
+    return mayAccess(config, false, subscription);
+  }
+
+  /** Sends an event (XEP-0060 §7.1.2.1, §8.4.2) to everyone interested and allowed. */
+  async function notify(owner: string, node: string, config: NodeConfig, content: Element): Promise<void> {
+    const audience = interest.audience(owner, node);
+    const needsRoster = audience.some((jid) => bareOf(jid) !== owner) && ["presence", "roster"].includes(accessModel(config));
+    const roster = needsRoster ? new Map((await api.store.getRoster(owner)).map((i) => [i.contact, i.subscription])) : undefined;
+    for (const jid of audience) {
+      if (await allowed(owner, bareOf(jid)!, config, roster)) await api.send(eventMessage(owner, jid, content));
+    }
+  }
+
+  /** XEP-0163 §6.2: a resource newly wanting nodes gets their last item, where it may see them. */
+  async function sendLastItems(owner: string, jid: string, wanted: string[]): Promise<void> {
+    const nodes = (await api.store.listPepNodes(owner)).filter((n) => wanted.includes(n.node) && sendsLastItem(n.config));
+    for (const { node, config } of nodes) {
+      if (!(await allowed(owner, bareOf(jid)!, config))) continue;
+      const [last] = await api.store.getPepItems(owner, node, { last: 1 });
+      if (last) await api.send(eventMessage(owner, jid, itemsElement(node, [payloadOf(last)])));
+    }
+  }
+
+  function eventMessage(owner: string, to: string, content: Element): Element {
+    const message = new Element("message", { type: "headline", from: owner, to, id: `pep-${++notes}` });
+    message.c("event", { xmlns: NS_EVENT }).cnode(clone(content));
+    return message;
+  }
+
+  function payloadOf(item: PepItem): { id: string; payload: Element | null } {
+    try {
+      return { id: item.id, payload: parse(item.xml) };
+    } catch (err) {
+      api.log.warn({ err, id: item.id }, "unparsable PEP item sent without its payload");
+      return { id: item.id, payload: null };
+    }
+  }
+};
+
+/** <items node><item id>payload</item>…</items>, as in results and events. */
+function itemsElement(node: string, items: { id: string; payload: Element | null }[]): Element {
+  const el = new Element("items", { node });
+  for (const { id, payload } of items) {
+    const item = el.c("item", { id });
+    if (payload) item.cnode(payload);
+  }
+  return el;
+}

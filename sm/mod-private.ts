@@ -1,0 +1,84 @@
+// XEP-0049 jabber:iq:private: a user stores XML elements for itself, one per
+// qualified name (legacy bookmarks, client preferences). Nobody else, not
+// even with a subscription, may read or write them.
+import { Element, parse } from "ltx";
+import { bare } from "../lib/jid.js";
+import { STORE_LIMITS, type PrivateKey } from "../xdb-sql/store.js";
+import type { StanzaEvent } from "./hooks.js";
+import type { ModuleApi, SmModule } from "./module-api.js";
+import { iqResult, standalone, type Condition } from "./stanza.js";
+
+const NS = "jabber:iq:private";
+
+export const modPrivate: SmModule = (api) => {
+  // Hooked on bare, which a self iq falls through to: the handler tells the two apart.
+  api.hook(`iq-get/bare/${NS}:query`, async (event) => {
+    const user = await owner(api, event);
+    if (!user) return true;
+    const children = event.stanza.getChild("query", NS)!.getChildElements();
+    if (children.length !== 1) return fail(api, event, "bad-request", "a get names exactly one element");
+    const key = keyOf(children[0]!);
+    const refused = refusal(key);
+    if (refused) return fail(api, event, ...refused);
+    const xml = await api.store.getPrivate(user, key);
+    const query = new Element("query", { xmlns: NS });
+    query.cnode(xml === null ? new Element(key.name, { xmlns: key.namespace }) : parseStored(api, xml, key, user));
+    await api.reply(event, iqResult(event.stanza, query));
+    return true;
+  });
+
+  api.hook(`iq-set/bare/${NS}:query`, async (event) => {
+    const user = await owner(api, event);
+    if (!user) return true;
+    const children = event.stanza.getChild("query", NS)!.getChildElements();
+    if (children.length === 0) return fail(api, event, "bad-request", "a set holds at least one element");
+    // Every element is checked before any is stored.
+    for (const child of children) {
+      const refused = refusal(keyOf(child));
+      if (refused) return fail(api, event, ...refused);
+    }
+    for (const child of children) {
+      const element = standalone(child);
+      await api.store.setPrivate(user, keyOf(child), element.toString());
+    }
+    await api.reply(event, iqResult(event.stanza));
+    return true;
+  });
+};
+
+/** The user, when the iq is the user's own; else answers forbidden (as Prosody and ejabberd do) and returns null. */
+async function owner(api: ModuleApi, event: StanzaEvent): Promise<string | null> {
+  const user = bare(event.to);
+  if (bare(event.from) === user) return user;
+  await api.error(event, "forbidden", "private storage is only for the user itself");
+  return null;
+}
+
+function keyOf(el: Element): PrivateKey {
+  return { namespace: el.getNS() ?? "", name: el.getName() };
+}
+
+/** Why an element may not be stored or asked for, if it may not. */
+function refusal(key: PrivateKey): [Condition, string] | null {
+  // §3: the namespaces of the protocol itself are refused (the child inherits jabber:iq:private if it declares none).
+  if (key.namespace.startsWith("jabber:")) return ["not-acceptable", "jabber:* namespaces are not stored"];
+  if (!key.namespace) return ["bad-request", "the element needs a namespace"];
+  if (Buffer.byteLength(key.namespace) > STORE_LIMITS.privateNamespace || Buffer.byteLength(key.name) > STORE_LIMITS.privateName) {
+    return ["not-acceptable", "namespace or name too long"];
+  }
+  return null;
+}
+
+function parseStored(api: ModuleApi, xml: string, key: PrivateKey, user: string): Element {
+  try {
+    return parse(xml);
+  } catch (err) {
+    api.log.warn({ err, user, namespace: key.namespace }, "unparsable private element answered as empty");
+    return new Element(key.name, { xmlns: key.namespace });
+  }
+}
+
+async function fail(api: ModuleApi, event: StanzaEvent, condition: Condition, text: string): Promise<true> {
+  await api.error(event, condition, text);
+  return true;
+}
