@@ -85,6 +85,16 @@ export class ClientConnection {
     ctx.awaitAuth(this);
   }
 
+  /**
+   * A fresh child of the front end's logger with what is known now. Not a
+   * child of the previous one: pino children keep their parents alive, and
+   * three loggers per idle connection add up over thousands.
+   */
+  private relog(): void {
+    const who = this.jid ? { jid: this.jid } : this.user ? { user: this.user } : {};
+    this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, ...who });
+  }
+
   get bareJid(): string | null {
     return this.user;
   }
@@ -259,7 +269,7 @@ export class ClientConnection {
     this.jid = jid;
     this.binding = false;
     this.stage = "bound";
-    this.log = this.log.child({ jid });
+    this.relog();
     this.ctx.authDone(this);
     this.count();
     this.write(`<iq type='result' id='${escapeXML(this.bindId ?? "")}'><bind xmlns='${NS_BIND}'><jid>${escapeXMLText(jid)}</jid></bind></iq>`);
@@ -487,7 +497,7 @@ export class ClientConnection {
     this.holder = old.holder;
     this.smKnows = true;
     this.stage = "bound";
-    this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, jid: this.jid });
+    this.relog();
   }
 
   /** The front end that held the session answered our TAKEOVER (protocol §2.3). */
@@ -514,7 +524,7 @@ export class ClientConnection {
     this.ctx.authDone(this);
     this.count();
     this.ctx.alias(pending.previd, this);
-    this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, jid: this.jid });
+    this.relog();
     this.toSm(
       SessionOp.Rebuild,
       {
@@ -706,7 +716,7 @@ export class ClientConnection {
   private saslSuccess(user: string, mech: string, additional?: Buffer): void {
     if (this.stage === "closed") return;
     this.user = user;
-    this.log = this.log.child({ user });
+    this.relog();
     this.log.info({ secure: this.secure, mech }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     this.stream.stop();

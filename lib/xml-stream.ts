@@ -37,14 +37,98 @@ export interface XmlStreamHandlers {
 
 type Tag = SaxesTagNS;
 
+// Memory: a saxes parser with its state costs about 3 KB, and a front end
+// holds thousands of idle streams. So a stream holds a parser only while a
+// stanza is partly read; between stanzas the parser goes back to a pool
+// shared by every stream of the process, and the next bytes take one out
+// again, replaying the stream header so that namespaces resolve as before.
+
+/** A parser and the stream it is working for at the moment. */
+class PooledParser {
+  readonly parser = new SaxesParser({ xmlns: true, position: true });
+  owner: XmlStream | null = null;
+
+  constructor() {
+    const p = this.parser;
+    p.on("doctype", () => this.owner?.fail("not-well-formed", "a DOCTYPE is not allowed in XMPP (RFC 6120 §11.1)"));
+    p.on("comment", () => this.owner?.fail("restricted-xml", "comments are not allowed in XMPP (RFC 6120 §11.1)"));
+    p.on("processinginstruction", () =>
+      this.owner?.fail("restricted-xml", "processing instructions are not allowed in XMPP (RFC 6120 §11.1)"),
+    );
+    p.on("error", (err) => this.owner?.fail("not-well-formed", err.message));
+    p.on("opentag", (tag) => this.owner?.open(tag as Tag));
+    p.on("closetag", (tag) => this.owner?.close(tag as Tag));
+    p.on("text", (text) => this.owner?.text(text));
+    p.on("cdata", (text) => this.owner?.text(text));
+  }
+}
+
+/** Idle parsers; more than this many are left to the garbage collector. */
+const POOL_MAX = 64;
+const pool: PooledParser[] = [];
+
+/** Parsers waiting in the pool: for tests and metrics. */
+export function idleParsers(): number {
+  return pool.length;
+}
+
+/** One decoder for every stream: each keeps only the bytes of a character split between two reads. */
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** How many bytes at the end of `buf` start a UTF-8 sequence that is not complete yet. */
+function incompleteTail(buf: Buffer): number {
+  for (let back = 1; back <= Math.min(3, buf.length); back++) {
+    const b = buf[buf.length - back]!;
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+const XML_SPACE = /^[ \t\r\n]*$/;
+
+/** A stream header as replayed to a fresh parser, and its end tag. */
+interface Replay {
+  readonly open: string;
+  readonly close: string;
+}
+
+/** Clients send one of a few headers: streams that sent the same one share its replay. */
+const replays = new Map<string, Replay>();
+const REPLAYS_MAX = 256;
+
+function replayOf(name: string, declarations: string): Replay {
+  const open = `<${name}${declarations}>`;
+  let r = replays.get(open);
+  if (!r) {
+    r = { open, close: `</${name}>` };
+    if (replays.size < REPLAYS_MAX) replays.set(open, r);
+  }
+  return r;
+}
+
 export class XmlStream {
-  private readonly parser = new SaxesParser({ xmlns: true, position: true });
-  private readonly decoder = new TextDecoder("utf-8", { fatal: true });
+  private pooled: PooledParser | null = null;
+  /** The bytes of a character split between two reads. */
+  private pendingBytes: Buffer | null = null;
   private stack: Element[] = [];
   private depth = 0;
   private stanzaStart = 0;
+  /** Where (in the current parser's input) the last stanza ended; -1 inside one. */
+  private boundary = -1;
+  /**
+   * How much the current parser has been given. saxes's own position is only
+   * right inside its callbacks: after write() returns it counts the last
+   * chunk twice.
+   */
+  private written = 0;
+  /** The stream header as replayed to a fresh parser; set once the header is read. */
+  private replay: Replay | null = null;
+  /** The replayed header's opening tag is next: not a new stream. */
+  private replaying = false;
   /** Prefix declarations on the stream header other than the stream's own, copied onto stanzas. */
-  private headerPrefixes: Record<string, string> = {};
+  private headerPrefixes: Record<string, string> | null = null;
   private failed = false;
 
   constructor(
@@ -52,52 +136,91 @@ export class XmlStream {
     private readonly on: XmlStreamHandlers,
     /** The stream's default namespace: jabber:client, or jabber:component:accept. */
     private readonly ns = NS_CLIENT,
-  ) {
-    const p = this.parser;
-    p.on("doctype", () => this.fail("not-well-formed", "a DOCTYPE is not allowed in XMPP (RFC 6120 §11.1)"));
-    p.on("comment", () => this.fail("restricted-xml", "comments are not allowed in XMPP (RFC 6120 §11.1)"));
-    p.on("processinginstruction", () =>
-      this.fail("restricted-xml", "processing instructions are not allowed in XMPP (RFC 6120 §11.1)"),
-    );
-    p.on("error", (err) => this.fail("not-well-formed", err.message));
-    p.on("opentag", (tag) => this.open(tag as Tag));
-    p.on("closetag", (tag) => this.close(tag as Tag));
-    p.on("text", (text) => this.text(text));
-    p.on("cdata", (text) => this.text(text));
-  }
+  ) {}
 
   /** Feeds bytes from the socket. Stops silently once the stream has failed. */
   write(chunk: Buffer): void {
     if (this.failed) return;
+    let bytes = this.pendingBytes ? Buffer.concat([this.pendingBytes, chunk]) : chunk;
+    const tail = incompleteTail(bytes);
+    this.pendingBytes = tail > 0 ? Buffer.from(bytes.subarray(bytes.length - tail)) : null;
+    if (tail > 0) bytes = bytes.subarray(0, bytes.length - tail);
     let text: string;
     try {
-      text = this.decoder.decode(chunk, { stream: true });
+      text = decoder.decode(bytes);
     } catch {
       this.fail("not-well-formed", "invalid UTF-8");
       return;
     }
-    this.parser.write(text);
-    if (!this.failed && this.parser.position - this.stanzaStart > this.maxStanza && this.depth !== 1) {
+    // A keepalive between stanzas needs no parser (RFC 6120 §4.6.1).
+    if (!this.pooled && this.replay && XML_SPACE.test(text)) return;
+    const parser = this.attach();
+    this.written += text.length;
+    parser.write(text);
+    if (this.failed) return;
+    if (this.written - this.stanzaStart > this.maxStanza && this.depth !== 1) {
       this.fail("policy-violation", `stanza larger than ${this.maxStanza} bytes`);
+      return;
+    }
+    // Between stanzas, with only whitespace read since: the parser holds nothing of ours.
+    const since = this.written - this.boundary;
+    if (this.replay && this.depth === 1 && this.boundary >= 0 && since <= text.length && XML_SPACE.test(text.slice(text.length - since))) {
+      this.detach();
     }
   }
 
   /** Stops parsing: what follows on the socket is not for this stream (STARTTLS). */
   stop(): void {
     this.failed = true;
+    this.release();
   }
 
-  private fail(condition: string, text: string): void {
+  /** The parser working for this stream, taken from the pool if it has none. */
+  private attach(): SaxesParser {
+    if (this.pooled) return this.pooled.parser;
+    const pooled = pool.pop() ?? new PooledParser();
+    pooled.owner = this;
+    this.pooled = pooled;
+    this.written = 0;
+    if (this.replay) {
+      this.replaying = true;
+      pooled.parser.write(this.replay.open);
+      this.stanzaStart = this.boundary = this.written = this.replay.open.length;
+    }
+    return pooled.parser;
+  }
+
+  /** Returns the parser to the pool, reset: its end tag closes the replayed root. */
+  private detach(): void {
+    const pooled = this.pooled!;
+    this.pooled = null;
+    pooled.owner = null;
+    pooled.parser.write(this.replay!.close).close();
+    if (pool.length < POOL_MAX) pool.push(pooled);
+  }
+
+  /** Lets go of a parser in an unknown state: it is not reused. */
+  private release(): void {
+    if (this.pooled) this.pooled.owner = null;
+    this.pooled = null;
+  }
+
+  fail(condition: string, text: string): void {
     if (this.failed) return;
     this.failed = true;
+    this.release();
     this.on.error(new StreamError(condition, text));
   }
 
-  private open(tag: Tag): void {
+  open(tag: Tag): void {
     if (this.failed) return;
+    if (this.replaying) {
+      this.replaying = false;
+      return;
+    }
     if (this.depth === 0) {
       this.depth = 1;
-      this.stanzaStart = this.parser.position;
+      this.stanzaStart = this.boundary = this.pooled!.parser.position;
       if (tag.local !== "stream" || tag.uri !== NS_STREAM) {
         this.fail("invalid-namespace", `the root must be <stream> in ${NS_STREAM}`);
         return;
@@ -107,9 +230,12 @@ export class XmlStream {
         this.fail("invalid-namespace", `the stream's default namespace must be ${this.ns}`);
         return;
       }
+      let declarations = "";
       for (const [prefix, uri] of Object.entries(tag.ns)) {
-        if (prefix !== "" && uri !== NS_STREAM) this.headerPrefixes[prefix] = uri;
+        declarations += ` ${prefix ? `xmlns:${prefix}` : "xmlns"}='${escapeAttr(uri)}'`;
+        if (prefix !== "" && uri !== NS_STREAM) (this.headerPrefixes ??= {})[prefix] = uri;
       }
+      this.replay = replayOf(tag.name, declarations);
       const attr = (n: string) => tag.attributes[n]?.value;
       this.on.header({ to: attr("to"), version: attr("version"), lang: attr("xml:lang") });
       return;
@@ -117,8 +243,9 @@ export class XmlStream {
     const attrs: Record<string, string> = {};
     for (const a of Object.values(tag.attributes)) attrs[a.name] = a.value;
     if (this.depth === 1) {
-      this.stanzaStart = this.parser.position;
-      for (const [prefix, uri] of Object.entries(this.headerPrefixes)) attrs[`xmlns:${prefix}`] ??= uri;
+      this.stanzaStart = this.pooled!.parser.position;
+      this.boundary = -1;
+      for (const [prefix, uri] of Object.entries(this.headerPrefixes ?? {})) attrs[`xmlns:${prefix}`] ??= uri;
     }
     const el = new Element(tag.name, attrs);
     this.stack.at(-1)?.cnode(el);
@@ -126,7 +253,7 @@ export class XmlStream {
     this.depth++;
   }
 
-  private close(tag: Tag): void {
+  close(tag: Tag): void {
     if (this.failed) return;
     this.depth--;
     if (this.depth === 0) {
@@ -135,20 +262,25 @@ export class XmlStream {
     }
     const el = this.stack.pop()!;
     if (this.depth === 1) {
-      if (this.parser.position - this.stanzaStart > this.maxStanza) {
+      const position = this.pooled!.parser.position;
+      if (position - this.stanzaStart > this.maxStanza) {
         this.fail("policy-violation", `stanza larger than ${this.maxStanza} bytes`);
         return;
       }
-      this.stanzaStart = this.parser.position;
+      this.stanzaStart = this.boundary = position;
       this.on.element(el, tag.uri);
     }
   }
 
-  private text(text: string): void {
+  text(text: string): void {
     if (this.failed) return;
     const top = this.stack.at(-1);
     if (top) top.t(text);
     else if (this.depth === 1 && /\S/.test(text)) this.fail("bad-format", "text is not allowed between stanzas");
     // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1).
   }
+}
+
+function escapeAttr(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/'/g, "&apos;").replace(/</g, "&lt;");
 }

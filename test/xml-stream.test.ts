@@ -1,0 +1,108 @@
+// The stream parser hands its saxes parser back to a shared pool between
+// stanzas: whatever the reads are cut into, the stanzas must come out the
+// same, and errors must still be caught.
+import type { Element } from "ltx";
+import { describe, expect, it } from "vitest";
+import { idleParsers, XmlStream, type StreamError, type StreamHeader } from "../lib/xml-stream.js";
+
+interface Seen {
+  headers: StreamHeader[];
+  elements: string[];
+  errors: string[];
+  ended: boolean;
+}
+
+function parse(chunks: Buffer[], maxStanza = 10_000): Seen {
+  const seen: Seen = { headers: [], elements: [], errors: [], ended: false };
+  const stream = new XmlStream(maxStanza, {
+    header: (h) => seen.headers.push(h),
+    element: (el: Element, uri) => seen.elements.push(`${uri} ${el.toString()}`),
+    end: () => (seen.ended = true),
+    error: (err: StreamError) => seen.errors.push(`${err.condition}: ${err.message}`),
+  });
+  for (const c of chunks) stream.write(c);
+  return seen;
+}
+
+const HEADER = `<?xml version='1.0'?><s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' xmlns:x='urn:example' to='localhost' version='1.0'>`;
+const STANZAS = [
+  `<message to='a@localhost' id='1'><body>h\u00e9llo \ud83d\udc1d &amp; &lt;b&gt;</body><x:extra/></message>`,
+  `  \n `,
+  `<iq type='get' id='2' title='a > b'><query xmlns='jabber:iq:roster'/></iq>`,
+  ` `,
+  `<presence><![CDATA[<raw>]]></presence>`,
+];
+const WHOLE = Buffer.from(HEADER + STANZAS.join("") + "</s:stream>");
+
+describe("XmlStream", () => {
+  const reference = parse([WHOLE]);
+
+  it("parses a whole stream: header, stanzas with the header's prefixes, end", () => {
+    expect(reference.errors).toEqual([]);
+    expect(reference.headers).toEqual([{ to: "localhost", version: "1.0", lang: undefined }]);
+    expect(reference.elements).toHaveLength(3);
+    expect(reference.elements[0]).toContain('<x:extra/>');
+    expect(reference.elements[0]).toContain("h\u00e9llo \ud83d\udc1d &amp; &lt;b&gt;");
+    expect(reference.ended).toBe(true);
+  });
+
+  it("gives the same stanzas however the bytes are cut, even inside a character or at a '>' in an attribute", () => {
+    for (let cut = 1; cut < WHOLE.length; cut++) {
+      expect(parse([WHOLE.subarray(0, cut), WHOLE.subarray(cut)]), `cut at ${cut}`).toEqual(reference);
+    }
+    const bytes = [...WHOLE].map((b) => Buffer.from([b]));
+    expect(parse(bytes)).toEqual(reference);
+  });
+
+  it("holds no parser between stanzas: a thousand idle streams share one", () => {
+    const streams = Array.from({ length: 1000 }, () => new XmlStream(10_000, { header: () => {}, element: () => {}, end: () => {}, error: () => {} }));
+    const before = idleParsers();
+    for (const s of streams) {
+      s.write(Buffer.from(HEADER));
+      s.write(Buffer.from(STANZAS[0]!));
+      s.write(Buffer.from(" "));
+    }
+    const idle = idleParsers();
+    // At most one new parser was made, and it went back each time.
+    expect(idle).toBe(Math.max(before, 1));
+    // One caught mid-stanza keeps its parser until the stanza ends.
+    streams[0]!.write(Buffer.from("<message><body>"));
+    expect(idleParsers()).toBe(idle - 1);
+    streams[1]!.write(Buffer.from("<message/>"));
+    expect(idleParsers()).toBe(idle);
+    streams[0]!.write(Buffer.from("</body></message>"));
+    expect(idleParsers()).toBe(idle + 1);
+  });
+
+  it("keeps streams apart while they share the pooled parsers", () => {
+    const seen: string[][] = [[], []];
+    const streams = [0, 1].map(
+      (i) =>
+        new XmlStream(10_000, {
+          header: () => {},
+          element: (el) => seen[i]!.push(el.attrs.id as string),
+          end: () => {},
+          error: (err) => seen[i]!.push(`error ${err.condition}`),
+        }),
+    );
+    streams[0]!.write(Buffer.from(HEADER));
+    streams[1]!.write(Buffer.from(HEADER));
+    streams[0]!.write(Buffer.from("<message id='a1'><body>half"));
+    streams[1]!.write(Buffer.from("<message id='b1'/> "));
+    streams[1]!.write(Buffer.from("<message id='b2'/>"));
+    streams[0]!.write(Buffer.from("</body></message><message id='a2'/>"));
+    streams[1]!.write(Buffer.from("<message id='b3'>&bogus;</message>"));
+    streams[0]!.write(Buffer.from("<message id='a3'/>"));
+    expect(seen).toEqual([["a1", "a2", "a3"], ["b1", "b2", "error not-well-formed"]]);
+  });
+
+  it("still catches errors after a parser came back from the pool", () => {
+    const after = (tail: string) => parse([Buffer.from(HEADER + STANZAS[0]), Buffer.from(tail)]).errors;
+    expect(after("<message></iq>")[0]).toMatch(/^not-well-formed/);
+    expect(after("<!-- c -->")[0]).toMatch(/^restricted-xml/);
+    expect(after("text<message/>")[0]).toMatch(/^bad-format/);
+    expect(after("<message><body>" + "x".repeat(20_000))[0]).toMatch(/^policy-violation/);
+    expect(parse([Buffer.from(HEADER), Buffer.from([0xc3, 0x28])]).errors[0]).toBe("not-well-formed: invalid UTF-8");
+    expect(after("<y:thing/>")[0]).toMatch(/^not-well-formed/);
+  });
+});
