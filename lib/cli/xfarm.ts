@@ -8,6 +8,7 @@ import { configOption } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
 import { addFarmCommands } from "./farm-commands.js";
 import { addPieCommands } from "./pie-commands.js";
+import { simCommand } from "./sim-command.js";
 import { userCommands } from "./user-commands.js";
 
 /** --config, else $XFARM_CONFIG, else ./xfarm.toml when present, else the defaults. */
@@ -63,6 +64,7 @@ addFarmCommands(program, c2s, load);
 program.addCommand(userCommands(load));
 program.addCommand(dbCommands(load));
 addPieCommands(program, load);
+program.addCommand(simCommand(load));
 
 program
   .command("config")

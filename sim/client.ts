@@ -1,0 +1,670 @@
+// One simulated client: a socket and a small state machine. It logs in as a
+// real client does (TCP, STARTTLS or direct TLS, SASL PLAIN or SCRAM, bind,
+// the legacy session when a server requires it), follows <see-other-host/>,
+// then runs the scenario's actions. What the server sends is split into
+// top-level elements by xml-scan.ts and read with a regular expression only
+// where a value is needed (a SCRAM challenge, a stream error's condition, a
+// message's stamp). Everything shared — the scenario, statistics, timers,
+// who is online — lives in the worker (Ctx), one per process.
+import net from "node:net";
+import tls from "node:tls";
+import type { Wheel, Sleeper } from "./wheel.js";
+import type { OnlineSet } from "./online-set.js";
+import type { Action, Scenario } from "./scenario.js";
+import type { Recorder } from "./stats.js";
+import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
+import { SimScram } from "./scram.js";
+import { attr, firstChild, StanzaScanner, unescapeXml, type ScanSink } from "./xml-scan.js";
+
+/** What a client needs from its worker. */
+export interface Ctx {
+  readonly sc: Scenario;
+  readonly rec: Recorder;
+  readonly wheel: Wheel;
+  readonly online: OnlineSet;
+  readonly random: () => number;
+  /** One TLS context for every connection of the worker (a context per connection would cost memory and CPU). */
+  readonly tls: tls.SecureContext;
+  /** Verify the server's certificate (a CA was given). */
+  readonly verify: boolean;
+  /** Per action index: messages per second per user for chat actions. */
+  readonly chatRate: readonly number[];
+  /** XEP-0198: ask for an ack every this many stanzas sent (0: never). */
+  readonly smRequestEvery: number;
+  /** Per action index: the ordinal of a sync action. */
+  readonly syncPoint: readonly number[];
+  /** Sockets open (gauge). */
+  open: number;
+  /** Users logged in (gauge). */
+  sessions: number;
+  userName(k: number): string;
+  password(k: number): string;
+  /** A message body of `size` bytes starting with `head`. */
+  body(head: string, size: number): string;
+  nextId(): string;
+  wentOnline(c: SimClient): void;
+  wentOffline(c: SimClient): void;
+  syncReleased(point: number): boolean;
+  /** c reached sync point `point`; the worker calls c.next() when it is released. */
+  reachedSync(c: SimClient, point: number): void;
+  /** c is done (closed, failed or cut); `syncs` is how many sync points it reached. */
+  finished(c: SimClient, syncs: number): void;
+}
+
+const NS_SM = "urn:xmpp:sm:3";
+
+// Login steps, then the session.
+const CONNECTING = 0;
+const TLS_FEATURES = 1;
+const PROCEED = 2;
+const TLS_HANDSHAKE = 3;
+const AUTH_FEATURES = 4;
+const CHALLENGE = 5;
+const SUCCESS = 6;
+const BIND_FEATURES = 7;
+const BIND = 8;
+const SESSION = 9;
+const ACTIVE = 10;
+const CLOSING = 11;
+const DONE = 12;
+const STEP_NAMES = ["connect", "tls-features", "starttls", "tls", "auth-features", "sasl-challenge", "sasl-success", "bind-features", "bind", "session", "active", "closing", "done"];
+
+// What an active session waits for.
+const W_NONE = 0;
+const W_ROSTER = 1;
+const W_SM = 2;
+const W_THINK = 3;
+const W_CHAT = 4;
+const W_SYNC = 5;
+
+type SimSocket = (net.Socket | tls.TLSSocket) & { sim?: SimClient };
+
+// Shared listeners (no closure per client): `this` is the socket.
+function onData(this: SimSocket, chunk: string): void {
+  const c = this.sim;
+  if (c && c.sock === this) c.data(chunk);
+}
+function onError(this: SimSocket, err: Error): void {
+  const c = this.sim;
+  if (c && c.sock === this) c.socketError(err as NodeJS.ErrnoException);
+}
+function onClose(this: SimSocket): void {
+  const c = this.sim;
+  if (c && c.sock === this) c.socketClosed();
+}
+/** On the TCP socket only: one per connection, whatever wraps it. */
+function onTcpClose(this: SimSocket): void {
+  const c = this.sim;
+  if (c) c.ctx.open--;
+}
+function onConnect(this: SimSocket): void {
+  const c = this.sim;
+  if (c && c.sock === this) c.connected();
+}
+function onSecure(this: SimSocket): void {
+  const c = this.sim;
+  if (c && c.sock === this) c.secured();
+}
+function ignore(): void {}
+
+const header = (domain: string) =>
+  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${domain}' version='1.0'>`;
+
+/** Wall clock in microseconds: the stamp a message carries (sender and receiver may be different processes). */
+export function wallMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+export class SimClient implements ScanSink, Sleeper {
+  sock: SimSocket | null = null;
+  gen = 0;
+  private readonly scan = new StanzaScanner();
+  private step = CONNECTING;
+  private host: string;
+  private port: number;
+  /** When the login began (the first connect), and when the current phase began; performance.now() ms. */
+  private tLogin = 0;
+  private tPhase = 0;
+  private scram: SimScram | null = null;
+  private redirects = 0;
+  private needSession = false;
+  private loggedIn = false;
+  private inSession = false;
+  private available = false;
+  /** The action running, and what it waits for. */
+  private act = 0;
+  private wait = W_NONE;
+  /** When the pending wake-up is due. */
+  private until = 0;
+  private chatNext = 0;
+  private chatEnd = 0;
+  private chatLeft = 0;
+  private syncs = 0;
+  /** XEP-0198: stanzas received since enabled (-1: off), stanzas sent since enabled. */
+  private smIn = -1;
+  private smOut = 0;
+  private smWanted = false;
+  lastWrite = 0;
+  private cut = false;
+
+  constructor(
+    readonly ctx: Ctx,
+    /** The user: offset from users.first. */
+    readonly k: number,
+    private readonly source: string | undefined,
+  ) {
+    this.host = connectHost(ctx.sc.server.host);
+    this.port = ctx.sc.server.port;
+  }
+
+  get active(): boolean {
+    return this.step === ACTIVE;
+  }
+
+  /** Starts the login. */
+  start(): void {
+    this.tLogin = performance.now();
+    this.loginTimer();
+    this.connect();
+  }
+
+  private loginTimer(): void {
+    this.gen++;
+    this.ctx.wheel.at(performance.now() + this.ctx.sc.session.login_timeout * 1000, this);
+  }
+
+  private connect(): void {
+    const ctx = this.ctx;
+    this.step = CONNECTING;
+    this.scan.reset();
+    this.scram = null;
+    ctx.rec.count("connections");
+    this.tPhase = performance.now();
+    const local = this.source && net.isIPv4(this.source) === net.isIPv4(this.host) ? this.source : undefined;
+    const sock: SimSocket = net.connect({ host: this.host, port: this.port, localAddress: local });
+    ctx.open++;
+    sock.sim = this;
+    sock.setNoDelay(true);
+    sock.once("connect", onConnect);
+    sock.once("close", onTcpClose);
+    this.listen(sock);
+    this.sock = sock;
+  }
+
+  private listen(sock: SimSocket): void {
+    sock.on("data", onData);
+    sock.on("error", onError);
+    sock.on("close", onClose);
+  }
+
+  connected(): void {
+    const ctx = this.ctx;
+    ctx.rec.count("connected");
+    ctx.rec.latency("connect", performance.now() - this.tPhase);
+    if (ctx.sc.server.security === "direct") return this.startTls();
+    this.sock!.setEncoding("utf8");
+    this.step = ctx.sc.server.security === "starttls" ? TLS_FEATURES : AUTH_FEATURES;
+    this.write(header(ctx.sc.server.domain));
+  }
+
+  private startTls(): void {
+    const tcp = this.sock!;
+    tcp.removeListener("data", onData);
+    tcp.removeListener("error", onError);
+    tcp.removeListener("close", onClose);
+    // Errors of the TCP socket surface on the TLS socket; this one only keeps them from being unhandled.
+    tcp.on("error", ignore);
+    this.step = TLS_HANDSHAKE;
+    this.tPhase = performance.now();
+    const domain = this.ctx.sc.server.domain;
+    const t: SimSocket = tls.connect({
+      socket: tcp,
+      servername: net.isIP(domain) ? undefined : domain,
+      secureContext: this.ctx.tls,
+      rejectUnauthorized: this.ctx.verify,
+    });
+    t.sim = this;
+    t.once("secureConnect", onSecure);
+    this.listen(t);
+    this.sock = t;
+  }
+
+  secured(): void {
+    this.ctx.rec.count("tls");
+    this.ctx.rec.latency("tls", performance.now() - this.tPhase);
+    this.sock!.setEncoding("utf8");
+    this.scan.reset();
+    this.step = AUTH_FEATURES;
+    this.write(header(this.ctx.sc.server.domain));
+  }
+
+  data(chunk: string): void {
+    this.scan.push(chunk, this);
+  }
+
+  write(s: string): void {
+    const sock = this.sock;
+    if (!sock || sock.destroyed) return;
+    sock.write(s);
+    this.lastWrite = performance.now();
+  }
+
+  /** A stanza (counted for XEP-0198, with an ack request every request_every). */
+  private send(s: string): void {
+    this.write(s);
+    if (this.smIn < 0) return;
+    this.smOut++;
+    const every = this.ctx.smRequestEvery;
+    if (every > 0 && this.smOut % every === 0) this.write(`<r xmlns='${NS_SM}'/>`);
+  }
+
+  streamOpen(): void {}
+
+  streamEnd(): void {
+    if (this.step === CLOSING) return this.closedCleanly();
+    this.fail(`closed:${STEP_NAMES[this.step]}`);
+  }
+
+  element(name: string, xml: string): void {
+    if (name === "error") return this.streamError(xml);
+    switch (this.step) {
+      case TLS_FEATURES:
+        if (name !== "features") return;
+        if (!xml.includes("urn:ietf:params:xml:ns:xmpp-tls")) return this.fail("starttls-not-offered");
+        this.step = PROCEED;
+        this.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        return;
+      case PROCEED:
+        if (name === "proceed") return this.startTls();
+        if (name === "failure") return this.fail("starttls-failure");
+        return;
+      case AUTH_FEATURES:
+        if (name === "features") return this.authenticate(xml);
+        return;
+      case CHALLENGE:
+      case SUCCESS:
+        return this.sasl(name, xml);
+      case BIND_FEATURES: {
+        if (name !== "features") return;
+        const s = xml.indexOf("urn:ietf:params:xml:ns:xmpp-session");
+        this.needSession = s >= 0 && !/^[^/]*?<optional/.test(xml.slice(s));
+        const resource = this.ctx.sc.session.resource;
+        this.step = BIND;
+        this.write(
+          `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource ? `<resource>${resource}</resource>` : ""}</bind></iq>`,
+        );
+        return;
+      }
+      case BIND:
+        if (name !== "iq" || attr(xml, "id") !== "b") return;
+        if (attr(xml, "type") !== "result") return this.fail(`bind-error:${firstChild(xml.slice(xml.indexOf("<error")), [])?.name ?? "unknown"}`);
+        if (!this.needSession) return this.boundIn();
+        this.step = SESSION;
+        this.write("<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+        return;
+      case SESSION:
+        if (name !== "iq" || attr(xml, "id") !== "s") return;
+        if (attr(xml, "type") !== "result") return this.fail("session-error");
+        return this.boundIn();
+      case ACTIVE:
+      case CLOSING:
+        return this.stanza(name, xml);
+    }
+  }
+
+  private authenticate(features: string): void {
+    const ctx = this.ctx;
+    const mech = ctx.sc.server.mechanism;
+    if (!features.includes(`<mechanism>${mech}</mechanism>`)) return this.fail(`mechanism-not-offered:${mech}`);
+    const user = ctx.userName(this.k);
+    const password = ctx.password(this.k);
+    let initial: string;
+    if (mech === "PLAIN") {
+      initial = Buffer.from(`\0${user}\0${password}`).toString("base64");
+      this.step = SUCCESS;
+    } else {
+      this.scram = new SimScram(mech === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256", user, password);
+      initial = this.scram.first();
+      this.step = CHALLENGE;
+    }
+    this.tPhase = performance.now();
+    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mech}'>${initial}</auth>`);
+  }
+
+  private sasl(name: string, xml: string): void {
+    if (name === "failure") return this.fail(`sasl-failure:${firstChild(xml)?.name ?? "unknown"}`);
+    const content = /^<[^>]*>([^<]*)</.exec(xml)?.[1] ?? "";
+    if (name === "challenge") {
+      if (this.step === CHALLENGE && this.scram) {
+        this.step = SUCCESS;
+        const sock = this.sock;
+        this.scram.final(content.trim()).then(
+          (final) => {
+            if (this.sock === sock && this.step === SUCCESS) this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${final}</response>`);
+          },
+          (err: Error) => {
+            if (this.sock === sock) this.fail(`scram:${err.message}`);
+          },
+        );
+        return;
+      }
+      // The server-final message in a challenge (RFC 6120 allows it), then an empty success.
+      if (this.scram && !this.scram.verify(content.trim())) return this.fail("scram:server-signature");
+      this.scram = null;
+      this.write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      return;
+    }
+    if (name !== "success") return;
+    if (this.scram && !this.scram.verify(content.trim())) return this.fail("scram:server-signature");
+    this.scram = null;
+    this.ctx.rec.count("authenticated");
+    this.ctx.rec.latency("auth", performance.now() - this.tPhase);
+    this.scan.reset();
+    this.step = BIND_FEATURES;
+    this.write(header(this.ctx.sc.server.domain));
+  }
+
+  private streamError(xml: string): void {
+    const cond = firstChild(xml);
+    if (this.step === CLOSING) return this.closedCleanly();
+    if (cond?.name === "see-other-host") return this.redirect(unescapeXml(cond.text));
+    this.fail(`stream-error:${cond?.name ?? "unknown"}`);
+  }
+
+  private redirect(text: string): void {
+    const ctx = this.ctx;
+    const target = parseHostPort(text, this.port);
+    if (!target) return this.fail("redirect-unreadable");
+    if (loopbackRefusal(target.host)) return this.fail("redirect-not-loopback");
+    if (++this.redirects > ctx.sc.session.max_redirects) return this.fail("redirect-loop");
+    ctx.rec.redirect(hostPortKey(target.host, target.port));
+    this.dropSocket();
+    if (this.step === ACTIVE) {
+      // Moved after login (a drain): log in again where told, and go on with the actions.
+      this.leaveSession();
+      this.tLogin = performance.now();
+      this.loginTimer();
+    }
+    this.host = connectHost(target.host);
+    this.port = target.port;
+    this.connect();
+  }
+
+  private boundIn(): void {
+    const ctx = this.ctx;
+    ctx.rec.latency("login", performance.now() - this.tLogin);
+    if (!this.loggedIn) ctx.rec.count("logged_in");
+    const again = this.loggedIn;
+    this.loggedIn = true;
+    this.inSession = true;
+    ctx.sessions++;
+    this.step = ACTIVE;
+    this.gen++;
+    if (!again) return this.run();
+    // Back after a post-login redirect: restore what the server forgot, then resume the action.
+    if (this.smWanted) {
+      this.smIn = 0;
+      this.write(`<enable xmlns='${NS_SM}'/>`);
+    }
+    if (this.available) {
+      this.available = false;
+      this.goOnline();
+    }
+    if (this.wait === W_SYNC) {
+      // Still on the point's list unless it was released meanwhile.
+      if (ctx.syncReleased(ctx.syncPoint[this.act]!)) this.next();
+    } else if (this.wait === W_CHAT || this.wait === W_THINK) ctx.wheel.at(this.until, this);
+    else {
+      this.wait = W_NONE;
+      this.run();
+    }
+  }
+
+  private goOnline(): void {
+    if (this.available) return;
+    this.available = true;
+    this.send("<presence/>");
+    this.ctx.wentOnline(this);
+  }
+
+  /** Runs actions from `act` until one has to wait. */
+  private run(): void {
+    const ctx = this.ctx;
+    const actions = ctx.sc.actions;
+    while (this.step === ACTIVE) {
+      const a: Action | undefined = actions[this.act];
+      if (!a) return this.close(false);
+      const now = performance.now();
+      switch (a.type) {
+        case "roster":
+          this.wait = W_ROSTER;
+          this.tPhase = now;
+          this.send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>");
+          this.sleepUntil(now + ctx.sc.session.reply_timeout * 1000);
+          return;
+        case "presence":
+          this.goOnline();
+          this.act++;
+          continue;
+        case "sm":
+          this.wait = W_SM;
+          this.smWanted = true;
+          this.write(`<enable xmlns='${NS_SM}'${a.resume ? " resume='true'" : ""}/>`);
+          this.sleepUntil(now + ctx.sc.session.reply_timeout * 1000);
+          return;
+        case "think": {
+          const secs = a.random ? -Math.log(1 - ctx.random()) * a.seconds : a.seconds;
+          if (secs <= 0) {
+            this.act++;
+            continue;
+          }
+          this.wait = W_THINK;
+          this.sleepUntil(now + secs * 1000);
+          return;
+        }
+        case "chat": {
+          const interval = 1000 / ctx.chatRate[this.act]!;
+          this.wait = W_CHAT;
+          this.chatLeft = a.count > 0 ? a.count : Infinity;
+          this.chatEnd = a.duration > 0 ? now + a.duration * 1000 : Infinity;
+          // A random phase, so that users released together do not send together.
+          this.chatNext = now + ctx.random() * interval;
+          this.sleepUntil(Math.min(this.chatNext, this.chatEnd));
+          return;
+        }
+        case "sync":
+          this.wait = W_SYNC;
+          this.syncs++;
+          ctx.reachedSync(this, ctx.syncPoint[this.act]!);
+          return;
+        case "close":
+          return this.close(false);
+      }
+    }
+  }
+
+  /** Goes on with the next action (the worker calls this when a sync point is released). */
+  next(): void {
+    if (this.step !== ACTIVE) return;
+    this.gen++;
+    this.wait = W_NONE;
+    this.act++;
+    this.run();
+  }
+
+  private sleepUntil(t: number): void {
+    this.until = t;
+    this.gen++;
+    this.ctx.wheel.at(t, this);
+  }
+
+  /** The wheel's wake-up: a timeout, the end of a think, the next chat message. */
+  wake(): void {
+    if (this.step < ACTIVE) return this.fail(`timeout:${STEP_NAMES[this.step]}`);
+    if (this.step === CLOSING) return this.closedCleanly();
+    if (this.step !== ACTIVE) return;
+    switch (this.wait) {
+      case W_ROSTER:
+        return this.fail("timeout:roster");
+      case W_SM:
+        return this.fail("timeout:sm-enable");
+      case W_THINK:
+        return this.next();
+      case W_CHAT:
+        return this.chatTurn();
+    }
+  }
+
+  private chatTurn(): void {
+    const ctx = this.ctx;
+    const now = performance.now();
+    const a = ctx.sc.actions[this.act] as Extract<Action, { type: "chat" }>;
+    if (now >= this.chatEnd || this.chatLeft <= 0) return this.next();
+    const online = a.to === "online";
+    const to = online ? ctx.online.pick(ctx.random, this.k) : ctx.online.pickOffline(ctx.random, this.k);
+    if (to < 0) ctx.rec.count("msgs_no_target");
+    else {
+      const body = ctx.body(`xfsim ${wallMicros()} ${online ? "o" : "f"} `, a.size);
+      this.send(`<message to='${ctx.userName(to)}@${ctx.sc.server.domain}' type='chat' id='${ctx.nextId()}'><body>${body}</body></message>`);
+      ctx.rec.count(online ? "msgs_sent" : "msgs_sent_offline");
+    }
+    this.chatLeft--;
+    if (this.chatLeft <= 0) return this.next();
+    this.chatNext += 1000 / ctx.chatRate[this.act]!;
+    if (this.chatNext < now) this.chatNext = now; // fell behind: no burst to catch up
+    this.sleepUntil(Math.min(this.chatNext, this.chatEnd));
+  }
+
+  /** A stanza or nonza while the session is active or closing. */
+  private stanza(name: string, xml: string): void {
+    const ctx = this.ctx;
+    switch (name) {
+      case "message": {
+        if (this.smIn >= 0) this.smIn++;
+        if (attr(xml, "type") === "error") {
+          ctx.rec.error(`message-error:${firstChild(xml.slice(xml.indexOf("<error")), [])?.name ?? "unknown"}`);
+          return;
+        }
+        const i = xml.indexOf("<body>xfsim ");
+        if (i < 0) return;
+        const stamp = parseInt(xml.slice(i + 12, i + 32), 10);
+        if (xml.includes("urn:xmpp:delay")) ctx.rec.count("msgs_received_delayed");
+        else {
+          ctx.rec.count("msgs_received");
+          ctx.rec.latency("message", (wallMicros() - stamp) / 1000);
+        }
+        return;
+      }
+      case "presence":
+        if (this.smIn >= 0) this.smIn++;
+        return;
+      case "iq": {
+        if (this.smIn >= 0) this.smIn++;
+        const type = attr(xml, "type");
+        const id = attr(xml, "id");
+        if ((type === "result" || type === "error") && id === "r" && this.wait === W_ROSTER) {
+          if (type === "result") {
+            ctx.rec.count("rosters");
+            ctx.rec.latency("roster", performance.now() - this.tPhase);
+          } else ctx.rec.error("roster-error");
+          return this.next();
+        }
+        if (type === "get" || type === "set") {
+          // Pings and roster pushes get a result; anything else is not supported here.
+          const from = attr(xml, "from");
+          const to = from ? ` to='${from}'` : "";
+          const known = xml.includes("urn:xmpp:ping") || xml.includes("jabber:iq:roster");
+          this.send(
+            known
+              ? `<iq type='result' id='${id ?? ""}'${to}/>`
+              : `<iq type='error' id='${id ?? ""}'${to}><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+          );
+        }
+        return;
+      }
+      case "enabled":
+        if (this.wait !== W_SM) return;
+        this.smIn = 0;
+        this.smOut = 0;
+        ctx.rec.count("sm_enabled");
+        return this.next();
+      case "failed":
+        if (this.wait !== W_SM) return;
+        this.smWanted = false;
+        ctx.rec.error("sm-failed");
+        return this.next();
+      case "r":
+        if (this.smIn < 0) return;
+        this.write(`<a xmlns='${NS_SM}' h='${this.smIn}'/>`);
+        ctx.rec.count("sm_acks_sent");
+        return;
+      case "a":
+        ctx.rec.count("sm_acks_received");
+        return;
+    }
+  }
+
+  private leaveSession(): void {
+    if (this.available) this.ctx.wentOffline(this);
+    if (this.inSession) this.ctx.sessions--;
+    this.inSession = false;
+  }
+
+  /** Closes the stream: at the end of the actions, or `cut` when the run is over. */
+  close(cut: boolean): void {
+    if (this.step === DONE || this.step === CLOSING) return;
+    this.cut = cut;
+    if (this.step !== ACTIVE) {
+      // Still logging in when the run ends.
+      return this.end(cut ? "cut" : "closed");
+    }
+    // Out of the online set first, so that nobody picks a user that is leaving.
+    this.leaveSession();
+    this.available = false;
+    this.step = CLOSING;
+    // XEP-0198: acknowledge everything first, or the server keeps the rest for offline delivery.
+    if (this.smIn >= 0) this.write(`<a xmlns='${NS_SM}' h='${this.smIn}'/>`);
+    this.write("</stream:stream>");
+    this.sleepUntil(performance.now() + 2000);
+  }
+
+  private closedCleanly(): void {
+    this.end(this.cut ? "cut" : "closed");
+  }
+
+  socketError(err: NodeJS.ErrnoException): void {
+    if (this.step === CLOSING) return this.closedCleanly();
+    const code = err.code ?? err.message;
+    if (this.step === CONNECTING) return this.fail(`connect:${code}`);
+    if (this.step === TLS_HANDSHAKE) return this.fail(`tls:${code}`);
+    this.fail(`socket:${code}`);
+  }
+
+  socketClosed(): void {
+    if (this.step === CLOSING) return this.closedCleanly();
+    if (this.step !== DONE) this.fail(`closed:${STEP_NAMES[this.step]}`);
+  }
+
+  private fail(kind: string): void {
+    if (this.step === DONE) return;
+    if (this.step === CLOSING) return this.closedCleanly();
+    this.ctx.rec.error(kind);
+    this.end(this.loggedIn ? "dropped" : "login_failed");
+  }
+
+  private end(how: "closed" | "cut" | "dropped" | "login_failed"): void {
+    this.leaveSession();
+    this.available = false;
+    this.ctx.rec.count(how);
+    this.step = DONE;
+    this.gen++;
+    this.dropSocket();
+    this.ctx.finished(this, this.syncs);
+  }
+
+  private dropSocket(): void {
+    const sock = this.sock;
+    this.sock = null;
+    if (sock && !sock.destroyed) sock.destroy();
+  }
+}

@@ -1,0 +1,72 @@
+// What the simulator tests share: running the compiled `xfarm sim`, and
+// what the results of a clean run must show, whatever the server.
+import { spawn } from "node:child_process";
+import { expect } from "vitest";
+import { CLI } from "../sim/local-farm.js";
+import type { SimResults } from "../sim/results.js";
+import { HISTOGRAMS } from "../sim/stats.js";
+
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout!.on("data", (d) => (stdout += d));
+    p.stderr!.on("data", (d) => (stderr += d));
+    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** What every clean run must show, whatever the server. */
+export function expectCleanRun(r: SimResults, users: number, messages: number): void {
+  const t = r.totals;
+  expect(r.ended_by).toBe("done");
+  expect(r.planned_users).toBe(users);
+  expect(t.errors_by_kind).toEqual({});
+  expect(t.errors).toBe(0);
+  expect(t.arrived).toBe(users);
+  expect(t.logged_in).toBe(users);
+  expect(t.login_failed).toBe(0);
+  expect(t.dropped).toBe(0);
+  expect(t.cut).toBe(0);
+  expect(t.closed).toBe(users);
+  expect(t.rosters).toBe(users);
+  expect(t.msgs_sent).toBe(messages);
+  expect(t.msgs_received).toBe(t.msgs_sent);
+  expect(t.msgs_received_delayed).toBe(0);
+  expect(t.msgs_missing).toBe(0);
+  expect(t.msgs_no_target).toBe(0);
+  expect(t.peak_sessions).toBeGreaterThan(0);
+  expect(t.peak_sessions).toBeLessThanOrEqual(users);
+  // Every sync point saw every user, and the second one every message delivered.
+  expect(r.syncs.map((s) => [s.complete, s.reached, s.missed])).toEqual([
+    [true, users, 0],
+    [true, users, 0],
+  ]);
+  expect(r.latency_ms.login.count).toBe(users);
+  expect(r.latency_ms.roster.count).toBe(users);
+  expect(r.latency_ms.message.count).toBe(messages);
+  expect(r.latency_ms.connect.count).toBe(t.connections);
+  for (const name of HISTOGRAMS) {
+    const p = r.latency_ms[name];
+    if (name === "tls" && r.scenario.server.security === "none") {
+      expect(p.count).toBe(0);
+      continue;
+    }
+    expect(p.count, name).toBeGreaterThan(0);
+    expect(p.min, name).toBeGreaterThan(0);
+    expect(p.p50, name).toBeLessThanOrEqual(p.p90);
+    expect(p.p90, name).toBeLessThanOrEqual(p.p99);
+    expect(p.p99, name).toBeLessThanOrEqual(p["p99.9"]);
+    expect(p["p99.9"], name).toBeLessThanOrEqual(p.max);
+    expect(r.histograms[name], name).toBeTruthy();
+  }
+  // The time series adds up to the totals.
+  const sum = (k: "logins" | "msgs_received" | "connections") => r.series.reduce((a, row) => a + row[k], 0);
+  expect(r.series.length).toBeGreaterThan(0);
+  expect(sum("logins")).toBe(users);
+  expect(sum("msgs_received")).toBe(messages);
+  expect(sum("connections")).toBe(t.connections);
+  expect(r.series.at(-1)!.sessions).toBe(0);
+}
+
