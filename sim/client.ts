@@ -13,7 +13,8 @@ import type { OnlineSet } from "./online-set.js";
 import type { Action, Scenario } from "./scenario.js";
 import type { Recorder } from "./stats.js";
 import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
-import { SimScram } from "./scram.js";
+import { ScramClient } from "../lib/sasl/scram-client.js";
+import { cachedSaltedPassword } from "./scram.js";
 import { attr, firstChild, StanzaScanner, unescapeXml, type ScanSink } from "./xml-scan.js";
 
 /** What a client needs from its worker. */
@@ -125,7 +126,7 @@ export class SimClient implements ScanSink, Sleeper {
   /** When the login began (the first connect), and when the current phase began; performance.now() ms. */
   private tLogin = 0;
   private tPhase = 0;
-  private scram: SimScram | null = null;
+  private scram: ScramClient | null = null;
   private redirects = 0;
   private needSession = false;
   private loggedIn = false;
@@ -323,8 +324,8 @@ export class SimClient implements ScanSink, Sleeper {
       initial = Buffer.from(`\0${user}\0${password}`).toString("base64");
       this.step = SUCCESS;
     } else {
-      this.scram = new SimScram(mech === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256", user, password);
-      initial = this.scram.first();
+      this.scram = new ScramClient(mech === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256", user, password, cachedSaltedPassword);
+      initial = this.scram.first().toString("base64");
       this.step = CHALLENGE;
     }
     this.tPhase = performance.now();
@@ -338,9 +339,9 @@ export class SimClient implements ScanSink, Sleeper {
       if (this.step === CHALLENGE && this.scram) {
         this.step = SUCCESS;
         const sock = this.sock;
-        this.scram.final(content.trim()).then(
+        this.scram.final(Buffer.from(content.trim(), "base64")).then(
           (final) => {
-            if (this.sock === sock && this.step === SUCCESS) this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${final}</response>`);
+            if (this.sock === sock && this.step === SUCCESS) this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${final.toString("base64")}</response>`);
           },
           (err: Error) => {
             if (this.sock === sock) this.fail(`scram:${err.message}`);
@@ -349,13 +350,13 @@ export class SimClient implements ScanSink, Sleeper {
         return;
       }
       // The server-final message in a challenge (RFC 6120 allows it), then an empty success.
-      if (this.scram && !this.scram.verify(content.trim())) return this.fail("scram:server-signature");
+      if (this.scram && !this.scram.verify(Buffer.from(content.trim(), "base64"))) return this.fail("scram:server-signature");
       this.scram = null;
       this.write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
       return;
     }
     if (name !== "success") return;
-    if (this.scram && !this.scram.verify(content.trim())) return this.fail("scram:server-signature");
+    if (this.scram && !this.scram.verify(Buffer.from(content.trim(), "base64"))) return this.fail("scram:server-signature");
     this.scram = null;
     this.ctx.rec.count("authenticated");
     this.ctx.rec.latency("auth", performance.now() - this.tPhase);

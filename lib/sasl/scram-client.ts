@@ -6,6 +6,9 @@ import { digest, hmac, saltedPassword, saslprep } from "./scram-credentials.js";
 
 const GS2 = "n,,";
 
+/** Computes SaltedPassword (RFC 5802 §3) from the SASLprepped password; a client may cache it. */
+export type SaltedPasswordFn = (prepared: string, hash: ScramHash, salt: Buffer, iterations: number) => Promise<Buffer>;
+
 export class ScramClient {
   private readonly bare: string;
   private serverSignature: Buffer | null = null;
@@ -14,6 +17,7 @@ export class ScramClient {
     private readonly hash: ScramHash,
     username: string,
     private readonly password: string,
+    private readonly salted: SaltedPasswordFn = saltedPassword,
   ) {
     const name = username.replace(/=/g, "=3D").replace(/,/g, "=2C");
     this.bare = `n=${name},r=${randomBytes(18).toString("base64")}`;
@@ -30,7 +34,9 @@ export class ScramClient {
     const nonce = attrs.get("r");
     const clientNonce = this.bare.slice(this.bare.indexOf(",r=") + 3);
     if (!nonce?.startsWith(clientNonce)) throw new Error("SCRAM: the server nonce does not extend ours");
-    const salted = await saltedPassword(saslprep(this.password), this.hash, Buffer.from(attrs.get("s") ?? "", "base64"), Number(attrs.get("i")));
+    const iterations = Number(attrs.get("i"));
+    if (!Number.isInteger(iterations) || iterations < 1) throw new Error("SCRAM: bad iteration count");
+    const salted = await this.salted(saslprep(this.password), this.hash, Buffer.from(attrs.get("s") ?? "", "base64"), iterations);
     const clientKey = hmac(this.hash, salted, "Client Key");
     const withoutProof = `c=${Buffer.from(GS2).toString("base64")},r=${nonce}`;
     const authMessage = `${this.bare},${text},${withoutProof}`;
