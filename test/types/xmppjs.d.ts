@@ -12,6 +12,8 @@ declare module "@xmpp/client" {
   export interface Client {
     start(): Promise<{ toString(): string }>;
     stop(): Promise<void>;
+    /** Milliseconds @xmpp/connection waits for a stream to open or close (2000 by default). */
+    timeout: number;
     send(el: Element): Promise<void>;
     on(event: "stanza", cb: (el: Element) => void): void;
     on(event: "error", cb: (err: Error) => void): void;
