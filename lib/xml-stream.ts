@@ -3,7 +3,7 @@
 // saxes checks well-formedness, and the restricted XML of RFC 6120 §11.1
 // (DTDs, comments, processing instructions) ends the stream. A new instance
 // is made at every stream restart (after STARTTLS and SASL).
-import { Element } from "ltx";
+import { Element, escapeXML } from "ltx";
 import { SaxesParser, type SaxesTagNS } from "saxes";
 
 export const NS_STREAM = "http://etherx.jabber.org/streams";
@@ -232,7 +232,7 @@ export class XmlStream {
       }
       let declarations = "";
       for (const [prefix, uri] of Object.entries(tag.ns)) {
-        declarations += ` ${prefix ? `xmlns:${prefix}` : "xmlns"}='${escapeAttr(uri)}'`;
+        declarations += ` ${prefix ? `xmlns:${prefix}` : "xmlns"}='${escapeXML(uri)}'`;
         if (prefix !== "" && uri !== NS_STREAM) (this.headerPrefixes ??= {})[prefix] = uri;
       }
       this.replay = replayOf(tag.name, declarations);
@@ -279,8 +279,4 @@ export class XmlStream {
     else if (this.depth === 1 && /\S/.test(text)) this.fail("bad-format", "text is not allowed between stanzas");
     // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1).
   }
-}
-
-function escapeAttr(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/'/g, "&apos;").replace(/</g, "&lt;");
 }

@@ -6,7 +6,7 @@ import { once } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import type { Writable } from "node:stream";
-import { Element, parse } from "ltx";
+import { Element, escapeXML, parse } from "ltx";
 import { NS_PIE } from "./pie-reader.js";
 import type { ScramHash, Store } from "./store.js";
 
@@ -46,7 +46,7 @@ export async function exportPie(store: Store, out: Writable, opts: ExportOptions
   await write(HEADER);
   let done = 0;
   for (const [host, jids] of byHost) {
-    await write(`  <host jid='${escapeAttr(host)}'>\n`);
+    await write(`  <host jid='${escapeXML(host)}'>\n`);
     for (const jid of jids) {
       await write(`    ${(await userElement(store, jid)).toString()}\n`);
       opts.progress?.(++done, total);
@@ -69,7 +69,7 @@ export async function exportPieFiles(store: Store, dir: string, opts: ExportOpti
   let done = 0;
   for (const [host, jids] of byHost) {
     for (const jid of jids) {
-      const doc = `${HEADER}  <host jid='${escapeAttr(host)}'>\n    ${(await userElement(store, jid)).toString()}\n  </host>\n</server-data>\n`;
+      const doc = `${HEADER}  <host jid='${escapeXML(host)}'>\n    ${(await userElement(store, jid)).toString()}\n  </host>\n</server-data>\n`;
       // 0600: the file holds SCRAM keys, as the database does.
       await fs.promises.writeFile(path.join(dir, `${jid}.xml`), doc, { mode: 0o600 });
       opts.progress?.(++done, total);
@@ -162,8 +162,4 @@ export function configForm(config: Record<string, string>): Element {
     for (const v of value.split("\n")) field.c("value").t(v);
   }
   return x;
-}
-
-function escapeAttr(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/'/g, "&apos;").replace(/</g, "&lt;");
 }
