@@ -337,12 +337,17 @@ export class ClientConnection {
     this.write(this.features());
   }
 
+  /** PLAIN sends the password itself: only inside TLS, unless the admin allowed it in the clear. */
+  private get plainAllowed(): boolean {
+    return this.secure || this.ctx.config.allow_unencrypted_plain_auth;
+  }
+
   private features(): string {
     if (!this.user) {
       const mustTls = this.ctx.config.require_tls && !this.secure;
       const tlsOffer = this.secure ? "" : `<starttls xmlns='${NS_TLS}'>${mustTls ? "<required/>" : ""}</starttls>`;
       if (mustTls) return `<stream:features>${tlsOffer}</stream:features>`;
-      const mechs = ["SCRAM-SHA-256", "SCRAM-SHA-1", ...(this.secure ? ["PLAIN"] : [])];
+      const mechs = ["SCRAM-SHA-256", "SCRAM-SHA-1", ...(this.plainAllowed ? ["PLAIN"] : [])];
       const mechXml = mechs.map((m) => `<mechanism>${m}</mechanism>`).join("");
       return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms></stream:features>`;
     }
@@ -613,6 +618,9 @@ export class ClientConnection {
   }
 
   private async onSasl(el: Element): Promise<void> {
+    // Bytes after this element may be a pipelined new stream (after success) or more of this one.
+    const stream = this.stream;
+    stream.hold();
     try {
       if (el.name === "auth") await this.saslAuth(el);
       else if (el.name === "response" && this.scram) await this.saslResponse(el);
@@ -630,6 +638,9 @@ export class ClientConnection {
       }
       this.scram = null;
       this.saslFail(err.condition, err.message);
+    } finally {
+      // After success the stream was restarted and took what was held; otherwise this one goes on.
+      if (this.stream === stream) stream.resume();
     }
   }
 
@@ -642,7 +653,7 @@ export class ClientConnection {
     const initial = decodeSaslData(el.getText());
     switch (mech) {
       case "PLAIN": {
-        if (!this.secure) throw new SaslError("encryption-required", "PLAIN needs an encrypted stream");
+        if (!this.plainAllowed) throw new SaslError("encryption-required", "PLAIN needs an encrypted stream");
         const { authzid, authcid, password } = parsePlain(initial);
         const user = this.userJid(authcid);
         const creds = user ? await this.ctx.store.getCredentials(user) : null;
@@ -719,8 +730,9 @@ export class ClientConnection {
     this.relog();
     this.log.info({ secure: this.secure, mech }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
-    this.stream.stop();
+    const pipelined = this.stream.takeHeld();
     this.restartStream();
+    if (pipelined) this.stream.write(pipelined);
   }
 
   private saslFail(condition: string, text?: string): void {

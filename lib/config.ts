@@ -40,6 +40,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.tls_port", type: "integer", default: 5223, doc: "Client port with direct TLS (XEP-0368); 0 disables it." },
   { key: "c2s.public_host", type: "string", default: "localhost", doc: "The host name clients use for this front end." },
   { key: "c2s.require_tls", type: "boolean", default: true, doc: "Refuse authentication until the stream is encrypted." },
+  {
+    key: "c2s.allow_unencrypted_plain_auth",
+    type: "boolean",
+    default: false,
+    doc: "Offer SASL PLAIN on unencrypted streams too (with require_tls off), as Prosody's option of that name; for load tests on loopback, never in production.",
+  },
   { key: "c2s.max_stanza_size", type: "integer", default: 262144, doc: "Largest stanza in bytes; a bigger one closes the stream with policy-violation." },
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
   { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
@@ -74,6 +80,7 @@ export interface Config {
     tls_port: number;
     public_host: string;
     require_tls: boolean;
+    allow_unencrypted_plain_auth: boolean;
     max_stanza_size: number;
     auth_timeout: number;
     max_connections: number;

@@ -2,7 +2,8 @@
 // component (XEP-0114), into stanzas. Strict:
 // saxes checks well-formedness, and the restricted XML of RFC 6120 §11.1
 // (DTDs, comments, processing instructions) ends the stream. A new instance
-// is made at every stream restart (after STARTTLS and SASL).
+// is made at every stream restart (after STARTTLS and SASL); hold() keeps
+// bytes a client pipelined across a restart for the new one.
 import { Element, escapeXML } from "ltx";
 import { SaxesParser, type SaxesTagNS } from "saxes";
 
@@ -130,6 +131,15 @@ export class XmlStream {
   /** Prefix declarations on the stream header other than the stream's own, copied onto stanzas. */
   private headerPrefixes: Record<string, string> | null = null;
   private failed = false;
+  /**
+   * Set by hold(): what the client sent after the element being handled,
+   * kept unparsed. A client may pipeline its next stream header right after
+   * <auth/> (Tsung does, and XEP-0305 allows it); whether those bytes belong
+   * to this stream or a new one is known only once SASL has decided.
+   */
+  private held: Buffer[] | null = null;
+  /** Where in the current parser's input the element that asked for hold() ended. */
+  private heldAt = -1;
 
   constructor(
     private readonly maxStanza: number,
@@ -141,6 +151,10 @@ export class XmlStream {
   /** Feeds bytes from the socket. Stops silently once the stream has failed. */
   write(chunk: Buffer): void {
     if (this.failed) return;
+    if (this.held) {
+      this.held.push(chunk);
+      return;
+    }
     let bytes = this.pendingBytes ? Buffer.concat([this.pendingBytes, chunk]) : chunk;
     const tail = incompleteTail(bytes);
     this.pendingBytes = tail > 0 ? Buffer.from(bytes.subarray(bytes.length - tail)) : null;
@@ -157,6 +171,17 @@ export class XmlStream {
     const parser = this.attach();
     this.written += text.length;
     parser.write(text);
+    // hold() may have been called from a handler inside write().
+    const held = this.held as Buffer[] | null;
+    if (held) {
+      // saxes read the whole chunk; keep what came after the element, unparsed.
+      const rest = text.slice(text.length - (this.written - this.heldAt));
+      held.unshift(...(rest ? [Buffer.from(rest, "utf8")] : []), ...(this.pendingBytes ? [this.pendingBytes] : []));
+      this.pendingBytes = null;
+      // The parser went on past the element: in no state to reuse.
+      this.release();
+      return;
+    }
     if (this.failed) return;
     if (this.written - this.stanzaStart > this.maxStanza && this.depth !== 1) {
       this.fail("policy-violation", `stanza larger than ${this.maxStanza} bytes`);
@@ -173,6 +198,32 @@ export class XmlStream {
   stop(): void {
     this.failed = true;
     this.release();
+  }
+
+  /**
+   * From inside the element handler: parse nothing more until resume() or
+   * takeHeld(); the bytes that follow are kept as they came.
+   */
+  hold(): void {
+    if (!this.pooled || this.held) return;
+    this.held = [];
+    this.heldAt = this.pooled.parser.position;
+  }
+
+  /** Goes on parsing, this stream, from where hold() stopped. */
+  resume(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = null;
+    if (held.length) this.write(Buffer.concat(held));
+  }
+
+  /** Ends this stream (a restart) and hands over what was held: the start of the next one. */
+  takeHeld(): Buffer | null {
+    const held = this.held;
+    this.held = null;
+    this.stop();
+    return held?.length ? Buffer.concat(held) : null;
   }
 
   /** The parser working for this stream, taken from the pool if it has none. */
@@ -206,14 +257,14 @@ export class XmlStream {
   }
 
   fail(condition: string, text: string): void {
-    if (this.failed) return;
+    if (this.failed || this.held) return;
     this.failed = true;
     this.release();
     this.on.error(new StreamError(condition, text));
   }
 
   open(tag: Tag): void {
-    if (this.failed) return;
+    if (this.failed || this.held) return;
     if (this.replaying) {
       this.replaying = false;
       return;
@@ -254,7 +305,7 @@ export class XmlStream {
   }
 
   close(tag: Tag): void {
-    if (this.failed) return;
+    if (this.failed || this.held) return;
     this.depth--;
     if (this.depth === 0) {
       this.on.end();
@@ -273,7 +324,7 @@ export class XmlStream {
   }
 
   text(text: string): void {
-    if (this.failed) return;
+    if (this.failed || this.held) return;
     const top = this.stack.at(-1);
     if (top) top.t(text);
     else if (this.depth === 1 && /\S/.test(text)) this.fail("bad-format", "text is not allowed between stanzas");

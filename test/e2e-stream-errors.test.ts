@@ -39,6 +39,24 @@ describe("stream errors and policies", () => {
     s.destroy();
   });
 
+  it("takes a new stream header the client pipelined right after <auth/> (as Tsung sends it)", async () => {
+    const s = await secureStream(port);
+    s.send(plainAuth("erin", "erin-pw") + HEADER());
+    await s.until(/<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/);
+    await s.until(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
+    s.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    await s.until(/<jid>erin@localhost\/[^<]+<\/jid>/);
+    s.destroy();
+  });
+
+  it("goes on with the same stream when a pipelined <auth/> fails", async () => {
+    const s = await secureStream(port);
+    s.send(plainAuth("erin", "wrong") + plainAuth("erin", "erin-pw"));
+    await s.until(/<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized\/>/);
+    await s.until(/<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/);
+    s.destroy();
+  });
+
   it("offers SCRAM and PLAIN after STARTTLS, and PLAIN works there", async () => {
     const s = await secureStream(port);
     expect(s.received).toMatch(/<mechanism>SCRAM-SHA-256<\/mechanism><mechanism>SCRAM-SHA-1<\/mechanism><mechanism>PLAIN<\/mechanism>/);

@@ -105,4 +105,51 @@ describe("XmlStream", () => {
     expect(parse([Buffer.from(HEADER), Buffer.from([0xc3, 0x28])]).errors[0]).toBe("not-well-formed: invalid UTF-8");
     expect(after("<y:thing/>")[0]).toMatch(/^not-well-formed/);
   });
+
+  describe("hold, for a stream restart the client pipelined", () => {
+    const AUTH = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>";
+    const AFTER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'><iq id='\u00e9'/>`;
+
+    function holding(onHold: (stream: XmlStream, seen: Seen) => void): { stream: XmlStream; seen: Seen } {
+      const seen: Seen = { headers: [], elements: [], errors: [], ended: false };
+      const stream: XmlStream = new XmlStream(10_000, {
+        header: (h) => seen.headers.push(h),
+        element: (el: Element) => {
+          seen.elements.push(el.toString());
+          if (el.name === "auth") {
+            stream.hold();
+            onHold(stream, seen);
+          }
+        },
+        end: () => (seen.ended = true),
+        error: (err: StreamError) => seen.errors.push(`${err.condition}: ${err.message}`),
+      });
+      return { stream, seen };
+    }
+
+    it("keeps the bytes after the element, in the same read and later ones, for the next stream", () => {
+      const { stream, seen } = holding(() => {});
+      // The next header arrives in the same read as <auth/>, cut inside a two-byte character.
+      const bytes = Buffer.from(HEADER + AUTH + AFTER);
+      const cut = bytes.indexOf(Buffer.from("\u00e9")) + 1;
+      stream.write(bytes.subarray(0, cut));
+      stream.write(bytes.subarray(cut));
+      expect(seen.errors).toEqual([]);
+      expect(seen.elements).toHaveLength(1);
+      const next = parse([stream.takeHeld()!]);
+      expect(next.errors).toEqual([]);
+      expect(next.headers).toHaveLength(1);
+      expect(next.elements).toEqual(["jabber:client <iq id=\"\u00e9\"/>"]);
+    });
+
+    it("goes on with the same stream on resume()", () => {
+      const { stream, seen } = holding(() => {});
+      stream.write(Buffer.from(HEADER + AUTH + "<presence/>"));
+      stream.write(Buffer.from("<message/>"));
+      expect(seen.elements).toHaveLength(1);
+      stream.resume();
+      expect(seen.errors).toEqual([]);
+      expect(seen.elements.slice(1)).toEqual([`<presence xmlns:x="urn:example"/>`, `<message xmlns:x="urn:example"/>`]);
+    });
+  });
 });
