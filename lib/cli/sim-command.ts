@@ -1,8 +1,9 @@
 // `xfarm sim`: the bundled load generator (sim/, docs/sim.md). Drives any
 // XMPP server on this machine from a scenario file or flags, prints live
-// progress and a summary, and writes the results as JSON. With
-// --create-accounts it makes the scenario's accounts in xfarm's store (or
-// Prosody's data directory) instead, and exits.
+// progress and a summary, and writes the results as JSON and as an HTML
+// report. With --create-accounts it makes the scenario's accounts in
+// xfarm's store (or Prosody's data directory) instead, and exits; with
+// --report it renders the HTML report of an earlier run's JSON.
 import fs from "node:fs";
 import { Command, Option } from "commander";
 import { configOption, type LoadConfig } from "./config-option.js";
@@ -10,6 +11,8 @@ import { configOption, type LoadConfig } from "./config-option.js";
 interface SimCliOptions {
   config?: string;
   out?: string;
+  html?: string;
+  report?: string;
   quiet?: boolean;
   progress?: string;
   createAccounts?: boolean;
@@ -58,6 +61,8 @@ export function simCommand(load: LoadConfig): Command {
     .addOption(new Option("--chat-to <who>", "online users, or offline accounts").choices(["online", "offline"]))
     .option("--hold <seconds>", "stay connected this long after the other actions, then close")
     .option("-o, --out <file>", "write the results as JSON here")
+    .option("--html <file>", "write the results as an HTML report here (summary, tables, charts; one self-contained file)")
+    .option("--report <results>", "render the HTML report (--html) of an earlier run's JSON results (--out) and exit")
     .option("-q, --quiet", "no progress lines")
     .addOption(new Option("--progress <mode>", "progress on stderr").choices(["auto", "tty", "lines", "none"]).default("auto"))
     .option("--print", "print the resolved scenario as JSON and exit")
@@ -68,6 +73,7 @@ export function simCommand(load: LoadConfig): Command {
     .option("--prosody-data <dir>", "with --create-accounts: write Prosody account files under this data_path")
     .option("--prosody-plain", "with --prosody-data: plain passwords (authentication = internal_plain)")
     .action(async (file: string | undefined, opts: SimCliOptions) => {
+      if (opts.report) return reportFromJson(opts.report, opts.html);
       const { readScenarioFile } = await import("../../sim/scenario.js");
       const { applyFlags } = await import("../../sim/flags.js");
       let base: import("../../sim/scenario.js").Scenario | null = null;
@@ -86,10 +92,23 @@ export function simCommand(load: LoadConfig): Command {
       const progress = opts.quiet ? "none" : (opts.progress as "auto" | "tty" | "lines" | "none");
       const results = await runSim(sc, { progress });
       if (opts.out) fs.writeFileSync(opts.out, JSON.stringify(results, null, 1) + "\n");
+      // After the JSON: should the report fail, --report can redo it from that.
+      if (opts.html) fs.writeFileSync(opts.html, (await import("../../sim/report-html.js")).renderHtmlReport(results));
       process.stdout.write(summaryTable(results));
       if (opts.out) process.stdout.write(`results: ${opts.out}\n`);
+      if (opts.html) process.stdout.write(`report: ${opts.html}\n`);
       if (results.ended_by === "error") process.exitCode = 2;
     });
+}
+
+async function reportFromJson(jsonFile: string, htmlFile: string | undefined): Promise<void> {
+  if (!htmlFile) throw new Error("--report needs --html FILE: where to write the report");
+  const { RESULTS_FORMAT } = await import("../../sim/results.js");
+  const { renderHtmlReport } = await import("../../sim/report-html.js");
+  const results = JSON.parse(fs.readFileSync(jsonFile, "utf8")) as import("../../sim/results.js").SimResults;
+  if (results.format !== RESULTS_FORMAT) throw new Error(`${jsonFile}: not xfarm sim results (format ${JSON.stringify(results.format)}, expected ${RESULTS_FORMAT})`);
+  fs.writeFileSync(htmlFile, renderHtmlReport(results));
+  process.stdout.write(`report: ${htmlFile}\n`);
 }
 
 async function createAccounts(
