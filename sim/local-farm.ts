@@ -41,6 +41,11 @@ export class Farm {
   private proc: ChildProcess | null = null;
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
+  /** The `xfarm start` supervisor's PID; every farm process descends from it. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   constructor(
     readonly dir: string,
     readonly configFile: string,

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import { Command } from "commander";
 import { annotatedDefaults, loadConfig, type Config } from "../config.js";
+import { benchCommand } from "./bench-command.js";
 import { configOption } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
 import { addFarmCommands } from "./farm-commands.js";
@@ -65,6 +66,7 @@ program.addCommand(userCommands(load));
 program.addCommand(dbCommands(load));
 addPieCommands(program, load);
 program.addCommand(simCommand(load));
+program.addCommand(benchCommand());
 
 program
   .command("config")

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { freePortBase } from "../../sim/free-ports.js";
-import { portOpen } from "./port-open.js";
+import { portOpen } from "../../sim/port-open.js";
 
 const MARIADBD = "/usr/sbin/mariadbd";
 const INSTALL_DB = "/usr/bin/mariadb-install-db";

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { freePortBase } from "../../sim/free-ports.js";
 import { connectClient, xml, type TestClient } from "./xmppjs.js";
-import { portOpen } from "./port-open.js";
+import { portOpen } from "../../sim/port-open.js";
 
 const PROSODY = "/usr/bin/prosody";
 const PROSODYCTL = "/usr/bin/prosodyctl";

@@ -1,5 +1,5 @@
 // Whether something accepts TCP connections on a loopback port: how the
-// harnesses wait for a server they started to be ready.
+// harnesses and benchmarks wait for a server they started to be ready.
 import net from "node:net";
 
 export function portOpen(port: number): Promise<boolean> {

@@ -1,0 +1,99 @@
+// `xfarm bench` (`npm run bench`): xfarm side by side with Debian's Prosody
+// and ejabberd under the bundled simulator; sim/bench.ts does the work.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, Option } from "commander";
+
+interface BenchCliOptions {
+  compare?: boolean;
+  targets?: string;
+  only?: string;
+  sessions: string;
+  idleHold: string;
+  idleSecurity: string;
+  c2s: string;
+  loginRates: string;
+  loginSeconds: string;
+  chatRates: string;
+  chatSeconds: string;
+  chatUsers: string;
+  anchors: string;
+  out: string;
+  workers: string;
+  sources: string;
+  quick?: boolean;
+  verbose?: boolean;
+}
+
+/**
+ * sim/anchors: the anchors' configs (../shared/anchors), carried in the
+ * repository so that the bench runs from any checkout.
+ */
+const DEFAULT_ANCHORS = fileURLToPath(new URL("../../../sim/anchors", import.meta.url));
+
+const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+const numbers = (s: string, what: string) =>
+  list(s).map((x) => {
+    const n = Number(x);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${what}: "${x}" is not a positive number`);
+    return n;
+  });
+
+export function benchCommand(): Command {
+  return new Command("bench")
+    .description("benchmark xfarm (and with --compare Debian's prosody and ejabberd) with the simulator; prints one table, writes JSON")
+    .option("--compare", "also measure prosody and ejabberd, from the anchors' configs (npm run bench --compare works too)")
+    .option("--targets <list>", "servers to measure: xfarm,prosody,ejabberd (default xfarm; with --compare all three)")
+    .option("--only <list>", "measurements: idle,login,chat (default all)")
+    .option("--sessions <n>", "idle sessions to hold (a one-process server holds 19,000 at most here)", "20000")
+    .option("--idle-hold <s>", "seconds idle sessions stay after the last login; RSS is sampled from the 3rd on", "20")
+    .option("--idle-security <list>", "idle measurements: none (plain TCP), starttls, or both", "none,starttls")
+    .option("--c2s <n>", "c2s processes of the measured farm (each holds 19,000 sessions at most)", "2")
+    .option("--login-rates <list>", "login ramp, logins/s", "200,400,800,1200,1600,2000,2500,3000")
+    .option("--login-seconds <s>", "arrival window of each login step", "10")
+    .option("--chat-rates <list>", "chat ramp, messages/s in all", "1000,2000,4000,8000,12000,16000")
+    .option("--chat-seconds <s>", "chat window of each step", "20")
+    .option("--chat-users <n>", "users online in the chat steps", "1000")
+    .option("--anchors <dir>", "folder with the anchors' prosody.cfg.lua, ejabberd.yml, ejabberdctl.cfg and inetrc (e.g. ../shared/anchors)", DEFAULT_ANCHORS)
+    .option("-o, --out <file>", "JSON results", "bench-results.json")
+    .option("--workers <n>", "simulator worker processes", "2")
+    .option("--sources <range>", "loopback source addresses for the simulator", "127.0.0.2-127.0.0.17")
+    .addOption(new Option("--quick", "a short run for a smoke check: 2,000 sessions, short ramps").conflicts(["sessions"]))
+    .option("-v, --verbose", "print each simulator run's progress lines")
+    .action(async (o: BenchCliOptions) => {
+      const { runBench, benchTable, MEASUREMENTS } = await import("../../sim/bench.js");
+      // `npm run bench --compare` hands the flag to npm, which passes it on as npm_config_compare.
+      const compare = o.compare || process.env.npm_config_compare === "true";
+      const targets = list(o.targets ?? (compare ? "xfarm,prosody,ejabberd" : "xfarm"));
+      for (const t of targets) if (!["xfarm", "prosody", "ejabberd"].includes(t)) throw new Error(`--targets: unknown server ${t}`);
+      const only = list(o.only ?? MEASUREMENTS.join(","));
+      for (const m of only) if (!(MEASUREMENTS as readonly string[]).includes(m)) throw new Error(`--only: unknown measurement ${m}`);
+      const quick = o.quick === true;
+      const report = await runBench(
+        {
+          targets: targets as ("xfarm" | "prosody" | "ejabberd")[],
+          only: only as (typeof MEASUREMENTS)[number][],
+          sessions: quick ? 2000 : numbers(o.sessions, "--sessions")[0]!,
+          idleHold: quick ? 8 : numbers(o.idleHold, "--idle-hold")[0]!,
+          idleSecurity: list(o.idleSecurity).map((x) => {
+            if (x !== "none" && x !== "starttls") throw new Error(`--idle-security: "${x}" is not none or starttls`);
+            return x;
+          }),
+          c2s: numbers(o.c2s, "--c2s")[0]!,
+          loginRates: quick ? [200, 400] : numbers(o.loginRates, "--login-rates"),
+          loginSeconds: quick ? 3 : numbers(o.loginSeconds, "--login-seconds")[0]!,
+          chatRates: quick ? [500, 1000] : numbers(o.chatRates, "--chat-rates"),
+          chatSeconds: quick ? 3 : numbers(o.chatSeconds, "--chat-seconds")[0]!,
+          chatUsers: quick ? 200 : numbers(o.chatUsers, "--chat-users")[0]!,
+          anchors: path.resolve(o.anchors),
+          out: o.out,
+          workers: numbers(o.workers, "--workers")[0]!,
+          sources: o.sources,
+          verbose: o.verbose === true,
+        },
+        process.argv.slice(1).join(" "),
+      );
+      process.stdout.write("\n" + benchTable(report));
+      process.stdout.write(`\nevery step: ${o.out}\n`);
+    });
+}

@@ -1,0 +1,124 @@
+// What a benchmark reads of a server's processes: the whole process tree
+// under the process it started (a farm forks several; ejabberdctl starts a
+// shell, erl and beam.smp), summed, as ../shared/anchors/procmon.py does for
+// Tsung runs, so that every server is measured the same way.
+import fs from "node:fs";
+
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/** `root` and every live descendant of it. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (!stat) continue;
+    const list = children.get(stat.ppid);
+    if (list) list.push(Number(entry));
+    else children.set(stat.ppid, [Number(entry)]);
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    if (!isRunning(pid)) continue;
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** Whether a process exists and is not a zombie waiting for its parent. */
+export function isRunning(pid: number): boolean {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return text[text.lastIndexOf(")") + 2] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+interface Stat {
+  ppid: number;
+  /** utime + stime, ticks. */
+  cpu: number;
+}
+
+function readStat(pid: number): Stat | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name is in parentheses and may hold spaces: split after it.
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return null;
+  }
+}
+
+function rssKb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export interface Sample {
+  /** Epoch milliseconds. */
+  at: number;
+  /** RSS of the whole tree, KB. */
+  rssKb: number;
+  /** CPU time of the whole tree so far, seconds (processes that exited drop out). */
+  cpuS: number;
+  procs: number;
+}
+
+export function sampleTree(root: number): Sample {
+  let rss = 0;
+  let cpu = 0;
+  const pids = processTree(root);
+  for (const pid of pids) {
+    rss += rssKb(pid);
+    cpu += readStat(pid)?.cpu ?? 0;
+  }
+  return { at: Date.now(), rssKb: rss, cpuS: cpu / TICKS, procs: pids.length };
+}
+
+/** Samples a process tree once a second until stopped. */
+export class TreeSampler {
+  readonly samples: Sample[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly root: number) {
+    this.samples.push(sampleTree(root));
+    this.timer = setInterval(() => this.samples.push(sampleTree(this.root)), 1000);
+  }
+
+  stop(): Sample[] {
+    clearInterval(this.timer);
+    this.samples.push(sampleTree(this.root));
+    return this.samples;
+  }
+
+  /** Samples taken between two epoch times. */
+  between(from: number, to: number): Sample[] {
+    return this.samples.filter((s) => s.at >= from && s.at <= to);
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** CPU used between the first and last sample, % of one core (0 with fewer than two). */
+export function cpuPercent(samples: Sample[]): number {
+  if (samples.length < 2) return 0;
+  const first = samples[0]!;
+  const last = samples.at(-1)!;
+  return ((last.cpuS - first.cpuS) / ((last.at - first.at) / 1000)) * 100;
+}

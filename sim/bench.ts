@@ -1,0 +1,241 @@
+// `npm run bench` / `xfarm bench`: xfarm, and with --compare Debian's
+// Prosody and ejabberd, measured by the bundled simulator with the same
+// scenarios in one run: memory per idle session (plain and STARTTLS),
+// logins per second before p99 passes 100 ms (PLAIN and SCRAM-SHA-1), and
+// chat messages per second between 1,000 users before p99 passes 50 ms.
+// Prints one side-by-side table and writes every step to a JSON file.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { knee, measureChat, measureIdle, measureLogin, ramp, type ChatStep, type IdleFigure, type LoginStep, type StepEnv } from "./bench-steps.js";
+import { EjabberdTarget, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type TargetName } from "./bench-targets.js";
+import { expandSources } from "./loopback.js";
+import type { Mechanism } from "./scenario.js";
+
+export const MEASUREMENTS = ["idle", "login", "chat"] as const;
+export type Measurement = (typeof MEASUREMENTS)[number];
+export const LOGIN_MECHANISMS: Mechanism[] = ["PLAIN", "SCRAM-SHA-1"];
+
+export interface BenchOptions {
+  targets: TargetName[];
+  only: Measurement[];
+  /** Idle sessions to hold (single-process servers hold at most 19,000). */
+  sessions: number;
+  /** Seconds idle sessions are held after the last login (RSS sampled from the 3rd on). */
+  idleHold: number;
+  /** Which idle measurements: plain TCP, STARTTLS or both. */
+  idleSecurity: ("none" | "starttls")[];
+  /** c2s processes of the measured farm (each holds 19,000 sessions at most). */
+  c2s: number;
+  loginRates: number[];
+  loginSeconds: number;
+  chatRates: number[];
+  chatSeconds: number;
+  chatUsers: number;
+  /** The folder with the anchors' prosody.cfg.lua and ejabberd.yml. */
+  anchors: string;
+  out: string;
+  workers: number;
+  sources: string;
+  /** Print each simulator run's progress lines. */
+  verbose: boolean;
+}
+
+export interface TargetReport {
+  name: TargetName;
+  version: string;
+  idle: IdleFigure[];
+  login: Partial<Record<Mechanism, LoginStep[]>>;
+  chat: ChatStep[];
+  /** Why a measurement could not be taken. */
+  failures: string[];
+}
+
+export interface BenchReport {
+  format: "xfarm-bench/1";
+  started: string;
+  finished: string;
+  command: string;
+  machine: { cpus: number; cpu_model: string; memory_gb: number; kernel: string; node: string; open_files: number | null };
+  options: BenchOptions;
+  targets: TargetReport[];
+}
+
+/** The password every benchmark account shares (see StepEnv.password). */
+const PASSWORD = "bench-pw";
+/** What xfarm needs to take PLAIN in the clear, as the anchors' servers do. */
+const XFARM_PLAIN_IN_CLEAR = { require_tls: false, allow_unencrypted_plain_auth: true };
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} bench: ${line}\n`);
+}
+
+function machine(): BenchReport["machine"] {
+  let openFiles: number | null = null;
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"));
+    openFiles = m ? Number(m[1]) : null;
+  } catch {
+    // not Linux
+  }
+  return {
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model ?? "unknown",
+    memory_gb: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    open_files: openFiles,
+  };
+}
+
+export async function runBench(opts: BenchOptions, command: string): Promise<BenchReport> {
+  for (const name of opts.targets) {
+    if (name !== "xfarm" && !fs.existsSync(path.join(opts.anchors, name === "prosody" ? "prosody.cfg.lua" : "ejabberd.yml"))) {
+      throw new Error(`${name}: no anchors config in ${opts.anchors} (--anchors DIR)`);
+    }
+  }
+  const started = new Date().toISOString();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-"));
+  const cert = await makeCert(work);
+  const env: StepEnv = {
+    password: PASSWORD,
+    sources: expandSources([opts.sources]),
+    workers: opts.workers,
+    progress: opts.verbose ? "lines" : "none",
+    plainInClear: true,
+  };
+  const reports: TargetReport[] = [];
+  try {
+    for (const name of opts.targets) {
+      const make = (): BenchTarget =>
+        name === "xfarm" ? new XfarmTarget(cert, XFARM_PLAIN_IN_CLEAR, opts.c2s) : name === "prosody" ? new ProsodyTarget(opts.anchors, cert) : new EjabberdTarget(opts.anchors, cert);
+      const first = make();
+      reports.push(await measureTarget(make, first.version, name, opts, env));
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const report: BenchReport = { format: "xfarm-bench/1", started, finished: new Date().toISOString(), command, machine: machine(), options: opts, targets: reports };
+  fs.writeFileSync(opts.out, JSON.stringify(report, null, 2) + "\n");
+  return report;
+}
+
+/** Starts a fresh server, makes its accounts, runs `body`, stops it whatever happens. */
+async function withServer<T>(make: () => BenchTarget, accounts: number, body: (t: BenchTarget) => Promise<T>): Promise<T> {
+  const t = make();
+  try {
+    await t.start();
+    const t0 = Date.now();
+    await t.createAccounts(accounts, PASSWORD);
+    log(`${t.name} ${t.version} on 127.0.0.1:${t.port}: ${accounts} accounts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return await body(t);
+  } finally {
+    await t.stop();
+  }
+}
+
+async function measureTarget(make: () => BenchTarget, version: string, name: TargetName, opts: BenchOptions, env: StepEnv): Promise<TargetReport> {
+  const report: TargetReport = { name, version, idle: [], login: {}, chat: [], failures: [] };
+  const attempt = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      report.failures.push(`${what}: ${(err as Error).message}`);
+      log(`${name} ${what} failed: ${(err as Error).message}`);
+    }
+  };
+  if (opts.only.includes("idle")) {
+    for (const security of opts.idleSecurity) {
+      await attempt(`idle ${security}`, () =>
+        withServer(make, opts.sessions, async (t) => {
+          const n = Math.min(opts.sessions, t.maxSessions);
+          log(`${name} idle ${security}: ${n} sessions`);
+          const f = await measureIdle(t, env, n, security, opts.idleHold);
+          report.idle.push(f);
+          log(`${name} idle ${security}: ${f.held} held, ${f.kb_per_session ?? "-"} KB/session (RSS ${f.base_rss_mb} → ${f.rss_mb} MB), login p99 ${f.login_p99_ms} ms, errors ${f.errors}`);
+        }),
+      );
+    }
+  }
+  const settle = () => new Promise<void>((r) => setTimeout(r, 3000));
+  if (opts.only.includes("login")) {
+    const accounts = Math.max(...opts.loginRates) * opts.loginSeconds;
+    await attempt("login", () =>
+      withServer(make, accounts, async (t) => {
+        for (const mech of LOGIN_MECHANISMS) {
+          report.login[mech] = await ramp(
+            opts.loginRates,
+            async (rate) => {
+              const s = await measureLogin(t, env, rate, opts.loginSeconds, mech);
+              log(`${name} login ${mech} ${rate}/s: ${s.achieved}/s, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, failed ${s.failed}, cpu ${s.server_cpu_pct} %${s.passed ? "" : " (past the knee)"}`);
+              return s;
+            },
+            settle,
+          );
+          await settle();
+        }
+      }),
+    );
+  }
+  if (opts.only.includes("chat")) {
+    await attempt("chat", () =>
+      withServer(make, opts.chatUsers, async (t) => {
+        report.chat = await ramp(
+          opts.chatRates,
+          async (rate) => {
+            const s = await measureChat(t, env, rate, opts.chatUsers, opts.chatSeconds);
+            log(`${name} chat ${rate}/s: ${s.achieved}/s received, ${s.delivered_pct} % delivered, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, cpu ${s.server_cpu_pct} %${s.passed ? "" : " (past the knee)"}`);
+            return s;
+          },
+          settle,
+        );
+      }),
+    );
+  }
+  return report;
+}
+
+/** The side-by-side table: one row a figure, one column a server. */
+export function benchTable(r: BenchReport): string {
+  const cols = r.targets;
+  const rows: [string, (t: TargetReport) => string][] = [];
+  for (const security of ["none", "starttls"] as const) {
+    rows.push([
+      `KB per idle session, ${security === "none" ? "plain" : "STARTTLS"}`,
+      (t) => {
+        const f = t.idle.find((i) => i.security === security);
+        return f && f.kb_per_session !== null ? `${f.kb_per_session.toFixed(1)} (${f.held} held)` : "-";
+      },
+    ]);
+  }
+  for (const mech of LOGIN_MECHANISMS) {
+    rows.push([`logins/s ${mech}, p99 ≤ 100 ms`, (t) => rampCell(t.login[mech] ?? [], r.options.loginRates.length, (k) => `p99 ${ms(k.p99_ms)} ms`)]);
+  }
+  rows.push([
+    `chat msgs/s, ${r.options.chatUsers} users, p99 ≤ 50 ms`,
+    (t) => rampCell(t.chat, r.options.chatRates.length, (k) => `p50 ${ms(k.p50_ms)} / p99 ${ms(k.p99_ms)} ms`),
+  ]);
+  const header = ["figure", ...cols.map((t) => `${t.name} ${t.version}`)];
+  const body = rows.map(([label, cell]) => [label, ...cols.map(cell)]);
+  const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  const out = [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)];
+  const m = r.machine;
+  out.push("", `${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GiB, Linux ${m.kernel}, Node ${m.node}, open files ${m.open_files ?? "?"}; the simulator shares the cores.`);
+  for (const t of cols) for (const f of t.failures) out.push(`${t.name}: ${f}`);
+  return out.join("\n") + "\n";
+}
+
+const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+/**
+ * A ramp's figure: the best rate that passed, "≥" when every step passed
+ * (the knee lies beyond the ramp), "<" the first rate when none did.
+ */
+function rampCell<T extends { passed: boolean; achieved: number; offered: number; p99_ms: number }>(steps: T[], planned: number, detail: (k: T) => string): string {
+  if (!steps.length) return "-";
+  const k = knee(steps);
+  if (!k) return `< ${steps[0]!.offered} (p99 ${ms(steps[0]!.p99_ms)} ms)`;
+  const open = steps.length === planned && steps.every((s) => s.passed) ? "≥ " : "";
+  return `${open}${k.achieved.toFixed(0)} (${detail(k)})`;
+}

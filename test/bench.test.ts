@@ -1,0 +1,81 @@
+// `xfarm bench --compare` end to end, shrunk: xfarm, Debian's Prosody and
+// ejabberd started from the anchors' configs, each measured by the
+// simulator, one table printed. The figures themselves are timings and are
+// not judged here (npm run bench is where they are read); what is checked is
+// that every server was really measured: every login succeeded, every
+// message arrived, memory was read.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { BenchReport } from "../sim/bench.js";
+import { CLI } from "../sim/local-farm.js";
+
+/** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
+const SHARED_ANCHORS = path.resolve(import.meta.dirname, "../../shared/anchors");
+const BUNDLED = path.resolve(import.meta.dirname, "../sim/anchors");
+const NEEDS = ["/usr/bin/prosody", "/usr/sbin/ejabberdctl", "/usr/bin/erl"];
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("xfarm bench --compare", () => {
+  it("carries the anchors' server configs unchanged", () => {
+    const files = fs.readdirSync(BUNDLED).sort();
+    expect(files).toEqual(["ejabberd.yml", "ejabberdctl.cfg", "inetrc", "prosody.cfg.lua"]);
+    if (!fs.existsSync(SHARED_ANCHORS)) return; // CI's clone may have no ../shared beside it
+    for (const f of files) expect(fs.readFileSync(path.join(BUNDLED, f), "utf8"), f).toBe(fs.readFileSync(path.join(SHARED_ANCHORS, f), "utf8"));
+  });
+
+  const missing = NEEDS.filter((f) => !fs.existsSync(f));
+  if (missing.length && process.env.CI === "true") throw new Error(`bench test needs ${missing.join(", ")} (apt-get install prosody ejabberd; ../shared/anchors)`);
+
+  it.skipIf(missing.length > 0)("measures xfarm, Prosody and ejabberd with the same scenarios and prints one table", { timeout: 300_000 }, async () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-test-")), "bench.json");
+    const r = await run([
+      "bench", "--compare", "--out", out,
+      "--sessions", "300", "--idle-hold", "4",
+      "--login-rates", "40", "--login-seconds", "2",
+      "--chat-rates", "100", "--chat-seconds", "2", "--chat-users", "40",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(fs.readFileSync(out, "utf8")) as BenchReport;
+    expect(report.targets.map((t) => t.name)).toEqual(["xfarm", "prosody", "ejabberd"]);
+    for (const t of report.targets) {
+      expect(t.failures, t.name).toEqual([]);
+      expect(t.idle.map((f) => f.security), t.name).toEqual(["none", "starttls"]);
+      for (const f of t.idle) {
+        expect(f.held, `${t.name} ${f.security}`).toBe(300);
+        expect(f.errors, `${t.name} ${f.security}`).toBe(0);
+        expect(f.kb_per_session, `${t.name} ${f.security}`).not.toBeNull();
+      }
+      for (const mech of ["PLAIN", "SCRAM-SHA-1"] as const) {
+        const steps = t.login[mech]!;
+        expect(steps.length, `${t.name} ${mech}`).toBeGreaterThan(0);
+        // Every user logged in (PLAIN in the clear included: xfarm allows it for the bench).
+        for (const s of steps) expect([s.logins > 0, s.failed], `${t.name} ${mech}`).toEqual([true, 0]);
+      }
+      for (const s of t.chat) {
+        expect(s.sent, t.name).toBeGreaterThan(0);
+        expect(s.received, t.name).toBe(s.sent);
+      }
+    }
+    const table = r.stdout;
+    expect(table).toMatch(/\| figure +\| xfarm [^|]+\| prosody [^|]+\| ejabberd [^|]+\|/);
+    for (const row of ["KB per idle session, plain", "KB per idle session, STARTTLS", "logins/s PLAIN", "logins/s SCRAM-SHA-1", "chat msgs/s, 40 users"]) {
+      // A figure in every column (at 300 sessions a memory delta may even come out below zero: GC noise).
+      const cell = "\\| (?:[<≥] )?-?\\d[^|]*";
+      expect(table, row).toMatch(new RegExp(`\\| ${row}[^\\n]*${cell}${cell}${cell}\\|`));
+    }
+    fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  });
+});
