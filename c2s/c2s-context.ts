@@ -6,6 +6,8 @@ import type tls from "node:tls";
 import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient } from "../lib/link/link-client.js";
+import { randomHex } from "../lib/random.js";
+import { PlainVerifier } from "../lib/sasl/plain-cache.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
@@ -36,6 +38,8 @@ export class C2sContext {
   private readonly sweeper: NodeJS.Timeout;
   /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
+  /** SASL PLAIN checks, remembered so that a client coming back skips PBKDF2. */
+  readonly plain = new PlainVerifier();
 
   constructor(
     readonly config: Config["c2s"] & { domains: string[] },
@@ -58,7 +62,7 @@ export class C2sContext {
   }
 
   streamId(): string {
-    return randomBytes(8).toString("hex");
+    return randomHex(8);
   }
 
   register(conn: ClientConnection): void {

@@ -176,10 +176,14 @@ export class XmlStream {
     if (held) {
       // saxes read the whole chunk; keep what came after the element, unparsed.
       const rest = text.slice(text.length - (this.written - this.heldAt));
-      held.unshift(...(rest ? [Buffer.from(rest, "utf8")] : []), ...(this.pendingBytes ? [this.pendingBytes] : []));
+      // Whitespace alone is a keepalive of this stream, read already.
+      const kept = XML_SPACE.test(rest) ? [] : [Buffer.from(rest, "utf8")];
+      held.unshift(...kept, ...(this.pendingBytes ? [this.pendingBytes] : []));
       this.pendingBytes = null;
-      // The parser went on past the element: in no state to reuse.
-      this.release();
+      // Nothing read past the element (the usual case): the parser is between stanzas and
+      // goes back to the pool. Otherwise it went on into bytes that are not its to read.
+      if (XML_SPACE.test(rest)) this.detach();
+      else this.release();
       return;
     }
     if (this.failed) return;
@@ -223,7 +227,12 @@ export class XmlStream {
     const held = this.held;
     this.held = null;
     this.stop();
-    return held?.length ? Buffer.concat(held) : null;
+    if (!held?.length) return null;
+    // Whitespace first belongs to the old stream: a new one may start with an XML declaration.
+    const bytes = Buffer.concat(held);
+    let start = 0;
+    while (start < bytes.length && (bytes[start] === 0x20 || bytes[start] === 0x09 || bytes[start] === 0x0a || bytes[start] === 0x0d)) start++;
+    return start < bytes.length ? bytes.subarray(start) : null;
   }
 
   /** The parser working for this stream, taken from the pool if it has none. */

@@ -5,6 +5,7 @@ import net from "node:net";
 import type { Logger } from "../lib/log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
+import { batched } from "../lib/link/batch.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "../lib/link/frames.js";
 import { Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
@@ -103,7 +104,7 @@ export class Router {
     const owner = rendezvousOwner(this.smNames, key);
     const peer = owner === undefined ? undefined : this.peers.get(owner);
     if (!peer) return bounce("service-unavailable");
-    peer.socket.write(encodeRoute(peer.member.name, domain, key, encodeSessionPayload(SessionOp.Forward, {}, stanza.toString())));
+    batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, encodeSessionPayload(SessionOp.Forward, {}, stanza.toString())));
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -229,12 +230,12 @@ export class Router {
       if (h.from !== peer.member.name) throw new Error(`ROUTE from "${h.from}" on the link of "${peer.member.name}"`);
       const dest = this.resolve(h.to, h.key);
       const external = dest ? undefined : this.externals.get(h.to);
-      if (dest) dest.socket.write(frame.raw);
+      if (dest) batched(dest.socket).write(frame.raw);
       // To an external component the payload is one stanza's XML (protocol §1.8).
       else if (external) external(frame.body.subarray(h.payloadOffset));
       else {
         this.opts.log.debug({ to: h.to, key: h.key, from: h.from }, "undeliverable frame returned to sender");
-        peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "undeliverable", to: h.to, key: h.key }));
+        batched(peer.socket).write(encodeJsonFrame(FrameType.Control, { op: "undeliverable", to: h.to, key: h.key }));
         peer.socket.write(frame.raw);
       }
       return;

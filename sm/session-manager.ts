@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { clone, parse, type Element } from "ltx";
 import { bare, bareOf, full, parseJid, type Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
+import { randomHex } from "../lib/random.js";
 import { SM_ADDRESS, type Member, type RoutePort } from "../lib/link/member.js";
 import {
   SessionOp,
@@ -385,7 +386,8 @@ export class SessionManager {
     };
     this.registry.add(session);
     this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: fullJid }));
-    session.log.info({ c2s, ip: meta.ip, secure: meta.secure }, "session started");
+    // The c2s logs the login at info ("authenticated"); this line would only repeat it.
+    session.log.debug({ c2s, ip: meta.ip, secure: meta.secure }, "session started");
     return session;
   }
 
@@ -396,7 +398,7 @@ export class SessionManager {
 
   private freeResource(user: string): string {
     for (;;) {
-      const resource = randomBytes(6).toString("hex");
+      const resource = randomHex(6);
       if (!this.registry.get(`${user}/${resource}`)) return resource;
     }
   }

@@ -142,6 +142,18 @@ describe("XmlStream", () => {
       expect(next.elements).toEqual(["jabber:client <iq id=\"\u00e9\"/>"]);
     });
 
+    it("leaves the whitespace before a pipelined header to the old stream, and its parser to the pool", () => {
+      const { stream } = holding(() => {});
+      const idle = idleParsers();
+      stream.write(Buffer.from(HEADER + AUTH + "\n "));
+      // Back in the pool (one made if the pool was empty), not dropped.
+      expect(idleParsers()).toBe(Math.max(1, idle));
+      stream.write(Buffer.from("\n" + AFTER));
+      const next = parse([stream.takeHeld()!]);
+      expect(next.errors).toEqual([]);
+      expect(next.headers).toHaveLength(1);
+    });
+
     it("goes on with the same stream on resume()", () => {
       const { stream, seen } = holding(() => {});
       stream.write(Buffer.from(HEADER + AUTH + "<presence/>"));

@@ -5,6 +5,7 @@ import net from "node:net";
 import type { Logger } from "../log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody, type RefusedBody, type WelcomeBody } from "./auth.js";
 import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage } from "./control.js";
+import { batched } from "./batch.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "./frames.js";
 import { rendezvousOwner, type LinkRole, type Member, type RoutePort } from "./member.js";
 
@@ -91,7 +92,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
 
   send(to: string, key: string, payload: Buffer): void {
     if (this.ready && this.socket) {
-      this.socket.write(encodeRoute(to, this.name, key, payload));
+      batched(this.socket).write(encodeRoute(to, this.name, key, payload));
       return;
     }
     if (this.queue.length >= (this.opts.maxQueued ?? 10_000)) {
@@ -103,7 +104,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
 
   /** Sends a CONTROL message now, or drops it while the link is down (control state is rebuilt on re-link). */
   sendControl(msg: ControlMessage): void {
-    if (this.ready && this.socket) this.socket.write(encodeJsonFrame(FrameType.Control, msg));
+    if (this.ready && this.socket) batched(this.socket).write(encodeJsonFrame(FrameType.Control, msg));
   }
 
   /** Announces new `info` now, and on every later re-link (protocol §1.3). */

@@ -10,6 +10,7 @@
 
 import { createHmac, randomBytes } from "node:crypto";
 import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
+import { randomBase64 } from "../random.js";
 import { decodeUtf8, SaslError } from "./errors.js";
 import { digest, hashSize, hmac, SALT_BYTES, safeEqual, SCRAM_ITERATIONS } from "./scram-credentials.js";
 
@@ -168,7 +169,7 @@ export class ScramServer {
     }
     const keys = found ?? this.fakeKeys(username);
 
-    const nonce = clientNonce + (this.options.serverNonce ?? randomBytes(SERVER_NONCE_BYTES).toString("base64"));
+    const nonce = clientNonce + (this.options.serverNonce ?? randomBase64(SERVER_NONCE_BYTES));
     const serverFirst = `r=${nonce},s=${keys.salt.toString("base64")},i=${keys.iterations}`;
     this.state = {
       step: "started",

@@ -1,0 +1,66 @@
+// The c2s's memory of verified PLAIN passwords: a client coming back skips
+// PBKDF2, and nothing else about PLAIN changes.
+import { describe, expect, it } from "vitest";
+import { PlainVerifier } from "../lib/sasl/plain-cache.js";
+import { deriveKeys, verifyPassword } from "../lib/sasl/scram-credentials.js";
+import type { ScramHash, ScramKeys } from "../xdb-sql/store.js";
+
+const keysFor = (password: string) => deriveKeys(password, "SHA-256", Buffer.from(`salt-${password}`), 64);
+
+/** A verifier whose PBKDF2 checks are counted. */
+function counting(maxEntries?: number, ttlMs?: number) {
+  const calls: string[] = [];
+  const check = (password: string, keys: ScramKeys, hash: ScramHash) => {
+    calls.push(password);
+    return verifyPassword(password, keys, hash);
+  };
+  return { verifier: new PlainVerifier(maxEntries, ttlMs, check), calls };
+}
+
+describe("PlainVerifier", () => {
+  it("runs PBKDF2 once for a password that comes back, and every time for a wrong one", async () => {
+    const { verifier, calls } = counting();
+    const keys = await keysFor("right");
+    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe(true);
+    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe(true);
+    expect(calls).toEqual(["right"]);
+    expect(await verifier.verify("a@localhost", "wrong", keys, "SHA-256")).toBe(false);
+    expect(await verifier.verify("a@localhost", "wrong", keys, "SHA-256")).toBe(false);
+    // A failure forgets nothing.
+    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe(true);
+    expect(calls).toEqual(["right", "wrong", "wrong"]);
+  });
+
+  it("refuses the old password once the stored keys changed (xfarm user passwd)", async () => {
+    const { verifier, calls } = counting();
+    const before = await keysFor("old");
+    expect(await verifier.verify("a@localhost", "old", before, "SHA-256")).toBe(true);
+    const after = await keysFor("new");
+    expect(await verifier.verify("a@localhost", "old", after, "SHA-256")).toBe(false);
+    expect(await verifier.verify("a@localhost", "new", after, "SHA-256")).toBe(true);
+    expect(calls).toEqual(["old", "old", "new"]);
+  });
+
+  it("keeps accounts apart: one's password is no other's", async () => {
+    const { verifier } = counting();
+    const keys = await keysFor("shared");
+    expect(await verifier.verify("a@localhost", "shared", keys, "SHA-256")).toBe(true);
+    expect(await verifier.verify("b@localhost", "other", keys, "SHA-256")).toBe(false);
+  });
+
+  it("forgets after its lifetime, and beyond its size the oldest first", async () => {
+    const { verifier, calls } = counting(2, 1_000);
+    const keys = await keysFor("pw");
+    await verifier.verify("a@localhost", "pw", keys, "SHA-256", 0);
+    await verifier.verify("a@localhost", "pw", keys, "SHA-256", 999);
+    await verifier.verify("a@localhost", "pw", keys, "SHA-256", 1_000);
+    expect(calls).toHaveLength(2);
+    await verifier.verify("b@localhost", "pw", keys, "SHA-256", 1_001);
+    await verifier.verify("c@localhost", "pw", keys, "SHA-256", 1_002);
+    expect(calls).toHaveLength(4);
+    await verifier.verify("a@localhost", "pw", keys, "SHA-256", 1_003);
+    expect(calls).toHaveLength(5);
+    await verifier.verify("c@localhost", "pw", keys, "SHA-256", 1_004);
+    expect(calls).toHaveLength(5);
+  });
+});
