@@ -24,8 +24,6 @@ export interface StepEnv {
   sources: string[];
   workers: number;
   progress: RunOptions["progress"];
-  /** Mechanism in the clear where PLAIN is refused there (xfarm without allow_unencrypted_plain). */
-  plainInClear: boolean;
 }
 
 const IDLE_RATE = 250;
@@ -70,8 +68,7 @@ export interface IdleFigure {
 }
 
 /** `hold`: seconds the sessions stay after the last login; RSS is sampled from the 3rd on. */
-export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, security: Security, hold: number): Promise<IdleFigure> {
-  const mechanism: Mechanism = security === "none" && !env.plainInClear ? "SCRAM-SHA-1" : "PLAIN";
+export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, security: Security, hold: number, mechanism: Mechanism): Promise<IdleFigure> {
   const sampler = new TreeSampler(target.pid);
   await sleep(SETTLE_MS);
   const base = median(sampler.samples.slice(-3).map((s) => s.rssKb));
@@ -198,7 +195,7 @@ export async function measureChat(target: BenchTarget, env: StepEnv, rate: numbe
   const fill = Math.ceil(users / CHAT_LOGIN_RATE);
   const sc = scenario(target, env, {
     security: "none",
-    mechanism: env.plainInClear ? "PLAIN" : "SCRAM-SHA-1",
+    mechanism: "PLAIN",
     users,
     rate: CHAT_LOGIN_RATE,
     seconds: fill,

@@ -27,6 +27,8 @@ export interface BenchOptions {
   idleSecurity: ("none" | "starttls")[];
   /** c2s processes of the measured farm (each holds 19,000 sessions at most). */
   c2s: number;
+  /** How idle sessions authenticate (PLAIN, as the anchors did). */
+  idleMechanism: Mechanism;
   loginRates: number[];
   loginSeconds: number;
   chatRates: number[];
@@ -101,8 +103,8 @@ export async function runBench(opts: BenchOptions, command: string): Promise<Ben
     password: PASSWORD,
     sources: expandSources([opts.sources]),
     workers: opts.workers,
-    progress: opts.verbose ? "lines" : "none",
-    plainInClear: true,
+    // A rewritten progress line on a terminal; in a log, each run's lines only with --verbose.
+    progress: opts.verbose ? "lines" : process.stderr.isTTY ? "tty" : "none",
   };
   const reports: TargetReport[] = [];
   try {
@@ -150,7 +152,7 @@ async function measureTarget(make: () => BenchTarget, version: string, name: Tar
         withServer(make, opts.sessions, async (t) => {
           const n = Math.min(opts.sessions, t.maxSessions);
           log(`${name} idle ${security}: ${n} sessions`);
-          const f = await measureIdle(t, env, n, security, opts.idleHold);
+          const f = await measureIdle(t, env, n, security, opts.idleHold, opts.idleMechanism);
           report.idle.push(f);
           log(`${name} idle ${security}: ${f.held} held, ${f.kb_per_session ?? "-"} KB/session (RSS ${f.base_rss_mb} → ${f.rss_mb} MB), login p99 ${f.login_p99_ms} ms, errors ${f.errors}`);
         }),
@@ -204,7 +206,8 @@ export function benchTable(r: BenchReport): string {
       `KB per idle session, ${security === "none" ? "plain" : "STARTTLS"}`,
       (t) => {
         const f = t.idle.find((i) => i.security === security);
-        return f && f.kb_per_session !== null ? `${f.kb_per_session.toFixed(1)} (${f.held} held)` : "-";
+        if (!f || f.kb_per_session === null) return "-";
+        return `${f.kb_per_session.toFixed(1)} (${f.held}${f.held < f.asked ? ` of ${f.asked}` : ""} held)`;
       },
     ]);
   }

@@ -12,6 +12,7 @@ interface BenchCliOptions {
   idleHold: string;
   idleSecurity: string;
   c2s: string;
+  idleMechanism: string;
   loginRates: string;
   loginSeconds: string;
   chatRates: string;
@@ -49,6 +50,7 @@ export function benchCommand(): Command {
     .option("--idle-hold <s>", "seconds idle sessions stay after the last login; RSS is sampled from the 3rd on", "20")
     .option("--idle-security <list>", "idle measurements: none (plain TCP), starttls, or both", "none,starttls")
     .option("--c2s <n>", "c2s processes of the measured farm (each holds 19,000 sessions at most)", "2")
+    .addOption(new Option("--idle-mechanism <mech>", "how idle sessions authenticate").choices(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]).default("PLAIN"))
     .option("--login-rates <list>", "login ramp, logins/s", "200,400,800,1200,1600,2000,2500,3000")
     .option("--login-seconds <s>", "arrival window of each login step", "10")
     .option("--chat-rates <list>", "chat ramp, messages/s in all", "1000,2000,4000,8000,12000,16000")
@@ -80,6 +82,7 @@ export function benchCommand(): Command {
             return x;
           }),
           c2s: numbers(o.c2s, "--c2s")[0]!,
+          idleMechanism: o.idleMechanism as "PLAIN" | "SCRAM-SHA-1" | "SCRAM-SHA-256",
           loginRates: quick ? [200, 400] : numbers(o.loginRates, "--login-rates"),
           loginSeconds: quick ? 3 : numbers(o.loginSeconds, "--login-seconds")[0]!,
           chatRates: quick ? [500, 1000] : numbers(o.chatRates, "--chat-rates"),
