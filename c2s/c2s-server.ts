@@ -52,7 +52,11 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   });
   let drainTimer: NodeJS.Timeout | null = null;
   link.on("control", (msg) => {
-    if (msg.op === "expect") return balancer.expect(msg.ip, msg.user);
+    if (msg.op === "expect") {
+      balancer.expect(msg.ip, msg.user);
+      if (typeof msg.plain === "string") ctx.plain.accept(msg.user, Buffer.from(msg.plain, "base64"));
+      return;
+    }
     if (msg.op !== "drain" || drainTimer) return;
     balancer.draining = true;
     link.setInfo({ ...info, draining: true });

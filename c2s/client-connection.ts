@@ -10,6 +10,7 @@ import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
 import { parsePlain } from "../lib/sasl/plain.js";
+import { plainVoucher, type PlainProof } from "../lib/sasl/plain-cache.js";
 import { completeCredentials } from "../lib/sasl/scram-credentials.js";
 import type { Credentials } from "../xdb-sql/store.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
@@ -50,6 +51,8 @@ export class ClientConnection {
   private binding = false;
   private early: Element[] | null = null;
   private scram: ScramServer | null = null;
+  /** After a PLAIN login, until the restarted stream's header: proof of the password for the front end a redirect names. */
+  private voucher: Buffer | null = null;
   private saslFailures = 0;
   private headerSent = false;
   private log: Logger;
@@ -123,7 +126,8 @@ export class ClientConnection {
    * client resumes it on the target (protocol §2.3).
    */
   private sendAway(target: Redirect, text?: string, keepSession = false): void {
-    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user! });
+    const plain = this.voucher?.toString("base64");
+    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user!, ...(plain && { plain }) });
     if (!keepSession) return this.streamError("see-other-host", text, target.address);
     this.log.info({ condition: "see-other-host", content: target.address, user: this.user }, "stream error");
     this.endSocket(streamError("see-other-host", text, target.address));
@@ -333,6 +337,7 @@ export class ClientConnection {
       }
       // Served here: counted now, not at bind, so a burst of logins sees itself.
       this.count();
+      this.voucher = null;
     }
     const header = this.header();
     this.stage = "features";
@@ -661,12 +666,13 @@ export class ClientConnection {
         const creds = user ? await this.ctx.store.getCredentials(user) : null;
         const hash = creds?.["SHA-256"] ? "SHA-256" : "SHA-1";
         const keys = creds?.[hash];
-        if (!creds || !keys || !(await this.ctx.plain.verify(user!, password, keys, hash))) {
-          throw new SaslError("not-authorized", "wrong username or password");
-        }
+        const proof = creds && keys ? await this.ctx.plain.verify(user!, password, keys, hash) : null;
+        if (!proof) throw new SaslError("not-authorized", "wrong username or password");
         this.checkAuthzid(authzid, user!);
-        await this.completeKeys(user!, password, creds);
-        return this.saslSuccess(user!, "PLAIN");
+        await this.completeKeys(user!, password, creds!);
+        // Kept until the restarted stream's header, in case the balancer sends the client on.
+        this.voucher = plainVoucher(user!, password, keys!, hash);
+        return this.saslSuccess(user!, "PLAIN", undefined, proof);
       }
       case "SCRAM-SHA-1":
       case "SCRAM-SHA-256": {
@@ -726,11 +732,11 @@ export class ClientConnection {
     return j && j.local && !j.resource && username.length > 0 && !username.includes("@") ? `${j.local}@${j.domain}` : null;
   }
 
-  private saslSuccess(user: string, mech: string, additional?: Buffer): void {
+  private saslSuccess(user: string, mech: string, additional?: Buffer, proof?: PlainProof): void {
     if (this.stage === "closed") return;
     this.user = user;
     this.relog();
-    this.log.info({ secure: this.secure, mech }, "authenticated");
+    this.log.info({ secure: this.secure, mech, proof }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     const pipelined = this.stream.takeHeld();
     this.restartStream();

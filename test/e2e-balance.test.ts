@@ -43,7 +43,7 @@ describe("load sharing between front ends", () => {
     farm = await Farm.create({ c2sCount: 3, c2s: { capacity: 200, public_host: "127.0.0.1" } });
     await farm.start();
     // Few PBKDF2 iterations: xmpp.js hashes in plain JS, and 300 logins in one test process must not stall it.
-    await farm.addUsers("u", CLIENTS + 1, "pw", 64);
+    await farm.addUsers("u", CLIENTS + 2, "pw", 64);
     // Balancing starts once c2s-1 hears the others' load.
     await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load" && (l.reporting as string[]).length === 2, 15_000);
   }, 90_000);
@@ -120,4 +120,29 @@ describe("load sharing between front ends", () => {
     await second.until(/<jid>u301@localhost\//);
     second.destroy();
   });
+
+  it("checks a redirected PLAIN password once: the target takes the sender's voucher", async () => {
+    const user = `u${CLIENTS + 2}`;
+    const plainLogin = async (port: number) => {
+      const s = await secureStream(port);
+      s.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString("base64")}</auth>`);
+      await s.until(/<success/);
+      s.send(HEADER());
+      await s.until(/<bind xmlns|<\/see-other-host>/);
+      return s;
+    };
+    // c2s-1 is draining: it sends every new client on.
+    const redirected = await (await plainLogin(farm.c2sPorts[0]!.port)).untilClosed();
+    const port = Number(/<see-other-host [^>]*>127\.0\.0\.1:(\d+)</.exec(redirected)![1]);
+    const target = await plainLogin(port);
+    expect(target.received).toMatch(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
+    target.destroy();
+    const proofs = farm.lines.filter((l) => l.msg === "authenticated" && l.user === `${user}@localhost`).map((l) => [l.proc, l.proof]);
+    const name = farm.c2sPorts.findIndex((p) => p.port === port);
+    expect(proofs).toEqual([
+      ["c2s-1", "pbkdf2"],
+      [`c2s-${name + 1}`, "vouched"],
+    ]);
+  });
 });
+

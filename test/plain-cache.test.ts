@@ -1,7 +1,7 @@
 // The c2s's memory of verified PLAIN passwords: a client coming back skips
 // PBKDF2, and nothing else about PLAIN changes.
 import { describe, expect, it } from "vitest";
-import { PlainVerifier } from "../lib/sasl/plain-cache.js";
+import { PlainVerifier, plainVoucher, VOUCHER_TTL_MS } from "../lib/sasl/plain-cache.js";
 import { deriveKeys, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import type { ScramHash, ScramKeys } from "../xdb-sql/store.js";
 
@@ -21,31 +21,31 @@ describe("PlainVerifier", () => {
   it("runs PBKDF2 once for a password that comes back, and every time for a wrong one", async () => {
     const { verifier, calls } = counting();
     const keys = await keysFor("right");
-    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe(true);
-    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe(true);
+    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe("pbkdf2");
+    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe("remembered");
     expect(calls).toEqual(["right"]);
-    expect(await verifier.verify("a@localhost", "wrong", keys, "SHA-256")).toBe(false);
-    expect(await verifier.verify("a@localhost", "wrong", keys, "SHA-256")).toBe(false);
+    expect(await verifier.verify("a@localhost", "wrong", keys, "SHA-256")).toBeNull();
+    expect(await verifier.verify("a@localhost", "wrong", keys, "SHA-256")).toBeNull();
     // A failure forgets nothing.
-    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe(true);
+    expect(await verifier.verify("a@localhost", "right", keys, "SHA-256")).toBe("remembered");
     expect(calls).toEqual(["right", "wrong", "wrong"]);
   });
 
   it("refuses the old password once the stored keys changed (xfarm user passwd)", async () => {
     const { verifier, calls } = counting();
     const before = await keysFor("old");
-    expect(await verifier.verify("a@localhost", "old", before, "SHA-256")).toBe(true);
+    expect(await verifier.verify("a@localhost", "old", before, "SHA-256")).toBe("pbkdf2");
     const after = await keysFor("new");
-    expect(await verifier.verify("a@localhost", "old", after, "SHA-256")).toBe(false);
-    expect(await verifier.verify("a@localhost", "new", after, "SHA-256")).toBe(true);
+    expect(await verifier.verify("a@localhost", "old", after, "SHA-256")).toBeNull();
+    expect(await verifier.verify("a@localhost", "new", after, "SHA-256")).toBe("pbkdf2");
     expect(calls).toEqual(["old", "old", "new"]);
   });
 
   it("keeps accounts apart: one's password is no other's", async () => {
     const { verifier } = counting();
     const keys = await keysFor("shared");
-    expect(await verifier.verify("a@localhost", "shared", keys, "SHA-256")).toBe(true);
-    expect(await verifier.verify("b@localhost", "other", keys, "SHA-256")).toBe(false);
+    expect(await verifier.verify("a@localhost", "shared", keys, "SHA-256")).toBe("pbkdf2");
+    expect(await verifier.verify("b@localhost", "other", keys, "SHA-256")).toBeNull();
   });
 
   it("forgets after its lifetime, and beyond its size the oldest first", async () => {
@@ -62,5 +62,39 @@ describe("PlainVerifier", () => {
     expect(calls).toHaveLength(5);
     await verifier.verify("c@localhost", "pw", keys, "SHA-256", 1_004);
     expect(calls).toHaveLength(5);
+  });
+
+  describe("a peer's voucher for a client it redirected", () => {
+    it("takes the same password without PBKDF2, once; a wrong one still fails", async () => {
+      const { verifier, calls } = counting();
+      const keys = await keysFor("pw");
+      verifier.accept("a@localhost", plainVoucher("a@localhost", "pw", keys, "SHA-256"));
+      expect(await verifier.verify("a@localhost", "guess", keys, "SHA-256")).toBeNull();
+      expect(await verifier.verify("a@localhost", "pw", keys, "SHA-256")).toBe("vouched");
+      expect(await verifier.verify("a@localhost", "pw", keys, "SHA-256")).toBe("remembered");
+      expect(calls).toEqual(["guess"]);
+    });
+
+    it("holds for that account and those keys only", async () => {
+      const { verifier, calls } = counting();
+      const keys = await keysFor("pw");
+      verifier.accept("a@localhost", plainVoucher("a@localhost", "pw", keys, "SHA-256"));
+      expect(await verifier.verify("b@localhost", "pw", keys, "SHA-256")).toBe("pbkdf2");
+      const changed = await keysFor("pw2");
+      expect(await verifier.verify("a@localhost", "pw", changed, "SHA-256")).toBeNull();
+      verifier.accept("c@localhost", plainVoucher("c@localhost", "pw", keys, "SHA-1"));
+      expect(await verifier.verify("c@localhost", "pw", keys, "SHA-256")).toBe("pbkdf2");
+      expect(calls).toEqual(["pw", "pw", "pw"]);
+    });
+
+    it("expires, and a voucher of the wrong size is ignored", async () => {
+      const { verifier, calls } = counting();
+      const keys = await keysFor("pw");
+      verifier.accept("a@localhost", plainVoucher("a@localhost", "pw", keys, "SHA-256"), 0);
+      expect(await verifier.verify("a@localhost", "pw", keys, "SHA-256", VOUCHER_TTL_MS)).toBe("pbkdf2");
+      verifier.accept("b@localhost", Buffer.alloc(16));
+      expect(await verifier.verify("b@localhost", "pw", keys, "SHA-256")).toBe("pbkdf2");
+      expect(calls).toHaveLength(2);
+    });
   });
 });

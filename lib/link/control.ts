@@ -32,8 +32,11 @@ export type ControlMessage =
   | { op: "loads"; loads: Record<string, C2sLoad> }
   /** A component's new `info` (e.g. a front end that starts draining). */
   | { op: "info"; info: Record<string, unknown> }
-  /** A front end sent this client to front end `to`, which should serve it (forwarded by the router). */
-  | { op: "expect"; to: string; ip: string; user: string }
+  /**
+   * A front end sent this client to front end `to`, which should serve it (forwarded by the router);
+   * `plain`, base64, vouches for the password of a client that logged in with PLAIN (plainVoucher()).
+   */
+  | { op: "expect"; to: string; ip: string; user: string; plain?: string }
   // Admin links (`xfarm status`, `xfarm c2s drain`), protocol §1.7.
   | { op: "status-request" }
   | { op: "status"; router: string; entries: StatusEntry[] }

@@ -18,6 +18,14 @@
 //   each against a remembered tag instead of a PBKDF2 run; but they could
 //   as well read the passwords of PLAIN logins as they arrive. Entries
 //   expire, and their number is bounded.
+//
+// A front end that redirects a client it checked also vouches for the
+// password to the target (docs/protocol.md §1.6), so the client's second
+// PLAIN there costs no second PBKDF2. The voucher is an HMAC keyed by the
+// account's ServerKey, which the target reads from the store as the sender
+// did: the link's bytes alone let nobody test a guess. Whoever also holds
+// the store could test guesses against a voucher at one HMAC each; they
+// could read every stanza on the link as well.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
 import { verifyPassword } from "./scram-credentials.js";
@@ -26,11 +34,23 @@ import { verifyPassword } from "./scram-credentials.js";
 const MAX_ENTRIES = 20_000;
 /** How long a verification is remembered. */
 const TTL_MS = 60 * 60 * 1000;
+/** How long a voucher waits for its client: as long as a front end expects a redirected client. */
+export const VOUCHER_TTL_MS = 30_000;
+
+/** How a PLAIN password was found right: a PBKDF2 run, this front end's memory, or a peer's voucher. */
+export type PlainProof = "pbkdf2" | "remembered" | "vouched";
+
+/** What a front end sends with a client it redirects after a PLAIN login: proof of the password, for that account's keys only. */
+export function plainVoucher(user: string, password: string, keys: ScramKeys, hash: ScramHash): Buffer {
+  return createHmac("sha256", keys.serverKey).update(`xfarm PLAIN voucher\0${user}\0${hash}\0`).update(password, "utf8").digest();
+}
 
 export class PlainVerifier {
   private readonly key = randomBytes(32);
   /** Tag and expiry by account, oldest first (a Map keeps insertion order). */
   private readonly verified = new Map<string, { tag: Buffer; until: number }>();
+  /** Vouchers from peers for clients they redirected here, by account, oldest first. */
+  private readonly vouchers = new Map<string, { voucher: Buffer; until: number }>();
 
   constructor(
     private readonly maxEntries = MAX_ENTRIES,
@@ -39,22 +59,29 @@ export class PlainVerifier {
     private readonly check: typeof verifyPassword = verifyPassword,
   ) {}
 
-  /** Whether `password` matches `keys`, the stored keys of `user` for `hash`. */
-  async verify(user: string, password: string, keys: ScramKeys, hash: ScramHash, now = Date.now()): Promise<boolean> {
-    // Oldest first, all with the same lifetime: the expired ones are at the front (the check below
-    // still looks, should the clock have jumped).
-    for (const [name, entry] of this.verified) {
-      if (entry.until > now) break;
-      this.verified.delete(name);
-    }
+  /** How `password` was found to match `keys`, the stored keys of `user` for `hash`; null when it does not. */
+  async verify(user: string, password: string, keys: ScramKeys, hash: ScramHash, now = Date.now()): Promise<PlainProof | null> {
+    expire(this.verified, now);
+    expire(this.vouchers, now);
     const tag = this.tag(user, password, keys, hash);
     const known = this.verified.get(user);
-    if (known && known.until > now && timingSafeEqual(known.tag, tag)) return true;
-    if (!(await this.check(password, keys, hash))) return false;
-    this.verified.delete(user);
-    this.verified.set(user, { tag, until: now + this.ttlMs });
-    if (this.verified.size > this.maxEntries) this.verified.delete(this.verified.keys().next().value!);
-    return true;
+    if (known && known.until > now && timingSafeEqual(known.tag, tag)) return "remembered";
+    const vouched = this.vouchers.get(user);
+    let proof: PlainProof = "vouched";
+    if (!vouched || vouched.until <= now || !timingSafeEqual(vouched.voucher, plainVoucher(user, password, keys, hash))) {
+      if (!(await this.check(password, keys, hash))) return null;
+      proof = "pbkdf2";
+    }
+    this.vouchers.delete(user);
+    remember(this.verified, user, { tag, until: now + this.ttlMs }, this.maxEntries);
+    return proof;
+  }
+
+  /** A peer redirected `user` here after checking its PLAIN password (plainVoucher()). */
+  accept(user: string, voucher: Buffer, now = Date.now()): void {
+    if (voucher.length !== 32) return;
+    expire(this.vouchers, now);
+    remember(this.vouchers, user, { voucher, until: now + VOUCHER_TTL_MS }, this.maxEntries);
   }
 
   private tag(user: string, password: string, keys: ScramKeys, hash: ScramHash): Buffer {
@@ -64,4 +91,20 @@ export class PlainVerifier {
       .update(password, "utf8")
       .digest();
   }
+}
+
+/** Drops the expired entries of a map whose entries all live as long, so the oldest are in front. */
+function expire(map: Map<string, { until: number }>, now: number): void {
+  // Stops at the first live entry; lookups check the expiry again, should the clock have jumped.
+  for (const [name, entry] of map) {
+    if (entry.until > now) break;
+    map.delete(name);
+  }
+}
+
+/** Sets `name` as the newest entry, dropping the oldest beyond `max`. */
+function remember<T>(map: Map<string, T>, name: string, entry: T, max: number): void {
+  map.delete(name);
+  map.set(name, entry);
+  if (map.size > max) map.delete(map.keys().next().value!);
 }
