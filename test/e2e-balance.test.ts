@@ -137,9 +137,10 @@ describe("load sharing between front ends", () => {
     const target = await plainLogin(port);
     expect(target.received).toMatch(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
     target.destroy();
-    const proofs = farm.lines.filter((l) => l.msg === "authenticated" && l.user === `${user}@localhost`).map((l) => [l.proc, l.proof]);
+    const proofs = () => farm.lines.filter((l) => l.msg === "authenticated" && l.user === `${user}@localhost`).map((l) => [l.proc, l.proof]);
     const name = farm.c2sPorts.findIndex((p) => p.port === port);
-    expect(proofs).toEqual([
+    // Log lines come over the processes' stdout pipes, which may trail the client's reply.
+    await expect.poll(proofs, { timeout: 5000 }).toEqual([
       ["c2s-1", "pbkdf2"],
       [`c2s-${name + 1}`, "vouched"],
     ]);

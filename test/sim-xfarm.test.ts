@@ -77,11 +77,15 @@ describe("xfarm sim against a farm of two front ends", () => {
       expect(res.sim.workers.map((w) => w.users)).toEqual([USERS / 2, USERS / 2]);
       // Each TLS connection: one handshake, verified against the test CA.
       expect(res.totals.tls).toBe(res.totals.connections);
-      // Redirects: all to the second front end (on the port of the same kind), one connection more each.
+      // Redirects: to the second front end (on the port of the same kind), one connection more each.
+      // A few may bounce back to the first when its "expect" trails the client through a busy
+      // router; the first then serves them as clients that came back, so none goes round twice.
       const t = res.totals;
       expect(t.connections).toBe(USERS + t.redirects);
+      const first = `127.0.0.1:${v.port(farm, 0)}`;
       const second = `127.0.0.1:${v.port(farm, 1)}`;
-      if (t.redirects > 0) expect(t.redirects_by_target).toEqual({ [second]: t.redirects });
+      expect(Object.keys(t.redirects_by_target).every((k) => k === first || k === second)).toBe(true);
+      expect(t.redirects_by_target[first] ?? 0).toBeLessThanOrEqual(Math.ceil(t.redirects / 10));
       // Both front ends served users: the farm redirected part of those aimed at the first.
       expect(t.redirects).toBeGreaterThan(0);
       expect(r.stderr).toMatch(/\[\s*\d+s\] arrived \d+\/200/);
