@@ -55,7 +55,8 @@ export class ClientConnection {
   private voucher: Buffer | null = null;
   private saslFailures = 0;
   private headerSent = false;
-  private log: Logger;
+  /** The client's address (its socket's, kept for logs after the socket closed). */
+  private readonly ip: string;
   /** Set once the sm knows this session, so END is owed when it goes. */
   private smKnows = false;
   /** The sm incarnation ("name/started") holding this session, to rebuild it when that changes. */
@@ -81,7 +82,7 @@ export class ClientConnection {
     this.socket = socket;
     this.secure = secure;
     this.direct = secure;
-    this.log = ctx.log.child({ sid: this.sid, ip: socket.remoteAddress });
+    this.ip = socket.remoteAddress ?? "";
     this.stream = this.newStream();
     this.attach(socket);
     ctx.register(this);
@@ -89,13 +90,13 @@ export class ClientConnection {
   }
 
   /**
-   * A fresh child of the front end's logger with what is known now. Not a
-   * child of the previous one: pino children keep their parents alive, and
-   * three loggers per idle connection add up over thousands.
+   * A logger with what is known of this connection now, made when something
+   * is logged: a pino child kept per connection would cost every idle
+   * session some 500 bytes.
    */
-  private relog(): void {
+  private get log(): Logger {
     const who = this.jid ? { jid: this.jid } : this.user ? { user: this.user } : {};
-    this.log = this.ctx.log.child({ sid: this.sid, ip: this.socket.remoteAddress, ...who });
+    return this.ctx.log.child({ sid: this.sid, ip: this.ip, ...who });
   }
 
   get bareJid(): string | null {
@@ -116,7 +117,7 @@ export class ClientConnection {
 
   /** Sends the bound client to another front end (a drain), remembering it in case it comes back. */
   moveTo(target: Redirect): void {
-    this.ctx.balancer.remember(this.socket.remoteAddress ?? "", this.user!);
+    this.ctx.balancer.remember(this.ip, this.user!);
     this.sendAway(target, "this server is being drained", this.ack?.resumable === true);
   }
 
@@ -127,7 +128,7 @@ export class ClientConnection {
    */
   private sendAway(target: Redirect, text?: string, keepSession = false): void {
     const plain = this.voucher?.toString("base64");
-    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.socket.remoteAddress ?? "", user: this.user!, ...(plain && { plain }) });
+    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, ...(plain && { plain }) });
     if (!keepSession) return this.streamError("see-other-host", text, target.address);
     this.log.info({ condition: "see-other-host", content: target.address, user: this.user }, "stream error");
     this.endSocket(streamError("see-other-host", text, target.address));
@@ -272,7 +273,6 @@ export class ClientConnection {
     this.jid = jid;
     this.binding = false;
     this.stage = "bound";
-    this.relog();
     this.ctx.authDone(this);
     this.count();
     this.write(`<iq type='result' id='${escapeXML(this.bindId ?? "")}'><bind xmlns='${NS_BIND}'><jid>${escapeXMLText(jid)}</jid></bind></iq>`);
@@ -288,7 +288,7 @@ export class ClientConnection {
     if (this.stage !== "bound") return;
     this.toSm(
       SessionOp.Rebuild,
-      { sid: this.sid, jid: this.jid!, ip: this.socket.remoteAddress ?? "", secure: this.secure, interested: this.interested },
+      { sid: this.sid, jid: this.jid!, ip: this.ip, secure: this.secure, interested: this.interested },
       this.presence ?? undefined,
     );
   }
@@ -315,9 +315,10 @@ export class ClientConnection {
   private onHeader(h: StreamHeader): void {
     const domains = this.ctx.config.domains;
     const to = (h.to ?? domains[0]!).toLowerCase();
-    this.domain = to;
-    if (!domains.includes(to)) {
-      this.domain = domains[0]!;
+    // The configured string itself, not one copy per connection.
+    const served = domains.find((d) => d === to);
+    this.domain = served ?? domains[0]!;
+    if (!served) {
       this.streamError("host-unknown", `this server does not serve ${h.to}`);
       return;
     }
@@ -328,7 +329,7 @@ export class ClientConnection {
     if (this.user) {
       // RFC 6120 §4.9.3.19: redirect after TLS, so the client knows who sends it away; after SASL, so
       // the farm can remember whom it redirected and serve a client that does not follow (redirection.md).
-      const ip = this.socket.remoteAddress ?? "";
+      const ip = this.ip;
       const balancer = this.ctx.balancer;
       if (balancer.returned(ip, this.user)) this.stay = true;
       else if (!balancer.wasSent(ip, this.user)) {
@@ -396,7 +397,7 @@ export class ClientConnection {
       this.toSm(SessionOp.Start, {
         sid: this.sid,
         jid: resource ? `${this.user}/${resource}` : this.user!,
-        ip: this.socket.remoteAddress ?? "",
+        ip: this.ip,
         secure: this.secure,
       });
       return;
@@ -509,7 +510,6 @@ export class ClientConnection {
     this.holder = old.holder;
     this.smKnows = true;
     this.stage = "bound";
-    this.relog();
   }
 
   /** The front end that held the session answered our TAKEOVER (protocol §2.3). */
@@ -536,13 +536,12 @@ export class ClientConnection {
     this.ctx.authDone(this);
     this.count();
     this.ctx.alias(pending.previd, this);
-    this.relog();
     this.toSm(
       SessionOp.Rebuild,
       {
         sid: this.sid,
         jid: this.jid,
-        ip: this.socket.remoteAddress ?? "",
+        ip: this.ip,
         secure: this.secure,
         interested: this.interested,
         replaces: { c2s: fromC2s, sid: meta.oldSid },
@@ -735,7 +734,6 @@ export class ClientConnection {
   private saslSuccess(user: string, mech: string, additional?: Buffer, proof?: PlainProof): void {
     if (this.stage === "closed") return;
     this.user = user;
-    this.relog();
     this.log.info({ secure: this.secure, mech, proof }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     const pipelined = this.stream.takeHeld();

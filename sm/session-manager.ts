@@ -31,7 +31,7 @@ import { modRoster } from "./mod-roster.js";
 import { modVcard } from "./mod-vcard.js";
 import { modVersion } from "./mod-version.js";
 import { KeyedQueue } from "./queue.js";
-import { SessionRegistry, type Session } from "./sessions.js";
+import { Session, SessionRegistry } from "./sessions.js";
 import { IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
 export interface SessionManagerOptions {
@@ -298,18 +298,10 @@ export class SessionManager {
       return;
     }
     const presence = presenceXml.length > 0 ? this.parseStanza(presenceXml) : null;
-    const session: Session = {
-      user,
-      resource: jid.resource,
-      jid: meta.jid,
-      c2s,
-      sid: meta.sid,
-      log: this.log.child({ sid: meta.sid, jid: meta.jid }),
-      presence,
-      priority: presence ? priorityOf(presence) : 0,
-      interested: meta.interested,
-      directed: new Set(),
-    };
+    const session = new Session(user, jid.resource, meta.jid, c2s, meta.sid, this.log);
+    session.presence = presence;
+    session.priority = presence ? priorityOf(presence) : 0;
+    session.interested = meta.interested;
     this.registry.add(session);
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
@@ -372,18 +364,7 @@ export class SessionManager {
     if (old) await this.end(old, "replaced", "conflict");
     const resource = jid.resource || this.freeResource(user);
     const fullJid = `${user}/${resource}`;
-    const session: Session = {
-      user,
-      resource,
-      jid: fullJid,
-      c2s,
-      sid: meta.sid,
-      log: this.log.child({ sid: meta.sid, jid: fullJid }),
-      presence: null,
-      priority: 0,
-      interested: false,
-      directed: new Set(),
-    };
+    const session = new Session(user, resource, fullJid, c2s, meta.sid, this.log);
     this.registry.add(session);
     this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: fullJid }));
     // The c2s logs the login at info ("authenticated"); this line would only repeat it.

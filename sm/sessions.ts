@@ -2,23 +2,34 @@
 import type { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
 
-export interface Session {
-  /** Bare JID. */
-  readonly user: string;
-  readonly resource: string;
-  /** Full JID. */
-  readonly jid: string;
-  /** The c2s holding the connection, and its name for the session (protocol §2). */
-  c2s: string;
-  sid: string;
-  readonly log: Logger;
+export class Session {
   /** The last available presence broadcast (from the full JID, no to); null while unavailable. */
-  presence: Element | null;
-  priority: number;
+  presence: Element | null = null;
+  priority = 0;
   /** Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6). */
-  interested: boolean;
+  interested = false;
   /** JIDs that got directed available presence and must hear of unavailability (RFC 6121 §4.6). */
-  readonly directed: Set<string>;
+  readonly directed = new Set<string>();
+
+  constructor(
+    /** Bare JID. */
+    readonly user: string,
+    readonly resource: string,
+    /** Full JID. */
+    readonly jid: string,
+    /** The c2s holding the connection, and its name for the session (protocol §2). */
+    public c2s: string,
+    public sid: string,
+    private readonly smLog: Logger,
+  ) {}
+
+  /**
+   * A logger naming the session, made when something is logged: a pino
+   * child kept per session would cost every idle session some 500 bytes.
+   */
+  get log(): Logger {
+    return this.smLog.child({ sid: this.sid, jid: this.jid });
+  }
 }
 
 /** What modules may read of the registry. */

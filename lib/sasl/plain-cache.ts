@@ -47,10 +47,15 @@ export function plainVoucher(user: string, password: string, keys: ScramKeys, ha
 
 export class PlainVerifier {
   private readonly key = randomBytes(32);
-  /** Tag and expiry by account, oldest first (a Map keeps insertion order). */
-  private readonly verified = new Map<string, { tag: Buffer; until: number }>();
+  /**
+   * Tag and expiry by account, oldest first (a Map keeps insertion order).
+   * The tag's bytes (and a voucher's) are kept as a one-byte string: a Buffer of its own costs
+   * some 200 bytes an entry, and a slice of Buffer's shared pool keeps a
+   * whole 8 KB slab alive.
+   */
+  private readonly verified = new Map<string, { tag: string; until: number }>();
   /** Vouchers from peers for clients they redirected here, by account, oldest first. */
-  private readonly vouchers = new Map<string, { voucher: Buffer; until: number }>();
+  private readonly vouchers = new Map<string, { voucher: string; until: number }>();
 
   constructor(
     private readonly maxEntries = MAX_ENTRIES,
@@ -65,15 +70,15 @@ export class PlainVerifier {
     expire(this.vouchers, now);
     const tag = this.tag(user, password, keys, hash);
     const known = this.verified.get(user);
-    if (known && known.until > now && timingSafeEqual(known.tag, tag)) return "remembered";
+    if (known && known.until > now && timingSafeEqual(Buffer.from(known.tag, "latin1"), tag)) return "remembered";
     const vouched = this.vouchers.get(user);
     let proof: PlainProof = "vouched";
-    if (!vouched || vouched.until <= now || !timingSafeEqual(vouched.voucher, plainVoucher(user, password, keys, hash))) {
+    if (!vouched || vouched.until <= now || !timingSafeEqual(Buffer.from(vouched.voucher, "latin1"), plainVoucher(user, password, keys, hash))) {
       if (!(await this.check(password, keys, hash))) return null;
       proof = "pbkdf2";
     }
     this.vouchers.delete(user);
-    remember(this.verified, user, { tag, until: now + this.ttlMs }, this.maxEntries);
+    remember(this.verified, user, { tag: tag.toString("latin1"), until: now + this.ttlMs }, this.maxEntries);
     return proof;
   }
 
@@ -81,7 +86,7 @@ export class PlainVerifier {
   accept(user: string, voucher: Buffer, now = Date.now()): void {
     if (voucher.length !== 32) return;
     expire(this.vouchers, now);
-    remember(this.vouchers, user, { voucher, until: now + VOUCHER_TTL_MS }, this.maxEntries);
+    remember(this.vouchers, user, { voucher: voucher.toString("latin1"), until: now + VOUCHER_TTL_MS }, this.maxEntries);
   }
 
   private tag(user: string, password: string, keys: ScramKeys, hash: ScramHash): Buffer {
