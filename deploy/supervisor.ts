@@ -92,7 +92,7 @@ export async function runFarm(config: Config, configFile: string | null, env: Re
   const running = new Map<string, ChildProcess>();
   const start = (spec: ChildSpec, failures: number) => {
     const args = [CLI, spec.role, ...(configFile ? ["--config", configFile] : [])];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...extraEnv, ...spec.env } });
+    const child = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...extraEnv, ...spec.env } });
     const startedAt = Date.now();
     running.set(spec.name, child);
     log.info({ child: spec.name, childPid: child.pid }, "started");
