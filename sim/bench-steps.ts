@@ -35,6 +35,8 @@ function scenario(target: BenchTarget, env: StepEnv, s: {
   security: Security;
   mechanism: Mechanism;
   users: number;
+  /** The first account's number (default 1). */
+  first?: number;
   rate: number;
   seconds: number;
   actions: Action[];
@@ -42,8 +44,8 @@ function scenario(target: BenchTarget, env: StepEnv, s: {
   poisson?: boolean;
 }): Scenario {
   const sc = defaultScenario();
-  sc.server = { ...sc.server, host: "127.0.0.1", port: target.port, domain: target.domain, security: s.security, mechanism: s.mechanism, sources: env.sources };
-  sc.users = { ...sc.users, count: s.users, name: "user%d", password: env.password };
+  sc.server = { ...sc.server, host: "127.0.0.1", ports: [...target.ports], domain: target.domain, security: s.security, mechanism: s.mechanism, sources: env.sources };
+  sc.users = { ...sc.users, count: s.users, first: s.first ?? 1, name: "user%d", password: env.password };
   sc.arrival = [{ rate: s.rate, duration: s.seconds }];
   sc.session = { ...sc.session, keepalive: 0, login_timeout: 60 };
   sc.actions = s.actions;
@@ -133,13 +135,20 @@ export interface LoginStep {
 
 export const LOGIN_P99_MS = 100;
 
-export async function measureLogin(target: BenchTarget, env: StepEnv, rate: number, seconds: number, mechanism: Mechanism): Promise<LoginStep> {
+/**
+ * One login step: `rate` × `seconds` users from account number `first`. Each
+ * step of a ramp takes accounts no earlier step used, so that every login is a
+ * first one: a server that remembers a verified password (xfarm's PLAIN, for an
+ * hour) gains nothing from an earlier step.
+ */
+export async function measureLogin(target: BenchTarget, env: StepEnv, rate: number, seconds: number, mechanism: Mechanism, first: number): Promise<LoginStep> {
   const sampler = new TreeSampler(target.pid);
   const users = rate * seconds;
   const sc = scenario(target, env, {
     security: "none",
     mechanism,
     users,
+    first,
     rate,
     seconds,
     poisson: true,

@@ -20,7 +20,8 @@ export type TargetName = "xfarm" | "prosody" | "ejabberd";
 export interface BenchTarget {
   readonly name: TargetName;
   readonly version: string;
-  readonly port: number;
+  /** Where clients connect: every front end of a farm (as its SRV records would list them), one port otherwise. */
+  readonly ports: readonly number[];
   readonly domain: string;
   /**
    * Sessions the server can hold here: a single process is bounded by the
@@ -118,8 +119,8 @@ export class XfarmTarget implements BenchTarget {
     return this.c2sCount * ONE_PROCESS_SESSIONS;
   }
 
-  get port(): number {
-    return this.farm!.c2sPorts[0]!.port;
+  get ports(): number[] {
+    return this.farm!.c2sPorts.map((p) => p.port);
   }
 
   get pid(): number {
@@ -165,7 +166,7 @@ export class ProsodyTarget implements BenchTarget {
   readonly domain = DOMAIN;
   readonly maxSessions = ONE_PROCESS_SESSIONS;
   readonly version = packageVersion("prosody");
-  port = 0;
+  private port = 0;
   private proc: ChildProcess | null = null;
   private dir = "";
 
@@ -173,6 +174,10 @@ export class ProsodyTarget implements BenchTarget {
     private readonly anchors: string,
     private readonly cert: CertFiles,
   ) {}
+
+  get ports(): number[] {
+    return [this.port];
+  }
 
   get pid(): number {
     return this.proc!.pid!;
@@ -214,7 +219,7 @@ export class EjabberdTarget implements BenchTarget {
   readonly domain = DOMAIN;
   readonly maxSessions = ONE_PROCESS_SESSIONS;
   readonly version = packageVersion("ejabberd");
-  port = 0;
+  private port = 0;
   private proc: ChildProcess | null = null;
   private dir = "";
   /** Our own Erlang node name, so an anchors run beside us cannot clash. */
@@ -225,6 +230,10 @@ export class EjabberdTarget implements BenchTarget {
     private readonly anchors: string,
     private readonly cert: CertFiles,
   ) {}
+
+  get ports(): number[] {
+    return [this.port];
+  }
 
   get pid(): number {
     return this.proc!.pid!;

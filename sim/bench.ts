@@ -129,7 +129,7 @@ async function withServer<T>(make: () => BenchTarget, accounts: number, body: (t
     await t.start();
     const t0 = Date.now();
     await t.createAccounts(accounts, PASSWORD);
-    log(`${t.name} ${t.version} on 127.0.0.1:${t.port}: ${accounts} accounts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    log(`${t.name} ${t.version} on 127.0.0.1:${t.ports.join(",")}: ${accounts} accounts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return await body(t);
   } finally {
     await t.stop();
@@ -161,14 +161,17 @@ async function measureTarget(make: () => BenchTarget, version: string, name: Tar
   }
   const settle = () => new Promise<void>((r) => setTimeout(r, 3000));
   if (opts.only.includes("login")) {
-    const accounts = Math.max(...opts.loginRates) * opts.loginSeconds;
+    // Every step of a ramp logs in accounts of its own (measureLogin).
+    const accounts = opts.loginRates.reduce((a, r) => a + r, 0) * opts.loginSeconds;
     await attempt("login", () =>
       withServer(make, accounts, async (t) => {
         for (const mech of LOGIN_MECHANISMS) {
+          let first = 1;
           report.login[mech] = await ramp(
             opts.loginRates,
             async (rate) => {
-              const s = await measureLogin(t, env, rate, opts.loginSeconds, mech);
+              const s = await measureLogin(t, env, rate, opts.loginSeconds, mech, first);
+              first += rate * opts.loginSeconds;
               log(`${name} login ${mech} ${rate}/s: ${s.achieved}/s, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, failed ${s.failed}, cpu ${s.server_cpu_pct} %${s.passed ? "" : " (past the knee)"}`);
               return s;
             },

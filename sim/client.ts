@@ -155,7 +155,8 @@ export class SimClient implements ScanSink, Sleeper {
     private readonly source: string | undefined,
   ) {
     this.host = connectHost(ctx.sc.server.host);
-    this.port = ctx.sc.server.port;
+    const { ports } = ctx.sc.server;
+    this.port = ports[k % ports.length]!;
   }
 
   get active(): boolean {

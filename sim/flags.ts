@@ -41,11 +41,12 @@ export interface SimFlags {
 
 const ACTION_FLAGS: (keyof SimFlags)[] = ["sm", "chatRate", "chatTotalRate", "chatDuration", "chatCount", "chatSize", "chatTo", "hold"];
 
-function num(name: string, v: string, opts: { integer?: boolean; min?: number } = {}): number {
+function num(name: string, v: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
   const n = Number(v);
   if (v.trim() === "" || !Number.isFinite(n)) throw new Error(`--${name} must be a number (not "${v}")`);
   if (opts.integer && !Number.isInteger(n)) throw new Error(`--${name} must be an integer`);
   if (opts.min !== undefined && n < opts.min) throw new Error(`--${name} must be at least ${opts.min}`);
+  if (opts.max !== undefined && n > opts.max) throw new Error(`--${name} must be at most ${opts.max}`);
   return n;
 }
 
@@ -71,7 +72,7 @@ export function parsePhases(text: string): { rate: number; duration: number }[] 
 export function applyFlags(base: Scenario | null, f: SimFlags, fileHasActions = false): Scenario {
   const s = base ? (structuredClone(base) as Scenario) : defaultScenario();
   if (f.host !== undefined) s.server.host = f.host;
-  if (f.port !== undefined) s.server.port = num("port", f.port, { integer: true, min: 1 });
+  if (f.port !== undefined) s.server.ports = f.port.split(",").map((p) => num("port", p.trim(), { integer: true, min: 1, max: 65535 }));
   if (f.domain !== undefined) s.server.domain = f.domain;
   if (f.security !== undefined) s.server.security = pick("security", f.security, SECURITIES);
   if (f.mechanism !== undefined) s.server.mechanism = pick("mechanism", f.mechanism, MECHANISMS);

@@ -77,7 +77,7 @@ export function buildResults(opts: {
     finished: new Date(opts.finished).toISOString(),
     elapsed_s: Math.round(opts.finished - opts.started) / 1000,
     ended_by: opts.endedBy,
-    target: `${sc.server.host}:${sc.server.port}`,
+    target: `${sc.server.host}:${sc.server.ports.join(",")}`,
     scenario: sc,
     planned_users: opts.planned,
     totals: {

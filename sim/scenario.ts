@@ -29,7 +29,8 @@ export type Action =
 export interface Scenario {
   server: {
     host: string;
-    port: number;
+    /** The server's ports; user k first connects to ports[k % ports.length] (as round-robin DNS or SRV records spread clients). */
+    ports: number[];
     domain: string;
     security: Security;
     mechanism: Mechanism;
@@ -76,7 +77,7 @@ export const MAX_DURATION = 86_400;
 
 export function defaultScenario(): Scenario {
   return {
-    server: { host: "127.0.0.1", port: 5222, domain: "localhost", security: "starttls", mechanism: "PLAIN", ca: "", sources: [] },
+    server: { host: "127.0.0.1", ports: [5222], domain: "localhost", security: "starttls", mechanism: "PLAIN", ca: "", sources: [] },
     users: { count: 100, first: 1, name: "user%d", password: "pass%d", accounts: 0 },
     arrival: [{ rate: 100, duration: 1 }],
     session: { resource: "", keepalive: 0, login_timeout: 30, max_redirects: 5, reply_timeout: 30 },
@@ -117,6 +118,15 @@ class Reader {
     if (opts.min !== undefined && n < opts.min) throw new Error(`${this.path(key)} must be at least ${opts.min}`);
     if (opts.max !== undefined && n > opts.max) throw new Error(`${this.path(key)} must be at most ${opts.max}`);
     return n;
+  }
+
+  /** A number or a non-empty list of numbers. */
+  nums(key: string, dflt: number[], opts: { integer?: boolean; min?: number; max?: number } = {}): number[] {
+    const v = this.get(key);
+    if (v === undefined) return dflt;
+    if (!Array.isArray(v)) return [this.num(key, 0, opts)];
+    if (v.length === 0) throw new Error(`${this.path(key)} must not be an empty list`);
+    return v.map((_, i) => new Reader(v as unknown as Table, this.path(key)).num(String(i), 0, opts));
   }
 
   str(key: string, dflt: string): string {
@@ -217,7 +227,7 @@ export function scenarioFromTable(root: Table): Scenario {
   const sv = r.table("server");
   const server: Scenario["server"] = {
     host: sv.str("host", d.server.host),
-    port: sv.num("port", d.server.port, { integer: true, min: 1, max: 65535 }),
+    ports: sv.nums("port", d.server.ports, { integer: true, min: 1, max: 65535 }),
     domain: sv.str("domain", d.server.domain),
     security: sv.oneOf("security", d.server.security, SECURITIES),
     mechanism: sv.oneOf("mechanism", d.server.mechanism, MECHANISMS),

@@ -46,14 +46,19 @@ describe("scenarios", () => {
 
   it("builds the common case from flags, and lets flags override a file", () => {
     const s = applyFlags(null, { port: "5322", users: "300", rate: "100", chatRate: "1", chatCount: "3", hold: "2", sm: true, sources: "127.0.0.2-127.0.0.4" });
-    expect(s.server.port).toBe(5322);
+    expect(s.server.ports).toEqual([5322]);
     expect(s.server.sources).toEqual(["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
     expect(s.arrival).toEqual([{ rate: 100, duration: 3 }]);
     expect(plannedArrivals(s)).toBe(300);
     expect(s.actions.map((a) => a.type)).toEqual(["sm", "roster", "presence", "sync", "chat", "sync", "think"]);
     const file = loadScenarioFile(path.join(SCENARIOS, "idle.toml"));
     const o = applyFlags(file, { port: "6000", users: "20", arrival: "10x1,5x2" }, true);
-    expect(o.server.port).toBe(6000);
+    expect(o.server.ports).toEqual([6000]);
+    expect(applyFlags(null, { port: "5222, 5322" }).server.ports).toEqual([5222, 5322]);
+    expect(() => applyFlags(null, { port: "5222,x" })).toThrow('--port must be a number (not "x")');
+    expect(scenarioFromTable({ server: { port: [5222, 5322] } }).server.ports).toEqual([5222, 5322]);
+    expect(() => scenarioFromTable({ server: { port: [] } })).toThrow("server.port must not be an empty list");
+    expect(() => scenarioFromTable({ server: { port: [5222, 70000] } })).toThrow("server.port.1 must be at most 65535");
     expect(o.arrival).toEqual(parsePhases("10x1,5x2"));
     expect(plannedArrivals(o)).toBe(20);
     expect(o.actions).toEqual(file.actions);

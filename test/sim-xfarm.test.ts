@@ -97,6 +97,25 @@ describe("xfarm sim against a farm of two front ends", () => {
     });
   }
 
+  it("spreads first connections over every port it is given, as SRV records would", { timeout: 60_000 }, async () => {
+    const users = 40;
+    const ports = farm.c2sPorts.map((p) => p.port);
+    const out = path.join(outDir(), "sim-ports.json");
+    const since = farm.lines.length;
+    const r = await runCli(["sim", "--port", ports.join(","), "--security", "starttls", "--mechanism", "SCRAM-SHA-1", "--ca", process.env.XFARM_TEST_CERT!, "--users", String(users), "--rate", "40", "--hold", "0", "--workers", "0", "--out", out]);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(fs.readFileSync(out, "utf8")) as SimResults;
+    expect(res.target).toBe(`127.0.0.1:${ports.join(",")}`);
+    expect(res.totals).toMatchObject({ arrived: users, logged_in: users, login_failed: 0 });
+    // Every connection authenticates where it lands: userN's first one on front end (N-1) % 2 + 1.
+    const auths = () => farm.lines.slice(since).filter((l) => l.msg === "authenticated");
+    await expect.poll(() => auths().length).toBe(users + res.totals.redirects);
+    for (let n = 1; n <= users; n++) {
+      const where = auths().filter((l) => l.user === `user${n}@localhost`).map((l) => l.proc);
+      expect(where, `user${n}`).toContain(`c2s-${((n - 1) % 2) + 1}`);
+    }
+  });
+
   // Last: it leaves c2s-2 draining.
   it("follows a drain: users moved after login log in again on the other front end and go on", { timeout: 120_000 }, async () => {
     const users = 100;

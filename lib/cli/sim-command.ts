@@ -29,7 +29,7 @@ export function simCommand(load: LoadConfig): Command {
     .description("the client simulator: load-test an XMPP server on this machine (xfarm, Prosody, ejabberd); see docs/sim.md")
     .argument("[scenario]", "scenario file (TOML); flags override its server, users, arrival, session and run keys")
     .option("--host <host>", "server address (loopback only: 127.0.0.0/8, ::1, localhost)")
-    .option("--port <port>", "server port")
+    .option("--port <ports>", "server port, or ports (5222,5322): user k connects first to the k-th, round robin")
     .option("--domain <domain>", "XMPP domain of the accounts")
     .addOption(new Option("--security <mode>", "none, starttls or direct (TLS from the first byte)").choices(["none", "starttls", "direct"]))
     .addOption(new Option("--mechanism <mech>", "SASL mechanism").choices(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]))
