@@ -383,6 +383,7 @@ export class SimClient implements ScanSink, Sleeper {
     this.dropSocket();
     if (this.step === ACTIVE) {
       // Moved after login (a drain): log in again where told, and go on with the actions.
+      ctx.rec.count("moved");
       this.leaveSession();
       this.tLogin = performance.now();
       this.loginTimer();

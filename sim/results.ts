@@ -114,7 +114,7 @@ export function summaryTable(r: SimResults): string {
   lines.push(
     `users       arrived ${t.arrived}  logged in ${t.logged_in}  login failed ${t.login_failed}  closed ${t.closed}  cut ${t.cut}  dropped ${t.dropped}  peak sessions ${t.peak_sessions}`,
   );
-  lines.push(`connections ${t.connections} (${t.connected} established, ${t.tls} TLS)  redirects ${t.redirects}${redirectList(t.redirects_by_target)}`);
+  lines.push(`connections ${t.connections} (${t.connected} established, ${t.tls} TLS)  redirects ${t.redirects}${redirectList(t.redirects_by_target)}${t.moved ? `, ${t.moved} after login` : ""}`);
   if (t.msgs_sent || t.msgs_sent_offline || t.msgs_received || t.msgs_received_delayed) {
     lines.push(
       `messages    sent ${t.msgs_sent} to online, ${t.msgs_sent_offline} to offline  received ${t.msgs_received} live, ${t.msgs_received_delayed} delayed  missing ${t.msgs_missing}  no target ${t.msgs_no_target}`,

@@ -18,6 +18,7 @@ export const COUNTERS = [
   "logged_in", // bind results (full logins; a login after a redirect counts once)
   "login_failed", // users who never logged in
   "redirects", // <see-other-host/> followed
+  "moved", // ... of those, after login (a drain): each is followed by one more login
   "closed", // users who finished their actions and closed
   "cut", // users still running when the run's duration ran out
   "dropped", // users whose session ended early after login (error or server close)
