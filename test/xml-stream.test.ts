@@ -1,8 +1,8 @@
-// The stream parser hands its saxes parser back to a shared pool between
-// stanzas: whatever the reads are cut into, the stanzas must come out the
-// same, and errors must still be caught.
+// The stream parser hands its saxes parser back to a shared pool once a
+// stream rests between stanzas: whatever the reads are cut into, the stanzas
+// must come out the same, and errors must still be caught.
 import type { Element } from "ltx";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { idleParsers, XmlStream, type StreamError, type StreamHeader } from "../lib/xml-stream.js";
 
 interface Seen {
@@ -34,7 +34,13 @@ const STANZAS = [
 ];
 const WHOLE = Buffer.from(HEADER + STANZAS.join("") + "</s:stream>");
 
+/** Long enough for the sweep to take back the parser of a stream that rested before it. */
+const SWEPT_MS = 2 * 1000 + 10;
+
 describe("XmlStream", () => {
+  // The sweep runs on one interval for the whole module: every test here must see the same clock.
+  beforeAll(() => vi.useFakeTimers());
+  afterAll(() => vi.useRealTimers());
   const reference = parse([WHOLE]);
 
   it("parses a whole stream: header, stanzas with the header's prefixes, end", () => {
@@ -54,24 +60,35 @@ describe("XmlStream", () => {
     expect(parse(bytes)).toEqual(reference);
   });
 
-  it("holds no parser between stanzas: a thousand idle streams share one", () => {
+  it("holds no parser once idle, and keeps it while busy", () => {
     const streams = Array.from({ length: 1000 }, () => new XmlStream(10_000, { header: () => {}, element: () => {}, end: () => {}, error: () => {} }));
-    const before = idleParsers();
     for (const s of streams) {
       s.write(Buffer.from(HEADER));
       s.write(Buffer.from(STANZAS[0]!));
       s.write(Buffer.from(" "));
     }
+    vi.advanceTimersByTime(SWEPT_MS);
     const idle = idleParsers();
-    // At most one new parser was made, and it went back each time.
-    expect(idle).toBe(Math.max(before, 1));
-    // One caught mid-stanza keeps its parser until the stanza ends.
-    streams[0]!.write(Buffer.from("<message><body>"));
+    expect(idle).toBeGreaterThan(0);
+    // An idle stream has none: its next stanza takes one from the pool, and keeps it while busy.
+    streams[0]!.write(Buffer.from("<message/>"));
     expect(idleParsers()).toBe(idle - 1);
-    streams[1]!.write(Buffer.from("<message/>"));
+    vi.advanceTimersByTime(500);
+    streams[0]!.write(Buffer.from("<message/> "));
+    expect(idleParsers()).toBe(idle - 1);
+    // One caught mid-stanza keeps its parser however long the stanza takes.
+    streams[1]!.write(Buffer.from("<message><body>"));
+    expect(idleParsers()).toBe(idle - 2);
+    vi.advanceTimersByTime(SWEPT_MS);
+    expect(idleParsers()).toBe(idle - 1);
+    // A keepalive is not work: it neither takes a parser nor keeps one.
+    streams[2]!.write(Buffer.from(" \n"));
+    expect(idleParsers()).toBe(idle - 1);
+    streams[1]!.write(Buffer.from("</body></message>"));
+    streams[1]!.write(Buffer.from("\n"));
+    expect(idleParsers()).toBe(idle - 1);
+    vi.advanceTimersByTime(SWEPT_MS);
     expect(idleParsers()).toBe(idle);
-    streams[0]!.write(Buffer.from("</body></message>"));
-    expect(idleParsers()).toBe(idle + 1);
   });
 
   it("keeps streams apart while they share the pooled parsers", () => {
@@ -85,14 +102,19 @@ describe("XmlStream", () => {
           error: (err) => seen[i]!.push(`error ${err.condition}`),
         }),
     );
-    streams[0]!.write(Buffer.from(HEADER));
-    streams[1]!.write(Buffer.from(HEADER));
-    streams[0]!.write(Buffer.from("<message id='a1'><body>half"));
-    streams[1]!.write(Buffer.from("<message id='b1'/> "));
-    streams[1]!.write(Buffer.from("<message id='b2'/>"));
-    streams[0]!.write(Buffer.from("</body></message><message id='a2'/>"));
-    streams[1]!.write(Buffer.from("<message id='b3'>&bogus;</message>"));
-    streams[0]!.write(Buffer.from("<message id='a3'/>"));
+    // Each swept between stanzas, so that a parser passes from one stream to the other.
+    const write = (i: number, text: string) => {
+      streams[i]!.write(Buffer.from(text));
+      vi.advanceTimersByTime(SWEPT_MS);
+    };
+    write(0, HEADER);
+    write(1, HEADER);
+    write(0, "<message id='a1'><body>half");
+    write(1, "<message id='b1'/> ");
+    write(1, "<message id='b2'/>");
+    write(0, "</body></message><message id='a2'/>");
+    write(1, "<message id='b3'>&bogus;</message>");
+    write(0, "<message id='a3'/>");
     expect(seen).toEqual([["a1", "a2", "a3"], ["b1", "b2", "error not-well-formed"]]);
   });
 
