@@ -198,7 +198,8 @@ export class ClientConnection {
   private endSocket(last: string): void {
     const socket = this.socket;
     socket.write(last);
-    setTimeout(() => socket.end(), HALF_CLOSE_DELAY_MS).unref();
+    // Most clients are gone by then: ending a destroyed socket only builds an error to drop.
+    setTimeout(() => socket.destroyed || socket.end(), HALF_CLOSE_DELAY_MS).unref();
   }
 
   private finish(): void {
