@@ -199,7 +199,9 @@ export class ClientConnection {
     const socket = this.socket;
     socket.write(last);
     // Most clients are gone by then: ending a destroyed socket only builds an error to drop.
-    setTimeout(() => socket.destroyed || socket.end(), HALF_CLOSE_DELAY_MS).unref();
+    setTimeout(() => {
+      if (!socket.destroyed) socket.end();
+    }, HALF_CLOSE_DELAY_MS).unref();
   }
 
   private finish(): void {

@@ -227,9 +227,13 @@ export class XmlStream {
     sweeper ??= setInterval(sweep, SWEEP_MS).unref();
   }
 
-  /** For the sweep: returns the parser to the pool if the stream is still between stanzas. */
+  /**
+   * For the sweep: returns the parser to the pool if the stream is still
+   * between stanzas. A failed, stopped or holding stream has let go of its
+   * parser already (fail, stop and hold's end of write() all release it).
+   */
   detachIfResting(): void {
-    if (this.resting && this.pooled && !this.failed && !this.held) this.detach();
+    if (this.resting && this.pooled) this.detach();
   }
 
   /** Stops parsing: what follows on the socket is not for this stream (STARTTLS). */
