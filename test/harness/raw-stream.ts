@@ -17,9 +17,10 @@ export class RawStream {
     this.listen(socket);
   }
 
-  static connect(port: number): Promise<RawStream> {
+  /** `localAddress`: a loopback source address (127.0.0.2, …), as clients from several hosts. */
+  static connect(port: number, localAddress?: string): Promise<RawStream> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: "127.0.0.1", port }, () => resolve(new RawStream(s)));
+      const s = net.connect({ host: "127.0.0.1", port, localAddress }, () => resolve(new RawStream(s)));
       s.once("error", reject);
     });
   }
@@ -93,8 +94,8 @@ export class RawStream {
 }
 
 /** Connects, does STARTTLS, and opens the encrypted stream (its features received). */
-export async function secureStream(port: number): Promise<RawStream> {
-  const s = await RawStream.connect(port);
+export async function secureStream(port: number, localAddress?: string): Promise<RawStream> {
+  const s = await RawStream.connect(port, localAddress);
   s.send(HEADER());
   await s.until(/<starttls/);
   s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
