@@ -3,9 +3,10 @@
 import { randomBytes } from "node:crypto";
 import type net from "node:net";
 import type tls from "node:tls";
-import type { Config } from "../lib/config.js";
+import { xmlLimits, type Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient } from "../lib/link/link-client.js";
+import type { XmlLimits } from "../lib/xml-stream.js";
 import { randomHex } from "../lib/random.js";
 import { PlainVerifier } from "../lib/sasl/plain-cache.js";
 import type { Store } from "../xdb-sql/store.js";
@@ -40,15 +41,21 @@ export class C2sContext {
   sessions = 0;
   /** SASL PLAIN checks, remembered so that a client coming back skips PBKDF2. */
   readonly plain = new PlainVerifier();
+  /** What a client's stream may send before and after it authenticated: one object each, shared by every stream. */
+  readonly limits: { readonly unauthenticated: XmlLimits; readonly authenticated: XmlLimits };
 
   constructor(
-    readonly config: Config["c2s"] & { domains: string[] },
+    readonly config: Config["c2s"] & { domains: string[]; xml: Config["xml"] },
     readonly store: Store,
     readonly link: LinkClient,
     readonly secureContext: tls.SecureContext,
     readonly balancer: Balancer,
     readonly log: Logger,
   ) {
+    this.limits = {
+      unauthenticated: xmlLimits(config.xml, config.max_stanza_size_unauthenticated),
+      authenticated: xmlLimits(config.xml, config.max_stanza_size),
+    };
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }

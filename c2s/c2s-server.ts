@@ -45,7 +45,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     memorySeconds: c.redirect_memory,
     maxLag: c.max_lag,
   });
-  const ctx = new C2sContext({ ...c, domains: config.domains }, store, link, tlsCredentials.context, balancer, log);
+  const ctx = new C2sContext({ ...c, domains: config.domains, xml: config.xml }, store, link, tlsCredentials.context, balancer, log);
   link.on("loads", (loads) => {
     const reporting = balancer.onLoads(loads);
     if (reporting) log.info({ reporting }, "front ends reporting load");

@@ -18,7 +18,8 @@ import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
-import { NS_BIND, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
+import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
+import { serialize } from "../lib/xml-serialize.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
 
 const MAX_SASL_ATTEMPTS = 3;
@@ -139,7 +140,8 @@ export class ClientConnection {
   }
 
   private newStream(): XmlStream {
-    return new XmlStream(this.ctx.config.max_stanza_size, {
+    const limits = this.user ? this.ctx.limits.authenticated : this.ctx.limits.unauthenticated;
+    return new XmlStream(limits, {
       header: (h) => this.onHeader(h),
       element: (el, uri) => this.onElement(el, uri),
       end: () => this.close(),
@@ -148,9 +150,24 @@ export class ClientConnection {
   }
 
   private attach(socket: net.Socket): void {
-    socket.on("data", (chunk: Buffer) => this.stream.write(chunk));
+    socket.on("data", (chunk: Buffer) => this.read(chunk));
     socket.on("error", (err) => this.log.debug({ err: err.message }, "client socket error"));
     socket.on("close", () => this.onSocketClosed());
+  }
+
+  /** Bytes from the client. */
+  private read(chunk: Buffer): void {
+    this.guarded(() => this.stream.write(chunk));
+  }
+
+  /** Handles client input: whatever goes wrong there ends this stream, never the process. */
+  private guarded(handle: () => void): void {
+    try {
+      handle();
+    } catch (err) {
+      this.log.error({ err }, "handling the client's data failed; ending its stream");
+      this.streamError("internal-server-error");
+    }
   }
 
   write(data: string | Buffer): void {
@@ -354,16 +371,19 @@ export class ClientConnection {
   }
 
   private features(): string {
+    // XEP-0478: the largest stanza this stream takes, so a client can avoid sending one bigger.
+    const c = this.ctx.config;
+    const limits = `<limits xmlns='${NS_LIMITS}'><max-bytes>${this.user ? c.max_stanza_size : c.max_stanza_size_unauthenticated}</max-bytes></limits>`;
     if (!this.user) {
-      const mustTls = this.ctx.config.require_tls && !this.secure;
+      const mustTls = c.require_tls && !this.secure;
       const tlsOffer = this.secure ? "" : `<starttls xmlns='${NS_TLS}'>${mustTls ? "<required/>" : ""}</starttls>`;
-      if (mustTls) return `<stream:features>${tlsOffer}</stream:features>`;
+      if (mustTls) return `<stream:features>${tlsOffer}${limits}</stream:features>`;
       const mechs = ["SCRAM-SHA-256", "SCRAM-SHA-1", ...(this.plainAllowed ? ["PLAIN"] : [])];
       const mechXml = mechs.map((m) => `<mechanism>${m}</mechanism>`).join("");
-      return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms></stream:features>`;
+      return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms>${limits}</stream:features>`;
     }
     // Roster versioning (XEP-0237, RFC 6121 §2.6) is the sm's; the feature is announced here.
-    return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='${NS_SM}'/></stream:features>`;
+    return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='${NS_SM}'/>${limits}</stream:features>`;
   }
 
   private onElement(el: Element, uri: string): void {
@@ -429,7 +449,10 @@ export class ClientConnection {
       this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
       return;
     }
-    const xml = el.toString();
+    const xml = serialize(el);
+    // The limit counts what the farm passes on, escaping included: a link frame must hold it.
+    const max = this.ctx.config.max_stanza_size;
+    if (xml.length > max / 3 && Buffer.byteLength(xml) > max) return this.streamError("policy-violation", `stanza larger than ${max} bytes`);
     if (el.name === "presence" && el.attrs.to === undefined) {
       // A broadcast presence: the session's state, kept for a rebuild.
       if (el.attrs.type === undefined) this.presence = xml;
@@ -649,7 +672,7 @@ export class ClientConnection {
       this.saslFail(err.condition, err.message);
     } finally {
       // After success the stream was restarted and took what was held; otherwise this one goes on.
-      if (this.stream === stream) stream.resume();
+      if (this.stream === stream) this.guarded(() => stream.resume());
     }
   }
 
@@ -741,7 +764,7 @@ export class ClientConnection {
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     const pipelined = this.stream.takeHeld();
     this.restartStream();
-    if (pipelined) this.stream.write(pipelined);
+    if (pipelined) this.guarded(() => this.stream.write(pipelined));
   }
 
   private saslFail(condition: string, text?: string): void {

@@ -9,6 +9,8 @@ export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 export const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
 export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/** XEP-0478 stream limits advertisement. */
+export const NS_LIMITS = "urn:xmpp:stream-limits:0";
 
 export function streamHeader(from: string, id: string, lang = "en"): string {
   return (

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
+import type { XmlLimits } from "./xml-stream.js";
 
 type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
 
@@ -46,7 +47,18 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: false,
     doc: "Offer SASL PLAIN on unencrypted streams too (with require_tls off), as Prosody's option of that name; for load tests on loopback, never in production.",
   },
-  { key: "c2s.max_stanza_size", type: "integer", default: 262144, doc: "Largest stanza in bytes; a bigger one closes the stream with policy-violation." },
+  {
+    key: "c2s.max_stanza_size",
+    type: "integer",
+    default: 262144,
+    doc: "Largest stanza a client may send once authenticated (and an XEP-0114 component once it shook hands): in bytes as the farm passes it on (UTF-8, escaping included), and in characters as it arrives, whitespace before it included; a bigger one closes the stream with policy-violation.",
+  },
+  {
+    key: "c2s.max_stanza_size_unauthenticated",
+    type: "integer",
+    default: 10240,
+    doc: "The same limit before authentication (the stream header, STARTTLS, SASL; a component before its handshake), as Prosody's 10 KiB.",
+  },
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
   { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
   { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
@@ -58,6 +70,10 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.scram_iterations", type: "integer", default: 4096, doc: "PBKDF2 iterations for new SCRAM credentials (xfarm user add/passwd)." },
   { key: "c2s.tls_cert", type: "string", default: "", doc: "PEM certificate chain; empty: a self-signed one is generated under <data_dir>/tls on first start." },
   { key: "c2s.tls_key", type: "string", default: "", doc: "PEM private key for c2s.tls_cert." },
+
+  { key: "xml.max_depth", type: "integer", default: 64, doc: "Elements nested in one stanza, the stanza itself counted, on every XML stream (clients, components); deeper closes the stream with policy-violation as the tag is read." },
+  { key: "xml.max_attributes", type: "integer", default: 64, doc: "Attributes (namespace declarations included) on one element; more closes the stream with policy-violation." },
+  { key: "xml.max_name_length", type: "integer", default: 256, doc: "Characters in an element's or attribute's name; longer closes the stream with policy-violation." },
 
   { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
   { key: "start.router_count", type: "integer", default: 1, doc: "Routers `xfarm start` runs: 1, or 2 as an active/passive pair (router-1 and router-2 on router.port and the next port)." },
@@ -82,6 +98,7 @@ export interface Config {
     require_tls: boolean;
     allow_unencrypted_plain_auth: boolean;
     max_stanza_size: number;
+    max_stanza_size_unauthenticated: number;
     auth_timeout: number;
     max_connections: number;
     resume_timeout: number;
@@ -94,6 +111,7 @@ export interface Config {
     tls_cert: string;
     tls_key: string;
   };
+  xml: { max_depth: number; max_attributes: number; max_name_length: number };
   start: { c2s_count: number; sm_count: number; router_count: number; port_step: number };
   /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
   secrets: Record<string, string>;
@@ -152,9 +170,14 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown): voi
   cur[parts.at(-1)!] = value;
 }
 
-const KNOWN_TABLES = new Set(["router", "link", "sm", "c2s", "start", "secrets", "components"]);
+const KNOWN_TABLES = new Set(["router", "link", "sm", "c2s", "xml", "start", "secrets", "components"]);
 /** Tables whose keys are names chosen by the admin, not config keys. */
 const FREE_TABLES = new Set(["secrets", "components"]);
+
+/** The limits an XML stream is parsed under (clients, components), with the given stanza size. */
+export function xmlLimits(xml: Config["xml"], maxStanza: number): XmlLimits {
+  return { maxStanza, maxDepth: xml.max_depth, maxAttributes: xml.max_attributes, maxNameLength: xml.max_name_length };
+}
 
 /** Reads the config: defaults, then the file (if any), then XFARM_* environment variables. */
 export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process.env): Config {

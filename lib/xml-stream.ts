@@ -4,6 +4,13 @@
 // (DTDs, comments, processing instructions) ends the stream. A new instance
 // is made at every stream restart (after STARTTLS and SASL); hold() keeps
 // bytes a client pipelined across a restart for the new one.
+//
+// Bounded before anything is built: the parser is never given more of one
+// stanza than its limit allows (the opening tag, its attributes and any
+// text before it count too), and nesting, attributes and names are capped as
+// they are read, so neither memory nor time can grow faster than the bytes a
+// sender is allowed (saxes resolves a namespace by walking the open tags: its
+// cost per tag grows with depth).
 import { Element, escapeXML } from "ltx";
 import { SaxesParser, type SaxesTagNS } from "saxes";
 
@@ -25,6 +32,18 @@ export class StreamError extends Error {
   ) {
     super(text);
   }
+}
+
+/** What one stream may send; see `xml.*` and `c2s.max_stanza_size*` in lib/config.ts. */
+export interface XmlLimits {
+  /** Characters one top-level element may take on the wire, with whatever came before it since the last one. */
+  maxStanza: number;
+  /** Elements nested in a stanza, the stanza itself counted. */
+  maxDepth: number;
+  /** Attributes on one element, namespace declarations included. */
+  maxAttributes: number;
+  /** Characters in an element's or attribute's name. */
+  maxNameLength: number;
 }
 
 export interface XmlStreamHandlers {
@@ -59,6 +78,11 @@ class PooledParser {
       this.owner?.fail("restricted-xml", "processing instructions are not allowed in XMPP (RFC 6120 §11.1)"),
     );
     p.on("error", (err) => this.owner?.fail("not-well-formed", err.message));
+    // A parser let go of mid-chunk has nobody to read for: it stops at the next tag.
+    p.on("opentagstart", (tag) => {
+      if (!this.owner) throw ABORT;
+      this.owner.opening(tag.name);
+    });
     p.on("opentag", (tag) => this.owner?.open(tag as Tag));
     p.on("closetag", (tag) => this.owner?.close(tag as Tag));
     p.on("text", (text) => this.owner?.text(text));
@@ -109,6 +133,13 @@ function incompleteTail(buf: Buffer): number {
 
 const XML_SPACE = /^[ \t\r\n]*$/;
 
+/**
+ * Thrown from inside a parser callback to stop saxes at once: a stream that
+ * failed must not have the rest of its chunk parsed. The parser is then in
+ * no state to reuse, and is let go.
+ */
+const ABORT = new Error("parsing aborted");
+
 /** A stream header as replayed to a fresh parser, and its end tag. */
 interface Replay {
   readonly open: string;
@@ -135,6 +166,9 @@ export class XmlStream {
   private pendingBytes: Buffer | null = null;
   private stack: Element[] = [];
   private depth = 0;
+  /** Tags open in the parser, counted as it starts reading each: what the depth cap checks, before saxes resolves its namespace. */
+  private parserDepth = 0;
+  /** Where the current top-level element's budget starts: the end of the last one (or of the header). */
   private stanzaStart = 0;
   /** Where (in the current parser's input) the last stanza ended; -1 inside one. */
   private boundary = -1;
@@ -151,6 +185,8 @@ export class XmlStream {
   /** Prefix declarations on the stream header other than the stream's own, copied onto stanzas. */
   private headerPrefixes: Record<string, string> | null = null;
   private failed = false;
+  /** Inside parser.write(): a failure throws ABORT to stop the parser there. */
+  private parsing = false;
   /** Between stanzas, with only whitespace read since: the parser holds nothing of ours. */
   private resting = false;
   /**
@@ -164,7 +200,7 @@ export class XmlStream {
   private heldAt = -1;
 
   constructor(
-    private readonly maxStanza: number,
+    private limits: XmlLimits,
     private readonly on: XmlStreamHandlers,
     /** The stream's default namespace: jabber:client, or jabber:component:accept. */
     private readonly ns = NS_CLIENT,
@@ -192,27 +228,50 @@ export class XmlStream {
     if ((!this.pooled || this.resting) && this.replay && XML_SPACE.test(text)) return;
     this.resting = false;
     const parser = this.attach();
-    this.written += text.length;
-    parser.write(text);
-    // hold() may have been called from a handler inside write().
-    const held = this.held as Buffer[] | null;
-    if (held) {
-      // saxes read the whole chunk; keep what came after the element, unparsed.
-      const rest = text.slice(text.length - (this.written - this.heldAt));
-      // Whitespace alone is a keepalive of this stream, read already.
-      const kept = XML_SPACE.test(rest) ? [] : [Buffer.from(rest, "utf8")];
-      held.unshift(...kept, ...(this.pendingBytes ? [this.pendingBytes] : []));
-      this.pendingBytes = null;
-      // Nothing read past the element (the usual case): the parser is between stanzas and
-      // goes back to the pool. Otherwise it went on into bytes that are not its to read.
-      if (XML_SPACE.test(rest)) this.detach();
-      else this.release();
-      return;
-    }
-    if (this.failed) return;
-    if (this.written - this.stanzaStart > this.maxStanza && this.depth !== 1) {
-      this.fail("policy-violation", `stanza larger than ${this.maxStanza} bytes`);
-      return;
+    // The parser gets at most one character past the current element's budget,
+    // so an element over it is caught before saxes has buffered much more.
+    let fed = 0;
+    let aborted = false;
+    while (fed < text.length) {
+      const room = this.limits.maxStanza - (this.written - this.stanzaStart);
+      const end = Math.min(text.length, fed + Math.max(room, 0) + 1);
+      const piece = fed === 0 && end === text.length ? text : text.slice(fed, end);
+      this.written += piece.length;
+      this.parsing = true;
+      try {
+        parser.write(piece);
+      } catch (err) {
+        if (err !== ABORT) {
+          // A handler failed: the parser stopped somewhere inside; the caller ends the stream.
+          this.failed = true;
+          this.release();
+          throw err;
+        }
+        aborted = true;
+      } finally {
+        this.parsing = false;
+      }
+      fed = end;
+      // hold() may have been called from a handler inside write().
+      const held = this.held as Buffer[] | null;
+      if (held) {
+        // saxes read on past the element; keep what came after it, unparsed.
+        const rest = text.slice(fed - (this.written - this.heldAt));
+        // Whitespace alone is a keepalive of this stream, read already.
+        const kept = XML_SPACE.test(rest) ? [] : [Buffer.from(rest, "utf8")];
+        held.unshift(...kept, ...(this.pendingBytes ? [this.pendingBytes] : []));
+        this.pendingBytes = null;
+        // Nothing read past the element (the usual case): the parser is between stanzas and
+        // goes back to the pool. Otherwise it went on into bytes that are not its to read.
+        if (XML_SPACE.test(rest) && !aborted) this.detach();
+        else this.release();
+        return;
+      }
+      if (this.failed) return;
+      if (this.written - this.stanzaStart > this.limits.maxStanza) {
+        this.fail("policy-violation", `stanza larger than ${this.limits.maxStanza} bytes`);
+        return;
+      }
     }
     const since = this.written - this.boundary;
     if (this.replay && this.depth === 1 && this.boundary >= 0 && since <= text.length && XML_SPACE.test(text.slice(text.length - since))) {
@@ -234,6 +293,11 @@ export class XmlStream {
    */
   detachIfResting(): void {
     if (this.resting && this.pooled) this.detach();
+  }
+
+  /** New limits from the next element on: a component that authenticated may send larger stanzas. */
+  setLimits(limits: XmlLimits): void {
+    this.limits = limits;
   }
 
   /** Stops parsing: what follows on the socket is not for this stream (STARTTLS). */
@@ -280,6 +344,7 @@ export class XmlStream {
     pooled.owner = this;
     this.pooled = pooled;
     this.written = 0;
+    this.parserDepth = 0;
     if (this.replay) {
       this.replaying = true;
       pooled.parser.write(this.replay.open);
@@ -309,6 +374,18 @@ export class XmlStream {
     this.failed = true;
     this.release();
     this.on.error(new StreamError(condition, text));
+    if (this.parsing) throw ABORT;
+  }
+
+  /** saxes has read a start tag's name (its attributes are still to come). */
+  opening(name: string): void {
+    this.parserDepth++;
+    const tooDeep = this.parserDepth > this.limits.maxDepth + 1;
+    if (!tooDeep && name.length <= this.limits.maxNameLength) return;
+    // Held bytes are kept as they came, for the next stream to judge; a stopped stream reads no more.
+    if (this.failed || this.held) throw ABORT;
+    if (tooDeep) this.fail("policy-violation", `elements nested deeper than ${this.limits.maxDepth}`);
+    else this.fail("policy-violation", `a name longer than ${this.limits.maxNameLength} characters`);
   }
 
   open(tag: Tag): void {
@@ -317,6 +394,9 @@ export class XmlStream {
       this.replaying = false;
       return;
     }
+    const names = Object.keys(tag.attributes);
+    if (names.length > this.limits.maxAttributes) return this.fail("policy-violation", `more than ${this.limits.maxAttributes} attributes on one element`);
+    for (const n of names) if (n.length > this.limits.maxNameLength) return this.fail("policy-violation", `a name longer than ${this.limits.maxNameLength} characters`);
     if (this.depth === 0) {
       this.depth = 1;
       this.stanzaStart = this.boundary = this.pooled!.parser.position;
@@ -342,7 +422,6 @@ export class XmlStream {
     const attrs: Record<string, string> = {};
     for (const a of Object.values(tag.attributes)) attrs[a.name] = a.value;
     if (this.depth === 1) {
-      this.stanzaStart = this.pooled!.parser.position;
       this.boundary = -1;
       for (const [prefix, uri] of Object.entries(this.headerPrefixes ?? {})) attrs[`xmlns:${prefix}`] ??= uri;
     }
@@ -353,6 +432,7 @@ export class XmlStream {
   }
 
   close(tag: Tag): void {
+    this.parserDepth--;
     if (this.failed || this.held) return;
     this.depth--;
     if (this.depth === 0) {
@@ -362,8 +442,8 @@ export class XmlStream {
     const el = this.stack.pop()!;
     if (this.depth === 1) {
       const position = this.pooled!.parser.position;
-      if (position - this.stanzaStart > this.maxStanza) {
-        this.fail("policy-violation", `stanza larger than ${this.maxStanza} bytes`);
+      if (position - this.stanzaStart > this.limits.maxStanza) {
+        this.fail("policy-violation", `stanza larger than ${this.limits.maxStanza} bytes`);
         return;
       }
       this.stanzaStart = this.boundary = position;

@@ -9,7 +9,8 @@ import { escapeXML } from "ltx";
 import type { Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
-import { NS_COMPONENT, XmlStream } from "../lib/xml-stream.js";
+import { serialize } from "../lib/xml-serialize.js";
+import { NS_COMPONENT, XmlStream, type XmlLimits } from "../lib/xml-stream.js";
 
 const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -19,13 +20,14 @@ export interface ExternalComponentsOptions {
   port: number;
   /** The secret of each component domain; a domain not here is refused. */
   secretOf: (domain: string) => string | undefined;
-  maxStanza: number;
+  /** What a component's stream may send before and after its handshake. */
+  limits: { unauthenticated: XmlLimits; authenticated: XmlLimits };
   log: Logger;
   /** A component authenticated: it receives what `send` is given; false if the domain is taken. */
   attach(domain: string, send: (xml: Buffer | string) => void): boolean;
   detach(domain: string): void;
-  /** A stanza from a component, `from` already checked against its domain. */
-  route(domain: string, stanza: Element): void;
+  /** A stanza from a component, `from` already checked against its domain, and its XML as passed on. */
+  route(domain: string, stanza: Element, xml: string): void;
 }
 
 export async function listenExternalComponents(opts: ExternalComponentsOptions): Promise<net.Server> {
@@ -50,7 +52,7 @@ function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
   };
   const timer = setTimeout(() => fail("connection-timeout", "no handshake in time"), HANDSHAKE_TIMEOUT_MS);
   const stream = new XmlStream(
-    opts.maxStanza,
+    opts.limits.unauthenticated,
     {
       header: (h) => {
         domain = h.to?.toLowerCase() ?? null;
@@ -71,6 +73,7 @@ function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
             return fail("conflict", `a component for ${domain} is already connected`);
           }
           authenticated = true;
+          stream.setLimits(opts.limits.authenticated);
           clearTimeout(timer);
           socket.write("<handshake/>");
           log.info({ component: domain }, "component connected");
@@ -81,7 +84,12 @@ function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
         if (!from || (from.domain !== domain && !from.domain.endsWith(`.${domain}`))) {
           return fail("invalid-from", `'from' must be at ${domain}`);
         }
-        opts.route(domain!, el);
+        const xml = serialize(el);
+        // The size limit counts what is passed on, escaping included (a link frame must hold it).
+        if (Buffer.byteLength(xml) > opts.limits.authenticated.maxStanza) {
+          return fail("policy-violation", `stanza larger than ${opts.limits.authenticated.maxStanza} bytes`);
+        }
+        opts.route(domain!, el, xml);
       },
       end: () => socket.end("</stream:stream>"),
       error: (err) => fail(err.condition, err.message),

@@ -1,5 +1,5 @@
 // `xfarm router`: the router process.
-import type { Config } from "../lib/config.js";
+import { xmlLimits, type Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
 import { listenExternalComponents } from "./external-components.js";
@@ -30,11 +30,14 @@ export async function runRouter(config: Config): Promise<void> {
         host: config.router.component_host,
         port: config.router.component_port,
         secretOf: (domain) => config.components[domain],
-        maxStanza: config.c2s.max_stanza_size,
+        limits: {
+          unauthenticated: xmlLimits(config.xml, config.c2s.max_stanza_size_unauthenticated),
+          authenticated: xmlLimits(config.xml, config.c2s.max_stanza_size),
+        },
         log,
         attach: (domain, send) => router.attachExternal(domain, send),
         detach: (domain) => router.detachExternal(domain),
-        route: (domain, stanza) => router.routeFromExternal(domain, stanza),
+        route: (domain, stanza, xml) => router.routeFromExternal(domain, stanza, xml),
       })
     : null;
   stopOnSignals(log, async () => {

@@ -88,7 +88,7 @@ export class Router {
   }
 
   /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
-  routeFromExternal(domain: string, stanza: Element): void {
+  routeFromExternal(domain: string, stanza: Element, xml: string): void {
     const to = parseJid(stanza.attrs.to ?? "");
     const bounce = (condition: string) => {
       if (stanza.attrs.type === "error") return;
@@ -98,13 +98,13 @@ export class Router {
     };
     if (!to) return bounce("jid-malformed");
     const component = this.externals.get(to.domain);
-    if (component) return component(stanza.toString());
+    if (component) return component(xml);
     if (!this.opts.domains.includes(to.domain)) return bounce("remote-server-not-found");
     const key = to.local ? bare(to) : to.domain;
     const owner = rendezvousOwner(this.smNames, key);
     const peer = owner === undefined ? undefined : this.peers.get(owner);
     if (!peer) return bounce("service-unavailable");
-    batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, encodeSessionPayload(SessionOp.Forward, {}, stanza.toString())));
+    batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, encodeSessionPayload(SessionOp.Forward, {}, xml)));
   }
 
   async listen(): Promise<net.AddressInfo> {

@@ -3,7 +3,9 @@
 // must come out the same, and errors must still be caught.
 import type { Element } from "ltx";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { idleParsers, XmlStream, type StreamError, type StreamHeader } from "../lib/xml-stream.js";
+import { idleParsers, XmlStream, type StreamError, type StreamHeader, type XmlLimits } from "../lib/xml-stream.js";
+
+const limits = (maxStanza = 10_000): XmlLimits => ({ maxStanza, maxDepth: 64, maxAttributes: 64, maxNameLength: 256 });
 
 interface Seen {
   headers: StreamHeader[];
@@ -14,7 +16,7 @@ interface Seen {
 
 function parse(chunks: Buffer[], maxStanza = 10_000): Seen {
   const seen: Seen = { headers: [], elements: [], errors: [], ended: false };
-  const stream = new XmlStream(maxStanza, {
+  const stream = new XmlStream(limits(maxStanza), {
     header: (h) => seen.headers.push(h),
     element: (el: Element, uri) => seen.elements.push(`${uri} ${el.toString()}`),
     end: () => (seen.ended = true),
@@ -61,7 +63,7 @@ describe("XmlStream", () => {
   });
 
   it("holds no parser once idle, and keeps it while busy", () => {
-    const streams = Array.from({ length: 1000 }, () => new XmlStream(10_000, { header: () => {}, element: () => {}, end: () => {}, error: () => {} }));
+    const streams = Array.from({ length: 1000 }, () => new XmlStream(limits(), { header: () => {}, element: () => {}, end: () => {}, error: () => {} }));
     for (const s of streams) {
       s.write(Buffer.from(HEADER));
       s.write(Buffer.from(STANZAS[0]!));
@@ -95,7 +97,7 @@ describe("XmlStream", () => {
     const seen: string[][] = [[], []];
     const streams = [0, 1].map(
       (i) =>
-        new XmlStream(10_000, {
+        new XmlStream(limits(), {
           header: () => {},
           element: (el) => seen[i]!.push(el.attrs.id as string),
           end: () => {},
@@ -134,7 +136,7 @@ describe("XmlStream", () => {
 
     function holding(onHold: (stream: XmlStream, seen: Seen) => void): { stream: XmlStream; seen: Seen } {
       const seen: Seen = { headers: [], elements: [], errors: [], ended: false };
-      const stream: XmlStream = new XmlStream(10_000, {
+      const stream: XmlStream = new XmlStream(limits(), {
         header: (h) => seen.headers.push(h),
         element: (el: Element) => {
           seen.elements.push(el.toString());

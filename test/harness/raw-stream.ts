@@ -45,6 +45,30 @@ export class RawStream {
     this.socket.write(text);
   }
 
+  /**
+   * Writes each chunk in turn, waiting while the socket's buffer is full, and
+   * stops once the server closed the connection; resolves with the bytes written.
+   */
+  async sendAll(chunks: Iterable<string | Buffer>): Promise<number> {
+    let written = 0;
+    for (const chunk of chunks) {
+      if (this.closed || this.socket.destroyed) break;
+      written += chunk.length;
+      if (!this.socket.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            this.socket.off("drain", done);
+            this.socket.off("close", done);
+            resolve();
+          };
+          this.socket.on("drain", done);
+          this.socket.on("close", done);
+        });
+      }
+    }
+    return written;
+  }
+
   /** Waits until the received text matches (or the socket closes, then throws if it never matched). */
   async until(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
     await new Promise<void>((resolve, reject) => {

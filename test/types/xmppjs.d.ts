@@ -15,8 +15,11 @@ declare module "@xmpp/client" {
     /** Milliseconds @xmpp/connection waits for a stream to open or close (2000 by default). */
     timeout: number;
     send(el: Element): Promise<void>;
+    /** Writes raw text on the stream, for what no application would send. */
+    write(text: string): Promise<void>;
     on(event: "stanza", cb: (el: Element) => void): void;
-    on(event: "error", cb: (err: Error) => void): void;
+    /** A stream error carries its RFC 6120 condition. */
+    on(event: "error", cb: (err: Error & { condition?: string }) => void): void;
     reconnect: { stop(): void; start(): void };
     streamManagement: { enabled: boolean; id: string; inbound: number };
     /** The transport: its `socket` is the underlying TCP/TLS socket. */
