@@ -12,6 +12,7 @@ import { PlainVerifier } from "../lib/sasl/plain-cache.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
+import { ReadThrottle } from "./read-throttle.js";
 
 /** How long a closed stream's socket may linger for the peer's close. */
 const CLOSE_GRACE_MS = 5_000;
@@ -41,6 +42,10 @@ export class C2sContext {
   sessions = 0;
   /** SASL PLAIN checks, remembered so that a client coming back skips PBKDF2. */
   readonly plain = new PlainVerifier();
+  /** How fast each client may send. */
+  readonly throttle: ReadThrottle<ClientConnection>;
+  /** Clients not read while the link to the router is congested. */
+  private readonly heldForLink = new Set<ClientConnection>();
   /** What a client's stream may send before and after it authenticated: one object each, shared by every stream. */
   readonly limits: { readonly unauthenticated: XmlLimits; readonly authenticated: XmlLimits };
 
@@ -56,6 +61,13 @@ export class C2sContext {
       unauthenticated: xmlLimits(config.xml, config.max_stanza_size_unauthenticated),
       authenticated: xmlLimits(config.xml, config.max_stanza_size),
     };
+    this.throttle = new ReadThrottle({
+      bytesPerSecond: config.rate_bytes,
+      stanzasPerSecond: config.rate_stanzas,
+      burstSeconds: config.rate_burst,
+      cutoffSeconds: config.rate_cutoff,
+    });
+    link.on("drain", () => this.releaseHeldForLink());
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }
@@ -92,8 +104,32 @@ export class C2sContext {
     this.authDeadlines.delete(conn);
   }
 
+  /**
+   * After a client's read: with the link congested, the client is not read
+   * again until the link drains (backpressure from the router and sms back to
+   * the sockets of the clients that feed them).
+   */
+  holdIfLinkCongested(conn: ClientConnection): void {
+    if (!this.link.congested || this.heldForLink.has(conn)) return;
+    this.heldForLink.add(conn);
+    conn.pauseReading();
+  }
+
+  /** Whether a congested link is what keeps this client's socket paused. */
+  holdsForLink(conn: ClientConnection): boolean {
+    return this.heldForLink.has(conn);
+  }
+
+  private releaseHeldForLink(): void {
+    const held = [...this.heldForLink];
+    this.heldForLink.clear();
+    for (const conn of held) conn.resumeReading();
+  }
+
   /** Forgets a connection: closed, or its session handed over to another front end. */
   forget(conn: ClientConnection, wasCounted: boolean): void {
+    this.throttle.forget(conn);
+    this.heldForLink.delete(conn);
     this.authDeadlines.delete(conn);
     this.hibernating.delete(conn);
     this.handoffs.delete(conn);
@@ -159,6 +195,7 @@ export class C2sContext {
     while (this.closing.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     for (const socket of this.closing.keys()) socket.destroy();
     clearInterval(this.sweeper);
+    this.throttle.close();
   }
 
   private sweep(): void {
@@ -168,6 +205,7 @@ export class C2sContext {
     for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
     for (const [sid, f] of this.forwards) if (f.until <= now) this.forwards.delete(sid);
     this.balancer.sweep(now);
+    this.throttle.sweep();
     for (const [socket, deadline] of this.closing) {
       if (deadline <= now) {
         this.closing.delete(socket);

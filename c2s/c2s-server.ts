@@ -36,6 +36,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     info: { ...info },
     log,
     maxFrame: config.link.max_frame,
+    highWater: config.link.high_water,
   });
   const balancer = new Balancer({
     name: c.name,
@@ -78,7 +79,13 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   const reporter = setInterval(() => {
-    link.sendControl({ op: "load", sessions: ctx.sessions, connections: ctx.size, lag: Math.round(lag.percentile(99) / 1e6) });
+    link.sendControl({
+      op: "load",
+      sessions: ctx.sessions,
+      connections: ctx.size,
+      lag: Math.round(lag.percentile(99) / 1e6),
+      throttled: ctx.throttle.pausedCount,
+    });
     lag.reset();
   }, LOAD_REPORT_MS);
   reporter.unref();

@@ -17,6 +17,7 @@ import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
+import type { Throttled } from "./read-throttle.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
@@ -34,7 +35,7 @@ const STANZA_NAMES = new Set(["message", "presence", "iq"]);
 /** "hibernating": an XEP-0198 session whose connection dropped, waiting to be resumed. */
 type Stage = "header" | "features" | "sasl" | "bound" | "hibernating" | "closed";
 
-export class ClientConnection {
+export class ClientConnection implements Throttled {
   /** Changes once: when this connection resumes another's session, it takes that session's sid. */
   sid: string;
   private socket: net.Socket;
@@ -155,9 +156,27 @@ export class ClientConnection {
     socket.on("close", () => this.onSocketClosed());
   }
 
-  /** Bytes from the client. */
+  /** Bytes from the client: parsed, counted against its rate, and read no more while the link is congested. */
   private read(chunk: Buffer): void {
     this.guarded(() => this.stream.write(chunk));
+    if (this.stage === "closed" || this.stage === "hibernating") return;
+    this.ctx.throttle.charge(this, chunk.length, 0);
+    this.ctx.holdIfLinkCongested(this);
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (this.stage === "closed" || this.stage === "hibernating") return;
+    if (this.ctx.throttle.holds(this) || this.ctx.holdsForLink(this)) return;
+    this.socket.resume();
+  }
+
+  /** Stayed over its rate for longer than c2s.rate_cutoff. */
+  overRate(): void {
+    this.streamError("policy-violation", "sending too fast for too long");
   }
 
   /** Handles client input: whatever goes wrong there ends this stream, never the process. */
@@ -387,6 +406,8 @@ export class ClientConnection {
   }
 
   private onElement(el: Element, uri: string): void {
+    this.ctx.throttle.charge(this, 0, 1);
+    if (this.stage === "closed") return; // cut off for its rate
     if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
       if (this.stage === "bound") this.onStanza(el);
       else if (this.user && el.name === "iq") this.onPreBindIq(el);

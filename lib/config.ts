@@ -29,6 +29,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "router.election", type: "integer", default: 3, doc: "Seconds a passive router waits for an unreachable active peer before it takes over." },
   { key: "router.component_host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for XEP-0114 external components." },
   { key: "router.component_port", type: "integer", default: 5347, doc: "Port for XEP-0114 external components (their secrets: the [components] table); 0 disables it." },
+  {
+    key: "link.high_water",
+    type: "integer",
+    default: 8388608,
+    doc: "Bytes waiting to be written on a link over which its writer stops reading what feeds it until it drains: a c2s stops reading its clients, an sm the router, the router the links whose frames go there.",
+  },
   { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size plus headers." },
 
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
@@ -59,6 +65,10 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: 10240,
     doc: "The same limit before authentication (the stream header, STARTTLS, SASL; a component before its handshake), as Prosody's 10 KiB.",
   },
+  { key: "c2s.rate_bytes", type: "integer", default: 16384, doc: "Bytes a second one client may send on average (Prosody's default is 10 kB/s); over it, its socket is read more slowly." },
+  { key: "c2s.rate_stanzas", type: "integer", default: 50, doc: "Top-level elements (stanzas, SASL and XEP-0198 elements) a second one client may send on average; over it, its socket is read more slowly." },
+  { key: "c2s.rate_burst", type: "integer", default: 16, doc: "Seconds of either rate a client may send at once before it is slowed (16 s of 16384 bytes: one c2s.max_stanza_size stanza)." },
+  { key: "c2s.rate_cutoff", type: "integer", default: 60, doc: "Seconds a client may stay over its rate, slowed, before its stream ends with policy-violation; 0: never." },
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
   { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
   { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
@@ -87,7 +97,7 @@ export interface Config {
   db: string;
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
-  link: { max_frame: number };
+  link: { max_frame: number; high_water: number };
   sm: { name: string; max_sessions_per_user: number; c2s_grace: number };
   c2s: {
     name: string;
@@ -99,6 +109,10 @@ export interface Config {
     allow_unencrypted_plain_auth: boolean;
     max_stanza_size: number;
     max_stanza_size_unauthenticated: number;
+    rate_bytes: number;
+    rate_stanzas: number;
+    rate_burst: number;
+    rate_cutoff: number;
     auth_timeout: number;
     max_connections: number;
     resume_timeout: number;

@@ -20,6 +20,8 @@ export interface ExternalComponentsOptions {
   port: number;
   /** The secret of each component domain; a domain not here is refused. */
   secretOf: (domain: string) => string | undefined;
+  /** Bytes the router may hold for a component that does not read before it is cut off. */
+  maxUnread: number;
   /** What a component's stream may send before and after its handshake. */
   limits: { unauthenticated: XmlLimits; authenticated: XmlLimits };
   log: Logger;
@@ -69,7 +71,15 @@ function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
           if (given.length !== expected.length || !timingSafeEqual(given, Buffer.from(expected))) {
             return fail("not-authorized", "wrong handshake: check the component's secret");
           }
-          if (!opts.attach(domain!, (xml) => socket.write(xml))) {
+          const send = (xml: Buffer | string) => {
+            if (socket.destroyed) return;
+            socket.write(xml);
+            if (socket.writableLength <= opts.maxUnread) return;
+            // It does not read: it would not read a stream error either.
+            log.warn({ component: domain, buffered: socket.writableLength }, "component does not read; closing");
+            socket.destroy();
+          };
+          if (!opts.attach(domain!, send)) {
             return fail("conflict", `a component for ${domain} is already connected`);
           }
           authenticated = true;

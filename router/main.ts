@@ -15,6 +15,7 @@ export async function runRouter(config: Config): Promise<void> {
     secretOf: (name) => config.secrets[name],
     log,
     maxFrame: config.link.max_frame,
+    highWater: config.link.high_water,
     domains: config.domains,
   });
   let pair: RouterPair | null = null;
@@ -30,6 +31,7 @@ export async function runRouter(config: Config): Promise<void> {
         host: config.router.component_host,
         port: config.router.component_port,
         secretOf: (domain) => config.components[domain],
+        maxUnread: config.link.high_water,
         limits: {
           unauthenticated: xmlLimits(config.xml, config.c2s.max_stanza_size_unauthenticated),
           authenticated: xmlLimits(config.xml, config.c2s.max_stanza_size),

@@ -6,6 +6,7 @@ import type { Logger } from "../lib/log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
 import { batched } from "../lib/link/batch.js";
+import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "../lib/link/frames.js";
 import { Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
@@ -20,6 +21,8 @@ export interface RouterOptions {
   secretOf: (name: string) => string | undefined;
   log: Logger;
   maxFrame?: number;
+  /** Bytes waiting on a link over which the links feeding it are not read (protocol §1.10). */
+  highWater?: number;
   /** The domains the farm serves: stanzas from external components to them go to the sms. */
   domains: string[];
 }
@@ -31,6 +34,10 @@ interface Peer {
   member: Member;
   lastHeard: number;
   linkedAt: number;
+  /** Congested links this peer's frames went to: its socket is not read until they all drain. */
+  stalledOn: Set<Peer> | null;
+  /** Peers not read until this peer's link drains. */
+  stalling: Set<Peer> | null;
 }
 
 const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
@@ -169,6 +176,7 @@ export class Router {
     socket.on("close", () => {
       clearTimeout(authTimer);
       this.pending.delete(socket);
+      if (peer) this.unstall(peer);
       if (peer && this.peers.get(peer.member.name) === peer) {
         this.peers.delete(peer.member.name);
         this.loads.delete(peer.member.name);
@@ -198,7 +206,8 @@ export class Router {
     if (!admin && this.peers.has(auth.name)) return refuse(`a component named "${auth.name}" is already linked`);
     // An admin link is a tool's (xfarm status): it is answered, never routed to nor listed.
     const member: Member = { name: auth.name, role: auth.role as Member["role"], info: auth.info ?? {} };
-    const peer: Peer = { socket, member, lastHeard: Date.now(), linkedAt: Date.now() };
+    const peer: Peer = { socket, member, lastHeard: Date.now(), linkedAt: Date.now(), stalledOn: null, stalling: null };
+    socket.on("drain", () => this.unstall(peer));
     if (!admin) this.peers.set(auth.name, peer);
     socket.write(
       encodeJsonFrame(FrameType.Welcome, {
@@ -230,7 +239,10 @@ export class Router {
       if (h.from !== peer.member.name) throw new Error(`ROUTE from "${h.from}" on the link of "${peer.member.name}"`);
       const dest = this.resolve(h.to, h.key);
       const external = dest ? undefined : this.externals.get(h.to);
-      if (dest) batched(dest.socket).write(frame.raw);
+      if (dest) {
+        batched(dest.socket).write(frame.raw);
+        if (dest.socket.writableLength > (this.opts.highWater ?? DEFAULT_HIGH_WATER)) this.stall(peer, dest);
+      }
       // To an external component the payload is one stanza's XML (protocol §1.8).
       else if (external) external(frame.body.subarray(h.payloadOffset));
       else {
@@ -249,7 +261,7 @@ export class Router {
         return reply({ op: "pong", id: msg.id });
       case "load":
         if (peer.member.role !== "c2s" || isAdmin) return;
-        this.loads.set(peer.member.name, { sessions: msg.sessions, connections: msg.connections, lag: msg.lag });
+        this.loads.set(peer.member.name, { sessions: msg.sessions, connections: msg.connections, lag: msg.lag, throttled: msg.throttled ?? 0 });
         this.loadsChanged = true;
         return;
       case "info":
@@ -293,6 +305,7 @@ export class Router {
       info: p.member.info,
       load: p.member.role === "c2s" ? (this.loads.get(p.member.name) ?? null) : null,
       linkedAt: p.linkedAt,
+      queued: p.socket.writableLength,
     }));
   }
 
@@ -318,6 +331,35 @@ export class Router {
     return this.peers.get(to);
   }
 
+  /**
+   * Backpressure: `dest` is not reading as fast as `source` sends it frames, so
+   * `source` is not read until `dest` drains; TCP then holds the rest on the
+   * sender's side, which stops reading its own inputs in turn. A peer that
+   * stops reading altogether goes silent and is cut at the silence limit,
+   * which releases what it held.
+   */
+  private stall(source: Peer, dest: Peer): void {
+    if (source === dest || source.stalledOn?.has(dest)) return;
+    (source.stalledOn ??= new Set()).add(dest);
+    (dest.stalling ??= new Set()).add(source);
+    source.socket.pause();
+  }
+
+  /** `dest` drained (or is gone): the peers it held are read again. */
+  private unstall(dest: Peer): void {
+    const held = dest.stalling;
+    if (!held) return;
+    dest.stalling = null;
+    for (const source of held) {
+      source.stalledOn?.delete(dest);
+      if (source.stalledOn?.size === 0) {
+        source.stalledOn = null;
+        source.lastHeard = Date.now();
+        source.socket.resume();
+      }
+    }
+  }
+
   private membersChanged(except?: Peer): void {
     const members = this.members;
     this.loadsChanged = true;
@@ -330,7 +372,8 @@ export class Router {
     const now = Date.now();
     const frame = encodeJsonFrame(FrameType.Control, { op: "ping", id: ++this.pingId });
     for (const p of this.peers.values()) {
-      if (now - p.lastHeard > SILENCE_LIMIT_MS) {
+      // A peer held back by backpressure is silent because we do not read it.
+      if (now - p.lastHeard > SILENCE_LIMIT_MS && !p.stalledOn) {
         this.opts.log.warn({ component: p.member.name }, "component silent too long; closing its link");
         p.socket.destroy();
       } else p.socket.write(frame);

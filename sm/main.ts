@@ -14,7 +14,7 @@ export async function runSm(config: Config): Promise<void> {
   const store = await openStore(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
   watchStore(store, log);
-  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame });
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
   const sm = new SessionManager({
     name,
     domains: config.domains,

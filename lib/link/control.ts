@@ -9,6 +9,8 @@ export interface C2sLoad {
   connections: number;
   /** Event-loop delay, 99th percentile over the last report period, in ms: how busy the process is. */
   lag: number;
+  /** Clients read slowly at the moment, over their rate (c2s.rate_*); absent from older front ends. */
+  throttled?: number;
 }
 
 /** One row of `xfarm status`: a linked process as the router sees it. */
@@ -21,6 +23,8 @@ export interface StatusEntry {
   load: C2sLoad | null;
   /** When it linked to this router (ms since the epoch). */
   linkedAt: number;
+  /** Bytes the router has waiting to be written to it (backpressure, protocol §1.10). */
+  queued: number;
 }
 
 export type ControlMessage =

@@ -20,6 +20,13 @@ export interface LinkClientOptions {
   maxFrame?: number;
   /** Frames kept while the link is down before they are handed back as undeliverable. */
   maxQueued?: number;
+  /** Bytes waiting to be written on the link over which it is congested (protocol §1.10). */
+  highWater?: number;
+  /**
+   * Stop reading frames while the link is congested (an sm: what it reads
+   * makes it write; the router then holds what it has for us).
+   */
+  pauseWhenCongested?: boolean;
 }
 
 export interface LinkClientEvents {
@@ -33,8 +40,11 @@ export interface LinkClientEvents {
   loads: [Record<string, C2sLoad>];
   /** Any other CONTROL message: admin requests and answers, drain orders. */
   control: [ControlMessage];
+  /** The link is no longer congested: everything queued on it was written. */
+  drain: [];
 }
 
+export const DEFAULT_HIGH_WATER = 8 * 1024 * 1024;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
 
@@ -76,6 +86,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
 
   get members(): readonly Member[] {
     return this.memberList;
+  }
+
+  /** More is waiting to be written on the link than its high-water mark: writers should stop taking input. */
+  get congested(): boolean {
+    return this.ready && this.socket !== null && this.socket.writableLength > (this.opts.highWater ?? DEFAULT_HIGH_WATER);
   }
 
   start(): void {
@@ -141,7 +156,16 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       } catch (err) {
         this.log.error({ err, router: address }, "link protocol error; closing");
         socket.destroy();
+        return;
       }
+      if (this.opts.pauseWhenCongested && this.congested) socket.pause();
+    });
+    socket.on("drain", () => {
+      if (socket !== this.socket) return;
+      // The router took what we had: it is alive even if we did not read it meanwhile.
+      this.lastHeard = Date.now();
+      socket.resume();
+      this.emit("drain");
     });
     socket.on("error", (err) => {
       if (this.attempt === 0 || this.attempt % 10 === 0) this.log.warn({ err: err.message, router: address }, "router link error");
