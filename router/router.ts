@@ -249,7 +249,7 @@ export class Router {
         return reply({ op: "pong", id: msg.id });
       case "load":
         if (peer.member.role !== "c2s" || isAdmin) return;
-        this.loads.set(peer.member.name, { sessions: msg.sessions, connections: msg.connections, lag: msg.lag });
+        this.loads.set(peer.member.name, { sessions: msg.sessions, connections: msg.connections, lag: msg.lag, delayedLogins: msg.delayedLogins });
         this.loadsChanged = true;
         return;
       case "info":

@@ -9,6 +9,8 @@ export interface C2sLoad {
   connections: number;
   /** Event-loop delay, 99th percentile over the last report period, in ms: how busy the process is. */
   lag: number;
+  /** Login attempts the front end holds now because of earlier failures (c2s/login-throttle.ts). */
+  delayedLogins?: number;
 }
 
 /** One row of `xfarm status`: a linked process as the router sees it. */
