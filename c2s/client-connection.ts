@@ -796,12 +796,10 @@ export class ClientConnection {
    * the client sends piles up.
    */
   private async throttled(account: string | null): Promise<boolean> {
-    const now = Date.now();
-    const due = this.ctx.throttle.due(addressKey(this.ip), account, now);
-    if (due <= now) return true;
+    const turn = this.ctx.throttle.turn(this, addressKey(this.ip), account, Date.now());
+    if (turn === true) return true;
     this.socket.pause();
-    const go = await this.ctx.throttle.wait(this, due);
-    if (!go || this.stage === "closed") return false;
+    if (!(await turn) || this.stage === "closed") return false;
     this.socket.resume();
     return true;
   }

@@ -3,8 +3,9 @@
 // (docs/security.md, "Connections and logins"). A delay is a delay: the
 // attempt is held, then checked as usual; nothing is refused.
 //
-// - Guesses from one address are checked one at a time, a delay apart: many
-//   connections from there guess no faster than one.
+// - Guesses from one address are checked one at a time, a delay apart, in
+//   the order they came: many connections from there guess no faster than
+//   one. A guess dropped while held (its connection went) takes no turn.
 // - A guess on an account waits that account's delay, unless it comes from
 //   an address that logged in to the account before. Those waits are not
 //   taken in turn, so guessers elsewhere can push the owner's own login back
@@ -38,13 +39,22 @@ interface Failures {
   next: number;
 }
 
+interface Held {
+  address: string;
+  /** The account's delay: not before then. */
+  notBefore: number;
+  go: (checked: boolean) => void;
+}
+
 export class LoginThrottle {
   private readonly addresses = new Map<string, Failures>();
   private readonly accounts = new Map<string, Failures>();
   /** "account\0address" of every successful login. */
   private readonly trusted = new Map<string, { until: number }>();
-  /** Held attempts, by whoever holds them (a connection), with their time. */
-  private readonly held = new Map<object, { due: number; go: (checked: boolean) => void }>();
+  /** Held attempts by whoever holds them (a connection), in the order they came. */
+  private readonly held = new Map<object, Held>();
+  /** How many held attempts each address has, so that a newcomer queues behind them. */
+  private readonly queued = new Map<string, number>();
 
   constructor(private readonly limits: LoginThrottleLimits) {}
 
@@ -54,43 +64,31 @@ export class LoginThrottle {
   }
 
   /**
-   * When a guess from `address` (its addressKey) on `account` may be
-   * checked (`account` null: a name no account can have): a delay after
-   * the last failure, and for an address after its previous guess too;
-   * takes that address's turn.
+   * Whether a password guess from `address` (its addressKey) on `account`
+   * (null: a name no account can have) may be checked: true at once when
+   * nothing holds it back; else a promise of true at the release() that lets
+   * it go, or of false if cancel(holder) comes first.
    */
-  due(address: string, account: string | null, now: number): number {
-    let due = now;
-    const byAddress = this.live(this.addresses, address, now);
-    if (byAddress) {
-      due = Math.max(now, byAddress.next);
-      // The guess after this one, from another connection, waits its turn.
-      byAddress.next = due + this.delay(byAddress.count);
-    }
-    const byAccount = account === null ? undefined : this.live(this.accounts, account, now);
-    if (byAccount && !this.isTrusted(account!, address, now)) due = Math.max(due, byAccount.last + this.delay(byAccount.count));
-    return due;
+  turn(holder: object, address: string, account: string | null, now: number): true | Promise<boolean> {
+    const notBefore = this.accountWait(address, account, now);
+    if (notBefore <= now && !this.queued.has(address) && this.take(address, now)) return true;
+    this.queued.set(address, (this.queued.get(address) ?? 0) + 1);
+    return new Promise((go) => this.held.set(holder, { address, notBefore, go }));
   }
 
-  /**
-   * Resolves true once `due` has passed (at the release() after it), or
-   * false if cancel(holder) came first.
-   */
-  wait(holder: object, due: number): Promise<boolean> {
-    return new Promise((go) => this.held.set(holder, { due, go }));
-  }
-
-  /** The holder is gone: its attempt is dropped. */
+  /** The holder is gone: its attempt is dropped, and takes no turn. */
   cancel(holder: object): void {
-    this.held.get(holder)?.go(false);
-    this.held.delete(holder);
+    const h = this.held.get(holder);
+    if (!h) return;
+    this.unhold(holder, h);
+    h.go(false);
   }
 
   /** Lets the attempts whose time has come go on, and forgets old failures; the c2s sweep calls it. */
   release(now: number): void {
     for (const [holder, h] of this.held) {
-      if (h.due > now) continue;
-      this.held.delete(holder);
+      if (h.notBefore > now || !this.take(h.address, now)) continue;
+      this.unhold(holder, h);
       h.go(true);
     }
     expire(this.addresses, now);
@@ -108,6 +106,29 @@ export class LoginThrottle {
     remember(this.trusted, `${account}\0${address}`, { until: now + TRUSTED_MS }, this.limits.maxEntries);
   }
 
+  /** When the account's failures let a guess from `address` be checked. */
+  private accountWait(address: string, account: string | null, now: number): number {
+    const failures = account === null ? undefined : this.live(this.accounts, account, now);
+    if (!failures || (this.trusted.get(`${account}\0${address}`)?.until ?? 0) > now) return now;
+    return failures.last + this.delay(failures.count);
+  }
+
+  /** The address's turn, if it has come: the guess after this one waits a delay. */
+  private take(address: string, now: number): boolean {
+    const failures = this.live(this.addresses, address, now);
+    if (!failures) return true;
+    if (failures.next > now) return false;
+    failures.next = now + this.delay(failures.count);
+    return true;
+  }
+
+  private unhold(holder: object, h: Held): void {
+    this.held.delete(holder);
+    const n = this.queued.get(h.address)! - 1;
+    if (n > 0) this.queued.set(h.address, n);
+    else this.queued.delete(h.address);
+  }
+
   /** The delay at `count` failures. */
   private delay(count: number): number {
     const over = count - this.limits.freeFailures;
@@ -119,15 +140,12 @@ export class LoginThrottle {
     return entry && entry.until > now ? entry : undefined;
   }
 
-  private isTrusted(account: string, address: string, now: number): boolean {
-    return (this.trusted.get(`${account}\0${address}`)?.until ?? 0) > now;
-  }
-
   private count(map: Map<string, Failures>, key: string, now: number): void {
     const entry = this.live(map, key, now) ?? { count: 0, last: 0, until: 0, next: 0 };
     entry.count++;
     entry.last = now;
     entry.until = now + this.limits.memoryMs;
+    // The address's next guess waits a delay after this failure.
     entry.next = Math.max(entry.next, now + this.delay(entry.count));
     remember(map, key, entry, this.limits.maxEntries);
   }

@@ -10,47 +10,79 @@ function failTimes(t: LoginThrottle, n: number, address: string, account: string
   for (let i = 0; i < n; i++) t.failed(address, account, now);
 }
 
+/**
+ * Asks for a turn at `now`, then runs the sweep a second at a time: how
+ * long the guess was held (0: not at all).
+ */
+async function heldFor(t: LoginThrottle, address: string, account: string | null, now: number, holder: object = {}): Promise<number> {
+  const turn = t.turn(holder, address, account, now);
+  if (turn === true) return 0;
+  let released = false;
+  void turn.then((go) => (released = go));
+  for (let waited = 1_000; waited <= 60_000; waited += 1_000) {
+    t.release(now + waited);
+    await Promise.resolve();
+    if (released) return waited;
+  }
+  throw new Error("never released");
+}
+
 describe("LoginThrottle", () => {
-  it("lets the free failures go, then doubles the delay up to the cap", () => {
+  it("lets the free failures go, then doubles the delay up to the cap", async () => {
     const t = new LoginThrottle({ ...limits, memoryMs: 3_600_000 });
     const delays: number[] = [];
     for (let i = 0; i < 8; i++) {
       // A guess fails; the next one comes at once, from the same address.
       const now = T + i * 60_000;
       t.failed("10.0.0.1", null, now);
-      delays.push(t.due("10.0.0.1", null, now) - now);
+      delays.push(await heldFor(t, "10.0.0.1", null, now));
     }
     expect(delays).toEqual([0, 0, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
   });
 
-  it("checks the guesses of one address in turn, a delay apart", () => {
+  it("checks the guesses of one address in turn, a delay apart, and a dropped one takes no turn", async () => {
     const t = new LoginThrottle(limits);
     failTimes(t, 3, "10.0.0.1", null);
-    // Three connections guess at once: each waits for the one before.
-    expect([1, 2, 3].map(() => t.due("10.0.0.1", null, T))).toEqual([T + 1_000, T + 2_000, T + 3_000]);
+    // Four connections guess at once; the second gives up while held.
+    const order: string[] = [];
+    const turns = ["a", "b", "c", "d"].map((name) => {
+      const holder = { name };
+      const turn = t.turn(holder, "10.0.0.1", null, T);
+      expect(turn).not.toBe(true);
+      void (turn as Promise<boolean>).then((go) => order.push(`${name}:${go}`));
+      return holder;
+    });
+    t.cancel(turns[1]!);
     // Another address is not slowed at all.
-    expect(t.due("10.0.0.2", null, T)).toBe(T);
+    expect(t.turn({}, "10.0.0.2", null, T)).toBe(true);
+    expect(t.delayed).toBe(3);
+    for (let s = 1; s <= 4; s++) {
+      t.release(T + s * 1_000);
+      await Promise.resolve();
+      order.push(`t+${s}`);
+    }
+    expect(order).toEqual(["b:false", "a:true", "t+1", "c:true", "t+2", "d:true", "t+3", "t+4"]);
   });
 
-  it("delays guesses on an account from new addresses, never past the cap, and not from an address that logged in before", () => {
+  it("delays guesses on an account from new addresses, never past the cap, and not from an address that logged in before", async () => {
     const t = new LoginThrottle(limits);
     t.succeeded("10.0.0.9", "victim@x", T);
     // A botnet: many addresses, one failure each, so no address is slowed.
     for (let i = 0; i < 40; i++) t.failed(`10.1.0.${i}`, "victim@x", T);
-    expect(t.due("10.1.0.99", "victim@x", T)).toBe(T + 8_000);
-    // Not taken in turn: a second new address waits as long, not longer.
-    expect(t.due("10.1.0.98", "victim@x", T)).toBe(T + 8_000);
+    // Two new addresses at once: not taken in turn, each waits the cap and no longer.
+    const [first, second] = await Promise.all([heldFor(t, "10.1.0.99", "victim@x", T), heldFor(t, "10.1.0.98", "victim@x", T)]);
+    expect([first, second]).toEqual([8_000, 8_000]);
     // The owner, from where they logged in before, is not delayed.
-    expect(t.due("10.0.0.9", "victim@x", T)).toBe(T);
+    expect(t.turn({}, "10.0.0.9", "victim@x", T)).toBe(true);
     // Another account is not touched.
-    expect(t.due("10.1.0.99", "other@x", T)).toBe(T);
+    expect(t.turn({}, "10.1.0.97", "other@x", T)).toBe(true);
   });
 
-  it("does not let a success wipe failures (a guesser's own account buys no free guesses)", () => {
+  it("does not let a success wipe failures (a guesser's own account buys no free guesses)", async () => {
     const t = new LoginThrottle(limits);
     failTimes(t, 4, "10.0.0.1", "victim@x");
     t.succeeded("10.0.0.1", "mine@x", T);
-    expect(t.due("10.0.0.1", "victim@x", T)).toBe(T + 2_000);
+    expect(await heldFor(t, "10.0.0.1", "victim@x", T)).toBe(2_000);
   });
 
   it("forgives an address and an account a while after their last failure", () => {
@@ -58,7 +90,7 @@ describe("LoginThrottle", () => {
     failTimes(t, 6, "10.0.0.1", "victim@x");
     const later = T + limits.memoryMs;
     t.release(later);
-    expect(t.due("10.0.0.1", "victim@x", later)).toBe(later);
+    expect(t.turn({}, "10.0.0.1", "victim@x", later)).toBe(true);
   });
 
   it("remembers a bounded number of addresses and accounts, the oldest going first", () => {
@@ -66,23 +98,7 @@ describe("LoginThrottle", () => {
     failTimes(t, 3, "10.0.0.1", "a@x");
     failTimes(t, 3, "10.0.0.2", "b@x");
     failTimes(t, 3, "10.0.0.3", "c@x");
-    expect(t.due("10.0.0.1", "a@x", T)).toBe(T);
-    expect(t.due("10.0.0.3", "c@x", T)).toBe(T + 1_000);
-  });
-
-  it("holds an attempt until release() passes its time, or drops it on cancel()", async () => {
-    const t = new LoginThrottle(limits);
-    const a = {};
-    const b = {};
-    const waitA = t.wait(a, T + 1_000);
-    const waitB = t.wait(b, T + 5_000);
-    expect(t.delayed).toBe(2);
-    t.release(T + 999);
-    expect(t.delayed).toBe(2);
-    t.release(T + 1_000);
-    expect(await waitA).toBe(true);
-    t.cancel(b);
-    expect(await waitB).toBe(false);
-    expect(t.delayed).toBe(0);
+    expect(t.turn({}, "10.0.0.1", "a@x", T)).toBe(true);
+    expect(t.turn({}, "10.0.0.3", "c@x", T)).not.toBe(true);
   });
 });
