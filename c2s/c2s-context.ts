@@ -219,7 +219,11 @@ export class C2sContext {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [conn, deadline] of this.handshakes) if (deadline <= now) conn.handshakeTimedOut();
+    for (const [conn, deadline] of this.handshakes) {
+      if (deadline > now) continue;
+      this.handshakes.delete(conn);
+      conn.handshakeTimedOut();
+    }
     for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
     for (const [conn, deadline] of this.hibernating) if (deadline <= now) conn.expire();
     for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
