@@ -2,7 +2,6 @@
 // the process-wide timers (one sweep for all, never a timer per socket).
 import { randomBytes } from "node:crypto";
 import type net from "node:net";
-import type tls from "node:tls";
 import { xmlLimits, type Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient } from "../lib/link/link-client.js";
@@ -13,6 +12,10 @@ import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
 import { ReadThrottle } from "./read-throttle.js";
+import { ConnectionGate, type Refusal } from "./connection-gate.js";
+import { LoginThrottle } from "./login-throttle.js";
+import { streamError, streamHeader } from "./stream-writer.js";
+import type { TlsCredentials } from "./tls-credentials.js";
 
 /** How long a closed stream's socket may linger for the peer's close. */
 const CLOSE_GRACE_MS = 5_000;
@@ -21,13 +24,24 @@ const SWEEP_MS = 1_000;
 const HANDOFF_TIMEOUT_MS = 5_000;
 /** How long frames for a handed-over session are passed on. */
 const FORWARD_MS = 60_000;
+/** How long a refused client's socket may linger for the peer to read why; at most this many at once, beyond them a refusal is a plain close. */
+const REFUSAL_GRACE_MS = 1_000;
+const MAX_LINGERING_REFUSALS = 256;
+const REFUSAL_TEXT: Record<Refusal, string> = {
+  "resource-constraint": "this server is full; try again later",
+  "policy-violation": "too many connections from your address are not authenticated yet",
+};
 
 export class C2sContext {
   private sidCounter = 0;
   private readonly boot = randomBytes(3).toString("hex");
   /** Connections that have yet to bind, with their deadline. */
   private readonly authDeadlines = new Map<ClientConnection, number>();
+  /** Connections in a TLS handshake, with its deadline. */
+  private readonly handshakes = new Map<ClientConnection, number>();
   private readonly closing = new Map<net.Socket, number>();
+  /** Refused clients' sockets, with the time they are cut. */
+  private readonly refusing = new Map<net.Socket, number>();
   /** XEP-0198 sessions waiting to be resumed, with their deadline. */
   private readonly hibernating = new Map<ClientConnection, number>();
   /** Resumes waiting for another front end's HANDOFF, with their deadline. */
@@ -43,17 +57,20 @@ export class C2sContext {
   /** SASL PLAIN checks, remembered so that a client coming back skips PBKDF2. */
   readonly plain = new PlainVerifier();
   /** How fast each client may send. */
-  readonly throttle: ReadThrottle<ClientConnection>;
+  readonly rates: ReadThrottle<ClientConnection>;
   /** Clients not read while the link to the router is congested. */
   private readonly heldForLink = new Set<ClientConnection>();
   /** What a client's stream may send before and after it authenticated: one object each, shared by every stream. */
   readonly limits: { readonly unauthenticated: XmlLimits; readonly authenticated: XmlLimits };
+  readonly gate: ConnectionGate;
+  /** Failed logins, per address and account: how long the next attempt waits. */
+  readonly throttle: LoginThrottle;
 
   constructor(
     readonly config: Config["c2s"] & { domains: string[]; xml: Config["xml"] },
     readonly store: Store,
     readonly link: LinkClient,
-    readonly secureContext: tls.SecureContext,
+    readonly tls: TlsCredentials,
     readonly balancer: Balancer,
     readonly log: Logger,
   ) {
@@ -61,19 +78,49 @@ export class C2sContext {
       unauthenticated: xmlLimits(config.xml, config.max_stanza_size_unauthenticated),
       authenticated: xmlLimits(config.xml, config.max_stanza_size),
     };
-    this.throttle = new ReadThrottle({
+    this.rates = new ReadThrottle({
       bytesPerSecond: config.rate_bytes,
       stanzasPerSecond: config.rate_stanzas,
       burstSeconds: config.rate_burst,
       cutoffSeconds: config.rate_cutoff,
     });
     link.on("drain", () => this.releaseHeldForLink());
+    this.gate = new ConnectionGate(config.max_connections, config.max_unauthenticated_per_address, log);
+    this.throttle = new LoginThrottle({
+      freeFailures: config.auth_free_failures,
+      delayMs: config.auth_delay * 1000,
+      maxDelayMs: config.auth_max_delay * 1000,
+      memoryMs: config.auth_failure_memory * 1000,
+      maxEntries: config.auth_throttle_entries,
+    });
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }
 
   get size(): number {
     return this.connections.size;
+  }
+
+  /** Sockets held: connections, and closed streams' sockets waiting for the peer's close. */
+  get sockets(): number {
+    return this.connections.size + this.closing.size;
+  }
+
+  /**
+   * Turns a new client away. On the STARTTLS port it reads why, as a stream
+   * error; on the direct-TLS port, where that would cost a handshake, and
+   * when too many refused sockets linger already, it is a plain close.
+   */
+  refuse(socket: net.Socket, direct: boolean, refusal: Refusal): void {
+    socket.on("error", () => {}); // a reset from the peer is no news
+    if (direct || this.refusing.size >= MAX_LINGERING_REFUSALS) {
+      socket.destroy();
+      return;
+    }
+    socket.resume(); // what it sent is not read, but must not pile up
+    socket.end(streamHeader(this.config.domains[0]!, this.streamId()) + streamError(refusal, REFUSAL_TEXT[refusal]));
+    this.refusing.set(socket, Date.now() + REFUSAL_GRACE_MS);
+    socket.once("close", () => this.refusing.delete(socket));
   }
 
   nextSid(): string {
@@ -126,11 +173,21 @@ export class C2sContext {
     for (const conn of held) conn.resumeReading();
   }
 
+  awaitHandshake(conn: ClientConnection): void {
+    this.handshakes.set(conn, Date.now() + this.config.tls_handshake_timeout * 1000);
+  }
+
+  handshakeDone(conn: ClientConnection): void {
+    this.handshakes.delete(conn);
+  }
+
   /** Forgets a connection: closed, or its session handed over to another front end. */
   forget(conn: ClientConnection, wasCounted: boolean): void {
-    this.throttle.forget(conn);
+    this.rates.forget(conn);
     this.heldForLink.delete(conn);
     this.authDeadlines.delete(conn);
+    this.handshakes.delete(conn);
+    this.throttle.cancel(conn);
     this.hibernating.delete(conn);
     this.handoffs.delete(conn);
     const id = conn.resumeId;
@@ -193,23 +250,32 @@ export class C2sContext {
     for (const conn of [...this.connections.values()]) conn.streamError("system-shutdown", "the server is shutting down");
     const end = Date.now() + graceMs;
     while (this.closing.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    for (const socket of this.closing.keys()) socket.destroy();
+    for (const socket of [...this.closing.keys(), ...this.refusing.keys()]) socket.destroy();
     clearInterval(this.sweeper);
-    this.throttle.close();
+    this.rates.close();
   }
 
   private sweep(): void {
     const now = Date.now();
+    for (const [conn, deadline] of this.handshakes) {
+      if (deadline > now) continue;
+      this.handshakes.delete(conn);
+      conn.handshakeTimedOut();
+    }
     for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
     for (const [conn, deadline] of this.hibernating) if (deadline <= now) conn.expire();
     for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
     for (const [sid, f] of this.forwards) if (f.until <= now) this.forwards.delete(sid);
     this.balancer.sweep(now);
-    this.throttle.sweep();
-    for (const [socket, deadline] of this.closing) {
-      if (deadline <= now) {
-        this.closing.delete(socket);
-        socket.destroy();
+    this.throttle.release(now);
+    this.rates.sweep();
+    this.gate.report(now);
+    for (const sockets of [this.closing, this.refusing]) {
+      for (const [socket, deadline] of sockets) {
+        if (deadline <= now) {
+          sockets.delete(socket);
+          socket.destroy();
+        }
       }
     }
   }

@@ -2,7 +2,6 @@
 // router, and the dispatch of what the sm sends back to each connection.
 import net from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import tls from "node:tls";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { Logger } from "../lib/log.js";
@@ -10,14 +9,17 @@ import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/li
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer, type C2sInfo } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
+import { addressKey } from "./client-address.js";
 import { ClientConnection } from "./client-connection.js";
-import { loadTlsCredentials } from "./tls-credentials.js";
+import { TlsCredentials } from "./tls-credentials.js";
 
 /** How often a front end reports its load to the router (protocol §1.6). */
 const LOAD_REPORT_MS = 2_000;
 
 export interface C2sServer {
   ports: { port: number; tlsPort: number };
+  /** Reads the certificate files again, for new handshakes (SIGHUP). */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -25,7 +27,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   const c = config.c2s;
   const secret = config.secrets[c.name];
   if (!secret) throw new Error(`no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
-  const tlsCredentials = await loadTlsCredentials(config, log);
+  const tlsCredentials = await TlsCredentials.load(config, log);
   const capacity = c.capacity || c.max_connections;
   const info: C2sInfo = { host: c.public_host, port: c.port, tlsPort: c.tls_port, weight: c.weight, capacity, started: Date.now() };
   const link = new LinkClient({
@@ -46,7 +48,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     memorySeconds: c.redirect_memory,
     maxLag: c.max_lag,
   });
-  const ctx = new C2sContext({ ...c, domains: config.domains, xml: config.xml }, store, link, tlsCredentials.context, balancer, log);
+  const ctx = new C2sContext({ ...c, domains: config.domains, xml: config.xml }, store, link, tlsCredentials, balancer, log);
   link.on("loads", (loads) => {
     const reporting = balancer.onLoads(loads);
     if (reporting) log.info({ reporting }, "front ends reporting load");
@@ -84,7 +86,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       sessions: ctx.sessions,
       connections: ctx.size,
       lag: Math.round(lag.percentile(99) / 1e6),
-      throttled: ctx.throttle.pausedCount,
+      throttled: ctx.rates.pausedCount,
+      delayedLogins: ctx.throttle.delayed,
     });
     lag.reset();
   }, LOAD_REPORT_MS);
@@ -175,23 +178,23 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   });
   link.start();
 
-  const accept = (socket: net.Socket, secure: boolean) => {
-    if (ctx.size >= c.max_connections) {
-      log.warn({ limit: c.max_connections }, "connection limit reached; refusing a client");
-      socket.destroy();
-      return;
-    }
+  // Both ports take plain sockets: a direct-TLS client is a connection from
+  // accept on, counted and under the sweep's deadlines during its handshake.
+  const accept = (socket: net.Socket, direct: boolean) => {
+    const ip = socket.remoteAddress;
+    if (ip === undefined) return void socket.destroy(); // gone before it was accepted
+    const refusal = ctx.gate.enter(addressKey(ip), ctx.sockets);
+    if (refusal) return ctx.refuse(socket, direct, refusal);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    new ClientConnection(ctx, socket, secure);
+    new ClientConnection(ctx, socket, direct);
   };
   const host = c.host === "*" ? undefined : c.host;
   const plain = net.createServer((s) => accept(s, false));
   await listen(plain, c.port, host);
-  let direct: tls.Server | null = null;
+  let direct: net.Server | null = null;
   if (c.tls_port) {
-    direct = tls.createServer({ ...tlsCredentials.options, handshakeTimeout: c.auth_timeout * 1000 }, (s) => accept(s, true));
-    direct.on("tlsClientError", (err) => log.debug({ err: err.message }, "direct TLS handshake failed"));
+    direct = net.createServer((s) => accept(s, true));
     await listen(direct, c.tls_port, host);
   }
   const ports = { port: (plain.address() as net.AddressInfo).port, tlsPort: direct ? (direct.address() as net.AddressInfo).port : 0 };
@@ -199,6 +202,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
 
   return {
     ports,
+    reloadTls: () => void tlsCredentials.reload(),
     async close() {
       clearInterval(reporter);
       if (drainTimer) clearInterval(drainTimer);

@@ -17,6 +17,7 @@ import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
+import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
@@ -70,25 +71,31 @@ export class ClientConnection implements Throttled {
   private ack: AckState | null = null;
   /** Another connection resumed this session: this one ends without a word to the sm. */
   private superseded = false;
+  /** A login attempt waits for the login throttle: the socket is not read meanwhile. */
+  private loginHeld = false;
   /** Counted in the front end's sessions (the balancer's load) from the moment it is served. */
   private counted = false;
   /** A resume waiting for another front end's HANDOFF. */
   private pendingResume: { previd: string; h: number } | null = null;
+  /** Counted in the gate's connections not yet authenticated from its address, until it authenticates or goes. */
+  private unauthenticated = true;
 
+  /** `socket` was let in by the gate (ctx.gate.enter); on the direct-TLS port (`direct`) the TLS handshake starts now. */
   constructor(
     private readonly ctx: C2sContext,
     socket: net.Socket,
-    secure: boolean,
+    direct: boolean,
   ) {
     this.sid = ctx.nextSid();
     this.socket = socket;
-    this.secure = secure;
-    this.direct = secure;
+    this.secure = false;
+    this.direct = direct;
     this.ip = socket.remoteAddress ?? "";
     this.stream = this.newStream();
-    this.attach(socket);
     ctx.register(this);
     ctx.awaitAuth(this);
+    if (direct) this.encrypt(socket);
+    else this.attach(socket);
   }
 
   /**
@@ -160,7 +167,7 @@ export class ClientConnection implements Throttled {
   private read(chunk: Buffer): void {
     this.guarded(() => this.stream.write(chunk));
     if (this.stage === "closed" || this.stage === "hibernating") return;
-    this.ctx.throttle.charge(this, chunk.length, 0);
+    this.ctx.rates.charge(this, chunk.length, 0);
     this.ctx.holdIfLinkCongested(this);
   }
 
@@ -169,8 +176,8 @@ export class ClientConnection implements Throttled {
   }
 
   resumeReading(): void {
-    if (this.stage === "closed" || this.stage === "hibernating") return;
-    if (this.ctx.throttle.holds(this) || this.ctx.holdsForLink(this)) return;
+    if (this.stage === "closed" || this.stage === "hibernating" || this.loginHeld) return;
+    if (this.ctx.rates.holds(this) || this.ctx.holdsForLink(this)) return;
     this.socket.resume();
   }
 
@@ -273,6 +280,7 @@ export class ClientConnection implements Throttled {
 
   /** Forgets the connection; tells the sm unless the sm ended it, and hands back what the client never acknowledged. */
   private leave(): void {
+    this.authenticated();
     if (this.superseded) return;
     this.ctx.forget(this, this.counted);
     if (this.smKnows) {
@@ -344,6 +352,12 @@ export class ClientConnection implements Throttled {
     this.streamError("connection-timeout", "authentication and binding must finish sooner");
   }
 
+  /** The TLS handshake did not finish in time: there is no stream to end yet, the socket is cut. */
+  handshakeTimedOut(): void {
+    this.log.debug("TLS handshake timed out");
+    this.socket.destroy();
+  }
+
   /** Our stream header if it is still owed, to go out in one write with what follows it. */
   private header(): string {
     if (this.headerSent) return "";
@@ -406,7 +420,7 @@ export class ClientConnection implements Throttled {
   }
 
   private onElement(el: Element, uri: string): void {
-    this.ctx.throttle.charge(this, 0, 1);
+    this.ctx.rates.charge(this, 0, 1);
     if (this.stage === "closed") return; // cut off for its rate
     if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
       if (this.stage === "bound") this.onStanza(el);
@@ -656,12 +670,21 @@ export class ClientConnection implements Throttled {
     raw.removeAllListeners("close");
     raw.removeAllListeners("error");
     this.stream.stop();
-    const secured = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext });
+    this.restartStream();
+    this.encrypt(raw);
+  }
+
+  /** TLS over the client's socket, with the certificate in use now; the handshake has its own deadline. */
+  private encrypt(raw: net.Socket): void {
+    const secured = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.tls.context });
     this.socket = secured;
     this.secure = true;
-    this.restartStream();
+    this.ctx.awaitHandshake(this);
     this.attach(secured);
-    secured.on("secure", () => this.log.debug({ protocol: secured.getProtocol() }, "TLS established"));
+    secured.once("secure", () => {
+      this.ctx.handshakeDone(this);
+      this.log.debug({ protocol: secured.getProtocol() }, "TLS established");
+    });
   }
 
   private restartStream(): void {
@@ -709,16 +732,19 @@ export class ClientConnection implements Throttled {
         if (!this.plainAllowed) throw new SaslError("encryption-required", "PLAIN needs an encrypted stream");
         const { authzid, authcid, password } = parsePlain(initial);
         const user = this.userJid(authcid);
+        if (!(await this.throttled(user))) return;
         const creds = user ? await this.ctx.store.getCredentials(user) : null;
-        const hash = creds?.["SHA-256"] ? "SHA-256" : "SHA-1";
-        const keys = creds?.[hash];
-        const proof = creds && keys ? await this.ctx.plain.verify(user!, password, keys, hash) : null;
-        if (!proof) throw new SaslError("not-authorized", "wrong username or password");
+        // An unknown account is checked too, against fake keys: it takes as long as a wrong password.
+        const checked = await this.ctx.plain.checkAccount(user ?? authcid, password, creds, this.ctx.config.scram_iterations);
+        if (!checked) {
+          this.loginFailed(user);
+          throw new SaslError("not-authorized", "wrong username or password");
+        }
         this.checkAuthzid(authzid, user!);
         await this.completeKeys(user!, password, creds!);
         // Kept until the restarted stream's header, in case the balancer sends the client on.
-        this.voucher = plainVoucher(user!, password, keys!, hash);
-        return this.saslSuccess(user!, "PLAIN", undefined, proof);
+        this.voucher = plainVoucher(user!, password, checked.keys, checked.hash);
+        return this.saslSuccess(user!, "PLAIN", undefined, checked.proof);
       }
       case "SCRAM-SHA-1":
       case "SCRAM-SHA-256": {
@@ -730,7 +756,7 @@ export class ClientConnection implements Throttled {
             this.log.info({ user, mechanism: mech }, "account has no keys for this hash (imported); PLAIN or xfarm user passwd adds them");
           }
           return creds?.[hash] ?? null;
-        });
+        }, { fakeIterations: this.ctx.config.scram_iterations });
         this.scram = scram;
         const challenge = await scram.start(initial);
         if (this.scram === scram) this.write(`<challenge xmlns='${NS_SASL}'>${challenge.toString("base64")}</challenge>`);
@@ -758,7 +784,15 @@ export class ClientConnection implements Throttled {
 
   private async saslResponse(el: Element): Promise<void> {
     const scram = this.scram!;
-    const final = await scram.finish(decodeSaslData(el.getText()));
+    const account = this.userJid(scram.username!);
+    if (!(await this.throttled(account))) return;
+    let final: Buffer;
+    try {
+      final = await scram.finish(decodeSaslData(el.getText()));
+    } catch (err) {
+      if (err instanceof SaslError && err.condition === "not-authorized") this.loginFailed(account);
+      throw err;
+    }
     if (this.scram !== scram) return;
     const user = this.userJid(scram.username!)!;
     this.checkAuthzid(scram.authzid ?? "", user);
@@ -778,9 +812,40 @@ export class ClientConnection implements Throttled {
     return j && j.local && !j.resource && username.length > 0 && !username.includes("@") ? `${j.local}@${j.domain}` : null;
   }
 
+  /**
+   * Holds a password guess on `account` (null: no such account can exist)
+   * for as long as the login throttle says; false if the connection went
+   * meanwhile. The socket is not read while the guess is held, so nothing
+   * the client sends piles up.
+   */
+  private async throttled(account: string | null): Promise<boolean> {
+    const turn = this.ctx.throttle.turn(this, addressKey(this.ip), account, Date.now());
+    if (turn === true) return true;
+    this.loginHeld = true;
+    this.pauseReading();
+    const go = await turn;
+    this.loginHeld = false;
+    if (!go || this.stage === "closed") return false;
+    this.resumeReading();
+    return true;
+  }
+
+  private loginFailed(account: string | null): void {
+    this.ctx.throttle.failed(addressKey(this.ip), account, Date.now());
+  }
+
+  /** No longer counted among its address's connections that have not authenticated. */
+  private authenticated(): void {
+    if (!this.unauthenticated) return;
+    this.unauthenticated = false;
+    this.ctx.gate.leave(addressKey(this.ip));
+  }
+
   private saslSuccess(user: string, mech: string, additional?: Buffer, proof?: PlainProof): void {
     if (this.stage === "closed") return;
     this.user = user;
+    this.authenticated();
+    this.ctx.throttle.succeeded(addressKey(this.ip), user, Date.now());
     this.log.info({ secure: this.secure, mech, proof }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     const pipelined = this.stream.takeHeld();
@@ -788,10 +853,11 @@ export class ClientConnection implements Throttled {
     if (pipelined) this.guarded(() => this.stream.write(pipelined));
   }
 
+  /** `text` is for the log alone. */
   private saslFail(condition: string, text?: string): void {
     this.saslFailures++;
     this.log.info({ condition, text }, "authentication failed");
-    this.write(saslFailure(condition, text));
+    this.write(saslFailure(condition));
     if (this.saslFailures >= MAX_SASL_ATTEMPTS) this.streamError("policy-violation", "too many failed authentication attempts");
   }
 }

@@ -26,9 +26,9 @@ export function streamError(condition: string, text?: string, content?: string):
   return `<stream:error>${c}${t}</stream:error></stream:stream>`;
 }
 
-export function saslFailure(condition: string, text?: string): string {
-  const t = text ? `<text>${escapeXML(text)}</text>` : "";
-  return `<failure xmlns='${NS_SASL}'><${condition}/>${t}</failure>`;
+/** The condition alone: a SaslError's message may say more than a client should hear (lib/sasl/errors.ts). */
+export function saslFailure(condition: string): string {
+  return `<failure xmlns='${NS_SASL}'><${condition}/></failure>`;
 }
 
 export function iqError(id: string | undefined, type: string, condition: string): string {

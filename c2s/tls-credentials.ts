@@ -1,5 +1,8 @@
 // The c2s certificate: the configured PEM files, or a self-signed one made
-// on first start so that a newcomer's farm speaks TLS with no set-up.
+// on first start so that a newcomer's farm speaks TLS with no set-up; read
+// again on reload() (SIGHUP) for new handshakes, while open connections keep
+// the one they were made with.
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
@@ -7,23 +10,62 @@ import { generate } from "selfsigned";
 import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 
-export interface TlsCredentials {
-  /** For STARTTLS, where a socket is upgraded in place. */
-  context: tls.SecureContext;
-  /** For the direct-TLS listener. */
-  options: tls.SecureContextOptions;
+/**
+ * Mozilla's "intermediate" TLS 1.2 suites without DHE: forward secrecy by
+ * ECDHE, AEAD ciphers only (AES-GCM, ChaCha20-Poly1305), so no CBC, SHA-1
+ * MAC, CCM8 or ARIA. TLS 1.3 keeps OpenSSL's defaults (all AEAD).
+ */
+export const TLS12_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+export class TlsCredentials {
+  private constructor(
+    private readonly certFile: string,
+    private readonly keyFile: string,
+    /** For new handshakes, on either port. */
+    public context: tls.SecureContext,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reads the files again; a file that does not load keeps the certificate in use, and says why. Returns whether the new one is in use. */
+  reload(): boolean {
+    try {
+      const { context, certificate } = readContext(this.certFile, this.keyFile);
+      this.context = context;
+      this.log.info({ certFile: this.certFile, ...certificate }, "TLS certificate reloaded");
+      return true;
+    } catch (err) {
+      this.log.error({ certFile: this.certFile, keyFile: this.keyFile, err: (err as Error).message }, "TLS certificate not reloaded; the previous one stays in use");
+      return false;
+    }
+  }
+
+  static async load(config: Config, log: Logger): Promise<TlsCredentials> {
+    let { tls_cert: certFile, tls_key: keyFile } = config.c2s;
+    if (!certFile || !keyFile) {
+      const dir = path.join(config.data_dir, "tls");
+      certFile = path.join(dir, "xfarm.crt");
+      keyFile = path.join(dir, "xfarm.key");
+      if (!fs.existsSync(certFile) || !fs.existsSync(keyFile)) await generateSelfSigned(config.domains, certFile, keyFile, log);
+    }
+    return new TlsCredentials(certFile, keyFile, readContext(certFile, keyFile).context, log);
+  }
 }
 
-export async function loadTlsCredentials(config: Config, log: Logger): Promise<TlsCredentials> {
-  let { tls_cert: certFile, tls_key: keyFile } = config.c2s;
-  if (!certFile || !keyFile) {
-    const dir = path.join(config.data_dir, "tls");
-    certFile = path.join(dir, "xfarm.crt");
-    keyFile = path.join(dir, "xfarm.key");
-    if (!fs.existsSync(certFile) || !fs.existsSync(keyFile)) await generateSelfSigned(config.domains, certFile, keyFile, log);
-  }
-  const options: tls.SecureContextOptions = { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), minVersion: "TLSv1.2" };
-  return { context: tls.createSecureContext(options), options };
+/** Throws when a file is missing or unreadable, or the key does not fit the certificate. */
+function readContext(certFile: string, keyFile: string): { context: tls.SecureContext; certificate: { fingerprint256: string; validTo: string } } {
+  const cert = fs.readFileSync(certFile);
+  const key = fs.readFileSync(keyFile);
+  const x509 = new X509Certificate(cert);
+  if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error("the key does not belong to the certificate");
+  const context = tls.createSecureContext({ cert, key, minVersion: "TLSv1.2", ciphers: TLS12_CIPHERS });
+  return { context, certificate: { fingerprint256: x509.fingerprint256, validTo: x509.validTo } };
 }
 
 async function generateSelfSigned(domains: string[], certFile: string, keyFile: string, log: Logger): Promise<void> {

@@ -1,11 +1,12 @@
 // `xfarm start`: a whole farm on one box — router, sms and c2s processes —
-// each a child process restarted when it dies; SIGINT/SIGTERM stops them all.
+// each a child process restarted when it dies; SIGINT/SIGTERM stops them all,
+// SIGHUP makes the front ends reload their certificate.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "smol-toml";
-import { loadTlsCredentials } from "../c2s/tls-credentials.js";
+import { TlsCredentials } from "../c2s/tls-credentials.js";
 import { ADMIN_NAME } from "../lib/cli/admin-link.js";
 import { secretsFile, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
@@ -85,7 +86,7 @@ export async function runFarm(config: Config, configFile: string | null, env: Re
     extraEnv = { ...extraEnv, XFARM_ROUTER_ADDRESSES: `127.0.0.1:${config.router.port},127.0.0.1:${config.router.port + 1}` };
   }
   // Done once here so the children never race to create them.
-  await loadTlsCredentials(config, log);
+  await TlsCredentials.load(config, log);
   await (await openStore(config.db)).close();
 
   let stopping = false;
@@ -125,4 +126,10 @@ export async function runFarm(config: Config, configFile: string | null, env: Re
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  process.on("SIGHUP", () => {
+    if (stopping) return;
+    const c2s = specs.filter((s) => s.role === "c2s").map((s) => running.get(s.name)).filter((c) => c !== undefined);
+    log.info({ children: c2s.length }, "SIGHUP: the front ends reload their certificate");
+    for (const c of c2s) c.kill("SIGHUP");
+  });
 }

@@ -70,7 +70,19 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.rate_burst", type: "integer", default: 16, doc: "Seconds of either rate a client may send at once before it is slowed (16 s of 16384 bytes: one c2s.max_stanza_size stanza)." },
   { key: "c2s.rate_cutoff", type: "integer", default: 60, doc: "Seconds a client may stay over its rate, slowed, before its stream ends with policy-violation; 0: never." },
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
-  { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
+  { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client sockets one c2s process holds, from accept on (TLS handshakes included); more are refused at accept." },
+  {
+    key: "c2s.max_unauthenticated_per_address",
+    type: "integer",
+    default: 10,
+    doc: "Connections not yet authenticated from one address (IPv6: one /64) at once; more are refused at accept (policy-violation). 0: no limit, for a load test from one address.",
+  },
+  { key: "c2s.tls_handshake_timeout", type: "integer", default: 10, doc: "Seconds a client has to finish a TLS handshake (direct TLS or STARTTLS) before its socket is closed." },
+  { key: "c2s.auth_free_failures", type: "integer", default: 5, doc: "Failed logins from one address, or on one account, before the next attempts are delayed." },
+  { key: "c2s.auth_delay", type: "integer", default: 1, doc: "Seconds the first delayed login attempt waits; each further failure doubles it." },
+  { key: "c2s.auth_max_delay", type: "integer", default: 16, doc: "Longest delay of a login attempt in seconds; keep it below c2s.auth_timeout." },
+  { key: "c2s.auth_failure_memory", type: "integer", default: 900, doc: "Seconds after its last failed login that an address or account is forgiven." },
+  { key: "c2s.auth_throttle_entries", type: "integer", default: 20000, doc: "Addresses, accounts and trusted logins each remembered at most by the login throttle; the oldest go first." },
   { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
   { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },
   { key: "c2s.capacity", type: "integer", default: 0, doc: "Sessions at which every new client is redirected elsewhere; 0: c2s.max_connections." },
@@ -115,6 +127,13 @@ export interface Config {
     rate_cutoff: number;
     auth_timeout: number;
     max_connections: number;
+    max_unauthenticated_per_address: number;
+    tls_handshake_timeout: number;
+    auth_free_failures: number;
+    auth_delay: number;
+    auth_max_delay: number;
+    auth_failure_memory: number;
+    auth_throttle_entries: number;
     resume_timeout: number;
     weight: number;
     capacity: number;

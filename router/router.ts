@@ -261,7 +261,13 @@ export class Router {
         return reply({ op: "pong", id: msg.id });
       case "load":
         if (peer.member.role !== "c2s" || isAdmin) return;
-        this.loads.set(peer.member.name, { sessions: msg.sessions, connections: msg.connections, lag: msg.lag, throttled: msg.throttled ?? 0 });
+        this.loads.set(peer.member.name, {
+          sessions: msg.sessions,
+          connections: msg.connections,
+          lag: msg.lag,
+          throttled: msg.throttled ?? 0,
+          delayedLogins: msg.delayedLogins ?? 0,
+        });
         this.loadsChanged = true;
         return;
       case "info":

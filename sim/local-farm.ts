@@ -17,7 +17,11 @@ export interface FarmOptions {
   /** 2: an active/passive router pair, router-1 and router-2. */
   routerCount?: number;
   smCount?: number;
-  /** Extra keys for the [c2s] table, e.g. { require_tls: false }. */
+  /**
+   * Extra keys for the [c2s] table, e.g. { require_tls: false }. Every client
+   * of a local farm comes from one loopback address, so there is no limit of
+   * connections per address unless one is given here.
+   */
   c2s?: Record<string, string | number | boolean>;
   sm?: Record<string, string | number | boolean>;
   /** The store URL; by default the embedded SQLite file under the farm's data_dir. */
@@ -85,7 +89,7 @@ ${table(opts.components)}
 ${table(opts.sm)}
 
 [c2s]
-${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout: 5, ...(opts.tls ? { tls_cert: opts.tls.cert, tls_key: opts.tls.key } : {}), ...opts.c2s })}
+${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout: 5, max_unauthenticated_per_address: 0, ...(opts.tls ? { tls_cert: opts.tls.cert, tls_key: opts.tls.key } : {}), ...opts.c2s })}
 
 [start]
 c2s_count = ${count}

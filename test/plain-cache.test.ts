@@ -97,4 +97,24 @@ describe("PlainVerifier", () => {
       expect(calls).toHaveLength(2);
     });
   });
+
+  describe("a PLAIN login on an account that does not exist", () => {
+    it("runs the same PBKDF2 as a wrong password on a real account, and fails", async () => {
+      const calls: { password: string; iterations: number; hash: ScramHash }[] = [];
+      const check = (password: string, keys: ScramKeys, hash: ScramHash) => {
+        calls.push({ password, iterations: keys.iterations, hash });
+        return verifyPassword(password, keys, hash);
+      };
+      const verifier = new PlainVerifier(undefined, undefined, check);
+      const creds = { "SHA-256": await keysFor("right") };
+      expect(await verifier.checkAccount("real@localhost", "guess", creds, 64)).toBeNull();
+      expect(await verifier.checkAccount("nobody@localhost", "guess", null, 64)).toBeNull();
+      expect(calls).toEqual([
+        { password: "guess", iterations: 64, hash: "SHA-256" },
+        { password: "guess", iterations: 64, hash: "SHA-256" },
+      ]);
+      const ok = await verifier.checkAccount("real@localhost", "right", creds, 64);
+      expect(ok).toEqual({ proof: "pbkdf2", keys: creds["SHA-256"], hash: "SHA-256" });
+    });
+  });
 });

@@ -11,6 +11,8 @@ export interface C2sLoad {
   lag: number;
   /** Clients read slowly at the moment, over their rate (c2s.rate_*); absent from older front ends. */
   throttled?: number;
+  /** Login attempts the front end holds now because of earlier failures (c2s/login-throttle.ts). */
+  delayedLogins?: number;
 }
 
 /** One row of `xfarm status`: a linked process as the router sees it. */

@@ -27,7 +27,9 @@
 // the store could test guesses against a voucher at one HMAC each; they
 // could read every stanza on the link as well.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
+import type { Credentials, ScramHash, ScramKeys } from "../../xdb-sql/store.js";
+import { expire, remember } from "../bounded-map.js";
+import { fakeKeys } from "./fake-keys.js";
 import { verifyPassword } from "./scram-credentials.js";
 
 /** Accounts remembered at most; the oldest go first. */
@@ -64,6 +66,24 @@ export class PlainVerifier {
     private readonly check: typeof verifyPassword = verifyPassword,
   ) {}
 
+  /**
+   * Checks a PLAIN login: `creds` are the stored credentials of `user`, null
+   * when there is no such account. An unknown account is checked against
+   * fake keys of the cost real ones have (`iterations`), so its failure takes
+   * as long as a wrong password's and timing does not tell who has an account.
+   */
+  async checkAccount(
+    user: string,
+    password: string,
+    creds: Credentials | null,
+    iterations: number,
+  ): Promise<{ proof: PlainProof; keys: ScramKeys; hash: ScramHash } | null> {
+    const hash: ScramHash = creds && !creds["SHA-256"] ? "SHA-1" : "SHA-256";
+    const stored = creds?.[hash];
+    const proof = await this.verify(user, password, stored ?? fakeKeys(hash, user, { iterations }), hash);
+    return proof && stored ? { proof, keys: stored, hash } : null;
+  }
+
   /** How `password` was found to match `keys`, the stored keys of `user` for `hash`; null when it does not. */
   async verify(user: string, password: string, keys: ScramKeys, hash: ScramHash, now = Date.now()): Promise<PlainProof | null> {
     expire(this.verified, now);
@@ -96,20 +116,4 @@ export class PlainVerifier {
       .update(password, "utf8")
       .digest();
   }
-}
-
-/** Drops the expired entries of a map whose entries all live as long, so the oldest are in front. */
-function expire(map: Map<string, { until: number }>, now: number): void {
-  // Stops at the first live entry; lookups check the expiry again, should the clock have jumped.
-  for (const [name, entry] of map) {
-    if (entry.until > now) break;
-    map.delete(name);
-  }
-}
-
-/** Sets `name` as the newest entry, dropping the oldest beyond `max`. */
-function remember<T>(map: Map<string, T>, name: string, entry: T, max: number): void {
-  map.delete(name);
-  map.set(name, entry);
-  if (map.size > max) map.delete(map.keys().next().value!);
 }

@@ -8,11 +8,11 @@
 // fail alike (not-authorized, after a normal-looking server-first) so the
 // exchange does not tell who has an account.
 
-import { createHmac, randomBytes } from "node:crypto";
 import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
 import { randomBase64 } from "../random.js";
 import { decodeUtf8, SaslError } from "./errors.js";
-import { digest, hashSize, hmac, SALT_BYTES, safeEqual, SCRAM_ITERATIONS } from "./scram-credentials.js";
+import { fakeKeys } from "./fake-keys.js";
+import { digest, hashSize, hmac, safeEqual } from "./scram-credentials.js";
 
 export { SaslError } from "./errors.js";
 export type { SaslCondition } from "./errors.js";
@@ -41,7 +41,6 @@ export interface ScramServerOptions {
   fakeIterations?: number;
 }
 
-const PROCESS_FAKE_SECRET = randomBytes(32);
 const SERVER_NONCE_BYTES = 18;
 
 // RFC 5802 §7 "printable": the nonce alphabet (no ",").
@@ -167,7 +166,7 @@ export class ScramServer {
     } catch (err) {
       throw new SaslError("temporary-auth-failure", "credential lookup failed", { cause: err });
     }
-    const keys = found ?? this.fakeKeys(username);
+    const keys = found ?? fakeKeys(this.hash, username, { secret: this.options.fakeSaltSecret, iterations: this.options.fakeIterations });
 
     const nonce = clientNonce + (this.options.serverNonce ?? randomBase64(SERVER_NONCE_BYTES));
     const serverFirst = `r=${nonce},s=${keys.salt.toString("base64")},i=${keys.iterations}`;
@@ -226,22 +225,5 @@ export class ScramServer {
 
     const serverSignature = hmac(this.hash, keys.serverKey, authMessage);
     return Buffer.from(`v=${serverSignature.toString("base64")}`, "utf8");
-  }
-
-  /**
-   * Keys for an account that does not exist: a salt that is the same on
-   * every attempt (a fresh one each time would give the game away) and
-   * random keys that no proof matches.
-   */
-  private fakeKeys(username: string): ScramKeys {
-    const secret = this.options.fakeSaltSecret ?? PROCESS_FAKE_SECRET;
-    const salt = createHmac("sha256", secret).update(`${this.hash}\0${username}`).digest().subarray(0, SALT_BYTES);
-    const size = hashSize(this.hash);
-    return {
-      salt: Buffer.from(salt),
-      iterations: this.options.fakeIterations ?? SCRAM_ITERATIONS,
-      storedKey: randomBytes(size),
-      serverKey: randomBytes(size),
-    };
   }
 }

@@ -98,11 +98,11 @@ export class RawStream {
     return this.received;
   }
 
-  /** After <proceed/>: TLS over the same socket, then a fresh stream. */
-  async startTls(): Promise<void> {
+  /** After <proceed/>: TLS over the same socket (`options` for the handshake), then a fresh stream. */
+  async startTls(options: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
     this.socket.removeAllListeners("data");
     this.socket.removeAllListeners("close");
-    const secured = tls.connect({ socket: this.socket, servername: "localhost" });
+    const secured = tls.connect({ socket: this.socket, servername: "localhost", ...options });
     await new Promise<void>((resolve, reject) => {
       secured.once("secureConnect", resolve);
       secured.once("error", reject);
@@ -110,6 +110,7 @@ export class RawStream {
     this.socket = secured;
     this.received = "";
     this.listen(secured);
+    return secured;
   }
 
   destroy(): void {
