@@ -16,6 +16,8 @@ const ERROR_TYPES = {
   "not-acceptable": "modify",
   "not-allowed": "cancel",
   "not-authorized": "auth",
+  // A quota of this server's; modify: the sender must make room first.
+  "policy-violation": "modify",
   "recipient-unavailable": "wait",
   "remote-server-not-found": "cancel",
   "resource-constraint": "wait",
