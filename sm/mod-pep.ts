@@ -28,7 +28,7 @@ import {
   sendsLastItem,
   type NodeConfig,
 } from "./pep-config.js";
-import { errorReply, iqResult, standalone, type Condition } from "./stanza.js";
+import { FrameTooLargeError, errorReply, iqResult, standalone, type Condition } from "./stanza.js";
 
 /** What Prosody's mod_pep advertises on the account (XEP-0163 §6.1). */
 const FEATURES = [
@@ -315,7 +315,14 @@ export const modPep: SmModule = (api) => {
     for (const { node, config } of nodes) {
       if (!(await allowed(owner, bareOf(jid)!, config))) continue;
       const [last] = await api.store.getPepItems(owner, node, { last: 1 });
-      if (last) await api.send(eventMessage(owner, jid, itemsElement(node, [payloadOf(last)])));
+      if (!last) continue;
+      try {
+        await api.send(eventMessage(owner, jid, itemsElement(node, [payloadOf(last)])));
+      } catch (err) {
+        // An item stored larger than the sm sends (an import): the presence that asked is no error of its sender's.
+        if (!(err instanceof FrameTooLargeError)) throw err;
+        api.log.warn({ owner, node, id: last.id, bytes: err.bytes }, "last PEP item too large to send; not sent");
+      }
     }
   }
 

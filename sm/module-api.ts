@@ -41,12 +41,15 @@ export interface ModuleApi {
    * Routes a stanza to its 'to': inbound processing here when this sm owns
    * the recipient, else FORWARD to its sm; an error for domains the farm does
    * not serve. `raw` is the stanza's unchanged original bytes, if any.
+   * Rejects with FrameTooLargeError (sm/stanza.ts) when the frame to
+   * another process would pass link.max_frame.
    */
   send(stanza: Element, raw?: Buffer): Promise<void>;
   /**
-   * Writes a stanza to one session's client as it is. A stanza too large
-   * for a link frame is not sent: the stanza being processed is answered
-   * resource-constraint instead (the sm's handler catches what this throws).
+   * Writes a stanza to one session's client as it is. One too large for a
+   * link frame is not sent: this throws FrameTooLargeError, and unless a
+   * module catches it the stanza being processed is answered
+   * resource-constraint.
    */
   deliver(session: Session, stanza: Element, raw?: Buffer): void;
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */

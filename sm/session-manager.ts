@@ -33,7 +33,7 @@ import { modVersion } from "./mod-version.js";
 import { DEFAULT_LIMITS, type SmLimits } from "./limits.js";
 import { KeyedQueue } from "./queue.js";
 import { Session, SessionRegistry } from "./sessions.js";
-import { IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
+import { FrameTooLargeError, IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
 export interface SessionManagerOptions {
   name: string;
@@ -52,13 +52,6 @@ export interface SessionManagerOptions {
   limits?: Partial<SmLimits>;
 }
 
-/** A frame the link would not carry: the stanza in it is answered instead (guarded()). */
-class FrameTooLargeError extends Error {
-  constructor(readonly bytes: number) {
-    super(`stanza of ${bytes} bytes does not fit a link frame`);
-    this.name = "FrameTooLargeError";
-  }
-}
 
 const MODULES: SmModule[] = [
   modIq,

@@ -74,6 +74,18 @@ export class IqRequestError extends Error {
   }
 }
 
+/**
+ * A stanza the link would not carry (over link.max_frame): it was not sent.
+ * Thrown by ModuleApi.send, deliver and reply; uncaught, the sm answers the
+ * stanza being processed with resource-constraint.
+ */
+export class FrameTooLargeError extends Error {
+  constructor(readonly bytes: number) {
+    super(`stanza of ${bytes} bytes does not fit a link frame`);
+    this.name = "FrameTooLargeError";
+  }
+}
+
 /** An iq result for a get or set, with an optional payload. */
 export function iqResult(iq: Element, payload?: Element): Element {
   const reply = replyTo(iq, "result");
