@@ -52,7 +52,6 @@ export interface SessionManagerOptions {
   limits?: Partial<SmLimits>;
 }
 
-
 const MODULES: SmModule[] = [
   modIq,
   modRoster,
@@ -172,7 +171,7 @@ export class SessionManager {
           });
           if (session) await this.hooks.fire("session-started", { session });
         });
-        if (!queued) this.startFailed(from, key, msg.meta.sid, "resource-constraint", "too many stanzas waiting for this account");
+        if (!queued) this.startFailed(from, key, msg.meta.sid, "resource-constraint", QUEUE_FULL);
         return;
       }
       case SessionOp.Stanza: {
@@ -494,7 +493,7 @@ export class SessionManager {
    */
   private refused(xml: Buffer, answer: (error: Element) => unknown): void {
     const stanza = this.parseStanza(xml);
-    if (!stanza || isError(stanza) || (stanza.name === "iq" && stanza.attrs.type === "result")) return;
+    if (!stanza || !answerable(stanza)) return;
     void Promise.resolve()
       .then(() => answer(errorReply(stanza, "resource-constraint", QUEUE_FULL)))
       .catch((err: unknown) => this.log.warn({ err }, "refusal not answered"));
@@ -536,7 +535,7 @@ export class SessionManager {
     // Within the recipient's own job, run at once: waiting on its queue would
     // deadlock, and queueing behind would reorder its sends.
     if (this.queue.current() === key) await job();
-    else if (!this.queue.offer(key, raw?.length ?? 0, job) && !isError(stanza) && !(stanza.name === "iq" && stanza.attrs.type === "result")) {
+    else if (!this.queue.offer(key, raw?.length ?? 0, job) && answerable(stanza)) {
       await this.send(errorReply(stanza, "resource-constraint", QUEUE_FULL));
     }
   }
@@ -657,6 +656,11 @@ export class SessionManager {
       return null;
     }
   }
+}
+
+/** Whether a stanza may be answered with an error: not an error itself, nor an iq result (RFC 6120 §8.3.1, §8.2.3). */
+function answerable(stanza: Element): boolean {
+  return !isError(stanza) && !(stanza.name === "iq" && stanza.attrs.type === "result");
 }
 
 function domainJid(domain: string): Jid {
