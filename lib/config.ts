@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
+import { HEADER_ALLOWANCE } from "./link/frames.js";
 import type { XmlLimits } from "./xml-stream.js";
 
 type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
@@ -35,11 +36,25 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: 8388608,
     doc: "Bytes waiting to be written on a link over which its writer stops reading what feeds it until it drains: a c2s stops reading its clients, an sm the router, the router the links whose frames go there.",
   },
-  { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size plus headers." },
+  { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size, sm.max_pep_item_size and sm.max_private_item_size by 65536 bytes of headers." },
 
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
   { key: "sm.c2s_grace", type: "integer", default: 10, doc: "Seconds an sm keeps the sessions of a front end missing from the member table before ending them." },
   { key: "sm.max_sessions_per_user", type: "integer", default: 10, doc: "Most resources one account may have bound at once." },
+  {
+    key: "sm.max_roster_items",
+    type: "integer",
+    default: 5000,
+    doc: "Most roster items one account keeps, pending subscription requests included; more are refused (policy-violation to the user, resource-constraint to a requesting contact).",
+  },
+  { key: "sm.max_private_size", type: "integer", default: 1048576, doc: "Most bytes of private XML (XEP-0049) one account stores; a set that would exceed it is refused with policy-violation." },
+  { key: "sm.max_private_item_size", type: "integer", default: 131072, doc: "Largest private XML element in bytes; a bigger one is refused with not-acceptable." },
+  { key: "sm.max_pep_nodes", type: "integer", default: 100, doc: "Most PEP nodes one account has; creating more is refused with policy-violation." },
+  { key: "sm.max_pep_items", type: "integer", default: 256, doc: 'Most items one PEP node keeps, what pubsub#max_items "max" means (Prosody\'s pep_max_items); the oldest go first.' },
+  { key: "sm.max_pep_item_size", type: "integer", default: 250000, doc: "Largest PEP item payload in bytes (ejabberd's max_payload_size); a bigger one is refused with not-acceptable and payload-too-big." },
+  { key: "sm.max_directed_presences", type: "integer", default: 1000, doc: "Most JIDs one session may have sent directed available presence to; presence to one more is refused with policy-violation." },
+  { key: "sm.max_user_queue", type: "integer", default: 10000, doc: "Most stanzas waiting in the sm for one account; more are refused with resource-constraint." },
+  { key: "sm.max_user_queue_bytes", type: "integer", default: 16777216, doc: "Most bytes of stanzas waiting in the sm for one account; more are refused with resource-constraint." },
 
   { key: "c2s.name", type: "string", default: "c2s-1", doc: "This front end's component name (its secret is secrets.<name>)." },
   { key: "c2s.host", type: "string", default: "*", doc: 'Address the c2s listens on for clients; "*" means every interface (IPv4 and IPv6).' },
@@ -110,7 +125,20 @@ export interface Config {
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
   link: { max_frame: number; high_water: number };
-  sm: { name: string; max_sessions_per_user: number; c2s_grace: number };
+  sm: {
+    name: string;
+    max_sessions_per_user: number;
+    c2s_grace: number;
+    max_roster_items: number;
+    max_private_size: number;
+    max_private_item_size: number;
+    max_pep_nodes: number;
+    max_pep_items: number;
+    max_pep_item_size: number;
+    max_directed_presences: number;
+    max_user_queue: number;
+    max_user_queue_bytes: number;
+  };
   c2s: {
     name: string;
     host: string;
@@ -212,10 +240,16 @@ export function xmlLimits(xml: Config["xml"], maxStanza: number): XmlLimits {
   return { maxStanza, maxDepth: xml.max_depth, maxAttributes: xml.max_attributes, maxNameLength: xml.max_name_length };
 }
 
+/** The documented default of every key, no file nor environment read (db, secrets and components left empty). */
+export function configDefaults(): Config {
+  const out: Record<string, unknown> = { secrets: {}, components: {}, file: null };
+  for (const spec of CONFIG_KEYS) setPath(out, spec.key, structuredClone(spec.default));
+  return out as unknown as Config;
+}
+
 /** Reads the config: defaults, then the file (if any), then XFARM_* environment variables. */
 export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process.env): Config {
-  const out: Record<string, unknown> = {};
-  for (const spec of CONFIG_KEYS) setPath(out, spec.key, structuredClone(spec.default));
+  const out = configDefaults() as unknown as Record<string, unknown>;
   let fromFile: Record<string, unknown> = {};
   if (file) {
     fromFile = parseToml(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
@@ -240,7 +274,32 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
   config.secrets = { ...readSecretsFile(config.data_dir), ...((fromFile.secrets as Record<string, string>) ?? {}) };
   config.components = (fromFile.components as Record<string, string>) ?? {};
+  checkLimits(config);
   return config;
+}
+
+/**
+ * Limits that only make sense together. A stanza the farm accepts or a
+ * single stored item it hands out must fit a link frame with its headers,
+ * or the link would have to refuse it (docs/security.md).
+ */
+function checkLimits(c: Config): void {
+  const limits = ["c2s.max_stanza_size", "sm.max_pep_item_size", "sm.max_private_item_size"] as const;
+  const tree = c as unknown as Record<string, unknown>;
+  for (const spec of CONFIG_KEYS) {
+    if (spec.type === "integer" && (spec.key.startsWith("sm.max_") || spec.key === "link.max_frame") && (getPath(tree, spec.key) as number) < 1) {
+      throw new Error(`config ${spec.key} must be at least 1`);
+    }
+  }
+  for (const key of limits) {
+    const size = getPath(tree, key) as number;
+    if (c.link.max_frame < size + HEADER_ALLOWANCE) {
+      throw new Error(`config link.max_frame (${c.link.max_frame}) must be at least ${key} (${size}) + ${HEADER_ALLOWANCE} bytes of headers`);
+    }
+  }
+  if (c.sm.max_user_queue_bytes < c.link.max_frame) {
+    throw new Error(`config sm.max_user_queue_bytes (${c.sm.max_user_queue_bytes}) must be at least link.max_frame (${c.link.max_frame})`);
+  }
 }
 
 export function secretsFile(dataDir: string): string {

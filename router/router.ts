@@ -7,7 +7,7 @@ import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type Hel
 import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
 import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
-import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "../lib/link/frames.js";
+import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
 import { Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
 import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
@@ -97,10 +97,10 @@ export class Router {
   /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
   routeFromExternal(domain: string, stanza: Element, xml: string): void {
     const to = parseJid(stanza.attrs.to ?? "");
-    const bounce = (condition: string) => {
+    const bounce = (condition: string, type = "cancel") => {
       if (stanza.attrs.type === "error") return;
       const err = new Element(stanza.name, { from: stanza.attrs.to, to: stanza.attrs.from, id: stanza.attrs.id, type: "error" });
-      err.c("error", { type: "cancel" }).c(condition, { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" });
+      err.c("error", { type }).c(condition, { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" });
       this.externals.get(domain)?.(err.toString());
     };
     if (!to) return bounce("jid-malformed");
@@ -111,7 +111,10 @@ export class Router {
     const owner = rendezvousOwner(this.smNames, key);
     const peer = owner === undefined ? undefined : this.peers.get(owner);
     if (!peer) return bounce("service-unavailable");
-    batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, encodeSessionPayload(SessionOp.Forward, {}, xml)));
+    const payload = encodeSessionPayload(SessionOp.Forward, {}, xml);
+    // The sm would close its link on a frame over its limit: such a stanza is refused here.
+    if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint", "wait");
+    batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, payload));
   }
 
   async listen(): Promise<net.AddressInfo> {

@@ -4,6 +4,7 @@ import { LinkClient } from "../lib/link/link-client.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
 import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
+import { smLimits } from "./limits.js";
 import { SessionManager } from "./session-manager.js";
 
 export async function runSm(config: Config): Promise<void> {
@@ -23,6 +24,7 @@ export async function runSm(config: Config): Promise<void> {
     log,
     maxSessionsPerUser: config.sm.max_sessions_per_user,
     c2sGraceMs: config.sm.c2s_grace * 1000,
+    limits: smLimits(config),
   });
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));

@@ -11,6 +11,7 @@ import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
 import { trackInterest } from "./pep-caps.js";
+import { NS_RSM, fitWindow, pageRequest, pageWindow, resultSet, type ItemSize, type Window } from "./pep-paging.js";
 import {
   DEFAULT_CONFIG,
   NS_ERRORS,
@@ -27,7 +28,7 @@ import {
   sendsLastItem,
   type NodeConfig,
 } from "./pep-config.js";
-import { errorReply, iqResult, standalone, type Condition } from "./stanza.js";
+import { FrameTooLargeError, errorReply, iqResult, standalone, type Condition } from "./stanza.js";
 
 /** What Prosody's mod_pep advertises on the account (XEP-0163 §6.1). */
 const FEATURES = [
@@ -40,6 +41,7 @@ const FEATURES = [
   "publish-options",
   "retract",
   "retrieve-items",
+  "rsm",
 ];
 
 /** The XEP-0060 feature each unsupported request belongs to, for its <unsupported/> error. */
@@ -68,10 +70,25 @@ export const modPep: SmModule = (api) => {
     return true;
   }
 
-  /** The request's single action element (beside publish-options or a create's configure), or an error answered. */
+  /** Answers a request that would pass a limit, saying which; handled. */
+  async function refuse(event: StanzaEvent, condition: Condition, text: string, app?: string): Promise<true> {
+    const appCondition = app ? new Element(app, { xmlns: NS_ERRORS }) : undefined;
+    await api.reply(event, errorReply(event.stanza, condition, text, appCondition));
+    return true;
+  }
+
+  /** Whether the owner may have one more node (sm.max_pep_nodes). */
+  async function roomForNode(owner: string): Promise<boolean> {
+    return (await api.store.listPepNodes(owner)).length < api.limits.pepNodes;
+  }
+
+  const tooManyNodes = (): string => `at most ${api.limits.pepNodes} PEP nodes per account`;
+
+  /** The request's single action element (beside publish-options, a create's configure or a result set request), or an error answered. */
   async function actionOf(event: StanzaEvent, ns: string): Promise<Element | null> {
     const pubsub = event.stanza.getChild("pubsub", ns)!;
-    const actions = pubsub.getChildElements().filter((c) => ns === NS_OWNER || (c.name !== "publish-options" && c.name !== "configure"));
+    const beside = (c: Element): boolean => c.name === "publish-options" || c.name === "configure" || (c.name === "set" && c.getNS() === NS_RSM);
+    const actions = pubsub.getChildElements().filter((c) => ns === NS_OWNER || !beside(c));
     if (actions.length !== 1) {
       await fail(event, "bad-request");
       return null;
@@ -120,20 +137,26 @@ export const modPep: SmModule = (api) => {
     if (payloads.length !== 1) return fail(event, "bad-request", payloads.length === 0 ? "payload-required" : "invalid-payload");
     const id: string = published[0]!.attrs.id || randomUUID();
     if (Buffer.byteLength(id) > STORE_LIMITS.pepItemId) return fail(event, "not-acceptable");
+    const payload = standalone(payloads[0]!);
+    const xml = payload.toString();
+    // XEP-0060 §7.1.3.4.
+    if (Buffer.byteLength(xml) > api.limits.pepItemBytes) {
+      return refuse(event, "not-acceptable", `items may hold at most ${api.limits.pepItemBytes} bytes`, "payload-too-big");
+    }
     let options: NodeConfig = {};
     const publishOptions = event.stanza.getChild("pubsub", NS_PUBSUB)!.getChild("publish-options");
     if (publishOptions?.getChildElements().length) {
       const fields = formFields(publishOptions.getChildElements()[0]);
-      const known = fields && knownFields(fields);
+      const known = fields && knownFields(fields, api.limits.pepItems);
       if (!known || typeof known === "string") return fail(event, "bad-request", "invalid-options");
       options = known;
     }
     const existing = await api.store.getPepNode(owner, node);
-    const config = existing ? meetPreconditions(existing.config, options) : { ...DEFAULT_CONFIG, ...options };
+    const config = existing ? meetPreconditions(existing.config, options, api.limits.pepItems) : { ...DEFAULT_CONFIG, ...options };
     if (!config) return fail(event, "conflict", "precondition-not-met");
+    if (!existing && !(await roomForNode(owner))) return refuse(event, "policy-violation", tooManyNodes());
     if (config !== existing?.config) await api.store.putPepNode(owner, { node, config });
-    const payload = standalone(payloads[0]!);
-    await api.store.publishPepItem(owner, node, { id, xml: payload.toString(), published: new Date() }, maxItems(config));
+    await api.store.publishPepItem(owner, node, { id, xml, published: new Date() }, maxItems(config, api.limits.pepItems));
     const result = new Element("pubsub", { xmlns: NS_PUBSUB });
     result.c("publish", { node }).c("item", { id });
     await api.reply(event, iqResult(event.stanza, result));
@@ -164,28 +187,62 @@ export const modPep: SmModule = (api) => {
   async function create(event: StanzaEvent, owner: string, el: Element): Promise<true> {
     const node: string = el.attrs.node;
     const form = event.stanza.getChild("pubsub", NS_PUBSUB)!.getChild("configure")?.getChildElements()[0];
-    const known = knownFields(formFields(form) ?? {});
+    const known = knownFields(formFields(form) ?? {}, api.limits.pepItems);
     if (typeof known === "string") return fail(event, "not-acceptable");
     if (await api.store.getPepNode(owner, node)) return fail(event, "conflict");
+    if (!(await roomForNode(owner))) return refuse(event, "policy-violation", tooManyNodes());
     await api.store.putPepNode(owner, { node, config: { ...DEFAULT_CONFIG, ...known } });
     await api.reply(event, iqResult(event.stanza));
     return true;
   }
 
-  /** XEP-0060 §6.5: all items, the newest max_items, or those asked by id; for whom the access model allows. */
+  /**
+   * XEP-0060 §6.5: all items, the newest max_items, those asked by id, or a
+   * page (XEP-0059); for whom the access model allows; cut to what one
+   * stanza holds (sm/pep-paging.ts).
+   */
   async function items(event: StanzaEvent, owner: string, el: Element): Promise<true> {
     const node: string = el.attrs.node;
     const max: string | undefined = el.attrs.max_items;
     if (max !== undefined && !/^[1-9]\d*$/.test(max)) return fail(event, "bad-request");
+    const rsm = event.stanza.getChild("pubsub", NS_PUBSUB)!.getChild("set", NS_RSM);
+    const page = rsm ? pageRequest(rsm) : null;
+    if (rsm && !page) return fail(event, "bad-request");
     const found = await api.store.getPepNode(owner, node);
     if (!found) return fail(event, "item-not-found");
     if (!(await allowed(owner, bare(event.from), found.config))) return fail(event, "forbidden");
-    const ids = el.getChildren("item").flatMap((i) => (i.attrs.id ? [i.attrs.id as string] : []));
-    const select = ids.length > 0 ? { ids } : max !== undefined ? { last: Number(max) } : {};
-    const stored = await api.store.getPepItems(owner, node, select);
-    const result = new Element("pubsub", { xmlns: NS_PUBSUB });
-    result.cnode(itemsElement(node, stored.map(payloadOf)));
-    await api.reply(event, iqResult(event.stanza, result));
+    const ids = new Set(el.getChildren("item").flatMap((i) => (i.attrs.id ? [i.attrs.id as string] : [])));
+    let set = await api.store.pepItemSizes(owner, node);
+    if (ids.size > 0) set = set.filter((i) => ids.has(i.id));
+    else if (max !== undefined) set = set.slice(-Number(max));
+    const asked = ids.size > 0 ? { start: 0, end: set.length, keepNewest: false } : pageWindow(set, page);
+    if (!asked) return fail(event, "item-not-found");
+    const answer = (window: Window, stored: PepItem[]): Element => {
+      const result = new Element("pubsub", { xmlns: NS_PUBSUB });
+      result.cnode(itemsElement(node, stored.map(payloadOf)));
+      if (page || window.start > asked.start || window.end < asked.end) result.cnode(resultSet(set, window));
+      return iqResult(event.stanza, result);
+    };
+    const limit = api.limits.stanzaBytes;
+    const envelope = Buffer.byteLength(answer({ ...asked, end: asked.start }, []).toString()) + 2 * STORE_LIMITS.pepItemId;
+    const cost = (item: ItemSize): number => item.bytes + Buffer.byteLength(new Element("item", { id: item.id }).toString());
+    let window = fitWindow(set, asked, limit - envelope, cost);
+    let stored = await api.store.getPepItems(owner, node, { ids: set.slice(window.start, window.end).map((i) => i.id) });
+    let reply = answer(window, stored);
+    // The sizes are as stored; the items as sent may differ a little.
+    while (window.end > window.start && Buffer.byteLength(reply.toString()) > limit) {
+      window = asked.keepNewest ? { ...window, start: window.start + 1 } : { ...window, end: window.end - 1 };
+      stored = asked.keepNewest ? stored.slice(1) : stored.slice(0, -1);
+      reply = answer(window, stored);
+    }
+    if (window.end === window.start && asked.end > asked.start) {
+      api.log.warn({ owner, node, bytes: set[asked.keepNewest ? asked.end - 1 : asked.start]!.bytes, limit }, "PEP item too large to send");
+      return refuse(event, "resource-constraint", `an item of this node is larger than this server sends at once (${limit} bytes)`);
+    }
+    if (window.end - window.start < asked.end - asked.start) {
+      api.log.info({ owner, node, sent: window.end - window.start, asked: asked.end - asked.start }, "PEP items cut to what one stanza holds");
+    }
+    await api.reply(event, reply);
     return true;
   }
 
@@ -221,13 +278,13 @@ export const modPep: SmModule = (api) => {
     }
     const fields = formFields(form);
     if (!fields) return fail(event, "bad-request");
-    const known = knownFields(fields);
+    const known = knownFields(fields, api.limits.pepItems);
     if (typeof known === "string") return fail(event, "not-acceptable");
     const config = { ...found.config, ...known };
     await api.store.putPepNode(owner, { node, config });
     // A lower max_items takes effect now, not at the next publish.
-    const stored = await api.store.getPepItems(owner, node);
-    for (const item of stored.slice(0, Math.max(0, stored.length - maxItems(config)))) {
+    const stored = await api.store.pepItemSizes(owner, node);
+    for (const item of stored.slice(0, Math.max(0, stored.length - maxItems(config, api.limits.pepItems)))) {
       await api.store.retractPepItem(owner, node, item.id);
     }
     await api.reply(event, iqResult(event.stanza));
@@ -258,7 +315,14 @@ export const modPep: SmModule = (api) => {
     for (const { node, config } of nodes) {
       if (!(await allowed(owner, bareOf(jid)!, config))) continue;
       const [last] = await api.store.getPepItems(owner, node, { last: 1 });
-      if (last) await api.send(eventMessage(owner, jid, itemsElement(node, [payloadOf(last)])));
+      if (!last) continue;
+      try {
+        await api.send(eventMessage(owner, jid, itemsElement(node, [payloadOf(last)])));
+      } catch (err) {
+        // An item stored larger than the sm sends (an import): the presence that asked is no error of its sender's.
+        if (!(err instanceof FrameTooLargeError)) throw err;
+        api.log.warn({ owner, node, id: last.id, bytes: err.bytes }, "last PEP item too large to send; not sent");
+      }
     }
   }
 

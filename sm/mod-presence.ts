@@ -7,6 +7,7 @@ import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
+import { rosterFull, rosterHasRoom } from "./roster-quota.js";
 import { priorityOf, readdress } from "./stanza.js";
 import { blankItem, hasFrom, hasTo, isBlank, subscription } from "./subscription.js";
 
@@ -102,8 +103,17 @@ export const modPresence: SmModule = (api) => {
       await outboundSubscription(event, type as SubscriptionType);
       return true;
     }
-    if (type === undefined) event.origin?.directed.add(full(event.to));
-    if (type === "unavailable") event.origin?.directed.delete(full(event.to));
+    const session = event.origin;
+    const to = full(event.to);
+    if (type === undefined && session && !session.directed.has(to)) {
+      // Each target is remembered for the session's life (§4.6.3): their number is bounded.
+      if (session.directed.size >= api.limits.directedPresences) {
+        await api.error(event, "policy-violation", `presence may be directed to at most ${api.limits.directedPresences} JIDs at once`);
+        return true;
+      }
+      session.directed.add(to);
+    }
+    if (type === "unavailable") session?.directed.delete(to);
     return false; // routed as it is
   };
   api.hook("pre-presence/bare", directed);
@@ -119,6 +129,10 @@ export const modPresence: SmModule = (api) => {
     const sub = cur.subscription;
     switch (type) {
       case "subscribe":
+        if (!old && !(await rosterHasRoom(api, user))) {
+          await api.error(event, "policy-violation", rosterFull(api));
+          return;
+        }
         await save(user, old, { ...cur, askOut: cur.askOut || !hasTo(sub), visible: true });
         await api.send(stamped);
         return;
@@ -186,6 +200,11 @@ export const modPresence: SmModule = (api) => {
           return presenceOf(user, contact);
         }
         if (cur.pendingIn) return; // already waiting for the user
+        if (!old && !(await rosterHasRoom(api, user))) {
+          // Kept from the requester as an error, not dropped: it may ask again once there is room.
+          api.log.info({ user, contact }, "subscription request refused: roster full");
+          return api.error(event, "resource-constraint", "the contact's roster is full");
+        }
         next = { ...cur, pendingIn: true };
         break;
       case "subscribed":

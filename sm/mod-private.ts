@@ -33,14 +33,21 @@ export const modPrivate: SmModule = (api) => {
     const children = event.stanza.getChild("query", NS)!.getChildElements();
     if (children.length === 0) return fail(api, event, "bad-request", "a set holds at least one element");
     // Every element is checked before any is stored.
-    for (const child of children) {
-      const refused = refusal(keyOf(child));
+    const elements = children.map((child) => ({ key: keyOf(child), xml: standalone(child).toString() }));
+    for (const { key, xml } of elements) {
+      const refused = refusal(key);
       if (refused) return fail(api, event, ...refused);
+      if (Buffer.byteLength(xml) > api.limits.privateItemBytes) {
+        return fail(api, event, "not-acceptable", `an element may hold at most ${api.limits.privateItemBytes} bytes`);
+      }
     }
-    for (const child of children) {
-      const element = standalone(child);
-      await api.store.setPrivate(user, keyOf(child), element.toString());
+    // What the account would hold once the set replaced what it names.
+    const sizes = new Map((await api.store.privateSizes(user)).map(({ key, bytes }) => [nameOf(key), bytes]));
+    for (const { key, xml } of elements) sizes.set(nameOf(key), Buffer.byteLength(xml));
+    if ([...sizes.values()].reduce((a, b) => a + b, 0) > api.limits.privateBytes) {
+      return fail(api, event, "policy-violation", `private storage holds at most ${api.limits.privateBytes} bytes per account`);
     }
+    for (const { key, xml } of elements) await api.store.setPrivate(user, key, xml);
     await api.reply(event, iqResult(event.stanza));
     return true;
   });
@@ -56,6 +63,11 @@ async function owner(api: ModuleApi, event: StanzaEvent): Promise<string | null>
 
 function keyOf(el: Element): PrivateKey {
   return { namespace: el.getNS() ?? "", name: el.getName() };
+}
+
+/** A key as one string, in Clark notation: an XML name holds no "}", so none is ambiguous. */
+function nameOf(key: PrivateKey): string {
+  return `{${key.namespace}}${key.name}`;
 }
 
 /** Why an element may not be stored or asked for, if it may not. */

@@ -7,6 +7,7 @@ import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
+import { rosterFull, rosterHasRoom } from "./roster-quota.js";
 import { iqResult } from "./stanza.js";
 import { hasFrom, hasTo } from "./subscription.js";
 
@@ -60,6 +61,7 @@ export const modRoster: SmModule = (api) => {
     if (new Set(groups).size !== groups.length) return fail(api, event, "bad-request", "duplicate group");
     // The subscription state is the server's (§2.1.2.5); a set only names and groups.
     const old = await api.store.getRosterItem(user, contact);
+    if (!old && !(await rosterHasRoom(api, user))) return fail(api, event, "policy-violation", rosterFull(api));
     const item: RosterItem = {
       contact,
       name,
@@ -114,7 +116,7 @@ async function remove(api: ModuleApi, event: StanzaEvent, user: string, contact:
 async function fail(
   api: ModuleApi,
   event: StanzaEvent,
-  condition: "bad-request" | "not-acceptable" | "not-allowed" | "item-not-found",
+  condition: "bad-request" | "not-acceptable" | "not-allowed" | "item-not-found" | "policy-violation",
   text?: string,
 ): Promise<boolean> {
   await api.error(event, condition, text);

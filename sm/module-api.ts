@@ -4,6 +4,7 @@ import type { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Handler, HookEvents, HookName, StanzaEvent } from "./hooks.js";
+import type { SmLimits } from "./limits.js";
 import type { SessionView, Session } from "./sessions.js";
 import type { Condition } from "./stanza.js";
 
@@ -24,6 +25,8 @@ export interface ModuleApi {
   readonly store: Store;
   readonly sessions: SessionView;
   readonly log: Logger;
+  /** What one account may store and grow, and the largest stanza the sm may send (sm/limits.ts). */
+  readonly limits: Readonly<SmLimits>;
   hook<N extends HookName>(name: N, handler: Handler<HookEvents[N]>, priority?: number): void;
   fire<N extends HookName>(name: N, event: HookEvents[N]): Promise<boolean>;
   /** Adds a feature var to the server's disco#info, or to every account's. */
@@ -38,9 +41,16 @@ export interface ModuleApi {
    * Routes a stanza to its 'to': inbound processing here when this sm owns
    * the recipient, else FORWARD to its sm; an error for domains the farm does
    * not serve. `raw` is the stanza's unchanged original bytes, if any.
+   * Rejects with FrameTooLargeError (sm/stanza.ts) when the frame to
+   * another process would pass link.max_frame.
    */
   send(stanza: Element, raw?: Buffer): Promise<void>;
-  /** Writes a stanza to one session's client as it is. */
+  /**
+   * Writes a stanza to one session's client as it is. One too large for a
+   * link frame is not sent: this throws FrameTooLargeError, and unless a
+   * module catches it the stanza being processed is answered
+   * resource-constraint.
+   */
   deliver(session: Session, stanza: Element, raw?: Buffer): void;
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */
   reply(event: StanzaEvent, stanza: Element): Promise<void>;

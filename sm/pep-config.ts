@@ -14,9 +14,6 @@ const NODE_CONFIG = `${NS_PUBSUB}#node_config`;
 
 export type NodeConfig = Record<string, string>;
 
-/** What "max" stands for in pubsub#max_items, and the most a node keeps (Prosody's default). */
-export const MAX_ITEMS = 256;
-
 const ACCESS_MODELS = ["presence", "open", "roster", "whitelist"] as const;
 export type AccessModel = (typeof ACCESS_MODELS)[number];
 
@@ -27,6 +24,9 @@ interface FieldSpec {
   /** The value as kept, or null when it is not acceptable. */
   normalize(value: string): string | null;
 }
+
+/** A positive integer, or "max": what the node may keep, before the sm's cap (sm.max_pep_items). */
+const normalizeMaxItems = (v: string): string | null => (v === "max" ? v : /^\d+$/.test(v) && Number(v) >= 1 ? String(Number(v)) : null);
 
 const oneOf = (options: readonly string[]) => (value: string) => (options.includes(value) ? value : null);
 
@@ -43,8 +43,8 @@ const FIELDS: Record<string, FieldSpec> = {
   },
   "pubsub#max_items": {
     type: "text-single",
-    label: `Items to keep (at most ${MAX_ITEMS}, or "max")`,
-    normalize: (v) => (v === "max" ? v : /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_ITEMS ? String(Number(v)) : null),
+    label: 'Items to keep (a number, or "max" for as many as the server allows)',
+    normalize: normalizeMaxItems,
   },
   "pubsub#persist_items": {
     type: "boolean",
@@ -88,9 +88,10 @@ export function accessModel(config: NodeConfig): AccessModel {
   return effective(config)["pubsub#access_model"] as AccessModel;
 }
 
-export function maxItems(config: NodeConfig): number {
+/** The items a node keeps: its max_items, at most `cap` (sm.max_pep_items), which "max" stands for. */
+export function maxItems(config: NodeConfig, cap: number): number {
   const value = effective(config)["pubsub#max_items"]!;
-  return value === "max" ? MAX_ITEMS : Number(value);
+  return value === "max" ? cap : Math.min(cap, Number(value));
 }
 
 export function sendsLastItem(config: NodeConfig): boolean {
@@ -111,15 +112,16 @@ export function formFields(x: Element | undefined): NodeConfig | null {
 
 /**
  * The known fields of a submitted form, normalized; unknown fields are left
- * out (best effort, as Prosody does). A string says which value is not acceptable.
+ * out (best effort, as Prosody does). A string says which value is not
+ * acceptable: a max_items over `cap` (sm.max_pep_items) is not, as in Prosody.
  */
-export function knownFields(fields: NodeConfig): NodeConfig | string {
+export function knownFields(fields: NodeConfig, cap: number): NodeConfig | string {
   const known: NodeConfig = {};
   for (const [name, value] of Object.entries(fields)) {
     if (!Object.hasOwn(FIELDS, name)) continue;
     const spec = FIELDS[name]!;
     const normalized = spec.normalize(value.trim());
-    if (normalized === null) return `${name} cannot be "${value}"`;
+    if (normalized === null || (name === "pubsub#max_items" && Number(normalized) > cap)) return `${name} cannot be "${value}"`;
     known[name] = normalized;
   }
   return known;
@@ -130,12 +132,12 @@ export function knownFields(fields: NodeConfig): NodeConfig | string {
  * config to keep (max_items raised if the options ask for more), or null
  * when a precondition is not met.
  */
-export function meetPreconditions(config: NodeConfig, options: NodeConfig): NodeConfig | null {
+export function meetPreconditions(config: NodeConfig, options: NodeConfig, cap: number): NodeConfig | null {
   const current = effective(config);
   let next = config;
   for (const [name, value] of Object.entries(options)) {
     if (current[name] === value) continue;
-    if (name === "pubsub#max_items" && maxItems(options) >= maxItems(config)) {
+    if (name === "pubsub#max_items" && maxItems(options, cap) >= maxItems(config, cap)) {
       next = { ...next, [name]: value };
       continue;
     }

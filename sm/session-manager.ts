@@ -30,9 +30,10 @@ import { modPrivate } from "./mod-private.js";
 import { modRoster } from "./mod-roster.js";
 import { modVcard } from "./mod-vcard.js";
 import { modVersion } from "./mod-version.js";
+import { DEFAULT_LIMITS, type SmLimits } from "./limits.js";
 import { KeyedQueue } from "./queue.js";
 import { Session, SessionRegistry } from "./sessions.js";
-import { IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
+import { FrameTooLargeError, IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
 export interface SessionManagerOptions {
   name: string;
@@ -47,6 +48,8 @@ export interface SessionManagerOptions {
    * before they end: a router restart must not end them, a dead c2s must.
    */
   c2sGraceMs?: number;
+  /** What one account may store and grow (sm/limits.ts); the documented defaults for what is not given. */
+  limits?: Partial<SmLimits>;
 }
 
 const MODULES: SmModule[] = [
@@ -62,6 +65,9 @@ const MODULES: SmModule[] = [
   modPrivate,
   modPep,
 ];
+
+/** The text of the error that answers a stanza refused by a full queue. */
+const QUEUE_FULL = "too many stanzas are waiting for this account; try again later";
 
 /** How long request() waits for an answer by default. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -85,6 +91,7 @@ export class SessionManager {
   private readonly port: RoutePort;
   private readonly log: Logger;
   private readonly maxSessions: number;
+  private readonly limits: Readonly<SmLimits>;
   private readonly registry = new SessionRegistry();
   private readonly hooks = new Hooks();
   private readonly disco: Record<DiscoTarget, { features: Set<string>; identities: Identity[] }> = {
@@ -113,9 +120,18 @@ export class SessionManager {
     this.log = opts.log;
     this.maxSessions = opts.maxSessionsPerUser ?? 10;
     this.c2sGraceMs = opts.c2sGraceMs ?? 10_000;
-    this.queue = new KeyedQueue((err, key) => this.log.error({ err, user: key }, "processing failed"));
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.queue = new KeyedQueue(
+      (err, key) => this.log.error({ err, user: key }, "processing failed"),
+      { jobs: this.limits.queueStanzas, bytes: this.limits.queueBytes },
+      (user, refused, drained) => {
+        if (drained) this.log.info({ user, refused }, "stanzas for an account flowing again after some were refused");
+        else this.log.warn({ user, ...this.queue.load(user) }, "too many stanzas waiting for an account; refusing more with resource-constraint");
+      },
+    );
     this.api = {
       domains: this.domains,
+      limits: this.limits,
       store: this.store,
       sessions: this.registry,
       log: this.log,
@@ -145,7 +161,7 @@ export class SessionManager {
     switch (msg.op) {
       case SessionOp.Start: {
         const user = bareOf(msg.meta.jid) ?? key;
-        void this.queue.run(user, async () => {
+        const queued = this.queue.offer(user, 0, async () => {
           const session = await this.bind(from, key, msg.meta).catch((err: unknown) => {
             // The c2s waits for an answer: a failing store still gets one.
             const down = err instanceof StoreUnavailableError;
@@ -155,6 +171,7 @@ export class SessionManager {
           });
           if (session) await this.hooks.fire("session-started", { session });
         });
+        if (!queued) this.startFailed(from, key, msg.meta.sid, "resource-constraint", QUEUE_FULL);
         return;
       }
       case SessionOp.Stanza: {
@@ -174,7 +191,8 @@ export class SessionManager {
           );
           return;
         }
-        void this.queue.run(session.user, () => this.fromClient(session, msg.xml));
+        const queued = this.queue.offer(session.user, msg.xml.length, () => this.fromClient(session, msg.xml));
+        if (!queued) this.refused(msg.xml, (error) => this.deliver(session, error));
         return;
       }
       case SessionOp.End: {
@@ -464,7 +482,21 @@ export class SessionManager {
 
   /** A FORWARD from another sm: the stanza is for a user this sm owns. */
   private fromPeer(xml: Buffer, key: string): void {
-    void this.queue.run(key, () => this.fromPeerNow(xml));
+    const queued = this.queue.offer(key, xml.length, () => this.fromPeerNow(xml));
+    if (!queued) this.refused(xml, (error) => this.send(error));
+  }
+
+  /**
+   * A stanza that found its recipient's queue full: its sender is answered
+   * resource-constraint (never an error, nor an iq result, which get no
+   * answer; those are counted in the queue's overflow log).
+   */
+  private refused(xml: Buffer, answer: (error: Element) => unknown): void {
+    const stanza = this.parseStanza(xml);
+    if (!stanza || !answerable(stanza)) return;
+    void Promise.resolve()
+      .then(() => answer(errorReply(stanza, "resource-constraint", QUEUE_FULL)))
+      .catch((err: unknown) => this.log.warn({ err }, "refusal not answered"));
   }
 
   /** Inbound processing of a routed stanza; `defaultTo` stands for a missing 'to' (a self stanza). */
@@ -495,7 +527,7 @@ export class SessionManager {
     if (target !== "host") {
       const owner = this.port.smOwnerOf(key);
       if (owner !== undefined && owner !== this.port.name) {
-        this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, raw ?? stanza.toString()));
+        this.transmit(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, raw ?? stanza.toString()));
         return;
       }
     }
@@ -503,7 +535,9 @@ export class SessionManager {
     // Within the recipient's own job, run at once: waiting on its queue would
     // deadlock, and queueing behind would reorder its sends.
     if (this.queue.current() === key) await job();
-    else void this.queue.run(key, job);
+    else if (!this.queue.offer(key, raw?.length ?? 0, job) && answerable(stanza)) {
+      await this.send(errorReply(stanza, "resource-constraint", QUEUE_FULL));
+    }
   }
 
   /**
@@ -514,7 +548,7 @@ export class SessionManager {
   private async toUnserved(event: StanzaEvent): Promise<void> {
     const { name, attrs } = event.stanza;
     if (this.components.has(event.to.domain)) {
-      this.port.send(event.to.domain, "", event.raw ?? Buffer.from(event.stanza.toString(), "utf8"));
+      this.transmit(event.to.domain, "", event.raw ?? Buffer.from(event.stanza.toString(), "utf8"));
       return;
     }
     if (name === "presence" || (name === "iq" && attrs.type === "result")) {
@@ -581,11 +615,12 @@ export class SessionManager {
   }
 
   private deliver(session: Session, stanza: Element, raw?: Buffer): void {
-    this.port.send(
-      session.c2s,
-      session.user,
-      encodeSessionPayload(SessionOp.Deliver, { sid: session.sid }, raw ?? stanza.toString()),
-    );
+    this.transmit(session.c2s, session.user, encodeSessionPayload(SessionOp.Deliver, { sid: session.sid }, raw ?? stanza.toString()));
+  }
+
+  /** Sends a frame that carries a stanza; throws FrameTooLargeError when the link would not carry it. */
+  private transmit(to: string, key: string, payload: Buffer): void {
+    if (!this.port.send(to, key, payload)) throw new FrameTooLargeError(payload.length);
   }
 
   private async reply(event: StanzaEvent, stanza: Element): Promise<void> {
@@ -603,6 +638,12 @@ export class SessionManager {
         await this.api.error(event, "resource-constraint");
         return;
       }
+      if (err instanceof FrameTooLargeError) {
+        const max = this.limits.stanzaBytes;
+        this.log.warn({ name: event.stanza.name, from: full(event.from), to: full(event.to), bytes: err.bytes, max }, "answer too large for a link frame; answered resource-constraint");
+        await this.api.error(event, "resource-constraint", `the answer (${err.bytes} bytes) is larger than this server sends at once (${max} bytes)`);
+        return;
+      }
       this.log.error({ err, name: event.stanza.name, from: full(event.from), to: full(event.to) }, "stanza failed");
       await this.api.error(event, "internal-server-error");
     }
@@ -615,6 +656,11 @@ export class SessionManager {
       return null;
     }
   }
+}
+
+/** Whether a stanza may be answered with an error: not an error itself, nor an iq result (RFC 6120 §8.3.1, §8.2.3). */
+function answerable(stanza: Element): boolean {
+  return !isError(stanza) && !(stanza.name === "iq" && stanza.attrs.type === "result");
 }
 
 function domainJid(domain: string): Jid {

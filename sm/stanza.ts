@@ -16,6 +16,8 @@ const ERROR_TYPES = {
   "not-acceptable": "modify",
   "not-allowed": "cancel",
   "not-authorized": "auth",
+  // A quota of this server's; modify: the sender must make room first.
+  "policy-violation": "modify",
   "recipient-unavailable": "wait",
   "remote-server-not-found": "cancel",
   "resource-constraint": "wait",
@@ -69,6 +71,18 @@ export class IqRequestError extends Error {
   ) {
     super(answer ? `iq error: ${condition}` : `iq request failed: ${condition}`);
     this.name = "IqRequestError";
+  }
+}
+
+/**
+ * A stanza the link would not carry (over link.max_frame): it was not sent.
+ * Thrown by ModuleApi.send, deliver and reply; uncaught, the sm answers the
+ * stanza being processed with resource-constraint.
+ */
+export class FrameTooLargeError extends Error {
+  constructor(readonly bytes: number) {
+    super(`stanza of ${bytes} bytes does not fit a link frame`);
+    this.name = "FrameTooLargeError";
   }
 }
 

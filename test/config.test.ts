@@ -39,6 +39,20 @@ describe("config", () => {
     expect(() => loadConfig(tmpFile(`[c2s]\nrequire_tls = "yes"\n`), {})).toThrow(/expected boolean/);
   });
 
+  it("refuses limits that do not fit together: what must fit a link frame, a queue smaller than a frame, zero", () => {
+    expect(() => loadConfig(null, { XFARM_C2S_MAX_STANZA_SIZE: "1000000" })).toThrow(
+      "config link.max_frame (1048576) must be at least c2s.max_stanza_size (1000000) + 65536 bytes of headers",
+    );
+    expect(() => loadConfig(tmpFile(`[link]\nmax_frame = 300000\n[c2s]\nmax_stanza_size = 100000\n`), {})).toThrow(/must be at least sm.max_pep_item_size \(250000\) \+ 65536/);
+    expect(() => loadConfig(null, { XFARM_SM_MAX_USER_QUEUE_BYTES: "65536" })).toThrow(
+      "config sm.max_user_queue_bytes (65536) must be at least link.max_frame (1048576)",
+    );
+    expect(() => loadConfig(null, { XFARM_SM_MAX_PEP_NODES: "0" })).toThrow("config sm.max_pep_nodes must be at least 1");
+    // Raised together, they fit.
+    const c = loadConfig(null, { XFARM_C2S_MAX_STANZA_SIZE: "1000000", XFARM_LINK_MAX_FRAME: "2000000", XFARM_SM_MAX_USER_QUEUE_BYTES: "4000000" });
+    expect(c.link.max_frame).toBe(2_000_000);
+  });
+
   it("documents every key in the README and in `xfarm config`", () => {
     const readme = fs.readFileSync(new URL("../README.md", import.meta.url), "utf8");
     const annotated = annotatedDefaults();

@@ -3,6 +3,7 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { DEFAULT_MAX_FRAME, routeLength } from "../lib/link/frames.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
 import { Router } from "../router/router.js";
@@ -85,6 +86,28 @@ describe("component links", () => {
     const { port, lines } = await router();
     client("stranger", "sm", port, "whatever");
     await until(() => lines.some((l) => l.msg === 'refused component link: no secret is configured for component "stranger"'));
+  });
+
+  it("never sends a frame over link.max_frame: send says so, and the link carries on", async () => {
+    const { port, lines } = await router();
+    const c2s = client("c2s-1", "c2s", port);
+    const sm = client("sm-1", "sm", port);
+    await until(() => c2s.c.connected && sm.c.connected);
+    const got: number[] = [];
+    sm.c.on("route", (_f, _k, payload) => got.push(payload.length));
+    const largest = DEFAULT_MAX_FRAME - routeLength("sm-1", "c2s-1", "alice@localhost", 0);
+    expect(c2s.c.send("sm-1", "alice@localhost", Buffer.alloc(largest + 1, 0x61))).toBe(false);
+    expect(c2s.lines.find((l) => l.msg === "frame over link.max_frame not sent")).toMatchObject({
+      to: "sm-1",
+      length: DEFAULT_MAX_FRAME + 1,
+      max: DEFAULT_MAX_FRAME,
+    });
+    // The largest frame allowed goes through, and the link is the same one.
+    expect(c2s.c.send("sm-1", "alice@localhost", Buffer.alloc(largest, 0x62))).toBe(true);
+    expect(c2s.c.send("sm-1", "alice@localhost", Buffer.from("after"))).toBe(true);
+    await until(() => got.length === 2);
+    expect(got).toEqual([largest, 5]);
+    expect(lines.filter((l) => l.msg === "component left" || l.msg === "link protocol error; closing")).toEqual([]);
   });
 
   it("hands back what it cannot deliver", async () => {

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { parse, type Element } from "ltx";
 import { pino } from "pino";
 import { bareOf } from "../lib/jid.js";
+import { DEFAULT_MAX_FRAME, HEADER_ALLOWANCE, routeLength } from "../lib/link/frames.js";
 import type { Member, RoutePort } from "../lib/link/member.js";
 import {
   SessionOp,
@@ -11,6 +12,7 @@ import {
   encodeSessionPayload,
   type SessionMessage,
 } from "../lib/link/session-payload.js";
+import type { SmLimits } from "../sm/limits.js";
 import { SessionManager } from "../sm/session-manager.js";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { rosterItem } from "./harness/roster-item.js";
@@ -22,13 +24,24 @@ export type Frame = { to: string; key: string } & SessionMessage;
 
 export class FakePort implements RoutePort {
   readonly frames: Frame[] = [];
+  /** Frames refused as over maxFrame, as a LinkClient refuses them: their sizes. */
+  readonly refused: number[] = [];
   /** Which sm owns a key; this one unless a test says otherwise. */
   owner: (key: string) => string | undefined = () => this.name;
 
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly maxFrame = DEFAULT_MAX_FRAME,
+  ) {}
 
-  send(to: string, key: string, payload: Buffer): void {
+  send(to: string, key: string, payload: Buffer): boolean {
+    const length = routeLength(to, this.name, key, payload.length);
+    if (length > this.maxFrame) {
+      this.refused.push(length);
+      return false;
+    }
     this.frames.push({ to, key, ...decodeSessionPayload(payload) });
+    return true;
   }
 
   smOwnerOf(key: string): string | undefined {
@@ -57,11 +70,17 @@ export class Harness {
     readonly store: SqliteStore,
   ) {}
 
-  static async create(users: string[] = [], opts: { maxSessionsPerUser?: number; c2sGraceMs?: number } = {}): Promise<Harness> {
+  /** `maxFrame`: the link's, which also sets the sm's largest stanza (limits.stanzaBytes) unless given. */
+  static async create(
+    users: string[] = [],
+    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number } = {},
+  ): Promise<Harness> {
     const store = new SqliteStore(":memory:");
     await store.migrate();
     for (const user of users) await store.createAccount(`${user}@${DOMAIN}`, creds());
-    const port = new FakePort("sm-1");
+    const { maxFrame, ...smOpts } = opts;
+    const port = new FakePort("sm-1", maxFrame);
+    if (maxFrame !== undefined) smOpts.limits = { stanzaBytes: maxFrame - HEADER_ALLOWANCE, ...smOpts.limits };
     const sm = new SessionManager({
       name: "sm-1",
       domains: [DOMAIN],
@@ -70,7 +89,7 @@ export class Harness {
       log: pino({ level: "silent" }),
       // Unit tests see a vanished c2s's sessions end at once.
       c2sGraceMs: 0,
-      ...opts,
+      ...smOpts,
     });
     return new Harness(sm, port, store);
   }

@@ -117,8 +117,12 @@ describe.each(backends)("the $name store", (backend) => {
       item("bob@example.com", { name: "Bobby", subscription: "both", groups: ["Friends"] }),
       item("carol@example.com", { pendingIn: true, visible: false }),
     ]);
+    // Every record counts, the invisible (pending) ones too.
+    expect(await s.countRoster("alice@example.com")).toBe(2);
     await s.deleteRosterItem("alice@example.com", "carol@example.com");
     expect(await s.getRosterItem("alice@example.com", "carol@example.com")).toBeNull();
+    expect(await s.countRoster("alice@example.com")).toBe(1);
+    expect(await s.countRoster("nobody@example.com")).toBe(0);
     await expect(s.putRosterItem("ghost@example.com", item("x@example.com"))).rejects.toThrow(/no such account/);
     await s.close();
   });
@@ -198,6 +202,12 @@ describe.each(backends)("the $name store", (backend) => {
     expect(await s.getPrivate("alice@example.com", prefs)).toBe("<prefs xmlns='urn:example:prefs'>2</prefs>");
     expect(await s.getPrivate("alice@example.com", { namespace: "urn:example:prefs", name: "other" })).toBeNull();
     expect((await s.listPrivate("alice@example.com")).map((p) => p.key)).toEqual([bookmarks, prefs]);
+    // Sizes in UTF-8 bytes, not characters.
+    await s.setPrivate("alice@example.com", prefs, "<prefs xmlns='urn:example:prefs'>ü🐝</prefs>");
+    expect(await s.privateSizes("alice@example.com")).toEqual([
+      { key: bookmarks, bytes: Buffer.byteLength("<storage xmlns='storage:bookmarks'/>") },
+      { key: prefs, bytes: Buffer.byteLength("<prefs xmlns='urn:example:prefs'>ü🐝</prefs>") },
+    ]);
     await s.setPrivate("alice@example.com", bookmarks, null);
     expect(await s.getPrivate("alice@example.com", bookmarks)).toBeNull();
     await expect(s.setPrivate("alice@example.com", { namespace: "x".repeat(1025), name: "a" }, "<a/>")).rejects.toThrow(RangeError);
@@ -225,9 +235,22 @@ describe.each(backends)("the $name store", (backend) => {
     expect(await pub("bb")).toEqual([]);
     expect((await s.getPepItems(u, node)).map((i) => i.id)).toEqual(["ccc", "bb"]);
     expect((await s.getPepItems(u, node, { last: 1 })).map((i) => i.xml)).toEqual(["<status xmlns='urn:example'>bb</status>"]);
-    expect((await s.getPepItems(u, node, { ids: ["ccc", "zz"] }))[0]).toEqual({ id: "ccc", xml: "<status xmlns='urn:example'>ccc</status>", published: at(3) });
+    expect(await s.getPepItems(u, node, { ids: ["ccc", "zz"] })).toEqual([{ id: "ccc", xml: "<status xmlns='urn:example'>ccc</status>", published: at(3) }]);
+    // Asked in any order, answered oldest first.
+    expect((await s.getPepItems(u, node, { ids: ["bb", "ccc", "bb"] })).map((i) => i.id)).toEqual(["ccc", "bb"]);
+    expect(await s.getPepItems(u, node, { ids: [] })).toEqual([]);
     expect(await s.retractPepItem(u, node, "ccc")).toBe(true);
     expect(await s.retractPepItem(u, node, "ccc")).toBe(false);
+    // Sizes in UTF-8 bytes, oldest first.
+    expect(await pub("dddd")).toEqual([]);
+    await s.publishPepItem(u, node, { id: "é", xml: "<status xmlns='urn:example'>é🐝</status>", published: at(5) }, 3);
+    expect(await s.pepItemSizes(u, node)).toEqual([
+      { id: "bb", bytes: Buffer.byteLength("<status xmlns='urn:example'>bb</status>") },
+      { id: "dddd", bytes: Buffer.byteLength("<status xmlns='urn:example'>dddd</status>") },
+      { id: "é", bytes: Buffer.byteLength("<status xmlns='urn:example'>é🐝</status>") },
+    ]);
+    await s.retractPepItem(u, node, "dddd");
+    await s.retractPepItem(u, node, "é");
 
     await s.putPepNode(u, { node: "http://jabber.org/protocol/nick", config: {} });
     await s.putPepNode(u, { node, config: { "pubsub#access_model": "presence" } });
@@ -291,6 +314,10 @@ describe("the mysql store's indices", () => {
       await s.getPepNode(users[0]!, "n");
       await s.publishPepItem(users[0]!, "n", { id: "1", xml: "<x/>", published: new Date() }, 1);
       await s.getPepItems(users[0]!, "n", { last: 1 });
+      await s.getPepItems(users[0]!, "n", { ids: ["1"] });
+      await s.pepItemSizes(users[0]!, "n");
+      await s.countRoster(u);
+      await s.privateSizes(u);
       const logged = (await mariadb!.query(name, "SELECT CONVERT(sql_text USING utf8mb4) AS q FROM mysql.slow_log WHERE db = DATABASE()")) as { q: string }[];
       expect(logged.map((r) => r.q)).toEqual([]);
     } finally {

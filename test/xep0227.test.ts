@@ -7,6 +7,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
+import { DEFAULT_LIMITS, overLimits } from "../sm/limits.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { exportPie } from "../xdb-sql/pie-export.js";
 import { importUser, type ImportResult } from "../xdb-sql/pie-import.js";
@@ -154,6 +155,34 @@ describe("XEP-0227 export and import", () => {
     expect(m!.stored.toISOString()).toBe("2025-12-31T23:59:59.000Z");
     expect(m!.xml).not.toContain("stamp=\"2025-12-31T23:59:59Z\"");
     expect(m!.xml).toContain("from=\"elsewhere.example\"");
+    await s.close();
+  });
+
+  it("imports an account over the sm's limits whole, and names each limit it is over", async () => {
+    const file = path.join(tmp, "big.xml");
+    const contacts = Array.from({ length: 4 }, (_, i) => `<item jid='c${i}@example.com' subscription='both'/>`).join("");
+    const items = Array.from({ length: 3 }, (_, i) => `<item id='i${i}'><p xmlns='urn:example:p'>${"x".repeat(200)}</p></item>`).join("");
+    fs.writeFileSync(
+      file,
+      `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.com'><user name='big' password='pw'>
+  <query xmlns='jabber:iq:roster'>${contacts}</query>
+  <query xmlns='jabber:iq:private'><a xmlns='urn:example:a'>${"y".repeat(300)}</a></query>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='gallery'>${items}</items><items node='other'><item id='o'><p xmlns='urn:example:p'/></item></items></pubsub>
+</user></host></server-data>`,
+    );
+    const s = await openStore(sqliteUrl());
+    expect(await importFile(s, file)).toEqual([{ jid: "big@example.com", status: "imported", skipped: [] }]);
+    expect(await s.countRoster("big@example.com")).toBe(4);
+    const limits = { ...DEFAULT_LIMITS, rosterItems: 3, privateBytes: 200, privateItemBytes: 100, pepNodes: 1, pepItems: 2, pepItemBytes: 100 };
+    expect(await overLimits(s, "big@example.com", limits)).toEqual([
+      "4 roster items (sm.max_roster_items 3)",
+      "329 bytes of private XML (sm.max_private_size 200)",
+      "private element {urn:example:a}a of 329 bytes (sm.max_private_item_size 100)",
+      "2 PEP nodes (sm.max_pep_nodes 1)",
+      "3 items in PEP node gallery (sm.max_pep_items 2)",
+      "3 items over 100 bytes in PEP node gallery (sm.max_pep_item_size)",
+    ]);
+    expect(await overLimits(s, "big@example.com", DEFAULT_LIMITS)).toEqual([]);
     await s.close();
   });
 

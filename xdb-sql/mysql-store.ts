@@ -241,6 +241,11 @@ export class MysqlStore implements Store {
     await this.run(`DELETE FROM roster WHERE user = ? AND contact = ?`, [user, contact]);
   }
 
+  async countRoster(user: string): Promise<number> {
+    const [r] = await this.rows(`SELECT COUNT(*) AS n FROM roster WHERE user = ?`, [user]);
+    return Number(r?.n ?? 0);
+  }
+
   async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
     const sql = `INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`;
     return (await this.runFor(user, sql, [user, xml, stored.getTime()])).insertId;
@@ -303,6 +308,12 @@ export class MysqlStore implements Store {
     return rows.map((r) => ({ key: { namespace: text(r.namespace), name: text(r.name) }, xml: String(r.xml) }));
   }
 
+  async privateSizes(user: string): Promise<{ key: PrivateKey; bytes: number }[]> {
+    // LENGTH counts bytes, CHAR_LENGTH characters.
+    const rows = await this.rows(`SELECT namespace, name, LENGTH(xml) AS bytes FROM private_xml WHERE user = ? ORDER BY namespace, name`, [user]);
+    return rows.map((r) => ({ key: { namespace: text(r.namespace), name: text(r.name) }, bytes: Number(r.bytes) }));
+  }
+
   async listPepNodes(user: string): Promise<PepNode[]> {
     const rows = await this.rows(`SELECT node, config_json FROM pep_nodes WHERE user = ? ORDER BY node`, [user]);
     return rows.map((r) => ({ node: text(r.node), config: pepConfig(String(r.config_json)) }));
@@ -363,8 +374,8 @@ export class MysqlStore implements Store {
     const columns = `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ?`;
     let rows: Row[];
     if (select.ids) {
-      const wanted = new Set(select.ids);
-      rows = (await this.rows(`${columns} ORDER BY seq`, [user, node])).filter((r) => wanted.has(text(r.item_id)));
+      const ids = [...new Set(select.ids)];
+      rows = ids.length === 0 ? [] : await this.rows(`${columns} AND item_id IN (${ids.map(() => "?").join(", ")}) ORDER BY seq`, [user, node, ...ids]);
     } else if (select.last !== undefined) {
       if (!Number.isSafeInteger(select.last) || select.last < 0) throw new RangeError(`bad item count ${select.last}`);
       rows = (await this.rows(`${columns} ORDER BY seq DESC LIMIT ${select.last}`, [user, node])).reverse();
@@ -372,6 +383,11 @@ export class MysqlStore implements Store {
       rows = await this.rows(`${columns} ORDER BY seq`, [user, node]);
     }
     return rows.map((r) => ({ id: text(r.item_id), xml: String(r.xml), published: new Date(Number(r.published_at)) }));
+  }
+
+  async pepItemSizes(user: string, node: string): Promise<{ id: string; bytes: number }[]> {
+    const rows = await this.rows(`SELECT item_id, LENGTH(xml) AS bytes FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`, [user, node]);
+    return rows.map((r) => ({ id: text(r.item_id), bytes: Number(r.bytes) }));
   }
 
   async retractPepItem(user: string, node: string, id: string): Promise<boolean> {

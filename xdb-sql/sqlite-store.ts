@@ -62,6 +62,7 @@ function prepareAll(db: Database.Database) {
          visible = excluded.visible, groups_json = excluded.groups_json`,
     ),
     deleteRosterItem: db.prepare<[string, string]>(`DELETE FROM roster WHERE user = ? AND contact = ?`),
+    countRoster: db.prepare<[string], number>(`SELECT COUNT(*) FROM roster WHERE user = ?`).pluck(),
     deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
 
     storeOffline: db.prepare<[string, string, number]>(
@@ -93,6 +94,10 @@ function prepareAll(db: Database.Database) {
       `SELECT namespace, name, xml FROM private_xml WHERE user = ? ORDER BY namespace, name`,
     ),
     deletePrivateAll: db.prepare<[string]>(`DELETE FROM private_xml WHERE user = ?`),
+    // LENGTH of a BLOB counts bytes; of TEXT, characters.
+    privateSizes: db.prepare<[string], { namespace: string; name: string; bytes: number }>(
+      `SELECT namespace, name, LENGTH(CAST(xml AS BLOB)) AS bytes FROM private_xml WHERE user = ? ORDER BY namespace, name`,
+    ),
 
     listPepNodes: db.prepare<[string], { node: string; config_json: string }>(
       `SELECT node, config_json FROM pep_nodes WHERE user = ? ORDER BY node`,
@@ -114,6 +119,12 @@ function prepareAll(db: Database.Database) {
     deletePepItem: db.prepare<[string, string, string]>(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`),
     pepItems: db.prepare<[string, string], PepItemRow>(
       `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`,
+    ),
+    pepItem: db.prepare<[string, string, string], PepItemRow & { seq: number }>(
+      `SELECT seq, item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`,
+    ),
+    pepItemSizes: db.prepare<[string, string], { item_id: string; bytes: number }>(
+      `SELECT item_id, LENGTH(CAST(xml AS BLOB)) AS bytes FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`,
     ),
     pepItemsNewest: db.prepare<[string, string, number], PepItemRow>(
       `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT ?`,
@@ -322,6 +333,10 @@ export class SqliteStore implements Store {
     this.s.deleteRosterItem.run(user, contact);
   }
 
+  async countRoster(user: string): Promise<number> {
+    return this.s.countRoster.get(user) ?? 0;
+  }
+
   async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
     try {
       return Number(this.s.storeOffline.run(user, xml, stored.getTime()).lastInsertRowid);
@@ -380,6 +395,10 @@ export class SqliteStore implements Store {
     return this.s.listPrivate.all(user).map((r) => ({ key: { namespace: r.namespace, name: r.name }, xml: r.xml }));
   }
 
+  async privateSizes(user: string): Promise<{ key: PrivateKey; bytes: number }[]> {
+    return this.s.privateSizes.all(user).map((r) => ({ key: { namespace: r.namespace, name: r.name }, bytes: r.bytes }));
+  }
+
   async listPepNodes(user: string): Promise<PepNode[]> {
     return this.s.listPepNodes.all(user).map((r) => ({ node: r.node, config: pepConfig(r.config_json) }));
   }
@@ -427,14 +446,18 @@ export class SqliteStore implements Store {
   async getPepItems(user: string, node: string, select: { last?: number; ids?: string[] } = {}): Promise<PepItem[]> {
     let rows: PepItemRow[];
     if (select.ids) {
-      const wanted = new Set(select.ids);
-      rows = this.s.pepItems.all(user, node).filter((r) => wanted.has(r.item_id));
+      const found = [...new Set(select.ids)].flatMap((id) => this.s.pepItem.get(user, node, id) ?? []);
+      rows = found.sort((a, b) => a.seq - b.seq);
     } else if (select.last !== undefined) {
       rows = this.s.pepItemsNewest.all(user, node, select.last).reverse();
     } else {
       rows = this.s.pepItems.all(user, node);
     }
     return rows.map(pepItem);
+  }
+
+  async pepItemSizes(user: string, node: string): Promise<{ id: string; bytes: number }[]> {
+    return this.s.pepItemSizes.all(user, node).map((r) => ({ id: r.item_id, bytes: r.bytes }));
   }
 
   async retractPepItem(user: string, node: string, id: string): Promise<boolean> {

@@ -79,6 +79,8 @@ export interface Store {
   // Rosters.
   getRoster(user: string): Promise<RosterItem[]>;
   getRosterItem(user: string, contact: string): Promise<RosterItem | null>;
+  /** How many records the roster holds, the invisible ones (pending requests) included. */
+  countRoster(user: string): Promise<number>;
   putRosterItem(user: string, item: RosterItem): Promise<void>;
   deleteRosterItem(user: string, contact: string): Promise<void>;
 
@@ -100,6 +102,8 @@ export interface Store {
   setPrivate(user: string, key: PrivateKey, xml: string | null): Promise<void>;
   /** Every element the user stored, for export. */
   listPrivate(user: string): Promise<{ key: PrivateKey; xml: string }[]>;
+  /** The UTF-8 size of every element the user stored, to hold a quota. */
+  privateSizes(user: string): Promise<{ key: PrivateKey; bytes: number }[]>;
 
   // PEP (XEP-0163): the user's nodes and their items.
   listPepNodes(user: string): Promise<PepNode[]>;
@@ -116,6 +120,8 @@ export interface Store {
   publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]>;
   /** A node's items, oldest first: all, the newest `last`, or those with the given ids. */
   getPepItems(user: string, node: string, select?: { last?: number; ids?: string[] }): Promise<PepItem[]>;
+  /** The id and UTF-8 payload size of a node's items, oldest first: to choose a page without loading them. */
+  pepItemSizes(user: string, node: string): Promise<{ id: string; bytes: number }[]>;
   /** Deletes one item; false if there was none. */
   retractPepItem(user: string, node: string, id: string): Promise<boolean>;
 

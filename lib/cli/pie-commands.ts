@@ -7,6 +7,7 @@ import { exportPie, exportPieFiles } from "../../xdb-sql/pie-export.js";
 import { importUser } from "../../xdb-sql/pie-import.js";
 import { readPie } from "../../xdb-sql/pie-reader.js";
 import { openStore } from "../../xdb-sql/open-store.js";
+import { overLimits, smLimits } from "../../sm/limits.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
 /** Progress on a terminal: one line rewritten in place, at most ten times a second. */
@@ -82,6 +83,7 @@ export function addPieCommands(program: Command, load: LoadConfig): void {
       const c = load(opts).config;
       const store = await openStore(c.db);
       const counts = { imported: 0, exists: 0, refused: 0 };
+      const limits = smLimits(c);
       const progress = progressLine();
       try {
         for (const file of inputFiles(args)) {
@@ -97,9 +99,16 @@ export function addPieCommands(program: Command, load: LoadConfig): void {
             if (r.status !== "imported") {
               progress.done();
               process.stderr.write(`${r.jid}: ${r.status === "exists" ? "skipped" : "refused"}: ${r.reason}\n`);
-            } else if (r.skipped.length > 0) {
-              progress.done();
-              process.stderr.write(`${r.jid}: imported without ${r.skipped.join(", ")} (not supported by xfarm)\n`);
+            } else {
+              if (r.skipped.length > 0) {
+                progress.done();
+                process.stderr.write(`${r.jid}: imported without ${r.skipped.join(", ")} (not supported by xfarm)\n`);
+              }
+              const over = await overLimits(store, r.jid, limits);
+              if (over.length > 0) {
+                progress.done();
+                process.stderr.write(`${r.jid}: imported whole, over the limits: ${over.join("; ")}\n`);
+              }
             }
             progress.show(`imported ${counts.imported} users`);
           }

@@ -11,6 +11,18 @@ export enum FrameType {
 
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
 
+/**
+ * What a frame may need beyond the stanza it carries: length, type, routing
+ * header and session header (docs/protocol.md §1.1). link.max_frame must
+ * leave this much room over the largest stanza a process may send.
+ */
+export const HEADER_ALLOWANCE = 64 * 1024;
+
+/** The length field of the ROUTE frame that would carry `payloadLength` bytes (type, header, payload). */
+export function routeLength(to: string, from: string, key: string, payloadLength: number): number {
+  return 1 + 1 + Buffer.byteLength(to) + 1 + Buffer.byteLength(from) + 2 + Buffer.byteLength(key) + payloadLength;
+}
+
 export function encodeFrame(type: FrameType, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out.writeUInt32BE(body.length + 1, 0);

@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody, type RefusedBody, type WelcomeBody } from "./auth.js";
 import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage } from "./control.js";
 import { batched } from "./batch.js";
-import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, type Frame } from "./frames.js";
+import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "./frames.js";
 import { rendezvousOwner, type LinkRole, type Member, type RoutePort } from "./member.js";
 
 export interface LinkClientOptions {
@@ -105,16 +105,28 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     this.socket?.end();
   }
 
-  send(to: string, key: string, payload: Buffer): void {
+  /**
+   * Sends a ROUTE frame, or queues it while the link is down. A frame over
+   * link.max_frame is never sent, since the router would close the link on
+   * it: false tells the caller so (and the refusal is logged).
+   */
+  send(to: string, key: string, payload: Buffer): boolean {
+    const length = routeLength(to, this.name, key, payload.length);
+    const max = this.opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    if (length > max) {
+      this.log.warn({ to, key: key.slice(0, 256), length, max }, "frame over link.max_frame not sent");
+      return false;
+    }
     if (this.ready && this.socket) {
       batched(this.socket).write(encodeRoute(to, this.name, key, payload));
-      return;
+      return true;
     }
     if (this.queue.length >= (this.opts.maxQueued ?? 10_000)) {
       this.emit("undeliverable", to, key, payload);
-      return;
+      return true;
     }
     this.queue.push({ to, key, payload });
+    return true;
   }
 
   /** Sends a CONTROL message now, or drops it while the link is down (control state is rebuilt on re-link). */

@@ -44,8 +44,11 @@ export function rendezvousOwner(names: readonly string[], key: string): string |
 export interface RoutePort {
   /** This process's component name, the `from` of every frame it sends. */
   readonly name: string;
-  /** Sends a ROUTE frame; `to` is a component name or the role address "sm". */
-  send(to: string, key: string, payload: Buffer): void;
+  /**
+   * Sends a ROUTE frame; `to` is a component name or the role address "sm".
+   * False when the frame would exceed link.max_frame: it was not sent.
+   */
+  send(to: string, key: string, payload: Buffer): boolean;
   /** The live sm that owns a key, by the member table; undefined when none is linked. */
   smOwnerOf(key: string): string | undefined;
 }
