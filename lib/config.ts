@@ -34,6 +34,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
   { key: "sm.c2s_grace", type: "integer", default: 10, doc: "Seconds an sm keeps the sessions of a front end missing from the member table before ending them." },
   { key: "sm.max_sessions_per_user", type: "integer", default: 10, doc: "Most resources one account may have bound at once." },
+  { key: "sm.max_offline_messages", type: "integer", default: 100, doc: "Offline messages one account may hold (ejabberd's default); one more is bounced to its sender with service-unavailable (XEP-0160)." },
+  { key: "sm.max_offline_bytes", type: "integer", default: 10485760, doc: "Bytes of offline messages one account may hold; a message that would go over is bounced to its sender with service-unavailable." },
 
   { key: "c2s.name", type: "string", default: "c2s-1", doc: "This front end's component name (its secret is secrets.<name>)." },
   { key: "c2s.host", type: "string", default: "*", doc: 'Address the c2s listens on for clients; "*" means every interface (IPv4 and IPv6).' },
@@ -62,6 +64,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.auth_timeout", type: "integer", default: 30, doc: "Seconds a client has to authenticate and bind before connection-timeout." },
   { key: "c2s.max_connections", type: "integer", default: 19000, doc: "Client connections one c2s process accepts; more are refused at accept." },
   { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
+  { key: "c2s.max_unacked_bytes", type: "integer", default: 8388608, doc: "Bytes of stanzas an XEP-0198 session may hold unacknowledged, attached or hibernating; more ends it with policy-violation and its messages are routed again." },
   { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },
   { key: "c2s.capacity", type: "integer", default: 0, doc: "Sessions at which every new client is redirected elsewhere; 0: c2s.max_connections." },
   { key: "c2s.redirect_margin", type: "number", default: 0.1, doc: "How far over its fair share a front end goes before redirecting new clients (0.1 = 10 %)." },
@@ -88,7 +91,7 @@ export interface Config {
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
   link: { max_frame: number };
-  sm: { name: string; max_sessions_per_user: number; c2s_grace: number };
+  sm: { name: string; max_sessions_per_user: number; c2s_grace: number; max_offline_messages: number; max_offline_bytes: number };
   c2s: {
     name: string;
     host: string;
@@ -102,6 +105,7 @@ export interface Config {
     auth_timeout: number;
     max_connections: number;
     resume_timeout: number;
+    max_unacked_bytes: number;
     weight: number;
     capacity: number;
     redirect_margin: number;

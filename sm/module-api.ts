@@ -19,8 +19,21 @@ export interface Identity {
   name?: string;
 }
 
+/** An offline message delivered: its store id, and whether it ends a batch. */
+export interface StoredDelivery {
+  confirm: number;
+  last: boolean;
+}
+
+/** The limits modules enforce (config keys sm.*). */
+export interface SmLimits {
+  /** Offline messages (count, and UTF-8 bytes) one account may hold. */
+  offline: { messages: number; bytes: number };
+}
+
 export interface ModuleApi {
   readonly domains: ReadonlySet<string>;
+  readonly limits: SmLimits;
   readonly store: Store;
   readonly sessions: SessionView;
   readonly log: Logger;
@@ -40,8 +53,12 @@ export interface ModuleApi {
    * not serve. `raw` is the stanza's unchanged original bytes, if any.
    */
   send(stanza: Element, raw?: Buffer): Promise<void>;
-  /** Writes a stanza to one session's client as it is. */
-  deliver(session: Session, stanza: Element, raw?: Buffer): void;
+  /**
+   * Writes a stanza to one session's client as it is. `stored`: an offline
+   * message, which the c2s reports back (the `delivered` hook) once the
+   * client has it (protocol §2.4).
+   */
+  deliver(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void;
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */
   reply(event: StanzaEvent, stanza: Element): Promise<void>;
   /** Answers with a stanza error (RFC 6120 §8.3); an error stanza gets none. */

@@ -11,6 +11,8 @@ import {
   encodeSessionPayload,
   type SessionMessage,
 } from "../lib/link/session-payload.js";
+import { CONFIG_KEYS } from "../lib/config.js";
+import type { SmLimits } from "../sm/module-api.js";
 import { SessionManager } from "../sm/session-manager.js";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { rosterItem } from "./harness/roster-item.js";
@@ -43,6 +45,13 @@ export class FakePort implements RoutePort {
   }
 }
 
+const configDefault = (key: string): number => CONFIG_KEYS.find((k) => k.key === key)!.default as number;
+
+/** The limits `xfarm sm` has with the config's defaults. */
+export const DEFAULT_LIMITS: SmLimits = {
+  offline: { messages: configDefault("sm.max_offline_messages"), bytes: configDefault("sm.max_offline_bytes") },
+};
+
 function creds(): Credentials {
   const keys = { salt: randomBytes(16), iterations: 4096, storedKey: randomBytes(32), serverKey: randomBytes(32) };
   return { "SHA-1": keys, "SHA-256": keys };
@@ -57,7 +66,10 @@ export class Harness {
     readonly store: SqliteStore,
   ) {}
 
-  static async create(users: string[] = [], opts: { maxSessionsPerUser?: number; c2sGraceMs?: number } = {}): Promise<Harness> {
+  static async create(
+    users: string[] = [],
+    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: SmLimits } = {},
+  ): Promise<Harness> {
     const store = new SqliteStore(":memory:");
     await store.migrate();
     for (const user of users) await store.createAccount(`${user}@${DOMAIN}`, creds());
@@ -70,6 +82,7 @@ export class Harness {
       log: pino({ level: "silent" }),
       // Unit tests see a vanished c2s's sessions end at once.
       c2sGraceMs: 0,
+      limits: DEFAULT_LIMITS,
       ...opts,
     });
     return new Harness(sm, port, store);
@@ -146,6 +159,11 @@ export class Client {
 
   async end(): Promise<void> {
     await this.h.route(this.c2s, this.bare, encodeSessionPayload(SessionOp.End, { sid: this.sid }));
+  }
+
+  /** Reports, as the c2s does, that this session's offline messages up to store id `confirm` reached the client. */
+  async written(confirm: number): Promise<void> {
+    await this.h.route(this.c2s, this.bare, encodeSessionPayload(SessionOp.Written, { sid: this.sid, confirm }));
   }
 
   /** Removes and returns every frame sent to this session. */
