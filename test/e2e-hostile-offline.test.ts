@@ -227,19 +227,28 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
     survivors(farm, before);
   });
 
-  it("keeps what an XEP-0198 client did not acknowledge for its next login", { timeout: 120_000 }, async () => {
+  /**
+   * 60 messages stored for user n; it logs in with XEP-0198, acknowledges
+   * the first 25 whatever else it read meanwhile, and leaves without closing
+   * its stream. Returns its stream's resumption id and its h.
+   */
+  async function leaveAfter25(n: number, prefix: string, localAddress: string, sm: "on" | "resume"): Promise<{ resumeId?: string; h: number }> {
     const attacker = await login(1, "127.0.0.3");
-    flood(attacker, jid(4), "c", 60);
-    await stored(jid(4), 60);
-    const before = processStats(farm, PROCESSES);
-    const first = await login(4, "127.0.0.7", { sm: "on" });
+    flood(attacker, jid(n), prefix, 60);
+    await stored(jid(n), 60);
+    const first = await login(n, localAddress, { sm });
     await readMessages(first, 25, { sm: true, ackUpTo: 25 });
-    // It acknowledges the first 25 and leaves, whatever else it read meanwhile.
-    first.s.send(`<a xmlns='${NS_SM}' h='${first.handledAt[24]}'/>`);
+    const h = first.handledAt[24]!;
+    first.s.send(`<a xmlns='${NS_SM}' h='${h}'/>`);
     first.s.end();
     await first.s.untilClosed(30_000);
-    await stored(jid(4), 35);
+    await stored(jid(n), 35);
+    return { resumeId: first.resumeId, h };
+  }
 
+  it("keeps what an XEP-0198 client did not acknowledge for its next login", { timeout: 120_000 }, async () => {
+    const before = processStats(farm, PROCESSES);
+    await leaveAfter25(4, "c", "127.0.0.7", "on");
     const second = await login(4, "127.0.0.7");
     await readMessages(second, 35);
     expect(second.ids).toEqual(ids("c", 26, 60));
@@ -248,21 +257,11 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
   });
 
   it("resumes an XEP-0198 session on the other front end mid-backlog: the rest comes, each message once", { timeout: 120_000 }, async () => {
-    const attacker = await login(1, "127.0.0.3");
-    flood(attacker, jid(7), "f", 60);
-    await stored(jid(7), 60);
     const before = processStats(farm, PROCESSES);
-    const first = await login(7, "127.0.0.10", { sm: "resume" });
-    await readMessages(first, 25, { sm: true, ackUpTo: 25 });
-    const h = first.handledAt[24]!;
-    first.s.send(`<a xmlns='${NS_SM}' h='${h}'/>`);
-    // The connection drops without a stream close: the session waits on c2s-1.
-    first.s.end();
-    await first.s.untilClosed(30_000);
-    await stored(jid(7), 35);
-
+    // No stream close: the session waits on c2s-1.
+    const { resumeId, h } = await leaveAfter25(7, "f", "127.0.0.10", "resume");
     // c2s-2 takes the session over from c2s-1 with what the client did not acknowledge, offline messages included.
-    const second = await resume(7, "127.0.0.10", 1, first.resumeId!, h);
+    const second = await resume(7, "127.0.0.10", 1, resumeId!, h);
     await readMessages(second, 35, { sm: true });
     expect(second.ids).toEqual(ids("f", 26, 60));
     await stored(jid(7), 0);

@@ -31,6 +31,25 @@ describe("offline storage", () => {
     return alice;
   }
 
+  /** A harness where bob has `count` messages stored (quota far above), m1 to mN; their ids. */
+  async function backlog(count: number): Promise<string[]> {
+    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
+    const alice = await sender();
+    const ids = Array.from({ length: count }, (_, i) => `m${i + 1}`);
+    for (const id of ids) await alice.send(chat(id));
+    return ids;
+  }
+
+  /** Takes batch after batch, reporting each delivered; the bodies, in order, batch by batch. */
+  async function drain(client: Client): Promise<string[][]> {
+    const batches: string[][] = [];
+    for (let batch = offline(client.frames()); batch.length > 0; batch = offline(client.frames())) {
+      batches.push(batch.map((m) => m.body));
+      await client.written(batch.at(-1)!.confirm);
+    }
+    return batches;
+  }
+
   it("bounces a message over the count quota to its sender with service-unavailable", async () => {
     h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 3, bytes: 1 << 20 } } });
     const alice = await sender();
@@ -62,10 +81,7 @@ describe("offline storage", () => {
   });
 
   it("delivers a backlog a batch at a time, deleting each message once reported delivered", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
-    const alice = await sender();
-    const ids = Array.from({ length: 250 }, (_, i) => `m${i + 1}`);
-    for (const id of ids) await alice.send(chat(id));
+    const ids = await backlog(250);
     const bob = await h.connect(`${BOB}/b`);
     await bob.send("<presence/>");
 
@@ -98,20 +114,13 @@ describe("offline storage", () => {
     await alice.send(chat("d"));
     const bob = await h.connect(`${BOB}/b`);
     await bob.send("<presence/>");
-    const batches: string[][] = [];
-    for (let batch = offline(bob.frames()); batch.length > 0; batch = offline(bob.frames())) {
-      batches.push(batch.map((m) => m.body.slice(0, 1) + m.body.length));
-      await bob.written(batch.at(-1)!.confirm);
-    }
+    const batches = (await drain(bob)).map((batch) => batch.map((body) => body.slice(0, 1) + body.length));
     expect(batches).toEqual([["x200000", "x200000"], ["x200000"], ["x600000"], ["d1"]]);
     expect(await h.store.countOffline(BOB)).toBe(0);
   });
 
   it("keeps what a session did not confirm for the user's next session, in order", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
-    const alice = await sender();
-    const ids = Array.from({ length: 150 }, (_, i) => `m${i + 1}`);
-    for (const id of ids) await alice.send(chat(id));
+    const ids = await backlog(150);
     const phone = await h.connect(`${BOB}/phone`);
     await phone.send("<presence/>");
     const first = offline(phone.frames());
@@ -121,19 +130,12 @@ describe("offline storage", () => {
 
     const laptop = await h.connect(`${BOB}/laptop`);
     await laptop.send("<presence/>");
-    const got: string[] = [];
-    for (let batch = offline(laptop.frames()); batch.length > 0; batch = offline(laptop.frames())) {
-      got.push(...batch.map((m) => m.body));
-      await laptop.written(batch.at(-1)!.confirm);
-    }
-    expect(got).toEqual(ids.slice(30));
+    expect((await drain(laptop)).flat()).toEqual(ids.slice(30));
     expect(await h.store.countOffline(BOB)).toBe(0);
   });
 
   it("hands the rest of a backlog to another available resource when the one taking it ends", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
-    const alice = await sender();
-    for (let i = 1; i <= 120; i++) await alice.send(chat(`m${i}`));
+    const ids = await backlog(120);
     const phone = await h.connect(`${BOB}/phone`);
     await phone.send("<presence/>");
     const laptop = await h.connect(`${BOB}/laptop`);
@@ -143,13 +145,11 @@ describe("offline storage", () => {
     expect(offline(laptop.frames())).toEqual([]);
     await phone.end();
     const rest = offline(laptop.frames());
-    expect(rest.map((m) => m.body)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i + 1}`));
+    expect(rest.map((m) => m.body)).toEqual(ids.slice(0, 100));
   });
 
   it("goes on with another resource when the one taking the backlog becomes unavailable", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
-    const alice = await sender();
-    for (let i = 1; i <= 150; i++) await alice.send(chat(`m${i}`));
+    const ids = await backlog(150);
     const phone = await h.connect(`${BOB}/phone`);
     await phone.send("<presence/>");
     const laptop = await h.connect(`${BOB}/laptop`);
@@ -158,13 +158,11 @@ describe("offline storage", () => {
     await phone.send("<presence type='unavailable'/>");
     await phone.written(first.at(-1)!.confirm);
     expect(offline(phone.frames())).toEqual([]);
-    expect(offline(laptop.frames()).map((m) => m.body)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i + 101}`));
+    expect(offline(laptop.frames()).map((m) => m.body)).toEqual(ids.slice(100));
   });
 
   it("resumes the backlog of a session rebuilt on this sm, and never routes an undeliverable stored message again", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
-    const alice = await sender();
-    for (let i = 1; i <= 3; i++) await alice.send(chat(`m${i}`));
+    await backlog(3);
     await h.route(
       "c2s-2",
       BOB,
