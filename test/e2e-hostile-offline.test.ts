@@ -22,6 +22,8 @@ const BODY = "x".repeat(100_000);
 /** Unacknowledged bytes an XEP-0198 session may hold here: ten of those messages. */
 const MAX_UNACKED = 1024 * 1024;
 
+const ids = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
+
 /** The top-level elements a client reads, taken from the stream as they come, so that megabytes never pile up. */
 class Inbox {
   /** Ids of the messages read, in order. */
@@ -145,9 +147,10 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
     return inbox;
   }
 
-  /** Sends `count` messages of 100 kB from one user to another, ids prefix1…prefixN. */
-  function flood(from: Inbox, to: string, prefix: string, count: number): void {
-    for (let i = 1; i <= count; i++) from.s.send(`<message to='${to}' type='chat' id='${prefix}${i}'><body>${BODY}</body></message>`);
+  /** Sends `count` messages of 100 kB from one user to another, ids prefix1…prefixN, as fast as the front end reads. */
+  async function flood(from: Inbox, to: string, prefix: string, count: number): Promise<void> {
+    const messages = ids(prefix, 1, count).map((id) => `<message to='${to}' type='chat' id='${id}'><body>${BODY}</body></message>`);
+    expect(await from.s.sendAll(messages)).toBe(messages.reduce((n, m) => n + m.length, 0));
   }
 
   /**
@@ -184,11 +187,10 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
     expect(inbox.s.closed).toBe(false);
   }
 
-  const ids = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
 
   it("bounces what is over the quota, then delivers a 40 MB backlog whole, in order, without XEP-0198", { timeout: 240_000 }, async () => {
     const attacker = await login(1, "127.0.0.2");
-    flood(attacker, jid(2), "a", QUOTA + 10);
+    await flood(attacker, jid(2), "a", QUOTA + 10);
     // The ten over the quota come back as errors, and only those: the sender hears of every one it lost.
     await attacker.s.until(() => {
       attacker.take();
@@ -215,7 +217,7 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
 
   it("delivers a backlog larger than the write guard whole and in order with XEP-0198", { timeout: 120_000 }, async () => {
     const attacker = await login(1, "127.0.0.3");
-    flood(attacker, jid(3), "b", 60);
+    await flood(attacker, jid(3), "b", 60);
     await stored(jid(3), 60);
     const before = processStats(farm, PROCESSES);
     const victim = await login(3, "127.0.0.6", { sm: "on" });
@@ -234,7 +236,7 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
    */
   async function leaveAfter25(n: number, prefix: string, localAddress: string, sm: "on" | "resume"): Promise<{ resumeId?: string; h: number }> {
     const attacker = await login(1, "127.0.0.3");
-    flood(attacker, jid(n), prefix, 60);
+    await flood(attacker, jid(n), prefix, 60);
     await stored(jid(n), 60);
     const first = await login(n, localAddress, { sm });
     await readMessages(first, 25, { sm: true, ackUpTo: 25 });
@@ -274,7 +276,7 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
     // Available: the attacker's messages reach the session, which reads and never acknowledges.
     await stillServed(victim);
     const before = processStats(farm, PROCESSES);
-    flood(attacker, jid(5), "d", 20);
+    await flood(attacker, jid(5), "d", 20);
     const end = await victim.s.untilClosed(30_000);
     expect(end).toMatch(/<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
     // Every one of the 20 is stored: those it held, those on their way, those that came after.
@@ -295,7 +297,7 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
     const before = processStats(farm, PROCESSES);
     // The connection drops; the session waits for a resumption (300 s here), holding what comes.
     victim.s.destroy();
-    flood(attacker, jid(6), "e", 20);
+    await flood(attacker, jid(6), "e", 20);
     // Long before its resumption window ends, the session ends at the limit and all 20 are stored.
     await stored(jid(6), 20);
     expect(attacker.errors).toEqual([]);
