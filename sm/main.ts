@@ -22,7 +22,7 @@ export async function runSm(config: Config): Promise<void> {
     port: link,
     log,
     maxSessionsPerUser: config.sm.max_sessions_per_user,
-    limits: { offline: { messages: config.sm.max_offline_messages, bytes: config.sm.max_offline_bytes } },
+    limits: { offlineMessages: config.sm.max_offline_messages, offlineBytes: config.sm.max_offline_bytes },
     c2sGraceMs: config.sm.c2s_grace * 1000,
   });
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));

@@ -28,7 +28,8 @@ export const modOffline: SmModule = (api) => {
   api.hook("message-offline", async (event) => {
     const user = bare(event.to);
     const xml = event.raw?.toString("utf8") ?? event.stanza.toString();
-    const id = await api.store.storeOfflineWithin(user, xml, api.limits.offline);
+    const quota = { messages: api.limits.offlineMessages, bytes: api.limits.offlineBytes };
+    const id = await api.store.storeOfflineWithin(user, xml, quota);
     if (id === null) {
       // XEP-0160 §2: the recipient's offline queue is full.
       api.log.debug({ user }, "offline storage full; message bounced");

@@ -27,8 +27,9 @@ export interface StoredDelivery {
 
 /** The limits modules enforce (config keys sm.*). */
 export interface SmLimits {
-  /** Offline messages (count, and UTF-8 bytes) one account may hold. */
-  offline: { messages: number; bytes: number };
+  /** Offline messages one account may hold, and their UTF-8 bytes. */
+  offlineMessages: number;
+  offlineBytes: number;
 }
 
 export interface ModuleApi {

@@ -49,7 +49,8 @@ const configDefault = (key: string): number => CONFIG_KEYS.find((k) => k.key ===
 
 /** The limits `xfarm sm` has with the config's defaults. */
 export const DEFAULT_LIMITS: SmLimits = {
-  offline: { messages: configDefault("sm.max_offline_messages"), bytes: configDefault("sm.max_offline_bytes") },
+  offlineMessages: configDefault("sm.max_offline_messages"),
+  offlineBytes: configDefault("sm.max_offline_bytes"),
 };
 
 function creds(): Credentials {

@@ -4,7 +4,7 @@
 import { parse } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload, type DeliverMeta } from "../lib/link/session-payload.js";
-import { DEFAULT_LIMITS, DOMAIN, Harness, conditionOf, type Client, type Frame } from "./sm-harness.js";
+import { DOMAIN, Harness, conditionOf, type Client, type Frame } from "./sm-harness.js";
 
 const BOB = `bob@${DOMAIN}`;
 const chat = (id: string, body = id) => `<message to='${BOB}' type='chat' id='${id}'><body>${body}</body></message>`;
@@ -33,7 +33,7 @@ describe("offline storage", () => {
 
   /** A harness where bob has `count` messages stored (quota far above), m1 to mN; their ids. */
   async function backlog(count: number): Promise<string[]> {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 1000, bytes: 1 << 30 } } });
+    h = await Harness.create(["alice", "bob"], { limits: { offlineMessages: 1000, offlineBytes: 1 << 30 } });
     const alice = await sender();
     const ids = Array.from({ length: count }, (_, i) => `m${i + 1}`);
     for (const id of ids) await alice.send(chat(id));
@@ -51,7 +51,7 @@ describe("offline storage", () => {
   }
 
   it("bounces a message over the count quota to its sender with service-unavailable", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 3, bytes: 1 << 20 } } });
+    h = await Harness.create(["alice", "bob"], { limits: { offlineMessages: 3, offlineBytes: 1 << 20 } });
     const alice = await sender();
     for (const id of ["m1", "m2", "m3"]) await alice.send(chat(id));
     expect(alice.received()).toEqual([]);
@@ -66,7 +66,7 @@ describe("offline storage", () => {
   });
 
   it("bounces a message that would take the user over the byte quota, and stores a smaller one", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 100, bytes: 2500 } } });
+    h = await Harness.create(["alice", "bob"], { limits: { offlineMessages: 100, offlineBytes: 2500 } });
     const alice = await sender();
     await alice.send(chat("big1", "x".repeat(900)));
     await alice.send(chat("big2", "x".repeat(900)));
@@ -105,7 +105,7 @@ describe("offline storage", () => {
   });
 
   it("bounds a batch by bytes, sending a message bigger than a batch alone", async () => {
-    h = await Harness.create(["alice", "bob"], { limits: { offline: { messages: 100, bytes: 1 << 30 } } });
+    h = await Harness.create(["alice", "bob"], { limits: { offlineMessages: 100, offlineBytes: 1 << 30 } });
     const alice = await sender();
     await alice.send(chat("a", "x".repeat(200_000)));
     await alice.send(chat("b", "x".repeat(200_000)));
@@ -175,9 +175,5 @@ describe("offline storage", () => {
     await h.sm.idle();
     expect(await h.store.countOffline(BOB)).toBe(3);
     expect(h.port.take((f) => f.op === SessionOp.Deliver)).toEqual([]);
-  });
-
-  it("has the config's defaults without a config", () => {
-    expect(DEFAULT_LIMITS.offline).toEqual({ messages: 100, bytes: 10 * 1024 * 1024 });
   });
 });
