@@ -4,13 +4,14 @@ import net from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
+import { SM_ADDRESS } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer, type C2sInfo } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
-import { ClientConnection } from "./client-connection.js";
+import { ClientConnection, routedAgain } from "./client-connection.js";
 import { TlsCredentials } from "./tls-credentials.js";
 
 /** How often a front end reports its load to the router (protocol §1.6). */
@@ -122,11 +123,16 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       // A session that moved to another front end: late frames follow it there.
       const moved = "sid" in msg.meta ? ctx.forwarded(msg.meta.sid) : undefined;
       if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
-      return; // else the connection is gone; protocol §2 says ignore
+      // The connection is gone (protocol §2): a stanza that was on its way goes back to be routed
+      // again, after the END already sent; an offline message stays in the sm's store.
+      else if (msg.op === SessionOp.Deliver && !msg.meta.confirm && routedAgain(msg.xml)) {
+        link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, msg.xml));
+      }
+      return;
     }
     switch (msg.op) {
       case SessionOp.Deliver:
-        conn.deliver(msg.xml);
+        conn.deliver(msg.xml, msg.meta);
         break;
       case SessionOp.Started:
         conn.bound(msg.meta.jid, incarnation(from));

@@ -8,7 +8,7 @@ import { escapeXML, escapeXMLText, type Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
-import { SessionOp, encodeSessionPayload, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
+import { SessionOp, encodeSessionPayload, type DeliverMeta, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
 import { parsePlain } from "../lib/sasl/plain.js";
 import { plainVoucher, type PlainProof } from "../lib/sasl/plain-cache.js";
 import { completeCredentials } from "../lib/sasl/scram-credentials.js";
@@ -27,7 +27,11 @@ import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
 const MAX_SASL_ATTEMPTS = 3;
 /** Stanzas a client may send between asking to bind and being bound. */
 const MAX_EARLY_STANZAS = 16;
-/** Bytes queued for a client that does not read before it is cut off. */
+/**
+ * Bytes queued for a client that does not read before it is cut off; with
+ * XEP-0198, beyond the stanzas it has yet to acknowledge, which
+ * c2s.max_unacked_bytes bounds (a resumption sends them all again at once).
+ */
 const MAX_WRITE_BUFFER = 4 * 1024 * 1024;
 /** How long after its last bytes a closing stream's socket is half-closed. */
 const HALF_CLOSE_DELAY_MS = 250;
@@ -196,25 +200,57 @@ export class ClientConnection implements Throttled {
     }
   }
 
-  write(data: string | Buffer): void {
+  /** Writes to the client's socket; `flushed` runs once the bytes have left for the kernel. */
+  write(data: string | Buffer, flushed?: () => void): void {
     if (this.stage === "closed" || this.stage === "hibernating") return;
-    this.socket.write(data);
-    if (this.socket.writableLength > MAX_WRITE_BUFFER) {
+    this.socket.write(data, flushed && ((err) => !err && flushed()));
+    if (this.socket.writableLength > MAX_WRITE_BUFFER + (this.ack?.bytes ?? 0)) {
       this.log.warn({ buffered: this.socket.writableLength }, "client does not read; closing");
       this.streamError("policy-violation", "too much unread data");
     }
   }
 
-  /** Writes a stanza; with stream management on, it is counted and kept until acknowledged. */
-  deliver(xml: string | Buffer): void {
+  /**
+   * Writes a stanza; with stream management on, it is counted and kept until
+   * acknowledged. An offline message (`confirm`, protocol §2.4) is reported
+   * to the sm once delivered: written to the socket, or, with stream
+   * management, acknowledged by the client.
+   */
+  deliver(xml: string | Buffer, flow: Omit<DeliverMeta, "sid"> = {}): void {
     if (this.stage === "closed") return;
     const ack = this.ack;
-    if (ack) {
-      ack.sent(typeof xml === "string" ? xml : xml.toString("utf8"));
-      if (ack.queue.length > MAX_UNACKED) return this.streamError("policy-violation", "too many unacknowledged stanzas");
-      this.write(xml);
-      if (ack.queue.length % ACK_EVERY === 0) this.write(`<r xmlns='${NS_SM}'/>`);
-    } else this.write(xml);
+    if (!ack) {
+      const confirm = flow.last ? flow.confirm : undefined;
+      this.write(xml, confirm ? () => this.confirm(confirm) : undefined);
+      return;
+    }
+    const bytes = typeof xml === "string" ? Buffer.byteLength(xml) : xml.length;
+    ack.sent(typeof xml === "string" ? xml : xml.toString("utf8"), bytes, flow.confirm ?? 0);
+    if (ack.queue.length > MAX_UNACKED || ack.bytes > this.ctx.config.max_unacked_bytes) {
+      // What it holds goes back to the sm (bounceUnacked); a hibernating session just ends.
+      this.log.info({ unacked: ack.queue.length, bytes: ack.bytes }, "unacknowledged stanzas over the limit");
+      return this.streamError("policy-violation", "too many unacknowledged stanzas");
+    }
+    this.write(xml);
+    if (ack.queue.length % ACK_EVERY === 0 || flow.last) this.write(`<r xmlns='${NS_SM}'/>`);
+  }
+
+  /** Tells the sm that its offline messages up to store id `confirm` reached the client. */
+  private confirm(confirm: number): void {
+    if (this.smKnows) this.toSm(SessionOp.Written, { sid: this.sid, confirm });
+  }
+
+  /** Reports the offline messages the client's last acknowledgement covered. */
+  private confirmAcked(): void {
+    const confirmed = this.ack?.takeConfirmed() ?? 0;
+    if (confirmed > 0) this.confirm(confirmed);
+  }
+
+  /** After a resumption: sends again what the client did not acknowledge, and asks for an acknowledgement. */
+  private resend(): void {
+    const queue = this.ack!.queue;
+    for (const { xml } of queue) this.write(xml);
+    if (queue.length > 0) this.write(`<r xmlns='${NS_SM}'/>`);
   }
 
   /** Ends the stream with a stream error (RFC 6120 §4.9). */
@@ -294,14 +330,16 @@ export class ClientConnection implements Throttled {
    * Stanzas the client may never have received go back to the sm as if
    * routed anew, after END: with the session gone, messages reach the
    * user's other resources or offline storage, and iq requests get an error.
-   * Presence is state, not a message, and is not replayed.
+   * Offline messages the sm still keeps (`confirm`) stay where they are.
    */
   private bounceUnacked(): void {
     const queue = this.ack?.queue ?? [];
-    if (this.ack) this.ack.queue = [];
-    for (const xml of queue) {
-      if (xml.startsWith("<presence")) continue;
-      this.ctx.link.send(SM_ADDRESS, this.user!, encodeSessionPayload(SessionOp.Forward, {}, xml));
+    if (this.ack) {
+      this.ack.queue = [];
+      this.ack.bytes = 0;
+    }
+    for (const { xml, confirm } of queue) {
+      if (confirm === 0 && routedAgain(xml)) this.ctx.link.send(SM_ADDRESS, this.user!, encodeSessionPayload(SessionOp.Forward, {}, xml));
     }
     if (queue.length > 0) this.log.info({ count: queue.length }, "unacknowledged stanzas routed again");
   }
@@ -514,8 +552,9 @@ export class ClientConnection implements Throttled {
         if (this.ack) this.write(`<a xmlns='${NS_SM}' h='${this.ack.inbound}'/>`);
         return;
       case "a":
-        if (this.ack && !this.ack.acked(Number(el.attrs.h))) this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
-        return;
+        if (!this.ack) return;
+        if (!this.ack.acked(Number(el.attrs.h))) return this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
+        return this.confirmAcked();
       case "resume":
         return this.resume(el.attrs.previd ?? "", Number(el.attrs.h));
       default:
@@ -540,8 +579,8 @@ export class ClientConnection implements Throttled {
     if (!old.ack.acked(h)) return this.write(smFailed("bad-request"));
     this.adopt(old);
     this.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(previd)}' h='${this.ack!.inbound}'/>`);
-    // What the client did not acknowledge is sent again, in order.
-    for (const xml of this.ack!.queue) this.write(xml);
+    this.confirmAcked();
+    this.resend();
     this.log.info({ resent: this.ack!.queue.length }, "session resumed");
   }
 
@@ -584,8 +623,8 @@ export class ClientConnection implements Throttled {
     ack.inbound = meta.inbound ?? 0;
     ack.outbound = meta.outbound ?? 0;
     let offset = 0;
-    for (const length of meta.lengths ?? []) {
-      ack.queue.push(queued.toString("utf8", offset, offset + length));
+    for (const [i, length] of (meta.lengths ?? []).entries()) {
+      ack.requeue(queued.toString("utf8", offset, offset + length), length, meta.confirms?.[i] ?? 0);
       offset += length;
     }
     this.ack = ack;
@@ -611,7 +650,8 @@ export class ClientConnection implements Throttled {
     );
     if (!ack.acked(pending.h)) return this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
     this.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(pending.previd)}' h='${ack.inbound}'/>`);
-    for (const xml of ack.queue) this.write(xml);
+    this.confirmAcked();
+    this.resend();
     this.log.info({ resent: ack.queue.length, from: fromC2s }, "session resumed from another front end");
   }
 
@@ -629,7 +669,7 @@ export class ClientConnection implements Throttled {
    */
   handOff(): { meta: Omit<HandoffMeta, "sid" | "ok">; queued: Buffer } {
     const ack = this.ack!;
-    const bufs = ack.queue.map((x) => Buffer.from(x, "utf8"));
+    const bufs = ack.queue.map((entry) => Buffer.from(entry.xml, "utf8"));
     this.superseded = true;
     this.ctx.forget(this, this.counted);
     if (this.stage !== "hibernating") this.socket.destroy();
@@ -645,6 +685,7 @@ export class ClientConnection implements Throttled {
         lengths: bufs.map((b) => b.length),
         presence: this.presence,
         interested: this.interested,
+        confirms: ack.queue.map((entry) => entry.confirm),
       },
       queued: Buffer.concat(bufs),
     };
@@ -860,6 +901,14 @@ export class ClientConnection implements Throttled {
     this.write(saslFailure(condition));
     if (this.saslFailures >= MAX_SASL_ATTEMPTS) this.streamError("policy-violation", "too many failed authentication attempts");
   }
+}
+
+/**
+ * Whether a stanza the client may not have received goes back to the sm to
+ * be routed again: messages and iqs do; presence is state, not replayed.
+ */
+export function routedAgain(xml: string | Buffer): boolean {
+  return !(typeof xml === "string" ? xml : xml.toString("utf8", 0, 9)).startsWith("<presence");
 }
 
 function decodeSaslData(text: string): Buffer {

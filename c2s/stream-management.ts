@@ -10,13 +10,26 @@ export const MAX_UNACKED = 1000;
 /** Ask for an acknowledgement every this many unacknowledged stanzas. */
 export const ACK_EVERY = 5;
 
+/** A stanza sent and not yet acknowledged. */
+export interface Unacked {
+  xml: string;
+  /** Its size in UTF-8 bytes. */
+  bytes: number;
+  /** The store id of an offline message the sm keeps until it is acknowledged (protocol §2.4); 0 for any other stanza. */
+  confirm: number;
+}
+
 export class AckState {
   /** Stanzas received from the client (its 'h' as we report it). */
   inbound = 0;
   /** Stanzas sent to the client. */
   outbound = 0;
   /** Sent and not yet acknowledged, oldest first. */
-  queue: string[] = [];
+  queue: Unacked[] = [];
+  /** UTF-8 bytes of the queue, held against c2s.max_unacked_bytes. */
+  bytes = 0;
+  /** The highest `confirm` acknowledged and not yet taken. */
+  private confirmed = 0;
 
   constructor(
     readonly id: string,
@@ -27,17 +40,34 @@ export class AckState {
     return new AckState(`${c2s}~${sid}~${randomBytes(12).toString("base64url")}`, resumable);
   }
 
-  sent(xml: string): void {
+  sent(xml: string, bytes: number, confirm = 0): void {
     this.outbound++;
-    this.queue.push(xml);
+    this.queue.push({ xml, bytes, confirm });
+    this.bytes += bytes;
+  }
+
+  /** Takes back a stanza another front end sent and the client did not acknowledge (a resumption there). */
+  requeue(xml: string, bytes: number, confirm: number): void {
+    this.queue.push({ xml, bytes, confirm });
+    this.bytes += bytes;
   }
 
   /** The client acknowledged `h` stanzas in all; false if h is impossible. */
   acked(h: number): boolean {
     const unacked = this.outbound - h;
     if (!Number.isInteger(h) || unacked < 0 || unacked > this.queue.length) return false;
-    this.queue.splice(0, this.queue.length - unacked);
+    for (const done of this.queue.splice(0, this.queue.length - unacked)) {
+      this.bytes -= done.bytes;
+      if (done.confirm > this.confirmed) this.confirmed = done.confirm;
+    }
     return true;
+  }
+
+  /** The highest `confirm` among the offline messages acknowledged since the last call; 0 if none. */
+  takeConfirmed(): number {
+    const confirmed = this.confirmed;
+    this.confirmed = 0;
+    return confirmed;
   }
 }
 

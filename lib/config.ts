@@ -55,6 +55,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "sm.max_directed_presences", type: "integer", default: 1000, doc: "Most JIDs one session may have sent directed available presence to; presence to one more is refused with policy-violation." },
   { key: "sm.max_user_queue", type: "integer", default: 10000, doc: "Most stanzas waiting in the sm for one account; more are refused with resource-constraint." },
   { key: "sm.max_user_queue_bytes", type: "integer", default: 16777216, doc: "Most bytes of stanzas waiting in the sm for one account; more are refused with resource-constraint." },
+  { key: "sm.max_offline_messages", type: "integer", default: 100, doc: "Offline messages one account may hold (ejabberd's default); one more is bounced to its sender with service-unavailable (XEP-0160)." },
+  { key: "sm.max_offline_bytes", type: "integer", default: 10485760, doc: "Bytes of offline messages one account may hold; a message that would go over is bounced to its sender with service-unavailable." },
 
   { key: "c2s.name", type: "string", default: "c2s-1", doc: "This front end's component name (its secret is secrets.<name>)." },
   { key: "c2s.host", type: "string", default: "*", doc: 'Address the c2s listens on for clients; "*" means every interface (IPv4 and IPv6).' },
@@ -99,6 +101,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.auth_failure_memory", type: "integer", default: 900, doc: "Seconds after its last failed login that an address or account is forgiven." },
   { key: "c2s.auth_throttle_entries", type: "integer", default: 20000, doc: "Addresses, accounts and trusted logins each remembered at most by the login throttle; the oldest go first." },
   { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
+  { key: "c2s.max_unacked_bytes", type: "integer", default: 8388608, doc: "Bytes of stanzas an XEP-0198 session may hold unacknowledged, attached or hibernating; more ends it with policy-violation and its messages are routed again." },
   { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },
   { key: "c2s.capacity", type: "integer", default: 0, doc: "Sessions at which every new client is redirected elsewhere; 0: c2s.max_connections." },
   { key: "c2s.redirect_margin", type: "number", default: 0.1, doc: "How far over its fair share a front end goes before redirecting new clients (0.1 = 10 %)." },
@@ -138,6 +141,8 @@ export interface Config {
     max_directed_presences: number;
     max_user_queue: number;
     max_user_queue_bytes: number;
+    max_offline_messages: number;
+    max_offline_bytes: number;
   };
   c2s: {
     name: string;
@@ -163,6 +168,7 @@ export interface Config {
     auth_failure_memory: number;
     auth_throttle_entries: number;
     resume_timeout: number;
+    max_unacked_bytes: number;
     weight: number;
     capacity: number;
     redirect_margin: number;

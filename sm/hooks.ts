@@ -29,6 +29,8 @@
 //   session-started    a resource was bound
 //   session-ended      a session ended (END, conflict, its c2s vanished…); already unregistered
 //   session-available  a session sent its initial available presence
+//   session-rebuilt    a c2s re-established a session here (protocol §2.2): no presence was broadcast
+//   delivered          the c2s reports offline messages delivered (protocol §2.4)
 //   roster-changed     a roster item the user can see changed or was removed
 //   message-offline    a chat/normal message found no resource to take it
 //
@@ -57,6 +59,12 @@ export interface SessionEvent {
   readonly session: Session;
 }
 
+export interface DeliveredEvent {
+  readonly session: Session;
+  /** Every offline message of this session up to this store id reached the client. */
+  readonly confirm: number;
+}
+
 export interface RosterChangedEvent {
   readonly user: string;
   readonly contact: string;
@@ -72,6 +80,8 @@ export type HookEvents = {
   "session-started": SessionEvent;
   "session-ended": SessionEvent;
   "session-available": SessionEvent;
+  "session-rebuilt": SessionEvent;
+  delivered: DeliveredEvent;
   "roster-changed": RosterChangedEvent;
   "message-offline": StanzaEvent;
 };

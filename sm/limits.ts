@@ -23,6 +23,9 @@ export interface SmLimits {
   /** Stanzas, and their bytes, waiting in the sm for one account (sm/queue.ts). */
   queueStanzas: number;
   queueBytes: number;
+  /** Offline messages one account may hold, and their UTF-8 bytes. */
+  offlineMessages: number;
+  offlineBytes: number;
 }
 
 export function smLimits(c: Pick<Config, "sm" | "link">): SmLimits {
@@ -37,6 +40,8 @@ export function smLimits(c: Pick<Config, "sm" | "link">): SmLimits {
     directedPresences: c.sm.max_directed_presences,
     queueStanzas: c.sm.max_user_queue,
     queueBytes: c.sm.max_user_queue_bytes,
+    offlineMessages: c.sm.max_offline_messages,
+    offlineBytes: c.sm.max_offline_bytes,
   };
 }
 

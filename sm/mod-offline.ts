@@ -1,38 +1,115 @@
 // XEP-0160: chat and normal messages for a user with no resource to take
-// them are stored, and delivered at the user's next available presence with
-// a XEP-0203 delay saying when the server got them.
-import { parse } from "ltx";
+// them are stored, within the user's quota, and delivered at the user's next
+// available presence with a XEP-0203 delay saying when the server got them.
+//
+// Delivery is paced (protocol §2.4): one batch at a time, bounded by count
+// and bytes, the next only once the c2s reports the previous one delivered
+// (written to the socket, or acknowledged with XEP-0198); a message is
+// deleted only then. However large the backlog, the sm holds one batch of it
+// per user being served, and the client's socket at most one batch unread.
+import { parse, type Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
 import type { SmModule } from "./module-api.js";
+import type { Session } from "./sessions.js";
+
+/** A batch: at most this many messages and this many bytes of XML, yet always at least one message. */
+const BATCH_MESSAGES = 100;
+const BATCH_BYTES = 512 * 1024;
 
 export const modOffline: SmModule = (api) => {
   api.addFeature("msgoffline");
+  /**
+   * The store ids of the batch a session is being sent that the c2s has not
+   * reported delivered yet. Weak: a session handed to another sm just goes.
+   */
+  const inFlight = new WeakMap<Session, number[]>();
 
   // Committed before the handler returns: nothing else happens to the message.
   api.hook("message-offline", async (event) => {
     const user = bare(event.to);
-    const id = await api.store.storeOffline(user, event.raw?.toString("utf8") ?? event.stanza.toString());
+    const xml = event.raw?.toString("utf8") ?? event.stanza.toString();
+    const quota = { messages: api.limits.offlineMessages, bytes: api.limits.offlineBytes };
+    const id = await api.store.storeOfflineWithin(user, xml, quota);
+    if (id === null) {
+      // XEP-0160 §2: the recipient's offline queue is full.
+      api.log.debug({ user }, "offline storage full; message bounced");
+      await api.error(event, "service-unavailable", "the recipient's offline storage is full");
+      return true;
+    }
     api.log.debug({ user, id }, "stored offline");
     return true;
   });
 
-  api.hook("session-available", async ({ session }) => {
-    if (session.priority < 0) return; // such a resource never receives messages for the bare JID
-    const messages = await api.store.loadOffline(session.user);
-    if (messages.length === 0) return;
+  /** Whether a session takes messages for the bare JID: registered, available, priority not negative. */
+  const takesMessages = (session: Session): boolean =>
+    api.sessions.get(session.jid) === session && session.presence !== null && session.priority >= 0;
+
+  /** Sends a session the oldest stored messages, one batch; none if it is gone or the backlog is empty. */
+  async function sendBatch(session: Session): Promise<void> {
     const domain = parseJid(session.user)!.domain;
-    for (const message of messages) {
-      let stanza;
-      try {
-        stanza = parse(message.xml);
-      } catch (err) {
-        session.log.warn({ err, id: message.id }, "unparsable offline message discarded");
-        continue;
+    while (takesMessages(session)) {
+      const page = await api.store.loadOffline(session.user, { limit: BATCH_MESSAGES, maxBytes: BATCH_BYTES });
+      if (page.length === 0) return;
+      const ready: { id: number; stanza: Element }[] = [];
+      const broken: number[] = [];
+      for (const message of page) {
+        const stanza = parseStored(message.xml);
+        if (!stanza) {
+          broken.push(message.id);
+          continue;
+        }
+        stanza.c("delay", { xmlns: "urn:xmpp:delay", from: domain, stamp: message.stored.toISOString() });
+        ready.push({ id: message.id, stanza });
       }
-      stanza.c("delay", { xmlns: "urn:xmpp:delay", from: domain, stamp: message.stored.toISOString() });
-      api.deliver(session, stanza);
+      if (broken.length > 0) {
+        session.log.warn({ ids: broken }, "unparsable offline messages discarded");
+        await api.store.deleteOffline(session.user, broken);
+      }
+      if (ready.length === 0) continue;
+      inFlight.set(session, ready.map((m) => m.id));
+      ready.forEach(({ id, stanza }, i) => api.deliver(session, stanza, undefined, { confirm: id, last: i === ready.length - 1 }));
+      return;
     }
-    await api.store.deleteOffline(session.user, messages.map((m) => m.id));
-    session.log.debug({ count: messages.length }, "offline messages delivered");
+  }
+
+  /** One resource at a time takes the backlog. */
+  async function start(session: Session): Promise<void> {
+    if (api.sessions.of(session.user).some((s) => inFlight.has(s))) return;
+    await sendBatch(session);
+  }
+
+  /** Goes on with the backlog: on this session while it takes messages, else on another resource that does. */
+  async function goOn(session: Session): Promise<void> {
+    const next = takesMessages(session) ? session : api.sessions.available(session.user).find((s) => s.priority >= 0);
+    if (next) await start(next);
+  }
+
+  api.hook("session-available", ({ session }) => start(session));
+  // A session moved to this sm (its sm died, or another took the user) may have been in the middle of its backlog.
+  api.hook("session-rebuilt", ({ session }) => start(session));
+
+  api.hook("delivered", async ({ session, confirm }) => {
+    const batch = inFlight.get(session);
+    if (!batch) return;
+    const done = batch.filter((id) => id <= confirm);
+    if (done.length === 0) return;
+    await api.store.deleteOffline(session.user, done);
+    const rest = batch.filter((id) => id > confirm);
+    if (rest.length > 0) return void inFlight.set(session, rest);
+    inFlight.delete(session);
+    await goOn(session);
+  });
+
+  api.hook("session-ended", async ({ session }) => {
+    // What it was sent and did not confirm is still stored: another resource takes it from there.
+    if (inFlight.delete(session)) await goOn(session);
   });
 };
+
+function parseStored(xml: string): Element | null {
+  try {
+    return parse(xml);
+  } catch {
+    return null;
+  }
+}

@@ -20,6 +20,12 @@ export interface Identity {
   name?: string;
 }
 
+/** An offline message delivered: its store id, and whether it ends a batch. */
+export interface StoredDelivery {
+  confirm: number;
+  last: boolean;
+}
+
 export interface ModuleApi {
   readonly domains: ReadonlySet<string>;
   readonly store: Store;
@@ -49,9 +55,10 @@ export interface ModuleApi {
    * Writes a stanza to one session's client as it is. One too large for a
    * link frame is not sent: this throws FrameTooLargeError, and unless a
    * module catches it the stanza being processed is answered
-   * resource-constraint.
+   * resource-constraint. `stored`: an offline message, which the c2s reports
+   * back (the `delivered` hook) once the client has it (protocol §2.4).
    */
-  deliver(session: Session, stanza: Element, raw?: Buffer): void;
+  deliver(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void;
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */
   reply(event: StanzaEvent, stanza: Element): Promise<void>;
   /** Answers with a stanza error (RFC 6120 §8.3); an error stanza gets none. */

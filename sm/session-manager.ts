@@ -18,7 +18,7 @@ import {
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
-import type { DiscoTarget, Identity, ModuleApi, SmModule } from "./module-api.js";
+import type { DiscoTarget, Identity, ModuleApi, SmModule, StoredDelivery } from "./module-api.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modMessage } from "./mod-message.js";
@@ -142,7 +142,7 @@ export class SessionManager {
       addIdentity: (identity, on = "server") => void this.disco[on].identities.push(identity),
       identities: (on = "server") => [...this.disco[on].identities],
       send: (stanza, raw) => this.send(stanza, raw),
-      deliver: (session, stanza, raw) => this.deliver(session, stanza, raw),
+      deliver: (session, stanza, raw, stored) => this.deliver(session, stanza, raw, stored),
       reply: (event, stanza) => this.reply(event, stanza),
       error: async (event, condition, text) => {
         if (!isError(event.stanza)) await this.reply(event, errorReply(event.stanza, condition, text));
@@ -208,6 +208,12 @@ export class SessionManager {
         void this.queue.run(bareOf(meta.jid) ?? key, () => this.rebuild(from, key, meta, msg.xml));
         return;
       }
+      case SessionOp.Written: {
+        // Looked up in the user's turn: a REBUILD that moved the session here may still be queued.
+        const meta = msg.meta;
+        void this.queue.run(key, () => this.delivered(from, meta.sid, meta.confirm));
+        return;
+      }
       default:
         this.log.warn({ op: msg.op, from }, "unexpected session op");
     }
@@ -220,11 +226,13 @@ export class SessionManager {
     switch (msg.op) {
       case SessionOp.Deliver: {
         // The c2s is gone, so is the session; its stanza is routed again, now
-        // to the user's other sessions, offline storage, or an error.
+        // to the user's other sessions, offline storage, or an error; an
+        // offline message (confirm) is still stored.
         const session = this.registry.bySid(to, msg.meta.sid);
+        const stored = msg.meta.confirm !== undefined;
         void this.queue.run(session?.user ?? key, async () => {
           if (session) await this.end(session, "c2s unreachable");
-          await this.fromPeerNow(msg.xml, session?.jid ?? key);
+          if (!stored) await this.fromPeerNow(msg.xml, session?.jid ?? key);
         });
         return;
       }
@@ -323,6 +331,13 @@ export class SessionManager {
     this.registry.add(session);
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
+    await this.hooks.fire("session-rebuilt", { session });
+  }
+
+  /** A c2s reports a session's offline messages up to `confirm` delivered. */
+  private async delivered(c2s: string, sid: string, confirm: number): Promise<void> {
+    const session = this.registry.bySid(c2s, sid);
+    if (session && Number.isSafeInteger(confirm)) await this.hooks.fire("delivered", { session, confirm });
   }
 
   /** The account is gone (xfarm user del): its sessions end, their clients told why. */
@@ -614,8 +629,9 @@ export class SessionManager {
     else pending.resolve(outcome);
   }
 
-  private deliver(session: Session, stanza: Element, raw?: Buffer): void {
-    this.transmit(session.c2s, session.user, encodeSessionPayload(SessionOp.Deliver, { sid: session.sid }, raw ?? stanza.toString()));
+  private deliver(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void {
+    const meta = stored ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) } : { sid: session.sid };
+    this.transmit(session.c2s, session.user, encodeSessionPayload(SessionOp.Deliver, meta, raw ?? stanza.toString()));
   }
 
   /** Sends a frame that carries a stanza; throws FrameTooLargeError when the link would not carry it. */

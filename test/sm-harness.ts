@@ -167,6 +167,11 @@ export class Client {
     await this.h.route(this.c2s, this.bare, encodeSessionPayload(SessionOp.End, { sid: this.sid }));
   }
 
+  /** Reports, as the c2s does, that this session's offline messages up to store id `confirm` reached the client. */
+  async written(confirm: number): Promise<void> {
+    await this.h.route(this.c2s, this.bare, encodeSessionPayload(SessionOp.Written, { sid: this.sid, confirm }));
+  }
+
   /** Removes and returns every frame sent to this session. */
   frames(): Frame[] {
     return this.h.port.take((f) => f.to === this.c2s && "sid" in f.meta && f.meta.sid === this.sid);

@@ -1,5 +1,7 @@
 // RFC 6121 §8.5 message delivery and XEP-0160 offline storage.
+import { parse } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
+import { SessionOp } from "../lib/link/session-payload.js";
 import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
 
 const chat = (to: string, body = "hi", id = "m1") =>
@@ -96,7 +98,9 @@ describe("sm messages", () => {
     expect(bob.received()).toEqual([]);
     expect(await h.store.countOffline(`bob@${DOMAIN}`)).toBe(3);
 
-    const got = (await bob.online()).filter((s) => s.name === "message");
+    await bob.send("<presence/>");
+    const frames = bob.frames().filter((f) => f.op === SessionOp.Deliver && f.meta.confirm !== undefined);
+    const got = frames.map((f) => parse(f.xml.toString()));
     expect(got.map((m) => m.getChildText("body"))).toEqual(["first", "second", "third"]);
     for (const m of got) {
       expect(m.attrs.from).toBe(alice.jid);
@@ -104,6 +108,11 @@ describe("sm messages", () => {
       expect(delay.attrs.from).toBe(DOMAIN);
       expect(Date.now() - Date.parse(delay.attrs.stamp)).toBeLessThan(60_000);
     }
+    // Kept until the c2s reports them delivered.
+    expect(await h.store.countOffline(`bob@${DOMAIN}`)).toBe(3);
+    const last = frames.at(-1)!.meta as { confirm: number; last?: boolean };
+    expect(last.last).toBe(true);
+    await bob.written(last.confirm);
     expect(await h.store.countOffline(`bob@${DOMAIN}`)).toBe(0);
   });
 

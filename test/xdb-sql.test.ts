@@ -93,7 +93,7 @@ describe("schema migrations", () => {
         .pluck()
         .all();
       expect(names).toEqual(
-        expect.arrayContaining(["accounts", "offline", "offline_user_id", "roster", "schema_version"]),
+        expect.arrayContaining(["accounts", "offline", "offline_user_bytes", "roster", "schema_version"]),
       );
       // No password may ever be stored, under any name.
       for (const table of ["accounts", "roster", "offline"]) {

@@ -167,6 +167,10 @@ describe.each(backends)("the $name store", (backend) => {
     // The rebuilt accounts table must not have cascaded into its children.
     expect(await s.getRoster("old@example.com")).toEqual([item("bob@example.com", { name: "Bob", subscription: "both", groups: ["Friends"] })]);
     expect((await s.loadOffline("old@example.com")).map((m) => m.stored.getTime())).toEqual([1000]);
+    // The old message's size was counted in: 10 bytes, so one more of 10 fits a 20-byte quota, and no other.
+    const quota = { messages: 10, bytes: 20 };
+    expect(await s.storeOfflineWithin("old@example.com", "<message/>", quota)).not.toBeNull();
+    expect(await s.storeOfflineWithin("old@example.com", "<message/>", quota)).toBeNull();
     // And the foreign keys still hold on the rebuilt table.
     await expect(s.storeOffline("ghost@example.com", "<message/>")).rejects.toThrow(/no such account/);
     await s.close();
@@ -269,6 +273,53 @@ describe.each(backends)("the $name store", (backend) => {
     await s.close();
   });
 
+  it("holds a user to an offline quota, by count and by UTF-8 bytes, even under concurrent stores", async () => {
+    const s = await open();
+    for (const u of ["alice", "bob", "carol"]) await s.createAccount(`${u}@example.com`, creds);
+    const byCount = { messages: 3, bytes: 1 << 20 };
+    for (let i = 0; i < 3; i++) expect(await s.storeOfflineWithin("alice@example.com", `<m id='${i}'/>`, byCount)).toBeGreaterThan(0);
+    expect(await s.storeOfflineWithin("alice@example.com", "<m/>", byCount)).toBeNull();
+    expect(await s.countOffline("alice@example.com")).toBe(3);
+    expect(await s.storeOfflineWithin("bob@example.com", "<m/>", byCount)).not.toBeNull();
+
+    // 7 + 100 × 4 bytes, though 207 UTF-16 units: two fit 814 bytes exactly, and then nothing more.
+    const bee = `<m>${"🐝".repeat(100)}</m>`;
+    const byBytes = { messages: 100, bytes: 814 };
+    expect(await s.storeOfflineWithin("carol@example.com", bee, byBytes)).not.toBeNull();
+    expect(await s.storeOfflineWithin("carol@example.com", bee, byBytes)).not.toBeNull();
+    expect(await s.storeOfflineWithin("carol@example.com", "<m></m>", byBytes)).toBeNull();
+    expect(await s.countOffline("carol@example.com")).toBe(2);
+
+    // Stores racing for the last places: exactly the quota is taken.
+    const racing = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => s.storeOfflineWithin("bob@example.com", `<m id='r${i}'/>`, { messages: 6, bytes: 1 << 20 })),
+    );
+    expect(racing.filter((id) => id !== null)).toHaveLength(5);
+    expect(await s.countOffline("bob@example.com")).toBe(6);
+    await expect(s.storeOfflineWithin("ghost@example.com", "<m/>", byCount)).rejects.toThrow(/no such account/);
+    await s.close();
+  });
+
+  it("loads the oldest offline messages a page at a time, bounded by count and bytes", async () => {
+    const s = await open();
+    const u = "alice@example.com";
+    await s.createAccount(u, creds);
+    expect(await s.loadOffline(u, { limit: 10, maxBytes: 100 })).toEqual([]);
+    const sizes = [40, 40, 40, 300, 20];
+    const ids: number[] = [];
+    for (const [i, n] of sizes.entries()) ids.push(await s.storeOffline(u, `<m i='${i}'>${"x".repeat(n - 13)}</m>`));
+    const page = async (limit: number, maxBytes?: number) => (await s.loadOffline(u, { limit, maxBytes })).map((m) => m.id);
+    expect(await page(2)).toEqual(ids.slice(0, 2));
+    expect(await page(10, 120)).toEqual(ids.slice(0, 3));
+    expect(await page(10, 119)).toEqual(ids.slice(0, 2));
+    // The first message comes whatever its size.
+    await s.deleteOffline(u, ids.slice(0, 3));
+    expect(await page(10, 100)).toEqual([ids[3]]);
+    expect(await page(10, 320)).toEqual(ids.slice(3));
+    await expect(s.loadOffline(u, { limit: 0 })).rejects.toThrow(RangeError);
+    await s.close();
+  });
+
   it("keeps an offline message's given storage time", async () => {
     const s = await open();
     await s.createAccount("alice@example.com", creds);
@@ -303,11 +354,11 @@ describe("the mysql store's indices", () => {
       // A login: credentials, roster, offline messages; then a message, presence, vCard, private XML and PEP.
       await s.getCredentials(u);
       await s.getRoster(u);
-      const offline = await s.loadOffline(u);
+      const offline = await s.loadOffline(u, { limit: 100, maxBytes: 512 * 1024 });
       await s.deleteOffline(u, offline.map((m) => m.id));
       await s.accountExists(contact);
       await s.getRosterItem(contact, u);
-      await s.storeOffline(contact, "<message/>");
+      await s.storeOfflineWithin(contact, "<message/>", { messages: 100, bytes: 1 << 20 });
       await s.countOffline(contact);
       await s.getVcard(u);
       await s.getPrivate(u, { namespace: "storage:bookmarks", name: "storage" });

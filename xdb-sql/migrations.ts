@@ -233,6 +233,27 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX pep_items_node_seq ON pep_items (user, node, seq)`,
     ],
   },
+  {
+    version: 3,
+    description: "offline messages with their size, for per-user quotas",
+    // The size in UTF-8 bytes, kept with the row so that a user's usage is
+    // summed from an index (user, id, bytes) without reading the messages.
+    // The new index starts with user, so the foreign key still has one when
+    // the old index goes.
+    sqlite: [
+      `ALTER TABLE offline ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0`,
+      `UPDATE offline SET bytes = LENGTH(CAST(xml AS BLOB))`,
+      `CREATE INDEX offline_user_bytes ON offline (user, id, bytes)`,
+      `DROP INDEX offline_user_id`,
+    ],
+    // One ALTER, so that a crash leaves either the old table or the new one.
+    mysql: [
+      `ALTER TABLE offline ADD COLUMN bytes BIGINT NOT NULL DEFAULT 0,
+        ADD INDEX offline_user_bytes (user, id, bytes), DROP INDEX offline_user_id`,
+      // LENGTH counts bytes in MySQL (CHAR_LENGTH counts characters).
+      `UPDATE offline SET bytes = LENGTH(xml)`,
+    ],
+  },
 ];
 
 /** Throws if versions are not exactly 1, 2, 3, …: a gap or reorder is a coding error. */

@@ -6,7 +6,7 @@ import mysql from "mysql2/promise";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
 import { credentialParams, credentialsOf, pepConfig, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
 import { StoreUnavailableError, isConnectionError } from "./store-errors.js";
-import { checkLength, type Credentials, type OfflineMessage, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { checkLength, pageLength, type Credentials, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 
 export interface MysqlOptions {
   host?: string;
@@ -247,12 +247,34 @@ export class MysqlStore implements Store {
   }
 
   async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
-    const sql = `INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`;
-    return (await this.runFor(user, sql, [user, xml, stored.getTime()])).insertId;
+    const sql = `INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`;
+    return (await this.runFor(user, sql, [user, xml, stored.getTime(), Buffer.byteLength(xml)])).insertId;
   }
 
-  async loadOffline(user: string): Promise<OfflineMessage[]> {
-    const rows = await this.rows(`SELECT id, xml, stored_at FROM offline WHERE user = ? ORDER BY id`, [user]);
+  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota): Promise<number | null> {
+    const bytes = Buffer.byteLength(xml);
+    return this.transaction(async (c) => {
+      // Locking the account's row makes two stores for one user count one after the other.
+      const [account] = await c.execute(`SELECT 1 FROM accounts WHERE user = ? FOR UPDATE`, [user]);
+      if ((account as Row[]).length === 0) throw new Error(`no such account: ${user}`);
+      const [usage] = await c.execute(`SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline WHERE user = ?`, [user]);
+      const used = (usage as Row[])[0]!;
+      if (Number(used.n) + 1 > quota.messages || Number(used.b) + bytes > quota.bytes) return null;
+      const [r] = await c.execute(`INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`, [user, xml, Date.now(), bytes]);
+      return (r as mysql.ResultSetHeader).insertId;
+    });
+  }
+
+  async loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]> {
+    const columns = `SELECT id, xml, stored_at FROM offline WHERE user = ?`;
+    let rows: Row[];
+    if (page) {
+      if (!Number.isSafeInteger(page.limit) || page.limit < 1) throw new RangeError(`bad page size ${page.limit}`);
+      // The limit is a checked integer in the text: MySQL 8 refuses LIMIT placeholders in prepared statements.
+      const sizes = await this.rows(`SELECT id, bytes FROM offline WHERE user = ? ORDER BY id LIMIT ${page.limit}`, [user]);
+      const n = pageLength(sizes.map((r) => Number(r.bytes)), page);
+      rows = n === 0 ? [] : await this.rows(`${columns} AND id <= ? ORDER BY id`, [user, sizes[n - 1]!.id]);
+    } else rows = await this.rows(`${columns} ORDER BY id`, [user]);
     return rows.map((r) => ({ id: Number(r.id), xml: String(r.xml), stored: new Date(Number(r.stored_at)) }));
   }
 

@@ -14,7 +14,7 @@ import {
   newerSchemaError,
 } from "./migrations.js";
 import { credentialParams, rosterParams, credentialsOf, rosterItem, pepConfig, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type PepItemRow, type RosterRow } from "./rows.js";
-import { checkLength, type Credentials, type OfflineMessage, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { checkLength, pageLength, type Credentials, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 
 /** How long a connection waits for another process's write lock. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -65,11 +65,20 @@ function prepareAll(db: Database.Database) {
     countRoster: db.prepare<[string], number>(`SELECT COUNT(*) FROM roster WHERE user = ?`).pluck(),
     deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
 
-    storeOffline: db.prepare<[string, string, number]>(
-      `INSERT INTO offline (user, xml, stored_at) VALUES (?, ?, ?)`,
+    storeOffline: db.prepare<[string, string, number, number]>(
+      `INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`,
+    ),
+    offlineUsage: db.prepare<[string], { messages: number; bytes: number }>(
+      `SELECT COUNT(*) AS messages, COALESCE(SUM(bytes), 0) AS bytes FROM offline WHERE user = ?`,
     ),
     loadOffline: db.prepare<[string], OfflineRow>(
       `SELECT id, xml, stored_at FROM offline WHERE user = ? ORDER BY id`,
+    ),
+    offlineSizes: db.prepare<[string, number], { id: number; bytes: number }>(
+      `SELECT id, bytes FROM offline WHERE user = ? ORDER BY id LIMIT ?`,
+    ),
+    loadOfflineUpTo: db.prepare<[string, number], OfflineRow>(
+      `SELECT id, xml, stored_at FROM offline WHERE user = ? AND id <= ? ORDER BY id`,
     ),
     // The user condition is what keeps one account from deleting another's mail.
     deleteOfflineOne: db.prepare<[string, number]>(`DELETE FROM offline WHERE user = ? AND id = ?`),
@@ -338,20 +347,32 @@ export class SqliteStore implements Store {
   }
 
   async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
-    try {
-      return Number(this.s.storeOffline.run(user, xml, stored.getTime()).lastInsertRowid);
-    } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
-      throw err;
-    }
+    return this.withAccount(user, () => Number(this.s.storeOffline.run(user, xml, stored.getTime(), Buffer.byteLength(xml)).lastInsertRowid));
   }
 
-  async loadOffline(user: string): Promise<OfflineMessage[]> {
-    return this.s.loadOffline.all(user).map((r) => ({
-      id: r.id,
-      xml: r.xml,
-      stored: new Date(r.stored_at),
-    }));
+  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota): Promise<number | null> {
+    const s = this.s;
+    const bytes = Buffer.byteLength(xml);
+    return this.withAccount(user, () =>
+      this.db
+        .transaction(() => {
+          const used = s.offlineUsage.get(user)!;
+          if (used.messages + 1 > quota.messages || used.bytes + bytes > quota.bytes) return null;
+          return Number(s.storeOffline.run(user, xml, Date.now(), bytes).lastInsertRowid);
+        })
+        .immediate(),
+    );
+  }
+
+  async loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]> {
+    let rows: OfflineRow[];
+    if (page) {
+      if (!Number.isSafeInteger(page.limit) || page.limit < 1) throw new RangeError(`bad page size ${page.limit}`);
+      const sizes = this.s.offlineSizes.all(user, page.limit);
+      const n = pageLength(sizes.map((r) => r.bytes), page);
+      rows = n === 0 ? [] : this.s.loadOfflineUpTo.all(user, sizes[n - 1]!.id);
+    } else rows = this.s.loadOffline.all(user);
+    return rows.map((r) => ({ id: r.id, xml: r.xml, stored: new Date(r.stored_at) }));
   }
 
   async deleteOffline(user: string, ids: number[]): Promise<void> {
@@ -465,9 +486,9 @@ export class SqliteStore implements Store {
   }
 
   /** Runs a write whose row needs the account, naming the account when it is missing. */
-  private withAccount(user: string, write: () => unknown): void {
+  private withAccount<T>(user: string, write: () => T): T {
     try {
-      write();
+      return write();
     } catch (err) {
       if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
       throw err;

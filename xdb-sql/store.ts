@@ -49,6 +49,33 @@ export interface OfflineMessage {
   stored: Date;
 }
 
+/** The most a user may hold in offline storage. */
+export interface OfflineQuota {
+  messages: number;
+  /** UTF-8 bytes of the stored XML, summed. */
+  bytes: number;
+}
+
+/**
+ * The oldest messages up to `limit`, stopping before the one that would take
+ * the page's XML over `maxBytes`; the first message always comes, whatever
+ * its size, so that a page is never empty while messages remain.
+ */
+export interface OfflinePage {
+  limit: number;
+  maxBytes?: number;
+}
+
+/** How many of the oldest messages, sized `bytes` (oldest first), make a page. */
+export function pageLength(bytes: readonly number[], page: OfflinePage): number {
+  let total = 0;
+  for (const [i, b] of bytes.entries()) {
+    total += b;
+    if (i > 0 && page.maxBytes !== undefined && total > page.maxBytes) return i;
+  }
+  return bytes.length;
+}
+
 export interface Store {
   /** The driver's name, for logs: "sqlite" or "mysql". */
   readonly kind: string;
@@ -84,10 +111,18 @@ export interface Store {
   putRosterItem(user: string, item: RosterItem): Promise<void>;
   deleteRosterItem(user: string, contact: string): Promise<void>;
 
-  // Offline messages, oldest first.
-  /** Stores a message for later; `stored` (default now) is what its XEP-0203 delay will say. */
+  // Offline messages, oldest first. Ids only grow: a newer message has a
+  // higher id than every message of any user stored before it.
+  /** Stores a message for later, whatever the user holds (imports); `stored` (default now) is what its XEP-0203 delay will say. */
   storeOffline(user: string, xml: string, stored?: Date): Promise<number>;
-  loadOffline(user: string): Promise<OfflineMessage[]>;
+  /**
+   * Stores a message unless the user would then hold more than the quota
+   * (messages, or UTF-8 bytes of XML): null then, and nothing is stored.
+   * The check and the insert are one transaction.
+   */
+  storeOfflineWithin(user: string, xml: string, quota: OfflineQuota): Promise<number | null>;
+  /** The user's messages, oldest first: all, or the oldest page. */
+  loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]>;
   deleteOffline(user: string, ids: number[]): Promise<void>;
   countOffline(user: string): Promise<number>;
 

@@ -13,6 +13,7 @@ export enum SessionOp {
   Rebuild = 9,
   Takeover = 10,
   Handoff = 11,
+  Written = 12,
 }
 
 export interface StartMeta {
@@ -55,6 +56,8 @@ export interface HandoffMeta {
   lengths?: number[];
   presence?: string | null;
   interested?: boolean;
+  /** For each unacknowledged stanza, in order: its DELIVER's `confirm`, 0 if it had none. */
+  confirms?: number[];
 }
 export interface StartedMeta {
   sid: string;
@@ -71,6 +74,20 @@ export interface SidMeta {
   rerouted?: boolean;
 }
 
+/** A stanza for the client (protocol §2.4 for `confirm` and `last`). */
+export interface DeliverMeta {
+  sid: string;
+  /** The stanza is an offline message the sm keeps until the c2s reports it delivered: its store id. */
+  confirm?: number;
+  /** The last stanza of a batch of offline messages: the sm sends no more until it hears of this one. */
+  last?: boolean;
+}
+/** c2s → sm: the offline messages of this session up to store id `confirm` reached the client. */
+export interface WrittenMeta {
+  sid: string;
+  confirm: number;
+}
+
 /** The meta object each op carries. */
 export interface SessionMetaByOp {
   [SessionOp.Start]: StartMeta;
@@ -78,12 +95,13 @@ export interface SessionMetaByOp {
   [SessionOp.StartFailed]: FailureMeta;
   [SessionOp.Stanza]: SidMeta;
   [SessionOp.End]: SidMeta;
-  [SessionOp.Deliver]: SidMeta;
+  [SessionOp.Deliver]: DeliverMeta;
   [SessionOp.Close]: FailureMeta;
   [SessionOp.Forward]: Record<string, never>;
   [SessionOp.Rebuild]: RebuildMeta;
   [SessionOp.Takeover]: TakeoverMeta;
   [SessionOp.Handoff]: HandoffMeta;
+  [SessionOp.Written]: WrittenMeta;
 }
 
 export type SessionMessage = {

@@ -69,11 +69,16 @@ export class RawStream {
     return written;
   }
 
-  /** Waits until the received text matches (or the socket closes, then throws if it never matched). */
-  async until(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  /**
+   * Waits until the received text matches, or the test passes (or the
+   * socket closes, then throws if it never matched). A test function may
+   * consume `received`: it runs at every chunk.
+   */
+  async until(pattern: RegExp | (() => boolean), timeoutMs = 10_000): Promise<string> {
+    const matches = typeof pattern === "function" ? pattern : () => pattern.test(this.received);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${this.received}`)), timeoutMs);
-      const test = () => pattern.test(this.received) || this.closed;
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${this.received.slice(-2000)}`)), timeoutMs);
+      const test = () => matches() || this.closed;
       const done = () => {
         clearTimeout(timer);
         resolve();
@@ -81,7 +86,7 @@ export class RawStream {
       if (test()) done();
       else this.waiters.push({ test, resolve: done });
     });
-    if (!pattern.test(this.received)) throw new Error(`stream closed without ${pattern}; got: ${this.received}`);
+    if (!matches()) throw new Error(`stream closed without ${pattern}; got: ${this.received.slice(-2000)}`);
     return this.received;
   }
 
@@ -115,6 +120,11 @@ export class RawStream {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /** Closes our side once what was sent has gone out; the peer may still write. */
+  end(): void {
+    this.socket.end();
   }
 }
 
