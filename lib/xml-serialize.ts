@@ -33,48 +33,49 @@ const ATTR_ESCAPES: Record<string, string> = {
 
 /** ` name='value'`, quoted with whichever quote the value does not hold (apostrophes if both or neither). */
 function attribute(name: string, value: string): string {
+  if (!ATTR_NEEDS.test(value)) return ` ${name}='${value}'`;
   const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
   const special = quote === "'" ? ATTR_SPECIAL_APOS : ATTR_SPECIAL_QUOT;
-  const escaped = ATTR_NEEDS.test(value) ? value.replace(special, (c) => ATTR_ESCAPES[c]!) : value;
-  return ` ${name}=${quote}${escaped}${quote}`;
-}
-
-function openTag(el: Element): string {
-  let out = `<${el.name}`;
-  const attrs = el.attrs as Record<string, unknown>;
-  for (const name in attrs) {
-    const value = attrs[name];
-    if (value === undefined || value === null) continue;
-    out += attribute(name, String(value));
-  }
-  return out;
+  return ` ${name}=${quote}${value.replace(special, (c) => ATTR_ESCAPES[c]!)}${quote}`;
 }
 
 /** An element and its children as XML; the stack is an array, not the call stack. */
 export function serialize(root: Element): string {
   let out = "";
-  // Each frame: an element whose start tag is written, and the index of its next child.
-  const stack: { el: Element; next: number }[] = [];
-  const enter = (el: Element): void => {
-    out += openTag(el);
-    if (el.children.length === 0) out += "/>";
-    else {
-      out += ">";
-      stack.push({ el, next: 0 });
+  // Open elements, and the index of each one's next child.
+  const open: Element[] = [];
+  const next: number[] = [];
+  let el: Element | undefined = root;
+  for (;;) {
+    if (el) {
+      out += `<${el.name}`;
+      const attrs = el.attrs as Record<string, unknown>;
+      for (const name in attrs) {
+        const value = attrs[name];
+        if (value !== undefined && value !== null) out += attribute(name, typeof value === "string" ? value : String(value));
+      }
+      if (el.children.length === 0) out += "/>";
+      else {
+        out += ">";
+        open.push(el);
+        next.push(0);
+      }
+      el = undefined;
     }
-  };
-  enter(root);
-  while (stack.length > 0) {
-    const frame = stack[stack.length - 1]!;
-    if (frame.next === frame.el.children.length) {
-      out += `</${frame.el.name}>`;
-      stack.pop();
+    const top = open.length - 1;
+    if (top < 0) return out;
+    const parent = open[top]!;
+    const i = next[top]!;
+    if (i === parent.children.length) {
+      out += `</${parent.name}>`;
+      open.pop();
+      next.pop();
       continue;
     }
-    const child = frame.el.children[frame.next++]!;
-    if (typeof child === "string") out += escapeText(child);
-    else if (typeof child === "object") enter(child as Element);
+    next[top] = i + 1;
+    const child = parent.children[i];
+    if (typeof child === "string") out += TEXT_NEEDS.test(child) ? child.replace(TEXT_SPECIAL, (c) => TEXT_ESCAPES[c]!) : child;
+    else if (typeof child === "object" && child !== null) el = child as Element;
     else out += escapeText(String(child));
   }
-  return out;
 }
