@@ -26,7 +26,7 @@ export interface C2sServer {
 
 export async function startC2s(config: Config, store: Store, log: Logger): Promise<C2sServer> {
   const c = config.c2s;
-  const secret = config.secrets[c.name];
+  const secret = config.secrets.get(c.name);
   if (!secret) throw new Error(`no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
   const tlsCredentials = await TlsCredentials.load(config, log);
   const capacity = c.capacity || c.max_connections;

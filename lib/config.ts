@@ -180,10 +180,13 @@ export interface Config {
   };
   xml: { max_depth: number; max_attributes: number; max_name_length: number };
   start: { c2s_count: number; sm_count: number; router_count: number; port_step: number };
-  /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
-  secrets: Record<string, string>;
+  /**
+   * Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml).
+   * Maps, not objects: a peer chooses the name looked up, and "constructor" must find nothing.
+   */
+  secrets: Map<string, string>;
   /** XEP-0114 component secrets by domain (the [components] table). */
-  components: Record<string, string>;
+  components: Map<string, string>;
   /** The file this was read from, if any. */
   file: string | null;
 }
@@ -278,8 +281,8 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   const config = out as unknown as Config;
   config.file = file ? path.resolve(file) : null;
   if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
-  config.secrets = { ...readSecretsFile(config.data_dir), ...((fromFile.secrets as Record<string, string>) ?? {}) };
-  config.components = (fromFile.components as Record<string, string>) ?? {};
+  config.secrets = new Map([...readSecretsFile(config.data_dir), ...secretTable(fromFile.secrets, `${file} [secrets]`)]);
+  config.components = secretTable(fromFile.components, `${file} [components]`);
   checkLimits(config);
   return config;
 }
@@ -312,10 +315,21 @@ export function secretsFile(dataDir: string): string {
   return path.join(dataDir, "secrets.toml");
 }
 
-function readSecretsFile(dataDir: string): Record<string, string> {
+function readSecretsFile(dataDir: string): Map<string, string> {
   const f = secretsFile(dataDir);
-  if (!fs.existsSync(f)) return {};
-  return parseToml(fs.readFileSync(f, "utf8")) as Record<string, string>;
+  if (!fs.existsSync(f)) return new Map();
+  return secretTable(parseToml(fs.readFileSync(f, "utf8")), f);
+}
+
+/** A table of secrets by name, its own entries only; every secret a non-empty string. */
+function secretTable(table: unknown, where: string): Map<string, string> {
+  if (table === undefined) return new Map();
+  if (typeof table !== "object" || table === null) throw new Error(`${where}: expected a table of secrets`);
+  const entries = Object.entries(table);
+  for (const [name, secret] of entries) {
+    if (typeof secret !== "string" || secret === "") throw new Error(`${where}: the secret of ${JSON.stringify(name)} must be a non-empty string`);
+  }
+  return new Map(entries as [string, string][]);
 }
 
 /** The documented defaults as a TOML file, for `xfarm config` and the README. */
