@@ -37,6 +37,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     doc: "Bytes waiting to be written on a link over which its writer stops reading what feeds it until it drains: a c2s stops reading its clients, an sm the router, the router the links whose frames go there.",
   },
   { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size, sm.max_pep_item_size and sm.max_private_item_size by 65536 bytes of headers." },
+  { key: "link.max_auth_frame", type: "integer", default: 65536, doc: "Largest frame in bytes the router reads from a link that has not authenticated yet (an AUTH takes a few hundred); a bigger one closes that link." },
 
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
   { key: "sm.c2s_grace", type: "integer", default: 10, doc: "Seconds an sm keeps the sessions of a front end missing from the member table before ending them." },
@@ -127,7 +128,7 @@ export interface Config {
   db: string;
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
-  link: { max_frame: number; high_water: number };
+  link: { max_frame: number; max_auth_frame: number; high_water: number };
   sm: {
     name: string;
     max_sessions_per_user: number;

@@ -16,6 +16,7 @@ export async function runRouter(config: Config): Promise<void> {
     log,
     maxFrame: config.link.max_frame,
     highWater: config.link.high_water,
+    maxAuthFrame: config.link.max_auth_frame,
     domains: config.domains,
   });
   let pair: RouterPair | null = null;
