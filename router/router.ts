@@ -17,11 +17,14 @@ import {
 import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
-import { Element } from "ltx";
+import type { Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
 import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type Member } from "../lib/link/member.js";
 import { parseJson } from "../lib/link/shape.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { badRequestText } from "../lib/stanza-rules.js";
+import { serialize } from "../lib/xml-serialize.js";
+import { errorReply, isError, type Condition } from "../sm/stanza.js";
 
 export interface RouterOptions {
   name: string;
@@ -116,13 +119,13 @@ export class Router {
 
   /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
   routeFromExternal(domain: string, stanza: Element, xml: string): void {
-    const to = parseJid(stanza.attrs.to ?? "");
-    const bounce = (condition: string, type = "cancel") => {
-      if (stanza.attrs.type === "error") return;
-      const err = new Element(stanza.name, { from: stanza.attrs.to, to: stanza.attrs.from, id: stanza.attrs.id, type: "error" });
-      err.c("error", { type }).c(condition, { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" });
-      this.externals.get(domain)?.(err.toString());
+    const bounce = (condition: Condition, text?: string) => {
+      if (!isError(stanza)) this.externals.get(domain)?.(serialize(errorReply(stanza, condition, text)));
     };
+    // The router is the first to read a component's stanza, so it is the one to answer a malformed one.
+    const malformed = badRequestText(stanza);
+    if (malformed) return bounce("bad-request", malformed);
+    const to = parseJid(stanza.attrs.to ?? "");
     if (!to) return bounce("jid-malformed");
     const component = this.externals.get(to.domain);
     if (component) return component(xml);
@@ -133,7 +136,7 @@ export class Router {
     if (!peer) return bounce("service-unavailable");
     const payload = encodeSessionPayload(SessionOp.Forward, {}, xml);
     // The sm would close its link on a frame over its limit: such a stanza is refused here.
-    if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint", "wait");
+    if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint");
     batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, payload));
   }
 
