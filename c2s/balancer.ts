@@ -4,7 +4,7 @@
 // logins aimed at one box spreads at once instead of all following the same
 // stale figure to the same peer.
 import type { C2sLoad } from "../lib/link/control.js";
-import type { Member } from "../lib/link/member.js";
+import type { C2sInfo, Member } from "../lib/link/member.js";
 
 export interface BalancerConfig {
   name: string;
@@ -17,18 +17,6 @@ export interface BalancerConfig {
   memorySeconds: number;
   /** Event-loop delay (ms) over which a front end counts as full. */
   maxLag: number;
-}
-
-/** What a front end announces in its link `info` (protocol §1.5). */
-export interface C2sInfo {
-  host: string;
-  port: number;
-  tlsPort: number;
-  weight: number;
-  capacity: number;
-  draining?: boolean;
-  /** When the process started (ms since the epoch), for `xfarm status`. */
-  started: number;
 }
 
 /** Where a client is sent: the front end, and the address it is told. */

@@ -4,11 +4,11 @@ import net from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
-import { SM_ADDRESS } from "../lib/link/member.js";
+import { SM_ADDRESS, type C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
-import { Balancer, type C2sInfo } from "./balancer.js";
+import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import { ClientConnection, routedAgain } from "./client-connection.js";
@@ -26,7 +26,7 @@ export interface C2sServer {
 
 export async function startC2s(config: Config, store: Store, log: Logger): Promise<C2sServer> {
   const c = config.c2s;
-  const secret = config.secrets[c.name];
+  const secret = config.secrets.get(c.name);
   if (!secret) throw new Error(`no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
   const tlsCredentials = await TlsCredentials.load(config, log);
   const capacity = c.capacity || c.max_connections;

@@ -23,6 +23,7 @@ import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
+import { badRequestText } from "../lib/stanza-rules.js";
 
 const MAX_SASL_ATTEMPTS = 3;
 /** Stanzas a client may send between asking to bind and being bound. */
@@ -474,6 +475,7 @@ export class ClientConnection implements Throttled {
   }
 
   private onPreBindIq(iq: Element): void {
+    if (badRequestText(iq)) return this.write(iqError(iq.attrs.id, "modify", "bad-request"));
     const type = iq.attrs.type;
     const bind = iq.getChild("bind", NS_BIND);
     if (type === "set" && bind) {
@@ -507,6 +509,12 @@ export class ClientConnection implements Throttled {
 
   private onStanza(el: Element): void {
     if (this.ack) this.ack.inbound++;
+    el.attrs.from = this.jid!;
+    const malformed = badRequestText(el);
+    if (malformed) {
+      this.deliver(stanzaErrorReply(el, "modify", "bad-request", malformed));
+      return;
+    }
     if (el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION) && !el.attrs.to) {
       // RFC 3921's session establishment: a no-op kept for old clients (RFC 6121 Appendix E).
       this.deliver(`<iq type='result' id='${escapeXML(el.attrs.id ?? "")}'/>`);
@@ -516,7 +524,6 @@ export class ClientConnection implements Throttled {
       this.deliver(iqError(el.attrs.id, "cancel", "not-allowed"));
       return;
     }
-    el.attrs.from = this.jid!;
     if (el.attrs.to !== undefined && !parseJid(el.attrs.to)) {
       delete el.attrs.xmlns;
       this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
@@ -923,8 +930,9 @@ function smFailed(condition: string): string {
 }
 
 /** A stanza error sent back to the client itself (RFC 6120 §8.3). */
-function stanzaErrorReply(el: Element, type: string, condition: string): string {
+function stanzaErrorReply(el: Element, type: string, condition: string, text?: string): string {
   const id = el.attrs.id === undefined ? "" : ` id='${escapeXML(el.attrs.id)}'`;
   const to = el.attrs.from ? ` to='${escapeXML(el.attrs.from)}'` : "";
-  return `<${el.name} type='error'${id}${to}><error type='${type}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></${el.name}>`;
+  const why = text ? `<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>${escapeXMLText(text)}</text>` : "";
+  return `<${el.name} type='error'${id}${to}><error type='${type}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>${why}</error></${el.name}>`;
 }

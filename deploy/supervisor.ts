@@ -63,14 +63,14 @@ export function farmChildren(config: Config): ChildSpec[] {
 
 /** Generates a link secret for every component that has none, kept in <data_dir>/secrets.toml. */
 function ensureSecrets(config: Config, names: string[], log: Logger): void {
-  const missing = names.filter((n) => !config.secrets[n]);
+  const missing = names.filter((n) => !config.secrets.get(n));
   if (missing.length === 0) return;
   const file = secretsFile(config.data_dir);
   const existing = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
   const added: Record<string, string> = {};
   for (const n of missing) added[n] = randomBytes(24).toString("base64url");
   fs.writeFileSync(file, existing + stringify(added) + "\n", { mode: 0o600 });
-  Object.assign(config.secrets, added);
+  for (const [n, secret] of Object.entries(added)) config.secrets.set(n, secret);
   log.info({ file, components: missing }, "generated link secrets");
 }
 

@@ -37,6 +37,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     doc: "Bytes waiting to be written on a link over which its writer stops reading what feeds it until it drains: a c2s stops reading its clients, an sm the router, the router the links whose frames go there.",
   },
   { key: "link.max_frame", type: "integer", default: 1048576, doc: "Largest link frame in bytes; must exceed c2s.max_stanza_size, sm.max_pep_item_size and sm.max_private_item_size by 65536 bytes of headers." },
+  { key: "link.max_auth_frame", type: "integer", default: 65536, doc: "Largest frame in bytes the router reads from a link that has not authenticated yet (an AUTH takes a few hundred); a bigger one closes that link." },
 
   { key: "sm.name", type: "string", default: "sm-1", doc: "This session manager's component name (its secret is secrets.<name>)." },
   { key: "sm.c2s_grace", type: "integer", default: 10, doc: "Seconds an sm keeps the sessions of a front end missing from the member table before ending them." },
@@ -127,7 +128,7 @@ export interface Config {
   db: string;
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
-  link: { max_frame: number; high_water: number };
+  link: { max_frame: number; max_auth_frame: number; high_water: number };
   sm: {
     name: string;
     max_sessions_per_user: number;
@@ -180,10 +181,13 @@ export interface Config {
   };
   xml: { max_depth: number; max_attributes: number; max_name_length: number };
   start: { c2s_count: number; sm_count: number; router_count: number; port_step: number };
-  /** Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml). */
-  secrets: Record<string, string>;
+  /**
+   * Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml).
+   * Maps, not objects: a peer chooses the name looked up, and "constructor" must find nothing.
+   */
+  secrets: Map<string, string>;
   /** XEP-0114 component secrets by domain (the [components] table). */
-  components: Record<string, string>;
+  components: Map<string, string>;
   /** The file this was read from, if any. */
   file: string | null;
 }
@@ -278,8 +282,8 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   const config = out as unknown as Config;
   config.file = file ? path.resolve(file) : null;
   if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
-  config.secrets = { ...readSecretsFile(config.data_dir), ...((fromFile.secrets as Record<string, string>) ?? {}) };
-  config.components = (fromFile.components as Record<string, string>) ?? {};
+  config.secrets = new Map([...readSecretsFile(config.data_dir), ...secretTable(fromFile.secrets, `${file} [secrets]`)]);
+  config.components = secretTable(fromFile.components, `${file} [components]`);
   checkLimits(config);
   return config;
 }
@@ -312,10 +316,21 @@ export function secretsFile(dataDir: string): string {
   return path.join(dataDir, "secrets.toml");
 }
 
-function readSecretsFile(dataDir: string): Record<string, string> {
+function readSecretsFile(dataDir: string): Map<string, string> {
   const f = secretsFile(dataDir);
-  if (!fs.existsSync(f)) return {};
-  return parseToml(fs.readFileSync(f, "utf8")) as Record<string, string>;
+  if (!fs.existsSync(f)) return new Map();
+  return secretTable(parseToml(fs.readFileSync(f, "utf8")), f);
+}
+
+/** A table of secrets by name, its own entries only; every secret a non-empty string. */
+function secretTable(table: unknown, where: string): Map<string, string> {
+  if (table === undefined) return new Map();
+  if (typeof table !== "object" || table === null) throw new Error(`${where}: expected a table of secrets`);
+  const entries = Object.entries(table);
+  for (const [name, secret] of entries) {
+    if (typeof secret !== "string" || secret === "") throw new Error(`${where}: the secret of ${JSON.stringify(name)} must be a non-empty string`);
+  }
+  return new Map(entries as [string, string][]);
 }
 
 /** The documented defaults as a TOML file, for `xfarm config` and the README. */

@@ -9,11 +9,16 @@ import { escapeXML } from "ltx";
 import type { Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
+import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
+import { nameShape } from "../lib/link/member.js";
 import { serialize } from "../lib/xml-serialize.js";
 import { NS_COMPONENT, XmlStream, type XmlLimits } from "../lib/xml-stream.js";
 
 const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+const STANZA_NAMES: ReadonlySet<string> = new Set(["message", "presence", "iq"]);
+/** Streams refused before the handshake write one log line per this interval; the next line counts the rest. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ExternalComponentsOptions {
   host: string;
@@ -33,7 +38,8 @@ export interface ExternalComponentsOptions {
 }
 
 export async function listenExternalComponents(opts: ExternalComponentsOptions): Promise<net.Server> {
-  const server = net.createServer((socket) => accept(socket, opts));
+  const refusals = new LogThrottle(REFUSAL_LOG_INTERVAL_MS);
+  const server = net.createServer((socket) => accept(socket, opts, refusals));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => resolve());
@@ -42,13 +48,15 @@ export async function listenExternalComponents(opts: ExternalComponentsOptions):
   return server;
 }
 
-function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
+function accept(socket: net.Socket, opts: ExternalComponentsOptions, refusals: LogThrottle): void {
   const log = opts.log.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
   const id = randomBytes(8).toString("hex");
   let domain: string | null = null;
   let authenticated = false;
   const fail = (condition: string, text: string) => {
-    log.warn({ component: domain, condition, text }, "component stream error");
+    // Before the handshake, anyone may fail as often as they like: those lines are thinned out.
+    const unlogged = authenticated ? 0 : refusals.take();
+    if (unlogged !== null) log.warn({ component: clipForLog(domain), condition, text, unlogged }, "component stream error");
     socket.end(`<stream:error><${condition} xmlns='${NS_STREAMS_ERR}'/><text xmlns='${NS_STREAMS_ERR}'>${escapeXML(text)}</text></stream:error></stream:stream>`);
     stream.stop();
   };
@@ -57,13 +65,15 @@ function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
     opts.limits.unauthenticated,
     {
       header: (h) => {
-        domain = h.to?.toLowerCase() ?? null;
+        const to = parseJid(h.to ?? "");
+        // A bare domain that fits a ROUTE header, since the sms address the component by it (protocol §1.4).
+        domain = to && !to.local && !to.resource && nameShape(to.domain) ? to.domain : null;
         socket.write(
           `<?xml version='1.0'?><stream:stream xmlns='${NS_COMPONENT}' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${escapeXML(domain ?? "")}'>`,
         );
-        if (!domain || opts.secretOf(domain) === undefined) fail("host-unknown", `no component is configured for ${domain ?? "(no to)"}`);
+        if (!domain || opts.secretOf(domain) === undefined) fail("host-unknown", "no component is configured for that domain");
       },
-      element: (el) => {
+      element: (el, uri) => {
         if (!authenticated) {
           if (el.name !== "handshake") return fail("not-authorized", "send <handshake/> first");
           const expected = createHash("sha1").update(id + opts.secretOf(domain!)).digest("hex");
@@ -89,24 +99,31 @@ function accept(socket: net.Socket, opts: ExternalComponentsOptions): void {
           log.info({ component: domain }, "component connected");
           return;
         }
+        if (uri !== NS_COMPONENT || !STANZA_NAMES.has(el.name)) return fail("unsupported-stanza-type", "only message, presence and iq are routed");
         const from = parseJid(el.attrs.from ?? "");
-        // A component may only speak for its own domain and JIDs under it.
-        if (!from || (from.domain !== domain && !from.domain.endsWith(`.${domain}`))) {
-          return fail("invalid-from", `'from' must be at ${domain}`);
-        }
+        // A component speaks for its own domain and the JIDs at it, nothing else (not even a subdomain).
+        if (!from || from.domain !== domain) return fail("invalid-from", `'from' must be ${domain} or a JID at it`);
         const xml = serialize(el);
         // The size limit counts what is passed on, escaping included (a link frame must hold it).
         if (Buffer.byteLength(xml) > opts.limits.authenticated.maxStanza) {
           return fail("policy-violation", `stanza larger than ${opts.limits.authenticated.maxStanza} bytes`);
         }
-        opts.route(domain!, el, xml);
+        opts.route(domain, el, xml);
       },
       end: () => socket.end("</stream:stream>"),
       error: (err) => fail(err.condition, err.message),
     },
     NS_COMPONENT,
   );
-  socket.on("data", (chunk: Buffer) => stream.write(chunk));
+  socket.on("data", (chunk: Buffer) => {
+    try {
+      stream.write(chunk);
+    } catch (err) {
+      // Whatever fails while handling a component's bytes (routing its stanza included) costs it its stream, never the router.
+      log.error({ err, component: domain }, "handling a component's data failed; ending its stream");
+      fail("internal-server-error", "the router could not handle that");
+    }
+  });
   socket.on("error", (err) => log.debug({ err: err.message }, "component socket error"));
   socket.on("close", () => {
     clearTimeout(timer);

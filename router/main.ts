@@ -12,15 +12,16 @@ export async function runRouter(config: Config): Promise<void> {
     name: config.router.name,
     host: config.router.host,
     port: config.router.port,
-    secretOf: (name) => config.secrets[name],
+    secretOf: (name) => config.secrets.get(name),
     log,
     maxFrame: config.link.max_frame,
     highWater: config.link.high_water,
+    maxAuthFrame: config.link.max_auth_frame,
     domains: config.domains,
   });
   let pair: RouterPair | null = null;
   if (config.router.peer) {
-    const secret = config.secrets[config.router.name];
+    const secret = config.secrets.get(config.router.name);
     if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
     pair = new RouterPair({ router, name: config.router.name, peer: config.router.peer, secret, electionMs: config.router.election * 1000, log });
     pair.start();
@@ -30,7 +31,7 @@ export async function runRouter(config: Config): Promise<void> {
     ? await listenExternalComponents({
         host: config.router.component_host,
         port: config.router.component_port,
-        secretOf: (domain) => config.components[domain],
+        secretOf: (domain) => config.components.get(domain),
         maxUnread: config.link.high_water,
         limits: {
           unauthenticated: xmlLimits(config.xml, config.c2s.max_stanza_size_unauthenticated),

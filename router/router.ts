@@ -3,15 +3,28 @@
 // parses a stanza (ARCHITECTURE.md principle 1).
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
-import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
-import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
+import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
+import { LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
+import {
+  LOADS_INTERVAL_MS,
+  PING_INTERVAL_MS,
+  SILENCE_LIMIT_MS,
+  parseControl,
+  type C2sLoad,
+  type ControlMessage,
+  type StatusEntry,
+} from "../lib/link/control.js";
 import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
-import { Element } from "ltx";
+import type { Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
-import { SM_ADDRESS, rendezvousOwner, type Member } from "../lib/link/member.js";
+import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type Member } from "../lib/link/member.js";
+import { parseJson } from "../lib/link/shape.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { badRequestText } from "../lib/stanza-rules.js";
+import { serialize } from "../lib/xml-serialize.js";
+import { errorReply, isError, type Condition } from "../sm/stanza.js";
 
 export interface RouterOptions {
   name: string;
@@ -23,11 +36,18 @@ export interface RouterOptions {
   maxFrame?: number;
   /** Bytes waiting on a link over which the links feeding it are not read (protocol §1.10). */
   highWater?: number;
+  /** Largest frame read before a link authenticated: a stranger gets no MiB buffered. */
+  maxAuthFrame?: number;
   /** The domains the farm serves: stanzas from external components to them go to the sms. */
   domains: string[];
 }
 
 const AUTH_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_AUTH_FRAME = 64 * 1024;
+/** Refused links write one log line per this interval; the next line counts the rest. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+/** What a refused link is told when its name is unknown or its proof wrong, alike, so a prober cannot tell configured names. */
+export const AUTH_FAILED = "authentication failed";
 
 interface Peer {
   socket: net.Socket;
@@ -64,6 +84,9 @@ export class Router {
   private readonly routerPeers = new Set<net.Socket>();
   /** XEP-0114 components by domain: how to write to each. */
   private readonly externals = new Map<string, (xml: Buffer | string) => void>();
+  private readonly refusals = new LogThrottle(REFUSAL_LOG_INTERVAL_MS);
+  /** Stands in for the secret of an unknown name, so its refusal costs the same HMAC as a wrong secret's. */
+  private readonly decoySecret = newNonce();
 
   constructor(private readonly opts: RouterOptions) {}
 
@@ -96,13 +119,13 @@ export class Router {
 
   /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
   routeFromExternal(domain: string, stanza: Element, xml: string): void {
-    const to = parseJid(stanza.attrs.to ?? "");
-    const bounce = (condition: string, type = "cancel") => {
-      if (stanza.attrs.type === "error") return;
-      const err = new Element(stanza.name, { from: stanza.attrs.to, to: stanza.attrs.from, id: stanza.attrs.id, type: "error" });
-      err.c("error", { type }).c(condition, { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" });
-      this.externals.get(domain)?.(err.toString());
+    const bounce = (condition: Condition, text?: string) => {
+      if (!isError(stanza)) this.externals.get(domain)?.(serialize(errorReply(stanza, condition, text)));
     };
+    // The router is the first to read a component's stanza, so it is the one to answer a malformed one.
+    const malformed = badRequestText(stanza);
+    if (malformed) return bounce("bad-request", malformed);
+    const to = parseJid(stanza.attrs.to ?? "");
     if (!to) return bounce("jid-malformed");
     const component = this.externals.get(to.domain);
     if (component) return component(xml);
@@ -113,7 +136,7 @@ export class Router {
     if (!peer) return bounce("service-unavailable");
     const payload = encodeSessionPayload(SessionOp.Forward, {}, xml);
     // The sm would close its link on a frame over its limit: such a stanza is refused here.
-    if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint", "wait");
+    if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint");
     batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, payload));
   }
 
@@ -145,12 +168,12 @@ export class Router {
     socket.setNoDelay(true);
     const peerAddr = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.opts.log.child({ peer: peerAddr });
-    const reader = new FrameReader(this.opts.maxFrame ?? DEFAULT_MAX_FRAME);
+    const reader = new FrameReader(Math.min(this.opts.maxAuthFrame ?? DEFAULT_MAX_AUTH_FRAME, this.opts.maxFrame ?? DEFAULT_MAX_FRAME));
     const nonce = newNonce();
     let peer: Peer | null = null;
     this.pending.add(socket);
     const authTimer = setTimeout(() => {
-      log.warn("component did not authenticate in time; closing");
+      this.logRefusal(log, { reason: "no AUTH in time" });
       socket.destroy();
     }, AUTH_TIMEOUT_MS);
     const hello: HelloBody = { v: LINK_VERSION, router: this.opts.name, nonce, started: this.started };
@@ -167,11 +190,14 @@ export class Router {
             if (peer) {
               clearTimeout(authTimer);
               this.pending.delete(socket);
+              reader.maxFrame = this.opts.maxFrame ?? DEFAULT_MAX_FRAME;
             }
           }
         }
       } catch (err) {
-        log.error({ err: (err as Error).message, component: peer?.member.name }, "link protocol error; closing");
+        // Whatever a linked process sends, the worst it costs is its own link.
+        if (peer) log.error({ err: (err as Error).message, component: peer.member.name }, "link protocol error; closing");
+        else this.logRefusal(log, { reason: (err as Error).message });
         socket.destroy();
       }
     });
@@ -189,26 +215,40 @@ export class Router {
     });
   }
 
+  /** A stranger's failure is logged now and then, however many come: a line each would be theirs to write. */
+  private logRefusal(log: Logger, fields: { component?: string; role?: string; reason: string }): void {
+    const unlogged = this.refusals.take();
+    if (unlogged !== null) log.warn({ ...fields, component: clipForLog(fields.component), unlogged }, "refused a link");
+  }
+
   private authenticate(frame: Frame, socket: net.Socket, nonce: string, log: Logger): Peer | null {
     if (frame.type !== FrameType.Auth) throw new Error(`expected AUTH, got frame type ${frame.type}`);
-    const auth = JSON.parse(frame.body.toString("utf8")) as AuthBody;
-    const refuse = (reason: string) => {
-      log.error({ component: auth.name, role: auth.role }, `refused component link: ${reason}`);
+    let offered: { component?: string; role?: string } = {};
+    const refuse = (reason: string, why = reason) => {
+      this.logRefusal(log, { ...offered, reason: why });
       socket.end(encodeJsonFrame(FrameType.Refused, { reason }));
       return null;
     };
-    if (auth.v !== LINK_VERSION) return refuse(`unsupported link version ${auth.v}`);
-    if (auth.role !== "c2s" && auth.role !== "sm" && auth.role !== "admin" && auth.role !== "router") return refuse(`unknown role "${auth.role}"`);
-    if (!this.active && (auth.role === "c2s" || auth.role === "sm")) return refuse("this router is passive; link to the active one");
-    const secret = this.opts.secretOf(auth.name);
-    if (secret === undefined) return refuse(`no secret is configured for component "${auth.name}"`);
-    if (!proofsEqual(auth.proof, linkProof("component", secret, nonce, auth.nonce, auth.name, auth.role))) {
-      return refuse(`wrong secret for component "${auth.name}"`);
+    let auth: AuthBody;
+    try {
+      auth = parseJson(frame.body, authShape, "AUTH");
+    } catch (err) {
+      return refuse((err as Error).message);
     }
+    offered = { component: auth.name, role: auth.role };
+    if (auth.v !== LINK_VERSION) return refuse(`unsupported link version ${auth.v}`);
+    if (!this.active && (auth.role === "c2s" || auth.role === "sm")) return refuse("this router is passive; link to the active one");
+    const secret = nameShape(auth.name) ? this.opts.secretOf(auth.name) : undefined;
+    // Computed for an unknown name too, against a decoy: both refusals take the same time and say the same.
+    const expected = linkProof("component", secret ?? this.decoySecret, nonce, auth.nonce, auth.name, auth.role);
+    if (secret === undefined) return refuse(AUTH_FAILED, "no secret is configured for this name");
+    if (!proofsEqual(auth.proof, expected)) return refuse(AUTH_FAILED, "wrong secret");
+    // Only now, with the secret proven, may the answer depend on the name.
+    if (!infoFits(auth.role, auth.info)) return refuse(`malformed info for a ${auth.role}`);
     const admin = auth.role === "admin" || auth.role === "router";
-    if (!admin && this.peers.has(auth.name)) return refuse(`a component named "${auth.name}" is already linked`);
+    if (!admin && (this.peers.has(auth.name) || this.externals.has(auth.name))) return refuse(`a component named "${auth.name}" is already linked`);
     // An admin link is a tool's (xfarm status): it is answered, never routed to nor listed.
-    const member: Member = { name: auth.name, role: auth.role as Member["role"], info: auth.info ?? {} };
+    const member: Member = { name: auth.name, role: auth.role as Member["role"], info: auth.info };
     const peer: Peer = { socket, member, lastHeard: Date.now(), linkedAt: Date.now(), stalledOn: null, stalling: null };
     socket.on("drain", () => this.unstall(peer));
     if (!admin) this.peers.set(auth.name, peer);
@@ -256,7 +296,7 @@ export class Router {
       return;
     }
     if (frame.type !== FrameType.Control) throw new Error(`unexpected frame type ${frame.type}`);
-    const msg = JSON.parse(frame.body.toString("utf8")) as ControlMessage;
+    const msg = parseControl(frame.body);
     const reply = (m: ControlMessage): void => void peer.socket.write(encodeJsonFrame(FrameType.Control, m));
     const isAdmin = this.peers.get(peer.member.name) !== peer;
     switch (msg.op) {
@@ -275,6 +315,8 @@ export class Router {
         return;
       case "info":
         if (isAdmin) return;
+        // Passed on to every process in `members`: what one sends must not break the others.
+        if (!infoFits(peer.member.role, msg.info)) throw new Error(`malformed info for a ${peer.member.role}`);
         peer.member = { ...peer.member, info: msg.info };
         this.opts.log.info({ component: peer.member.name, info: msg.info }, "component info changed");
         return this.membersChanged();
@@ -320,9 +362,9 @@ export class Router {
 
   /** The load table, every front end's last report (zero until its first). */
   loadTable(): Record<string, C2sLoad> {
-    const table: Record<string, C2sLoad> = {};
-    for (const p of this.peers.values()) if (p.member.role === "c2s") table[p.member.name] = this.loads.get(p.member.name) ?? NO_LOAD;
-    return table;
+    const c2s = [...this.peers.values()].filter((p) => p.member.role === "c2s");
+    // fromEntries: every name an own property, "__proto__" too.
+    return Object.fromEntries(c2s.map((p) => [p.member.name, this.loads.get(p.member.name) ?? NO_LOAD]));
   }
 
   private shareLoads(): void {

@@ -82,8 +82,7 @@ port = ${base}
 addresses = ["127.0.0.1:${base}"]
 component_port = ${base + 3}
 
-[components]
-${table(opts.components)}
+${opts.components ? `[components]\n${table(opts.components)}` : "# no [components] table, as in a plain `npm start`"}
 
 [sm]
 ${table(opts.sm)}

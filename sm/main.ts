@@ -10,7 +10,7 @@ import { SessionManager } from "./session-manager.js";
 export async function runSm(config: Config): Promise<void> {
   const name = config.sm.name;
   const log = createLogger(name, config.log_level);
-  const secret = config.secrets[name];
+  const secret = config.secrets.get(name);
   if (!secret) throw new Error(`no link secret for component "${name}": set secrets."${name}" in the config`);
   const store = await openStore(config.db);
   log.info({ store: describeStore(config.db) }, "store open");

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { clone, parse, type Element } from "ltx";
 import { bare, bareOf, full, parseJid, type Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
+import { LogThrottle } from "../lib/log-bounds.js";
 import { randomHex } from "../lib/random.js";
 import { SM_ADDRESS, type Member, type RoutePort } from "../lib/link/member.js";
 import {
@@ -68,6 +69,8 @@ const MODULES: SmModule[] = [
 
 /** The text of the error that answers a stanza refused by a full queue. */
 const QUEUE_FULL = "too many stanzas are waiting for this account; try again later";
+/** Malformed session payloads write one log line per this interval; the next line counts the rest. */
+const BAD_PAYLOAD_LOG_INTERVAL_MS = 10_000;
 
 /** How long request() waits for an answer by default. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -111,6 +114,7 @@ export class SessionManager {
   private readonly c2sStarted = new Map<string, unknown>();
   /** Domains of the linked XEP-0114 components, reached through the router. */
   private components = new Set<string>();
+  private readonly badPayloads = new LogThrottle(BAD_PAYLOAD_LOG_INTERVAL_MS);
 
   constructor(opts: SessionManagerOptions) {
     this.name = opts.name;
@@ -363,11 +367,13 @@ export class SessionManager {
     return this.queue.idle();
   }
 
+  /** The session message in a payload; null, with a line now and then, for one a peer got wrong. */
   private decode(payload: Buffer, peer: string): SessionMessage | null {
     try {
       return decodeSessionPayload(payload);
     } catch (err) {
-      this.log.warn({ err, peer }, "bad session payload");
+      const unlogged = this.badPayloads.take();
+      if (unlogged !== null) this.log.warn({ err: (err as Error).message, peer, unlogged }, "bad session payload dropped");
       return null;
     }
   }

@@ -29,7 +29,23 @@ describe("config", () => {
     expect(c.c2s.require_tls).toBe(false);
     expect(c.domains).toEqual(["a.example", "b.example"]);
     expect(c.sm.name).toBe("sm-9");
-    expect(c.secrets["c2s-1"]).toBe("abc");
+    expect(c.secrets.get("c2s-1")).toBe("abc");
+  });
+
+  it("finds no secret for a name that Object.prototype has, with or without the tables", () => {
+    const names = ["constructor", "__proto__", "toString", "hasOwnProperty"];
+    const bare = loadConfig(null, {});
+    const tables = loadConfig(tmpFile(`[secrets]\n"c2s-1" = "abc"\n[components]\n"muc.localhost" = "m"\n`), {});
+    for (const c of [bare, tables]) {
+      for (const name of names) {
+        expect(c.secrets.get(name)).toBeUndefined();
+        expect(c.components.get(name)).toBeUndefined();
+      }
+    }
+    expect(tables.components.get("muc.localhost")).toBe("m");
+    // A table entry named like a prototype property is an entry like any other.
+    expect(loadConfig(tmpFile(`[components]\n"__proto__" = "p"\n`), {}).components.get("__proto__")).toBe("p");
+    expect(() => loadConfig(tmpFile(`[components]\n"muc.localhost" = 5\n`), {})).toThrow(/secret of "muc.localhost" must be a non-empty string/);
   });
 
   it("refuses unknown keys and values of the wrong type, naming them", () => {

@@ -15,6 +15,8 @@ import { Router } from "../router/router.js";
 
 const SECRETS: Record<string, string> = { "c2s-1": "s3cret-c2s", "sm-1": "s3cret-sm" };
 const HIGH_WATER = 256 * 1024;
+/** A front end's info has the fields of protocol §1.5, or the router refuses the link. */
+const C2S_INFO = { host: "localhost", port: 5222, tlsPort: 5223, weight: 1, capacity: 100, started: 1 };
 const quiet = pino({ level: "silent" });
 
 const until = async (cond: () => boolean, ms = 10_000) => {
@@ -38,7 +40,7 @@ async function handLinkedSm(port: number): Promise<{ socket: net.Socket; frames:
         if (frame.type === FrameType.Hello) {
           const hello = JSON.parse(frame.body.toString()) as HelloBody;
           const proof = linkProof("component", SECRETS["sm-1"]!, hello.nonce, nonce, "sm-1", "sm");
-          socket.write(encodeJsonFrame(FrameType.Auth, { v: LINK_VERSION, name: "sm-1", role: "sm", nonce, proof, info: {} }));
+          socket.write(encodeJsonFrame(FrameType.Auth, { v: LINK_VERSION, name: "sm-1", role: "sm", nonce, proof, info: { started: 1 } }));
         } else if (frame.type === FrameType.Welcome) resolve();
         else if (frame.type === FrameType.Route) {
           const h = decodeRouteHeader(frame.body);
@@ -62,7 +64,7 @@ describe("link backpressure", () => {
     cleanup.push(() => router.close());
     const sm = await handLinkedSm(port);
     cleanup.push(() => sm.socket.destroy());
-    const c2s = new LinkClient({ name: "c2s-1", role: "c2s", secret: SECRETS["c2s-1"]!, routers: [`127.0.0.1:${port}`], info: {}, log: quiet, highWater: HIGH_WATER });
+    const c2s = new LinkClient({ name: "c2s-1", role: "c2s", secret: SECRETS["c2s-1"]!, routers: [`127.0.0.1:${port}`], info: C2S_INFO, log: quiet, highWater: HIGH_WATER });
     c2s.start();
     cleanup.push(() => c2s.stop());
     await until(() => c2s.connected && c2s.members.some((m) => m.name === "sm-1"));

@@ -19,7 +19,16 @@ function capturingLogger(proc: string) {
   return { log: pino({ level: "debug", base: { proc } }, sink), lines };
 }
 
-const SECRETS: Record<string, string> = { "c2s-1": "s3cret-c2s", "sm-1": "s3cret-sm", "sm-2": "s3cret-sm2" };
+const SECRETS = new Map([
+  ["c2s-1", "s3cret-c2s"],
+  ["sm-1", "s3cret-sm"],
+  ["sm-2", "s3cret-sm2"],
+]);
+/** The `info` each role must give (protocol §1.5). */
+const INFO = {
+  c2s: { host: "localhost", port: 5222, tlsPort: 5223, weight: 1, capacity: 100, started: 1 },
+  sm: { started: 1 },
+};
 
 const until = async (cond: () => boolean, ms = 5000) => {
   const end = Date.now() + ms;
@@ -37,15 +46,15 @@ describe("component links", () => {
 
   async function router(port = 0) {
     const cap = capturingLogger("router");
-    const r = new Router({ name: "router-1", host: "127.0.0.1", port, secretOf: (n) => SECRETS[n], log: cap.log, domains: ["localhost"] });
+    const r = new Router({ name: "router-1", host: "127.0.0.1", port, secretOf: (n) => SECRETS.get(n), log: cap.log, domains: ["localhost"] });
     const addr = await r.listen();
     cleanup.push(() => r.close());
     return { r, port: addr.port, lines: cap.lines };
   }
 
-  function client(name: string, role: "c2s" | "sm", port: number, secret = SECRETS[name]!) {
+  function client(name: string, role: "c2s" | "sm", port: number, secret = SECRETS.get(name)!) {
     const cap = capturingLogger(name);
-    const c = new LinkClient({ name, role, secret, routers: [`127.0.0.1:${port}`], info: {}, log: cap.log });
+    const c = new LinkClient({ name, role, secret, routers: [`127.0.0.1:${port}`], info: INFO[role], log: cap.log });
     c.start();
     cleanup.push(() => c.stop());
     return { c, lines: cap.lines };
@@ -74,18 +83,39 @@ describe("component links", () => {
     const { port, lines } = await router();
     const bad = client("c2s-1", "c2s", port, "not-the-secret");
     await until(() => bad.lines.some((l) => l.msg === "router refused this component's link"));
-    expect(bad.lines.find((l) => l.msg === "router refused this component's link")).toMatchObject({ reason: 'wrong secret for component "c2s-1"' });
-    expect(lines.find((l) => String(l.msg).startsWith("refused component link"))).toMatchObject({
-      msg: 'refused component link: wrong secret for component "c2s-1"',
-      component: "c2s-1",
-    });
+    expect(bad.lines.find((l) => l.msg === "router refused this component's link")).toMatchObject({ reason: "authentication failed" });
+    expect(lines.find((l) => l.msg === "refused a link")).toMatchObject({ component: "c2s-1", role: "c2s", reason: "wrong secret", unlogged: 0 });
     expect(bad.c.connected).toBe(false);
   });
 
-  it("refuses an unknown component name", async () => {
+  it("refuses an unknown name in the same words, and logs a flood of refusals as one line", async () => {
     const { port, lines } = await router();
-    client("stranger", "sm", port, "whatever");
-    await until(() => lines.some((l) => l.msg === 'refused component link: no secret is configured for component "stranger"'));
+    const names = ["stranger", "constructor", "__proto__", "x".repeat(300)];
+    const clients = names.map((name) => client(name, "sm", port, "whatever"));
+    await until(() => clients.every((c) => c.lines.some((l) => l.msg === "router refused this component's link")));
+    for (const c of clients) expect(c.lines.find((l) => l.msg === "router refused this component's link")).toMatchObject({ reason: "authentication failed" });
+    // One line for the first refusal; the ones after it within the interval are counted, not written.
+    const refused = clients.reduce((n, c) => n + c.lines.filter((l) => l.msg === "router refused this component's link").length, 0);
+    const logged = lines.filter((l) => l.msg === "refused a link");
+    expect(logged.length).toBeLessThan(refused);
+    expect(logged[0]).toMatchObject({ reason: "no secret is configured for this name", unlogged: 0 });
+    // A long name is logged cut short.
+    for (const l of logged) expect(String(l.component).length).toBeLessThan(100);
+  });
+
+  it("ends the link of a process that sends a malformed message, and keeps it from the others", async () => {
+    const { port, r, lines } = await router();
+    const c2s = client("c2s-1", "c2s", port);
+    const sm = client("sm-1", "sm", port);
+    await until(() => c2s.c.connected && sm.c.connected && sm.c.members.length === 2);
+    // An info every process would read (the sm reads info.started) that is not an object.
+    c2s.c.sendControl({ op: "info", info: null as never });
+    await until(() => lines.some((l) => l.msg === "link protocol error; closing" && l.component === "c2s-1"));
+    expect(lines.find((l) => l.msg === "link protocol error; closing")).toMatchObject({ err: 'CONTROL "info" has the wrong shape' });
+    // It re-links with its own good info; the sm never saw the bad one and kept its link.
+    await until(() => c2s.c.connected && r.members.some((m) => m.name === "c2s-1"));
+    expect(sm.lines.some((l) => l.msg === "link protocol error; closing")).toBe(false);
+    expect(sm.c.members.find((m) => m.name === "c2s-1")?.info).toEqual(INFO.c2s);
   });
 
   it("never sends a frame over link.max_frame: send says so, and the link carries on", async () => {

@@ -14,7 +14,7 @@ export function adminRequest<Op extends ControlMessage["op"]>(
   answer: Op,
   timeoutMs = 5_000,
 ): Promise<Extract<ControlMessage, { op: Op }>> {
-  const secret = config.secrets[ADMIN_NAME];
+  const secret = config.secrets.get(ADMIN_NAME);
   if (!secret) return Promise.reject(new Error(`no admin secret: set secrets.admin in the config (xfarm start generates it in ${config.data_dir}/secrets.toml)`));
   // Link trouble is reported as this command's error, not as log lines.
   const log = pino({ level: "silent" });

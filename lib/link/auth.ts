@@ -1,7 +1,8 @@
 // Mutual challenge/response for links (docs/protocol.md §1.2): both sides
 // prove the shared secret with HMAC-SHA-256 over both fresh nonces.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { LinkRole } from "./member.js";
+import { memberShape, type LinkRole, type Member } from "./member.js";
+import { arrayOf, boolean, count, isObject, number, object, oneOf, string, type Shape } from "./shape.js";
 
 export const LINK_VERSION = 1;
 
@@ -46,10 +47,22 @@ export interface AuthBody {
 export interface WelcomeBody {
   v: number;
   proof: string;
-  members: import("./member.js").Member[];
+  members: Member[];
   /** Whether the answering router is the active one of its pair (protocol §1.9). */
   active: boolean;
 }
 export interface RefusedBody {
   reason: string;
 }
+
+export const helloShape: Shape<HelloBody> = object({ v: number, router: string, nonce: string, started: count });
+export const authShape: Shape<AuthBody> = object({
+  v: number,
+  name: string,
+  role: oneOf<LinkRole>("c2s", "sm", "admin", "router"),
+  nonce: string,
+  proof: string,
+  info: isObject,
+});
+export const welcomeShape: Shape<WelcomeBody> = object({ v: number, proof: string, members: arrayOf(memberShape), active: boolean });
+export const refusedShape: Shape<RefusedBody> = object({ reason: string });

@@ -1,5 +1,6 @@
 // CONTROL frame bodies (docs/protocol.md §1.3, §1.4, §1.6).
-import type { Member } from "./member.js";
+import { memberShape, type Member } from "./member.js";
+import { arrayOf, boolean, count, isObject, nullable, number, object, oneOf, optional, parseJson, recordOf, string, type Shape } from "./shape.js";
 
 /** A front end's live load, as it reports it (protocol §1.6). */
 export interface C2sLoad {
@@ -59,3 +60,46 @@ export const PING_INTERVAL_MS = 2_000;
 export const SILENCE_LIMIT_MS = 6_000;
 /** How often the router shares the load table with the front ends. */
 export const LOADS_INTERVAL_MS = 1_000;
+
+const loadFields = { sessions: count, connections: count, lag: (v: unknown): v is number => number(v) && v >= 0, throttled: optional(count) };
+const loadShape: Shape<C2sLoad> = object(loadFields);
+
+/** A message of one op with these other fields. */
+function message<Op extends ControlMessage["op"], P extends Record<string, Shape<unknown>>>(op: Op, props: P) {
+  return object({ op: oneOf(op), ...props });
+}
+
+/** The shape of each op's message; an op not here is one of a later version, which receivers ignore. */
+const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessage, { op: Op }>> } = {
+  members: message("members", { members: arrayOf(memberShape) }),
+  ping: message("ping", { id: count }),
+  pong: message("pong", { id: count }),
+  undeliverable: message("undeliverable", { to: string, key: string }),
+  load: message("load", loadFields),
+  loads: message("loads", { loads: recordOf(loadShape) }),
+  info: message("info", { info: isObject }),
+  expect: message("expect", { to: string, ip: string, user: string, plain: optional(string) }),
+  "status-request": message("status-request", {}),
+  status: message("status", {
+    router: string,
+    entries: arrayOf(object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count })),
+  }),
+  drain: message("drain", { name: string, rate: (v: unknown): v is number => count(v) && v > 0 }),
+  result: message("result", { ok: boolean, error: optional(string) }),
+  "user-deleted": message("user-deleted", { user: string }),
+  "router-state": message("router-state", { active: boolean }),
+};
+
+const opShape = object({ op: string });
+
+/**
+ * A CONTROL frame's message, its shape checked for the ops this version
+ * knows; throws when it does not fit. An unknown op comes back as it is,
+ * for the receiver to ignore (protocol §1.3).
+ */
+export function parseControl(body: Buffer): ControlMessage {
+  const msg = parseJson(body, opShape, "CONTROL");
+  const shape = Object.hasOwn(CONTROL_SHAPES, msg.op) ? (CONTROL_SHAPES[msg.op as ControlMessage["op"]] as Shape<ControlMessage>) : undefined;
+  if (shape && !shape(msg)) throw new Error(`CONTROL "${msg.op}" has the wrong shape`);
+  return msg as ControlMessage;
+}

@@ -100,7 +100,8 @@ export interface Frame {
 export class FrameReader {
   private pending: Buffer | null = null;
 
-  constructor(private readonly maxFrame = DEFAULT_MAX_FRAME) {}
+  /** `maxFrame` may change between chunks: a router reads a smaller frame before a link authenticates. */
+  constructor(public maxFrame = DEFAULT_MAX_FRAME) {}
 
   *push(chunk: Buffer): Generator<Frame> {
     let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;

@@ -3,11 +3,12 @@
 import { EventEmitter } from "node:events";
 import net from "node:net";
 import type { Logger } from "../log.js";
-import { LINK_VERSION, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody, type RefusedBody, type WelcomeBody } from "./auth.js";
-import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, type C2sLoad, type ControlMessage } from "./control.js";
+import { LINK_VERSION, helloShape, linkProof, newNonce, proofsEqual, refusedShape, welcomeShape, type AuthBody } from "./auth.js";
+import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, parseControl, type C2sLoad, type ControlMessage } from "./control.js";
 import { batched } from "./batch.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "./frames.js";
 import { rendezvousOwner, type LinkRole, type Member, type RoutePort } from "./member.js";
+import { parseJson } from "./shape.js";
 
 export interface LinkClientOptions {
   name: string;
@@ -189,7 +190,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     const { name, role, secret, info } = this.opts;
     switch (frame.type) {
       case FrameType.Hello: {
-        const hello = JSON.parse(frame.body.toString("utf8")) as HelloBody;
+        const hello = parseJson(frame.body, helloShape, "HELLO");
         this.routerName = hello.router;
         this.routerStarted = hello.started;
         const myNonce = newNonce();
@@ -205,7 +206,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         return { helloNonce: hello.nonce, nonce: myNonce };
       }
       case FrameType.Welcome: {
-        const welcome = JSON.parse(frame.body.toString("utf8")) as WelcomeBody;
+        const welcome = parseJson(frame.body, welcomeShape, "WELCOME");
         if (!proofsEqual(welcome.proof, linkProof("router", secret, routerNonce, nonce, name, role))) {
           this.log.error("router's proof is wrong: it does not know this component's secret; closing link");
           socket.destroy();
@@ -224,7 +225,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         return {};
       }
       case FrameType.Refused: {
-        const refused = JSON.parse(frame.body.toString("utf8")) as RefusedBody;
+        const refused = parseJson(frame.body, refusedShape, "REFUSED");
         this.log.error({ reason: refused.reason }, "router refused this component's link");
         socket.destroy();
         return {};
@@ -246,7 +247,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       return;
     }
     if (frame.type !== FrameType.Control) throw new Error(`unexpected frame type ${frame.type}`);
-    const msg = JSON.parse(frame.body.toString("utf8")) as ControlMessage;
+    const msg = parseControl(frame.body);
     switch (msg.op) {
       case "members":
         this.setMembers(msg.members);

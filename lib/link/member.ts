@@ -1,15 +1,44 @@
 // What every linked process knows about the others (docs/protocol.md §1.3).
 import { createHash } from "node:crypto";
+import { boolean, bytesAtMost, count, isObject, number, object, oneOf, optional, port, string, type Shape } from "./shape.js";
 
 export type Role = "c2s" | "sm";
 /** Who may link: farm processes, and short-lived admin tools (`xfarm status`). */
 export type LinkRole = Role | "admin" | "router";
 
+/** A front end's `info` (protocol §1.5): where clients reach it, and its share of them. */
 export interface C2sInfo {
   host: string;
   port: number;
   tlsPort: number;
+  weight: number;
+  capacity: number;
+  draining?: boolean;
+  /** When the process started (ms since the epoch), for `xfarm status`. */
+  started: number;
 }
+
+/** An sm's `info` (protocol §1.5). */
+export interface SmInfo {
+  /** When the process started: a new value tells the others it restarted. */
+  started: number;
+}
+
+export const c2sInfoShape: Shape<C2sInfo> = object({
+  host: string,
+  port,
+  tlsPort: port,
+  weight: (v): v is number => number(v) && v >= 0,
+  capacity: count,
+  draining: optional(boolean),
+  started: count,
+});
+
+export const smInfoShape: Shape<SmInfo> = object({ started: count });
+
+const routable = bytesAtMost(255);
+/** Names go into ROUTE headers, whose name fields are at most 255 bytes (protocol §1.4). */
+export const nameShape: Shape<string> = (v): v is string => routable(v) && v !== "";
 
 export interface Member {
   /** A component's name; for an external (XEP-0114) component, its domain. */
@@ -17,6 +46,16 @@ export interface Member {
   role: Role | "component";
   info: Record<string, unknown>;
 }
+
+/** The `info` a process of this role must give; an admin tool's or a router's is not read. */
+export function infoFits(role: string, info: unknown): info is Record<string, unknown> {
+  if (role === "c2s") return c2sInfoShape(info);
+  if (role === "sm") return smInfoShape(info);
+  return isObject(info);
+}
+
+const memberFields = object({ name: nameShape, role: oneOf("c2s", "sm", "component"), info: isObject });
+export const memberShape: Shape<Member> = (v): v is Member => memberFields(v) && infoFits(v.role, v.info);
 
 /** The role address that reaches the sm owning a key (protocol §1.4). */
 export const SM_ADDRESS = "sm";

@@ -1,5 +1,6 @@
 // The session layer between a c2s and an sm (docs/protocol.md §2): the
 // payload of a ROUTE frame, which the router never reads.
+import { arrayOf, boolean, count, isObject, nullable, object, optional, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
   Start = 1,
@@ -125,12 +126,51 @@ export function encodeSessionPayload<K extends SessionOp>(
   return out;
 }
 
+const sidMeta = object({ sid: string, rerouted: optional(boolean) });
+const failureMeta = object({ sid: string, condition: string, text: optional(string) });
+
+/** The shape of each op's meta, checked on receipt: a peer's mistake costs the frame, not the receiver. */
+const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
+  [SessionOp.Start]: object({ sid: string, jid: string, ip: string, secure: boolean }),
+  [SessionOp.Started]: object({ sid: string, jid: string }),
+  [SessionOp.StartFailed]: failureMeta,
+  [SessionOp.Stanza]: sidMeta,
+  [SessionOp.End]: sidMeta,
+  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean) }),
+  [SessionOp.Close]: failureMeta,
+  [SessionOp.Forward]: (v): v is Record<string, never> => isObject(v),
+  [SessionOp.Rebuild]: object({
+    sid: string,
+    jid: string,
+    ip: string,
+    secure: boolean,
+    interested: boolean,
+    replaces: optional(object({ c2s: string, sid: string })),
+  }),
+  [SessionOp.Takeover]: object({ sid: string, previd: string, user: string, newSid: string }),
+  [SessionOp.Handoff]: object({
+    sid: string,
+    ok: boolean,
+    jid: optional(string),
+    oldSid: optional(string),
+    inbound: optional(count),
+    outbound: optional(count),
+    lengths: optional(arrayOf(count)),
+    presence: optional(nullable(string)),
+    interested: optional(boolean),
+    confirms: optional(arrayOf(count)),
+  }),
+  [SessionOp.Written]: object({ sid: string, confirm: count }),
+};
+
+/** Reads a session payload; throws when it is malformed or its meta does not fit its op. */
 export function decodeSessionPayload(payload: Buffer): SessionMessage {
   if (payload.length < 3) throw new Error("session payload too short");
   const op = payload.readUInt8(0);
   if (!(op in SessionOp)) throw new Error(`unknown session op ${op}`);
   const metaLen = payload.readUInt16BE(1);
   if (3 + metaLen > payload.length) throw new Error("session meta overruns payload");
-  const meta = JSON.parse(payload.toString("utf8", 3, 3 + metaLen));
+  const meta: unknown = JSON.parse(payload.toString("utf8", 3, 3 + metaLen));
+  if (!META_SHAPES[op as SessionOp](meta)) throw new Error(`session op ${op}: meta of the wrong shape`);
   return { op, meta, xml: payload.subarray(3 + metaLen) } as SessionMessage;
 }

@@ -140,3 +140,21 @@ export async function secureStream(port: number, localAddress?: string): Promise
   await s.until(/<\/stream:features>/);
   return s;
 }
+
+/** Connects, does STARTTLS, logs in with PLAIN and restarts the stream: resource binding is offered. */
+export async function loggedInStream(port: number, user: string, password: string, localAddress?: string): Promise<RawStream> {
+  const s = await secureStream(port, localAddress);
+  s.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`);
+  await s.until(/<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/);
+  s.send(HEADER());
+  await s.until(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
+  return s;
+}
+
+/** A logged-in stream with a resource bound; resolves with the stream and the bound JID. */
+export async function boundStream(port: number, user: string, password: string, localAddress?: string): Promise<{ stream: RawStream; jid: string }> {
+  const s = await loggedInStream(port, user, password, localAddress);
+  s.send("<iq type='set' id='bind-1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+  const bound = await s.until(/<jid>([^<]+)<\/jid>/);
+  return { stream: s, jid: /<jid>([^<]+)<\/jid>/.exec(bound)![1]! };
+}
