@@ -183,7 +183,7 @@ export class XmlStream {
   /** The replayed header's opening tag is next: not a new stream. */
   private replaying = false;
   /** Prefix declarations on the stream header other than the stream's own, copied onto stanzas. */
-  private headerPrefixes: Record<string, string> | null = null;
+  private headerPrefixes: Map<string, string> | null = null;
   private failed = false;
   /** Inside parser.write(): a failure throws ABORT to stop the parser there. */
   private parsing = false;
@@ -412,7 +412,7 @@ export class XmlStream {
       let declarations = "";
       for (const [prefix, uri] of Object.entries(tag.ns)) {
         declarations += ` ${prefix ? `xmlns:${prefix}` : "xmlns"}='${escapeXML(uri)}'`;
-        if (prefix !== "" && uri !== NS_STREAM) (this.headerPrefixes ??= {})[prefix] = uri;
+        if (prefix !== "" && uri !== NS_STREAM) (this.headerPrefixes ??= new Map()).set(prefix, uri);
       }
       this.replay = replayOf(tag.name, declarations);
       const attr = (n: string) => tag.attributes[n]?.value;
@@ -423,7 +423,7 @@ export class XmlStream {
     for (const a of Object.values(tag.attributes)) attrs[a.name] = a.value;
     if (this.depth === 1) {
       this.boundary = -1;
-      for (const [prefix, uri] of Object.entries(this.headerPrefixes ?? {})) attrs[`xmlns:${prefix}`] ??= uri;
+      if (this.headerPrefixes) for (const [prefix, uri] of this.headerPrefixes) attrs[`xmlns:${prefix}`] ??= uri;
     }
     const el = new Element(tag.name, attrs);
     this.stack.at(-1)?.cnode(el);

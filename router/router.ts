@@ -43,6 +43,8 @@ export interface RouterOptions {
 }
 
 const AUTH_TIMEOUT_MS = 10_000;
+/** Links that have yet to authenticate, at most: more are closed at accept. */
+const MAX_PENDING_LINKS = 256;
 const DEFAULT_MAX_AUTH_FRAME = 64 * 1024;
 /** Refused links write one log line per this interval; the next line counts the rest. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -165,6 +167,11 @@ export class Router {
   }
 
   private accept(socket: net.Socket): void {
+    // The link port belongs on the farm's private network; still, what connects without authenticating is bounded.
+    if (this.pending.size >= MAX_PENDING_LINKS) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const peerAddr = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.opts.log.child({ peer: peerAddr });

@@ -53,11 +53,17 @@ export async function importUser(store: Store, { host, user }: PieUser, opts: Im
   return { jid, status: "imported", skipped };
 }
 
+/** The SCRAM mechanisms xfarm keeps keys for (a Map: a file's `constructor` must not find anything). */
+const SCRAM_HASHES = new Map<string, ScramHash>([
+  ["SCRAM-SHA-1", "SHA-1"],
+  ["SCRAM-SHA-256", "SHA-256"],
+]);
+
 /** SCRAM keys for the hashes xfarm knows, else keys derived from a plain password. */
 async function credentialsOf(user: Element, iterations: number): Promise<Credentials | null> {
   const creds: Credentials = {};
   for (const el of user.getChildren("scram-credentials", NS_PIE_SCRAM)) {
-    const hash = ({ "SCRAM-SHA-1": "SHA-1", "SCRAM-SHA-256": "SHA-256" } as Record<string, ScramHash>)[el.attrs.mechanism as string];
+    const hash = SCRAM_HASHES.get(el.attrs.mechanism as string);
     const iter = Number(el.getChildText("iter-count"));
     const [salt, serverKey, storedKey] = ["salt", "server-key", "stored-key"].map((n) => Buffer.from(el.getChildText(n) ?? "", "base64"));
     if (!hash || !Number.isSafeInteger(iter) || iter < 1 || !salt!.length || !serverKey!.length || !storedKey!.length) continue;
