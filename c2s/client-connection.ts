@@ -527,10 +527,15 @@ export class ClientConnection implements Throttled {
       this.deliver(iqError(el.attrs.id, "cancel", "not-allowed"));
       return;
     }
-    if (el.attrs.to !== undefined && !parseJid(el.attrs.to)) {
-      delete el.attrs.xmlns;
-      this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
-      return;
+    if (el.attrs.to !== undefined) {
+      const to = parseJid(el.attrs.to);
+      if (!to) {
+        delete el.attrs.xmlns;
+        this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
+        return;
+      }
+      // Sent on, and delivered, in its RFC 7622 form.
+      el.attrs.to = full(to);
     }
     const xml = serialize(el);
     // The limit counts what the farm passes on, escaping included: a link frame must hold it.

@@ -128,6 +128,7 @@ describe("identity: RFC 7622 JIDs and SASLprep, end to end", () => {
     s.send("<message to='ＡＭＥＬＩＥ@LOCALHOST./Bu\u0308ro' type='chat'><body>grüß dich</body></message>");
     const got = await amelie.next((el) => el.is("message") && el.getChildText("body") === "grüß dich");
     expect(got.attrs.from).toBe("zoë@localhost/raw");
+    expect(got.attrs.to).toBe("amelie@localhost/Büro");
     s.destroy();
   });
 
