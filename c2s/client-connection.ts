@@ -812,7 +812,7 @@ export class ClientConnection implements Throttled {
             this.log.info({ user, mechanism: mech }, "account has no keys for this hash (imported); PLAIN or xfarm user passwd adds them");
           }
           return creds?.[hash] ?? null;
-        }, { fakeIterations: this.ctx.config.scram_iterations });
+        }, { fakeIterations: this.ctx.config.scram_iterations, accountOf: (name) => this.userJid(name) ?? name });
         this.scram = scram;
         const challenge = await scram.start(initial);
         if (this.scram === scram) this.write(`<challenge xmlns='${NS_SASL}'>${challenge.toString("base64")}</challenge>`);

@@ -150,6 +150,21 @@ describe("identity: RFC 7622 JIDs and SASLprep, end to end", () => {
     expect(py.exitCode).toBe(0);
   });
 
+  it("shows every spelling of an unknown user one SCRAM salt, as it does for a real account", async () => {
+    const s = await secureStream(port, "127.0.0.7");
+    const saltOf = async (username: string) => {
+      s.received = "";
+      s.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>${b64(`n,,n=${username},r=abc`)}</auth>`);
+      const challenge = /<challenge[^>]*>([^<]*)</.exec(await s.until(/<\/challenge>/))![1]!;
+      s.send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      await s.until(/<aborted\/>|<failure/);
+      return /,s=([^,]*)/.exec(Buffer.from(challenge, "base64").toString())![1];
+    };
+    // Two aborts; a third failure would end the stream.
+    expect(await saltOf("Nobody")).toBe(await saltOf("ＮＯＢＯＤＹ"));
+    s.destroy();
+  });
+
   it("leaves every process running, with bounded memory", () => {
     const grown = survivors(farm, before);
     for (const name of PROCS) expect(grown[name], name).toBeLessThan(64 * 1024);

@@ -158,6 +158,13 @@ describe("ScramServer", () => {
     expect(strip(a)).toBe(strip(c));
   });
 
+  it("shows every spelling of one unknown account the same fake salt", async () => {
+    const opts = { accountOf: (name: string) => name.toLowerCase() };
+    const salt = async (name: string) => /,s=([^,]*)/.exec((await new ScramServer("SHA-1", async () => null, opts).start(b(`n,,n=${name},r=abc`))).toString())![1];
+    expect(await salt("Ghost")).toBe(await salt("ghost"));
+    expect(await salt("ghost")).not.toBe(await salt("phantom"));
+  });
+
   it("decodes =2C and =3D in usernames and authzids", async () => {
     const { lookup, asked } = lookupOf({});
     const server = new ScramServer("SHA-1", lookup);

@@ -1,7 +1,7 @@
 // `xfarm user add|passwd|del|list`: accounts, straight in the store, so they
 // work whether or not the farm runs.
 import { Command } from "commander";
-import { bare, parseJid } from "../jid.js";
+import { bare, domainpart, parseJid } from "../jid.js";
 import { deriveCredentials } from "../sasl/scram-credentials.js";
 import { openStore } from "../../xdb-sql/open-store.js";
 import type { Store } from "../../xdb-sql/store.js";
@@ -124,7 +124,7 @@ export function userCommands(load: LoadConfig): Command {
     .addOption(configOption())
     .action(async (domain: string | undefined, opts: { config?: string }) => {
       const c = load(opts).config;
-      const users = await withStore(c, (s) => s.listAccounts(domain?.toLowerCase()));
+      const users = await withStore(c, (s) => s.listAccounts(domain === undefined ? undefined : (domainpart(domain) ?? domain)));
       process.stdout.write(users.map((u) => `${u}\n`).join(""));
     });
 
