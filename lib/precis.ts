@@ -86,8 +86,20 @@ const GREEK = /^\p{Script=Greek}$/u;
 const HEBREW = /^\p{Script=Hebrew}$/u;
 const KANA_HAN = /[\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Han}]/u;
 
+/** What the rules for KATAKANA MIDDLE DOT and the two kinds of Arabic digits ask of the whole string, found once. */
+interface Whole {
+  kanaHan: boolean;
+  arabicIndic: boolean;
+  extendedArabicIndic: boolean;
+}
+
+function whole(cps: string[]): Whole {
+  const has = (lo: number, hi: number) => cps.some((c) => c.codePointAt(0)! >= lo && c.codePointAt(0)! <= hi);
+  return { kanaHan: cps.some((c) => KANA_HAN.test(c)), arabicIndic: has(0x0660, 0x0669), extendedArabicIndic: has(0x06f0, 0x06f9) };
+}
+
 /** RFC 5892 Appendix A: whether the contextual code point at `i` of `cps` may stand there. */
-function contextHolds(cps: string[], i: number): boolean {
+function contextHolds(cps: string[], i: number, all: () => Whole): boolean {
   const cp = cps[i]!.codePointAt(0)!;
   const before = cps[i - 1];
   const after = cps[i + 1];
@@ -103,28 +115,27 @@ function contextHolds(cps: string[], i: number): boolean {
     case 0x05f4:
       return before !== undefined && HEBREW.test(before);
     case 0x30fb: // KATAKANA MIDDLE DOT: with some Hiragana, Katakana or Han
-      return cps.some((c) => KANA_HAN.test(c));
-    default: {
+      return all().kanaHan;
+    default:
       // ARABIC-INDIC and EXTENDED ARABIC-INDIC digits must not mix.
-      const other = cp <= 0x0669 ? [0x06f0, 0x06f9] : [0x0660, 0x0669];
-      return !cps.some((c) => c.codePointAt(0)! >= other[0]! && c.codePointAt(0)! <= other[1]!);
-    }
+      return !(all().arabicIndic && all().extendedArabicIndic);
   }
 }
 
 /** Whether every code point of `s` is valid in the class (FreeformClass when `free`). */
 function inClass(s: string, free: boolean): boolean {
   const cps = Array.from(s);
+  let found: Whole | undefined;
+  const all = () => (found ??= whole(cps));
   for (let i = 0; i < cps.length; i++) {
     const p = prop(cps[i]!.codePointAt(0)!);
     if (p === Prop.Valid || (p === Prop.FreeOnly && free)) continue;
-    if ((p === Prop.ContextJ || p === Prop.ContextO) && contextHolds(cps, i)) continue;
+    if ((p === Prop.ContextJ || p === Prop.ContextO) && contextHolds(cps, i, all)) continue;
     return false;
   }
   return true;
 }
 
-// bidi-js is CommonJS typed as an ES module: its factory is the module itself.
 const bidi = (bidiJs as unknown as typeof bidiJs.default)();
 const RTL_CLASSES = new Set(["R", "AL", "AN"]);
 const RTL_ALLOWED = new Set(["R", "AL", "AN", "EN", "ES", "CS", "ET", "ON", "BN", "NSM"]);
