@@ -5,12 +5,13 @@
 import net from "node:net";
 import tls from "node:tls";
 import { escapeXML, escapeXMLText, type Element } from "ltx";
-import { parseJid } from "../lib/jid.js";
+import { domainpart, full, parseJid, resourcepart } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload, type DeliverMeta, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
 import { parsePlain } from "../lib/sasl/plain.js";
 import { plainVoucher, type PlainProof } from "../lib/sasl/plain-cache.js";
+import { saslLocalpart } from "../lib/sasl/saslprep.js";
 import { completeCredentials } from "../lib/sasl/scram-credentials.js";
 import type { Credentials } from "../xdb-sql/store.js";
 import { SaslError, ScramServer } from "../lib/sasl/scram-server.js";
@@ -406,7 +407,7 @@ export class ClientConnection implements Throttled {
 
   private onHeader(h: StreamHeader): void {
     const domains = this.ctx.config.domains;
-    const to = (h.to ?? domains[0]!).toLowerCase();
+    const to = domainpart(h.to ?? domains[0]!);
     // The configured string itself, not one copy per connection.
     const served = domains.find((d) => d === to);
     this.domain = served ?? domains[0]!;
@@ -483,8 +484,10 @@ export class ClientConnection implements Throttled {
         this.write(iqError(iq.attrs.id, "wait", "resource-constraint"));
         return;
       }
-      const resource = bind.getChildText("resource")?.trim() ?? "";
-      if (resource.length > 1023 || /[\u0000-\u001f]/.test(resource)) {
+      // RFC 6120 §7.7.2.2: a resourcepart RFC 7622 refuses is a bad request.
+      const requested = bind.getChildText("resource")?.trim() ?? "";
+      const resource = requested ? resourcepart(requested) : "";
+      if (resource === null) {
         this.write(iqError(iq.attrs.id, "modify", "bad-request"));
         return;
       }
@@ -524,10 +527,15 @@ export class ClientConnection implements Throttled {
       this.deliver(iqError(el.attrs.id, "cancel", "not-allowed"));
       return;
     }
-    if (el.attrs.to !== undefined && !parseJid(el.attrs.to)) {
-      delete el.attrs.xmlns;
-      this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
-      return;
+    if (el.attrs.to !== undefined) {
+      const to = parseJid(el.attrs.to);
+      if (!to) {
+        delete el.attrs.xmlns;
+        this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
+        return;
+      }
+      // Sent on, and delivered, in its RFC 7622 form.
+      el.attrs.to = full(to);
     }
     const xml = serialize(el);
     // The limit counts what the farm passes on, escaping included: a link frame must hold it.
@@ -804,7 +812,7 @@ export class ClientConnection implements Throttled {
             this.log.info({ user, mechanism: mech }, "account has no keys for this hash (imported); PLAIN or xfarm user passwd adds them");
           }
           return creds?.[hash] ?? null;
-        }, { fakeIterations: this.ctx.config.scram_iterations });
+        }, { fakeIterations: this.ctx.config.scram_iterations, accountOf: (name) => this.userJid(name) ?? name });
         this.scram = scram;
         const challenge = await scram.start(initial);
         if (this.scram === scram) this.write(`<challenge xmlns='${NS_SASL}'>${challenge.toString("base64")}</challenge>`);
@@ -849,15 +857,15 @@ export class ClientConnection implements Throttled {
   }
 
   private checkAuthzid(authzid: string, user: string): void {
-    if (authzid && parseJid(authzid) && authzid.toLowerCase() !== user) {
-      throw new SaslError("invalid-authzid", "you may only authorize as yourself");
-    }
-    if (authzid && !parseJid(authzid)) throw new SaslError("invalid-authzid", "malformed authzid");
+    if (!authzid) return;
+    const jid = parseJid(authzid);
+    if (!jid) throw new SaslError("invalid-authzid", "malformed authzid");
+    if (full(jid) !== user) throw new SaslError("invalid-authzid", "you may only authorize as yourself");
   }
 
   private userJid(username: string): string | null {
-    const j = parseJid(`${username}@${this.domain}`);
-    return j && j.local && !j.resource && username.length > 0 && !username.includes("@") ? `${j.local}@${j.domain}` : null;
+    const local = saslLocalpart(username);
+    return local === null ? null : `${local}@${this.domain}`;
   }
 
   /**

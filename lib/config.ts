@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
+import { domainpart } from "./jid.js";
 import { HEADER_ALLOWANCE } from "./link/frames.js";
 import type { XmlLimits } from "./xml-stream.js";
 
@@ -280,6 +281,12 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
     if (e !== undefined) setPath(out, spec.key, coerce(spec, e, envName(spec.key)));
   }
   const config = out as unknown as Config;
+  // As every JID is compared: in its RFC 7622 form.
+  config.domains = config.domains.map((d) => {
+    const domain = domainpart(d);
+    if (domain === null) throw new Error(`domains: "${d}" is not a valid domain (RFC 7622)`);
+    return domain;
+  });
   config.file = file ? path.resolve(file) : null;
   if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
   config.secrets = new Map([...readSecretsFile(config.data_dir), ...secretTable(fromFile.secrets, `${file} [secrets]`)]);

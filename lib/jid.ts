@@ -1,5 +1,13 @@
-// JIDs as the farm keys them: localpart and domain lowercased (the common
-// case of RFC 7622's case mapping), resource kept as sent.
+// JIDs per RFC 7622, in the form the farm keys them by: the localpart
+// through PRECIS UsernameCaseMapped, the resourcepart through OpaqueString
+// (lib/precis.ts), the domainpart through IDNA (UTS #46, as Node's URL
+// parser does it) to U-labels, lowercased. Each part is 1 to 1023 octets of
+// UTF-8 after that. Plain ASCII, what nearly every stanza carries, takes a
+// fast path with the same outcome.
+
+import { isIPv6 } from "node:net";
+import { domainToASCII, domainToUnicode } from "node:url";
+import { opaqueString, usernameCaseMapped } from "./precis.js";
 
 export interface Jid {
   local: string;
@@ -7,31 +15,127 @@ export interface Jid {
   resource: string;
 }
 
-const MAX_PART = 1023;
-// Characters RFC 7622 forbids in a localpart.
-const BAD_LOCAL = /["&'/:<>@\s]/;
+/** RFC 7622 §3.1: the most octets of UTF-8 in each part. */
+export const MAX_JID_PART = 1023;
+// Longer input is refused before any mapping, so nobody makes a process map
+// megabytes: mapping shortens honest input, but never to a quarter.
+const MAX_INPUT = 4 * MAX_JID_PART;
 
-/** Parses a JID; returns null when it is not a valid JID. */
+// Plain ASCII that needs no more than lowercasing: printable, without the
+// space (not in IdentifierClass) and the characters below.
+const ASCII_LOCAL = /^[!#-%(-.0-9;=?A-~]+$/;
+const ASCII_RESOURCE = /^[\x20-\x7e]+$/;
+// RFC 7622 §3.3.1: the characters a localpart must not hold besides those
+// its PRECIS profile refuses.
+const LOCAL_EXCLUDED = /["&'/:<>@]/;
+
+/** Parses and normalizes a JID; null when it is not a valid JID. */
 export function parseJid(text: string): Jid | null {
   if (!text) return null;
   let rest = text;
   let resource = "";
   const slash = rest.indexOf("/");
   if (slash >= 0) {
-    resource = rest.slice(slash + 1);
+    const r = resourcepart(rest.slice(slash + 1));
+    if (r === null) return null;
+    resource = r;
     rest = rest.slice(0, slash);
-    if (!resource || resource.length > MAX_PART) return null;
   }
   let local = "";
   const at = rest.indexOf("@");
   if (at >= 0) {
-    local = rest.slice(0, at).toLowerCase();
+    const l = localpart(rest.slice(0, at));
+    if (l === null) return null;
+    local = l;
     rest = rest.slice(at + 1);
-    if (!local || local.length > MAX_PART || BAD_LOCAL.test(local)) return null;
   }
-  const domain = rest.toLowerCase().replace(/\.$/, "");
-  if (!domain || domain.length > MAX_PART || /[\s@/"<>&']/.test(domain)) return null;
-  return { local, domain, resource };
+  const domain = domainpart(rest);
+  return domain === null ? null : { local, domain, resource };
+}
+
+/** A localpart as RFC 7622 §3.3 has it; null when invalid. */
+export function localpart(text: string): string | null {
+  // In printable ASCII without space, UsernameCaseMapped only lowercases.
+  if (ASCII_LOCAL.test(text)) return text.length <= MAX_JID_PART ? text.toLowerCase() : null;
+  if (text.length > MAX_INPUT) return null;
+  const out = usernameCaseMapped(text);
+  return out !== null && octetsFit(out) && !LOCAL_EXCLUDED.test(out) ? out : null;
+}
+
+/** A resourcepart as RFC 7622 §3.4 has it; null when invalid. */
+export function resourcepart(text: string): string | null {
+  // Printable ASCII is an OpaqueString as it is.
+  if (ASCII_RESOURCE.test(text)) return text.length <= MAX_JID_PART ? text : null;
+  if (text.length > MAX_INPUT) return null;
+  const out = opaqueString(text);
+  return out !== null && octetsFit(out) ? out : null;
+}
+
+/** A domainpart as RFC 7622 §3.2 has it, in U-labels; null when invalid. */
+export function domainpart(text: string): string | null {
+  // §3.2: a final dot goes before anything else.
+  const d = text.endsWith(".") ? text.slice(0, -1) : text;
+  if (!d || d.length > MAX_INPUT) return null;
+  if (d.charCodeAt(0) === 0x5b /* [ */) {
+    return d.endsWith("]") && isIPv6(d.slice(1, -1)) ? d.toLowerCase() : null;
+  }
+  const plain = ldhDomain(d, false);
+  if (plain !== undefined) return plain !== null && plain.length <= MAX_JID_PART ? plain : null;
+  let out = idnaDomains.get(d);
+  if (out === undefined) {
+    out = idnaDomain(d);
+    // Few domains, each on many stanzas: remembered, up to a bound.
+    if (idnaDomains.size >= IDNA_REMEMBERED) idnaDomains.clear();
+    if (d.length <= 255) idnaDomains.set(d, out);
+  }
+  return out;
+}
+
+const IDNA_REMEMBERED = 1000;
+const idnaDomains = new Map<string, string | null>();
+
+function idnaDomain(d: string): string | null {
+  // Mapping (width, case, NFC) and validation by UTS #46 (some 3 µs); then
+  // every label must be an LDH label or an A-label, as RFC 5890 has them.
+  const ascii = domainToASCII(d);
+  if (!ascii || !ldhDomain(ascii, true)) return null;
+  const out = domainToUnicode(ascii);
+  return octetsFit(out) ? out : null;
+}
+
+/**
+ * A domain of LDH labels (RFC 5890: letters, digits, hyphens, no hyphen first
+ * or last, 1 to 63 octets), lowercased; null when it is not one; undefined
+ * when IDNA must decide: non-ASCII, or a label with "--" in third and fourth
+ * place (an A-label, or one reserved like it), which IDNA's output may hold
+ * only as "xn--".
+ */
+function ldhDomain(d: string, idnaOutput: boolean): string | null | undefined {
+  let start = 0;
+  let upper = false;
+  for (let i = 0; i <= d.length; i++) {
+    const c = i < d.length ? d.charCodeAt(i) : 0x2e;
+    if (c === 0x2e /* . */) {
+      const n = i - start;
+      if (n < 1 || n > 63 || d.charCodeAt(start) === 0x2d || d.charCodeAt(i - 1) === 0x2d) return null;
+      if (n >= 4 && d.charCodeAt(start + 2) === 0x2d && d.charCodeAt(start + 3) === 0x2d) {
+        if (!idnaOutput) return undefined;
+        if (!d.startsWith("xn", start)) return null;
+      }
+      start = i + 1;
+    } else if (c >= 0x41 && c <= 0x5a) {
+      upper = true;
+    } else if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d)) {
+      // (Node's IDNA would also take "%41" for "A", as URLs do.)
+      return c >= 0x80 && !idnaOutput ? undefined : null;
+    }
+  }
+  return upper ? d.toLowerCase() : d;
+}
+
+function octetsFit(s: string): boolean {
+  // A UTF-16 unit is at most 3 octets: only long strings need counting.
+  return s.length * 3 <= MAX_JID_PART || Buffer.byteLength(s) <= MAX_JID_PART;
 }
 
 export function bare(jid: Jid): string {

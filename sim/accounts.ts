@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { deriveCredentials, deriveKeys } from "../lib/sasl/scram-credentials.js";
+import { saslprepStored } from "../lib/sasl/saslprep.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import type { Credentials } from "../xdb-sql/store.js";
 import { userName, type Scenario } from "./scenario.js";
@@ -115,7 +116,7 @@ export async function writeProsodyAccounts(
     if (hashed) {
       // mod_auth_internal_hashed uses a UUID string as the salt bytes.
       const salt = randomUUID();
-      const keys = await deriveKeys(password, "SHA-1", Buffer.from(salt, "utf8"), iterations);
+      const keys = await deriveKeys(saslprepStored(password), "SHA-1", Buffer.from(salt, "utf8"), iterations);
       body =
         `return {\n\t["iteration_count"] = ${iterations};\n\t["salt"] = ${luaString(salt)};\n` +
         `\t["stored_key"] = ${luaString(keys.storedKey.toString("hex"))};\n\t["server_key"] = ${luaString(keys.serverKey.toString("hex"))};\n};\n`;

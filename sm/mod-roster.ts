@@ -45,7 +45,8 @@ export const modRoster: SmModule = (api) => {
     if (items.length !== 1) return fail(api, event, "bad-request", "a roster set holds exactly one item");
     const el = items[0]!;
     const jid = parseJid(el.attrs.jid ?? "");
-    if (!jid || jid.resource) return fail(api, event, "bad-request", "the item needs a bare JID");
+    if (!jid) return fail(api, event, "jid-malformed", "the item's JID is not valid (RFC 7622)");
+    if (jid.resource) return fail(api, event, "bad-request", "the item needs a bare JID");
     const contact = bare(jid);
     if (contact === user) return fail(api, event, "not-allowed", "the user's own JID is not a contact");
     const sub: string | undefined = el.attrs.subscription;
@@ -116,7 +117,7 @@ async function remove(api: ModuleApi, event: StanzaEvent, user: string, contact:
 async function fail(
   api: ModuleApi,
   event: StanzaEvent,
-  condition: "bad-request" | "not-acceptable" | "not-allowed" | "item-not-found" | "policy-violation",
+  condition: "bad-request" | "jid-malformed" | "not-acceptable" | "not-allowed" | "item-not-found" | "policy-violation",
   text?: string,
 ): Promise<boolean> {
   await api.error(event, condition, text);

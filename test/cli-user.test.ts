@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { verifyPassword } from "../lib/sasl/scram-credentials.js";
+import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { CLI } from "../sim/local-farm.js";
 
@@ -12,9 +12,9 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-cli-"));
 const config = path.join(dir, "xfarm.toml");
 fs.writeFileSync(config, `domains = ["localhost", "example.org"]\ndata_dir = ${JSON.stringify(path.join(dir, "data"))}\n`);
 
-function xfarm(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function xfarm(args: string[], stdin?: string, cfg = config): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args, "--config", config]);
+    const p = spawn(process.execPath, [CLI, ...args, "--config", cfg]);
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
@@ -68,8 +68,33 @@ describe("xfarm user", () => {
     expect((await xfarm(["user", "list"])).stdout).toBe("bob@example.org\n");
   });
 
+  it("refuses a JID or password that RFC 7622 or SASLprep refuses, and stores the normalized JID", async () => {
+    expect((await xfarm(["user", "add", "a\u200Bb@localhost", "x"])).stderr).toMatch(/is not a bare JID/);
+    expect((await xfarm(["user", "add", "eve@localhost", "bad\u0007pw"])).stderr).toMatch(/fails SASLprep/);
+    expect(await xfarm(["user", "add", "ＺＯË@localhost", "pass\u00A0wörd"])).toMatchObject({ code: 0, stdout: "created zoë@localhost\n" });
+    expect(await passwordWorks("zoë@localhost", "pass wörd")).toBe(true);
+    expect(await xfarm(["user", "del", "ZOE\u0308@LOCALHOST"])).toMatchObject({ code: 0 });
+  });
+
+  it("renames an account and the rosters that hold it; names one stored before JIDs were normalized as it is stored", async () => {
+    const store = await openStore(`sqlite:${path.join(dir, "data", "xfarm.db")}`);
+    // As an xfarm that only lowercased could have stored it.
+    await store.createAccount("ｃarol@localhost", (await store.getCredentials("bob@example.org"))!);
+    await store.putRosterItem("bob@example.org", { contact: "ｃarol@localhost", name: null, subscription: "both", askOut: false, pendingIn: false, visible: true, groups: [] });
+    await store.close();
+    expect(await xfarm(["user", "rename", "ｃarol@localhost", "Caroline@localhost"])).toMatchObject({
+      code: 0,
+      stdout: "renamed ｃarol@localhost to caroline@localhost\nno running farm reached; no sessions to end\n",
+    });
+    expect(await xfarm(["user", "rename", "caroline@localhost", "bob@example.org"])).toMatchObject({ code: 1, stderr: "xfarm: caroline@localhost does not exist or bob@example.org does\n" });
+    const after = await openStore(`sqlite:${path.join(dir, "data", "xfarm.db")}`);
+    expect((await after.getRoster("bob@example.org")).map((i) => i.contact)).toEqual(["caroline@localhost"]);
+    await after.close();
+    expect(await xfarm(["user", "del", "CAROLINE@localhost"])).toMatchObject({ code: 0 });
+  });
+
   it("answers --help for every subcommand", async () => {
-    for (const sub of [[], ["start"], ["router"], ["sm"], ["c2s"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "del"], ["user", "list"], ["config"]]) {
+    for (const sub of [[], ["start"], ["router"], ["sm"], ["c2s"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "del"], ["user", "rename"], ["user", "list"], ["config"]]) {
       const r = await xfarm([...sub, "--help"]);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^Usage: xfarm/);
@@ -82,14 +107,10 @@ describe("xfarm db", () => {
     const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-db-"));
     const cfg = path.join(fresh, "xfarm.toml");
     fs.writeFileSync(cfg, `data_dir = ${JSON.stringify(fresh)}\n[secrets]\n"sm-1" = "not-used-here"\n`);
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string }>((resolve) => {
-        const p = spawn(process.execPath, [CLI, ...args, "--config", cfg]);
-        let out = "";
-        p.stdout.on("data", (d) => (out += d));
-        p.stderr.on("data", (d) => (out += d));
-        p.on("exit", (code) => resolve({ code, out }));
-      });
+    const run = async (args: string[]) => {
+      const r = await xfarm(args, undefined, cfg);
+      return { code: r.code, out: r.stdout + r.stderr };
+    };
     expect((await run(["db", "status"])).out).toMatch(/schema version 0, this xfarm knows \d+: \d+ migration\(s\) to run/);
     expect((await run(["db", "migrate"])).out).toMatch(/schema migrated from version 0 to \d+/);
     expect((await run(["db", "migrate"])).out).toMatch(/schema already at version \d+/);
@@ -102,6 +123,27 @@ describe("xfarm db", () => {
     const sm = await run(["sm"]);
     expect(sm.code).toBe(1);
     expect(sm.out).toMatch(/database schema version 999 is newer than this xfarm knows/);
+    fs.rmSync(fresh, { recursive: true, force: true });
+  });
+
+  it("migrates stored JIDs to their RFC 7622 form, and leaves accounts that collide for the admin", async () => {
+    const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-db-"));
+    const cfg = path.join(fresh, "xfarm.toml");
+    fs.writeFileSync(cfg, `data_dir = ${JSON.stringify(fresh)}\n`);
+    const store = await openStore(`sqlite:${path.join(fresh, "xfarm.db")}`);
+    const creds = await deriveCredentials("pw", 64);
+    // As an xfarm that only lowercased could have stored them.
+    for (const user of ["dave@localhost", "ｄave@localhost", "e\u0301mile@localhost"]) await store.createAccount(user, creds);
+    await store.close();
+
+    const first = await xfarm(["db", "migrate"], undefined, cfg);
+    expect(first.code).toBe(1);
+    expect(first.stdout).toContain("account e\u0301mile@localhost renamed \u00E9mile@localhost\n");
+    expect(first.stdout).toContain("REFUSED: dave@localhost, ｄave@localhost are one JID under RFC 7622 (dave@localhost)");
+    expect(first.stderr).toBe("xfarm: 1 account(s) need the admin; then run xfarm db migrate again\n");
+    expect((await xfarm(["user", "rename", "ｄave@localhost", "david@localhost"], undefined, cfg)).code).toBe(0);
+    expect(await xfarm(["db", "migrate"], undefined, cfg)).toMatchObject({ code: 0, stdout: expect.stringContaining("stored JIDs already in their RFC 7622 form\n") });
+    expect((await xfarm(["user", "list"], undefined, cfg)).stdout).toBe("dave@localhost\ndavid@localhost\n\u00E9mile@localhost\n");
     fs.rmSync(fresh, { recursive: true, force: true });
   });
 });

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
+import { normalizeStoredJids } from "../xdb-sql/jid-migration.js";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE } from "../xdb-sql/migrations.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
@@ -317,6 +318,84 @@ describe.each(backends)("the $name store", (backend) => {
     expect(await page(10, 100)).toEqual([ids[3]]);
     expect(await page(10, 320)).toEqual(ids.slice(3));
     await expect(s.loadOffline(u, { limit: 0 })).rejects.toThrow(RangeError);
+    await s.close();
+  });
+
+  it("renames an account with all it holds, and a contact in every roster", async () => {
+    const s = await open();
+    const [a, b, c] = ["alice@example.com", "bob@example.com", "carol@example.com"];
+    for (const u of [a, b, c]) await s.createAccount(u, creds);
+    await s.putRosterItem(a, item(c, { subscription: "both", groups: ["Friends"] }));
+    await s.putRosterItem(b, item(a, { subscription: "to" }));
+    await s.putRosterItem(c, item(a, { subscription: "both" }));
+    await s.putRosterItem(c, item("alicia@example.com"));
+    await s.storeOffline(a, "<message id='1'/>");
+    await s.setVcard(a, "<vCard xmlns='vcard-temp'/>");
+    await s.setPrivate(a, { namespace: "urn:example", name: "q" }, "<q xmlns='urn:example'/>");
+    await s.putPepNode(a, { node: "urn:example:status", config: { "pubsub#access_model": "open" } });
+    await s.publishPepItem(a, "urn:example:status", { id: "i1", xml: "<status xmlns='urn:example'/>", published: new Date(0) }, 10);
+
+    expect(await s.renameAccount(a, b)).toBe(false); // taken
+    expect(await s.renameAccount("ghost@example.com", "new@example.com")).toBe(false);
+    expect(await s.renameAccount(a, "alicia@example.com")).toBe(true);
+    const n = "alicia@example.com";
+    expect(await s.accountExists(a)).toBe(false);
+    expect(await verifyPassword("s3cret ünïcode", (await s.getCredentials(n))!["SHA-256"]!, "SHA-256")).toBe(true);
+    expect(await s.getRoster(n)).toEqual([item(c, { subscription: "both", groups: ["Friends"] })]);
+    expect((await s.loadOffline(n)).map((m) => m.xml)).toEqual(["<message id='1'/>"]);
+    expect(await s.getVcard(n)).toBe("<vCard xmlns='vcard-temp'/>");
+    expect(await s.listPrivate(n)).toHaveLength(1);
+    expect((await s.getPepItems(n, "urn:example:status")).map((i) => i.id)).toEqual(["i1"]);
+    expect(await s.listPepNodes(a)).toEqual([]);
+
+    expect(await s.listRosterContacts()).toEqual([a, n, c]);
+    // carol's roster holds both names: hers keeps both, bob's is renamed.
+    expect(await s.renameRosterContact(a, n)).toEqual({ renamed: 1, kept: [c] });
+    expect(await s.getRosterItem(b, n)).toEqual(item(n, { subscription: "to" }));
+    expect((await s.getRoster(c)).map((i) => i.contact)).toEqual([a, n]);
+    expect(await s.deleteAccount(n)).toBe(true);
+    await s.close();
+  });
+
+  it("brings stored JIDs to their RFC 7622 form, refusing to merge accounts that are one JID now", async () => {
+    const s = await open();
+    // As an xfarm that only lowercased could have stored them.
+    const fullwidth = "ａlice@example.com"; // one JID with alice@example.com now
+    const decomposed = "ju\u0308rgen@example.com"; // becomes jürgen@example.com, which is free
+    const invalid = "king♚@example.com"; // no JID at all now
+    for (const u of ["alice@example.com", fullwidth, decomposed, invalid, "bob@example.com"]) await s.createAccount(u, creds);
+    await s.storeOffline(decomposed, "<message id='kept'/>");
+    await s.putRosterItem("bob@example.com", item(decomposed, { subscription: "both" }));
+    await s.putRosterItem("bob@example.com", item("ＣＡＲＯＬ@example.com"));
+    await s.putRosterItem("bob@example.com", item("carol@example.com"));
+    await s.putRosterItem("alice@example.com", item("Dave@Example.com"));
+    await s.putRosterItem("alice@example.com", item("x\u200By@example.com"));
+
+    const report = await normalizeStoredJids(s);
+    expect(report.accountsRenamed).toEqual([[decomposed, "jürgen@example.com"]]);
+    expect(report.refused).toHaveLength(2);
+    expect(report.refused.find((r) => r.startsWith(invalid))).toMatch(/not a valid JID/);
+    expect(report.refused.find((r) => r.includes(fullwidth))).toMatch(/alice@example.com, ａlice@example.com are one JID/);
+    expect(report.contactsRenamed).toEqual(
+      expect.arrayContaining([
+        ["Dave@Example.com", "dave@example.com"],
+        [decomposed, "jürgen@example.com"],
+      ]),
+    );
+    expect(report.left).toEqual(
+      expect.arrayContaining([expect.stringMatching(/x\u200By@example.com is not a valid JID/), expect.stringMatching(/bob@example.com hold both ＣＡＲＯＬ@example.com and carol@example.com/)]),
+    );
+    expect((await s.loadOffline("jürgen@example.com")).map((m) => m.xml)).toEqual(["<message id='kept'/>"]);
+    expect((await s.getRoster("bob@example.com")).map((i) => i.contact).sort()).toEqual(["carol@example.com", "jürgen@example.com", "ＣＡＲＯＬ@example.com"]);
+    // Nothing was merged: both accounts keep their keys, and the invalid one is still there.
+    expect(await s.listAccounts()).toEqual(["alice@example.com", "bob@example.com", "jürgen@example.com", invalid, fullwidth].sort());
+
+    // The admin renames one and runs it again: now it is clean, and stays so.
+    expect(await s.renameAccount(fullwidth, "alice2@example.com")).toBe(true);
+    await s.deleteAccount(invalid);
+    const again = await normalizeStoredJids(s);
+    expect(again.refused).toEqual([]);
+    expect(again.accountsRenamed).toEqual([]);
     await s.close();
   });
 

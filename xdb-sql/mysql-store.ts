@@ -206,6 +206,26 @@ export class MysqlStore implements Store {
     return (await this.rows(`SELECT 1 FROM accounts WHERE user = ?`, [user])).length > 0;
   }
 
+  async renameAccount(from: string, to: string): Promise<boolean> {
+    return this.transaction(async (c) => {
+      // Locks both names; parents before children and back, so every foreign key holds throughout.
+      const [taken] = await c.execute(`SELECT 1 FROM accounts WHERE user = ? FOR UPDATE`, [to]);
+      if ((taken as Row[]).length > 0) return false;
+      const [copied] = await c.execute(
+        `INSERT INTO accounts (user, ${ACCOUNT_COLUMNS}, created_at) SELECT ?, ${ACCOUNT_COLUMNS}, created_at FROM accounts WHERE user = ?`,
+        [to, from],
+      );
+      if ((copied as mysql.ResultSetHeader).affectedRows !== 1) return false;
+      await c.execute(`INSERT INTO pep_nodes (user, node, config_json) SELECT ?, node, config_json FROM pep_nodes WHERE user = ?`, [to, from]);
+      for (const table of ["roster", "offline", "vcard", "private_xml", "pep_items"]) {
+        await c.execute(`UPDATE ${table} SET user = ? WHERE user = ?`, [to, from]);
+      }
+      await c.execute(`DELETE FROM pep_nodes WHERE user = ?`, [from]);
+      await c.execute(`DELETE FROM accounts WHERE user = ?`, [from]);
+      return true;
+    });
+  }
+
   async listAccounts(domain?: string): Promise<string[]> {
     const rows =
       domain === undefined
@@ -244,6 +264,28 @@ export class MysqlStore implements Store {
   async countRoster(user: string): Promise<number> {
     const [r] = await this.rows(`SELECT COUNT(*) AS n FROM roster WHERE user = ?`, [user]);
     return Number(r?.n ?? 0);
+  }
+
+  async listRosterContacts(): Promise<string[]> {
+    return (await this.rows(`SELECT DISTINCT contact FROM roster ORDER BY contact`)).map((r) => text(r.contact));
+  }
+
+  async renameRosterContact(from: string, to: string): Promise<{ renamed: number; kept: string[] }> {
+    return this.transaction(async (c) => {
+      const usersWith = async (contact: string) =>
+        ((await c.execute(`SELECT user FROM roster WHERE contact = ? FOR UPDATE`, [contact]))[0] as Row[]).map((r) => text(r.user));
+      const holding = new Set(await usersWith(to));
+      const kept: string[] = [];
+      let renamed = 0;
+      for (const user of await usersWith(from)) {
+        if (holding.has(user)) kept.push(user);
+        else {
+          const [r] = await c.execute(`UPDATE roster SET contact = ? WHERE user = ? AND contact = ?`, [to, user, from]);
+          renamed += (r as mysql.ResultSetHeader).affectedRows;
+        }
+      }
+      return { renamed, kept };
+    });
   }
 
   async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {

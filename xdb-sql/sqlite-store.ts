@@ -64,6 +64,17 @@ function prepareAll(db: Database.Database) {
     deleteRosterItem: db.prepare<[string, string]>(`DELETE FROM roster WHERE user = ? AND contact = ?`),
     countRoster: db.prepare<[string], number>(`SELECT COUNT(*) FROM roster WHERE user = ?`).pluck(),
     deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
+    copyAccount: db.prepare<[string, string]>(
+      `INSERT INTO accounts (user, ${credentialColumns}, created_at)
+       SELECT ?, ${credentialColumns}, created_at FROM accounts WHERE user = ?`,
+    ),
+    copyPepNodes: db.prepare<[string, string]>(`INSERT INTO pep_nodes (user, node, config_json) SELECT ?, node, config_json FROM pep_nodes WHERE user = ?`),
+    moveRows: Object.fromEntries(
+      ["roster", "offline", "vcard", "private_xml", "pep_items"].map((table) => [table, db.prepare<[string, string]>(`UPDATE ${table} SET user = ? WHERE user = ?`)]),
+    ),
+    listRosterContacts: db.prepare<[], string>(`SELECT DISTINCT contact FROM roster ORDER BY contact`).pluck(),
+    rosterUsersWith: db.prepare<[string], string>(`SELECT user FROM roster WHERE contact = ?`).pluck(),
+    renameContact: db.prepare<[string, string, string]>(`UPDATE roster SET contact = ? WHERE user = ? AND contact = ?`),
 
     storeOffline: db.prepare<[string, string, number, number]>(
       `INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`,
@@ -311,6 +322,21 @@ export class SqliteStore implements Store {
     return this.s.accountExists.get(user) !== undefined;
   }
 
+  async renameAccount(from: string, to: string): Promise<boolean> {
+    const s = this.s;
+    // Parents before children and back, so every foreign key holds throughout.
+    return this.db
+      .transaction(() => {
+        if (s.accountExists.get(to) !== undefined || s.copyAccount.run(to, from).changes !== 1) return false;
+        s.copyPepNodes.run(to, from);
+        for (const move of Object.values(s.moveRows)) move.run(to, from);
+        s.deletePepAll.run(from);
+        s.deleteAccount.run(from);
+        return true;
+      })
+      .immediate();
+  }
+
   async listAccounts(domain?: string): Promise<string[]> {
     if (domain === undefined) return this.s.listAccounts.all();
     // A localpart cannot contain "@", so "%@domain" matches exactly that
@@ -344,6 +370,26 @@ export class SqliteStore implements Store {
 
   async countRoster(user: string): Promise<number> {
     return this.s.countRoster.get(user) ?? 0;
+  }
+
+  async listRosterContacts(): Promise<string[]> {
+    return this.s.listRosterContacts.all();
+  }
+
+  async renameRosterContact(from: string, to: string): Promise<{ renamed: number; kept: string[] }> {
+    const s = this.s;
+    return this.db
+      .transaction(() => {
+        const holding = new Set(s.rosterUsersWith.all(to));
+        const kept: string[] = [];
+        let renamed = 0;
+        for (const user of s.rosterUsersWith.all(from)) {
+          if (holding.has(user)) kept.push(user);
+          else renamed += s.renameContact.run(to, user, from).changes;
+        }
+        return { renamed, kept };
+      })
+      .immediate();
   }
 
   async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {

@@ -102,6 +102,13 @@ export interface Store {
   deleteAccount(user: string): Promise<boolean>;
   accountExists(user: string): Promise<boolean>;
   listAccounts(domain?: string): Promise<string[]>;
+  /**
+   * Moves an account with everything it holds (roster, offline messages,
+   * vCard, private XML, PEP) to a new name in one transaction; false when
+   * `from` does not exist or `to` does. Other rosters are not touched:
+   * renameRosterContact does that.
+   */
+  renameAccount(from: string, to: string): Promise<boolean>;
 
   // Rosters.
   getRoster(user: string): Promise<RosterItem[]>;
@@ -110,6 +117,14 @@ export interface Store {
   countRoster(user: string): Promise<number>;
   putRosterItem(user: string, item: RosterItem): Promise<void>;
   deleteRosterItem(user: string, contact: string): Promise<void>;
+  /** Every contact JID any roster holds, once each. */
+  listRosterContacts(): Promise<string[]>;
+  /**
+   * Renames a contact in every roster that holds it, except rosters that
+   * already hold `to`: those keep both items. Returns how many items were
+   * renamed and whose rosters kept both.
+   */
+  renameRosterContact(from: string, to: string): Promise<{ renamed: number; kept: string[] }>;
 
   // Offline messages, oldest first. Ids only grow: a newer message has a
   // higher id than every message of any user stored before it.

@@ -1,5 +1,6 @@
 // `xfarm db status|migrate`: the schema of the configured database.
 import { Command } from "commander";
+import { normalizeStoredJids } from "../../xdb-sql/jid-migration.js";
 import { connectStore, describeStore } from "../../xdb-sql/open-store.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
@@ -23,7 +24,9 @@ export function dbCommands(load: LoadConfig): Command {
     });
 
   db.command("migrate")
-    .description("bring the schema up to date (safe on a live database; processes also do it when they start)")
+    .description(
+      "bring the schema up to date (safe on a live database; processes also do it when they start), then the stored JIDs to their RFC 7622 form",
+    )
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       const c = load(opts).config;
@@ -33,6 +36,15 @@ export function dbCommands(load: LoadConfig): Command {
         await store.migrate();
         const after = (await store.schemaVersion()).current;
         process.stdout.write(before === after ? `schema already at version ${after}\n` : `schema migrated from version ${before} to ${after}\n`);
+        const jids = await normalizeStoredJids(store);
+        const lines = [
+          ...jids.accountsRenamed.map(([from, to]) => `account ${from} renamed ${to}`),
+          ...jids.contactsRenamed.map(([from, to]) => `roster contact ${from} renamed ${to}`),
+          ...jids.left,
+          ...jids.refused.map((r) => `REFUSED: ${r}`),
+        ];
+        process.stdout.write(lines.length ? lines.map((l) => `${l}\n`).join("") : "stored JIDs already in their RFC 7622 form\n");
+        if (jids.refused.length) throw new Error(`${jids.refused.length} account(s) need the admin; then run xfarm db migrate again`);
       } finally {
         await store.close();
       }

@@ -1,7 +1,7 @@
 // `xfarm user add|passwd|del|list`: accounts, straight in the store, so they
 // work whether or not the farm runs.
 import { Command } from "commander";
-import { bare, parseJid } from "../jid.js";
+import { bare, domainpart, parseJid } from "../jid.js";
 import { deriveCredentials } from "../sasl/scram-credentials.js";
 import { openStore } from "../../xdb-sql/open-store.js";
 import type { Store } from "../../xdb-sql/store.js";
@@ -15,6 +15,24 @@ function accountJid(text: string, config: Config): string {
   if (!j || !j.local || j.resource) throw new Error(`"${text}" is not a bare JID like alice@${config.domains[0]}`);
   if (!config.domains.includes(j.domain)) throw new Error(`${j.domain} is not served here (domains: ${config.domains.join(", ")})`);
   return bare(j);
+}
+
+/**
+ * An account named on the command line: as it is stored when so stored (a
+ * name from before JIDs were normalized, which `xfarm db migrate` left for
+ * the admin), else its RFC 7622 form.
+ */
+async function storedAccount(store: Store, text: string, config: Config): Promise<string> {
+  return (await store.accountExists(text)) ? text : accountJid(text, config);
+}
+
+/** A running farm disconnects the sessions of an account that is gone; without one there are none. */
+async function endSessions(config: Config, jid: string): Promise<void> {
+  const told = await adminRequest(config, { op: "user-deleted", user: jid }, "result", 2_000).then(
+    () => true,
+    () => false,
+  );
+  process.stdout.write(told ? "its sessions on the running farm were ended\n" : "no running farm reached; no sessions to end\n");
 }
 
 async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
@@ -71,15 +89,32 @@ export function userCommands(load: LoadConfig): Command {
     .addOption(configOption())
     .action(async (jidText: string, opts: { config?: string }) => {
       const c = load(opts).config;
-      const jid = accountJid(jidText, c);
-      if (!(await withStore(c, (s) => s.deleteAccount(jid)))) throw new Error(`${jid} does not exist`);
+      const jid = await withStore(c, async (s) => {
+        const stored = await storedAccount(s, jidText, c);
+        if (!(await s.deleteAccount(stored))) throw new Error(`${stored} does not exist`);
+        return stored;
+      });
       process.stdout.write(`deleted ${jid}\n`);
-      // A running farm disconnects the account's sessions; without one there are none.
-      const told = await adminRequest(c, { op: "user-deleted", user: jid }, "result", 2_000).then(
-        () => true,
-        () => false,
-      );
-      process.stdout.write(told ? "its sessions on the running farm were ended\n" : "no running farm reached; no sessions to end\n");
+      await endSessions(c, jid);
+    });
+
+  user
+    .command("rename")
+    .description("move an account with all it holds to a new JID, and rename it in every roster")
+    .argument("<jid>", "the account, as stored (xfarm user list) or in any form of its JID")
+    .argument("<new-jid>")
+    .addOption(configOption())
+    .action(async (fromText: string, toText: string, opts: { config?: string }) => {
+      const c = load(opts).config;
+      const to = accountJid(toText, c);
+      const { from, kept } = await withStore(c, async (s) => {
+        const from = await storedAccount(s, fromText, c);
+        if (!(await s.renameAccount(from, to))) throw new Error(`${from} does not exist or ${to} does`);
+        return { from, kept: (await s.renameRosterContact(from, to)).kept };
+      });
+      process.stdout.write(`renamed ${from} to ${to}\n`);
+      if (kept.length) process.stdout.write(`the rosters of ${kept.join(", ")} already held ${to}: their item for ${from} was left\n`);
+      await endSessions(c, from);
     });
 
   user
@@ -89,7 +124,7 @@ export function userCommands(load: LoadConfig): Command {
     .addOption(configOption())
     .action(async (domain: string | undefined, opts: { config?: string }) => {
       const c = load(opts).config;
-      const users = await withStore(c, (s) => s.listAccounts(domain?.toLowerCase()));
+      const users = await withStore(c, (s) => s.listAccounts(domain === undefined ? undefined : (domainpart(domain) ?? domain)));
       process.stdout.write(users.map((u) => `${u}\n`).join(""));
     });
 

@@ -2,7 +2,8 @@
 // load generator must authenticate as real clients do.
 import { randomBytes } from "node:crypto";
 import type { ScramHash } from "../../xdb-sql/store.js";
-import { digest, hmac, saltedPassword, saslprep } from "./scram-credentials.js";
+import { digest, hmac, saltedPassword } from "./scram-credentials.js";
+import { saslprepQuery } from "./saslprep.js";
 
 const GS2 = "n,,";
 
@@ -19,7 +20,8 @@ export class ScramClient {
     private readonly password: string,
     private readonly salted: SaltedPasswordFn = saltedPassword,
   ) {
-    const name = username.replace(/=/g, "=3D").replace(/,/g, "=2C");
+    // RFC 5802 §5.1: the username SASLprepped, as the password.
+    const name = (saslprepQuery(username) ?? username).replace(/=/g, "=3D").replace(/,/g, "=2C");
     this.bare = `n=${name},r=${randomBytes(18).toString("base64")}`;
   }
 
@@ -36,7 +38,9 @@ export class ScramClient {
     if (!nonce?.startsWith(clientNonce)) throw new Error("SCRAM: the server nonce does not extend ours");
     const iterations = Number(attrs.get("i"));
     if (!Number.isInteger(iterations) || iterations < 1) throw new Error("SCRAM: bad iteration count");
-    const salted = await this.salted(saslprep(this.password), this.hash, Buffer.from(attrs.get("s") ?? "", "base64"), iterations);
+    const prepared = saslprepQuery(this.password);
+    if (prepared === null) throw new Error("SCRAM: the password fails SASLprep");
+    const salted = await this.salted(prepared, this.hash, Buffer.from(attrs.get("s") ?? "", "base64"), iterations);
     const clientKey = hmac(this.hash, salted, "Client Key");
     const withoutProof = `c=${Buffer.from(GS2).toString("base64")},r=${nonce}`;
     const authMessage = `${this.bare},${text},${withoutProof}`;

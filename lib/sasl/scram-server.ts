@@ -39,6 +39,12 @@ export interface ScramServerOptions {
   fakeSaltSecret?: Buffer;
   /** The iteration count shown to unknown users: the one real accounts use. */
   fakeIterations?: number;
+  /**
+   * The account a username names (its normalized JID): an unknown user's
+   * fake salt derives from it, so that every spelling of one name sees one
+   * salt, as every spelling of a real account sees its real one.
+   */
+  accountOf?: (username: string) => string;
 }
 
 const SERVER_NONCE_BYTES = 18;
@@ -166,7 +172,8 @@ export class ScramServer {
     } catch (err) {
       throw new SaslError("temporary-auth-failure", "credential lookup failed", { cause: err });
     }
-    const keys = found ?? fakeKeys(this.hash, username, { secret: this.options.fakeSaltSecret, iterations: this.options.fakeIterations });
+    const { accountOf, fakeSaltSecret, fakeIterations } = this.options;
+    const keys = found ?? fakeKeys(this.hash, accountOf?.(username) ?? username, { secret: fakeSaltSecret, iterations: fakeIterations });
 
     const nonce = clientNonce + (this.options.serverNonce ?? randomBase64(SERVER_NONCE_BYTES));
     const serverFirst = `r=${nonce},s=${keys.salt.toString("base64")},i=${keys.iterations}`;
