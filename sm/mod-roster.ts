@@ -7,7 +7,7 @@ import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
-import { rosterFull, rosterHasRoom } from "./roster-quota.js";
+import { rosterFull, rosterHasRoom, tooLongToKeep } from "./roster-quota.js";
 import { iqResult } from "./stanza.js";
 import { hasFrom, hasTo } from "./subscription.js";
 
@@ -49,6 +49,8 @@ export const modRoster: SmModule = (api) => {
     if (jid.resource) return fail(api, event, "bad-request", "the item needs a bare JID");
     const contact = bare(jid);
     if (contact === user) return fail(api, event, "not-allowed", "the user's own JID is not a contact");
+    const tooLong = tooLongToKeep(contact);
+    if (tooLong) return fail(api, event, "not-acceptable", tooLong);
     const sub: string | undefined = el.attrs.subscription;
     if (sub !== undefined && !SUBSCRIPTIONS.has(sub)) return fail(api, event, "bad-request", "bad subscription");
     if (sub === "remove") return remove(api, event, user, contact);

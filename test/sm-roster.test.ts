@@ -103,6 +103,8 @@ describe("sm roster", () => {
       [set(`<item jid='b@${DOMAIN}'><group>G</group><group>G</group></item>`), "bad-request"],
       [set(`<item jid='b@${DOMAIN}' subscription='remove'/>`), "item-not-found"],
       [set(`<item jid='alice@${DOMAIN}'/>`), "not-allowed"],
+      // A valid JID (RFC 7622 allows 2047 bytes bare) too long for the roster's key.
+      [set(`<item jid='${"l".repeat(1000)}@${"d".repeat(60)}${".e".repeat(300)}'/>`), "not-acceptable"],
     ];
     for (const [xml, condition] of cases) {
       const answer = await a.request(xml);

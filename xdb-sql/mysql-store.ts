@@ -156,6 +156,7 @@ export class MysqlStore implements Store {
   }
 
   async createAccount(user: string, credentials: Credentials): Promise<boolean> {
+    checkLength("jid", user);
     const r = await this.run(
       `INSERT IGNORE INTO accounts (user, ${ACCOUNT_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [user, ...credentialParams(credentials), Date.now()],
@@ -164,6 +165,7 @@ export class MysqlStore implements Store {
   }
 
   async createAccounts(accounts: { user: string; credentials: Credentials }[]): Promise<number> {
+    for (const a of accounts) checkLength("jid", a.user);
     const now = Date.now();
     return this.transaction(async (c) => {
       let created = 0;
@@ -248,6 +250,7 @@ export class MysqlStore implements Store {
   }
 
   async putRosterItem(user: string, item: RosterItem): Promise<void> {
+    checkLength("jid", item.contact);
     await this.runFor(
       user,
       `INSERT INTO roster (user, ${ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -277,6 +277,7 @@ export class SqliteStore implements Store {
   }
 
   async createAccount(user: string, credentials: Credentials): Promise<boolean> {
+    checkLength("jid", user);
     const params = credentialParams(credentials);
     return this.s.createAccount.run(user, ...params, Date.now()).changes === 1;
   }
@@ -286,6 +287,7 @@ export class SqliteStore implements Store {
     return this.db
       .transaction(() => {
         let created = 0;
+        for (const a of accounts) checkLength("jid", a.user);
         for (const a of accounts) created += this.s.createAccount.run(a.user, ...credentialParams(a.credentials), now).changes;
         return created;
       })
@@ -355,6 +357,7 @@ export class SqliteStore implements Store {
   }
 
   async putRosterItem(user: string, item: RosterItem): Promise<void> {
+    checkLength("jid", item.contact);
     const params = rosterParams(user, item);
     try {
       this.s.putRosterItem.run(...params);

@@ -184,6 +184,8 @@ export interface Store {
  * answer them with a stanza error first.
  */
 export const STORE_LIMITS = {
+  /** A bare JID (an account, a roster contact): two make the roster's key. RFC 7622 allows 2047. */
+  jid: 1535,
   privateNamespace: 1024,
   privateName: 255,
   pepNode: 1024,
