@@ -125,7 +125,7 @@ async function componentHandshake(a: AttackRun, domain: string, secret: string):
 }
 
 const GARBAGE: { name: string; bytes: () => (string | Buffer)[] }[] = [
-  { name: "random bytes", bytes: () => [Buffer.from(Array.from({ length: 16_384 }, (_, i) => (i * 7919 + 13) & 0xff))] },
+  { name: "binary junk", bytes: () => [Buffer.from(Array.from({ length: 16_384 }, (_, i) => (i * 7919 + 13) & 0xff))] },
   { name: "mismatched tags", bytes: () => [streamHeader(), "<message><body>x</message></body>"] },
   { name: "invalid UTF-8", bytes: () => [streamHeader(), Buffer.from([0x3c, 0x6d, 0xff, 0xfe, 0xc0, 0x80, 0x3e])] },
   { name: "an HTTP request", bytes: () => ["GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"] },
@@ -446,7 +446,7 @@ export const ATTACKS: readonly AttackKind[] = [
   {
     name: "garbage",
     row: "junk",
-    what: "random bytes, mismatched tags, invalid UTF-8, an HTTP request",
+    what: "16 KB of binary junk, mismatched tags, invalid UTF-8, an HTTP request",
     group: "junk",
     parallel: 2,
     seconds: () => 30,

@@ -10,6 +10,7 @@ import tls from "node:tls";
 import { ScramClient } from "../lib/sasl/scram-client.js";
 import { hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
 import { cachedSaltedPassword } from "./scram.js";
+import { writeAll } from "./write-all.js";
 import { attr, firstChild, StanzaScanner, unescapeXml, type ScanSink } from "./xml-scan.js";
 
 export const NS_CLIENT = "jabber:client";
@@ -141,28 +142,9 @@ export class SoakConn implements ScanSink {
     if (!this.socket.destroyed) this.socket.write(text);
   }
 
-  /**
-   * Writes each chunk in turn, waiting while the socket's buffer is full, and
-   * stops once the farm has closed; resolves with the characters or bytes written.
-   */
-  async pour(chunks: Iterable<string | Buffer>): Promise<number> {
-    let written = 0;
-    for (const chunk of chunks) {
-      if (this.closed || this.socket.destroyed) break;
-      written += chunk.length;
-      if (!this.socket.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            this.socket.off("drain", done);
-            this.socket.off("close", done);
-            resolve();
-          };
-          this.socket.on("drain", done);
-          this.socket.on("close", done);
-        });
-      }
-    }
-    return written;
+  /** Writes the chunks as fast as the farm takes them, stopping once it has closed; resolves with what was written. */
+  pour(chunks: Iterable<string | Buffer>): Promise<number> {
+    return writeAll(this.socket, chunks, () => this.closed);
   }
 
   /** Bytes handed to the socket that the kernel has not taken yet. */
@@ -264,10 +246,11 @@ export async function secureStream(port: number, localAddress: string, answerMs:
 
 /**
  * Logs in over STARTTLS and binds a resource, following <see-other-host/>
- * to the front end it names (twice at most); resolves with the stream and
- * the bound JID. A SASL failure or a stream error rejects, naming it.
+ * to the front end it names (twice at most); resolves with the stream, the
+ * bound JID and how many redirects it followed. A SASL failure or a stream
+ * error rejects, naming it.
  */
-export async function logIn(o: LoginOptions): Promise<{ conn: SoakConn; jid: string }> {
+export async function logIn(o: LoginOptions): Promise<{ conn: SoakConn; jid: string; redirects: number }> {
   let port = o.port;
   for (let hop = 0; ; hop++) {
     const c = await secureStream(port, o.localAddress, o.answerMs, o.track);
@@ -286,7 +269,7 @@ export async function logIn(o: LoginOptions): Promise<{ conn: SoakConn; jid: str
     const bound = await c.next((e) => e.name === "iq" && attr(e.xml, "id") === "bind", o.answerMs);
     const jid = /<jid>([^<]+)<\/jid>/.exec(bound.xml)?.[1];
     if (!jid) throw new Error(`bind refused: ${firstChild(bound.xml.slice(bound.xml.indexOf("<error")), [])?.name ?? "no jid"}`);
-    return { conn: c, jid };
+    return { conn: c, jid, redirects: hop };
   }
 }
 

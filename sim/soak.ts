@@ -134,6 +134,8 @@ class OwnerLogins {
   ok = 0;
   failed = 0;
   slowest = 0;
+  /** Logins sent to the other front end: there the address is new to the throttle, which may hold it. */
+  redirected = 0;
   readonly failures: string[] = [];
   private readonly stopping = new AbortController();
   private loop: Promise<void> = Promise.resolve();
@@ -167,7 +169,7 @@ class OwnerLogins {
     const conns: SoakConn[] = [];
     const t0 = performance.now();
     try {
-      const { conn } = await logIn({
+      const { conn, redirects } = await logIn({
         port: this.farm.c2sPorts[k % this.farm.c2sPorts.length]!.port,
         localAddress: ownerAddress(k),
         user: `owner${k + 1}`,
@@ -178,6 +180,7 @@ class OwnerLogins {
       });
       conn.send("</stream:stream>");
       this.ok++;
+      if (redirects) this.redirected++;
       this.slowest = Math.max(this.slowest, (performance.now() - t0) / 1000);
     } catch (err) {
       this.failed++;
@@ -338,7 +341,7 @@ async function runSoak(o: SoakOptions, command: string): Promise<SoakReport> {
         msgs_received: t.msgs_received,
         msgs_missing: t.msgs_missing,
         sync_complete: results.syncs.at(-1)?.complete ?? false,
-        relogins: { accounts: o.guessed, ok: owners.ok, failed: owners.failed, slowest_s: Math.round(owners.slowest * 10) / 10, failures: owners.failures },
+        relogins: { accounts: o.guessed, ok: owners.ok, failed: owners.failed, redirected: owners.redirected, slowest_s: Math.round(owners.slowest * 10) / 10, failures: owners.failures },
       },
       attacks: { made: schedule.records.length, by_kind: byKind(ATTACKS, schedule.records), list: schedule.records },
       series,

@@ -3,26 +3,15 @@
 // runs it for the figures. Its verdict must be clean (every honest user in,
 // every honest message delivered, no restart, memory back near its start)
 // and every kind of attack must have been made.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { SoakReport } from "../sim/soak-report.js";
+import { runNode } from "./sim-expect.js";
 
 const SOAK = fileURLToPath(new URL("../dist/sim/soak.js", import.meta.url));
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [SOAK, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("the soak (npm run soak)", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-soak-test-"));
@@ -31,7 +20,7 @@ describe("the soak (npm run soak)", () => {
   it("runs clean beside every kind of attack, and says so in its table and its JSON", async () => {
     const out = path.join(dir, "soak.json");
     // The settling ends once memory is back near its start (at most a minute): no guess at how long the sm's GC takes.
-    const r = await run(["--minutes", "0.3", "--users", "40", "--settle", "60", "--until-near", "--out", out]);
+    const r = await runNode(SOAK, ["--minutes", "0.3", "--users", "40", "--settle", "60", "--until-near", "--out", out]);
     const report = JSON.parse(fs.readFileSync(out, "utf8")) as SoakReport;
     expect(report.verdict, r.stdout + r.stderr).toEqual({ clean: true, reasons: [] });
     expect(r.code).toBe(0);
