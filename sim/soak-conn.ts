@@ -104,7 +104,6 @@ export class SoakConn implements ScanSink {
         else reject(new Error(`closed (${this.ending})`));
       };
       this.openWaiters.push(done);
-      this.closeWaiters.push(done);
     });
   }
 

@@ -59,7 +59,7 @@ export interface HonestFigures {
   msgs_missing: number;
   /** The last sync point was released because every message had arrived, not by its timeout. */
   sync_complete: boolean;
-  /** Logins of the accounts the guessers try, by their owners from their own addresses, during the attacks. */
+  /** Logins of the accounts the guessers try, by their owners from their own addresses, once before the attacks and throughout. */
   relogins: { accounts: number; ok: number; failed: number; redirected: number; slowest_s: number; failures: string[] };
 }
 
@@ -197,7 +197,7 @@ export function soakTable(r: SoakReport): string {
   out.push("");
   out.push(`honest logins    ${h.logged_in} of ${h.users} (failed ${h.login_failed}); sessions dropped ${h.dropped}; errors ${h.errors}`);
   out.push(
-    `guessed accounts ${h.relogins.accounts}: their owners logged in ${h.relogins.ok} times from their own addresses during the attacks (${h.relogins.redirected} redirected), failed ${h.relogins.failed}, slowest ${h.relogins.slowest_s.toFixed(1)} s`,
+    `guessed accounts ${h.relogins.accounts}: their owners logged in ${h.relogins.ok} times from their own addresses, before and during the attacks (${h.relogins.redirected} redirected), failed ${h.relogins.failed}, slowest ${h.relogins.slowest_s.toFixed(1)} s`,
   );
   out.push(`honest messages  sent ${h.msgs_sent}, delivered ${h.msgs_received}, missing ${h.msgs_missing}${h.sync_complete ? "" : " (the final sync timed out)"}`);
   out.push("");
