@@ -56,13 +56,18 @@ function readStat(pid: number): Stat | null {
   }
 }
 
-function rssKb(pid: number): number {
+export function rssKb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
   }
+}
+
+/** CPU time (user + system) one process has used so far, seconds; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  return (readStat(pid)?.cpu ?? 0) / TICKS;
 }
 
 export interface Sample {

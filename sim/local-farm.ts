@@ -170,6 +170,11 @@ port_step = ${step}
     });
   }
 
+  /** The farm's store, as openStore takes it. */
+  get storeUrl(): string {
+    return this.db ?? `sqlite:${path.join(this.dir, "data", "xfarm.db")}`;
+  }
+
   async addUser(jid: string, password: string): Promise<void> {
     const r = await this.cli("user", "add", jid, password);
     if (r.code !== 0) throw new Error(`user add failed: ${r.stderr}`);
@@ -177,7 +182,7 @@ port_step = ${step}
 
   /** Creates `${prefix}1…${prefix}N@localhost` in one transaction, straight in the store (load tests). */
   async addUsers(prefix: string, count: number, password: string, iterations?: number): Promise<void> {
-    const store = await openStore(this.db ?? `sqlite:${path.join(this.dir, "data", "xfarm.db")}`);
+    const store = await openStore(this.storeUrl);
     try {
       // One derivation shared by all: a load test, not a real salt policy.
       const credentials = await deriveCredentials(password, iterations);

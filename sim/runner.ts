@@ -23,6 +23,8 @@ export interface RunOptions {
   stream?: NodeJS.WriteStream;
   /** Aborts the run (as Ctrl-C does): sessions are closed and the results kept. */
   signal?: AbortSignal;
+  /** Called as each sync point is released, with its outcome (a caller's cue: everyone is in, the chat is over). */
+  onSync?: (outcome: SyncOutcome) => void;
 }
 
 interface WorkerHandle {
@@ -104,6 +106,7 @@ export async function runSim(sc: Scenario, opts: RunOptions = {}): Promise<SimRe
       s.released_s = Math.round(now - t0) / 1000;
       s.complete = delivered;
       for (const h of handles) if (!h.final) h.send({ type: "release", point: p });
+      opts.onSync?.(s);
     }
   };
 

@@ -1,14 +1,15 @@
-// What the simulator tests share: running the compiled `xfarm sim`, and
-// what the results of a clean run must show, whatever the server.
+// What the simulator tests share: running the compiled `xfarm sim` (or the
+// soak), and what the results of a clean run must show, whatever the server.
 import { spawn } from "node:child_process";
 import { expect } from "vitest";
 import { CLI } from "../sim/local-farm.js";
 import type { SimResults } from "../sim/results.js";
 import { HISTOGRAMS } from "../sim/stats.js";
 
-export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a compiled entry point (the CLI, the soak) with `args`; resolves with its exit code and output. */
+export function runNode(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     p.stdout!.on("data", (d) => (stdout += d));
@@ -16,6 +17,8 @@ export function runCli(args: string[]): Promise<{ code: number | null; stdout: s
     p.on("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+export const runCli = (args: string[]) => runNode(CLI, args);
 
 /** What every clean run must show, whatever the server. */
 export function expectCleanRun(r: SimResults, users: number, messages: number): void {

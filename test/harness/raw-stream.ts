@@ -2,6 +2,7 @@
 // libraries will not send: malformed XML, oversized stanzas, bad headers.
 import net from "node:net";
 import tls from "node:tls";
+import { writeAll } from "../../sim/write-all.js";
 
 export const HEADER = (to = "localhost") =>
   `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
@@ -49,24 +50,8 @@ export class RawStream {
    * Writes each chunk in turn, waiting while the socket's buffer is full, and
    * stops once the server closed the connection; resolves with the bytes written.
    */
-  async sendAll(chunks: Iterable<string | Buffer>): Promise<number> {
-    let written = 0;
-    for (const chunk of chunks) {
-      if (this.closed || this.socket.destroyed) break;
-      written += chunk.length;
-      if (!this.socket.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            this.socket.off("drain", done);
-            this.socket.off("close", done);
-            resolve();
-          };
-          this.socket.on("drain", done);
-          this.socket.on("close", done);
-        });
-      }
-    }
-    return written;
+  sendAll(chunks: Iterable<string | Buffer>): Promise<number> {
+    return writeAll(this.socket, chunks, () => this.closed);
   }
 
   /**
