@@ -26,7 +26,7 @@ import { CLI } from "../sim/local-farm.js";
 import type { SimResults } from "../sim/results.js";
 import { runSim } from "../sim/runner.js";
 import { C2sUnits } from "./harness/c2s-units.js";
-import { runCli, runNode } from "./sim-expect.js";
+import { runCli } from "./sim-expect.js";
 
 const SCRIPT = fileURLToPath(new URL("../deploy/rolling-upgrade.sh", import.meta.url));
 const NAMES = ["c2s-1", "c2s-2", "c2s-3"];
@@ -38,6 +38,27 @@ const KINDS: Record<string, SimFlags> = {
   xep0198: { redirects: "ignore", smResume: true },
   "non-followers": { redirects: "ignore" },
 };
+
+/** Runs a bash script; resolves with its exit code and output. */
+function runBash(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn("/bin/bash", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout!.on("data", (d) => (stdout += d));
+    p.stderr!.on("data", (d) => (stderr += d));
+    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Polls `test` every 250 ms until it holds; throws after `timeoutMs`. */
+async function until(what: string, test: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await test().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 describe("the rolling upgrade of three front ends under a chat load", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-rolling-"));
@@ -81,7 +102,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     const log = fs.openSync(path.join(dir, "farm.log"), "a");
     farm = spawn(process.execPath, [CLI, "start", "--config", configFile], { stdio: ["ignore", log, log] });
     fs.closeSync(log);
-    await expect.poll(async () => (await status().catch(() => [])).some((e) => e.role === "sm"), { timeout: 30_000, interval: 250 }).toBe(true);
+    await until("the sm linked", async () => (await status()).some((e) => e.role === "sm"), 30_000);
     const made = await runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--config", configFile]);
     expect(made.code, made.stderr).toBe(0);
     units = new C2sUnits(
@@ -91,8 +112,8 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     );
     await units.listen();
     for (const n of NAMES) units.start(n);
-    // Every front end linked and reporting, and each knowing the other two.
-    await expect.poll(async () => (await frontEnds().catch(() => [])).filter((e) => e.load).length, { timeout: 30_000, interval: 250 }).toBe(3);
+    // Every front end linked and reporting.
+    await until("three front ends reporting", async () => (await frontEnds()).filter((e) => e.load).length === 3, 30_000);
   }, 90_000);
 
   afterAll(async () => {
@@ -132,7 +153,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
             // Everyone logged in and chatting: the upgrade begins.
             if (s.point !== 0 || ++chatting < Object.keys(KINDS).length) return;
             const t0 = Date.now();
-            upgrade = runNode("/bin/bash", [
+            upgrade = runBash([
               SCRIPT,
               "--stop", units.command("stop"),
               "--upgrade", units.command("upgrade"),
@@ -162,7 +183,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     expect(ops.map((e) => `${e.op} ${e.name}`)).toEqual(NAMES.flatMap((n) => [`stop ${n}`, `upgrade ${n}`, `start ${n}`]));
     // Every front end runs its new process, undrained and reporting.
     const after = await frontEnds();
-    expect(after.map((e) => [e.name, e.info.draining, e.load !== null]).sort()).toEqual(NAMES.map((n) => [n, false, true]));
+    expect(after.map((e) => [e.name, e.info.draining === true, e.load !== null]).sort()).toEqual(NAMES.map((n) => [n, false, true]));
     // ... and serves: a client that does not follow redirects logs in on each one's port.
     for (const port of ports) {
       const r = await runSim(applyFlags(null, { port: String(port), ca: process.env.XFARM_TEST_CERT!, users: "3", password: "pw", redirects: "ignore", hold: "0", workers: "0" }), { progress: "none" });
@@ -172,8 +193,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
 
     const figures: Record<string, unknown> = { upgrade_s: upgradeSeconds, chat_s: CHAT_SECONDS };
     for (const [i, kind] of Object.keys(KINDS).entries()) {
-      const r = results[i] as SimResults;
-      const t = r.totals;
+      const t = results[i]!.totals;
       figures[kind] = {
         users: PER_KIND,
         reconnects: t.reconnects,
@@ -191,6 +211,12 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
         msgs_resent: t.msgs_resent,
         errors: t.errors_by_kind,
       };
+    }
+    fs.writeFileSync(path.join(dir, "rolling-upgrade.json"), JSON.stringify(figures, null, 2));
+    console.log(`rolling upgrade figures: ${JSON.stringify(figures)}`);
+    for (const [i, kind] of Object.keys(KINDS).entries()) {
+      const r = results[i] as SimResults;
+      const t = r.totals;
       expect(r.ended_by, kind).toBe("done");
       expect(t.errors_by_kind, kind).toEqual({});
       expect(t, kind).toMatchObject({ arrived: PER_KIND, logged_in: PER_KIND, login_failed: 0, dropped: 0, cut: 0, closed: PER_KIND });
@@ -212,7 +238,5 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     expect(sm!.msgs_unconfirmed).toBe(0);
     // The others log in again, once per move.
     expect(plain!.relogins).toBe(plain!.reconnects);
-    fs.writeFileSync(path.join(dir, "rolling-upgrade.json"), JSON.stringify(figures, null, 2));
-    console.log(`rolling upgrade figures: ${JSON.stringify(figures)}`);
   });
 });
