@@ -239,4 +239,28 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     // The others log in again, once per move.
     expect(plain!.relogins).toBe(plain!.reconnects);
   });
+
+  it("stops at the first step that fails and leaves that front end drained, saying so", { timeout: 120_000 }, async () => {
+    const script = await runBash([
+      SCRIPT,
+      "--stop", units.command("stop"),
+      "--upgrade", "false",
+      "--start", units.command("start"),
+      "--xfarm", `${process.execPath} ${CLI}`,
+      "--config", configFile,
+      "--ready-timeout", "60",
+      "c2s-2", "c2s-3",
+    ]);
+    expect(script.code).toBe(1);
+    expect(script.stderr).toContain('FAILED at "upgrade" of c2s-2: c2s-2 is drained and stopped');
+    expect(script.stderr).toContain("c2s undrain c2s-2");
+    // c2s-2 is down, c2s-3 untouched; once c2s-2 is back it stays drained until undrained.
+    expect(units.pid("c2s-2")).toBeUndefined();
+    expect((await frontEnds()).map((e) => [e.name, e.info.draining === true]).sort()).toEqual([["c2s-1", false], ["c2s-3", false]]);
+    units.start("c2s-2");
+    await until("c2s-2 back, drained", async () => (await frontEnds()).some((e) => e.name === "c2s-2" && e.load !== null && e.info.draining === true), 30_000);
+    const undrain = await runCli(["c2s", "undrain", "c2s-2", "--config", configFile]);
+    expect(undrain.code, undrain.stderr).toBe(0);
+    await until("c2s-2 active", async () => (await frontEnds()).some((e) => e.name === "c2s-2" && e.info.draining !== true), 30_000);
+  });
 });
