@@ -3,12 +3,12 @@
 // undrain opens them; a client that ignores redirects still gets in. Real
 // processes, xmpp.js and slixmpp clients.
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
+import { portOpen } from "../sim/port-open.js";
 import { HEADER, RawStream, secureStream } from "./harness/raw-stream.js";
 import { connectClient, type TestClient } from "./harness/xmppjs.js";
 
@@ -16,16 +16,6 @@ const SLIX = fileURLToPath(new URL("./interop/slix_many.py", import.meta.url));
 const JS_CLIENTS = 270;
 const SLIX_CLIENTS = 30;
 const CLIENTS = JS_CLIENTS + SLIX_CLIENTS;
-
-/** Whether a TCP connection to the port is accepted (a drained front end's ports are closed). */
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 
 describe("load sharing between front ends", () => {
   let farm: Farm;
