@@ -70,6 +70,8 @@ export class Router {
   private readonly peers = new Map<string, Peer>();
   private smNames: string[] = [];
   private readonly pending = new Set<net.Socket>();
+  /** Every link socket, admin and peer-router links included: close() ends them all, or the server would wait on them. */
+  private readonly sockets = new Set<net.Socket>();
   private pingTimer: NodeJS.Timeout | null = null;
   private loadsTimer: NodeJS.Timeout | null = null;
   private pingId = 0;
@@ -188,8 +190,7 @@ export class Router {
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.loadsTimer) clearInterval(this.loadsTimer);
-    for (const s of this.pending) s.destroy();
-    for (const p of this.peers.values()) p.socket.destroy();
+    for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -200,6 +201,7 @@ export class Router {
       return;
     }
     socket.setNoDelay(true);
+    this.sockets.add(socket);
     const peerAddr = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.opts.log.child({ peer: peerAddr });
     const reader = new FrameReader(Math.min(this.opts.maxAuthFrame ?? DEFAULT_MAX_AUTH_FRAME, this.opts.maxFrame ?? DEFAULT_MAX_FRAME));
@@ -239,6 +241,7 @@ export class Router {
     socket.on("close", () => {
       clearTimeout(authTimer);
       this.pending.delete(socket);
+      this.sockets.delete(socket);
       if (peer) this.unstall(peer);
       if (peer && this.peers.get(peer.member.name) === peer) {
         this.peers.delete(peer.member.name);
