@@ -171,3 +171,48 @@ describe("a drain that ends", () => {
     expect((await farm.cli("status")).stdout).toMatch(/^c2s-1 .* active$/m);
   });
 });
+
+describe("a full front end", () => {
+  let farm: Farm;
+  const streams: RawStream[] = [];
+  const CAPACITY = 5;
+
+  beforeAll(async () => {
+    farm = await Farm.create({ c2sCount: 2, c2s: { public_host: "127.0.0.1", capacity: CAPACITY, redirect_margin: 1000 } });
+    await farm.start();
+    await farm.addUsers("u", 2 * CAPACITY, "pw", 64);
+    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load", 15_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const s of streams) s.destroy();
+    await farm.stop();
+    farm.cleanup();
+  });
+
+  const c2s = async (name: string): Promise<StatusEntry> => {
+    const r = await farm.cli("status", "--json");
+    return (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries.find((e) => e.name === name)!;
+  };
+
+  it("closes its ports at capacity while another front end takes clients, and opens them under 90 %", { timeout: 60_000 }, async () => {
+    const [p1, p2] = farm.c2sPorts.map((p) => p.port) as [number, number];
+    for (let i = 1; i <= CAPACITY; i++) streams.push((await boundStream(p1, `u${i}`, "pw")).stream);
+    await expect.poll(() => c2s("c2s-1").then((e) => e.info.full), { timeout: 10_000, interval: 250 }).toBe(true);
+    expect(await portOpen(p1)).toBe(false);
+    expect(await portOpen(p2)).toBe(true);
+    expect((await farm.cli("status")).stdout).toMatch(/^c2s-1 .* full$/m);
+
+    // The other one reaches its capacity too, but stays open: the last front end open never closes.
+    for (let i = CAPACITY + 1; i <= 2 * CAPACITY; i++) streams.push((await boundStream(p2, `u${i}`, "pw")).stream);
+    await expect.poll(() => c2s("c2s-2").then((e) => e.load?.sessions), { timeout: 10_000, interval: 250 }).toBe(CAPACITY);
+    expect((await c2s("c2s-2")).info.full).toBeUndefined();
+    expect(await portOpen(p2)).toBe(true);
+
+    // Under 90 % of its capacity, the first opens again by itself.
+    streams.shift()!.destroy();
+    await expect.poll(() => c2s("c2s-1").then((e) => e.info.full), { timeout: 10_000, interval: 250 }).toBeUndefined();
+    await expect.poll(() => portOpen(p1), { timeout: 10_000, interval: 200 }).toBe(true);
+    expect((await farm.cli("status")).stdout).toMatch(/^c2s-1 .* active$/m);
+  });
+});
