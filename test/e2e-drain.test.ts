@@ -116,6 +116,7 @@ describe("a drain that ends", () => {
     await expect.poll(missing, { timeout: 30_000, interval: 250 }).toEqual([]);
     const pid = farm.childPid("c2s-1");
     const onKill = clients.filter(({ c }) => c.port() === p1 || c.port() === null).length;
+    expect(onKill).toBeGreaterThan(0);
     const linesBefore = farm.lines.length;
     process.kill(pid, "SIGKILL");
     const again = send();
