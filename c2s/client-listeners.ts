@@ -48,10 +48,6 @@ export class ClientListeners {
     return { port: this.slots[0]!.port, tlsPort: this.slots[1]?.port ?? 0 };
   }
 
-  get isAccepting(): boolean {
-    return this.accepting;
-  }
-
   /** Opens or closes the ports; connections already accepted are not touched. */
   setAccepting(accepting: boolean): void {
     if (this.accepting === accepting) return;
