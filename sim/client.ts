@@ -67,9 +67,11 @@ const NS_SM = "urn:xmpp:sm:3";
 /**
  * A message written this shortly before its connection was cut, by a client
  * without XEP-0198 resumption, may never have been read by the server; no
- * acknowledgement tells the client either way.
+ * acknowledgement tells the client either way. A busy server reads late: its
+ * event loop may lag by more than c2s.max_lag (500 ms) before it cuts, and
+ * what it has not read by then it never reads.
  */
-const UNCONFIRMED_MS = 500;
+const UNCONFIRMED_MS = 2000;
 /** Without redirects followed: after every port refused, wait this long before trying the list again. */
 const RETRY_MS = 1000;
 /** Stream errors after which a client that does not follow redirects reconnects, as it does when a connection drops. */

@@ -91,6 +91,9 @@ public_host = "127.0.0.1"
 tls_cert = ${JSON.stringify(process.env.XFARM_TEST_CERT)}
 tls_key = ${JSON.stringify(process.env.XFARM_TEST_KEY)}
 max_unauthenticated_per_address = 0
+# Two cores shared with the simulator: a front end lagging over the default 500 ms would call
+# itself full and close its ports mid-upgrade; this test is about the drains.
+max_lag = 5000
 
 [start]
 c2s_count = 0
@@ -103,7 +106,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     farm = spawn(process.execPath, [CLI, "start", "--config", configFile], { stdio: ["ignore", log, log] });
     fs.closeSync(log);
     await until("the sm linked", async () => (await status()).some((e) => e.role === "sm"), 30_000);
-    const made = await runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--config", configFile]);
+    const made = await runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--iterations", "1024", "--config", configFile]);
     expect(made.code, made.stderr).toBe(0);
     units = new C2sUnits(
       configFile,
