@@ -1,8 +1,10 @@
 // Where a new client should go: this front end, or a less loaded one
-// (docs/redirection.md). Every front end sees the router's load table; in
-// between reports, each counts the clients it sent elsewhere, so a burst of
-// logins aimed at one box spreads at once instead of all following the same
-// stale figure to the same peer.
+// (docs/redirection.md). A redirect costs the client a reconnect (and most
+// clients do not follow it), so balance alone redirects only on a real
+// imbalance: over an absolute floor and a relative margin, with hysteresis.
+// Every front end sees the router's load table; in between reports, each
+// counts the clients it sent elsewhere, so a burst of logins aimed at one box
+// spreads at once instead of all following the same stale figure to the same peer.
 import type { C2sLoad } from "../lib/link/control.js";
 import type { C2sInfo, Member } from "../lib/link/member.js";
 
@@ -13,9 +15,11 @@ export interface BalancerConfig {
   capacity: number;
   /** How far over its fair share (0.1 = 10 %) a front end may go before it redirects. */
   margin: number;
+  /** Sessions over its fair share a front end may always hold before it redirects for balance. */
+  floor: number;
   /** Seconds a redirected client is remembered, to be served if it comes back here. */
   memorySeconds: number;
-  /** Event-loop delay (ms) over which a front end counts as full. */
+  /** Event-loop delay (ms) over which a front end counts as full: it sends new clients on and takes none. */
   maxLag: number;
 }
 
@@ -50,6 +54,10 @@ export class Balancer {
   /** Clients a peer sent here, served without a second redirect (no ping-pong on stale loads). */
   private readonly expected = new Map<string, number>();
   draining = false;
+  /** Redirecting for balance: on over the threshold, off again only at half of it (hysteresis). */
+  private rebalancing = false;
+  /** This front end's own event-loop delay, as the router's table last showed it. */
+  private lag = 0;
 
   constructor(private readonly cfg: BalancerConfig) {}
 
@@ -65,6 +73,7 @@ export class Balancer {
 
   /** Takes the router's load table; returns the peers now reporting if that set grew. */
   onLoads(loads: Record<string, C2sLoad>): string[] | null {
+    this.lag = loads[this.cfg.name]?.lag ?? this.lag;
     let grew = false;
     for (const [name, load] of Object.entries(loads)) {
       const p = this.peers.get(name);
@@ -85,13 +94,25 @@ export class Balancer {
   redirectFor(ip: string, user: string, sessions: number, directTls: boolean, now = Date.now()): Redirect | null {
     const target = this.leastLoaded();
     if (!target) return null;
-    const mine = (sessions + 1) / this.cfg.weight;
-    const theirs = (this.estimate(target) + 1) / target.info.weight;
-    const full = this.draining || sessions >= this.cfg.capacity;
-    if (!full && mine <= theirs * (1 + this.cfg.margin)) return null;
+    const full = this.draining || sessions >= this.cfg.capacity || this.lag > this.cfg.maxLag;
+    if (!full && !this.overShare(sessions, target)) return null;
     target.sent++;
     this.remember(ip, user, now);
     return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
+  }
+
+  /**
+   * Whether this front end holds so many more sessions than `target` that a
+   * client is worth a reconnect (docs/redirection.md). `excess` is what it holds
+   * beyond its weight's share at the target's level, in its own sessions.
+   */
+  private overShare(sessions: number, target: Peer): boolean {
+    const targetShare = this.estimate(target) / target.info.weight;
+    const excess = sessions - this.cfg.weight * targetShare;
+    const threshold = Math.max(this.cfg.floor, this.cfg.margin * this.cfg.weight * targetShare);
+    this.rebalancing = excess > (this.rebalancing ? threshold / 2 : threshold);
+    // Never past this front end's own share: a move that would put the target over is the start of ping-pong.
+    return this.rebalancing && (this.estimate(target) + 1) / target.info.weight <= sessions / this.cfg.weight;
   }
 
   /** True once for a client redirected recently that came back: one that does not follow redirects. */
