@@ -2,8 +2,8 @@
 // (docs/redirection.md). A redirect costs the client a reconnect (and most
 // clients do not follow it), so balance alone redirects only on a real
 // imbalance: over an absolute floor and a relative margin, with hysteresis.
-// Every front end sees the router's load table; in between reports, each
-// counts the clients it sent elsewhere, so a burst of logins aimed at one box
+// Every front end sees the router's load table; on top of it, each counts the
+// clients it sent elsewhere lately, so a burst of logins aimed at one box
 // spreads at once instead of all following the same stale figure to the same peer.
 import type { C2sLoad } from "../lib/link/control.js";
 import type { C2sInfo, Member } from "../lib/link/member.js";
@@ -31,6 +31,19 @@ export interface Redirect {
 
 /** How long a front end waits for a client a peer sent it. */
 const EXPECT_MS = 30_000;
+/**
+ * How long a client sent to a peer counts on top of that peer's reported
+ * sessions. A peer reports every 2 s, and the router shares the table within
+ * 1 s, so a report that changed is at most about 1 s old: it shows the
+ * clients sent before that, which then stop counting (SENT_FRESH_MS). A
+ * report that did not change may be a re-share of one up to 3 s old, so
+ * without a fresh one a client counts for SENT_MEMORY_MS. Counting a client
+ * twice for a moment only ends a run of redirects early; dropping it before
+ * the peer's report shows it would push clients past the mark, towards
+ * ping-pong.
+ */
+const SENT_FRESH_MS = 1_500;
+const SENT_MEMORY_MS = 3_500;
 
 function take(map: Map<string, number>, key: string, now: number): boolean {
   const until = map.get(key);
@@ -39,12 +52,19 @@ function take(map: Map<string, number>, key: string, now: number): boolean {
   return until > now;
 }
 
+/** Drops the times up to `until` from the front of an ascending list. */
+function forget(times: number[], until: number): void {
+  let i = 0;
+  while (i < times.length && times[i]! <= until) i++;
+  times.splice(0, i);
+}
+
 interface Peer {
   name: string;
   info: C2sInfo;
   load: C2sLoad | null;
-  /** Clients this front end sent there since its last report. */
-  sent: number;
+  /** When this front end sent each of its latest clients there, oldest first. */
+  sent: number[];
 }
 
 export class Balancer {
@@ -66,21 +86,21 @@ export class Balancer {
     for (const m of members) {
       if (m.role !== "c2s" || m.name === this.cfg.name) continue;
       const old = this.peers.get(m.name);
-      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? 0 });
+      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? [] });
     }
     this.peers = next;
   }
 
   /** Takes the router's load table; returns the peers now reporting if that set grew. */
-  onLoads(loads: Record<string, C2sLoad>): string[] | null {
+  onLoads(loads: Record<string, C2sLoad>, now = Date.now()): string[] | null {
     this.lag = loads[this.cfg.name]?.lag ?? this.lag;
     let grew = false;
     for (const [name, load] of Object.entries(loads)) {
       const p = this.peers.get(name);
       if (p) {
         grew ||= p.load === null;
+        if (load.sessions !== p.load?.sessions) forget(p.sent, now - SENT_FRESH_MS);
         p.load = load;
-        p.sent = 0;
       }
     }
     return grew ? [...this.peers.values()].filter((p) => p.load).map((p) => p.name) : null;
@@ -92,11 +112,11 @@ export class Balancer {
    * first checks returned(): a client that came back is always served.
    */
   redirectFor(ip: string, user: string, sessions: number, directTls: boolean, now = Date.now()): Redirect | null {
-    const target = this.leastLoaded();
+    const target = this.leastLoaded(now);
     if (!target) return null;
     const full = this.draining || sessions >= this.cfg.capacity || this.lag > this.cfg.maxLag;
     if (!full && !this.overShare(sessions, target)) return null;
-    target.sent++;
+    target.sent.push(now);
     this.remember(ip, user, now);
     return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
   }
@@ -131,10 +151,10 @@ export class Balancer {
   }
 
   /** Where to move a connected client while draining; null when no peer can take one. */
-  moveTarget(directTls: boolean): Redirect | null {
-    const target = this.leastLoaded();
+  moveTarget(directTls: boolean, now = Date.now()): Redirect | null {
+    const target = this.leastLoaded(now);
     if (!target) return null;
-    target.sent++;
+    target.sent.push(now);
     return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
   }
 
@@ -150,13 +170,14 @@ export class Balancer {
   }
 
   private estimate(p: Peer): number {
-    return (p.load?.sessions ?? 0) + p.sent;
+    return (p.load?.sessions ?? 0) + p.sent.length;
   }
 
-  private leastLoaded(): Peer | null {
+  private leastLoaded(now: number): Peer | null {
     let best: Peer | null = null;
     let bestLoad = Infinity;
     for (const p of this.peers.values()) {
+      forget(p.sent, now - SENT_MEMORY_MS);
       if (p.info.draining || !p.load) continue; // not yet reporting, or leaving
       if (p.load.lag > this.cfg.maxLag || this.estimate(p) >= p.info.capacity) continue;
       const rel = this.estimate(p) / p.info.weight;
