@@ -150,6 +150,11 @@ export class Balancer {
     return take(this.expected, `${ip} ${user}`, now);
   }
 
+  /** Whether some peer takes clients now: a full front end closes its ports only then (never the last one open). */
+  peerCanTake(now = Date.now()): boolean {
+    return this.leastLoaded(now) !== null;
+  }
+
   /** Where to move a connected client while draining; null when no peer can take one. */
   moveTarget(directTls: boolean, now = Date.now()): Redirect | null {
     const target = this.leastLoaded(now);
@@ -178,7 +183,7 @@ export class Balancer {
     let bestLoad = Infinity;
     for (const p of this.peers.values()) {
       forget(p.sent, now - SENT_MEMORY_MS);
-      if (p.info.draining || !p.load) continue; // not yet reporting, or leaving
+      if (p.info.draining || p.info.full || !p.load) continue; // not yet reporting, leaving, or its ports closed
       if (p.load.lag > this.cfg.maxLag || this.estimate(p) >= p.info.capacity) continue;
       const rel = this.estimate(p) / p.info.weight;
       if (rel < bestLoad) {

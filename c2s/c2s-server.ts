@@ -1,6 +1,6 @@
 // A c2s process: client listeners (STARTTLS and direct TLS), its link to the
 // router, and the dispatch of what the sm sends back to each connection.
-import net from "node:net";
+import type net from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
@@ -11,11 +11,14 @@ import type { Store } from "../xdb-sql/store.js";
 import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
+import { ClientListeners } from "./client-listeners.js";
 import { ClientConnection, routedAgain } from "./client-connection.js";
 import { TlsCredentials } from "./tls-credentials.js";
 
 /** How often a front end reports its load to the router (protocol §1.6). */
 const LOAD_REPORT_MS = 2_000;
+/** A full front end opens its ports again under this share of its capacity (and with its lag back under c2s.max_lag). */
+const REOPEN_SHARE = 0.9;
 
 export interface C2sServer {
   ports: { port: number; tlsPort: number };
@@ -55,43 +58,84 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     const reporting = balancer.onLoads(loads);
     if (reporting) log.info({ reporting }, "front ends reporting load");
   });
-  let drainTimer: NodeJS.Timeout | null = null;
-  link.on("control", (msg) => {
-    if (msg.op === "expect") {
-      balancer.expect(msg.ip, msg.user);
-      if (typeof msg.plain === "string") ctx.plain.accept(msg.user, Buffer.from(msg.plain, "base64"));
-      return;
+  // Declared here, opened below once the link handlers are set: drain and full state close and open it.
+  let listeners: ClientListeners | null = null;
+  /** The drain the router ordered (protocol §1.7), and whether this front end is full (its own marks). */
+  let drain: { rate: number; timer: NodeJS.Timeout } | null = null;
+  let full = false;
+  /** Announces the state to the farm and opens or closes the client ports to match it. */
+  const stateChanged = () => {
+    link.setInfo({ ...info, ...(drain && { draining: true, drainRate: drain.rate }), ...(full && { full: true }) });
+    listeners?.setAccepting(!drain && !full);
+  };
+  const startDrain = (rate: number) => {
+    if (drain) {
+      drain.rate = rate;
+      return stateChanged();
     }
-    if (msg.op !== "drain" || drainTimer) return;
-    balancer.draining = true;
-    link.setInfo({ ...info, draining: true });
-    log.warn({ rate: msg.rate }, "draining: new clients are redirected, connected ones moved off");
-    // Each second, move up to `rate` bound clients to the least loaded front ends.
-    drainTimer = setInterval(() => {
-      let budget = msg.rate;
+    // Each second, move up to `rate` bound clients to the least loaded front ends: every one, those that came
+    // back after a redirect too, since the closed ports now send a client's next attempt elsewhere.
+    const timer = setInterval(() => {
+      let budget = drain!.rate;
       for (const conn of ctx.all()) {
         if (budget <= 0) break;
-        if (!conn.isBound || conn.stay) continue;
+        if (!conn.isBound) continue;
         const target = balancer.moveTarget(conn.direct);
         if (!target) break;
         conn.moveTo(target);
         budget--;
       }
     }, 1_000);
-    drainTimer.unref();
+    timer.unref();
+    drain = { rate, timer };
+    balancer.draining = true;
+    stateChanged();
+    log.warn({ rate }, "draining: client ports closed, new clients redirected, connected ones moved off");
+  };
+  const stopDrain = () => {
+    if (!drain) return;
+    clearInterval(drain.timer);
+    drain = null;
+    balancer.draining = false;
+    stateChanged();
+    log.warn({ full }, "undrained: taking clients again");
+  };
+  /**
+   * Full: at capacity or over c2s.max_lag, the ports close while some peer
+   * takes clients (never the last front end open), and open again under the
+   * lower marks: REOPEN_SHARE of capacity and a report period's lag within
+   * c2s.max_lag, or when no peer takes clients any more.
+   */
+  const checkFull = (lagMs: number) => {
+    const next = full
+      ? !(ctx.sessions < capacity * REOPEN_SHARE && lagMs <= c.max_lag) && balancer.peerCanTake()
+      : (ctx.sessions >= capacity || lagMs > c.max_lag) && balancer.peerCanTake();
+    if (next === full) return;
+    full = next;
+    log.warn({ sessions: ctx.sessions, capacity, lag: lagMs, maxLag: c.max_lag }, full ? "full: client ports closed" : "no longer full");
+    stateChanged();
+  };
+  link.on("control", (msg) => {
+    if (msg.op === "expect") {
+      balancer.expect(msg.ip, msg.user);
+      if (typeof msg.plain === "string") ctx.plain.accept(msg.user, Buffer.from(msg.plain, "base64"));
+    } else if (msg.op === "drain") startDrain(msg.rate);
+    else if (msg.op === "undrain") stopDrain();
   });
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   const reporter = setInterval(() => {
+    const lagMs = Math.round(lag.percentile(99) / 1e6);
     link.sendControl({
       op: "load",
       sessions: ctx.sessions,
       connections: ctx.size,
-      lag: Math.round(lag.percentile(99) / 1e6),
+      lag: lagMs,
       throttled: ctx.rates.pausedCount,
       delayedLogins: ctx.throttle.delayed,
     });
     lag.reset();
+    checkFull(lagMs);
   }, LOAD_REPORT_MS);
   reporter.unref();
 
@@ -169,6 +213,12 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
   });
   link.on("members", (members) => {
     balancer.onMembers(members);
+    // The peers that were to take clients closed their ports too: this one opens again.
+    if (full && !balancer.peerCanTake()) {
+      full = false;
+      log.warn("no longer full: no other front end takes clients");
+      stateChanged();
+    }
     smIncarnations = new Map(members.filter((m) => m.role === "sm").map((m) => [m.name, `${m.name}/${m.info.started}`]));
     // Sessions whose sm is gone, restarted, or no longer owns the user move to the owner now (protocol §2.2).
     let moved = 0;
@@ -196,15 +246,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     socket.setKeepAlive(true, 60_000);
     new ClientConnection(ctx, socket, direct);
   };
-  const host = c.host === "*" ? undefined : c.host;
-  const plain = net.createServer((s) => accept(s, false));
-  await listen(plain, c.port, host);
-  let direct: net.Server | null = null;
-  if (c.tls_port) {
-    direct = net.createServer((s) => accept(s, true));
-    await listen(direct, c.tls_port, host);
-  }
-  const ports = { port: (plain.address() as net.AddressInfo).port, tlsPort: direct ? (direct.address() as net.AddressInfo).port : 0 };
+  listeners = new ClientListeners({ port: c.port, tlsPort: c.tls_port }, c.host === "*" ? undefined : c.host, accept, log);
+  const ports = await listeners.start();
   log.info({ ...ports, host: c.host }, "c2s listening for clients");
 
   return {
@@ -212,23 +255,12 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     reloadTls: () => void tlsCredentials.reload(),
     async close() {
       clearInterval(reporter);
-      if (drainTimer) clearInterval(drainTimer);
+      if (drain) clearInterval(drain.timer);
       lag.disable();
-      const closed = Promise.all([closeServer(plain), direct ? closeServer(direct) : Promise.resolve()]);
+      const closed = listeners!.close();
       await ctx.shutdown();
       link.stop();
       await closed;
     },
   };
-}
-
-function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ port, host, backlog: 1024 }, () => resolve());
-  });
-}
-
-function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
 }

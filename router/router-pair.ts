@@ -31,6 +31,7 @@ export class RouterPair {
     this.link.on("down", () => this.scheduleElection());
     this.link.on("control", (msg) => {
       if (msg.op === "router-state") this.decide(msg.active);
+      else if (msg.op === "drained") opts.router.takeDrained(msg.fronts);
     });
   }
 

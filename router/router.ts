@@ -6,6 +6,7 @@ import type { Logger } from "../lib/log.js";
 import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
 import { LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import {
+  DEFAULT_DRAIN_RATE,
   LOADS_INTERVAL_MS,
   PING_INTERVAL_MS,
   SILENCE_LIMIT_MS,
@@ -19,7 +20,7 @@ import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
 import type { Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
-import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type Member } from "../lib/link/member.js";
+import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type C2sInfo, type Member } from "../lib/link/member.js";
 import { parseJson } from "../lib/link/shape.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { badRequestText } from "../lib/stanza-rules.js";
@@ -69,6 +70,8 @@ export class Router {
   private readonly peers = new Map<string, Peer>();
   private smNames: string[] = [];
   private readonly pending = new Set<net.Socket>();
+  /** Every link socket, admin and peer-router links included: close() ends them all, or the server would wait on them. */
+  private readonly sockets = new Set<net.Socket>();
   private pingTimer: NodeJS.Timeout | null = null;
   private loadsTimer: NodeJS.Timeout | null = null;
   private pingId = 0;
@@ -89,6 +92,13 @@ export class Router {
   private readonly refusals = new LogThrottle(REFUSAL_LOG_INTERVAL_MS);
   /** Stands in for the secret of an unknown name, so its refusal costs the same HMAC as a wrong secret's. */
   private readonly decoySecret = newNonce();
+  /**
+   * Drained front ends and their rates (protocol §1.7): kept here, not in the
+   * front end, so one that restarts mid-drain is drained again as it links.
+   */
+  private drainedFronts = new Map<string, number>();
+  /** Front ends undrained while unlinked: one that re-links still draining is told to stop. */
+  private readonly undrainOnLink = new Set<string>();
 
   constructor(private readonly opts: RouterOptions) {}
 
@@ -105,6 +115,25 @@ export class Router {
     const state = encodeJsonFrame(FrameType.Control, { op: "router-state", active });
     for (const s of this.routerPeers) s.write(state);
     if (!active) for (const p of this.peers.values()) p.socket.destroy();
+    else this.shareDrained();
+  }
+
+  /** The drained front ends, name → rate. */
+  get drained(): ReadonlyMap<string, number> {
+    return this.drainedFronts;
+  }
+
+  /** The active peer router's set of drained front ends (protocol §1.9): a passive router keeps it for its turn. */
+  takeDrained(fronts: Record<string, number>): void {
+    if (this.active) return;
+    this.drainedFronts = new Map(Object.entries(fronts));
+  }
+
+  /** The active router tells its pair peer every drained front end, at every change and when the peer links. */
+  private shareDrained(socket?: net.Socket): void {
+    if (!this.active) return;
+    const frame = encodeJsonFrame(FrameType.Control, { op: "drained", fronts: Object.fromEntries(this.drainedFronts) });
+    for (const s of socket ? [socket] : this.routerPeers) s.write(frame);
   }
 
   /** An external component authenticated (router/external-components.ts). */
@@ -161,8 +190,7 @@ export class Router {
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.loadsTimer) clearInterval(this.loadsTimer);
-    for (const s of this.pending) s.destroy();
-    for (const p of this.peers.values()) p.socket.destroy();
+    for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -173,6 +201,7 @@ export class Router {
       return;
     }
     socket.setNoDelay(true);
+    this.sockets.add(socket);
     const peerAddr = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.opts.log.child({ peer: peerAddr });
     const reader = new FrameReader(Math.min(this.opts.maxAuthFrame ?? DEFAULT_MAX_AUTH_FRAME, this.opts.maxFrame ?? DEFAULT_MAX_FRAME));
@@ -212,6 +241,7 @@ export class Router {
     socket.on("close", () => {
       clearTimeout(authTimer);
       this.pending.delete(socket);
+      this.sockets.delete(socket);
       if (peer) this.unstall(peer);
       if (peer && this.peers.get(peer.member.name) === peer) {
         this.peers.delete(peer.member.name);
@@ -271,6 +301,7 @@ export class Router {
       this.routerPeers.add(socket);
       socket.once("close", () => this.routerPeers.delete(socket));
       log.info({ router: auth.name }, "peer router linked");
+      this.shareDrained(socket);
       return peer;
     }
     if (admin) {
@@ -279,6 +310,7 @@ export class Router {
     }
     log.info({ component: auth.name, role: auth.role }, "component linked");
     this.membersChanged(peer);
+    if (auth.role === "c2s") this.keepDrained(peer);
     return peer;
   }
 
@@ -337,10 +369,28 @@ export class Router {
         return;
       case "drain": {
         if (!isAdmin) return;
+        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
         const target = this.peers.get(msg.name);
-        if (!target || target.member.role !== "c2s") return reply({ op: "result", ok: false, error: `no front end named "${msg.name}" is linked` });
-        target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name: msg.name, rate: msg.rate }));
-        this.opts.log.info({ component: msg.name, rate: msg.rate }, "drain ordered");
+        const linked = target?.member.role === "c2s";
+        if (!linked && !this.drainedFronts.has(msg.name)) return reply({ op: "result", ok: false, error: `no front end named "${msg.name}" is linked` });
+        this.drainedFronts.set(msg.name, msg.rate);
+        this.undrainOnLink.delete(msg.name);
+        if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name: msg.name, rate: msg.rate }));
+        this.opts.log.info({ component: msg.name, rate: msg.rate, linked }, "drain ordered");
+        this.shareDrained();
+        return reply({ op: "result", ok: true });
+      }
+      case "undrain": {
+        if (!isAdmin) return;
+        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
+        const target = this.peers.get(msg.name);
+        const linked = target?.member.role === "c2s";
+        const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
+        if (!this.drainedFronts.delete(msg.name) && !draining) return reply({ op: "result", ok: false, error: `front end "${msg.name}" is not drained` });
+        if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name: msg.name }));
+        else this.undrainOnLink.add(msg.name);
+        this.opts.log.info({ component: msg.name, linked }, "undrain ordered");
+        this.shareDrained();
         return reply({ op: "result", ok: true });
       }
       case "user-deleted": {
@@ -351,6 +401,28 @@ export class Router {
       }
       default:
         return; // unknown ops are for later versions
+    }
+  }
+
+  /**
+   * A front end that links while drained is told to drain at once (it
+   * restarted mid-drain); one that links draining while not in the set was
+   * drained by a router that restarted since, and is adopted into it.
+   */
+  private keepDrained(peer: Peer): void {
+    const name = peer.member.name;
+    const info = peer.member.info as unknown as C2sInfo;
+    const rate = this.drainedFronts.get(name);
+    if (this.undrainOnLink.delete(name) && info.draining) {
+      peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
+      this.opts.log.info({ component: name }, "undrain passed on as it re-linked");
+    } else if (rate !== undefined) {
+      peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate }));
+      this.opts.log.info({ component: name, rate }, "drained front end linked: drained again");
+    } else if (info.draining) {
+      this.drainedFronts.set(name, info.drainRate ?? DEFAULT_DRAIN_RATE);
+      this.opts.log.info({ component: name, rate: this.drainedFronts.get(name) }, "front end linked draining: kept drained");
+      this.shareDrained();
     }
   }
 

@@ -170,6 +170,17 @@ describe("Balancer", () => {
     expect(b.wasSent("10.0.0.5", "e@x")).toBe(false);
   });
 
+  it("moves no one to a peer whose ports are closed (full or draining): a full front end closes only while some peer can take", () => {
+    const b = new Balancer(cfg);
+    b.onMembers([member("c2s-2", "b.example", { full: true }), member("c2s-3", "c.example", { draining: true })]);
+    b.onLoads({ "c2s-2": load(0), "c2s-3": load(0) });
+    expect(b.peerCanTake()).toBe(false);
+    expect(b.moveTarget(false)).toBeNull();
+    b.onMembers([member("c2s-2", "b.example"), member("c2s-3", "c.example", { draining: true })]);
+    expect(b.peerCanTake()).toBe(true);
+    expect(b.moveTarget(true)).toEqual({ name: "c2s-2", address: "b.example:5223" });
+  });
+
   it("formats host:port as RFC 6120 asks", () => {
     expect(hostPort("c2s.example", 5222)).toBe("c2s.example:5222");
     expect(hostPort("::1", 5223)).toBe("[::1]:5223");

@@ -1,13 +1,15 @@
 // Three front ends sharing load: clients all aimed at one are spread by
-// <see-other-host/>; a drain moves everyone off one; a client that ignores
-// redirects still gets in. Real processes, xmpp.js and slixmpp clients.
+// <see-other-host/>; a drain moves everyone off one and closes its ports, an
+// undrain opens them; a client that ignores redirects still gets in. Real
+// processes, xmpp.js and slixmpp clients.
 import { spawn, type ChildProcess } from "node:child_process";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
-import { HEADER, secureStream } from "./harness/raw-stream.js";
+import { portOpen } from "../sim/port-open.js";
+import { HEADER, RawStream, secureStream } from "./harness/raw-stream.js";
 import { connectClient, type TestClient } from "./harness/xmppjs.js";
 
 const SLIX = fileURLToPath(new URL("./interop/slix_many.py", import.meta.url));
@@ -20,15 +22,17 @@ describe("load sharing between front ends", () => {
   const clients: TestClient[] = [];
   let slix: ChildProcess | null = null;
 
-  const sessions = async (): Promise<Record<string, { sessions: number; draining: boolean }>> => {
+  const sessions = async (): Promise<Record<string, { sessions: number; connections: number; draining: boolean }>> => {
     const r = await farm.cli("status", "--json");
     expect(r.code).toBe(0);
     const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries;
     return Object.fromEntries(
-      entries.filter((e) => e.role === "c2s").map((e) => [e.name, { sessions: e.load?.sessions ?? 0, draining: !!e.info.draining }]),
+      entries
+        .filter((e) => e.role === "c2s")
+        .map((e) => [e.name, { sessions: e.load?.sessions ?? 0, connections: e.load?.connections ?? 0, draining: !!e.info.draining }]),
     );
   };
-  const pollSessions = async (ok: (s: Record<string, { sessions: number }>) => boolean, ms = 20_000) => {
+  const pollSessions = async (ok: (s: Awaited<ReturnType<typeof sessions>>) => boolean, ms = 20_000) => {
     const end = Date.now() + ms;
     let last = await sessions();
     while (!ok(last)) {
@@ -44,7 +48,7 @@ describe("load sharing between front ends", () => {
     farm = await Farm.create({ c2sCount: 3, c2s: { capacity: 200, public_host: "127.0.0.1", redirect_floor: 4 } });
     await farm.start();
     // Few PBKDF2 iterations: xmpp.js hashes in plain JS, and 300 logins in one test process must not stall it.
-    await farm.addUsers("u", CLIENTS + 2, "pw", 64);
+    await farm.addUsers("u", CLIENTS + 3, "pw", 64);
     // Balancing starts once c2s-1 hears the others' load.
     await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load" && (l.reporting as string[]).length === 2, 15_000);
   }, 90_000);
@@ -88,20 +92,33 @@ describe("load sharing between front ends", () => {
     expect(redirects.some((l) => /^u(27[1-9]|28\d|29\d|300)@localhost$/.test(String(l.user)))).toBe(true);
   });
 
-  it("drains a front end: new clients and connected ones go to the others", { timeout: 60_000 }, async () => {
-    const r = await farm.cli("c2s", "drain", "c2s-1", "--rate", "100");
+  it("drains a front end until it is empty, then undrains it", { timeout: 60_000 }, async () => {
+    const r = await farm.cli("c2s", "drain", "c2s-1", "--rate", "100", "--wait", "--timeout", "40");
     expect(r.stdout).toMatch(/c2s-1 is draining/);
-    const counts = await pollSessions((s) => s["c2s-1"]!.sessions === 0 && s["c2s-2"]!.sessions + s["c2s-3"]!.sessions === CLIENTS, 30_000);
+    expect(r.stdout).toMatch(/c2s-1 is drained: no connection left/);
+    expect(r.code).toBe(0);
+    // Every client moved (the XEP-0198 ones resumed on the others, which took each session over).
+    const counts = await pollSessions((s) => s["c2s-1"]!.connections === 0 && s["c2s-2"]!.sessions + s["c2s-3"]!.sessions === CLIENTS, 30_000);
     expect((await sessions())["c2s-1"]!.draining).toBe(true);
     // Spread over the two that are left, within 10 % of even.
     for (const name of ["c2s-2", "c2s-3"]) {
       expect(counts[name]!.sessions).toBeGreaterThanOrEqual(135);
       expect(counts[name]!.sessions).toBeLessThanOrEqual(165);
     }
+    expect((await farm.cli("status")).stdout).toMatch(/^c2s-1 .* drained$/m);
+    // Its ports are closed: a client's connection attempt fails at once.
+    await expect(RawStream.connect(farm.c2sPorts[0]!.port)).rejects.toThrow(/ECONNREFUSED/);
+    const back = await farm.cli("c2s", "undrain", "c2s-1");
+    expect(back.stdout).toMatch(/c2s-1 is no longer drained/);
+    await pollSessions((s) => !s["c2s-1"]!.draining);
+    await expect.poll(() => portOpen(farm.c2sPorts[0]!.port), { timeout: 10_000, interval: 200 }).toBe(true);
+    const client = await connectClient({ port: farm.c2sPorts[0]!.port, username: `u${CLIENTS + 3}`, password: "pw" });
+    clients.push(client);
   });
 
+  // c2s-2 holds some 150 sessions against the undrained c2s-1's one: it sends new clients there.
   it("serves a client that ignores the redirect when it comes back", async () => {
-    const port = farm.c2sPorts[0]!.port;
+    const port = farm.c2sPorts[1]!.port;
     const attempt = async () => {
       const s = await secureStream(port);
       const user = `u${CLIENTS + 1}`;
@@ -132,8 +149,7 @@ describe("load sharing between front ends", () => {
       await s.until(/<bind xmlns|<\/see-other-host>/);
       return s;
     };
-    // c2s-1 is draining: it sends every new client on.
-    const redirected = await (await plainLogin(farm.c2sPorts[0]!.port)).untilClosed();
+    const redirected = await (await plainLogin(farm.c2sPorts[1]!.port)).untilClosed();
     const port = Number(/<see-other-host [^>]*>127\.0\.0\.1:(\d+)</.exec(redirected)![1]);
     const target = await plainLogin(port);
     expect(target.received).toMatch(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
@@ -142,7 +158,7 @@ describe("load sharing between front ends", () => {
     const name = farm.c2sPorts.findIndex((p) => p.port === port);
     // Log lines come over the processes' stdout pipes, which may trail the client's reply.
     await expect.poll(proofs, { timeout: 5000 }).toEqual([
-      ["c2s-1", "pbkdf2"],
+      ["c2s-2", "pbkdf2"],
       [`c2s-${name + 1}`, "vouched"],
     ]);
   });

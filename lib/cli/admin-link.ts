@@ -1,5 +1,5 @@
 // A one-shot admin link to the router (protocol §1.7): what `xfarm status`
-// and `xfarm c2s drain` use. The admin secret is secrets.admin.
+// and `xfarm c2s drain`/`undrain` use. The admin secret is secrets.admin.
 import { pino } from "pino";
 import type { Config } from "../config.js";
 import type { ControlMessage } from "../link/control.js";

@@ -56,7 +56,7 @@ program
 
 const c2s = program
   .command("c2s")
-  .description("run one client front end alone (name, ports and router address from the config); `c2s drain` drains one")
+  .description("run one client front end alone (name, ports and router address from the config); `c2s drain` and `c2s undrain` take one out and back")
   .addOption(configOption())
   .action(async (opts: { config?: string }) => (await import("../../c2s/main.js")).runC2s(load(opts).config));
 

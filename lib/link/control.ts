@@ -37,18 +37,22 @@ export type ControlMessage =
   | { op: "undeliverable"; to: string; key: string }
   | ({ op: "load" } & C2sLoad)
   | { op: "loads"; loads: Record<string, C2sLoad> }
-  /** A component's new `info` (e.g. a front end that starts draining). */
+  /** A component's new `info` (e.g. a front end that starts draining or turns full). */
   | { op: "info"; info: Record<string, unknown> }
   /**
    * A front end sent this client to front end `to`, which should serve it (forwarded by the router);
    * `plain`, base64, vouches for the password of a client that logged in with PLAIN (plainVoucher()).
    */
   | { op: "expect"; to: string; ip: string; user: string; plain?: string }
-  // Admin links (`xfarm status`, `xfarm c2s drain`), protocol §1.7.
+  // Admin links (`xfarm status`, `xfarm c2s drain`, `undrain`), protocol §1.7.
   | { op: "status-request" }
   | { op: "status"; router: string; entries: StatusEntry[] }
-  /** admin → router: drain front end `name`; router → that front end: start draining. */
+  /** admin → router: drain front end `name`; router → that front end: start draining, moving `rate` clients a second. */
   | { op: "drain"; name: string; rate: number }
+  /** admin → router: put a drained front end back; router → that front end: take clients again. */
+  | { op: "undrain"; name: string }
+  /** Active router → its pair peer: every drained front end and its rate, so a failover keeps them drained. */
+  | { op: "drained"; fronts: Record<string, number> }
   | { op: "result"; ok: boolean; error?: string }
   /** admin → router → every sm: an account was deleted; its sessions end. */
   | { op: "user-deleted"; user: string }
@@ -58,11 +62,16 @@ export type ControlMessage =
 /** How often each side pings, and how long a silent link lives. */
 export const PING_INTERVAL_MS = 2_000;
 export const SILENCE_LIMIT_MS = 6_000;
+/** Clients a second a drain moves when no rate is given (`xfarm c2s drain`, a front end adopted as draining). */
+export const DEFAULT_DRAIN_RATE = 50;
+
 /** How often the router shares the load table with the front ends. */
 export const LOADS_INTERVAL_MS = 1_000;
 
 const loadFields = { sessions: count, connections: count, lag: (v: unknown): v is number => number(v) && v >= 0, throttled: optional(count) };
 const loadShape: Shape<C2sLoad> = object(loadFields);
+/** A drain's clients a second: a whole number from 1. */
+const rate = (v: unknown): v is number => count(v) && v > 0;
 
 /** A message of one op with these other fields. */
 function message<Op extends ControlMessage["op"], P extends Record<string, Shape<unknown>>>(op: Op, props: P) {
@@ -84,7 +93,9 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
     router: string,
     entries: arrayOf(object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count })),
   }),
-  drain: message("drain", { name: string, rate: (v: unknown): v is number => count(v) && v > 0 }),
+  drain: message("drain", { name: string, rate }),
+  undrain: message("undrain", { name: string }),
+  drained: message("drained", { fronts: recordOf(rate) }),
   result: message("result", { ok: boolean, error: optional(string) }),
   "user-deleted": message("user-deleted", { user: string }),
   "router-state": message("router-state", { active: boolean }),

@@ -13,7 +13,11 @@ export interface C2sInfo {
   tlsPort: number;
   weight: number;
   capacity: number;
+  /** Ordered to drain (protocol §1.7): its listeners are closed and its clients moved off, drainRate a second. */
   draining?: boolean;
+  drainRate?: number;
+  /** At its capacity or over c2s.max_lag: its listeners are closed until it is back under its lower marks. */
+  full?: boolean;
   /** When the process started (ms since the epoch), for `xfarm status`. */
   started: number;
 }
@@ -31,6 +35,8 @@ export const c2sInfoShape: Shape<C2sInfo> = object({
   weight: (v): v is number => number(v) && v >= 0,
   capacity: count,
   draining: optional(boolean),
+  drainRate: optional(count),
+  full: optional(boolean),
   started: count,
 });
 

@@ -21,10 +21,15 @@ declare module "@xmpp/client" {
     /** A stream error carries its RFC 6120 condition. */
     on(event: "error", cb: (err: Error & { condition?: string }) => void): void;
     reconnect: { stop(): void; start(): void };
-    streamManagement: { enabled: boolean; id: string; inbound: number };
+    streamManagement: { enabled: boolean; id: string; inbound: number; on(event: "resumed", cb: () => void): void };
     /** The transport: its `socket` is the underlying TCP/TLS socket. */
-    socket: { socket: { destroy(): void } } | null;
+    socket: { socket: { destroy(): void; remotePort?: number } } | null;
     on(event: "online", cb: () => void): void;
+    /** The socket closed (a redirect followed, a lost connection); the reconnect module retries `options.service`. */
+    on(event: "disconnect", cb: () => void): void;
+    /** "online" once logged in (or resumed), "disconnect" between connections, … */
+    status: string;
+    options: { service: string };
     iqCaller: {
       get(payload: Element, to?: string): Promise<Element>;
       set(payload: Element, to?: string): Promise<Element>;
