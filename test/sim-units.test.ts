@@ -18,7 +18,7 @@ const SCENARIOS = fileURLToPath(new URL("../sim/scenarios/", import.meta.url));
 describe("scenarios", () => {
   it("reads every bundled example", () => {
     const files = fs.readdirSync(SCENARIOS).filter((f) => f.endsWith(".toml"));
-    expect(files.sort()).toEqual(["chat.toml", "idle.toml", "login.toml"]);
+    expect(files.sort()).toEqual(["chat.toml", "idle.toml", "login.toml", "steady.toml"]);
     for (const f of files) {
       const s = loadScenarioFile(path.join(SCENARIOS, f));
       expect(s.server.host).toBe("127.0.0.1");
