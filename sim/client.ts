@@ -12,6 +12,7 @@ import type { Wheel, Sleeper } from "./wheel.js";
 import type { OnlineSet } from "./online-set.js";
 import type { Action, Scenario } from "./scenario.js";
 import type { Recorder } from "./stats.js";
+import { firstPort } from "./arrivals.js";
 import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
 import { ScramClient } from "../lib/sasl/scram-client.js";
 import { cachedSaltedPassword } from "./scram.js";
@@ -155,8 +156,7 @@ export class SimClient implements ScanSink, Sleeper {
     private readonly source: string | undefined,
   ) {
     this.host = connectHost(ctx.sc.server.host);
-    const { ports } = ctx.sc.server;
-    this.port = ports[k % ports.length]!;
+    this.port = firstPort(ctx.sc, k);
   }
 
   get active(): boolean {
