@@ -132,7 +132,18 @@ export class Balancer {
     const threshold = Math.max(this.cfg.floor, this.cfg.margin * this.cfg.weight * targetShare);
     this.rebalancing = excess > (this.rebalancing ? threshold / 2 : threshold);
     // Never past this front end's own share: a move that would put the target over is the start of ping-pong.
-    return this.rebalancing && (this.estimate(target) + 1) / target.info.weight <= sessions / this.cfg.weight;
+    if (!this.rebalancing || (this.estimate(target) + 1) / target.info.weight > sessions / this.cfg.weight) return false;
+    // Clients flow down from the most loaded front ends only. One further down may be where the top one just sent
+    // this client, its `expect` still on the way: moving it again would cost the client a second reconnect.
+    return !this.peerAbove(sessions / this.cfg.weight + threshold / 2 / this.cfg.weight);
+  }
+
+  /** Whether a peer that takes part in balancing holds more than `share` sessions per unit of weight. */
+  private peerAbove(share: number): boolean {
+    for (const p of this.peers.values()) {
+      if (p.load && !p.info.draining && p.load.sessions / p.info.weight > share) return true;
+    }
+    return false;
   }
 
   /** True once for a client redirected recently that came back: one that does not follow redirects. */

@@ -48,6 +48,16 @@ describe("Balancer", () => {
     expect(big.redirectFor("10.0.0.1", "a@x", 5061, false)?.name).toBe("c2s-2");
   });
 
+  it("lets clients flow down from the most loaded front end only: one below it never sends a client on again", () => {
+    // c2s-2 sends clients down here; their `expect` may trail them, and a second move would cost a second reconnect.
+    const b = farm();
+    b.onLoads({ "c2s-2": load(100), "c2s-3": load(10) });
+    expect(b.redirectFor("10.0.0.1", "a@x", 60, false)).toBeNull();
+    // Once the top one is down to this front end's level (within half the threshold), this one redirects too.
+    b.onLoads({ "c2s-2": load(64), "c2s-3": load(10) });
+    expect(b.redirectFor("10.0.0.1", "a@x", 60, false)?.name).toBe("c2s-3");
+  });
+
   it("never redirects in a farm of two whose clients choose a front end at random, as SRV records spread them", () => {
     // 2,000 users logging in and out at random on two front ends that report every 20 events.
     const { redirects, logins } = simulate({ start: [0, 0], events: 20_000, online: 2000, toFirst: 0.5, seed: 7 });
