@@ -1,8 +1,10 @@
 // Where a new client should go: this front end, or a less loaded one
-// (docs/redirection.md). Every front end sees the router's load table; in
-// between reports, each counts the clients it sent elsewhere, so a burst of
-// logins aimed at one box spreads at once instead of all following the same
-// stale figure to the same peer.
+// (docs/redirection.md). A redirect costs the client a reconnect (and most
+// clients do not follow it), so balance alone redirects only on a real
+// imbalance: over an absolute floor and a relative margin, with hysteresis.
+// Every front end sees the router's load table; on top of it, each counts the
+// clients it sent elsewhere lately, so a burst of logins aimed at one box
+// spreads at once instead of all following the same stale figure to the same peer.
 import type { C2sLoad } from "../lib/link/control.js";
 import type { C2sInfo, Member } from "../lib/link/member.js";
 
@@ -13,9 +15,11 @@ export interface BalancerConfig {
   capacity: number;
   /** How far over its fair share (0.1 = 10 %) a front end may go before it redirects. */
   margin: number;
+  /** Sessions over its fair share a front end may always hold before it redirects for balance. */
+  floor: number;
   /** Seconds a redirected client is remembered, to be served if it comes back here. */
   memorySeconds: number;
-  /** Event-loop delay (ms) over which a front end counts as full. */
+  /** Event-loop delay (ms) over which a front end counts as full: it sends new clients on and takes none. */
   maxLag: number;
 }
 
@@ -27,6 +31,19 @@ export interface Redirect {
 
 /** How long a front end waits for a client a peer sent it. */
 const EXPECT_MS = 30_000;
+/**
+ * How long a client sent to a peer counts on top of that peer's reported
+ * sessions. A peer reports every 2 s, and the router shares the table within
+ * 1 s, so a report that changed is at most about 1 s old: it shows the
+ * clients sent before that, which then stop counting (SENT_FRESH_MS). A
+ * report that did not change may be a re-share of one up to 3 s old, so
+ * without a fresh one a client counts for SENT_MEMORY_MS. Counting a client
+ * twice for a moment only ends a run of redirects early; dropping it before
+ * the peer's report shows it would push clients past the mark, towards
+ * ping-pong.
+ */
+const SENT_FRESH_MS = 1_500;
+const SENT_MEMORY_MS = 3_500;
 
 function take(map: Map<string, number>, key: string, now: number): boolean {
   const until = map.get(key);
@@ -35,12 +52,19 @@ function take(map: Map<string, number>, key: string, now: number): boolean {
   return until > now;
 }
 
+/** Drops the times up to `until` from the front of an ascending list. */
+function forget(times: number[], until: number): void {
+  let i = 0;
+  while (i < times.length && times[i]! <= until) i++;
+  times.splice(0, i);
+}
+
 interface Peer {
   name: string;
   info: C2sInfo;
   load: C2sLoad | null;
-  /** Clients this front end sent there since its last report. */
-  sent: number;
+  /** When this front end sent each of its latest clients there, oldest first. */
+  sent: number[];
 }
 
 export class Balancer {
@@ -50,6 +74,10 @@ export class Balancer {
   /** Clients a peer sent here, served without a second redirect (no ping-pong on stale loads). */
   private readonly expected = new Map<string, number>();
   draining = false;
+  /** Redirecting for balance: on over the threshold, off again only at half of it (hysteresis). */
+  private rebalancing = false;
+  /** This front end's own event-loop delay, as the router's table last showed it. */
+  private lag = 0;
 
   constructor(private readonly cfg: BalancerConfig) {}
 
@@ -58,7 +86,7 @@ export class Balancer {
     for (const m of members) {
       if (m.role !== "c2s" || m.name === this.cfg.name) continue;
       const old = this.peers.get(m.name);
-      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? 0 });
+      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? [] });
     }
     this.peers = next;
   }
@@ -69,14 +97,15 @@ export class Balancer {
   }
 
   /** Takes the router's load table; returns the peers now reporting if that set grew. */
-  onLoads(loads: Record<string, C2sLoad>): string[] | null {
+  onLoads(loads: Record<string, C2sLoad>, now = Date.now()): string[] | null {
+    this.lag = loads[this.cfg.name]?.lag ?? this.lag;
     let grew = false;
     for (const [name, load] of Object.entries(loads)) {
       const p = this.peers.get(name);
       if (p) {
         grew ||= p.load === null;
+        if (load.sessions !== p.load?.sessions) forget(p.sent, now - SENT_FRESH_MS);
         p.load = load;
-        p.sent = 0;
       }
     }
     return grew ? [...this.peers.values()].filter((p) => p.load).map((p) => p.name) : null;
@@ -88,15 +117,38 @@ export class Balancer {
    * first checks returned(): a client that came back is always served.
    */
   redirectFor(ip: string, user: string, sessions: number, directTls: boolean, now = Date.now()): Redirect | null {
-    const target = this.leastLoaded();
+    const target = this.leastLoaded(now);
     if (!target) return null;
-    const mine = (sessions + 1) / this.cfg.weight;
-    const theirs = (this.estimate(target) + 1) / target.info.weight;
-    const full = this.draining || sessions >= this.cfg.capacity;
-    if (!full && mine <= theirs * (1 + this.cfg.margin)) return null;
-    target.sent++;
+    const full = this.draining || sessions >= this.cfg.capacity || this.lag > this.cfg.maxLag;
+    if (!full && !this.overShare(sessions, target)) return null;
+    target.sent.push(now);
     this.remember(ip, user, now);
     return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
+  }
+
+  /**
+   * Whether this front end holds so many more sessions than `target` that a
+   * client is worth a reconnect (docs/redirection.md). `excess` is what it holds
+   * beyond its weight's share at the target's level, in its own sessions.
+   */
+  private overShare(sessions: number, target: Peer): boolean {
+    const targetShare = this.estimate(target) / target.info.weight;
+    const excess = sessions - this.cfg.weight * targetShare;
+    const threshold = Math.max(this.cfg.floor, this.cfg.margin * this.cfg.weight * targetShare);
+    this.rebalancing = excess > (this.rebalancing ? threshold / 2 : threshold);
+    // Never past this front end's own share: a move that would put the target over is the start of ping-pong.
+    if (!this.rebalancing || (this.estimate(target) + 1) / target.info.weight > sessions / this.cfg.weight) return false;
+    // Clients flow down from the most loaded front ends only. One further down may be where the top one just sent
+    // this client, its `expect` still on the way: moving it again would cost the client a second reconnect.
+    return !this.peerAbove(sessions / this.cfg.weight + threshold / 2 / this.cfg.weight);
+  }
+
+  /** Whether a peer that takes part in balancing holds more than `share` sessions per unit of weight. */
+  private peerAbove(share: number): boolean {
+    for (const p of this.peers.values()) {
+      if (p.load && !p.info.draining && p.load.sessions / p.info.weight > share) return true;
+    }
+    return false;
   }
 
   /** True once for a client redirected recently that came back: one that does not follow redirects. */
@@ -115,15 +167,15 @@ export class Balancer {
   }
 
   /** Whether some peer takes clients now: a full front end closes its ports only then (never the last one open). */
-  peerCanTake(): boolean {
-    return this.leastLoaded() !== null;
+  peerCanTake(now = Date.now()): boolean {
+    return this.leastLoaded(now) !== null;
   }
 
   /** Where to move a connected client while draining; null when no peer can take one. */
-  moveTarget(directTls: boolean): Redirect | null {
-    const target = this.leastLoaded();
+  moveTarget(directTls: boolean, now = Date.now()): Redirect | null {
+    const target = this.leastLoaded(now);
     if (!target) return null;
-    target.sent++;
+    target.sent.push(now);
     return { name: target.name, address: hostPort(target.info.host, directTls ? target.info.tlsPort : target.info.port) };
   }
 
@@ -139,13 +191,14 @@ export class Balancer {
   }
 
   private estimate(p: Peer): number {
-    return (p.load?.sessions ?? 0) + p.sent;
+    return (p.load?.sessions ?? 0) + p.sent.length;
   }
 
-  private leastLoaded(): Peer | null {
+  private leastLoaded(now: number): Peer | null {
     let best: Peer | null = null;
     let bestLoad = Infinity;
     for (const p of this.peers.values()) {
+      forget(p.sent, now - SENT_MEMORY_MS);
       if (p.info.draining || p.info.full || !p.load) continue; // not yet reporting, leaving, or its ports closed
       if (p.load.lag > this.cfg.maxLag || this.estimate(p) >= p.info.capacity) continue;
       const rel = this.estimate(p) / p.info.weight;

@@ -49,6 +49,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     weight: c.weight,
     capacity,
     margin: c.redirect_margin,
+    floor: c.redirect_floor,
     memorySeconds: c.redirect_memory,
     maxLag: c.max_lag,
   });

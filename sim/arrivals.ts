@@ -2,6 +2,7 @@
 // the other) capped by the user count. The schedule is computed the same way
 // by the parent and by every worker (seeded), so arrival k is the same
 // moment everywhere; worker w takes the arrivals k with k % workers == w.
+// Where each arrives first is as reproducible (firstPort).
 import type { Scenario } from "./scenario.js";
 
 /** A small seeded PRNG (mulberry32): the same seed gives every worker the same sequence. */
@@ -14,6 +15,17 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The port user k connects to first: in turn (round-robin DNS), or drawn at
+ * random, as clients pick among SRV records of equal weight; the draw is
+ * user k's own, from run.seed, so it does not depend on the worker.
+ */
+export function firstPort(s: Pick<Scenario, "server" | "run">, k: number): number {
+  const { ports, spread } = s.server;
+  const i = spread === "random" ? Math.floor(prng(Math.imul(s.run.seed + 1, 0x85ebca6b) + k)() * ports.length) : k % ports.length;
+  return ports[i]!;
 }
 
 /**

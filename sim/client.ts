@@ -14,6 +14,7 @@ import type { Wheel, Sleeper } from "./wheel.js";
 import type { OnlineSet } from "./online-set.js";
 import type { Action, Scenario } from "./scenario.js";
 import type { Recorder } from "./stats.js";
+import { firstPort } from "./arrivals.js";
 import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
 import { ScramClient } from "../lib/sasl/scram-client.js";
 import { cachedSaltedPassword } from "./scram.js";
@@ -195,9 +196,8 @@ export class SimClient implements ScanSink, Sleeper {
     private readonly source: string | undefined,
   ) {
     this.host = connectHost(ctx.sc.server.host);
-    const { ports } = ctx.sc.server;
-    this.portIndex = k % ports.length;
-    this.port = ports[this.portIndex]!;
+    this.port = firstPort(ctx.sc, k);
+    this.portIndex = ctx.sc.server.ports.indexOf(this.port);
   }
 
   get active(): boolean {

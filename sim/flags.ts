@@ -1,11 +1,12 @@
 // `xfarm sim`'s flags: the common case without a scenario file, or
 // overrides of a file's server, users, arrival, session and run keys.
-import { defaultScenario, finish, MECHANISMS, REDIRECTS, SECURITIES, type Action, type Scenario } from "./scenario.js";
+import { defaultScenario, finish, MECHANISMS, REDIRECTS, SECURITIES, SPREADS, type Action, type Scenario } from "./scenario.js";
 
 /** The flags as commander gives them (strings, booleans). */
 export interface SimFlags {
   host?: string;
   port?: string;
+  spread?: string;
   domain?: string;
   security?: string;
   mechanism?: string;
@@ -75,6 +76,7 @@ export function applyFlags(base: Scenario | null, f: SimFlags, fileHasActions = 
   const s = base ? (structuredClone(base) as Scenario) : defaultScenario();
   if (f.host !== undefined) s.server.host = f.host;
   if (f.port !== undefined) s.server.ports = f.port.split(",").map((p) => num("port", p.trim(), { integer: true, min: 1, max: 65535 }));
+  if (f.spread !== undefined) s.server.spread = pick("spread", f.spread, SPREADS);
   if (f.domain !== undefined) s.server.domain = f.domain;
   if (f.security !== undefined) s.server.security = pick("security", f.security, SECURITIES);
   if (f.mechanism !== undefined) s.server.mechanism = pick("mechanism", f.mechanism, MECHANISMS);

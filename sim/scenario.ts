@@ -10,6 +10,7 @@ import { expandSources, loopbackRefusal } from "./loopback.js";
 export type Security = "none" | "starttls" | "direct";
 export type Mechanism = "PLAIN" | "SCRAM-SHA-1" | "SCRAM-SHA-256";
 export type Redirects = "follow" | "ignore";
+export type Spread = "turn" | "random";
 
 export type Action =
   /** Fetch the roster (jabber:iq:roster get) and wait for the result. */
@@ -30,8 +31,10 @@ export type Action =
 export interface Scenario {
   server: {
     host: string;
-    /** The server's ports; user k first connects to ports[k % ports.length] (as round-robin DNS or SRV records spread clients). */
+    /** The server's ports; user k first connects to one of them, as `spread` says. */
     ports: number[];
+    /** "turn": user k to ports[k % n] (round-robin DNS); "random": each user's own seeded draw (SRV records of equal weight). */
+    spread: Spread;
     domain: string;
     security: Security;
     mechanism: Mechanism;
@@ -79,6 +82,7 @@ export interface Scenario {
 export const SECURITIES: readonly Security[] = ["none", "starttls", "direct"];
 export const MECHANISMS: readonly Mechanism[] = ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 export const REDIRECTS: readonly Redirects[] = ["follow", "ignore"];
+export const SPREADS: readonly Spread[] = ["turn", "random"];
 /** Users in one run at most. */
 export const MAX_USERS = 1_000_000;
 /** Seconds one run may last at most. */
@@ -86,7 +90,7 @@ export const MAX_DURATION = 86_400;
 
 export function defaultScenario(): Scenario {
   return {
-    server: { host: "127.0.0.1", ports: [5222], domain: "localhost", security: "starttls", mechanism: "PLAIN", ca: "", sources: [] },
+    server: { host: "127.0.0.1", ports: [5222], spread: "turn", domain: "localhost", security: "starttls", mechanism: "PLAIN", ca: "", sources: [] },
     users: { count: 100, first: 1, name: "user%d", password: "pass%d", accounts: 0 },
     arrival: [{ rate: 100, duration: 1 }],
     session: { resource: "", keepalive: 0, login_timeout: 30, max_redirects: 5, reply_timeout: 30, redirects: "follow" },
@@ -237,6 +241,7 @@ export function scenarioFromTable(root: Table): Scenario {
   const server: Scenario["server"] = {
     host: sv.str("host", d.server.host),
     ports: sv.nums("port", d.server.ports, { integer: true, min: 1, max: 65535 }),
+    spread: sv.oneOf("spread", d.server.spread, SPREADS),
     domain: sv.str("domain", d.server.domain),
     security: sv.oneOf("security", d.server.security, SECURITIES),
     mechanism: sv.oneOf("mechanism", d.server.mechanism, MECHANISMS),

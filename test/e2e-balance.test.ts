@@ -44,7 +44,9 @@ describe("load sharing between front ends", () => {
   };
 
   beforeAll(async () => {
-    farm = await Farm.create({ c2sCount: 3, c2s: { capacity: 200, public_host: "127.0.0.1" } });
+    // A small floor and margin: 300 clients aimed at one front end are a farm far off, as thousands
+    // would be at the shipped 200, and the band the rule's hysteresis leaves (5 sessions) is small.
+    farm = await Farm.create({ c2sCount: 3, c2s: { capacity: 200, public_host: "127.0.0.1", redirect_floor: 4, redirect_margin: 0.05 } });
     await farm.start();
     // Few PBKDF2 iterations: xmpp.js hashes in plain JS, and 300 logins in one test process must not stall it.
     await farm.addUsers("u", CLIENTS + 3, "pw", 64);
@@ -84,7 +86,7 @@ describe("load sharing between front ends", () => {
     }
     // They got there by redirection, each at most once: a peer serves a client sent to it.
     const redirects = farm.lines.filter((l) => l.condition === "see-other-host");
-    expect(redirects.every((l) => l.proc === "c2s-1" && /^127\.0\.0\.1:\d+$/.test(String(l.content)))).toBe(true);
+    expect(redirects.filter((l) => l.proc !== "c2s-1" || !/^127\.0\.0\.1:\d+$/.test(String(l.content)))).toEqual([]);
     expect(redirects.length).toBeGreaterThanOrEqual(180);
     expect(new Set(redirects.map((l) => l.user)).size).toBe(redirects.length);
     // slixmpp clients were among those redirected, and got in where they were sent.

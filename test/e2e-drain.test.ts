@@ -64,8 +64,8 @@ describe("a drain that ends", () => {
   beforeAll(async () => {
     farm = await Farm.create({
       c2sCount: 3,
-      // No balancing: every client stays on the front end it connected to, c2s-1, until the drain.
-      c2s: { public_host: "127.0.0.1", redirect_margin: 1000, resume_timeout: 60 },
+      // No balancing (a floor no farm here reaches): every client stays on the front end it connected to, c2s-1, until the drain.
+      c2s: { public_host: "127.0.0.1", redirect_floor: 1_000_000, resume_timeout: 60 },
     });
     await farm.start();
     // Few PBKDF2 iterations: xmpp.js hashes in plain JS, and 300 logins in one test process must not stall it.

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { arrivalTimes, plannedArrivals } from "../sim/arrivals.js";
+import { arrivalTimes, firstPort, plannedArrivals } from "../sim/arrivals.js";
 import { applyFlags, parsePhases } from "../sim/flags.js";
 import { expandSources, loopbackRefusal, parseHostPort } from "../sim/loopback.js";
 import { OnlineSet } from "../sim/online-set.js";
@@ -18,7 +18,7 @@ const SCENARIOS = fileURLToPath(new URL("../sim/scenarios/", import.meta.url));
 describe("scenarios", () => {
   it("reads every bundled example", () => {
     const files = fs.readdirSync(SCENARIOS).filter((f) => f.endsWith(".toml"));
-    expect(files.sort()).toEqual(["chat.toml", "idle.toml", "login.toml"]);
+    expect(files.sort()).toEqual(["chat.toml", "idle.toml", "login.toml", "steady.toml"]);
     for (const f of files) {
       const s = loadScenarioFile(path.join(SCENARIOS, f));
       expect(s.server.host).toBe("127.0.0.1");
@@ -59,6 +59,7 @@ describe("scenarios", () => {
     expect(scenarioFromTable({ server: { port: [5222, 5322] } }).server.ports).toEqual([5222, 5322]);
     expect(() => scenarioFromTable({ server: { port: [] } })).toThrow("server.port must not be an empty list");
     expect(() => scenarioFromTable({ server: { port: [5222, 70000] } })).toThrow("server.port.1 must be at most 65535");
+    expect(() => applyFlags(null, { spread: "dns" })).toThrow("--spread must be one of turn, random");
     expect(o.arrival).toEqual(parsePhases("10x1,5x2"));
     expect(plannedArrivals(o)).toBe(20);
     expect(o.actions).toEqual(file.actions);
@@ -74,6 +75,22 @@ describe("scenarios", () => {
     expect(s.actions[0]).toEqual({ type: "sm", resume: true, request_every: 0 });
     expect(applyFlags(null, { sm: true }).actions[0]).toEqual({ type: "sm", resume: false, request_every: 0 });
     expect(() => applyFlags(null, { redirects: "maybe" })).toThrow("--redirects must be one of follow, ignore");
+  });
+
+  it("spreads users over the ports in turn, or at random as SRV records do, the same way every run", () => {
+    const ports = (spread: string, seed = "1") => {
+      const s = applyFlags(null, { port: "5222,5322", spread, seed });
+      return Array.from({ length: 4000 }, (_, k) => firstPort(s, k));
+    };
+    expect(ports("turn").slice(0, 4)).toEqual([5222, 5322, 5222, 5322]);
+    const random = ports("random");
+    expect(ports("random")).toEqual(random);
+    expect(ports("random", "2")).not.toEqual(random);
+    // Chance, not turns: about half each (within 4 standard deviations of 2,000), and runs of one port.
+    const first = random.filter((p) => p === 5222).length;
+    expect(Math.abs(first - 2000)).toBeLessThan(4 * Math.sqrt(1000));
+    expect(random.some((p, k) => k > 1 && p === random[k - 1] && p === random[k - 2])).toBe(true);
+    expect(scenarioFromTable({ server: { port: [5222, 5322], spread: "random" } }).server.spread).toBe("random");
   });
 });
 
