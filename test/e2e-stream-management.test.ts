@@ -31,8 +31,8 @@ describe("XEP-0198 stream management", () => {
   beforeAll(() => {
     farm = setup.farm();
   });
-  const login = async (user: string, reconnect = false) => {
-    const c = await connectClient({ port: farm.c2sPorts[0]!.port, username: user, password: "pw", resource: "r", reconnect });
+  const login = async (user: string, reconnect = false, port = farm.c2sPorts[0]!.port, resource = "r") => {
+    const c = await connectClient({ port, username: user, password: "pw", resource, reconnect });
     clients.push(c);
     return c;
   };
@@ -93,9 +93,10 @@ describe("XEP-0198 stream management", () => {
     const before = farm.lines.length;
     expect((await farm.cli("c2s", "drain", holder, "--rate", "10")).code).toBe(0);
     await farm.waitFor((l) => l.proc === holder && l.msg === "stream error" && l.condition === "see-other-host" && l.user === "u4@localhost", 5000, before);
-    // b may have been on the drained front end too, and gone with it (no XEP-0198): a client
-    // logging in now is sent to the other front end, and stays there.
-    const bystander = await login("u3");
+    // b may have been on the drained front end too, and gone with it (no XEP-0198); the drained
+    // front end's ports are closed, so a client logging in now goes to the other one, as an SRV list would.
+    // Another resource than the earlier test's u3/r, which the drain moves too.
+    const bystander = await login("u3", false, farm.c2sPorts[other === "c2s-1" ? 0 : 1]!.port, "b");
     // Sent while the client may still be between front ends: it must arrive after the resume.
     await send(bystander, "u4@localhost/r", "in-flight");
     const resumed = await farm.waitFor((l) => l.proc === other && l.msg === "session resumed from another front end", 10_000, before);
@@ -104,7 +105,7 @@ describe("XEP-0198 stream management", () => {
     expect(m.getChildText("body")).toBe("in-flight");
     await send(bystander, "u4@localhost/r", "after-move");
     await d.next((s) => s.is("message") && s.attrs.id === "after-move");
-    await send(d, "u3@localhost/r", "reply-after-move");
+    await send(d, "u3@localhost/b", "reply-after-move");
     await bystander.next((s) => s.is("message") && s.attrs.id === "reply-after-move");
     // One session throughout: the sm moved it, never ended or restarted it.
     const sm = farm.lines.slice(before).filter((l) => l.proc === "sm-1" && String(l.jid).startsWith("u4@localhost/"));
