@@ -91,6 +91,11 @@ export class Balancer {
     this.peers = next;
   }
 
+  /** The other front ends linked to the router. */
+  peerNames(): string[] {
+    return [...this.peers.keys()];
+  }
+
   /** Takes the router's load table; returns the peers now reporting if that set grew. */
   onLoads(loads: Record<string, C2sLoad>, now = Date.now()): string[] | null {
     this.lag = loads[this.cfg.name]?.lag ?? this.lag;

@@ -151,15 +151,16 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       return;
     }
     if (msg.op === SessionOp.Takeover) {
-      // Another front end's client resumes a session held here (protocol §2.3).
+      // Another front end's client resumes a session held here (protocol §2.3): by its id, which
+      // names the front end it began on, not necessarily this one.
       const meta = msg.meta;
-      const conn = ctx.get(meta.sid);
-      if (!conn || conn.bareJid !== meta.user || !conn.resumableBy(meta.previd)) {
+      const conn = ctx.resumable(meta.previd);
+      if (!conn || conn.bareJid !== meta.user) {
         link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: false }));
         return;
       }
       const state = conn.handOff();
-      ctx.forward(meta.sid, from, meta.newSid);
+      ctx.forward(conn.sid, from, meta.newSid);
       link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: true, ...state.meta }, state.queued));
       return;
     }
@@ -203,8 +204,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       msg = undefined;
     }
     if (msg?.op === SessionOp.Takeover) {
-      // The front end named in the resumption id is gone: the client binds anew.
-      ctx.get(msg.meta.newSid)?.handoffFailed();
+      // A front end asked is gone: one "no" (the client binds anew once every one has said it).
+      ctx.get(msg.meta.newSid)?.handoffRefused();
       return;
     }
     // No sm could take it: the sessions of that user cannot go on; they reconnect later.

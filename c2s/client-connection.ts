@@ -81,8 +81,8 @@ export class ClientConnection implements Throttled {
   private loginHeld = false;
   /** Counted in the front end's sessions (the balancer's load) from the moment it is served. */
   private counted = false;
-  /** A resume waiting for another front end's HANDOFF. */
-  private pendingResume: { previd: string; h: number } | null = null;
+  /** A resume waiting for another front end's HANDOFF; `waiting`: front ends asked that have not said no. */
+  private pendingResume: { previd: string; h: number; waiting: number } | null = null;
   /** Counted in the gate's connections not yet authenticated from its address, until it authenticates or goes. */
   private unauthenticated = true;
 
@@ -581,12 +581,18 @@ export class ClientConnection implements Throttled {
   private resume(previd: string, h: number): void {
     if (this.stage === "bound" || this.binding || this.pendingResume) return this.write(smFailed("unexpected-request"));
     const holder = parseResumeId(previd);
-    if (holder && holder.c2s !== this.ctx.config.name && !this.ctx.resumable(previd)) {
-      // Held by another front end: it hands the session over (protocol §2.3).
-      this.pendingResume = { previd, h };
+    // Held by another front end: it hands the session over (protocol §2.3). A session resumed on
+    // another front end keeps the id naming the first (this one, maybe), so every front end is asked.
+    const asked = new Set<string>();
+    if (holder && !this.ctx.resumable(previd)) {
+      if (holder.c2s !== this.ctx.config.name) asked.add(holder.c2s);
+      for (const peer of this.ctx.balancer.peerNames()) asked.add(peer);
+    }
+    if (holder && asked.size > 0) {
+      this.pendingResume = { previd, h, waiting: asked.size };
       this.ctx.awaitHandoff(this);
-      const meta = { sid: holder.sid, previd, user: this.user!, newSid: this.sid };
-      this.ctx.link.send(holder.c2s, this.user!, encodeSessionPayload(SessionOp.Takeover, meta));
+      const payload = encodeSessionPayload(SessionOp.Takeover, { sid: holder.sid, previd, user: this.user!, newSid: this.sid });
+      for (const c2s of asked) this.ctx.link.send(c2s, this.user!, payload);
       return;
     }
     const old = this.ctx.resumable(previd);
@@ -630,10 +636,10 @@ export class ClientConnection implements Throttled {
   /** The front end that held the session answered our TAKEOVER (protocol §2.3). */
   handedOver(meta: HandoffMeta, queued: Buffer, fromC2s: string): void {
     const pending = this.pendingResume;
+    if (pending && (!meta.ok || !meta.jid || !meta.oldSid)) return this.handoffRefused();
     this.pendingResume = null;
     this.ctx.handoffDone(this);
-    if (!pending || this.stage === "closed") return;
-    if (!meta.ok || !meta.jid || !meta.oldSid) return this.write(smFailed("item-not-found"));
+    if (!pending || this.stage === "closed" || !meta.ok || !meta.jid || !meta.oldSid) return;
     const ack = new AckState(pending.previd, true);
     ack.inbound = meta.inbound ?? 0;
     ack.outbound = meta.outbound ?? 0;
@@ -668,6 +674,12 @@ export class ClientConnection implements Throttled {
     this.confirmAcked();
     this.resend();
     this.log.info({ resent: ack.queue.length, from: fromC2s }, "session resumed from another front end");
+  }
+
+  /** A front end asked does not hold the session, or is gone; once none is left, the client binds anew. */
+  handoffRefused(): void {
+    if (!this.pendingResume || --this.pendingResume.waiting > 0) return;
+    this.handoffFailed();
   }
 
   /** No front end handed the session over in time. */

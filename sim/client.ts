@@ -1,7 +1,9 @@
 // One simulated client: a socket and a small state machine. It logs in as a
 // real client does (TCP, STARTTLS or direct TLS, SASL PLAIN or SCRAM, bind,
-// the legacy session when a server requires it), follows <see-other-host/>,
-// then runs the scenario's actions. What the server sends is split into
+// the legacy session when a server requires it), follows <see-other-host/>
+// (or, with session.redirects = "ignore", reconnects through its own port
+// list, as most clients do), resumes a lost XEP-0198 session, then runs the
+// scenario's actions. What the server sends is split into
 // top-level elements by xml-scan.ts and read with a regular expression only
 // where a value is needed (a SCRAM challenge, a stream error's condition, a
 // message's stamp). Everything shared — the scenario, statistics, timers,
@@ -35,6 +37,8 @@ export interface Ctx {
   readonly smRequestEvery: number;
   /** Per action index: the ordinal of a sync action. */
   readonly syncPoint: readonly number[];
+  /** XEP-0198: ask for resumption when enabling. */
+  readonly smResume: boolean;
   /** Sockets open (gauge). */
   open: number;
   /** Users logged in (gauge). */
@@ -43,7 +47,14 @@ export interface Ctx {
   password(k: number): string;
   /** A message body of `size` bytes starting with `head`. */
   body(head: string, size: number): string;
-  nextId(): string;
+  /** A message's number in the run, from its sender and the sender's count. */
+  msgKey(k: number, seq: number): number;
+  /** A stamped message arrived; false if it is a copy of one that already had. */
+  received(key: number, online: boolean): boolean;
+  /** A message to an online user came back to its sender as an error. */
+  bounced(key: number): void;
+  /** Messages to online users the sender cannot know the server read (sent without resumption just before a cut). */
+  unconfirmed(keys: number[]): void;
   wentOnline(c: SimClient): void;
   wentOffline(c: SimClient): void;
   syncReleased(point: number): boolean;
@@ -54,6 +65,18 @@ export interface Ctx {
 }
 
 const NS_SM = "urn:xmpp:sm:3";
+/**
+ * A message written this shortly before its connection was cut, by a client
+ * without XEP-0198 resumption, may never have been read by the server; no
+ * acknowledgement tells the client either way. A busy server reads late: its
+ * event loop may lag by more than c2s.max_lag (500 ms) before it cuts, and
+ * what it has not read by then it never reads.
+ */
+const UNCONFIRMED_MS = 2000;
+/** Without redirects followed: after every port refused, wait this long before trying the list again. */
+const RETRY_MS = 1000;
+/** Stream errors after which a client that does not follow redirects reconnects, as it does when a connection drops. */
+const RECONNECT_ERRORS = new Set(["see-other-host", "system-shutdown", "reset"]);
 
 // Login steps, then the session.
 const CONNECTING = 0;
@@ -66,10 +89,11 @@ const SUCCESS = 6;
 const BIND_FEATURES = 7;
 const BIND = 8;
 const SESSION = 9;
-const ACTIVE = 10;
-const CLOSING = 11;
-const DONE = 12;
-const STEP_NAMES = ["connect", "tls-features", "starttls", "tls", "auth-features", "sasl-challenge", "sasl-success", "bind-features", "bind", "session", "active", "closing", "done"];
+const RESUME = 10;
+const ACTIVE = 11;
+const CLOSING = 12;
+const DONE = 13;
+const STEP_NAMES = ["connect", "tls-features", "starttls", "tls", "auth-features", "sasl-challenge", "sasl-success", "bind-features", "bind", "session", "resume", "active", "closing", "done"];
 
 // What an active session waits for.
 const W_NONE = 0;
@@ -124,6 +148,12 @@ export class SimClient implements ScanSink, Sleeper {
   private step = CONNECTING;
   private host: string;
   private port: number;
+  /** With redirects ignored: the index in server.ports of the port in use, and ports tried in a row without a session. */
+  private portIndex: number;
+  private tries = 0;
+  /** A reconnect waiting for RETRY_MS (performance.now() ms; 0: none), and the current login's deadline. */
+  private retryAt = 0;
+  private loginDeadline = 0;
   /** When the login began (the first connect), and when the current phase began; performance.now() ms. */
   private tLogin = 0;
   private tPhase = 0;
@@ -146,6 +176,16 @@ export class SimClient implements ScanSink, Sleeper {
   private smIn = -1;
   private smOut = 0;
   private smWanted = false;
+  /** XEP-0198 resumption: the session's id, our stanzas the server acknowledged, those it has not yet (null: no resumption). */
+  private smId: string | null = null;
+  private smAcked = 0;
+  private smQueue: string[] | null = null;
+  /** The session was lost and is to be resumed after the next authentication. */
+  private resuming = false;
+  private relogged = false;
+  /** Messages sent by this user; keys and send times of the latest to online users (without resumption). */
+  private seq = 0;
+  private recent: number[] = [];
   lastWrite = 0;
   private cut = false;
 
@@ -157,6 +197,7 @@ export class SimClient implements ScanSink, Sleeper {
   ) {
     this.host = connectHost(ctx.sc.server.host);
     this.port = firstPort(ctx.sc, k);
+    this.portIndex = ctx.sc.server.ports.indexOf(this.port);
   }
 
   get active(): boolean {
@@ -172,7 +213,8 @@ export class SimClient implements ScanSink, Sleeper {
 
   private loginTimer(): void {
     this.gen++;
-    this.ctx.wheel.at(performance.now() + this.ctx.sc.session.login_timeout * 1000, this);
+    this.loginDeadline = performance.now() + this.ctx.sc.session.login_timeout * 1000;
+    this.ctx.wheel.at(this.loginDeadline, this);
   }
 
   private connect(): void {
@@ -251,11 +293,12 @@ export class SimClient implements ScanSink, Sleeper {
     this.lastWrite = performance.now();
   }
 
-  /** A stanza (counted for XEP-0198, with an ack request every request_every). */
+  /** A stanza (counted for XEP-0198, kept until acknowledged with resumption, with an ack request every request_every). */
   private send(s: string): void {
     this.write(s);
     if (this.smIn < 0) return;
     this.smOut++;
+    this.smQueue?.push(s);
     const every = this.ctx.smRequestEvery;
     if (every > 0 && this.smOut % every === 0) this.write(`<r xmlns='${NS_SM}'/>`);
   }
@@ -264,7 +307,7 @@ export class SimClient implements ScanSink, Sleeper {
 
   streamEnd(): void {
     if (this.step === CLOSING) return this.closedCleanly();
-    this.fail(`closed:${STEP_NAMES[this.step]}`);
+    this.lost(`closed:${STEP_NAMES[this.step]}`);
   }
 
   element(name: string, xml: string): void {
@@ -290,11 +333,9 @@ export class SimClient implements ScanSink, Sleeper {
         if (name !== "features") return;
         const s = xml.indexOf("urn:ietf:params:xml:ns:xmpp-session");
         this.needSession = s >= 0 && !/^[^/]*?<optional/.test(xml.slice(s));
-        const resource = this.ctx.sc.session.resource;
-        this.step = BIND;
-        this.write(
-          `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource ? `<resource>${resource}</resource>` : ""}</bind></iq>`,
-        );
+        if (!this.resuming) return this.bind();
+        this.step = RESUME;
+        this.write(`<resume xmlns='${NS_SM}' previd='${this.smId!.replace(/'/g, "&apos;")}' h='${this.smIn}'/>`);
         return;
       }
       case BIND:
@@ -308,10 +349,20 @@ export class SimClient implements ScanSink, Sleeper {
         if (name !== "iq" || attr(xml, "id") !== "s") return;
         if (attr(xml, "type") !== "result") return this.fail("session-error");
         return this.boundIn();
+      case RESUME:
+        if (name === "resumed") return this.resumed(Number(attr(xml, "h")));
+        if (name === "failed") return this.resumeFailed();
+        return;
       case ACTIVE:
       case CLOSING:
         return this.stanza(name, xml);
     }
+  }
+
+  private bind(): void {
+    const resource = this.ctx.sc.session.resource;
+    this.step = BIND;
+    this.write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource ? `<resource>${resource}</resource>` : ""}</bind></iq>`);
   }
 
   private authenticate(features: string): void {
@@ -370,7 +421,9 @@ export class SimClient implements ScanSink, Sleeper {
     const cond = firstChild(xml);
     if (this.step === CLOSING) return this.closedCleanly();
     if (cond?.name === "see-other-host") return this.redirect(unescapeXml(cond.text));
-    this.fail(`stream-error:${cond?.name ?? "unknown"}`);
+    const kind = `stream-error:${cond?.name ?? "unknown"}`;
+    if (RECONNECT_ERRORS.has(cond?.name ?? "")) return this.lost(kind);
+    this.fail(kind);
   }
 
   private redirect(text: string): void {
@@ -382,15 +435,68 @@ export class SimClient implements ScanSink, Sleeper {
     ctx.rec.redirect(hostPortKey(target.host, target.port));
     this.dropSocket();
     if (this.step === ACTIVE) {
-      // Moved after login (a drain): log in again where told, and go on with the actions.
+      // Moved after login (a drain): log in again (or resume) elsewhere, and go on with the actions.
       ctx.rec.count("moved");
-      this.leaveSession();
-      this.tLogin = performance.now();
-      this.loginTimer();
+      this.sessionLost();
+    }
+    if (ctx.sc.session.redirects === "ignore") {
+      // As a client that does not follow: back to the port it had, then down its list.
+      this.tries = 0;
+      return this.connect();
     }
     this.host = connectHost(target.host);
     this.port = target.port;
     this.connect();
+  }
+
+  /** The session is gone with its connection; the user will log in again, or resume it. */
+  private sessionLost(): void {
+    const ctx = this.ctx;
+    ctx.rec.count("reconnects");
+    if (this.recent.length) {
+      const since = performance.now() - UNCONFIRMED_MS;
+      const keys: number[] = [];
+      for (let i = 0; i < this.recent.length; i += 2) if (this.recent[i + 1]! >= since) keys.push(this.recent[i]!);
+      this.recent = [];
+      if (keys.length) ctx.unconfirmed(keys);
+    }
+    this.resuming = this.smId !== null;
+    if (!this.resuming) this.leaveSession();
+    else if (this.inSession) {
+      // The server holds the session: the user stays a chat target, and its messages wait for it.
+      this.inSession = false;
+      ctx.sessions--;
+    }
+    this.tLogin = performance.now();
+    this.loginTimer();
+  }
+
+  /**
+   * The connection ended without a goodbye. A client that follows redirects
+   * gives up, as before; one that does not reconnects: after login to the
+   * port it had, during a login to the next port of its list, waiting
+   * RETRY_MS once every port has failed in a row.
+   */
+  private lost(kind: string): void {
+    if (this.step === DONE) return;
+    if (this.step === CLOSING) return this.closedCleanly();
+    const ports = this.ctx.sc.server.ports;
+    if (this.ctx.sc.session.redirects !== "ignore") return this.fail(kind);
+    this.dropSocket();
+    if (this.step === ACTIVE) {
+      this.sessionLost();
+      this.tries = 0;
+      return this.connect();
+    }
+    this.portIndex = (this.portIndex + 1) % ports.length;
+    this.port = ports[this.portIndex]!;
+    if (++this.tries < ports.length) return this.connect();
+    this.tries = 0;
+    if (performance.now() + RETRY_MS >= this.loginDeadline) return this.fail(kind);
+    this.step = CONNECTING;
+    this.retryAt = performance.now() + RETRY_MS;
+    this.gen++;
+    this.ctx.wheel.at(this.retryAt, this);
   }
 
   private boundIn(): void {
@@ -399,20 +505,73 @@ export class SimClient implements ScanSink, Sleeper {
     if (!this.loggedIn) ctx.rec.count("logged_in");
     const again = this.loggedIn;
     this.loggedIn = true;
-    this.inSession = true;
-    ctx.sessions++;
-    this.step = ACTIVE;
-    this.gen++;
+    this.enterSession();
     if (!again) return this.run();
-    // Back after a post-login redirect: restore what the server forgot, then resume the action.
+    // Back after a lost session: restore what the server forgot, send again what it never acknowledged, then resume the action.
+    ctx.rec.count("relogins");
+    if (!this.relogged) ctx.rec.count("relogged_users");
+    this.relogged = true;
+    const unacked = this.smQueue ?? [];
     if (this.smWanted) {
       this.smIn = 0;
-      this.write(`<enable xmlns='${NS_SM}'/>`);
+      this.smOut = 0;
+      this.smAcked = 0;
+      this.smId = null;
+      this.smQueue = ctx.smResume ? [] : null;
+      this.write(`<enable xmlns='${NS_SM}'${ctx.smResume ? " resume='true'" : ""}/>`);
     }
     if (this.available) {
       this.available = false;
       this.goOnline();
     }
+    for (const s of unacked) {
+      if (!s.startsWith("<message")) continue;
+      this.send(s);
+      ctx.rec.count("msgs_resent");
+    }
+    this.goOn();
+  }
+
+  /** XEP-0198: the server resumed the session; what it did not acknowledge goes again. */
+  private resumed(h: number): void {
+    const ctx = this.ctx;
+    ctx.rec.count("resumed");
+    this.resuming = false;
+    this.acked(h);
+    this.enterSession();
+    const queue = this.smQueue ?? [];
+    this.smOut = this.smAcked + queue.length;
+    for (const s of queue) {
+      this.write(s);
+      if (s.startsWith("<message")) ctx.rec.count("msgs_resent");
+    }
+    if (queue.length) this.write(`<r xmlns='${NS_SM}'/>`);
+    this.goOn();
+  }
+
+  /** XEP-0198: the session could not be resumed; the user binds anew (a login again) and sends its unacknowledged messages again. */
+  private resumeFailed(): void {
+    this.ctx.rec.count("resume_failed");
+    this.resuming = false;
+    this.smId = null;
+    // Out of the online set until the new session's presence (boundIn sends it).
+    if (this.available) this.ctx.wentOffline(this);
+    this.bind();
+  }
+
+  /** A session bound or resumed: the counts of this login start afresh. */
+  private enterSession(): void {
+    this.inSession = true;
+    this.redirects = 0;
+    this.tries = 0;
+    this.ctx.sessions++;
+    this.step = ACTIVE;
+    this.gen++;
+  }
+
+  /** Back in session after a loss: carries on with the action it was in. */
+  private goOn(): void {
+    const ctx = this.ctx;
     if (this.wait === W_SYNC) {
       // Still on the point's list unless it was released meanwhile.
       if (ctx.syncReleased(ctx.syncPoint[this.act]!)) this.next();
@@ -452,6 +611,7 @@ export class SimClient implements ScanSink, Sleeper {
         case "sm":
           this.wait = W_SM;
           this.smWanted = true;
+          if (a.resume) this.smQueue = [];
           this.write(`<enable xmlns='${NS_SM}'${a.resume ? " resume='true'" : ""}/>`);
           this.sleepUntil(now + ctx.sc.session.reply_timeout * 1000);
           return;
@@ -503,6 +663,12 @@ export class SimClient implements ScanSink, Sleeper {
 
   /** The wheel's wake-up: a timeout, the end of a think, the next chat message. */
   wake(): void {
+    if (this.retryAt > 0) {
+      this.retryAt = 0;
+      this.gen++;
+      this.ctx.wheel.at(this.loginDeadline, this);
+      return this.connect();
+    }
     if (this.step < ACTIVE) return this.fail(`timeout:${STEP_NAMES[this.step]}`);
     if (this.step === CLOSING) return this.closedCleanly();
     if (this.step !== ACTIVE) return;
@@ -527,9 +693,19 @@ export class SimClient implements ScanSink, Sleeper {
     const to = online ? ctx.online.pick(ctx.random, this.k) : ctx.online.pickOffline(ctx.random, this.k);
     if (to < 0) ctx.rec.count("msgs_no_target");
     else {
-      const body = ctx.body(`xfsim ${wallMicros()} ${online ? "o" : "f"} `, a.size);
-      this.send(`<message to='${ctx.userName(to)}@${ctx.sc.server.domain}' type='chat' id='${ctx.nextId()}'><body>${body}</body></message>`);
+      // The sender and its count name the message in the run: in the id (for a bounce) and in the body.
+      const tag = `${online ? "o" : "f"}${this.k}.${this.seq}`;
+      const body = ctx.body(`xfsim ${wallMicros()} ${tag} `, a.size);
+      this.send(`<message to='${ctx.userName(to)}@${ctx.sc.server.domain}' type='chat' id='${tag}'><body>${body}</body></message>`);
       ctx.rec.count(online ? "msgs_sent" : "msgs_sent_offline");
+      if (online && !this.smQueue) {
+        const cut = now - UNCONFIRMED_MS;
+        let drop = 0;
+        while (drop < this.recent.length && this.recent[drop + 1]! < cut) drop += 2;
+        if (drop) this.recent.splice(0, drop);
+        this.recent.push(ctx.msgKey(this.k, this.seq), now);
+      }
+      this.seq++;
     }
     this.chatLeft--;
     if (this.chatLeft <= 0) return this.next();
@@ -545,12 +721,17 @@ export class SimClient implements ScanSink, Sleeper {
       case "message": {
         if (this.smIn >= 0) this.smIn++;
         if (attr(xml, "type") === "error") {
+          const mine = /^o(\d+)\.(\d+)$/.exec(attr(xml, "id") ?? "");
+          if (mine && Number(mine[1]) === this.k) ctx.bounced(ctx.msgKey(this.k, Number(mine[2])));
           ctx.rec.error(`message-error:${firstChild(xml.slice(xml.indexOf("<error")), [])?.name ?? "unknown"}`);
           return;
         }
         const i = xml.indexOf("<body>xfsim ");
         if (i < 0) return;
-        const stamp = parseInt(xml.slice(i + 12, i + 32), 10);
+        const m = /^(\d+) ([of])(\d+)\.(\d+) /.exec(xml.slice(i + 12, i + 64));
+        if (!m) return;
+        if (!ctx.received(ctx.msgKey(Number(m[3]), Number(m[4])), m[2] === "o")) return;
+        const stamp = Number(m[1]);
         if (xml.includes("urn:xmpp:delay")) ctx.rec.count("msgs_received_delayed");
         else {
           ctx.rec.count("msgs_received");
@@ -585,12 +766,16 @@ export class SimClient implements ScanSink, Sleeper {
         }
         return;
       }
-      case "enabled":
+      case "enabled": {
+        const resumable = attr(xml, "resume") === "true" || attr(xml, "resume") === "1";
+        this.smId = resumable ? (attr(xml, "id") ?? null) : null;
+        if (!this.smId) this.smQueue = null;
         if (this.wait !== W_SM) return;
         this.smIn = 0;
         this.smOut = 0;
         ctx.rec.count("sm_enabled");
         return this.next();
+      }
       case "failed":
         if (this.wait !== W_SM) return;
         this.smWanted = false;
@@ -603,8 +788,15 @@ export class SimClient implements ScanSink, Sleeper {
         return;
       case "a":
         ctx.rec.count("sm_acks_received");
-        return;
+        return this.acked(Number(attr(xml, "h")));
     }
+  }
+
+  /** XEP-0198: the server has our first h stanzas; they leave the queue. */
+  private acked(h: number): void {
+    if (!Number.isFinite(h) || h <= this.smAcked) return;
+    this.smQueue?.splice(0, h - this.smAcked);
+    this.smAcked = h;
   }
 
   private leaveSession(): void {
@@ -638,14 +830,14 @@ export class SimClient implements ScanSink, Sleeper {
   socketError(err: NodeJS.ErrnoException): void {
     if (this.step === CLOSING) return this.closedCleanly();
     const code = err.code ?? err.message;
-    if (this.step === CONNECTING) return this.fail(`connect:${code}`);
-    if (this.step === TLS_HANDSHAKE) return this.fail(`tls:${code}`);
-    this.fail(`socket:${code}`);
+    if (this.step === CONNECTING) return this.lost(`connect:${code}`);
+    if (this.step === TLS_HANDSHAKE) return this.lost(`tls:${code}`);
+    this.lost(`socket:${code}`);
   }
 
   socketClosed(): void {
     if (this.step === CLOSING) return this.closedCleanly();
-    if (this.step !== DONE) this.fail(`closed:${STEP_NAMES[this.step]}`);
+    if (this.step !== DONE) this.lost(`closed:${STEP_NAMES[this.step]}`);
   }
 
   private fail(kind: string): void {
@@ -656,6 +848,7 @@ export class SimClient implements ScanSink, Sleeper {
   }
 
   private end(how: "closed" | "cut" | "dropped" | "login_failed"): void {
+    this.retryAt = 0;
     this.leaveSession();
     this.available = false;
     this.ctx.rec.count(how);

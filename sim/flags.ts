@@ -1,6 +1,6 @@
 // `xfarm sim`'s flags: the common case without a scenario file, or
 // overrides of a file's server, users, arrival, session and run keys.
-import { defaultScenario, finish, MECHANISMS, SECURITIES, SPREADS, type Action, type Scenario } from "./scenario.js";
+import { defaultScenario, finish, MECHANISMS, REDIRECTS, SECURITIES, SPREADS, type Action, type Scenario } from "./scenario.js";
 
 /** The flags as commander gives them (strings, booleans). */
 export interface SimFlags {
@@ -27,8 +27,10 @@ export interface SimFlags {
   keepalive?: string;
   resource?: string;
   loginTimeout?: string;
+  redirects?: string;
   // Actions.
   sm?: boolean;
+  smResume?: boolean;
   roster?: boolean;
   presence?: boolean;
   chatRate?: string;
@@ -40,7 +42,7 @@ export interface SimFlags {
   hold?: string;
 }
 
-const ACTION_FLAGS: (keyof SimFlags)[] = ["sm", "chatRate", "chatTotalRate", "chatDuration", "chatCount", "chatSize", "chatTo", "hold"];
+const ACTION_FLAGS: (keyof SimFlags)[] = ["sm", "smResume", "chatRate", "chatTotalRate", "chatDuration", "chatCount", "chatSize", "chatTo", "hold"];
 
 function num(name: string, v: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
   const n = Number(v);
@@ -102,6 +104,7 @@ export function applyFlags(base: Scenario | null, f: SimFlags, fileHasActions = 
   if (f.keepalive !== undefined) s.session.keepalive = num("keepalive", f.keepalive, { min: 0 });
   if (f.resource !== undefined) s.session.resource = f.resource;
   if (f.loginTimeout !== undefined) s.session.login_timeout = num("login-timeout", f.loginTimeout, { min: 0.1 });
+  if (f.redirects !== undefined) s.session.redirects = pick("redirects", f.redirects, REDIRECTS);
 
   const actionFlags = ACTION_FLAGS.some((k) => f[k] !== undefined) || f.roster === false || f.presence === false;
   if (actionFlags && fileHasActions) throw new Error("the scenario file lists actions: leave out the action flags (--sm, --chat-*, --hold, --no-roster, --no-presence)");
@@ -111,7 +114,7 @@ export function applyFlags(base: Scenario | null, f: SimFlags, fileHasActions = 
 
 function flagActions(f: SimFlags): Action[] {
   const actions: Action[] = [];
-  if (f.sm) actions.push({ type: "sm", resume: false, request_every: 0 });
+  if (f.sm || f.smResume) actions.push({ type: "sm", resume: !!f.smResume, request_every: 0 });
   if (f.roster !== false) actions.push({ type: "roster" });
   if (f.presence !== false) actions.push({ type: "presence" });
   const chatting = f.chatRate !== undefined || f.chatTotalRate !== undefined;

@@ -16,7 +16,7 @@ import type { TickReport } from "./stats.js";
 
 export type ToWorker =
   | { type: "start"; scenario: Scenario; index: number; workers: number; /** Run start, wall clock (Date.now()) ms. */ t0: number }
-  | { type: "online"; up: number[]; down: number[] }
+  | { type: "online"; up: number[]; down: number[]; unconfirmed: number[] }
   | { type: "release"; point: number }
   | { type: "stop" };
 
@@ -27,10 +27,12 @@ export type ToParent =
       /** Users (offsets from users.first) that went online / offline since the last status. */
       up: number[];
       down: number[];
+      /** Messages (msgKey) its users sent that may never have reached the server: the receivers' workers count those that arrived. */
+      unconfirmed: number[];
       /** Per sync point: users that reached it, users that ended without reaching it (cumulative). */
       reached: number[];
       missed: number[];
-      /** Messages sent to online users and received live (cumulative). */
+      /** Messages sent to online users, and those accounted for: delivered, bounced or unconfirmed (cumulative). */
       sent: number;
       received: number;
     }

@@ -188,11 +188,11 @@ function describeAction(a: Action): string {
 }
 
 /** Counters that show a problem when not zero. */
-const BAD_WHEN_NONZERO = new Set(["login_failed", "dropped", "errors", "msgs_missing"]);
+const BAD_WHEN_NONZERO = new Set(["login_failed", "dropped", "errors", "msgs_missing", "msgs_lost", "msgs_duplicated"]);
 
 function totals(r: SimResults): string {
   const t = r.totals;
-  const entries: [string, number][] = [...COUNTERS.map((c): [string, number] => [c, t[c]]), ["peak_sessions", t.peak_sessions], ["msgs_missing", t.msgs_missing]];
+  const entries: [string, number][] = [...COUNTERS.map((c): [string, number] => [c, t[c]]), ["peak_sessions", t.peak_sessions], ["msgs_missing", t.msgs_missing], ["msgs_lost_in_flight", t.msgs_lost_in_flight], ["msgs_lost", t.msgs_lost]];
   const cells = entries.map(([k, v]) => `<div${BAD_WHEN_NONZERO.has(k) && v !== 0 ? ' class="bad"' : ""}><span>${esc(k)}</span><b>${count(v)}</b></div>`);
   return `<div class="counters">${cells.join("")}</div>`;
 }

@@ -34,6 +34,10 @@ export interface SimResults {
     errors_by_kind: Record<string, number>;
     /** msgs_sent − msgs_received: messages to online users not seen live. */
     msgs_missing: number;
+    /** msgs_unconfirmed − msgs_unconfirmed_accounted: sent without resumption just before a cut, and never seen again. */
+    msgs_lost_in_flight: number;
+    /** msgs_sent − msgs_delivered − msgs_bounced − msgs_lost_in_flight: messages to online users the server had, and lost. */
+    msgs_lost: number;
   };
   latency_ms: Record<HistName, Percentiles>;
   /** The whole-run histograms, HDR compressed base64, values in microseconds. */
@@ -86,6 +90,8 @@ export function buildResults(opts: {
       redirects_by_target: m.redirects(),
       errors_by_kind: m.errors(),
       msgs_missing: c.msgs_sent - c.msgs_received,
+      msgs_lost_in_flight: c.msgs_unconfirmed - c.msgs_unconfirmed_accounted,
+      msgs_lost: c.msgs_sent - c.msgs_delivered - c.msgs_bounced - (c.msgs_unconfirmed - c.msgs_unconfirmed_accounted),
     },
     latency_ms: latency,
     histograms,
@@ -115,9 +121,17 @@ export function summaryTable(r: SimResults): string {
     `users       arrived ${t.arrived}  logged in ${t.logged_in}  login failed ${t.login_failed}  closed ${t.closed}  cut ${t.cut}  dropped ${t.dropped}  peak sessions ${t.peak_sessions}`,
   );
   lines.push(`connections ${t.connections} (${t.connected} established, ${t.tls} TLS)  redirects ${t.redirects}${redirectList(t.redirects_by_target)}${t.moved ? `, ${t.moved} after login` : ""}`);
+  if (t.reconnects) {
+    lines.push(
+      `reconnects  ${t.reconnects} sessions lost  ${t.resumed} resumed (${t.resume_failed} refused)  ${t.relogins} logins again by ${t.relogged_users} users`,
+    );
+  }
   if (t.msgs_sent || t.msgs_sent_offline || t.msgs_received || t.msgs_received_delayed) {
     lines.push(
       `messages    sent ${t.msgs_sent} to online, ${t.msgs_sent_offline} to offline  received ${t.msgs_received} live, ${t.msgs_received_delayed} delayed  missing ${t.msgs_missing}  no target ${t.msgs_no_target}`,
+    );
+    lines.push(
+      `            delivered ${t.msgs_delivered}  lost ${t.msgs_lost}  lost in flight ${t.msgs_lost_in_flight} (of ${t.msgs_unconfirmed} unconfirmed)  duplicated ${t.msgs_duplicated}  bounced ${t.msgs_bounced}  resent ${t.msgs_resent}`,
     );
   }
   if (t.sm_enabled) lines.push(`stream mgmt enabled ${t.sm_enabled}  acks sent ${t.sm_acks_sent}  acks received ${t.sm_acks_received}`);

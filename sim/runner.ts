@@ -133,8 +133,8 @@ export async function runSim(sc: Scenario, opts: RunOptions = {}): Promise<SimRe
         return;
       case "status":
         h.status = m;
-        if (m.up.length || m.down.length) {
-          for (const o of handles) if (o !== h && !o.final) o.send({ type: "online", up: m.up, down: m.down });
+        if (m.up.length || m.down.length || m.unconfirmed.length) {
+          for (const o of handles) if (o !== h && !o.final) o.send({ type: "online", up: m.up, down: m.down, unconfirmed: m.unconfirmed });
         }
         return checkSyncs();
       case "tick":

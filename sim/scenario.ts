@@ -9,6 +9,7 @@ import { expandSources, loopbackRefusal } from "./loopback.js";
 
 export type Security = "none" | "starttls" | "direct";
 export type Mechanism = "PLAIN" | "SCRAM-SHA-1" | "SCRAM-SHA-256";
+export type Redirects = "follow" | "ignore";
 export type Spread = "turn" | "random";
 
 export type Action =
@@ -60,6 +61,13 @@ export interface Scenario {
     max_redirects: number;
     /** Seconds to wait for the server's answer to a roster get, an SM enable. */
     reply_timeout: number;
+    /**
+     * "follow": connect where <see-other-host/> says (xmpp.js, slixmpp).
+     * "ignore": as Smack, Conversations, Gajim and libstrophe do, treat it and
+     * any lost connection as a reason to reconnect through the client's own
+     * port list, starting with the port it had.
+     */
+    redirects: Redirects;
   };
   actions: Action[];
   run: {
@@ -73,6 +81,7 @@ export interface Scenario {
 
 export const SECURITIES: readonly Security[] = ["none", "starttls", "direct"];
 export const MECHANISMS: readonly Mechanism[] = ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
+export const REDIRECTS: readonly Redirects[] = ["follow", "ignore"];
 export const SPREADS: readonly Spread[] = ["turn", "random"];
 /** Users in one run at most. */
 export const MAX_USERS = 1_000_000;
@@ -84,7 +93,7 @@ export function defaultScenario(): Scenario {
     server: { host: "127.0.0.1", ports: [5222], spread: "turn", domain: "localhost", security: "starttls", mechanism: "PLAIN", ca: "", sources: [] },
     users: { count: 100, first: 1, name: "user%d", password: "pass%d", accounts: 0 },
     arrival: [{ rate: 100, duration: 1 }],
-    session: { resource: "", keepalive: 0, login_timeout: 30, max_redirects: 5, reply_timeout: 30 },
+    session: { resource: "", keepalive: 0, login_timeout: 30, max_redirects: 5, reply_timeout: 30, redirects: "follow" },
     actions: [{ type: "roster" }, { type: "presence" }],
     run: { duration: 600, workers: 1, interarrival: "uniform", seed: 1 },
   };
@@ -264,6 +273,7 @@ export function scenarioFromTable(root: Table): Scenario {
     login_timeout: se.num("login_timeout", d.session.login_timeout, { min: 0.1, max: 3600 }),
     max_redirects: se.num("max_redirects", d.session.max_redirects, { integer: true, min: 0, max: 100 }),
     reply_timeout: se.num("reply_timeout", d.session.reply_timeout, { min: 0.1, max: 3600 }),
+    redirects: se.oneOf("redirects", d.session.redirects, REDIRECTS),
   };
   se.done();
   const acts = r.tables("actions");

@@ -18,7 +18,12 @@ export const COUNTERS = [
   "logged_in", // bind results (full logins; a login after a redirect counts once)
   "login_failed", // users who never logged in
   "redirects", // <see-other-host/> followed
-  "moved", // ... of those, after login (a drain): each is followed by one more login
+  "moved", // ... of those, after login (a drain): each is followed by one more login or a resumption
+  "reconnects", // sessions lost after login (moved, or the connection cut) that the user connected again for
+  "relogins", // logins again after a lost session (not resumed): what a user sees as "logged in again"
+  "relogged_users", // users who had to log in again at least once
+  "resumed", // lost sessions resumed with XEP-0198
+  "resume_failed", // ... refused by the server (the user then logs in again)
   "closed", // users who finished their actions and closed
   "cut", // users still running when the run's duration ran out
   "dropped", // users whose session ended early after login (error or server close)
@@ -27,6 +32,12 @@ export const COUNTERS = [
   "msgs_no_target", // chat turns skipped: nobody else online
   "msgs_received", // stamped messages received live
   "msgs_received_delayed", // stamped messages received with a delay element (offline storage)
+  "msgs_delivered", // messages to online users received (live or delayed), each once
+  "msgs_duplicated", // copies of a message received again (not in the two above)
+  "msgs_bounced", // messages to online users that came back to their sender as errors
+  "msgs_resent", // messages sent again after a resumption or a failed one (not in msgs_sent)
+  "msgs_unconfirmed", // messages to online users sent without XEP-0198 resumption just before the connection was cut: the sender cannot know whether the server read them
+  "msgs_unconfirmed_accounted", // ... of those, delivered or bounced after all
   "rosters", // roster results
   "sm_enabled", // XEP-0198 enabled
   "sm_acks_sent", // <a/> answered to the server's <r/>

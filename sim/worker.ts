@@ -28,6 +28,7 @@ export class SimWorker implements Ctx {
   chatRate: number[] = [];
   syncPoint: number[] = [];
   smRequestEvery = 0;
+  smResume = false;
   open = 0;
   sessions = 0;
 
@@ -54,7 +55,11 @@ export class SimWorker implements Ctx {
   private sec = 0;
   private stopping = false;
   private idleSent = false;
-  private seq = 0;
+  /** Messages received here (duplicates are told apart by them), bounced back here, and those senders could not confirm. */
+  private readonly seen = new Set<number>();
+  private readonly bouncedKeys = new Set<number>();
+  private readonly atRisk = new Set<number>();
+  private riskOut: number[] = [];
   private pads = new Map<number, string>();
   private lastSent = -1;
   private lastReceived = -1;
@@ -68,6 +73,7 @@ export class SimWorker implements Ctx {
       case "online":
         for (const k of m.up) this.online.add(k);
         for (const k of m.down) this.online.delete(k);
+        for (const key of m.unconfirmed) this.atRiskAdd(key);
         return;
       case "release":
         return this.release(m.point);
@@ -90,7 +96,10 @@ export class SimWorker implements Ctx {
     sc.actions.forEach((a, i) => {
       this.chatRate[i] = a.type === "chat" ? a.rate : 0;
       this.syncPoint[i] = a.type === "sync" ? points++ : -1;
-      if (a.type === "sm") this.smRequestEvery = a.request_every;
+      if (a.type === "sm") {
+        this.smRequestEvery = a.request_every;
+        this.smResume = a.resume;
+      }
     });
     this.reached = new Array<number>(points).fill(0);
     this.missed = new Array<number>(points).fill(0);
@@ -153,12 +162,15 @@ export class SimWorker implements Ctx {
   }
 
   private flushStatus(): void {
-    const sent = this.rec.c.msgs_sent;
-    const received = this.rec.c.msgs_received;
+    const c = this.rec.c;
+    const sent = c.msgs_sent;
+    // Messages to online users accounted for: arrived, bounced, or lost in flight (in the sender's count, until they turn up).
+    const received = c.msgs_delivered + c.msgs_bounced + c.msgs_unconfirmed - c.msgs_unconfirmed_accounted;
     if (!this.dirty && sent === this.lastSent && received === this.lastReceived) return;
-    this.post({ type: "status", up: this.up, down: this.down, reached: this.reached.slice(), missed: this.missed.slice(), sent, received });
+    this.post({ type: "status", up: this.up, down: this.down, unconfirmed: this.riskOut, reached: this.reached.slice(), missed: this.missed.slice(), sent, received });
     this.up = [];
     this.down = [];
+    this.riskOut = [];
     this.dirty = false;
     this.lastSent = sent;
     this.lastReceived = received;
@@ -217,8 +229,42 @@ export class SimWorker implements Ctx {
     return head.length >= size ? head : head + pad.slice(head.length);
   }
 
-  nextId(): string {
-    return `${this.index.toString(36)}-${(this.seq++).toString(36)}`;
+  msgKey(k: number, seq: number): number {
+    return seq * this.sc.users.accounts + k;
+  }
+
+  received(key: number, online: boolean): boolean {
+    if (this.seen.has(key)) {
+      this.rec.count("msgs_duplicated");
+      return false;
+    }
+    this.seen.add(key);
+    if (!online) return true;
+    this.rec.count("msgs_delivered");
+    if (this.atRisk.has(key)) this.rec.count("msgs_unconfirmed_accounted");
+    return true;
+  }
+
+  bounced(key: number): void {
+    if (this.bouncedKeys.has(key)) return;
+    this.bouncedKeys.add(key);
+    this.rec.count("msgs_bounced");
+    if (this.atRisk.has(key)) this.rec.count("msgs_unconfirmed_accounted");
+  }
+
+  unconfirmed(keys: number[]): void {
+    this.rec.count("msgs_unconfirmed", keys.length);
+    for (const key of keys) this.atRiskAdd(key);
+    // The receiver may be another worker's user: the parent passes these on.
+    this.riskOut.push(...keys);
+    this.dirty = true;
+  }
+
+  private atRiskAdd(key: number): void {
+    if (this.atRisk.has(key)) return;
+    this.atRisk.add(key);
+    // It arrived (or came back) before its sender lost the connection: accounted for after all.
+    if (this.bouncedKeys.has(key) || this.seen.has(key)) this.rec.count("msgs_unconfirmed_accounted");
   }
 
   wentOnline(c: SimClient): void {

@@ -181,18 +181,20 @@ export class SessionManager {
       case SessionOp.Stanza: {
         const session = this.registry.bySid(from, msg.meta.sid);
         if (!session) {
-          const owner = this.port.smOwnerOf(key);
-          if (owner !== undefined && owner !== this.port.name && !msg.meta.rerouted) {
-            // Sent before the sender saw the user move: pass it on, once (protocol §2.2).
-            this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Stanza, { sid: msg.meta.sid, rerouted: true }, msg.xml));
-            return;
-          }
-          // Protocol §2: the client reconnects and reaches its current sm.
-          this.port.send(
-            from,
-            key,
-            encodeSessionPayload(SessionOp.Close, { sid: msg.meta.sid, condition: "internal-server-error" }),
-          );
+          // Looked up again in the user's turn: a REBUILD that moved the session here (a resumption on
+          // another front end, whose client sends at once) may still be queued.
+          void this.queue.run(key, async () => {
+            const moved = this.registry.bySid(from, msg.meta.sid);
+            if (moved) return this.fromClient(moved, msg.xml);
+            const owner = this.port.smOwnerOf(key);
+            if (owner !== undefined && owner !== this.port.name && !msg.meta.rerouted) {
+              // Sent before the sender saw the user move: pass it on, once (protocol §2.2).
+              this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Stanza, { sid: msg.meta.sid, rerouted: true }, msg.xml));
+              return;
+            }
+            // Protocol §2: the client reconnects and reaches its current sm.
+            this.port.send(from, key, encodeSessionPayload(SessionOp.Close, { sid: msg.meta.sid, condition: "internal-server-error" }));
+          });
           return;
         }
         const queued = this.queue.offer(session.user, msg.xml.length, () => this.fromClient(session, msg.xml));

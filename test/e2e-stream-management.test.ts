@@ -1,31 +1,42 @@
 // XEP-0198 stream management with xmpp.js: acknowledgements, resumption
 // after a dropped connection with what was sent meanwhile, and a session
-// that is never resumed handing its unacknowledged messages to offline storage.
+// that is never resumed handing its unacknowledged messages to offline storage,
+// and a session moved by drains from front end to front end twice.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FarmOptions } from "../sim/local-farm.js";
 import { Farm } from "./harness/farm.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
-describe("XEP-0198 stream management", () => {
+/** A farm for one describe block: started with `count` accounts `${prefix}N` (password pw), its clients and itself stopped after. */
+function farmFor(opts: FarmOptions, prefix: string, count: number): { farm: () => Farm; clients: TestClient[] } {
   let farm: Farm;
   const clients: TestClient[] = [];
+  beforeAll(async () => {
+    farm = await Farm.create(opts);
+    await farm.start();
+    await farm.addUsers(prefix, count, "pw", 64);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.stop()));
+    await farm.stop();
+    farm.cleanup();
+  });
+  return { farm: () => farm, clients };
+}
+
+describe("XEP-0198 stream management", () => {
+  const setup = farmFor({ c2sCount: 2, c2s: { resume_timeout: 3, public_host: "127.0.0.1" } }, "u", 4);
+  const clients = setup.clients;
+  let farm: Farm;
+  beforeAll(() => {
+    farm = setup.farm();
+  });
   const login = async (user: string, reconnect = false, port = farm.c2sPorts[0]!.port, resource = "r") => {
     const c = await connectClient({ port, username: user, password: "pw", resource, reconnect });
     clients.push(c);
     return c;
   };
   const send = (from: TestClient, to: string, id: string) => from.xmpp.send(xml("message", { to, type: "chat", id }, xml("body", {}, id)));
-
-  beforeAll(async () => {
-    farm = await Farm.create({ c2sCount: 2, c2s: { resume_timeout: 3, public_host: "127.0.0.1" } });
-    await farm.start();
-    await farm.addUsers("u", 4, "pw", 64);
-  });
-
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.stop()));
-    await farm.stop();
-    farm.cleanup();
-  });
 
   it("resumes a dropped session and delivers what was sent while it was away", async () => {
     const a = await login("u1", true);
@@ -99,5 +110,39 @@ describe("XEP-0198 stream management", () => {
     // One session throughout: the sm moved it, never ended or restarted it.
     const sm = farm.lines.slice(before).filter((l) => l.proc === "sm-1" && String(l.jid).startsWith("u4@localhost/"));
     expect(sm.map((l) => l.msg)).toEqual(["session moved with its connection"]);
+  });
+});
+
+describe("XEP-0198 resumption after a first move", () => {
+  const { farm: farmOf, clients } = farmFor({ c2sCount: 3, c2s: { public_host: "127.0.0.1" } }, "v", 2);
+
+  it("moves a session twice: the id names the first front end, the second hands it to the third", async () => {
+    const farm = farmOf();
+    const login = async (user: string, reconnect: boolean, port = farm.c2sPorts[0]!.port) => {
+      const c = await connectClient({ port, username: user, password: "pw", resource: "r", reconnect });
+      clients.push(c);
+      return c;
+    };
+    const d = await login("v1", true);
+    await d.xmpp.send(xml("presence"));
+    await expect.poll(() => d.xmpp.streamManagement.enabled).toBe(true);
+    const first = (await farm.waitFor((l) => l.msg === "session bound" && l.jid === "v1@localhost/r")).proc;
+    let before = farm.lines.length;
+    expect((await farm.cli("c2s", "drain", first, "--rate", "10")).code).toBe(0);
+    const second = (await farm.waitFor((l) => l.msg === "session resumed from another front end" && l.from === first, 10_000, before)).proc;
+    before = farm.lines.length;
+    expect((await farm.cli("c2s", "drain", second, "--rate", "10")).code).toBe(0);
+    const third = await farm.waitFor((l) => l.msg === "session resumed from another front end" && l.from === second, 10_000, before);
+    expect([first, second]).not.toContain(third.proc);
+    // The session goes on where it is: a message reaches it, and its answer gets back (from a
+    // client on the one front end not drained, whose ports are open).
+    const e = await login("v2", false, farm.c2sPorts[Number(third.proc.slice("c2s-".length)) - 1]!.port);
+    await e.xmpp.send(xml("message", { to: "v1@localhost/r", type: "chat", id: "after-two-moves" }, xml("body", {}, "hi")));
+    await d.next((s) => s.is("message") && s.attrs.id === "after-two-moves");
+    await d.xmpp.send(xml("message", { to: "v2@localhost/r", type: "chat", id: "reply" }, xml("body", {}, "hi")));
+    await e.next((s) => s.is("message") && s.attrs.id === "reply");
+    // One session throughout: the sm moved it twice, never ended or restarted it.
+    const sm = farm.lines.filter((l) => l.proc === "sm-1" && String(l.jid).startsWith("v1@localhost/"));
+    expect(sm.map((l) => l.msg)).toEqual(["session started", "session moved with its connection", "session moved with its connection"]);
   });
 });

@@ -66,6 +66,17 @@ describe("scenarios", () => {
     expect(() => applyFlags(file, { hold: "5" }, true)).toThrow("the scenario file lists actions");
   });
 
+  it("follows redirects unless told to reconnect through its own port list; --sm-resume asks for resumption", () => {
+    expect(defaultScenario().session.redirects).toBe("follow");
+    expect(scenarioFromTable({ session: { redirects: "ignore" } }).session.redirects).toBe("ignore");
+    expect(() => scenarioFromTable({ session: { redirects: "bounce" } })).toThrow("session.redirects must be one of follow, ignore");
+    const s = applyFlags(null, { port: "5222,5322,5422", redirects: "ignore", smResume: true, chatRate: "1" });
+    expect(s.session.redirects).toBe("ignore");
+    expect(s.actions[0]).toEqual({ type: "sm", resume: true, request_every: 0 });
+    expect(applyFlags(null, { sm: true }).actions[0]).toEqual({ type: "sm", resume: false, request_every: 0 });
+    expect(() => applyFlags(null, { redirects: "maybe" })).toThrow("--redirects must be one of follow, ignore");
+  });
+
   it("spreads users over the ports in turn, or at random as SRV records do, the same way every run", () => {
     const ports = (spread: string, seed = "1") => {
       const s = applyFlags(null, { port: "5222,5322", spread, seed });

@@ -51,7 +51,12 @@ export function simCommand(load: LoadConfig): Command {
     .option("--keepalive <seconds>", "whitespace keepalive after this much silence (0: none)")
     .option("--resource <name>", "resource to ask for at bind")
     .option("--login-timeout <seconds>", "give up a login after this long")
+    .addOption(
+      new Option("--redirects <mode>", "follow: connect where see-other-host says; ignore: reconnect through the --port list instead, as Smack, Conversations, Gajim, libstrophe do, after a redirect or any lost connection")
+        .choices(["follow", "ignore"]),
+    )
     .option("--sm", "enable XEP-0198 stream management after login")
+    .option("--sm-resume", "--sm with resumption: a lost session is resumed (on any front end), unacknowledged stanzas sent again")
     .option("--no-roster", "do not fetch the roster after login")
     .option("--no-presence", "do not send initial presence")
     .option("--chat-rate <n>", "chat messages per second per user (to random online users)")
