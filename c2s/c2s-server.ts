@@ -101,15 +101,21 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     log.warn({ full }, "undrained: taking clients again");
   };
   /**
-   * Full: at capacity or over c2s.max_lag, the ports close while some peer
-   * takes clients (never the last front end open), and open again under the
-   * lower marks: REOPEN_SHARE of capacity and a report period's lag within
-   * c2s.max_lag, or when no peer takes clients any more.
+   * Full: at capacity or over c2s.max_lag for two report periods running, the
+   * ports close while some peer takes clients (never the last front end open),
+   * and open again under the lower marks: REOPEN_SHARE of capacity and a
+   * report period's lag within c2s.max_lag, or when no peer takes clients any
+   * more. One slow period is not enough: on a busy box a single garbage
+   * collection or burst of handshakes would close the ports under clients a
+   * drain is sending here.
    */
+  let lagOver = false;
   const checkFull = (lagMs: number) => {
+    const lagged = lagOver && lagMs > c.max_lag;
+    lagOver = lagMs > c.max_lag;
     const next = full
       ? !(ctx.sessions < capacity * REOPEN_SHARE && lagMs <= c.max_lag) && balancer.peerCanTake()
-      : (ctx.sessions >= capacity || lagMs > c.max_lag) && balancer.peerCanTake();
+      : (ctx.sessions >= capacity || lagged) && balancer.peerCanTake();
     if (next === full) return;
     full = next;
     log.warn({ sessions: ctx.sessions, capacity, lag: lagMs, maxLag: c.max_lag }, full ? "full: client ports closed" : "no longer full");

@@ -109,7 +109,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.redirect_floor", type: "integer", default: 200, doc: "Sessions over its fair share a front end always keeps before redirecting new clients for balance (docs/redirection.md)." },
   { key: "c2s.redirect_margin", type: "number", default: 0.1, doc: "How far over its fair share a front end goes before redirecting new clients for balance (0.1 = 10 %), when that is more than c2s.redirect_floor." },
   { key: "c2s.redirect_memory", type: "integer", default: 120, doc: "Seconds a redirected client (by address and account) is remembered and served if it comes back." },
-  { key: "c2s.max_lag", type: "integer", default: 500, doc: "Event-loop delay in ms (p99 over 2 s) over which a front end takes no redirected clients, sends its new ones to a peer that can take them, and closes its client ports while another takes clients (full)." },
+  { key: "c2s.max_lag", type: "integer", default: 500, doc: "Event-loop delay in ms (p99 over 2 s) over which a front end takes no redirected clients and sends its new ones to a peer that can take them; over it for two periods running, it closes its client ports while another takes clients (full)." },
   { key: "c2s.scram_iterations", type: "integer", default: 4096, doc: "PBKDF2 iterations for new SCRAM credentials (xfarm user add/passwd)." },
   { key: "c2s.tls_cert", type: "string", default: "", doc: "PEM certificate chain; empty: a self-signed one is generated under <data_dir>/tls on first start." },
   { key: "c2s.tls_key", type: "string", default: "", doc: "PEM private key for c2s.tls_cert." },
