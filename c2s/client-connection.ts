@@ -5,7 +5,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { escapeXML, escapeXMLText, type Element } from "ltx";
-import { domainpart, full, parseJid, resourcepart } from "../lib/jid.js";
+import { bare, domainpart, full, parseJid, resourcepart } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload, type DeliverMeta, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
@@ -129,6 +129,12 @@ export class ClientConnection implements Throttled {
 
   /** Served here after coming back from a redirect: a drain does not move it again. */
   stay = false;
+  /**
+   * Sent away without a session to resume: what the client wrote before it
+   * read its see-other-host is still read until it closes its side, and its
+   * messages routed, so a move costs it none (docs/redirection.md).
+   */
+  private movedOff = false;
 
   /** Sends the bound client to another front end (a drain), remembering it in case it comes back. */
   moveTo(target: Redirect): void {
@@ -144,7 +150,10 @@ export class ClientConnection implements Throttled {
   private sendAway(target: Redirect, text?: string, keepSession = false): void {
     const plain = this.voucher?.toString("base64");
     this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, ...(plain && { plain }) });
-    if (!keepSession) return this.streamError("see-other-host", text, target.address);
+    if (!keepSession) {
+      this.movedOff = this.stage === "bound";
+      return this.streamError("see-other-host", text, target.address);
+    }
     this.log.info({ condition: "see-other-host", content: target.address, user: this.user }, "stream error");
     this.endSocket(streamError("see-other-host", text, target.address));
     this.ctx.scheduleDestroy(this.socket);
@@ -288,14 +297,17 @@ export class ClientConnection implements Throttled {
   private finish(): void {
     const wasAttached = this.stage !== "hibernating";
     this.stage = "closed";
-    this.stream.stop();
+    if (!this.movedOff) this.stream.stop();
     // A client that never closes its side is cut off after a grace period.
     if (wasAttached) this.ctx.scheduleDestroy(this.socket);
     this.leave();
   }
 
   private onSocketClosed(): void {
-    if (this.stage === "closed") return this.leave();
+    if (this.stage === "closed") {
+      this.stream.stop();
+      return this.leave();
+    }
     if (this.stage === "hibernating") return; // already let go of its socket (a drain)
     this.stream.stop();
     if (this.stage === "bound" && this.ack?.resumable) {
@@ -461,7 +473,10 @@ export class ClientConnection implements Throttled {
 
   private onElement(el: Element, uri: string): void {
     this.ctx.rates.charge(this, 0, 1);
-    if (this.stage === "closed") return; // cut off for its rate
+    if (this.stage === "closed") {
+      if (this.movedOff && uri === NS_CLIENT && el.name === "message") this.forwardInFlight(el);
+      return; // cut off for its rate, or moved
+    }
     if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
       if (this.stage === "bound") this.onStanza(el);
       else if (this.user && el.name === "iq") this.onPreBindIq(el);
@@ -549,6 +564,22 @@ export class ClientConnection implements Throttled {
       this.interested = true;
     }
     this.toSm(SessionOp.Stanza, { sid: this.sid }, xml);
+  }
+
+  /**
+   * A message the client sent before it read its see-other-host. Its session
+   * has ended (END went first), so it is routed as FORWARD, keyed by its
+   * recipient, as any other sm would pass it on. Presence is state, not
+   * replayed; an iq's answer could no longer reach the client.
+   */
+  private forwardInFlight(el: Element): void {
+    el.attrs.from = this.jid!;
+    const to = parseJid(el.attrs.to ?? this.user!);
+    if (!to || badRequestText(el)) return void this.log.debug("malformed message after a move; dropped with the stream");
+    el.attrs.to = full(to);
+    const xml = serialize(el);
+    if (Buffer.byteLength(xml) > this.ctx.config.max_stanza_size) return void this.log.debug("oversized message after a move; dropped with the stream");
+    this.ctx.link.send(SM_ADDRESS, to.local ? bare(to) : to.domain, encodeSessionPayload(SessionOp.Forward, {}, xml));
   }
 
   /** XEP-0198: enable, acknowledgements, and resumption (§5). */

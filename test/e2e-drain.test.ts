@@ -171,6 +171,22 @@ describe("a drain that ends", () => {
     await pollStatus((s) => s.get("c2s-1")!.load?.sessions === 1);
     expect((await farm.cli("status")).stdout).toMatch(/^c2s-1 .* active$/m);
   });
+
+  it("passes on what a client without XEP-0198 wrote before it read its redirect", async () => {
+    // The client writes while its see-other-host is on the way, as a chatty client does; the drained
+    // front end reads on until the client closes its side, and routes its messages.
+    await farm.addUsers("late", 1, "pw", 64);
+    const { stream } = await boundStream(farm.c2sPorts[0]!.port, "late1", "pw");
+    await pollStatus((s) => s.get("c2s-1")!.load?.sessions === 2);
+    expect((await farm.cli("c2s", "drain", "c2s-1", "--rate", "50")).code).toBe(0);
+    await stream.until(/<\/see-other-host>/);
+    const to = clients[0]!.c;
+    stream.send("<message to='u1@localhost' id='late-1' type='chat'><body>written before the redirect was read</body></message>");
+    stream.send("</stream:stream>");
+    stream.end();
+    await expect.poll(() => to.received.get("late-1"), { timeout: 10_000 }).toBe(1);
+    expect((await farm.cli("c2s", "undrain", "c2s-1")).code).toBe(0);
+  });
 });
 
 describe("a full front end", () => {
