@@ -228,7 +228,9 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
       expect(t.msgs_sent, kind).toBeGreaterThan(0);
       expect(t.msgs_lost, kind).toBe(0);
       expect(t.msgs_duplicated, kind).toBe(0);
-      expect(t.msgs_delivered + t.msgs_bounced + t.msgs_lost_in_flight, kind).toBe(t.msgs_sent);
+      // Not even what a client without XEP-0198 wrote as it was moved: the front end reads on and routes it.
+      expect(t.msgs_lost_in_flight, kind).toBe(0);
+      expect(t.msgs_delivered + t.msgs_bounced, kind).toBe(t.msgs_sent);
       expect(r.syncs.map((s) => s.complete), kind).toEqual([true, true]);
     }
     const [followers, sm, plain] = results.map((r) => r.totals);
