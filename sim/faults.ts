@@ -1,0 +1,354 @@
+// The fault harness (`npm run faults`, `xfarm faults`; docs/failover.md): for
+// each fault, a fresh farm of 2 routers (a pair), 2 sms and 2 c2s on loopback
+// (sim/local-farm.ts), a counting load of numbered messages between users on
+// both front ends (half of them with XEP-0198, sim/fault-client.ts), the
+// fault injected a quarter of the way in, then everyone logs in again and
+// collects offline messages; the Ledger then says what became of every
+// message, and the clients what became of them.
+import fs from "node:fs";
+import { loadConfig, type Config } from "../lib/config.js";
+import { adminRequest } from "../lib/cli/admin-link.js";
+import type { StatusEntry } from "../lib/link/control.js";
+import { openStore } from "../xdb-sql/open-store.js";
+import { CountingClient, Ledger, type Drop } from "./fault-client.js";
+import { Farm } from "./local-farm.js";
+import { MariaDb } from "./mariadb.js";
+
+export const FAULTS = ["none", "kill-sm", "kill-router", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
+export type Fault = (typeof FAULTS)[number];
+/** Faults that need MariaDB (--db mariadb). */
+export const DB_FAULTS: readonly Fault[] = ["db-stop", "db-pause"];
+
+export const FAULT_TEXT: Record<Fault, string> = {
+  none: "none (baseline)",
+  "kill-sm": "SIGKILL sm-1",
+  "kill-router": "SIGKILL the active router",
+  "kill-c2s": "SIGKILL c2s-1",
+  "stop-c2s": "SIGSTOP c2s-2, then SIGCONT",
+  "restart-sm": "SIGKILL the only sm (sm_count = 1)",
+  "db-stop": "MariaDB stopped, then started",
+  "db-pause": "MariaDB SIGSTOPped, then SIGCONT",
+};
+
+export interface FaultOptions {
+  users: number;
+  /** Messages a second, all senders together. */
+  rate: number;
+  faults: Fault[];
+  /** Seconds of load per fault; the fault comes a quarter of the way in. */
+  duration: number;
+  /** Seconds a SIGSTOP or a database outage lasts. */
+  pause: number;
+  db: "sqlite" | "mariadb";
+  /** Test hook: receipts thrown away on purpose, which the counting must report lost. */
+  discard: number;
+  keep: boolean;
+}
+
+export interface FaultRow {
+  fault: Fault;
+  sent: number;
+  received: number;
+  bounced: number;
+  /** Neither received nor bounced, after everyone collected offline messages. */
+  lost: number;
+  /** Of those, the sender's XEP-0198 <a h/> had acknowledged. */
+  lostAcked: number;
+  lostUnacked: number;
+  /** Receipts beyond the first. */
+  duplicated: number;
+  /** Clients the farm disconnected: of the faulted front end, of the others. */
+  droppedFaulted: number;
+  droppedOthers: number;
+  /** Dropped clients that never had a session again before the load ended. */
+  notBack: number;
+  resumeTried: number;
+  resumed: number;
+  /** Seconds from the fault until the last message sent went missing, late (> 1 s) or a dropped client was back; null: no fault. */
+  recoverS: number | null;
+  /** The faulted process (or database) was back, linked, before the load ended. */
+  back: boolean | null;
+  /** Receipts of ids never sent: must be 0. */
+  strays: number;
+  /** Logins that failed at the final collection round. */
+  finalLoginFailed: number;
+  /** Offline messages left in the store after the collection round. */
+  offlineLeft: number;
+}
+
+const DOMAIN = "localhost";
+const PASSWORD = "faults-pw";
+/** A message that takes longer than this to arrive counts toward the recovery time. */
+const LATE_MS = 1_000;
+const LOGIN_PARALLEL = 20;
+
+function note(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} faults: ${line}\n`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `test` every `everyMs` until it holds or `ms` passed; resolves with whether it held. */
+async function until(test: () => boolean | Promise<boolean>, ms: number, everyMs = 200): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await test()) return true;
+    if (Date.now() > end) return false;
+    await sleep(everyMs);
+  }
+}
+
+/** The member table of whichever router of the pair is active (the passive one's is empty). */
+async function members(config: Config, routers: string[]): Promise<StatusEntry[]> {
+  const answers = await Promise.all(
+    routers.map((addr) =>
+      adminRequest({ ...config, router: { ...config.router, addresses: [addr] } }, { op: "status-request" }, "status", 2_000).then(
+        (s) => s.entries,
+        () => [] as StatusEntry[],
+      ),
+    ),
+  );
+  return answers.reduce((a, b) => (b.length > a.length ? b : a), []);
+}
+
+/** Which router is active: the one whose table lists the components. */
+async function activeRouter(config: Config, routers: string[]): Promise<string> {
+  for (const addr of routers) {
+    const s = await adminRequest({ ...config, router: { ...config.router, addresses: [addr] } }, { op: "status-request" }, "status", 2_000).catch(() => null);
+    if (s && s.entries.length > 0) return s.router;
+  }
+  throw new Error("no router answers with a member table");
+}
+
+async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): Promise<FaultRow> {
+  const db = maria ? await maria.createDatabase(`faults_${fault.replace("-", "_")}`) : undefined;
+  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", ...(db ? { db } : {}) });
+  const ledger = new Ledger(o.discard);
+  const clients: CountingClient[] = [];
+  const drops: Drop[] = [];
+  let loading = false;
+  try {
+    await farm.start();
+    const config = loadConfig(farm.configFile);
+    const routers = [`127.0.0.1:${farm.routerPort}`, `127.0.0.1:${farm.routerPort + 1}`];
+    // Every component linked to the active router before the load starts.
+    await until(async () => (await members(config, routers)).length === 2 + farm.smCount, 30_000);
+    await farm.addUsers("user", o.users, PASSWORD);
+    const ports = farm.c2sPorts.map((p) => p.port);
+    const target = { ports, domain: DOMAIN, password: PASSWORD };
+    for (let k = 0; k < o.users; k++) {
+      // Port by k mod 2 and XEP-0198 by k mod 4: each front end holds both kinds.
+      clients.push(new CountingClient(k, k + 1, k % 4 < 2, target, ledger, (d) => loading && drops.push(d)));
+    }
+    note(`${fault}: farm up in ${farm.dir}; ${o.users} users logging in`);
+    for (let i = 0; i < clients.length; i += LOGIN_PARALLEL) await Promise.all(clients.slice(i, i + LOGIN_PARALLEL).map((c) => c.start()));
+
+    // The load: every 20 ms, the messages due, from senders taken in turn, each to a random other user.
+    loading = true;
+    const loadStart = ledger.now();
+    let next = 0;
+    let attempts = 0;
+    const tick = setInterval(() => {
+      const due = Math.floor(((ledger.now() - loadStart) / 1000) * o.rate) - attempts;
+      for (let i = 0; i < due; i++) {
+        attempts++;
+        for (let tries = 0; tries < clients.length; tries++) {
+          const c = clients[next++ % clients.length]!;
+          let to = 1 + Math.floor(Math.random() * (o.users - 1));
+          if (to >= c.user) to++;
+          if (c.send(to)) break;
+        }
+      }
+    }, 20);
+    const progress = setInterval(() => {
+      const { done, sent } = ledger.settled;
+      note(`${fault}: ${Math.round((ledger.now() - loadStart) / 1000)} s, ${sent} sent, ${done} arrived or bounced, ${clients.filter((c) => c.state === "active").length}/${o.users} with a session`);
+    }, 5_000);
+
+    const injectDelay = (o.duration * 1000) / 4;
+    await sleep(injectDelay);
+    const injectAt = ledger.now();
+    const injectWall = Date.now();
+    const faulted = fault === "kill-c2s" ? "c2s-1" : fault === "stop-c2s" ? "c2s-2" : null;
+    const backAt = { at: -1 };
+    const back = (async () => {
+      const linkedAgain = (name: string, since: number) => async () => (await members(config, routers)).some((e) => e.name === name && e.linkedAt >= since);
+      const deadline = o.duration * 1000 - injectDelay + 30_000;
+      switch (fault) {
+        case "none":
+          return null;
+        case "kill-sm":
+        case "restart-sm":
+          process.kill(farm.childPid("sm-1"), "SIGKILL");
+          return until(linkedAgain("sm-1", injectWall), deadline);
+        case "kill-c2s":
+          process.kill(farm.childPid("c2s-1"), "SIGKILL");
+          return until(linkedAgain("c2s-1", injectWall), deadline);
+        case "kill-router": {
+          const name = await activeRouter(config, routers);
+          const pid = farm.childPid(name);
+          process.kill(pid, "SIGKILL");
+          // Back: the killed router restarted, and every component linked to the router now active.
+          return until(async () => farm.childPid(name) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline);
+        }
+        case "stop-c2s": {
+          const pid = farm.childPid("c2s-2");
+          process.kill(pid, "SIGSTOP");
+          await sleep(o.pause * 1000);
+          process.kill(pid, "SIGCONT");
+          return until(async () => (await members(config, routers)).some((e) => e.name === "c2s-2"), deadline);
+        }
+        case "db-stop":
+          await maria!.pause();
+          await sleep(o.pause * 1000);
+          await maria!.resume();
+          return true;
+        case "db-pause":
+          process.kill(maria!.pid!, "SIGSTOP");
+          await sleep(o.pause * 1000);
+          process.kill(maria!.pid!, "SIGCONT");
+          return true;
+      }
+    })().then((ok) => {
+      if (ok) backAt.at = ledger.now();
+      return ok;
+    });
+    if (fault !== "none") note(`${fault}: injected ${Math.round((injectAt - loadStart) / 100) / 10} s into the load`);
+    await sleep(Math.max(0, o.duration * 1000 - (ledger.now() - loadStart)));
+    clearInterval(tick);
+    const wasBack = await back;
+    note(`${fault}: load over; waiting for what is in flight`);
+    // In flight: until every message arrived or bounced, or nothing moved for 2 s.
+    let last = -1;
+    let still = 0;
+    await until(() => {
+      const { done, sent } = ledger.settled;
+      still = done === last ? still + 1 : 0;
+      last = done;
+      return done === sent || still >= 10;
+    }, 60_000);
+    clearInterval(progress);
+
+    note(`${fault}: everyone logs out and in again to collect offline messages`);
+    // Drops count from the load's start until here.
+    loading = false;
+    await Promise.all(clients.map((c) => c.close()));
+    let finalLoginFailed = 0;
+    for (let i = 0; i < clients.length; i += LOGIN_PARALLEL) {
+      await Promise.all(clients.slice(i, i + LOGIN_PARALLEL).map((c) => c.start().catch(() => finalLoginFailed++)));
+    }
+    // Collected: the store holds no offline message for anyone, and nothing arrived for a second.
+    const store = await openStore(farm.storeUrl);
+    let offlineLeft = 0;
+    try {
+      let seen = -1;
+      await until(async () => {
+        offlineLeft = 0;
+        for (let u = 1; u <= o.users; u++) offlineLeft += await store.countOffline(`user${u}@${DOMAIN}`);
+        const { done } = ledger.settled;
+        const quiet = done === seen;
+        seen = done;
+        return offlineLeft === 0 && quiet;
+      }, 60_000, 1_000);
+    } finally {
+      await store.close();
+    }
+    await Promise.all(clients.map((c) => c.close()));
+
+    let received = 0, bounced = 0, lostAcked = 0, lostUnacked = 0, duplicated = 0;
+    let recover = injectAt;
+    for (const s of ledger.sent.values()) {
+      if (s.received > 0) received++;
+      else if (s.bounced) bounced++;
+      else if (s.acked) lostAcked++;
+      else lostUnacked++;
+      duplicated += Math.max(0, s.received - 1);
+      if (s.at >= injectAt && (s.received === 0 || s.latency > LATE_MS)) recover = Math.max(recover, s.at);
+    }
+    const faultedPort = faulted ? ports[Number(faulted.slice(-1)) - 1] : undefined;
+    const droppedBy = (p: (d: Drop) => boolean) => new Set(drops.filter(p).map((d) => d.k)).size;
+    for (const d of drops) if (d.backAt >= 0) recover = Math.max(recover, d.backAt);
+    recover = Math.max(recover, backAt.at);
+    return {
+      fault,
+      sent: ledger.sent.size,
+      received,
+      bounced,
+      lost: lostAcked + lostUnacked,
+      lostAcked,
+      lostUnacked,
+      duplicated,
+      droppedFaulted: droppedBy((d) => d.port === faultedPort),
+      droppedOthers: droppedBy((d) => d.port !== faultedPort),
+      notBack: drops.filter((d) => d.backAt < 0).length,
+      resumeTried: drops.filter((d) => d.resumeTried).length,
+      resumed: drops.filter((d) => d.resumed).length,
+      recoverS: fault === "none" ? null : Math.round((recover - injectAt) / 100) / 10,
+      back: fault === "none" ? null : wasBack === true,
+      strays: ledger.strays,
+      finalLoginFailed,
+      offlineLeft,
+    };
+  } finally {
+    loading = false;
+    for (const c of clients) c.destroy();
+    await farm.stop();
+    if (!o.keep) farm.cleanup();
+  }
+}
+
+export interface FaultsReport {
+  command: string;
+  started: string;
+  options: FaultOptions;
+  rows: FaultRow[];
+}
+
+export async function runFaults(o: FaultOptions, command: string): Promise<FaultsReport> {
+  const started = new Date().toISOString();
+  const maria = o.db === "mariadb" ? await MariaDb.start() : null;
+  const rows: FaultRow[] = [];
+  try {
+    for (const fault of o.faults) {
+      if (DB_FAULTS.includes(fault) && !maria) throw new Error(`${fault} needs --db mariadb`);
+      rows.push(await runFault(fault, o, maria));
+      note(`${fault}: ${JSON.stringify(rows.at(-1))}`);
+    }
+  } finally {
+    await maria?.stop();
+  }
+  return { command, started, options: o, rows };
+}
+
+const n = (x: number) => x.toLocaleString("en-US");
+
+/** The report as a Markdown table, one fault a row. */
+export function faultsTable(r: FaultsReport): string {
+  const head = ["fault", "sent", "received", "bounced", "lost (acked / unacked)", "duplicated", "dropped: faulted FE / others", "resumed / tried", "recover s", "back"];
+  const rows = r.rows.map((x) => [
+    FAULT_TEXT[x.fault],
+    n(x.sent),
+    n(x.received),
+    n(x.bounced),
+    `${n(x.lost)} (${n(x.lostAcked)} / ${n(x.lostUnacked)})`,
+    n(x.duplicated),
+    `${x.droppedFaulted} / ${x.droppedOthers}${x.notBack ? ` (${x.notBack} not back)` : ""}`,
+    `${x.resumed} / ${x.resumeTried}`,
+    x.recoverS === null ? "–" : x.recoverS.toFixed(1),
+    x.back === null ? "–" : x.back ? "yes" : "NO",
+  ]);
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const o = r.options;
+  return [
+    `${o.users} users (half with XEP-0198), ${n(o.rate)} msgs/s, ${o.duration} s per fault, ${o.db}`,
+    "",
+    line(head),
+    line(head.map(() => "---")),
+    ...rows.map(line),
+    "",
+  ].join("\n");
+}
+
+export function writeJson(file: string, r: FaultsReport): void {
+  fs.writeFileSync(file, JSON.stringify(r, null, 2) + "\n");
+}
