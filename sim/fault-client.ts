@@ -23,6 +23,8 @@ export interface Sent {
   acked: boolean;
   received: number;
   bounced: boolean;
+  /** Still in offline storage when the run ended (its recipient could not collect it). */
+  stored: boolean;
   /** ms from send to the first receipt. */
   latency: number;
 }
@@ -33,6 +35,8 @@ export class Ledger {
   readonly t0 = performance.now();
   /** Receipts of ids the ledger never sent (must stay 0: a check of the harness itself). */
   strays = 0;
+  /** Receipts beyond a message's first, so far. */
+  duplicates = 0;
   private seq = 0;
   /** Test hook: this many receipts are thrown away, so the counting must report them lost. */
   constructor(private discard = 0) {}
@@ -43,7 +47,7 @@ export class Ledger {
 
   newId(from: number, to: number): string {
     const id = `f${++this.seq}`;
-    this.sent.set(id, { from, to, at: this.now(), acked: false, received: 0, bounced: false, latency: -1 });
+    this.sent.set(id, { from, to, at: this.now(), acked: false, received: 0, bounced: false, stored: false, latency: -1 });
     return id;
   }
 
@@ -58,11 +62,17 @@ export class Ledger {
       return;
     }
     if (s.received++ === 0) s.latency = this.now() - s.at;
+    else this.duplicates++;
   }
 
   bounced(id: string): void {
     const s = this.sent.get(id);
     if (s) s.bounced = true;
+  }
+
+  stored(id: string): void {
+    const s = this.sent.get(id);
+    if (s) s.stored = true;
   }
 
   /** Messages received or bounced so far, and sent: the load is in flight while they differ. */
@@ -103,7 +113,8 @@ export class CountingClient {
   private hIn = 0;
   private outCount = 0;
   private queue: { n: number; xml: string; id?: string }[] = [];
-  private stopped = false;
+  /** Bumped by start(), close() and destroy(): a login still under way from an earlier epoch gives up. */
+  private epoch = 0;
   readonly drops: Drop[] = [];
   /** Every login, its XEP-0198 resumption tried, and those that worked. */
   logins = 0;
@@ -121,8 +132,7 @@ export class CountingClient {
 
   /** Logs in (new session); rejects if no front end takes it. */
   async start(): Promise<void> {
-    this.stopped = false;
-    await this.connect(false);
+    await this.connect(false, ++this.epoch);
   }
 
   /** Sends one message to user `to` if it has a session now; returns whether it did. */
@@ -136,7 +146,7 @@ export class CountingClient {
 
   /** Closes its stream (acknowledging everything first) and stops logging in again. */
   async close(): Promise<void> {
-    this.stopped = true;
+    this.epoch++;
     const c = this.conn;
     if (this.state !== "active" || !c) {
       c?.destroy();
@@ -150,7 +160,7 @@ export class CountingClient {
 
   /** Ends at once: the run is over. */
   destroy(): void {
-    this.stopped = true;
+    this.epoch++;
     this.state = "leaving";
     this.conn?.destroy();
   }
@@ -177,7 +187,7 @@ export class CountingClient {
   }
 
   /** Logs in on the first front end that takes it; with `resume`, resumes the XEP-0198 session first. */
-  private async connect(resume: boolean): Promise<boolean> {
+  private async connect(resume: boolean, epoch: number): Promise<boolean> {
     this.state = "connecting";
     let lastErr: Error | null = null;
     for (const first of this.ports()) {
@@ -198,7 +208,7 @@ export class CountingClient {
             port = to.port;
             continue;
           }
-          if (this.stopped) {
+          if (epoch !== this.epoch) {
             c.destroy();
             return false;
           }
@@ -276,22 +286,24 @@ export class CountingClient {
 
   /** The farm closed the connection: a drop, unless we were leaving. */
   private lost(c: SoakConn): void {
-    if (c !== this.conn || this.state === "leaving" || this.stopped) return;
+    if (c !== this.conn || this.state === "leaving") return;
     this.conn = null;
     this.state = "down";
     const drop: Drop = { k: this.k, port: this.port, at: this.ledger.now(), backAt: -1, resumeTried: this.useSm && this.smId !== null, resumed: false };
     this.drops.push(drop);
     this.onDrop(drop);
-    void this.comeBack(drop);
+    void this.comeBack(drop, this.epoch);
   }
 
   /** Logs in again, with a short backoff that grows while no front end takes it. */
-  private async comeBack(drop: Drop): Promise<void> {
-    for (let wait = 100 + Math.random() * 400; !this.stopped; wait = Math.min(wait * 2, 3_000)) {
+  private async comeBack(drop: Drop, epoch: number): Promise<void> {
+    for (let wait = 100 + Math.random() * 400; epoch === this.epoch; wait = Math.min(wait * 2, 3_000)) {
       await new Promise((r) => setTimeout(r, wait));
-      if (this.stopped) return;
+      if (epoch !== this.epoch) return;
       try {
-        drop.resumed = await this.connect(true);
+        const resumed = await this.connect(true, epoch);
+        if (epoch !== this.epoch) return;
+        drop.resumed = resumed;
         drop.backAt = this.ledger.now();
         return;
       } catch {

@@ -11,6 +11,7 @@ import { adminRequest } from "../lib/cli/admin-link.js";
 import type { StatusEntry } from "../lib/link/control.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { CountingClient, Ledger, type Drop } from "./fault-client.js";
+import { attr, unescapeXml } from "./xml-scan.js";
 import { Farm } from "./local-farm.js";
 import { MariaDb } from "./mariadb.js";
 
@@ -50,7 +51,9 @@ export interface FaultRow {
   sent: number;
   received: number;
   bounced: number;
-  /** Neither received nor bounced, after everyone collected offline messages. */
+  /** Left in offline storage at the end: a recipient could not log in to collect them (accounted for, not lost). */
+  stored: number;
+  /** Neither received, bounced nor stored, after everyone collected offline messages. */
   lost: number;
   /** Of those, the sender's XEP-0198 <a h/> had acknowledged. */
   lostAcked: number;
@@ -72,7 +75,7 @@ export interface FaultRow {
   strays: number;
   /** Logins that failed at the final collection round. */
   finalLoginFailed: number;
-  /** Offline messages left in the store after the collection round. */
+  /** Offline messages left in the store after the collection round (stored counts the harness's among them). */
   offlineLeft: number;
 }
 
@@ -81,6 +84,8 @@ const PASSWORD = "faults-pw";
 /** A message that takes longer than this to arrive counts toward the recovery time. */
 const LATE_MS = 1_000;
 const LOGIN_PARALLEL = 20;
+/** Logins tried per client in the final collection round. */
+const FINAL_LOGIN_TRIES = 5;
 
 function note(line: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} faults: ${line}\n`);
@@ -162,7 +167,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): P
     }, 20);
     const progress = setInterval(() => {
       const { done, sent } = ledger.settled;
-      note(`${fault}: ${Math.round((ledger.now() - loadStart) / 1000)} s, ${sent} sent, ${done} arrived or bounced, ${clients.filter((c) => c.state === "active").length}/${o.users} with a session`);
+      note(`${fault}: ${Math.round((ledger.now() - loadStart) / 1000)} s, ${sent} sent, ${done} arrived or bounced, ${ledger.duplicates} duplicates, ${clients.filter((c) => c.state === "active").length}/${o.users} with a session`);
     }, 5_000);
 
     const injectDelay = (o.duration * 1000) / 4;
@@ -233,33 +238,48 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): P
     // Drops count from the load's start until here.
     loading = false;
     await Promise.all(clients.map((c) => c.close()));
+    // Each logs in again, retrying a few times: a farm still busy after its fault must not turn stored messages into lost ones.
     let finalLoginFailed = 0;
-    for (let i = 0; i < clients.length; i += LOGIN_PARALLEL) {
-      await Promise.all(clients.slice(i, i + LOGIN_PARALLEL).map((c) => c.start().catch(() => finalLoginFailed++)));
-    }
+    const relogin = async (c: CountingClient) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await c.start();
+        } catch {
+          if (attempt === FINAL_LOGIN_TRIES) return void finalLoginFailed++;
+          await sleep(1_000);
+        }
+      }
+    };
+    for (let i = 0; i < clients.length; i += LOGIN_PARALLEL) await Promise.all(clients.slice(i, i + LOGIN_PARALLEL).map(relogin));
     // Collected: the store holds no offline message for anyone, and nothing arrived for a second.
     const store = await openStore(farm.storeUrl);
     let offlineLeft = 0;
     try {
       let seen = -1;
+      const users = Array.from({ length: o.users }, (_, i) => `user${i + 1}@${DOMAIN}`);
       await until(async () => {
         offlineLeft = 0;
-        for (let u = 1; u <= o.users; u++) offlineLeft += await store.countOffline(`user${u}@${DOMAIN}`);
+        for (const u of users) offlineLeft += await store.countOffline(u);
         const { done } = ledger.settled;
         const quiet = done === seen;
         seen = done;
         return offlineLeft === 0 && quiet;
       }, 60_000, 1_000);
+      // What is still stored is accounted for (stored offline), not lost: read which messages they are.
+      if (offlineLeft > 0) {
+        for (const u of users) for (const m of await store.loadOffline(u)) ledger.stored(unescapeXml(attr(m.xml, "id") ?? ""));
+      }
     } finally {
       await store.close();
     }
     await Promise.all(clients.map((c) => c.close()));
 
-    let received = 0, bounced = 0, lostAcked = 0, lostUnacked = 0, duplicated = 0;
+    let received = 0, bounced = 0, stored = 0, lostAcked = 0, lostUnacked = 0, duplicated = 0;
     let recover = injectAt;
     for (const s of ledger.sent.values()) {
       if (s.received > 0) received++;
       else if (s.bounced) bounced++;
+      else if (s.stored) stored++;
       else if (s.acked) lostAcked++;
       else lostUnacked++;
       duplicated += Math.max(0, s.received - 1);
@@ -274,6 +294,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): P
       sent: ledger.sent.size,
       received,
       bounced,
+      stored,
       lost: lostAcked + lostUnacked,
       lostAcked,
       lostUnacked,
@@ -324,12 +345,13 @@ const n = (x: number) => x.toLocaleString("en-US");
 
 /** The report as a Markdown table, one fault a row. */
 export function faultsTable(r: FaultsReport): string {
-  const head = ["fault", "sent", "received", "bounced", "lost (acked / unacked)", "duplicated", "dropped: faulted FE / others", "resumed / tried", "recover s", "back"];
+  const head = ["fault", "sent", "received", "bounced", "stored", "lost (acked / unacked)", "duplicated", "dropped: faulted FE / others", "resumed / tried", "recover s", "back"];
   const rows = r.rows.map((x) => [
     FAULT_TEXT[x.fault],
     n(x.sent),
     n(x.received),
     n(x.bounced),
+    n(x.stored),
     `${n(x.lost)} (${n(x.lostAcked)} / ${n(x.lostUnacked)})`,
     n(x.duplicated),
     `${x.droppedFaulted} / ${x.droppedOthers}${x.notBack ? ` (${x.notBack} not back)` : ""}`,

@@ -43,7 +43,7 @@ export function faultsCommand(): Command {
       }
       const users = positive(o.users, "--users", 2);
       const rate = positive(o.rate, "--rate");
-      const duration = positive(o.duration, "--duration", 4);
+      const duration = positive(o.duration, "--duration", 2);
       if (users > 5000 || rate > 5000 || duration > 600) throw new Error("--users, --rate at most 5,000, --duration at most 600");
       const report = await runFaults(
         { users, rate, faults, duration, pause: positive(o.pause, "--pause"), db: o.db, discard: positive(o.discard, "--discard", 0), keep: o.keep === true },
