@@ -125,7 +125,12 @@ async function activeRouter(config: Config, routers: string[]): Promise<string> 
   throw new Error("no router answers with a member table");
 }
 
-async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): Promise<FaultRow> {
+/**
+ * One fault against a fresh farm. `previous` is the stopping of the farm
+ * before, awaited only before the load starts, so that its shutdown overlaps
+ * this one's start-up but never its load; `stopped` is this farm's.
+ */
+async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, previous: Promise<void>, stopped: (p: Promise<void>) => void): Promise<FaultRow> {
   const db = maria ? await maria.createDatabase(`faults_${fault.replace("-", "_")}`) : undefined;
   const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", ...(db ? { db } : {}) });
   const ledger = new Ledger(o.discard);
@@ -147,6 +152,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): P
     }
     note(`${fault}: farm up in ${farm.dir}; ${o.users} users logging in`);
     for (let i = 0; i < clients.length; i += LOGIN_PARALLEL) await Promise.all(clients.slice(i, i + LOGIN_PARALLEL).map((c) => c.start()));
+    await previous;
 
     // The load: every 20 ms, the messages due, from senders taken in turn, each to a random other user.
     loading = true;
@@ -313,8 +319,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null): P
   } finally {
     loading = false;
     for (const c of clients) c.destroy();
-    await farm.stop();
-    if (!o.keep) farm.cleanup();
+    stopped(farm.stop().then(() => (o.keep ? undefined : farm.cleanup())));
   }
 }
 
@@ -329,13 +334,15 @@ export async function runFaults(o: FaultOptions, command: string): Promise<Fault
   const started = new Date().toISOString();
   const maria = o.db === "mariadb" ? await MariaDb.start() : null;
   const rows: FaultRow[] = [];
+  let stopping: Promise<void> = Promise.resolve();
   try {
     for (const fault of o.faults) {
       if (DB_FAULTS.includes(fault) && !maria) throw new Error(`${fault} needs --db mariadb`);
-      rows.push(await runFault(fault, o, maria));
+      rows.push(await runFault(fault, o, maria, stopping, (p) => (stopping = p)));
       note(`${fault}: ${JSON.stringify(rows.at(-1))}`);
     }
   } finally {
+    await stopping;
     await maria?.stop();
   }
   return { command, started, options: o, rows };
