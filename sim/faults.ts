@@ -84,6 +84,8 @@ const PASSWORD = "faults-pw";
 /** A message that takes longer than this to arrive counts toward the recovery time. */
 const LATE_MS = 1_000;
 const LOGIN_PARALLEL = 20;
+/** How often the routers are asked whether the faulted process is back (each question is an admin link to both). */
+const BACK_POLL_MS = 500;
 /** Logins tried per client in the final collection round. */
 const FINAL_LOGIN_TRIES = 5;
 
@@ -191,23 +193,23 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
         case "kill-sm":
         case "restart-sm":
           process.kill(farm.childPid("sm-1"), "SIGKILL");
-          return until(linkedAgain("sm-1", injectWall), deadline);
+          return until(linkedAgain("sm-1", injectWall), deadline, BACK_POLL_MS);
         case "kill-c2s":
           process.kill(farm.childPid("c2s-1"), "SIGKILL");
-          return until(linkedAgain("c2s-1", injectWall), deadline);
+          return until(linkedAgain("c2s-1", injectWall), deadline, BACK_POLL_MS);
         case "kill-router": {
           const name = await activeRouter(config, routers);
           const pid = farm.childPid(name);
           process.kill(pid, "SIGKILL");
           // Back: the killed router restarted, and every component linked to the router now active.
-          return until(async () => farm.childPid(name) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline);
+          return until(async () => farm.childPid(name) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
         }
         case "stop-c2s": {
           const pid = farm.childPid("c2s-2");
           process.kill(pid, "SIGSTOP");
           await sleep(o.pause * 1000);
           process.kill(pid, "SIGCONT");
-          return until(async () => (await members(config, routers)).some((e) => e.name === "c2s-2"), deadline);
+          return until(async () => (await members(config, routers)).some((e) => e.name === "c2s-2"), deadline, BACK_POLL_MS);
         }
         case "db-stop":
           await maria!.pause();

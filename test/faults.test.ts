@@ -17,7 +17,7 @@ import type { FaultRow, FaultsReport } from "../sim/faults.js";
 import { MariaDb } from "../sim/mariadb.js";
 import { runCli } from "./sim-expect.js";
 
-const SHORT = ["--users", "20", "--rate", "200", "--duration", "3", "--pause", "2"];
+const SHORT = ["--users", "20", "--rate", "200", "--duration", "2", "--pause", "2"];
 
 describe("the fault harness (npm run faults)", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-faults-test-"));

@@ -31,7 +31,7 @@ export function faultsCommand(): Command {
     .option("--pause <s>", "seconds a SIGSTOP or a database outage lasts", "20")
     .addOption(new Option("--db <kind>", "the farm's store: embedded SQLite, or a private MariaDB (needed by db-stop and db-pause)").choices(["sqlite", "mariadb"]).default("sqlite"))
     .option("--json <file>", "also write every figure as JSON")
-    .addOption(new Option("--discard <n>", "receipts the clients throw away on purpose (a check of the harness's own counting)").default("0").hideHelp())
+    .option("--discard <n>", "receipts the clients throw away on purpose, which the table must show lost (a check of the harness's own counting)", "0")
     .option("--keep", "keep each farm's directory (config, store, log)")
     .action(async (o: FaultsCliOptions) => {
       const { FAULTS, DB_FAULTS, runFaults, faultsTable, writeJson } = await import("../../sim/faults.js");
