@@ -115,9 +115,6 @@ export class CountingClient {
   private queue: { n: number; xml: string; id?: string }[] = [];
   /** Bumped by start(), close() and destroy(): a login still under way from an earlier epoch gives up. */
   private epoch = 0;
-  readonly drops: Drop[] = [];
-  /** Every login, its XEP-0198 resumption tried, and those that worked. */
-  logins = 0;
 
   constructor(
     readonly k: number,
@@ -216,7 +213,6 @@ export class CountingClient {
           this.port = port;
           const resumed = resume && this.smId ? await this.resume(c) : false;
           if (!resumed) await this.newSession(c);
-          this.logins++;
           this.state = "active";
           c.tap(
             (x) => this.element(x),
@@ -290,7 +286,6 @@ export class CountingClient {
     this.conn = null;
     this.state = "down";
     const drop: Drop = { k: this.k, port: this.port, at: this.ledger.now(), backAt: -1, resumeTried: this.useSm && this.smId !== null, resumed: false };
-    this.drops.push(drop);
     this.onDrop(drop);
     void this.comeBack(drop, this.epoch);
   }

@@ -132,9 +132,10 @@ async function activeRouter(config: Config, routers: string[]): Promise<string> 
  * before, awaited only before the load starts, so that its shutdown overlaps
  * this one's start-up but never its load; `stopped` is this farm's.
  */
-async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, previous: Promise<void>, stopped: (p: Promise<void>) => void): Promise<FaultRow> {
+async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, previous: Promise<void>, stopped: (p: Promise<void>) => void, live: Set<Farm>): Promise<FaultRow> {
   const db = maria ? await maria.createDatabase(`faults_${fault.replace("-", "_")}`) : undefined;
   const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", ...(db ? { db } : {}) });
+  live.add(farm);
   const ledger = new Ledger(o.discard);
   const clients: CountingClient[] = [];
   const drops: Drop[] = [];
@@ -321,7 +322,12 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
   } finally {
     loading = false;
     for (const c of clients) c.destroy();
-    stopped(farm.stop().then(() => (o.keep ? undefined : farm.cleanup())));
+    stopped(
+      farm.stop().then(() => {
+        live.delete(farm);
+        if (!o.keep) farm.cleanup();
+      }),
+    );
   }
 }
 
@@ -337,15 +343,27 @@ export async function runFaults(o: FaultOptions, command: string): Promise<Fault
   const maria = o.db === "mariadb" ? await MariaDb.start() : null;
   const rows: FaultRow[] = [];
   let stopping: Promise<void> = Promise.resolve();
+  const live = new Set<Farm>();
+  // Ctrl-C: stop every farm and the database, remove their directories, and exit.
+  const interrupt = () => {
+    note("interrupted: stopping the farms");
+    void Promise.all([...live].map((f) => f.stop().then(() => !o.keep && f.cleanup())))
+      .then(() => maria?.stop())
+      .finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
   try {
     for (const fault of o.faults) {
       if (DB_FAULTS.includes(fault) && !maria) throw new Error(`${fault} needs --db mariadb`);
-      rows.push(await runFault(fault, o, maria, stopping, (p) => (stopping = p)));
+      rows.push(await runFault(fault, o, maria, stopping, (p) => (stopping = p), live));
       note(`${fault}: ${JSON.stringify(rows.at(-1))}`);
     }
   } finally {
     await stopping;
     await maria?.stop();
+    process.off("SIGINT", interrupt);
+    process.off("SIGTERM", interrupt);
   }
   return { command, started, options: o, rows };
 }
