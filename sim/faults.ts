@@ -33,6 +33,8 @@ export const FAULT_TEXT: Record<Fault, string> = {
 
 export interface FaultOptions {
   users: number;
+  /** Of them, the last this many stay offline until the final round: messages to them are stored offline. */
+  offline: number;
   /** Messages a second, all senders together. */
   rate: number;
   faults: Fault[];
@@ -153,11 +155,12 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
       // Port by k mod 2 and XEP-0198 by k mod 4: each front end holds both kinds.
       clients.push(new CountingClient(k, k + 1, k % 4 < 2, target, ledger, (d) => loading && drops.push(d)));
     }
-    note(`${fault}: farm up in ${farm.dir}; ${o.users} users logging in`);
-    for (let i = 0; i < clients.length; i += LOGIN_PARALLEL) await Promise.all(clients.slice(i, i + LOGIN_PARALLEL).map((c) => c.start()));
+    const online = clients.slice(0, o.users - o.offline);
+    note(`${fault}: farm up in ${farm.dir}; ${online.length} users logging in, ${o.offline} staying offline`);
+    for (let i = 0; i < online.length; i += LOGIN_PARALLEL) await Promise.all(online.slice(i, i + LOGIN_PARALLEL).map((c) => c.start()));
     await previous;
 
-    // The load: every 20 ms, the messages due, from senders taken in turn, each to a random other user.
+    // The load: every 20 ms, the messages due, from online senders taken in turn, each to a random other user (online or not).
     loading = true;
     const loadStart = ledger.now();
     let next = 0;
@@ -166,8 +169,8 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
       const due = Math.floor(((ledger.now() - loadStart) / 1000) * o.rate) - attempts;
       for (let i = 0; i < due; i++) {
         attempts++;
-        for (let tries = 0; tries < clients.length; tries++) {
-          const c = clients[next++ % clients.length]!;
+        for (let tries = 0; tries < online.length; tries++) {
+          const c = online[next++ % online.length]!;
           let to = 1 + Math.floor(Math.random() * (o.users - 1));
           if (to >= c.user) to++;
           if (c.send(to)) break;
@@ -176,7 +179,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
     }, 20);
     const progress = setInterval(() => {
       const { done, sent } = ledger.settled;
-      note(`${fault}: ${Math.round((ledger.now() - loadStart) / 1000)} s, ${sent} sent, ${done} arrived or bounced, ${ledger.duplicates} duplicates, ${clients.filter((c) => c.state === "active").length}/${o.users} with a session`);
+      note(`${fault}: ${Math.round((ledger.now() - loadStart) / 1000)} s, ${sent} sent, ${done} arrived or bounced, ${ledger.duplicates} duplicates, ${online.filter((c) => c.state === "active").length}/${online.length} with a session`);
     }, 5_000);
 
     const injectDelay = (o.duration * 1000) / 4;
@@ -389,7 +392,7 @@ export function faultsTable(r: FaultsReport): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const o = r.options;
   return [
-    `${o.users} users (half with XEP-0198), ${n(o.rate)} msgs/s, ${o.duration} s per fault, ${o.db}`,
+    `${o.users} users (${o.offline} of them offline until the end; half with XEP-0198), ${n(o.rate)} msgs/s, ${o.duration} s per fault, ${o.db}`,
     "",
     line(head),
     line(head.map(() => "---")),
