@@ -136,7 +136,9 @@ async function activeRouter(config: Config, routers: string[]): Promise<string> 
  */
 async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, previous: Promise<void>, stopped: (p: Promise<void>) => void, live: Set<Farm>): Promise<FaultRow> {
   const db = maria ? await maria.createDatabase(`faults_${fault.replace("-", "_")}`) : undefined;
-  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", ...(db ? { db } : {}) });
+  // No offline quota in the way: a bounce must mean the fault, not a full mailbox.
+  const sm = { max_offline_messages: 1_000_000 };
+  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", sm, ...(db ? { db } : {}) });
   live.add(farm);
   const ledger = new Ledger(o.discard);
   const clients: CountingClient[] = [];
