@@ -36,6 +36,10 @@ export class SoakConn implements ScanSink {
   private waiters: Waiter[] = [];
   private closeWaiters: (() => void)[] = [];
   private openWaiters: (() => void)[] = [];
+  /** Set by tap(): every element goes here instead of the backlog. */
+  private sink: ((e: Element) => void) | null = null;
+  /** Elements kept unread at most (keepAll() lifts it). */
+  private keep = BACKLOG;
   /** The farm opened its side of the current stream (its header arrived). */
   private opened = false;
   /** The start of what the farm sent on the current stream: its header (for a component's stream id). */
@@ -115,6 +119,7 @@ export class SoakConn implements ScanSink {
     // A top-level <error/> is the stream's (a stanza's error is inside the stanza).
     if (name === "error" && this.streamError === null) this.streamError = firstChild(xml)?.name ?? "unknown";
     const e = { name, xml };
+    if (this.sink) return this.sink(e);
     const w = this.waiters.find((x) => x.test(e));
     if (w) {
       this.waiters = this.waiters.filter((x) => x !== w);
@@ -122,7 +127,26 @@ export class SoakConn implements ScanSink {
       return w.resolve(e);
     }
     this.backlog.push(e);
-    if (this.backlog.length > BACKLOG) this.backlog.shift();
+    if (this.backlog.length > this.keep) this.backlog.shift();
+  }
+
+  /** Keeps every unread element: a client that will read them all (tap()) and must not miss one. */
+  keepAll(): void {
+    this.keep = Infinity;
+  }
+
+  /**
+   * From now on hands every element to `sink` (those kept unread first) and
+   * calls `closed` once the connection is gone: for a client that reads
+   * everything the farm sends (the fault harness's counting client).
+   */
+  tap(sink: (e: Element) => void, closed: () => void): void {
+    this.sink = sink;
+    const kept = this.backlog;
+    this.backlog = [];
+    for (const e of kept) sink(e);
+    if (this.closed) closed();
+    else this.closeWaiters.push(closed);
   }
 
   /** How the farm ended this connection so far: its stream error, a close, or not at all. */
@@ -272,7 +296,7 @@ export async function logIn(o: LoginOptions): Promise<{ conn: SoakConn; jid: str
   }
 }
 
-async function authenticate(c: SoakConn, o: LoginOptions): Promise<void> {
+export async function authenticate(c: SoakConn, o: LoginOptions): Promise<void> {
   const sasl = named("success", "failure", "challenge");
   const failed = (e: Element) => new Error(`SASL failure ${firstChild(e.xml)?.name ?? "unknown"}`);
   if (o.mechanism === "PLAIN") {

@@ -1,7 +1,7 @@
 // The whole farm (router, sm, two c2s) on MariaDB, with real clients.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
-import { MariaDb } from "./harness/mariadb.js";
+import { MariaDb } from "../sim/mariadb.js";
 import { connectClient, xml } from "./harness/xmppjs.js";
 
 describe("a farm on MariaDB", () => {

@@ -11,7 +11,7 @@ import { parse, type Element } from "ltx";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { login } from "../sim/raw-session.js";
 import { Farm } from "./harness/farm.js";
-import { MariaDb } from "./harness/mariadb.js";
+import { MariaDb } from "../sim/mariadb.js";
 import { populateProsody, Prosody, PROSODY_FIXTURE as F } from "./harness/prosody.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 

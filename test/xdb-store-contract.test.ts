@@ -9,7 +9,7 @@ import { normalizeStoredJids } from "../xdb-sql/jid-migration.js";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE } from "../xdb-sql/migrations.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
-import { MariaDb } from "./harness/mariadb.js";
+import { MariaDb } from "../sim/mariadb.js";
 import { rosterItem } from "./harness/roster-item.js";
 
 interface Backend {

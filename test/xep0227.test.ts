@@ -13,7 +13,7 @@ import { exportPie } from "../xdb-sql/pie-export.js";
 import { importUser, type ImportResult } from "../xdb-sql/pie-import.js";
 import { readPie } from "../xdb-sql/pie-reader.js";
 import type { Store } from "../xdb-sql/store.js";
-import { MariaDb } from "./harness/mariadb.js";
+import { MariaDb } from "../sim/mariadb.js";
 import { rosterItem } from "./harness/roster-item.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-pie-"));

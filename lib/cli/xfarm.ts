@@ -7,6 +7,7 @@ import { annotatedDefaults, loadConfig, type Config } from "../config.js";
 import { benchCommand } from "./bench-command.js";
 import { configOption } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
+import { faultsCommand } from "./faults-command.js";
 import { addFarmCommands } from "./farm-commands.js";
 import { addPieCommands } from "./pie-commands.js";
 import { simCommand } from "./sim-command.js";
@@ -67,6 +68,7 @@ program.addCommand(dbCommands(load));
 addPieCommands(program, load);
 program.addCommand(simCommand(load));
 program.addCommand(benchCommand());
+program.addCommand(faultsCommand());
 
 program
   .command("config")

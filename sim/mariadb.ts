@@ -1,13 +1,14 @@
-// A private MariaDB server for tests: Debian's mariadbd on a loopback port
-// with a temporary data directory, started once per test file and removed
-// after. Under CI=true a missing server is an error, never a skip.
+// A private MariaDB server for tests and the fault harness (sim/faults.ts):
+// Debian's mariadbd on a loopback port with a temporary data directory,
+// started once per test file (or harness run) and removed after. Under
+// CI=true a missing server is an error, never a skip.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { freePortBase } from "../../sim/free-ports.js";
-import { portOpen } from "../../sim/port-open.js";
+import { freePortBase } from "./free-ports.js";
+import { portOpen } from "./port-open.js";
 
 const MARIADBD = "/usr/sbin/mariadbd";
 const INSTALL_DB = "/usr/bin/mariadb-install-db";
@@ -74,6 +75,11 @@ export class MariaDb {
       if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`mariadbd did not start: ${stderr.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** mariadbd's PID while it runs (the harness SIGSTOPs it). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   get socket(): string {

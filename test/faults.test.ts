@@ -1,0 +1,71 @@
+// The fault harness (`npm run faults`, sim/faults.ts; docs/failover.md) in
+// small: tens of users, seconds of load, every fault once, through the
+// compiled CLI. What is asserted is what holds today:
+// - the harness's own counting is exact: a baseline run delivers every
+//   message once and drops no one, except the receipts its clients throw
+//   away on purpose (--discard), which it must report lost;
+// - for every fault the run completes, the faulted process (or database) is
+//   back, and the counts add up (received + bounced + stored + lost = sent).
+// Only the baseline is asserted loss-free. The faults lose messages and drop
+// clients today (issue 15): they are measured, not asserted, until the work
+// of issue 15 makes them hold; then their rows get the baseline's checks.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { FaultRow, FaultsReport } from "../sim/faults.js";
+import { MariaDb } from "../sim/mariadb.js";
+import { runCli } from "./sim-expect.js";
+
+const SHORT = ["--users", "20", "--rate", "200", "--duration", "2", "--pause", "2"];
+
+describe("the fault harness (npm run faults)", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-faults-test-"));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  async function faults(name: string, args: string[]): Promise<{ report: FaultsReport; stdout: string }> {
+    const out = path.join(dir, `${name}.json`);
+    const r = await runCli(["faults", ...SHORT, ...args, "--json", out]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    return { report: JSON.parse(fs.readFileSync(out, "utf8")) as FaultsReport, stdout: r.stdout };
+  }
+
+  /** What every row must show today, whatever the fault did. */
+  function expectAccounted(row: FaultRow): void {
+    expect(row.sent, row.fault).toBeGreaterThan(0);
+    expect(row.received + row.bounced + row.stored + row.lost, row.fault).toBe(row.sent);
+    expect(row.lostAcked + row.lostUnacked, row.fault).toBe(row.lost);
+    expect(row.strays, row.fault).toBe(0);
+    expect(row.resumed, row.fault).toBeLessThanOrEqual(row.resumeTried);
+  }
+
+  it("counts a baseline exactly, and reports lost the receipts its clients threw away on purpose", async () => {
+    const { report, stdout } = await faults("baseline", ["--faults", "none", "--discard", "3"]);
+    const [row] = report.rows;
+    expectAccounted(row!);
+    expect(row).toMatchObject({ fault: "none", bounced: 0, stored: 0, offlineLeft: 0, finalLoginFailed: 0, lost: 3, duplicated: 0, droppedFaulted: 0, droppedOthers: 0, resumeTried: 0, recoverS: null, back: null });
+    expect(row!.received).toBe(row!.sent - 3);
+    expect(stdout).toMatch(/^\| none \(baseline\) \| /m);
+  }, 60_000);
+
+  it("runs each process fault once: the run completes, the process comes back, the counts add up", async () => {
+    const { report } = await faults("processes", ["--faults", "kill-sm,kill-router,kill-c2s,stop-c2s,restart-sm"]);
+    expect(report.rows.map((r) => r.fault)).toEqual(["kill-sm", "kill-router", "kill-c2s", "stop-c2s", "restart-sm"]);
+    for (const row of report.rows) {
+      expectAccounted(row);
+      expect(row.back, row.fault).toBe(true);
+      expect(row.recoverS, row.fault).toBeGreaterThanOrEqual(0);
+    }
+    // A SIGKILLed front end's connections die with it: the harness must see its clients drop.
+    expect(report.rows.find((r) => r.fault === "kill-c2s")!.droppedFaulted).toBeGreaterThan(0);
+  }, 180_000);
+
+  it.skipIf(!MariaDb.available() && process.env.CI !== "true")("runs each database fault once with MariaDB: the run completes, the counts add up", async () => {
+    const { report } = await faults("mariadb", ["--db", "mariadb", "--faults", "db-stop,db-pause"]);
+    expect(report.rows.map((r) => r.fault)).toEqual(["db-stop", "db-pause"]);
+    for (const row of report.rows) {
+      expectAccounted(row);
+      expect(row.back, row.fault).toBe(true);
+    }
+  }, 120_000);
+});
