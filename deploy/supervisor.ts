@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "smol-toml";
 import { TlsCredentials } from "../c2s/tls-credentials.js";
 import { ADMIN_NAME } from "../lib/cli/admin-link.js";
-import { secretsFile, type Config } from "../lib/config.js";
+import { routerAddresses, secretsFile, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { openStore } from "../xdb-sql/open-store.js";
 
@@ -83,7 +83,7 @@ export async function runFarm(config: Config, configFile: string | null, env: Re
   const linking = specs.filter((s) => s.role !== "router" || config.start.router_count > 1).map((s) => s.name);
   ensureSecrets(config, [...linking, ADMIN_NAME], log);
   if (config.start.router_count > 1) {
-    extraEnv = { ...extraEnv, XFARM_ROUTER_ADDRESSES: `127.0.0.1:${config.router.port},127.0.0.1:${config.router.port + 1}` };
+    extraEnv = { ...extraEnv, XFARM_ROUTER_ADDRESSES: routerAddresses(config).join(",") };
   }
   // Done once here so the children never race to create them.
   await TlsCredentials.load(config, log);

@@ -119,7 +119,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "xml.max_name_length", type: "integer", default: 256, doc: "Characters in an element's or attribute's name; longer closes the stream with policy-violation." },
 
   { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
-  { key: "start.router_count", type: "integer", default: 1, doc: "Routers `xfarm start` runs: 1, or 2 as an active/passive pair (router-1 and router-2 on router.port and the next port)." },
+  { key: "start.router_count", type: "integer", default: 1, doc: "Routers `xfarm start` runs: 1, or 2 as an active/passive pair (router-1 and router-2 on router.port and the next port; its processes and the `xfarm` commands then reach both, and ask the active one)." },
   { key: "start.sm_count", type: "integer", default: 1, doc: "How many session managers `xfarm start` runs (sm-1, sm-2, …; users are spread over them)." },
   { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
 ];
@@ -319,6 +319,16 @@ function checkLimits(c: Config): void {
   if (c.sm.max_user_queue_bytes < c.link.max_frame) {
     throw new Error(`config sm.max_user_queue_bytes (${c.sm.max_user_queue_bytes}) must be at least link.max_frame (${c.link.max_frame})`);
   }
+}
+
+/**
+ * Where the farm's processes and tools reach the router: `router.addresses`,
+ * or, for the router pair that `xfarm start` runs on one box
+ * (`start.router_count = 2`), both of its ports.
+ */
+export function routerAddresses(config: Config): string[] {
+  if (config.start.router_count < 2) return config.router.addresses;
+  return [`127.0.0.1:${config.router.port}`, `127.0.0.1:${config.router.port + 1}`];
 }
 
 export function secretsFile(dataDir: string): string {

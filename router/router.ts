@@ -365,7 +365,7 @@ export class Router {
         return;
       }
       case "status-request":
-        if (isAdmin) reply({ op: "status", router: this.opts.name, entries: this.status() });
+        if (isAdmin) reply({ op: "status", router: this.opts.name, active: this.active, entries: this.status() });
         return;
       case "drain": {
         if (!isAdmin) return;

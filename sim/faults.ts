@@ -109,15 +109,10 @@ async function until(test: () => boolean | Promise<boolean>, ms: number, everyMs
 
 /** The member table of whichever router of the pair is active (the passive one's is empty). */
 async function members(config: Config, routers: string[]): Promise<StatusEntry[]> {
-  const answers = await Promise.all(
-    routers.map((addr) =>
-      adminRequest({ ...config, router: { ...config.router, addresses: [addr] } }, { op: "status-request" }, "status", 2_000).then(
-        (s) => s.entries,
-        () => [] as StatusEntry[],
-      ),
-    ),
+  return adminRequest(config, { op: "status-request" }, "status", 2_000, routers).then(
+    (s) => s.entries,
+    () => [],
   );
-  return answers.reduce((a, b) => (b.length > a.length ? b : a), []);
 }
 
 /** Which router is active: the one whose table lists the components. */

@@ -58,5 +58,11 @@ describe("an active/passive router pair", () => {
     await b.next((s) => s.is("message") && s.attrs.id === "settled");
     expect(farm.lines.slice(before).some((l) => l.proc === active && l.msg === "became the active router")).toBe(false);
     expect(farm.lines.slice(settled).some((l) => l.msg === "component left")).toBe(false);
+    // `xfarm status` asks the router that is active now, whichever address comes first in the config.
+    const r = await farm.cli("status", "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const status = JSON.parse(r.stdout) as { router: string; active: boolean; entries: { name: string }[] };
+    expect({ router: status.router, active: status.active }).toEqual({ router: passive, active: true });
+    expect(status.entries.map((e) => e.name).sort()).toEqual(["c2s-1", "c2s-2", "sm-1", "sm-2"]);
   });
 });

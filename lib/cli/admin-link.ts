@@ -1,35 +1,72 @@
 // A one-shot admin link to the router (protocol §1.7): what `xfarm status`
-// and `xfarm c2s drain`/`undrain` use. The admin secret is secrets.admin.
+// and `xfarm c2s drain` use. The admin secret is secrets.admin. Of a router
+// pair, the active router holds the farm: the addresses are tried in turn
+// until one answers as active, and only when none does is a passive one asked.
 import { pino } from "pino";
-import type { Config } from "../config.js";
+import { routerAddresses, type Config } from "../config.js";
 import type { ControlMessage } from "../link/control.js";
 import { LinkClient } from "../link/link-client.js";
 
 export const ADMIN_NAME = "admin";
 
-/** Sends one request and resolves with the first answer of op `answer`. */
-export function adminRequest<Op extends ControlMessage["op"]>(
+type Answer<Op extends ControlMessage["op"]> = Extract<ControlMessage, { op: Op }>;
+
+/**
+ * Sends one request and resolves with the first answer of op `answer`, from
+ * the active router if one answers; `addresses` are the farm's routers by default.
+ */
+export async function adminRequest<Op extends ControlMessage["op"]>(
   config: Config,
   request: ControlMessage,
   answer: Op,
   timeoutMs = 5_000,
-): Promise<Extract<ControlMessage, { op: Op }>> {
+  addresses = routerAddresses(config),
+): Promise<Answer<Op>> {
   const secret = config.secrets.get(ADMIN_NAME);
-  if (!secret) return Promise.reject(new Error(`no admin secret: set secrets.admin in the config (xfarm start generates it in ${config.data_dir}/secrets.toml)`));
+  if (!secret) throw new Error(`no admin secret: set secrets.admin in the config (xfarm start generates it in ${config.data_dir}/secrets.toml)`);
+  const failures: string[] = [];
+  let passive: string | null = null;
+  for (const address of addresses) {
+    const r = await askOne(secret, address, request, answer, timeoutMs, true);
+    if (r.kind === "answer") return r.answer;
+    if (r.kind === "passive") passive ??= address;
+    else failures.push(`${address}: ${r.reason}`);
+  }
+  // No router answered as active (an election under way, say): the passive one says so itself.
+  if (passive) {
+    const r = await askOne(secret, passive, request, answer, timeoutMs, false);
+    if (r.kind === "answer") return r.answer;
+    failures.push(`${passive}: ${r.kind === "failed" ? r.reason : "passive"}`);
+  }
+  throw new Error(`no answer from the router (${failures.join("; ")}); is it running, with the same secrets.admin?`);
+}
+
+type Outcome<Op extends ControlMessage["op"]> = { kind: "answer"; answer: Answer<Op> } | { kind: "passive" } | { kind: "failed"; reason: string };
+
+function askOne<Op extends ControlMessage["op"]>(
+  secret: string,
+  address: string,
+  request: ControlMessage,
+  answer: Op,
+  timeoutMs: number,
+  activeOnly: boolean,
+): Promise<Outcome<Op>> {
   // Link trouble is reported as this command's error, not as log lines.
-  const log = pino({ level: "silent" });
-  const link = new LinkClient({ name: ADMIN_NAME, role: "admin", secret, routers: config.router.addresses, info: {}, log });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      link.stop();
-      reject(new Error(`no answer from the router at ${config.router.addresses.join(" or ")} within ${timeoutMs / 1000} s (is it running, with the same secrets.admin?)`));
-    }, timeoutMs);
-    link.once("up", () => link.sendControl(request));
-    link.on("control", (msg) => {
-      if (msg.op !== answer) return;
+  const link = new LinkClient({ name: ADMIN_NAME, role: "admin", secret, routers: [address], info: {}, log: pino({ level: "silent" }) });
+  return new Promise((resolve) => {
+    const done = (outcome: Outcome<Op>) => {
       clearTimeout(timer);
       link.stop();
-      resolve(msg as Extract<ControlMessage, { op: Op }>);
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => done({ kind: "failed", reason: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
+    link.once("failed", (reason) => done({ kind: "failed", reason }));
+    link.once("up", () => {
+      if (activeOnly && !link.peerActive) return done({ kind: "passive" });
+      link.sendControl(request);
+    });
+    link.on("control", (msg) => {
+      if (msg.op === answer) done({ kind: "answer", answer: msg as Answer<Op> });
     });
     link.start();
   });

@@ -29,10 +29,10 @@ export function c2sState(e: StatusEntry): string {
 }
 
 /** The farm as a table: one process a line. */
-export function formatStatus(router: string, entries: StatusEntry[], now = Date.now()): string {
+export function formatStatus(router: string, entries: StatusEntry[], now = Date.now(), active = true): string {
   const order = { c2s: 0, sm: 1 } as Record<string, number>;
   const rows = [["NAME", "ROLE", "ADDRESS", "SESSIONS", "CONNS", "LAG", "UPTIME", "STATE"]];
-  rows.push([router, "router", "-", "-", "-", "-", "-", "active"]);
+  rows.push([router, "router", "-", "-", "-", "-", "-", active ? "active" : "passive"]);
   for (const e of [...entries].sort((a, b) => (order[a.role] ?? 9) - (order[b.role] ?? 9) || a.name.localeCompare(b.name))) {
     const info = e.info as Partial<C2sInfo>;
     const address = e.role === "c2s" ? `${info.host}:${info.port}${info.tlsPort ? `/${info.tlsPort}` : ""}` : e.peer;
@@ -60,7 +60,7 @@ export function addFarmCommands(program: Command, c2s: Command, load: LoadConfig
     .option("--json", "print the router's answer as JSON")
     .action(async (opts: { config?: string; json?: boolean }) => {
       const answer = await adminRequest(load(opts).config, { op: "status-request" }, "status");
-      process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + "\n" : formatStatus(answer.router, answer.entries));
+      process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + "\n" : formatStatus(answer.router, answer.entries, Date.now(), answer.active !== false));
     });
 
   c2s

@@ -46,7 +46,8 @@ export type ControlMessage =
   | { op: "expect"; to: string; ip: string; user: string; plain?: string }
   // Admin links (`xfarm status`, `xfarm c2s drain`, `undrain`), protocol §1.7.
   | { op: "status-request" }
-  | { op: "status"; router: string; entries: StatusEntry[] }
+  /** `active`: false from the passive router of a pair, which holds no farm (absent from routers before it was sent). */
+  | { op: "status"; router: string; active?: boolean; entries: StatusEntry[] }
   /** admin → router: drain front end `name`; router → that front end: start draining, moving `rate` clients a second. */
   | { op: "drain"; name: string; rate: number }
   /** admin → router: put a drained front end back; router → that front end: take clients again. */
@@ -91,6 +92,7 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   "status-request": message("status-request", {}),
   status: message("status", {
     router: string,
+    active: optional(boolean),
     entries: arrayOf(object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count })),
   }),
   drain: message("drain", { name: string, rate }),

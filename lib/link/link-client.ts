@@ -33,6 +33,8 @@ export interface LinkClientOptions {
 export interface LinkClientEvents {
   up: [];
   down: [];
+  /** An attempt ended before the link was up (refused, reset, or refused by the router); the next is scheduled. */
+  failed: [reason: string];
   members: [Member[]];
   route: [from: string, key: string, payload: Buffer];
   /** The router could not deliver a frame we sent, or the link was down too long. */
@@ -58,6 +60,8 @@ export function parseHostPort(text: string): { host: string; port: number } {
 export class LinkClient extends EventEmitter<LinkClientEvents> implements RoutePort {
   readonly name: string;
   private socket: net.Socket | null = null;
+  /** Why the current attempt failed, for the `failed` event. */
+  private lastError: string | null = null;
   private ready = false;
   private stopped = false;
   private attempt = 0;
@@ -181,6 +185,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       this.emit("drain");
     });
     socket.on("error", (err) => {
+      this.lastError = err.message;
       if (this.attempt === 0 || this.attempt % 10 === 0) this.log.warn({ err: err.message, router: address }, "router link error");
     });
     socket.on("close", () => this.onClose(socket));
@@ -226,6 +231,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       }
       case FrameType.Refused: {
         const refused = parseJson(frame.body, refusedShape, "REFUSED");
+        this.lastError = `refused: ${refused.reason}`;
         this.log.error({ reason: refused.reason }, "router refused this component's link");
         socket.destroy();
         return {};
@@ -297,7 +303,8 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       // next WELCOME brings the fresh one.
       this.log.warn("router link lost");
       this.emit("down");
-    }
+    } else this.emit("failed", this.lastError ?? "closed before it was up");
+    this.lastError = null;
     if (this.stopped) return;
     this.routerIndex++;
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
