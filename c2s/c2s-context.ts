@@ -5,6 +5,8 @@ import type net from "node:net";
 import { xmlLimits, type Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient } from "../lib/link/link-client.js";
+import { SM_ADDRESS } from "../lib/link/member.js";
+import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { XmlLimits } from "../lib/xml-stream.js";
 import { randomHex } from "../lib/random.js";
 import { PlainVerifier } from "../lib/sasl/plain-cache.js";
@@ -207,6 +209,11 @@ export class C2sContext {
 
   alias(previd: string, conn: ClientConnection): void {
     this.aliases.set(previd, conn);
+  }
+
+  /** Sends a stanza to the sm that owns `key` to be routed again (FORWARD, protocol §2): its session here is gone. */
+  routeAgain(key: string, xml: string | Buffer): void {
+    this.link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, xml));
   }
 
   /** Frames for `sid` go to `sid'` on front end `c2s` from now on (for a minute). */

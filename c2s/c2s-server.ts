@@ -4,7 +4,7 @@ import type net from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Config } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
-import { SM_ADDRESS, type C2sInfo } from "../lib/link/member.js";
+import type { C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
@@ -178,7 +178,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       // The connection is gone (protocol §2): a stanza that was on its way goes back to be routed
       // again, after the END already sent; an offline message stays in the sm's store.
       else if (msg.op === SessionOp.Deliver && !msg.meta.confirm && routedAgain(msg.xml)) {
-        link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, msg.xml));
+        ctx.routeAgain(key, msg.xml);
       }
       return;
     }

@@ -353,7 +353,7 @@ export class ClientConnection implements Throttled {
       this.ack.bytes = 0;
     }
     for (const { xml, confirm } of queue) {
-      if (confirm === 0 && routedAgain(xml)) this.ctx.link.send(SM_ADDRESS, this.user!, encodeSessionPayload(SessionOp.Forward, {}, xml));
+      if (confirm === 0 && routedAgain(xml)) this.ctx.routeAgain(this.user!, xml);
     }
     if (queue.length > 0) this.log.info({ count: queue.length }, "unacknowledged stanzas routed again");
   }
@@ -579,7 +579,7 @@ export class ClientConnection implements Throttled {
     el.attrs.to = full(to);
     const xml = serialize(el);
     if (Buffer.byteLength(xml) > this.ctx.config.max_stanza_size) return void this.log.debug("oversized message after a move; dropped with the stream");
-    this.ctx.link.send(SM_ADDRESS, to.local ? bare(to) : to.domain, encodeSessionPayload(SessionOp.Forward, {}, xml));
+    this.ctx.routeAgain(to.local ? bare(to) : to.domain, xml);
   }
 
   /** XEP-0198: enable, acknowledgements, and resumption (§5). */
