@@ -177,6 +177,74 @@ describe.each(backends)("the $name store", (backend) => {
     await s.close();
   });
 
+  it("migrates a version-3 database to offline messages stored once by origin, keeping its messages", async () => {
+    const url = await backend.fresh();
+    const dialect = backend.name === "sqlite" ? "sqlite" : "mysql";
+    await backend.exec(url, [
+      SCHEMA_VERSION_TABLE[dialect],
+      ...MIGRATIONS.slice(0, 3).flatMap((m) => m[dialect]),
+      `INSERT INTO schema_version (version, description, applied_at) VALUES (1, 'v1', 0), (2, 'v2', 0), (3, 'v3', 0)`,
+      `INSERT INTO accounts (user, sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, created_at) VALUES ('old@example.com', X'01', 4096, X'02', X'03', 0)`,
+      `INSERT INTO offline (user, xml, stored_at, bytes) VALUES ('old@example.com', '<message/>', 1000, 10), ('old@example.com', '<message/>', 2000, 10)`,
+    ]);
+    const s = await openStore(url);
+    expect(await s.schemaVersion()).toEqual({ current: LATEST_SCHEMA_VERSION, latest: LATEST_SCHEMA_VERSION });
+    const u = "old@example.com";
+    expect((await s.loadOffline(u)).map((m) => m.stored.getTime())).toEqual([1000, 2000]);
+    // The two old messages hold no origin, and do not collide with each other or with a new one.
+    const quota = { messages: 3, bytes: 1000 };
+    const id = (await s.storeOfflineWithin(u, "<message id='r'/>", quota, "c2s-1/3fa9c1a/17/0"))!;
+    expect(await s.storeOfflineWithin(u, "<message id='r'/>", quota, "c2s-1/3fa9c1a/17/0")).toBe(id);
+    expect(await s.storeOffline(u, "<message/>")).toBeGreaterThan(id);
+    expect(await s.countOffline(u)).toBe(4);
+    await s.close();
+  });
+
+  it("stores an offline message once by its origin, full quota or racing stores alike", async () => {
+    const s = await open();
+    const [a, b] = ["alice@example.com", "bob@example.com"];
+    for (const u of [a, b]) await s.createAccount(u, creds);
+    const quota = { messages: 3, bytes: 1 << 20 };
+    const o = "c2s-1/3fa9c1a/17/0";
+
+    // The same origin twice: one row, the same id, from either method.
+    const first = (await s.storeOfflineWithin(a, "<message id='1'/>", quota, o))!;
+    expect(first).toBeGreaterThan(0);
+    expect(await s.storeOfflineWithin(a, "<message id='1'/>", quota, o)).toBe(first);
+    expect(await s.storeOffline(a, "<message id='1'/>", new Date(), o)).toBe(first);
+    expect(await s.countOffline(a)).toBe(1);
+    // Different origins, or none: a row each.
+    expect(await s.storeOfflineWithin(a, "<message id='2'/>", quota, "c2s-1/3fa9c1a/17/1")).toBeGreaterThan(first);
+    expect(await s.storeOfflineWithin(a, "<message id='3'/>", quota)).not.toBeNull();
+    expect(await s.countOffline(a)).toBe(3);
+    // Quota full: a new message is refused, the one already held is not.
+    expect(await s.storeOfflineWithin(a, "<message id='4'/>", quota, "c2s-2/77/1/0")).toBeNull();
+    expect(await s.storeOfflineWithin(a, "<message id='4'/>", quota)).toBeNull();
+    expect(await s.storeOfflineWithin(a, "<message id='1'/>", quota, o)).toBe(first);
+    expect(await s.countOffline(a)).toBe(3);
+    // An origin is per user: a stanza sent to two users is stored for each.
+    expect(await s.storeOfflineWithin(b, "<message id='1'/>", quota, o)).not.toBe(first);
+    // Once delivered and deleted, the message is no longer held: the origin stores again.
+    await s.deleteOffline(a, [first]);
+    expect(await s.storeOfflineWithin(a, "<message id='1'/>", quota, o)).toBeGreaterThan(first);
+
+    // Stores of one origin racing, with and without the quota: one row, one id for all.
+    const race = "c2s-2/0b1c/5/9";
+    const ids = await Promise.all([
+      ...Array.from({ length: 8 }, () => s.storeOfflineWithin(b, "<message id='race'/>", { messages: 100, bytes: 1 << 20 }, race)),
+      ...Array.from({ length: 8 }, () => s.storeOffline(b, "<message id='race'/>", new Date(), race)),
+    ]);
+    expect(new Set(ids).size).toBe(1);
+    expect(ids[0]).toEqual(expect.any(Number));
+    expect((await s.loadOffline(b)).map((m) => m.xml)).toEqual(["<message id='1'/>", "<message id='race'/>"]);
+
+    await expect(s.storeOfflineWithin(a, "<m/>", quota, "x".repeat(301))).rejects.toThrow(RangeError);
+    await expect(s.storeOffline(a, "<m/>", new Date(), "x".repeat(301))).rejects.toThrow(RangeError);
+    await expect(s.storeOfflineWithin("ghost@example.com", "<m/>", quota, o)).rejects.toThrow(/no such account/);
+    await expect(s.storeOffline("ghost@example.com", "<m/>", new Date(), o)).rejects.toThrow(/no such account/);
+    await s.close();
+  });
+
   it("keeps an imported account with one SCRAM hash, and refuses one with none", async () => {
     const s = await open();
     expect(await s.createAccount("imported@example.com", { "SHA-1": creds["SHA-1"]! })).toBe(true);
@@ -438,6 +506,8 @@ describe("the mysql store's indices", () => {
       await s.accountExists(contact);
       await s.getRosterItem(contact, u);
       await s.storeOfflineWithin(contact, "<message/>", { messages: 100, bytes: 1 << 20 });
+      await s.storeOfflineWithin(contact, "<message/>", { messages: 100, bytes: 1 << 20 }, "c2s-1/3fa9c1a/17/0");
+      await s.storeOffline(contact, "<message/>", new Date(), "c2s-1/3fa9c1a/17/0");
       await s.countOffline(contact);
       await s.getVcard(u);
       await s.getPrivate(u, { namespace: "storage:bookmarks", name: "storage" });

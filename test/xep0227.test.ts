@@ -56,7 +56,7 @@ async function fill(s: Store): Promise<void> {
   await s.putRosterItem(alice, rosterItem("carol@example.com", { pendingIn: true, visible: false }));
   await s.putRosterItem(alice, rosterItem("erin@example.com", { subscription: "to", pendingIn: true }));
   await s.storeOffline(alice, "<message from='bob@example.com/phone' to='alice@example.com' type='chat' id='m1'><body>first &lt;1&gt;</body></message>", new Date("2026-01-02T03:04:05.678Z"));
-  await s.storeOffline(alice, "<message xmlns='jabber:client' from='bob@example.com/phone' to='alice@example.com' id='m2'><body>second</body></message>", new Date("2026-01-02T03:04:06.000Z"));
+  await s.storeOffline(alice, "<message xmlns='jabber:client' from='bob@example.com/phone' to='alice@example.com' id='m2'><body>second</body></message>", new Date("2026-01-02T03:04:06.000Z"), "c2s-1/3fa9c1a/17/0");
   await s.setVcard(alice, "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>alice</NICKNAME></vCard>");
   await s.setPrivate(alice, { namespace: "storage:bookmarks", name: "storage" }, "<storage xmlns='storage:bookmarks'><conference jid='room@conference.example.com' autojoin='true'/></storage>");
   await s.setPrivate(alice, { namespace: "urn:example:prefs", name: "prefs" }, "<prefs xmlns='urn:example:prefs'><theme>dark</theme></prefs>");

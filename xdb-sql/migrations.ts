@@ -254,6 +254,22 @@ export const MIGRATIONS: readonly Migration[] = [
       `UPDATE offline SET bytes = LENGTH(xml)`,
     ],
   },
+  {
+    version: 4,
+    description: "offline messages with the origin of the stanza, stored once per user",
+    // A client's stanza resent after a failover carries the origin it had the
+    // first time (docs/protocol.md §2): the unique index makes the second store
+    // find the first instead of adding a copy. Messages without one (imports,
+    // and those stored before this migration) are NULL, which the index
+    // leaves unconstrained.
+    sqlite: [
+      `ALTER TABLE offline ADD COLUMN origin TEXT`,
+      `CREATE UNIQUE INDEX offline_user_origin ON offline (user, origin) WHERE origin IS NOT NULL`,
+    ],
+    // InnoDB has no partial index, but a unique one admits any number of NULLs;
+    // bytes, as for JIDs, so that origins compare exactly. 1535 + 300 bytes of key.
+    mysql: [`ALTER TABLE offline ADD COLUMN origin VARBINARY(300) NULL, ADD UNIQUE INDEX offline_user_origin (user, origin)`],
+  },
 ];
 
 /** Throws if versions are not exactly 1, 2, 3, …: a gap or reorder is a coding error. */

@@ -27,6 +27,15 @@ const ROSTER_COLUMNS = "contact, name, subscription, ask_out, pending_in, visibl
 const ACCOUNT_COLUMNS =
   "sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key";
 
+/**
+ * A message whose (user, origin) is already held is not inserted again; the
+ * statement then reports that message's id as its insert id (LAST_INSERT_ID(expr)),
+ * so one statement both stores and finds, whatever stores race with it.
+ */
+const INSERT_OFFLINE =
+  `INSERT INTO offline (user, xml, stored_at, bytes, origin) VALUES (?, ?, ?, ?, ?) ` +
+  `ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`;
+
 type Row = Record<string, unknown>;
 
 /** JIDs are stored as bytes (VARBINARY): they come back as Buffers. */
@@ -291,21 +300,27 @@ export class MysqlStore implements Store {
     });
   }
 
-  async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
-    const sql = `INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`;
-    return (await this.runFor(user, sql, [user, xml, stored.getTime(), Buffer.byteLength(xml)])).insertId;
+  async storeOffline(user: string, xml: string, stored: Date = new Date(), origin?: string): Promise<number> {
+    if (origin !== undefined) checkLength("origin", origin);
+    return (await this.runFor(user, INSERT_OFFLINE, [user, xml, stored.getTime(), Buffer.byteLength(xml), origin ?? null])).insertId;
   }
 
-  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota): Promise<number | null> {
+  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota, origin?: string): Promise<number | null> {
+    if (origin !== undefined) checkLength("origin", origin);
     const bytes = Buffer.byteLength(xml);
     return this.transaction(async (c) => {
       // Locking the account's row makes two stores for one user count one after the other.
       const [account] = await c.execute(`SELECT 1 FROM accounts WHERE user = ? FOR UPDATE`, [user]);
       if ((account as Row[]).length === 0) throw new Error(`no such account: ${user}`);
+      if (origin !== undefined) {
+        const [held] = await c.execute(`SELECT id FROM offline WHERE user = ? AND origin = ?`, [user, origin]);
+        const id = (held as Row[])[0]?.id;
+        if (id !== undefined) return Number(id);
+      }
       const [usage] = await c.execute(`SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline WHERE user = ?`, [user]);
       const used = (usage as Row[])[0]!;
       if (Number(used.n) + 1 > quota.messages || Number(used.b) + bytes > quota.bytes) return null;
-      const [r] = await c.execute(`INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`, [user, xml, Date.now(), bytes]);
+      const [r] = await c.execute(INSERT_OFFLINE, [user, xml, Date.now(), bytes, origin ?? null]);
       return (r as mysql.ResultSetHeader).insertId;
     });
   }

@@ -76,9 +76,12 @@ function prepareAll(db: Database.Database) {
     rosterUsersWith: db.prepare<[string], string>(`SELECT user FROM roster WHERE contact = ?`).pluck(),
     renameContact: db.prepare<[string, string, string]>(`UPDATE roster SET contact = ? WHERE user = ? AND contact = ?`),
 
-    storeOffline: db.prepare<[string, string, number, number]>(
-      `INSERT INTO offline (user, xml, stored_at, bytes) VALUES (?, ?, ?, ?)`,
+    storeOffline: db.prepare<[string, string, number, number, string | null]>(
+      `INSERT INTO offline (user, xml, stored_at, bytes, origin) VALUES (?, ?, ?, ?, ?)`,
     ),
+    offlineByOrigin: db
+      .prepare<[string, string], number>(`SELECT id FROM offline WHERE user = ? AND origin = ?`)
+      .pluck(),
     offlineUsage: db.prepare<[string], { messages: number; bytes: number }>(
       `SELECT COUNT(*) AS messages, COALESCE(SUM(bytes), 0) AS bytes FROM offline WHERE user = ?`,
     ),
@@ -395,19 +398,35 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  async storeOffline(user: string, xml: string, stored: Date = new Date()): Promise<number> {
-    return this.withAccount(user, () => Number(this.s.storeOffline.run(user, xml, stored.getTime(), Buffer.byteLength(xml)).lastInsertRowid));
+  async storeOffline(user: string, xml: string, stored: Date = new Date(), origin?: string): Promise<number> {
+    return this.insertOffline(user, xml, stored, origin, null);
   }
 
-  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota): Promise<number | null> {
+  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota, origin?: string): Promise<number | null> {
+    return this.insertOffline(user, xml, new Date(), origin, quota);
+  }
+
+  /**
+   * Looking the origin up first is race-free: the IMMEDIATE transaction holds
+   * the database's one write lock from the look-up to the commit, against
+   * every other process too. The unique index is the lookup's, and a guard.
+   */
+  private insertOffline(user: string, xml: string, stored: Date, origin: string | undefined, quota: null): number;
+  private insertOffline(user: string, xml: string, stored: Date, origin: string | undefined, quota: OfflineQuota): number | null;
+  private insertOffline(user: string, xml: string, stored: Date, origin: string | undefined, quota: OfflineQuota | null): number | null {
+    if (origin !== undefined) checkLength("origin", origin);
     const s = this.s;
     const bytes = Buffer.byteLength(xml);
     return this.withAccount(user, () =>
       this.db
         .transaction(() => {
-          const used = s.offlineUsage.get(user)!;
-          if (used.messages + 1 > quota.messages || used.bytes + bytes > quota.bytes) return null;
-          return Number(s.storeOffline.run(user, xml, Date.now(), bytes).lastInsertRowid);
+          const held = origin === undefined ? undefined : s.offlineByOrigin.get(user, origin);
+          if (held !== undefined) return held;
+          if (quota) {
+            const used = s.offlineUsage.get(user)!;
+            if (used.messages + 1 > quota.messages || used.bytes + bytes > quota.bytes) return null;
+          }
+          return Number(s.storeOffline.run(user, xml, stored.getTime(), bytes, origin ?? null).lastInsertRowid);
         })
         .immediate(),
     );

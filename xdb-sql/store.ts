@@ -128,14 +128,21 @@ export interface Store {
 
   // Offline messages, oldest first. Ids only grow: a newer message has a
   // higher id than every message of any user stored before it.
+  //
+  // An `origin` (at most STORE_LIMITS.origin bytes) names the routed stanza a
+  // message came from, unique in the farm for that stanza and its recipients:
+  // while the user still holds a message with the same origin, storing again
+  // adds nothing and returns that message's id, so a stanza resent after a
+  // failover is stored once, however the stores race.
   /** Stores a message for later, whatever the user holds (imports); `stored` (default now) is what its XEP-0203 delay will say. */
-  storeOffline(user: string, xml: string, stored?: Date): Promise<number>;
+  storeOffline(user: string, xml: string, stored?: Date, origin?: string): Promise<number>;
   /**
    * Stores a message unless the user would then hold more than the quota
    * (messages, or UTF-8 bytes of XML): null then, and nothing is stored.
+   * A message already held by its origin is never refused: it costs nothing.
    * The check and the insert are one transaction.
    */
-  storeOfflineWithin(user: string, xml: string, quota: OfflineQuota): Promise<number | null>;
+  storeOfflineWithin(user: string, xml: string, quota: OfflineQuota, origin?: string): Promise<number | null>;
   /** The user's messages, oldest first: all, or the oldest page. */
   loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]>;
   deleteOffline(user: string, ids: number[]): Promise<void>;
@@ -190,6 +197,8 @@ export const STORE_LIMITS = {
   privateName: 255,
   pepNode: 1024,
   pepItemId: 255,
+  /** What names a routed stanza, for offline storage to recognise it resent (docs/protocol.md §2). */
+  origin: 300,
 } as const;
 
 /** Throws a RangeError when a name is too long for its column. */
