@@ -9,6 +9,7 @@
 // per user being served, and the client's socket at most one batch unread.
 import { parse, type Element } from "ltx";
 import { bare, parseJid } from "../lib/jid.js";
+import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
 
@@ -24,12 +25,16 @@ export const modOffline: SmModule = (api) => {
    */
   const inFlight = new WeakMap<Session, number[]>();
 
-  // Committed before the handler returns: nothing else happens to the message.
-  api.hook("message-offline", async (event) => {
+  /**
+   * Committed before it returns: nothing else happens to the message.
+   * `origin` names the routed stanza (its DELIVER/FORWARD origin, protocol
+   * §2): a stanza resent after a failover is then stored once, not twice.
+   */
+  async function store(event: StanzaEvent, origin?: string): Promise<true> {
     const user = bare(event.to);
     const xml = event.raw?.toString("utf8") ?? event.stanza.toString();
     const quota = { messages: api.limits.offlineMessages, bytes: api.limits.offlineBytes };
-    const id = await api.store.storeOfflineWithin(user, xml, quota);
+    const id = await api.store.storeOfflineWithin(user, xml, quota, origin);
     if (id === null) {
       // XEP-0160 §2: the recipient's offline queue is full.
       api.log.debug({ user }, "offline storage full; message bounced");
@@ -38,7 +43,8 @@ export const modOffline: SmModule = (api) => {
     }
     api.log.debug({ user, id }, "stored offline");
     return true;
-  });
+  }
+  api.hook("message-offline", (event) => store(event));
 
   /** Whether a session takes messages for the bare JID: registered, available, priority not negative. */
   const takesMessages = (session: Session): boolean =>
