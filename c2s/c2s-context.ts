@@ -24,6 +24,12 @@ const CLOSE_GRACE_MS = 5_000;
 const SWEEP_MS = 1_000;
 /** How long a resume waits for the front end that held the session. */
 const HANDOFF_TIMEOUT_MS = 5_000;
+/** A session's stanzas that the sm has not taken after this long are sent again (protocol §2.5). */
+const RESEND_MS = 3_000;
+/** How long an XEP-0198 <r/> waits for the sm to take what the client sent before it is answered with what was taken. */
+const ACK_WAIT_MS = 1_000;
+/** Stanzas to be routed again that wait for an sm to be linked; beyond, the oldest is dropped, with a log line. */
+const MAX_HELD_ROUTES = 10_000;
 /** How long frames for a handed-over session are passed on. */
 const FORWARD_MS = 60_000;
 /** How long a refused client's socket may linger for the peer to read why; at most this many at once, beyond them a refusal is a plain close. */
@@ -53,6 +59,12 @@ export class C2sContext {
   /** Sessions handed over to another front end: where late frames for their sid go now, and until when. */
   private readonly forwards = new Map<string, { c2s: string; sid: string; until: number }>();
   private readonly connections = new Map<string, ClientConnection>();
+  /** Sessions with stanzas the sm has not taken yet (protocol §2.5). */
+  private readonly waitingTaken = new Set<ClientConnection>();
+  /** XEP-0198 <r/>s waiting for the sm to take what they would count, with the time they are answered anyway. */
+  private readonly owedAcks = new Map<ClientConnection, number>();
+  /** Stanzas to be routed again (FORWARD) that found no sm linked, oldest first. */
+  private heldRoutes: { key: string; xml: Buffer; origin: string | undefined }[] = [];
   private readonly sweeper: NodeJS.Timeout;
   /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
@@ -87,6 +99,10 @@ export class C2sContext {
       cutoffSeconds: config.rate_cutoff,
     });
     link.on("drain", () => this.releaseHeldForLink());
+    // The old router may have lost what it had not passed on: every session sends again what was not taken.
+    link.on("up", () => {
+      for (const conn of this.waitingTaken) conn.resendPending();
+    });
     this.gate = new ConnectionGate(config.max_connections, config.max_unauthenticated_per_address, log);
     this.throttle = new LoginThrottle({
       freeFailures: config.auth_free_failures,
@@ -192,6 +208,8 @@ export class C2sContext {
     this.throttle.cancel(conn);
     this.hibernating.delete(conn);
     this.handoffs.delete(conn);
+    this.waitingTaken.delete(conn);
+    this.owedAcks.delete(conn);
     const id = conn.resumeId;
     if (id !== undefined && this.aliases.get(id) === conn) this.aliases.delete(id);
     if (this.connections.get(conn.sid) !== conn) return;
@@ -211,9 +229,51 @@ export class C2sContext {
     this.aliases.set(previd, conn);
   }
 
-  /** Sends a stanza to the sm that owns `key` to be routed again (FORWARD, protocol §2): its session here is gone. */
-  routeAgain(key: string, xml: string | Buffer): void {
-    this.link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, xml));
+  /**
+   * Sends a stanza to the sm that owns `key` to be routed again (FORWARD,
+   * protocol §2): its session here is gone. `origin`, its identity, lets a
+   * recipient that already has it drop it (§2.5).
+   */
+  routeAgain(key: string, xml: string | Buffer, origin?: string): void {
+    this.link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, origin === undefined ? {} : { origin }, xml));
+  }
+
+  /** A FORWARD came back undeliverable (no sm linked): it waits for one. */
+  routeLater(key: string, xml: Buffer, origin: string | undefined): void {
+    if (this.heldRoutes.length >= MAX_HELD_ROUTES) {
+      const dropped = this.heldRoutes.shift()!;
+      this.log.error({ key: dropped.key }, "too many stanzas wait for a session manager; the oldest is dropped");
+    }
+    this.heldRoutes.push({ key, xml, origin });
+  }
+
+  /** The member table changed: with an sm linked, what waited for one is routed now. */
+  routeHeld(): void {
+    if (this.heldRoutes.length === 0 || this.link.smOwnerOf("") === undefined) return;
+    const held = this.heldRoutes;
+    this.heldRoutes = [];
+    for (const { key, xml, origin } of held) this.routeAgain(key, xml, origin);
+    this.log.info({ count: held.length }, "stanzas that waited for a session manager routed");
+  }
+
+  awaitTaken(conn: ClientConnection): void {
+    this.waitingTaken.add(conn);
+  }
+
+  doneWaiting(conn: ClientConnection): void {
+    this.waitingTaken.delete(conn);
+  }
+
+  oweAck(conn: ClientConnection): void {
+    if (!this.owedAcks.has(conn)) this.owedAcks.set(conn, Date.now() + ACK_WAIT_MS);
+  }
+
+  owesAck(conn: ClientConnection): boolean {
+    return this.owedAcks.has(conn);
+  }
+
+  ackSent(conn: ClientConnection): void {
+    this.owedAcks.delete(conn);
   }
 
   /** Frames for `sid` go to `sid'` on front end `c2s` from now on (for a minute). */
@@ -273,6 +333,12 @@ export class C2sContext {
     for (const [conn, deadline] of this.hibernating) if (deadline <= now) conn.expire();
     for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
     for (const [sid, f] of this.forwards) if (f.until <= now) this.forwards.delete(sid);
+    for (const [conn, deadline] of this.owedAcks) if (deadline <= now) conn.sendAck();
+    for (const conn of this.waitingTaken) {
+      const since = conn.pendingSince;
+      if (since === null) this.waitingTaken.delete(conn);
+      else if (now - since >= RESEND_MS) conn.resendPending();
+    }
     this.balancer.sweep(now);
     this.throttle.release(now);
     this.rates.sweep();

@@ -3,10 +3,12 @@
 import type net from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Config } from "../lib/config.js";
+import { AckBatch } from "../lib/link/ack-batch.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
-import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { SM_ADDRESS } from "../lib/link/member.js";
+import { SessionOp, decodeSessionPayload, encodeSessionPayload, type TakenMeta } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
@@ -15,6 +17,8 @@ import { ClientListeners } from "./client-listeners.js";
 import { ClientConnection, routedAgain } from "./client-connection.js";
 import { TlsCredentials } from "./tls-credentials.js";
 
+/** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
+const DELIVERED_PER_FRAME = 500;
 /** How often a front end reports its load to the router (protocol §1.6). */
 const LOAD_REPORT_MS = 2_000;
 /** A full front end opens its ports again under this share of its capacity (and with its lag back under c2s.max_lag). */
@@ -170,15 +174,20 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: true, ...state.meta }, state.queued));
       return;
     }
+    if (msg.op === SessionOp.Taken) return taken(from, msg.meta);
+    // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
+    if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) (deliveredAcks.frame(from)[msg.meta.sid] ??= []).push(msg.meta.origin);
     const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;
     if (!conn) {
       // A session that moved to another front end: late frames follow it there.
       const moved = "sid" in msg.meta ? ctx.forwarded(msg.meta.sid) : undefined;
       if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
-      // The connection is gone (protocol §2): a stanza that was on its way goes back to be routed
-      // again, after the END already sent; an offline message stays in the sm's store.
-      else if (msg.op === SessionOp.Deliver && !msg.meta.confirm && routedAgain(msg.xml)) {
-        ctx.routeAgain(key, msg.xml);
+      else if (msg.op === SessionOp.Deliver && !msg.meta.confirm) {
+        // The connection is gone (protocol §2): END again, in case the first was lost with a router, so
+        // that the sm holds no ghost of it; then a stanza that was on its way is routed again, under
+        // its identity, so that the user's other sessions, which had their copy, drop this one.
+        link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.End, { sid: msg.meta.sid }));
+        if (routedAgain(msg.xml)) ctx.routeAgain(key, msg.xml, msg.meta.origin);
       }
       return;
     }
@@ -202,6 +211,28 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
         log.warn({ op: msg.op, from }, "unexpected session op");
     }
   });
+  const deliveredAcks = new AckBatch<Record<string, string[]>>(DELIVERED_PER_FRAME, () => ({}), (sm, got) => {
+    link.send(sm, "", encodeSessionPayload(SessionOp.Delivered, { got }));
+  });
+  /** TAKEN (protocol §2.5): stanzas the sm took, and sessions it does not hold, which are rebuilt there. */
+  const taken = (from: string, meta: TakenMeta) => {
+    const passOn = new Map<string, Record<string, number>>();
+    for (const [sid, seq] of Object.entries(meta.taken)) {
+      const conn = ctx.get(sid);
+      if (conn) conn.taken(seq);
+      else {
+        const moved = ctx.forwarded(sid);
+        if (moved) passOn.set(moved.c2s, { ...passOn.get(moved.c2s), [moved.sid]: seq });
+      }
+    }
+    for (const [c2s, forwarded] of passOn) link.send(c2s, "", encodeSessionPayload(SessionOp.Taken, { taken: forwarded }));
+    for (const sid of meta.unknown ?? []) {
+      const conn = ctx.get(sid);
+      if (!conn?.hasSession) continue;
+      log.info({ sid, sm: from }, "the sm does not hold this session; rebuilding it");
+      conn.revive();
+    }
+  };
   link.on("undeliverable", (to, key, payload) => {
     let msg;
     try {
@@ -214,9 +245,14 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       ctx.get(msg.meta.newSid)?.handoffRefused();
       return;
     }
-    // No sm could take it: the sessions of that user cannot go on; they reconnect later.
-    log.warn({ to, key }, "no session manager reachable for a user; closing their streams");
-    for (const conn of ctx.all()) if (conn.bareJid === key) conn.closedBySm("internal-server-error", "no session manager is available; reconnect later");
+    // No sm is linked: a session's stanzas wait until one is (protocol §2.5), and the sessions are
+    // rebuilt on it; only a login that has no session yet cannot wait.
+    if (msg?.op !== SessionOp.Start) {
+      if (msg?.op === SessionOp.Forward) ctx.routeLater(key, msg.xml, msg.meta.origin);
+      return;
+    }
+    log.warn({ to, key }, "no session manager reachable for a login; closing its stream");
+    ctx.get(msg.meta.sid)?.closedBySm("internal-server-error", "no session manager is available; reconnect later");
   });
   link.on("members", (members) => {
     balancer.onMembers(members);
@@ -231,7 +267,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     let moved = 0;
     for (const conn of ctx.all()) {
       const user = conn.bareJid;
-      if (!user || !conn.isBound) continue;
+      if (!user || !conn.hasSession) continue;
       const owner = link.smOwnerOf(user);
       if (owner === undefined || incarnation(owner) === conn.holder) continue;
       conn.holder = incarnation(owner);
@@ -239,6 +275,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       moved++;
     }
     if (moved > 0) log.info({ moved }, "sessions rebuilt on their current session managers");
+    ctx.routeHeld();
   });
   link.start();
 

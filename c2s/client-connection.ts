@@ -4,7 +4,7 @@
 // to the socket unparsed.
 import net from "node:net";
 import tls from "node:tls";
-import { escapeXML, escapeXMLText, type Element } from "ltx";
+import { escapeXML, escapeXMLText, parse, type Element } from "ltx";
 import { bare, domainpart, full, parseJid, resourcepart } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
@@ -20,6 +20,7 @@ import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
+import { SmPipe } from "./sm-pipe.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
@@ -75,6 +76,8 @@ export class ClientConnection implements Throttled {
   private interested = false;
   /** XEP-0198 state, once the client enabled stream management. */
   private ack: AckState | null = null;
+  /** The client's stanzas the sm has not taken, and what was delivered lately (protocol §2.5); from the bind on. */
+  private pipe: SmPipe | null = null;
   /** Another connection resumed this session: this one ends without a word to the sm. */
   private superseded = false;
   /** A login attempt waits for the login throttle: the socket is not read meanwhile. */
@@ -125,6 +128,11 @@ export class ClientConnection implements Throttled {
 
   get isBound(): boolean {
     return this.stage === "bound";
+  }
+
+  /** Bound or hibernating: a session that the sm holds for this connection. */
+  get hasSession(): boolean {
+    return this.smKnows && (this.stage === "bound" || this.stage === "hibernating");
   }
 
   /** Served here after coming back from a redirect: a drain does not move it again. */
@@ -192,8 +200,13 @@ export class ClientConnection implements Throttled {
 
   resumeReading(): void {
     if (this.stage === "closed" || this.stage === "hibernating" || this.loginHeld) return;
-    if (this.ctx.rates.holds(this) || this.ctx.holdsForLink(this)) return;
+    if (this.ctx.rates.holds(this) || this.ctx.holdsForLink(this) || this.pendingFull) return;
     this.socket.resume();
+  }
+
+  /** Its stanzas that the sm has not taken fill c2s.max_pending_bytes: it is not read until the sm takes some. */
+  private get pendingFull(): boolean {
+    return this.pipe !== null && this.pipe.bytes > this.ctx.config.max_pending_bytes;
   }
 
   /** Stayed over its rate for longer than c2s.rate_cutoff. */
@@ -229,6 +242,8 @@ export class ClientConnection implements Throttled {
    */
   deliver(xml: string | Buffer, flow: Omit<DeliverMeta, "sid"> = {}): void {
     if (this.stage === "closed") return;
+    // Sent again after a failover, and already here (protocol §2.5).
+    if (flow.origin !== undefined && this.pipe?.seen(flow.origin, Date.now())) return;
     const ack = this.ack;
     if (!ack) {
       const confirm = flow.last ? flow.confirm : undefined;
@@ -336,8 +351,29 @@ export class ClientConnection implements Throttled {
     if (this.smKnows) {
       this.smKnows = false;
       this.toSm(SessionOp.End, { sid: this.sid });
+      this.routePending();
       this.bounceUnacked();
     }
+  }
+
+  /**
+   * The client's stanzas that the sm had not taken when the session ended:
+   * its messages and iq requests are routed (FORWARD) under the identity
+   * the sm gives a stanza's own routing, so that one the sm did take reaches
+   * no one twice (protocol §2.5). Presence is state, not replayed.
+   */
+  private routePending(): void {
+    const pending = this.pipe?.pending ?? [];
+    for (const { xml, seq, to } of pending) {
+      if (routedAgain(xml)) this.ctx.routeAgain(to, xml, `${this.originPrefix}${seq}.0`);
+    }
+    if (pending.length > 0) this.log.info({ count: pending.length }, "stanzas not yet taken by the sm routed");
+    this.pipe = null;
+  }
+
+  /** What the sm's identities of this session's stanzas start with (protocol §2.5). */
+  private get originPrefix(): string {
+    return `${this.ctx.config.name}/${this.sid}/`;
   }
 
   /**
@@ -372,6 +408,7 @@ export class ClientConnection implements Throttled {
     this.jid = jid;
     this.binding = false;
     this.stage = "bound";
+    this.pipe ??= new SmPipe();
     this.ctx.authDone(this);
     this.count();
     this.write(`<iq type='result' id='${escapeXML(this.bindId ?? "")}'><bind xmlns='${NS_BIND}'><jid>${escapeXMLText(jid)}</jid></bind></iq>`);
@@ -384,12 +421,26 @@ export class ClientConnection implements Throttled {
 
   /** Re-establishes this session on the sm that now owns the user, without a word to the client. */
   rebuild(): void {
-    if (this.stage !== "bound") return;
+    if (!this.hasSession) return;
+    const seq = this.pipe?.takenSeq ?? 0;
     this.toSm(
       SessionOp.Rebuild,
-      { sid: this.sid, jid: this.jid!, ip: this.ip, secure: this.secure, interested: this.interested },
+      { sid: this.sid, jid: this.jid!, ip: this.ip, secure: this.secure, interested: this.interested, seq },
       this.presence ?? undefined,
     );
+    this.resendPending();
+  }
+
+  /**
+   * The sm does not hold this session (TAKEN `unknown`, protocol §2.5): it
+   * is rebuilt there, and its presence broadcast again, since the contacts
+   * may have seen it end (its front end was cut off past sm.c2s_grace).
+   */
+  revive(): void {
+    if (!this.hasSession) return;
+    this.rebuild();
+    // Not the client's stanza: counted after every one it sent, so its 'h' is not held back.
+    if (this.presence !== null) this.passOn(this.presence, this.user!, (this.ack?.inbound ?? 0) + 1);
   }
 
   bindFailed(condition: string): void {
@@ -542,6 +593,7 @@ export class ClientConnection implements Throttled {
       this.deliver(iqError(el.attrs.id, "cancel", "not-allowed"));
       return;
     }
+    let key = this.user!;
     if (el.attrs.to !== undefined) {
       const to = parseJid(el.attrs.to);
       if (!to) {
@@ -551,6 +603,7 @@ export class ClientConnection implements Throttled {
       }
       // Sent on, and delivered, in its RFC 7622 form.
       el.attrs.to = full(to);
+      key = to.local ? bare(to) : to.domain;
     }
     const xml = serialize(el);
     // The limit counts what the farm passes on, escaping included: a link frame must hold it.
@@ -563,7 +616,53 @@ export class ClientConnection implements Throttled {
     } else if (el.name === "iq" && el.attrs.type === "get" && el.attrs.to === undefined && el.getChild("query", "jabber:iq:roster")) {
       this.interested = true;
     }
-    this.toSm(SessionOp.Stanza, { sid: this.sid }, xml);
+    this.passOn(xml, key);
+  }
+
+  /**
+   * Sends a client stanza to the sm, numbered, and keeps it until the sm
+   * takes it (protocol §2.5): sent again after a failover, never lost with a
+   * router or an sm. While no router is linked it only waits; too much
+   * waiting and the client is not read.
+   */
+  private passOn(xml: string, key: string, h = this.ack?.inbound ?? 0): void {
+    const pipe = this.pipe!;
+    const entry = pipe.add(xml, Buffer.byteLength(xml), h, key, Date.now());
+    if (pipe.pending.length === 1) this.ctx.awaitTaken(this);
+    if (this.ctx.link.connected) this.toSm(SessionOp.Stanza, { sid: this.sid, seq: entry.seq }, entry.xml);
+    if (this.pendingFull) this.pauseReading();
+  }
+
+  /** Sends again every stanza the sm has not taken: after a rebuild, a re-link, or silence (protocol §2.5). */
+  resendPending(): void {
+    const pipe = this.pipe;
+    if (!pipe || pipe.pending.length === 0 || !this.ctx.link.connected) return;
+    for (const { seq, xml } of pipe.pending) this.toSm(SessionOp.Stanza, { sid: this.sid, seq }, xml);
+    pipe.sentAt = Date.now();
+  }
+
+  /** When the oldest stanza the sm has not taken was last sent; null when none waits. */
+  get pendingSince(): number | null {
+    return this.pipe && this.pipe.pending.length > 0 ? this.pipe.sentAt : null;
+  }
+
+  /** The sm took this session's stanzas up to `seq` (TAKEN, protocol §2.5). */
+  taken(seq: number): void {
+    const pipe = this.pipe;
+    if (!pipe?.taken(seq, Date.now())) return;
+    if (pipe.pending.length === 0) {
+      this.ctx.doneWaiting(this);
+      if (this.ctx.owesAck(this)) this.sendAck();
+    }
+    if (!this.pendingFull) this.resumeReading();
+  }
+
+  /** XEP-0198 <a/>: counts only what the sm has taken, so an acknowledged stanza is never lost. */
+  sendAck(): void {
+    this.ctx.ackSent(this);
+    if (this.ack && (this.stage === "bound" || this.stage === "hibernating")) {
+      this.write(`<a xmlns='${NS_SM}' h='${this.pipe?.safeH(this.ack.inbound) ?? this.ack.inbound}'/>`);
+    }
   }
 
   /**
@@ -595,8 +694,10 @@ export class ClientConnection implements Throttled {
         );
         return;
       case "r":
-        if (this.ack) this.write(`<a xmlns='${NS_SM}' h='${this.ack.inbound}'/>`);
-        return;
+        if (!this.ack) return;
+        // With stanzas not yet taken, answered once they are, or within a second with what is.
+        if (this.pipe && this.pipe.pending.length > 0) return this.ctx.oweAck(this);
+        return this.sendAck();
       case "a":
         if (!this.ack) return;
         if (!this.ack.acked(Number(el.attrs.h))) return this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
@@ -657,6 +758,7 @@ export class ClientConnection implements Throttled {
     this.sid = old.sid;
     this.jid = old.jid;
     this.ack = old.ack;
+    this.pipe = old.pipe;
     this.presence = old.presence;
     this.interested = old.interested;
     this.holder = old.holder;
@@ -679,6 +781,18 @@ export class ClientConnection implements Throttled {
       ack.requeue(queued.toString("utf8", offset, offset + length), length, meta.confirms?.[i] ?? 0);
       offset += length;
     }
+    // What the sm had not taken from the old connection waits here now, under its seq (protocol §2.5).
+    const now = Date.now();
+    const pipe = new SmPipe();
+    pipe.seq = meta.seq ?? 0;
+    for (const [seq, h, length] of meta.pending ?? []) {
+      const xml = queued.toString("utf8", offset, offset + length);
+      offset += length;
+      pipe.requeue({ seq, xml, bytes: length, h, to: routingKey(xml) ?? this.user! }, now);
+    }
+    pipe.remember(meta.recent ?? [], now);
+    this.pipe = pipe;
+    if (pipe.pending.length > 0) this.ctx.awaitTaken(this);
     this.ack = ack;
     this.jid = meta.jid;
     this.presence = meta.presence ?? null;
@@ -728,6 +842,8 @@ export class ClientConnection implements Throttled {
   handOff(): { meta: Omit<HandoffMeta, "sid" | "ok">; queued: Buffer } {
     const ack = this.ack!;
     const bufs = ack.queue.map((entry) => Buffer.from(entry.xml, "utf8"));
+    const pending = this.pipe?.pending ?? [];
+    const pendingBufs = pending.map((entry) => Buffer.from(entry.xml, "utf8"));
     this.superseded = true;
     this.ctx.forget(this, this.counted);
     if (this.stage !== "hibernating") this.socket.destroy();
@@ -744,8 +860,11 @@ export class ClientConnection implements Throttled {
         presence: this.presence,
         interested: this.interested,
         confirms: ack.queue.map((entry) => entry.confirm),
+        seq: this.pipe?.seq ?? 0,
+        pending: pending.map((entry, i) => [entry.seq, entry.h, pendingBufs[i]!.length]),
+        recent: this.pipe?.recentOrigins(Date.now()) ?? [],
       },
-      queued: Buffer.concat(bufs),
+      queued: Buffer.concat([...bufs, ...pendingBufs]),
     };
   }
 
@@ -965,6 +1084,12 @@ export class ClientConnection implements Throttled {
  * Whether a stanza the client may not have received goes back to the sm to
  * be routed again: messages and iqs do; presence is state, not replayed.
  */
+/** A serialized stanza's routing key (protocol §2): its recipient's bare JID or domain; undefined without a valid 'to'. */
+function routingKey(xml: string): string | undefined {
+  const to = parseJid(parse(xml).attrs.to ?? "");
+  return to ? (to.local ? bare(to) : to.domain) : undefined;
+}
+
 export function routedAgain(xml: string | Buffer): boolean {
   return !(typeof xml === "string" ? xml : xml.toString("utf8", 0, 9)).startsWith("<presence");
 }

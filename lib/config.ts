@@ -104,6 +104,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.auth_throttle_entries", type: "integer", default: 20000, doc: "Addresses, accounts and trusted logins each remembered at most by the login throttle; the oldest go first." },
   { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed before it ends and its unacknowledged stanzas go offline." },
   { key: "c2s.max_unacked_bytes", type: "integer", default: 8388608, doc: "Bytes of stanzas an XEP-0198 session may hold unacknowledged, attached or hibernating; more ends it with policy-violation and its messages are routed again." },
+  { key: "c2s.max_pending_bytes", type: "integer", default: 262144, doc: "Bytes of a client's stanzas that the sm has not yet taken (docs/failover.md), e.g. while no sm is reachable; beyond them the client is not read until the sm takes some." },
   { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },
   { key: "c2s.capacity", type: "integer", default: 0, doc: "Sessions at which every new client is redirected elsewhere and the front end closes its client ports while another takes clients (full; open again under 90 %); 0: c2s.max_connections." },
   { key: "c2s.redirect_floor", type: "integer", default: 200, doc: "Sessions over its fair share a front end always keeps before redirecting new clients for balance (docs/redirection.md)." },
@@ -172,6 +173,7 @@ export interface Config {
     auth_throttle_entries: number;
     resume_timeout: number;
     max_unacked_bytes: number;
+    max_pending_bytes: number;
     weight: number;
     capacity: number;
     redirect_floor: number;

@@ -29,6 +29,7 @@ export async function runSm(config: Config): Promise<void> {
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));
   link.on("members", (members) => sm.onMembers(members));
+  link.on("up", () => sm.onRelinked());
   link.on("control", (msg) => {
     if (msg.op === "user-deleted") sm.userDeleted(msg.user);
   });

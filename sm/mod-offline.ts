@@ -27,8 +27,8 @@ export const modOffline: SmModule = (api) => {
 
   /**
    * Committed before it returns: nothing else happens to the message.
-   * `origin` names the routed stanza (its DELIVER/FORWARD origin, protocol
-   * §2): a stanza resent after a failover is then stored once, not twice.
+   * `origin` names the routed stanza (its identity, protocol §2.5): a
+   * stanza resent after a failover is then stored once, not twice.
    */
   async function store(event: StanzaEvent, origin?: string): Promise<true> {
     const user = bare(event.to);
@@ -44,7 +44,7 @@ export const modOffline: SmModule = (api) => {
     api.log.debug({ user, id }, "stored offline");
     return true;
   }
-  api.hook("message-offline", (event) => store(event));
+  api.hook("message-offline", (event) => store(event, api.deliveryId(`offline:${bare(event.to)}`)));
 
   /** Whether a session takes messages for the bare JID: registered, available, priority not negative. */
   const takesMessages = (session: Session): boolean =>

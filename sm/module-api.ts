@@ -82,6 +82,14 @@ export interface ModuleApi {
    * after a request() or a timer. Never await it from the user's own queue.
    */
   run(user: string, job: () => Promise<void>): Promise<void>;
+  /**
+   * The identity (docs/protocol.md §2.5) of what the work running now hands
+   * `recipient` (an account's offline store, say): the same when the frame
+   * that set it going is processed again after a failover, so that storing
+   * it again can be recognised; undefined outside such work, or when longer
+   * than the store keeps (STORE_LIMITS.origin).
+   */
+  deliveryId(recipient: string): string | undefined;
 }
 
 export type SmModule = (api: ModuleApi) => void;

@@ -17,7 +17,7 @@ import {
   type StartMeta,
 } from "../lib/link/session-payload.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
-import type { Store } from "../xdb-sql/store.js";
+import { STORE_LIMITS, type Store } from "../xdb-sql/store.js";
 import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
 import type { DiscoTarget, Identity, ModuleApi, SmModule, StoredDelivery } from "./module-api.js";
 import { modDisco } from "./mod-disco.js";
@@ -33,6 +33,10 @@ import { modVcard } from "./mod-vcard.js";
 import { modVersion } from "./mod-version.js";
 import { DEFAULT_LIMITS, type SmLimits } from "./limits.js";
 import { KeyedQueue } from "./queue.js";
+import { Origin, Origins, Tally } from "./origin.js";
+import { TakenAcks } from "./taken-acks.js";
+import { Unacknowledged, deliverId, forwardId } from "./unacknowledged.js";
+import { AckBatch } from "../lib/link/ack-batch.js";
 import { Session, SessionRegistry } from "./sessions.js";
 import { FrameTooLargeError, IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
@@ -71,6 +75,9 @@ const MODULES: SmModule[] = [
 const QUEUE_FULL = "too many stanzas are waiting for this account; try again later";
 /** Malformed session payloads write one log line per this interval; the next line counts the rest. */
 const BAD_PAYLOAD_LOG_INTERVAL_MS = 10_000;
+
+/** Origins one FORWARDED names at most, so that its meta stays within 64 KiB. */
+const FORWARD_ACKS_PER_FRAME = 500;
 
 /** How long request() waits for an answer by default. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -115,6 +122,16 @@ export class SessionManager {
   /** Domains of the linked XEP-0114 components, reached through the router. */
   private components = new Set<string>();
   private readonly badPayloads = new LogThrottle(BAD_PAYLOAD_LOG_INTERVAL_MS);
+  /** The identity of the work running now (protocol §2.5). */
+  private readonly origins = new Origins();
+  private readonly acks: TakenAcks;
+  /** DELIVERs and FORWARDs waiting for their receiver to have them (§2.5). */
+  private readonly unacked: Unacknowledged;
+  /** FORWARDED to the sms whose FORWARDs were taken here. */
+  private readonly forwardAcks: AckBatch<string[]>;
+  /** The linked sms' names: a FORWARD from one of them is acknowledged. */
+  private sms = new Set<string>();
+  private readonly resendTimer: NodeJS.Timeout;
 
   constructor(opts: SessionManagerOptions) {
     this.name = opts.name;
@@ -125,6 +142,13 @@ export class SessionManager {
     this.maxSessions = opts.maxSessionsPerUser ?? 10;
     this.c2sGraceMs = opts.c2sGraceMs ?? 10_000;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.acks = new TakenAcks(this.port);
+    this.unacked = new Unacknowledged(this.port);
+    this.forwardAcks = new AckBatch<string[]>(FORWARD_ACKS_PER_FRAME, () => [], (sm, origins) => {
+      this.port.send(sm, "", encodeSessionPayload(SessionOp.Forwarded, { origins }));
+    });
+    this.resendTimer = setInterval(() => this.unacked.resend(Date.now()), 1_000);
+    this.resendTimer.unref();
     this.queue = new KeyedQueue(
       (err, key) => this.log.error({ err, user: key }, "processing failed"),
       { jobs: this.limits.queueStanzas, bytes: this.limits.queueBytes },
@@ -154,6 +178,10 @@ export class SessionManager {
       userExists: async (user) => this.registry.of(user).length > 0 || this.store.accountExists(user),
       request: (iq, timeoutMs) => this.request(iq, timeoutMs),
       run: (user, job) => this.queue.run(user, job),
+      deliveryId: (recipient) => {
+        const id = this.origins.current()?.deliveryId(recipient);
+        return id !== undefined && Buffer.byteLength(id) <= STORE_LIMITS.origin ? id : undefined;
+      },
     };
     for (const mod of MODULES) mod(this.api);
   }
@@ -179,26 +207,29 @@ export class SessionManager {
         return;
       }
       case SessionOp.Stanza: {
-        const session = this.registry.bySid(from, msg.meta.sid);
+        const { sid, seq } = msg.meta;
+        const session = this.registry.bySid(from, sid);
         if (!session) {
           // Looked up again in the user's turn: a REBUILD that moved the session here (a resumption on
           // another front end, whose client sends at once) may still be queued.
           void this.queue.run(key, async () => {
-            const moved = this.registry.bySid(from, msg.meta.sid);
-            if (moved) return this.fromClient(moved, msg.xml);
+            const moved = this.registry.bySid(from, sid);
+            if (moved) return this.takeStanza(moved, seq, msg.xml);
             const owner = this.port.smOwnerOf(key);
             if (owner !== undefined && owner !== this.port.name && !msg.meta.rerouted) {
               // Sent before the sender saw the user move: pass it on, once (protocol §2.2).
-              this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Stanza, { sid: msg.meta.sid, rerouted: true }, msg.xml));
+              const meta = seq === undefined ? { sid, rerouted: true } : { sid, seq, rerouted: true };
+              this.port.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Stanza, meta, msg.xml));
               return;
             }
-            // Protocol §2: the client reconnects and reaches its current sm.
-            this.port.send(from, key, encodeSessionPayload(SessionOp.Close, { sid: msg.meta.sid, condition: "internal-server-error" }));
+            // Protocol §2.5: the c2s rebuilds the session here and sends again what was not taken.
+            if (seq !== undefined) return this.acks.unknown(from, sid);
+            // A sender that does not number its stanzas cannot send them again: its client reconnects.
+            this.port.send(from, key, encodeSessionPayload(SessionOp.Close, { sid, condition: "internal-server-error" }));
           });
           return;
         }
-        const queued = this.queue.offer(session.user, msg.xml.length, () => this.fromClient(session, msg.xml));
-        if (!queued) this.refused(msg.xml, (error) => this.deliver(session, error));
+        this.takeStanza(session, seq, msg.xml);
         return;
       }
       case SessionOp.End: {
@@ -206,8 +237,19 @@ export class SessionManager {
         if (session) void this.queue.run(session.user, () => this.end(session, "end"));
         return;
       }
-      case SessionOp.Forward:
-        this.fromPeer(msg.xml, key);
+      case SessionOp.Forward: {
+        const origin = msg.meta.origin;
+        // From another sm, with an identity: it is told once the work is done (and its deliveries acknowledged).
+        const tally = origin !== undefined && this.sms.has(from) ? new Tally(() => this.forwardAcks.frame(from).push(origin)) : null;
+        this.fromPeer(msg.xml, key, origin, tally);
+        tally?.release(); // its own count: the jobs hold it now
+        return;
+      }
+      case SessionOp.Delivered:
+        for (const [sid, origins] of Object.entries(msg.meta.got)) for (const origin of origins) this.unacked.acked(deliverId(from, sid, origin));
+        return;
+      case SessionOp.Forwarded:
+        for (const origin of msg.meta.origins) this.unacked.acked(forwardId(origin));
         return;
       case SessionOp.Rebuild: {
         const meta = msg.meta;
@@ -236,10 +278,13 @@ export class SessionManager {
         // offline message (confirm) is still stored.
         const session = this.registry.bySid(to, msg.meta.sid);
         const stored = msg.meta.confirm !== undefined;
+        const origin = msg.meta.origin;
+        const tally = origin === undefined ? null : (this.unacked.take(deliverId(to, msg.meta.sid, origin))?.tally ?? null);
         void this.queue.run(session?.user ?? key, async () => {
           if (session) await this.end(session, "c2s unreachable");
-          if (!stored) await this.fromPeerNow(msg.xml, session?.jid ?? key);
-        });
+          // Under its identity: the user's other sessions, which had their copy, drop this one.
+          if (!stored) await this.underOrigin(origin, () => this.fromPeerNow(msg.xml, session?.jid ?? key), tally);
+        }).finally(() => tally?.release());
         return;
       }
       case SessionOp.Started: {
@@ -247,11 +292,15 @@ export class SessionManager {
         if (session) void this.queue.run(session.user, () => this.end(session, "c2s unreachable"));
         return;
       }
-      case SessionOp.Forward:
+      case SessionOp.Forward: {
         // No sm is linked to take it; the store is shared, so process it here
         // (offline storage, stored subscription requests, errors).
-        this.fromPeer(msg.xml, key);
+        const origin = msg.meta.origin;
+        const tally = origin === undefined ? null : (this.unacked.take(forwardId(origin))?.tally ?? null);
+        this.fromPeer(msg.xml, key, origin, tally);
+        tally?.release();
         return;
+      }
       default:
         this.log.debug({ op: msg.op, to }, "undeliverable frame for a gone session");
     }
@@ -264,6 +313,7 @@ export class SessionManager {
    */
   onMembers(members: Member[]): void {
     const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
+    this.sms = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
     this.components = new Set(members.filter((m) => m.role === "component").map((m) => m.name));
     const now = Date.now();
     const started = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started]));
@@ -319,7 +369,11 @@ export class SessionManager {
     const existing = this.registry.bySid(c2s, meta.sid);
     const jid = parseJid(meta.jid);
     if (existing || !jid?.resource || this.closed) {
-      if (existing) this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid }));
+      if (existing) {
+        // The c2s may know of stanzas another sm took meanwhile: they are not taken again here.
+        if (meta.seq !== undefined && meta.seq > existing.received) existing.received = existing.taken = meta.seq;
+        this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid }));
+      }
       return;
     }
     const user = bare(jid);
@@ -334,6 +388,7 @@ export class SessionManager {
     session.presence = presence;
     session.priority = presence ? priorityOf(presence) : 0;
     session.interested = meta.interested;
+    session.received = session.taken = meta.seq ?? 0;
     this.registry.add(session);
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
@@ -344,6 +399,12 @@ export class SessionManager {
   private async delivered(c2s: string, sid: string, confirm: number): Promise<void> {
     const session = this.registry.bySid(c2s, sid);
     if (session && Number.isSafeInteger(confirm)) await this.hooks.fire("delivered", { session, confirm });
+  }
+
+  /** Linked again, maybe to another router: what the old one may have lost is sent again (§2.5). */
+  onRelinked(): void {
+    const resent = this.unacked.resend(Date.now(), true);
+    if (resent > 0) this.log.info({ resent }, "frames not acknowledged before the re-link sent again");
   }
 
   /** The account is gone (xfarm user del): its sessions end, their clients told why. */
@@ -357,6 +418,7 @@ export class SessionManager {
   async close(): Promise<void> {
     this.closed = true;
     if (this.graceTimer) clearInterval(this.graceTimer);
+    clearInterval(this.resendTimer);
     for (const [id, pending] of this.requests) this.settle(id, pending, new IqRequestError("shutdown"));
     for (const session of this.registry.all()) {
       void this.queue.run(session.user, () => this.end(session, "shutdown", "system-shutdown"));
@@ -442,6 +504,43 @@ export class SessionManager {
 
   // ---- stanzas
 
+  /**
+   * A client's STANZA for a session held here. Numbered (protocol §2.5): one
+   * seen before is not processed again (and is acknowledged again if it was
+   * taken); one after a gap waits to be sent again with those before it. Its
+   * work runs under its identity, and once every job it set going has ended
+   * it is taken.
+   */
+  private takeStanza(session: Session, seq: number | undefined, xml: Buffer): void {
+    if (seq === undefined) {
+      const queued = this.queue.offer(session.user, xml.length, () => this.fromClient(session, xml));
+      if (!queued) this.refused(xml, (error) => this.deliver(session, error));
+      return;
+    }
+    if (seq <= session.received) {
+      if (seq <= session.taken) this.acks.taken(session.c2s, session.sid, session.taken);
+      return;
+    }
+    if (seq !== session.received + 1) return;
+    session.received = seq;
+    const tally = new Tally(() => {
+      if (session.took(seq)) this.acks.taken(session.c2s, session.sid, session.taken);
+    });
+    const origin = new Origin(`${session.c2s}/${session.sid}/${seq}`, tally);
+    const queued = this.queue.offer(session.user, xml.length, () => this.origins.run(origin, () => this.fromClient(session, xml)).finally(() => tally.release()));
+    if (queued) return;
+    // Answered resource-constraint (or, if it may not be answered, counted in the overflow log): taken too.
+    this.refused(xml, (error) => this.deliver(session, error));
+    tally.release();
+  }
+
+  /** Runs routed work under the identity its frame carried, if any, holding `tally` until it ends. */
+  private underOrigin(origin: string | undefined, work: () => Promise<void>, tally: Tally | null = null): Promise<void> {
+    if (origin === undefined) return work();
+    tally?.hold();
+    return this.origins.run(new Origin(origin, tally), work).finally(() => tally?.release());
+  }
+
   private async fromClient(session: Session, xml: Buffer): Promise<void> {
     if (!this.registry.has(session)) return; // ended while this frame waited
     const stanza = this.parseStanza(xml);
@@ -504,9 +603,14 @@ export class SessionManager {
   }
 
   /** A FORWARD from another sm: the stanza is for a user this sm owns. */
-  private fromPeer(xml: Buffer, key: string): void {
-    const queued = this.queue.offer(key, xml.length, () => this.fromPeerNow(xml));
-    if (!queued) this.refused(xml, (error) => this.send(error));
+  private fromPeer(xml: Buffer, key: string, origin?: string, tally: Tally | null = null): void {
+    tally?.hold();
+    const queued = this.queue.offer(key, xml.length, () => this.underOrigin(origin, () => this.fromPeerNow(xml), tally).finally(() => tally?.release()));
+    if (!queued) {
+      // Answered resource-constraint: taken too.
+      this.refused(xml, (error) => this.send(error));
+      tally?.release();
+    }
   }
 
   /**
@@ -545,21 +649,26 @@ export class SessionManager {
     const event: StanzaEvent = { stanza, raw, from, to, origin: undefined };
     if (!this.domains.has(to.domain)) return this.toUnserved(event);
     const target = targetOf(to);
+    // Named whichever way it goes, so that it has the same name when sent again after a failover (§2.5).
+    const origin = this.origins.current()?.child();
     // Host stanzas are answered on the sender's behalf, in the sender's order.
     const key = target === "host" ? bare(from) : bare(to);
     if (target !== "host") {
       const owner = this.port.smOwnerOf(key);
       if (owner !== undefined && owner !== this.port.name) {
-        this.transmit(SM_ADDRESS, key, encodeSessionPayload(SessionOp.Forward, {}, raw ?? stanza.toString()));
+        const payload = encodeSessionPayload(SessionOp.Forward, origin ? { origin: origin.id } : {}, raw ?? stanza.toString());
+        if (!origin) this.transmit(SM_ADDRESS, key, payload);
+        else if (!this.unacked.send(forwardId(origin.id), SM_ADDRESS, key, payload, origin.tally)) throw new FrameTooLargeError(payload.length);
         return;
       }
     }
-    const job = (): Promise<void> => this.guarded(event, () => this.inbound(event, target));
+    const held = this.origins.held(origin, () => this.guarded(event, () => this.inbound(event, target)));
     // Within the recipient's own job, run at once: waiting on its queue would
     // deadlock, and queueing behind would reorder its sends.
-    if (this.queue.current() === key) await job();
-    else if (!this.queue.offer(key, raw?.length ?? 0, job) && answerable(stanza)) {
-      await this.send(errorReply(stanza, "resource-constraint", QUEUE_FULL));
+    if (this.queue.current() === key) await held.job();
+    else if (!this.queue.offer(key, raw?.length ?? 0, held.job)) {
+      held.release();
+      if (answerable(stanza)) await this.send(errorReply(stanza, "resource-constraint", QUEUE_FULL));
     }
   }
 
@@ -638,8 +747,17 @@ export class SessionManager {
   }
 
   private deliver(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void {
-    const meta = stored ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) } : { sid: session.sid };
-    this.transmit(session.c2s, session.user, encodeSessionPayload(SessionOp.Deliver, meta, raw ?? stanza.toString()));
+    // An offline message needs no identity: it stays stored until the c2s reports it written.
+    const origin = stored ? undefined : this.origins.current()?.deliveryId(session);
+    const meta = stored
+      ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) }
+      : origin === undefined
+        ? { sid: session.sid }
+        : { sid: session.sid, origin };
+    const payload = encodeSessionPayload(SessionOp.Deliver, meta, raw ?? stanza.toString());
+    if (origin === undefined) return this.transmit(session.c2s, session.user, payload);
+    const id = deliverId(session.c2s, session.sid, origin);
+    if (!this.unacked.send(id, session.c2s, session.user, payload, this.origins.current()!.tally)) throw new FrameTooLargeError(payload.length);
   }
 
   /** Sends a frame that carries a stanza; throws FrameTooLargeError when the link would not carry it. */

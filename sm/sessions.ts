@@ -10,6 +10,11 @@ export class Session {
   interested = false;
   /** JIDs that got directed available presence and must hear of unavailability (RFC 6121 §4.6). */
   readonly directed = new Set<string>();
+  /** The highest STANZA seq accepted, and the highest taken with every one before it (protocol §2.5). */
+  received = 0;
+  taken = 0;
+  /** Seqs taken out of order, above `taken`: their stanza's work ended before an earlier one's. */
+  private tookAhead: Set<number> | null = null;
 
   constructor(
     /** Bare JID. */
@@ -22,6 +27,19 @@ export class Session {
     public sid: string,
     private readonly smLog: Logger,
   ) {}
+
+  /** The work of STANZA `seq` has ended; true if that moved `taken`. */
+  took(seq: number): boolean {
+    if (seq <= this.taken) return false;
+    if (seq !== this.taken + 1) {
+      (this.tookAhead ??= new Set()).add(seq);
+      return false;
+    }
+    this.taken = seq;
+    while (this.tookAhead?.delete(this.taken + 1)) this.taken++;
+    if (this.tookAhead?.size === 0) this.tookAhead = null;
+    return true;
+  }
 
   /**
    * A logger naming the session, made when something is logged: a pino

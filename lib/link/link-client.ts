@@ -159,7 +159,15 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     let nonce = "";
     let helloNonce = "";
     socket.on("data", (chunk: Buffer) => {
-      this.lastHeard = Date.now();
+      const now = Date.now();
+      if (this.ready && now - this.lastHeard > SILENCE_LIMIT_MS) {
+        // This process was stopped or hung past the silence limit: the router has cut it off and
+        // dealt with what it had sent; what waited in the socket is stale, and is not acted on.
+        this.log.warn({ silentMs: now - this.lastHeard }, "woke after the router link's silence limit; reconnecting");
+        socket.destroy();
+        return;
+      }
+      this.lastHeard = now;
       try {
         for (const frame of reader.push(chunk)) {
           if (!this.ready) {

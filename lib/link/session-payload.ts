@@ -1,6 +1,6 @@
 // The session layer between a c2s and an sm (docs/protocol.md §2): the
 // payload of a ROUTE frame, which the router never reads.
-import { arrayOf, boolean, count, isObject, nullable, object, optional, string, type Shape } from "./shape.js";
+import { arrayOf, boolean, bytesAtMost, count, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
   Start = 1,
@@ -15,6 +15,9 @@ export enum SessionOp {
   Takeover = 10,
   Handoff = 11,
   Written = 12,
+  Taken = 13,
+  Delivered = 14,
+  Forwarded = 15,
 }
 
 export interface StartMeta {
@@ -35,6 +38,8 @@ export interface RebuildMeta {
   interested: boolean;
   /** An XEP-0198 resumption on another c2s: the session that this one takes over. */
   replaces?: { c2s: string; sid: string };
+  /** The highest STANZA `seq` of this session that an sm took (§2.5): the rebuilt session expects the next. */
+  seq?: number;
 }
 /** c2s → c2s: a client resumed here (XEP-0198) the session `sid` that the receiver holds. */
 export interface TakeoverMeta {
@@ -59,6 +64,12 @@ export interface HandoffMeta {
   interested?: boolean;
   /** For each unacknowledged stanza, in order: its DELIVER's `confirm`, 0 if it had none. */
   confirms?: number[];
+  /** The session's last STANZA `seq` (§2.5). */
+  seq?: number;
+  /** The STANZAs no sm has taken yet, in order, their XML after the unacknowledged stanzas: `[seq, h, byte length]`, `h` being the client's count of stanzas that it makes up. */
+  pending?: [number, number, number][];
+  /** The `origin`s of the stanzas delivered lately, for the receiver to drop them if they come again. */
+  recent?: string[];
 }
 export interface StartedMeta {
   sid: string;
@@ -74,6 +85,30 @@ export interface SidMeta {
   /** Set by an sm that passed on a STANZA for a user it no longer owns (at most once). */
   rerouted?: boolean;
 }
+/** A client's stanza, numbered in its session (§2.5). */
+export interface StanzaMeta extends SidMeta {
+  /** 1 for the session's first STANZA, then one more each; absent from a sender that does not number them. */
+  seq?: number;
+}
+/** sm → c2s (§2.5): the STANZAs it took, and the sessions it does not hold. */
+export interface TakenMeta {
+  /** sid → the highest `seq` taken, every lower one taken too. */
+  taken: Record<string, number>;
+  /** sids of sessions this sm does not hold: the c2s sends REBUILD, then again what was not taken. */
+  unknown?: string[];
+}
+/** c2s → sm (§2.5): the DELIVERs with an `origin` that reached it: sid → their origins. */
+export interface DeliveredMeta {
+  got: Record<string, string[]>;
+}
+/** sm → sm (§2.5): the FORWARDs with an `origin` that it took. */
+export interface ForwardedMeta {
+  origins: string[];
+}
+/** A stanza routed again or passed to another sm, with the identity that lets its recipients drop a copy they already have (§2.5). */
+export interface ForwardMeta {
+  origin?: string;
+}
 
 /** A stanza for the client (protocol §2.4 for `confirm` and `last`). */
 export interface DeliverMeta {
@@ -82,6 +117,8 @@ export interface DeliverMeta {
   confirm?: number;
   /** The last stanza of a batch of offline messages: the sm sends no more until it hears of this one. */
   last?: boolean;
+  /** The stanza's identity (§2.5): one this session already got under it is dropped. */
+  origin?: string;
 }
 /** c2s → sm: the offline messages of this session up to store id `confirm` reached the client. */
 export interface WrittenMeta {
@@ -94,15 +131,18 @@ export interface SessionMetaByOp {
   [SessionOp.Start]: StartMeta;
   [SessionOp.Started]: StartedMeta;
   [SessionOp.StartFailed]: FailureMeta;
-  [SessionOp.Stanza]: SidMeta;
+  [SessionOp.Stanza]: StanzaMeta;
   [SessionOp.End]: SidMeta;
   [SessionOp.Deliver]: DeliverMeta;
   [SessionOp.Close]: FailureMeta;
-  [SessionOp.Forward]: Record<string, never>;
+  [SessionOp.Forward]: ForwardMeta;
   [SessionOp.Rebuild]: RebuildMeta;
   [SessionOp.Takeover]: TakeoverMeta;
   [SessionOp.Handoff]: HandoffMeta;
   [SessionOp.Written]: WrittenMeta;
+  [SessionOp.Taken]: TakenMeta;
+  [SessionOp.Delivered]: DeliveredMeta;
+  [SessionOp.Forwarded]: ForwardedMeta;
 }
 
 export type SessionMessage = {
@@ -127,6 +167,9 @@ export function encodeSessionPayload<K extends SessionOp>(
 }
 
 const sidMeta = object({ sid: string, rerouted: optional(boolean) });
+/** An origin: short enough that the frames carrying it stay well within their header room. */
+const origin = optional(bytesAtMost(1024));
+const triple = (v: unknown): v is [number, number, number] => Array.isArray(v) && v.length === 3 && v.every(count);
 const failureMeta = object({ sid: string, condition: string, text: optional(string) });
 
 /** The shape of each op's meta, checked on receipt: a peer's mistake costs the frame, not the receiver. */
@@ -134,11 +177,11 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   [SessionOp.Start]: object({ sid: string, jid: string, ip: string, secure: boolean }),
   [SessionOp.Started]: object({ sid: string, jid: string }),
   [SessionOp.StartFailed]: failureMeta,
-  [SessionOp.Stanza]: sidMeta,
+  [SessionOp.Stanza]: object({ sid: string, rerouted: optional(boolean), seq: optional(count) }),
   [SessionOp.End]: sidMeta,
-  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean) }),
+  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean), origin }),
   [SessionOp.Close]: failureMeta,
-  [SessionOp.Forward]: (v): v is Record<string, never> => isObject(v),
+  [SessionOp.Forward]: object({ origin }),
   [SessionOp.Rebuild]: object({
     sid: string,
     jid: string,
@@ -146,6 +189,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     secure: boolean,
     interested: boolean,
     replaces: optional(object({ c2s: string, sid: string })),
+    seq: optional(count),
   }),
   [SessionOp.Takeover]: object({ sid: string, previd: string, user: string, newSid: string }),
   [SessionOp.Handoff]: object({
@@ -159,8 +203,14 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     presence: optional(nullable(string)),
     interested: optional(boolean),
     confirms: optional(arrayOf(count)),
+    seq: optional(count),
+    pending: optional(arrayOf(triple)),
+    recent: optional(arrayOf(string)),
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
+  [SessionOp.Taken]: object({ taken: recordOf(count), unknown: optional(arrayOf(string)) }),
+  [SessionOp.Delivered]: object({ got: recordOf(arrayOf(string)) }),
+  [SessionOp.Forwarded]: object({ origins: arrayOf(string) }),
 };
 
 /** Reads a session payload; throws when it is malformed or its meta does not fit its op. */

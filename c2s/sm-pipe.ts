@@ -1,0 +1,110 @@
+// What a bound session keeps of its traffic with the sm (protocol §2.5):
+// the client's stanzas the sm has not taken yet, numbered so that sending
+// them again after a failover costs no duplicate, and the identities of the
+// stanzas delivered lately, so that one sent again reaches the client once.
+// Allocated at bind; an idle session's holds two counters and two nulls.
+
+/** A client stanza sent to the sm and not yet taken. */
+export interface PendingStanza {
+  readonly seq: number;
+  readonly xml: string;
+  readonly bytes: number;
+  /** Its routing key (protocol §2): the recipient's bare JID, or domain, or the sender's bare JID when it has no 'to'. */
+  readonly to: string;
+  /** The client's count of stanzas up to and including this one (its XEP-0198 'h'). */
+  readonly h: number;
+}
+
+/** How long a delivered stanza's identity is remembered: longer than any failover resends after it. */
+const RECENT_MS = 120_000;
+/** At most this many identities per session; beyond, the oldest is forgotten. */
+const MAX_RECENT = 512;
+
+export class SmPipe {
+  /** The last seq given to a STANZA. */
+  seq = 0;
+  /** Sent and not taken, oldest first. */
+  private queue: PendingStanza[] | null = null;
+  /** UTF-8 bytes of the queue, held against c2s.max_pending_bytes. */
+  bytes = 0;
+  /** When the oldest pending stanza was last sent. */
+  sentAt = 0;
+  /** Identities of stanzas delivered lately, with when. */
+  private recent: Map<string, number> | null = null;
+
+  get pending(): readonly PendingStanza[] {
+    return this.queue ?? [];
+  }
+
+  /** Numbers a stanza and keeps it until taken. */
+  add(xml: string, bytes: number, h: number, to: string, now: number): PendingStanza {
+    const entry = { seq: ++this.seq, xml, bytes, h, to };
+    if (!this.queue) {
+      this.queue = [];
+      this.sentAt = now;
+    }
+    this.queue.push(entry);
+    this.bytes += bytes;
+    return entry;
+  }
+
+  /** Takes back a stanza another front end had pending (a resumption there). */
+  requeue(entry: PendingStanza, now: number): void {
+    (this.queue ??= []).push(entry);
+    this.bytes += entry.bytes;
+    this.sentAt = now;
+  }
+
+  /** The sm took every stanza up to `seq`; true if that released any. */
+  taken(seq: number, now: number): boolean {
+    const queue = this.queue;
+    if (!queue || queue[0]!.seq > seq) return false;
+    let n = 0;
+    while (n < queue.length && queue[n]!.seq <= seq) this.bytes -= queue[n++]!.bytes;
+    queue.splice(0, n);
+    if (queue.length === 0) {
+      this.queue = null;
+      this.bytes = 0;
+    } else this.sentAt = now;
+    return true;
+  }
+
+  /** The highest seq every stanza up to which was taken. */
+  get takenSeq(): number {
+    return this.queue ? this.queue[0]!.seq - 1 : this.seq;
+  }
+
+  /**
+   * The XEP-0198 'h' the client may be told: every stanza it sent up to the
+   * first one the sm has not taken; `inbound` when nothing waits.
+   */
+  safeH(inbound: number): number {
+    return this.queue ? this.queue[0]!.h - 1 : inbound;
+  }
+
+  /** Whether a stanza of this identity was delivered lately; if not, it is remembered now. */
+  seen(origin: string, now: number): boolean {
+    const recent = (this.recent ??= new Map());
+    const at = recent.get(origin);
+    if (at !== undefined && now - at < RECENT_MS) return true;
+    // Deleted first, so that the map stays oldest first.
+    recent.delete(origin);
+    recent.set(origin, now);
+    // Oldest first (insertion order): forget what is too old, and beyond the cap.
+    for (const [id, when] of recent) {
+      if (recent.size <= MAX_RECENT && now - when < RECENT_MS) break;
+      recent.delete(id);
+    }
+    return false;
+  }
+
+  /** The identities remembered, oldest first, for a front end that takes the session over. */
+  recentOrigins(now: number): string[] {
+    return [...(this.recent ?? [])].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
+  }
+
+  /** Remembers identities another front end delivered (a resumption there). */
+  remember(origins: readonly string[], now: number): void {
+    for (const id of origins) this.seen(id, now);
+  }
+}

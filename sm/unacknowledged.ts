@@ -1,0 +1,76 @@
+// DELIVERs and FORWARDs that carry an identity wait here until their
+// receiver says it has them (DELIVERED, FORWARDED; protocol §2.5), holding
+// the tally of the client stanza they came from, so that stanza is not
+// reported taken before they are. A router that dies with them loses
+// nothing: they are sent again after the re-link, and after RESEND_MS
+// without an answer. Receivers recognise a copy by its identity.
+import type { RoutePort } from "../lib/link/member.js";
+import type { Tally } from "./origin.js";
+
+/** Sent again when not acknowledged within this long. */
+const RESEND_MS = 5_000;
+
+export interface Waiting {
+  readonly to: string;
+  readonly key: string;
+  readonly payload: Buffer;
+  sentAt: number;
+  readonly tally: Tally | null;
+}
+
+export class Unacknowledged {
+  private readonly waiting = new Map<string, Waiting>();
+
+  constructor(private readonly port: RoutePort) {}
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /**
+   * Sends a frame and keeps it under `id` until acknowledged; false (and
+   * not kept) when the link would not carry it. The same id sent again (its
+   * work processed again) replaces the one kept.
+   */
+  send(id: string, to: string, key: string, payload: Buffer, tally: Tally | null): boolean {
+    if (!this.port.send(to, key, payload)) return false;
+    tally?.hold();
+    this.take(id)?.tally?.release();
+    this.waiting.set(id, { to, key, payload, sentAt: Date.now(), tally });
+    return true;
+  }
+
+  /** The receiver has it. */
+  acked(id: string): void {
+    this.take(id)?.tally?.release();
+  }
+
+  /** Forgets a frame that came back undeliverable: its caller sees to it, and releases its tally. */
+  take(id: string): Waiting | undefined {
+    const waiting = this.waiting.get(id);
+    this.waiting.delete(id);
+    return waiting;
+  }
+
+  /** Sends again what waited too long (every frame with `all`, after a re-link). */
+  resend(now: number, all = false): number {
+    let n = 0;
+    for (const w of this.waiting.values()) {
+      if (!all && now - w.sentAt < RESEND_MS) continue;
+      this.port.send(w.to, w.key, w.payload);
+      w.sentAt = now;
+      n++;
+    }
+    return n;
+  }
+}
+
+/** The key a DELIVER waits under. */
+export function deliverId(c2s: string, sid: string, origin: string): string {
+  return `d\n${c2s}\n${sid}\n${origin}`;
+}
+
+/** The key a FORWARD waits under. */
+export function forwardId(origin: string): string {
+  return `f\n${origin}`;
+}
