@@ -65,6 +65,17 @@ interface Peer {
 
 const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
 
+/** An `xfarm user del` under way (protocol §1.7). */
+interface Deletion {
+  admin: Peer;
+  user: string;
+  /** The sm that owns the user, asked last, to delete the account. */
+  owner: string;
+  /** The other sms, until each has ended its sessions of the user (or left). */
+  waiting: Set<string>;
+  ownerAsked: boolean;
+}
+
 export class Router {
   private server: net.Server | null = null;
   private readonly peers = new Map<string, Peer>();
@@ -99,6 +110,8 @@ export class Router {
   private drainedFronts = new Map<string, number>();
   /** Front ends undrained while unlinked: one that re-links still draining is told to stop. */
   private readonly undrainOnLink = new Set<string>();
+  private readonly deletions = new Map<number, Deletion>();
+  private deletionId = 0;
 
   constructor(private readonly opts: RouterOptions) {}
 
@@ -247,6 +260,7 @@ export class Router {
         this.peers.delete(peer.member.name);
         this.loads.delete(peer.member.name);
         log.warn({ component: peer.member.name, role: peer.member.role }, "component left");
+        if (peer.member.role === "sm") this.smLeft(peer.member.name);
         this.membersChanged();
       }
     });
@@ -399,8 +413,60 @@ export class Router {
         for (const p of this.peers.values()) if (p.member.role === "sm") p.socket.write(frame);
         return reply({ op: "result", ok: true });
       }
+      case "user-delete":
+        if (!isAdmin) return;
+        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
+        return this.deleteUser(peer, msg.user);
+      case "account-deleted":
+        if (!isAdmin && peer.member.role === "sm") this.deletionStep(msg.id, peer.member.name, msg);
+        return;
       default:
         return; // unknown ops are for later versions
+    }
+  }
+
+  /**
+   * `xfarm user del`: every other sm ends the sessions it holds of the user
+   * first, while the user's roster is still there to say whom to tell; then
+   * the owner ends its own and deletes the account, in the user's turn, and
+   * its answer is the admin's.
+   */
+  private deleteUser(admin: Peer, user: string): void {
+    const owner = rendezvousOwner(this.smNames, user);
+    if (owner === undefined) {
+      admin.socket.write(encodeJsonFrame(FrameType.Control, { op: "result", ok: false, error: "no session manager is linked" }));
+      return;
+    }
+    const id = ++this.deletionId;
+    const others = this.smNames.filter((n) => n !== owner);
+    this.deletions.set(id, { admin, user, owner, waiting: new Set(others), ownerAsked: false });
+    this.opts.log.info({ user, owner }, "account deletion ordered");
+    for (const name of others) this.peers.get(name)?.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user, remove: false }));
+    this.deletionStep(id);
+  }
+
+  /** Deletion `id` moves on: sm `from` answered, or left; the owner is asked once no other sm is waited for. */
+  private deletionStep(id: number, from?: string, outcome?: { ok: boolean; error?: string }): void {
+    const d = this.deletions.get(id);
+    if (!d) return;
+    if (d.ownerAsked && from === d.owner) {
+      this.deletions.delete(id);
+      const result = outcome?.ok ? { ok: true } : { ok: false, error: outcome?.error ?? "the session manager failed" };
+      if (!d.admin.socket.destroyed) d.admin.socket.write(encodeJsonFrame(FrameType.Control, { op: "result", ...result }));
+      return;
+    }
+    if (from !== undefined) d.waiting.delete(from);
+    if (d.ownerAsked || d.waiting.size > 0) return;
+    d.ownerAsked = true;
+    const owner = this.peers.get(d.owner);
+    if (owner) owner.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user: d.user, remove: true }));
+    else this.deletionStep(id, d.owner, { ok: false, error: "the session manager left" });
+  }
+
+  /** An sm left: the deletions that waited for it go on without it. */
+  private smLeft(name: string): void {
+    for (const [id, d] of this.deletions) {
+      if (d.waiting.has(name) || (d.ownerAsked && d.owner === name)) this.deletionStep(id, name, { ok: false, error: "the session manager left" });
     }
   }
 

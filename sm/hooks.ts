@@ -33,6 +33,7 @@
 //   delivered          the c2s reports offline messages delivered (protocol §2.4)
 //   roster-changed     a roster item the user can see changed or was removed
 //   message-offline    a chat/normal message found no resource to take it
+//   account-deleted    the account goes (xfarm user del): its sessions have ended, its data is still stored
 //
 // Handlers run highest priority first (default 0), in registration order on
 // ties, until one returns true.
@@ -72,6 +73,11 @@ export interface RosterChangedEvent {
   readonly item: RosterItem | null;
 }
 
+export interface AccountEvent {
+  /** The account's bare JID. */
+  readonly user: string;
+}
+
 export type HookEvents = {
   [N in `${"" | "pre-"}${Kind}/${Target}`]: StanzaEvent;
 } & {
@@ -84,6 +90,7 @@ export type HookEvents = {
   delivered: DeliveredEvent;
   "roster-changed": RosterChangedEvent;
   "message-offline": StanzaEvent;
+  "account-deleted": AccountEvent;
 };
 
 export type HookName = keyof HookEvents & string;

@@ -31,7 +31,17 @@ export async function runSm(config: Config): Promise<void> {
   link.on("members", (members) => sm.onMembers(members));
   link.on("up", () => sm.onRelinked());
   link.on("control", (msg) => {
-    if (msg.op === "user-deleted") sm.userDeleted(msg.user);
+    if (msg.op === "user-deleted") {
+      sm.deleteUser(msg.user, false).catch((err: unknown) => log.error({ err, user: msg.user }, "ending a renamed account's sessions failed"));
+    } else if (msg.op === "delete-account") {
+      sm.deleteUser(msg.user, msg.remove).then(
+        () => link.sendControl({ op: "account-deleted", id: msg.id, ok: true }),
+        (err: unknown) => {
+          log.error({ err, user: msg.user }, "account deletion failed");
+          link.sendControl({ op: "account-deleted", id: msg.id, ok: false, error: (err as Error).message });
+        },
+      );
+    }
   });
   link.start();
   stopOnSignals(log, async () => {

@@ -80,6 +80,12 @@ export const modRoster: SmModule = (api) => {
     return true;
   });
 
+  // An account that goes cancels every subscription as a removal of each item would, as ejabberd's and
+  // Prosody's do: each contact's item for it is left with none, and no contact waits for its presence.
+  api.hook("account-deleted", async ({ user }) => {
+    for (const item of await api.store.getRoster(user)) await cancelSubscriptions(api, user, item);
+  });
+
   api.hook("roster-changed", async ({ user, contact, item }) => {
     if (item && !item.visible) return;
     const targets = api.sessions.of(user).filter((s) => s.interested);
@@ -97,14 +103,19 @@ export const modRoster: SmModule = (api) => {
   });
 };
 
+/** §2.5.2: the user's side of a subscription both ways, and of a request either way, is cancelled to the contact. */
+async function cancelSubscriptions(api: ModuleApi, user: string, item: RosterItem): Promise<void> {
+  const presence = (type: string): Element => new Element("presence", { type, from: user, to: item.contact });
+  if (hasTo(item.subscription) || item.askOut) await api.send(presence("unsubscribe"));
+  if (hasFrom(item.subscription) || item.pendingIn) await api.send(presence("unsubscribed"));
+}
+
 /** §2.5: removal cancels both directions of the subscription. */
 async function remove(api: ModuleApi, event: StanzaEvent, user: string, contact: string): Promise<boolean> {
   const item = await api.store.getRosterItem(user, contact);
   if (!item?.visible) return fail(api, event, "item-not-found");
   await api.store.deleteRosterItem(user, contact);
-  const presence = (type: string): Element => new Element("presence", { type, from: user, to: contact });
-  if (hasTo(item.subscription) || item.askOut) await api.send(presence("unsubscribe"));
-  if (hasFrom(item.subscription) || item.pendingIn) await api.send(presence("unsubscribed"));
+  await cancelSubscriptions(api, user, item);
   if (hasFrom(item.subscription)) {
     // The contact stops seeing the user (§3.2.2 for the unsubscribed sent on the user's behalf).
     for (const session of api.sessions.available(user)) {

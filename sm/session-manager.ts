@@ -407,11 +407,23 @@ export class SessionManager {
     if (resent > 0) this.log.info({ resent }, "frames not acknowledged before the re-link sent again");
   }
 
-  /** The account is gone (xfarm user del): its sessions end, their clients told why. */
-  userDeleted(user: string): void {
-    for (const session of this.registry.of(user)) {
-      void this.queue.run(user, () => this.end(session, "account deleted", "not-authorized"));
-    }
+  /**
+   * An account goes (`xfarm user del`, protocol §1.7), in the user's turn, so
+   * that no login or stanza of the user's slips in between: each session here
+   * ends, its client told why, while the roster still says which contacts to
+   * tell it went unavailable; with `remove`, the contacts' subscriptions are
+   * then cancelled and the account leaves the store.
+   */
+  deleteUser(user: string, remove: boolean): Promise<void> {
+    const job = async (): Promise<void> => {
+      for (const session of this.registry.of(user)) await this.end(session, "account deleted", "not-authorized");
+      if (!remove) return;
+      await this.hooks.fire("account-deleted", { user });
+      await this.store.deleteAccount(user);
+      this.log.info({ user }, "account deleted");
+    };
+    // The outcome goes to the caller, which answers the router, rather than to the queue's log.
+    return new Promise((resolve, reject) => void this.queue.run(user, () => job().then(resolve, reject)));
   }
 
   /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */

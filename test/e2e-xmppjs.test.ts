@@ -126,7 +126,7 @@ describe("a one-box farm with xmpp.js clients", () => {
     const erin = await login("erin", 1);
     const ended = new Promise<{ condition?: string }>((resolve) => erin.xmpp.on("error", (e) => resolve(e as { condition?: string })));
     const r = await farm.cli("user", "del", "erin@localhost");
-    expect(r.stdout).toBe("deleted erin@localhost\nits sessions on the running farm were ended\n");
+    expect(r.stdout).toBe("deleted erin@localhost\nits sessions on the running farm were ended and its contacts told\n");
     expect((await ended).condition).toBe("not-authorized");
     await expect(connectClient({ port: farm.c2sPorts[0]!.port, username: "erin", password: "erin-pw" })).rejects.toMatchObject({
       condition: "not-authorized",

@@ -187,6 +187,57 @@ describe("sm sessions", () => {
     expect(frames[0]!.xml.toString()).toBe(incoming);
   });
 
+  it("deletes an account in its turn: sessions end and contacts see them go, then every subscription and request is cancelled", async () => {
+    h = await Harness.create(["alice", "bob", "carol", "dave"]);
+    await h.mutual("alice", "bob");
+    // alice asked carol for her presence; dave asked alice for hers.
+    await h.rosterItem("alice", "carol", { askOut: true });
+    await h.rosterItem("carol", "alice", { pendingIn: true, visible: false });
+    await h.rosterItem("alice", "dave", { pendingIn: true, visible: false });
+    await h.rosterItem("dave", "alice", { askOut: true });
+    const [bob, carol, dave] = await Promise.all([h.connect(`bob@${DOMAIN}/b`), h.connect(`carol@${DOMAIN}/c`), h.connect(`dave@${DOMAIN}/d`)]);
+    for (const c of [bob, carol, dave]) await c.online();
+    const phone = await h.connect(`alice@${DOMAIN}/phone`);
+    const desk = await h.connect(`alice@${DOMAIN}/desk`);
+    await phone.online();
+    await desk.online();
+    for (const c of [bob, carol, dave, phone, desk]) c.received();
+
+    await h.sm.deleteUser(`alice@${DOMAIN}`, true);
+    await h.sm.idle();
+    // (desk, ended second, saw phone go before its own end.)
+    for (const s of [phone, desk]) expect(s.frames().at(-1)).toMatchObject({ op: SessionOp.Close, meta: { condition: "not-authorized" } });
+    const seen = (c: typeof bob) => c.received().map((p) => [p.attrs.type, p.attrs.from]);
+    expect(seen(bob)).toEqual([
+      ["unavailable", `alice@${DOMAIN}/phone`],
+      ["unavailable", `alice@${DOMAIN}/desk`],
+      ["unsubscribe", `alice@${DOMAIN}`],
+      ["unsubscribed", `alice@${DOMAIN}`],
+    ]);
+    expect(seen(carol)).toEqual([["unsubscribe", `alice@${DOMAIN}`]]);
+    expect(seen(dave)).toEqual([["unsubscribed", `alice@${DOMAIN}`]]);
+    expect(await h.store.getRosterItem(`bob@${DOMAIN}`, `alice@${DOMAIN}`)).toMatchObject({ subscription: "none", askOut: false, pendingIn: false });
+    expect(await h.store.getRosterItem(`dave@${DOMAIN}`, `alice@${DOMAIN}`)).toMatchObject({ subscription: "none", askOut: false });
+    expect(await h.store.accountExists(`alice@${DOMAIN}`)).toBe(false);
+    expect(await h.store.getRoster(`alice@${DOMAIN}`)).toEqual([]);
+    expect(await h.startFrame(`alice@${DOMAIN}/phone`)).toMatchObject({ op: SessionOp.StartFailed, meta: { condition: "not-authorized" } });
+  });
+
+  it("only ends the sessions of an account it is not asked to remove (another sm owns it)", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    await h.mutual("alice", "bob");
+    const bob = await h.connect(`bob@${DOMAIN}/b`);
+    await bob.online();
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    await alice.online();
+    bob.received();
+    await h.sm.deleteUser(`alice@${DOMAIN}`, false);
+    await h.sm.idle();
+    expect(alice.frames()).toMatchObject([{ op: SessionOp.Close, meta: { condition: "not-authorized" } }]);
+    expect(bob.received().map((p) => [p.attrs.type, p.attrs.from])).toEqual([["unavailable", `alice@${DOMAIN}/a`]]);
+    expect(await h.store.accountExists(`alice@${DOMAIN}`)).toBe(true);
+  });
+
   it("closes every session on shutdown", async () => {
     h = await Harness.create(["alice"]);
     const alice = await h.connect(`alice@${DOMAIN}/a`);

@@ -26,7 +26,22 @@ async function storedAccount(store: Store, text: string, config: Config): Promis
   return (await store.accountExists(text)) ? text : accountJid(text, config);
 }
 
-/** A running farm disconnects the sessions of an account that is gone; without one there are none. */
+/** How long `user del` waits for the farm: thousands of subscriptions may be cancelled first. */
+const DELETE_TIMEOUT_MS = 30_000;
+
+/**
+ * The farm deletes an account itself (protocol §1.7): its sms end its sessions, so that its contacts see
+ * it go unavailable, before the owner cancels its subscriptions and deletes it. Says what to tell the admin,
+ * and whether the farm did it; when not, the caller deletes it in the store.
+ */
+async function deleteOnFarm(config: Config, jid: string): Promise<{ done: boolean; said: string }> {
+  const r = await adminRequest(config, { op: "user-delete", user: jid }, "result", DELETE_TIMEOUT_MS).catch(() => null);
+  if (!r) return { done: false, said: "no running farm reached; no sessions to end" };
+  if (!r.ok) return { done: false, said: `the running farm did not delete it (${r.error ?? "refused"}); deleted in the store, its contacts not told` };
+  return { done: true, said: "its sessions on the running farm were ended and its contacts told" };
+}
+
+/** A running farm disconnects the sessions of a renamed account's old name; without one there are none. */
 async function endSessions(config: Config, jid: string): Promise<void> {
   const told = await adminRequest(config, { op: "user-deleted", user: jid }, "result", 2_000).then(
     () => true,
@@ -91,11 +106,13 @@ export function userCommands(load: LoadConfig): Command {
       const c = load(opts).config;
       const jid = await withStore(c, async (s) => {
         const stored = await storedAccount(s, jidText, c);
-        if (!(await s.deleteAccount(stored))) throw new Error(`${stored} does not exist`);
+        if (!(await s.accountExists(stored))) throw new Error(`${stored} does not exist`);
         return stored;
       });
-      process.stdout.write(`deleted ${jid}\n`);
-      await endSessions(c, jid);
+      const farm = await deleteOnFarm(c, jid);
+      // Without a farm that did it there are no sessions to end: the account goes from the store here.
+      if (!farm.done) await withStore(c, (s) => s.deleteAccount(jid));
+      process.stdout.write(`deleted ${jid}\n${farm.said}\n`);
     });
 
   user

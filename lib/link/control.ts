@@ -55,8 +55,17 @@ export type ControlMessage =
   /** Active router → its pair peer: every drained front end and its rate, so a failover keeps them drained. */
   | { op: "drained"; fronts: Record<string, number> }
   | { op: "result"; ok: boolean; error?: string }
-  /** admin → router → every sm: an account was deleted; its sessions end. */
+  /** admin → router → every sm: an account was renamed (`xfarm user rename`); the old name's sessions end. */
   | { op: "user-deleted"; user: string }
+  /** admin → router: delete an account on the running farm (`xfarm user del`), answered with `result`. */
+  | { op: "user-delete"; user: string }
+  /**
+   * router → sm: end the sessions of `user` held here (their contacts see them go unavailable);
+   * with `remove`, then cancel the contacts' subscriptions and delete the account from the store.
+   */
+  | { op: "delete-account"; id: number; user: string; remove: boolean }
+  /** sm → router: how `delete-account` number `id` went. */
+  | { op: "account-deleted"; id: number; ok: boolean; error?: string }
   /** Between the routers of a pair: the sender's state, sent at link-up and on every change. */
   | { op: "router-state"; active: boolean };
 
@@ -100,6 +109,9 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   drained: message("drained", { fronts: recordOf(rate) }),
   result: message("result", { ok: boolean, error: optional(string) }),
   "user-deleted": message("user-deleted", { user: string }),
+  "user-delete": message("user-delete", { user: string }),
+  "delete-account": message("delete-account", { id: count, user: string, remove: boolean }),
+  "account-deleted": message("account-deleted", { id: count, ok: boolean, error: optional(string) }),
   "router-state": message("router-state", { active: boolean }),
 };
 
