@@ -13,6 +13,7 @@ import { PlainVerifier } from "../lib/sasl/plain-cache.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
+import { routedAgain, type SmPipe } from "./sm-pipe.js";
 import { ReadThrottle } from "./read-throttle.js";
 import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
@@ -28,6 +29,8 @@ const HANDOFF_TIMEOUT_MS = 5_000;
 const RESEND_MS = 3_000;
 /** How long an XEP-0198 <r/> waits for the sm to take what the client sent before it is answered with what was taken. */
 const ACK_WAIT_MS = 1_000;
+/** How long the stanzas of an ended session wait for the sm to take them before they are routed (protocol §2.5). */
+const ORPHAN_MS = 10_000;
 /** Stanzas to be routed again that wait for an sm to be linked; beyond, the oldest is dropped, with a log line. */
 const MAX_HELD_ROUTES = 10_000;
 /** How long frames for a handed-over session are passed on. */
@@ -63,6 +66,8 @@ export class C2sContext {
   private readonly waitingTaken = new Set<ClientConnection>();
   /** XEP-0198 <r/>s waiting for the sm to take what they would count, with the time they are answered anyway. */
   private readonly owedAcks = new Map<ClientConnection, number>();
+  /** Sessions that ended with stanzas the sm had not taken, by sid: the stanzas, the prefix of their identities, and until when they wait. */
+  private readonly orphans = new Map<string, { pipe: SmPipe; prefix: string; until: number }>();
   /** Stanzas to be routed again (FORWARD) that found no sm linked, oldest first. */
   private heldRoutes: { key: string; xml: Buffer; origin: string | undefined }[] = [];
   private readonly sweeper: NodeJS.Timeout;
@@ -256,6 +261,40 @@ export class C2sContext {
     this.log.info({ count: held.length }, "stanzas that waited for a session manager routed");
   }
 
+  /**
+   * A session ended with stanzas the sm had not taken. They were sent before
+   * its END, so the sm normally takes them still; those it does not (lost
+   * with a router or an sm) are routed as FORWARD once it names the session
+   * unknown, or after ORPHAN_MS.
+   */
+  orphan(sid: string, pipe: SmPipe, prefix: string): void {
+    this.orphans.set(sid, { pipe, prefix, until: Date.now() + ORPHAN_MS });
+  }
+
+  /** TAKEN for a session that ended: true if it was one waiting here. */
+  orphanTaken(sid: string, seq: number): boolean {
+    const orphan = this.orphans.get(sid);
+    if (!orphan) return false;
+    orphan.pipe.taken(seq, Date.now());
+    if (orphan.pipe.pending.length === 0) this.orphans.delete(sid);
+    return true;
+  }
+
+  /**
+   * Routes an ended session's stanzas that no sm took: messages and iq
+   * requests, under the identity the sm gives a stanza's own routing, so
+   * that one an sm did take reaches no one twice. Presence is state, not
+   * replayed.
+   */
+  routeOrphan(sid: string): void {
+    const orphan = this.orphans.get(sid);
+    if (!orphan) return;
+    this.orphans.delete(sid);
+    const pending = orphan.pipe.pending;
+    for (const { xml, seq, to } of pending) if (routedAgain(xml)) this.routeAgain(to, xml, `${orphan.prefix}${seq}.0`);
+    this.log.info({ sid, count: pending.length }, "stanzas of an ended session that no sm took routed");
+  }
+
   awaitTaken(conn: ClientConnection): void {
     this.waitingTaken.add(conn);
   }
@@ -334,6 +373,7 @@ export class C2sContext {
     for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
     for (const [sid, f] of this.forwards) if (f.until <= now) this.forwards.delete(sid);
     for (const [conn, deadline] of this.owedAcks) if (deadline <= now) conn.sendAck();
+    for (const [sid, orphan] of this.orphans) if (orphan.until <= now) this.routeOrphan(sid);
     for (const conn of this.waitingTaken) {
       const since = conn.pendingSince;
       if (since === null) this.waitingTaken.delete(conn);

@@ -14,7 +14,8 @@ import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import { ClientListeners } from "./client-listeners.js";
-import { ClientConnection, routedAgain } from "./client-connection.js";
+import { ClientConnection } from "./client-connection.js";
+import { routedAgain } from "./sm-pipe.js";
 import { TlsCredentials } from "./tls-credentials.js";
 
 /** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
@@ -220,7 +221,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     for (const [sid, seq] of Object.entries(meta.taken)) {
       const conn = ctx.get(sid);
       if (conn) conn.taken(seq);
-      else {
+      else if (!ctx.orphanTaken(sid, seq)) {
         const moved = ctx.forwarded(sid);
         if (moved) passOn.set(moved.c2s, { ...passOn.get(moved.c2s), [moved.sid]: seq });
       }
@@ -228,7 +229,10 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     for (const [c2s, forwarded] of passOn) link.send(c2s, "", encodeSessionPayload(SessionOp.Taken, { taken: forwarded }));
     for (const sid of meta.unknown ?? []) {
       const conn = ctx.get(sid);
-      if (!conn?.hasSession) continue;
+      if (!conn?.hasSession) {
+        ctx.routeOrphan(sid);
+        continue;
+      }
       log.info({ sid, sm: from }, "the sm does not hold this session; rebuilding it");
       conn.revive();
     }

@@ -20,7 +20,7 @@ import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
-import { SmPipe } from "./sm-pipe.js";
+import { SmPipe, routedAgain } from "./sm-pipe.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
@@ -351,24 +351,10 @@ export class ClientConnection implements Throttled {
     if (this.smKnows) {
       this.smKnows = false;
       this.toSm(SessionOp.End, { sid: this.sid });
-      this.routePending();
+      if (this.pipe && this.pipe.pending.length > 0) this.ctx.orphan(this.sid, this.pipe, this.originPrefix);
+      this.pipe = null;
       this.bounceUnacked();
     }
-  }
-
-  /**
-   * The client's stanzas that the sm had not taken when the session ended:
-   * its messages and iq requests are routed (FORWARD) under the identity
-   * the sm gives a stanza's own routing, so that one the sm did take reaches
-   * no one twice (protocol §2.5). Presence is state, not replayed.
-   */
-  private routePending(): void {
-    const pending = this.pipe?.pending ?? [];
-    for (const { xml, seq, to } of pending) {
-      if (routedAgain(xml)) this.ctx.routeAgain(to, xml, `${this.originPrefix}${seq}.0`);
-    }
-    if (pending.length > 0) this.log.info({ count: pending.length }, "stanzas not yet taken by the sm routed");
-    this.pipe = null;
   }
 
   /** What the sm's identities of this session's stanzas start with (protocol §2.5). */
@@ -1080,19 +1066,12 @@ export class ClientConnection implements Throttled {
   }
 }
 
-/**
- * Whether a stanza the client may not have received goes back to the sm to
- * be routed again: messages and iqs do; presence is state, not replayed.
- */
 /** A serialized stanza's routing key (protocol §2): its recipient's bare JID or domain; undefined without a valid 'to'. */
 function routingKey(xml: string): string | undefined {
   const to = parseJid(parse(xml).attrs.to ?? "");
   return to ? (to.local ? bare(to) : to.domain) : undefined;
 }
 
-export function routedAgain(xml: string | Buffer): boolean {
-  return !(typeof xml === "string" ? xml : xml.toString("utf8", 0, 9)).startsWith("<presence");
-}
 
 function decodeSaslData(text: string): Buffer {
   const t = text.trim();

@@ -21,6 +21,8 @@ export interface RouterPairOptions {
 export class RouterPair {
   private readonly link: LinkClient;
   private election: NodeJS.Timeout | null = null;
+  /** The peer's state as it last announced it (WELCOME's is the link's `peerActive`). */
+  private peerActive = false;
 
   constructor(private readonly opts: RouterPairOptions) {
     this.link = new LinkClient({ name: opts.name, role: "router", secret: opts.secret, routers: [opts.peer], info: {}, log: opts.log });
@@ -28,9 +30,20 @@ export class RouterPair {
       this.cancelElection();
       this.decide(this.link.peerActive);
     });
-    this.link.on("down", () => this.scheduleElection());
+    this.link.on("down", () => {
+      this.peerActive = false;
+      this.scheduleElection();
+    });
+    // The active peer's member table: awaited after a takeover (router/awaited-members.ts). A passive
+    // peer's WELCOME lists no one (it links no component), which must not wipe what an active one said.
+    this.link.on("members", (members) => {
+      if (this.link.peerActive || this.peerActive) opts.router.rememberMembers(members);
+    });
     this.link.on("control", (msg) => {
-      if (msg.op === "router-state") this.decide(msg.active);
+      if (msg.op === "router-state") {
+        this.peerActive = msg.active;
+        this.decide(msg.active);
+      }
       else if (msg.op === "drained") opts.router.takeDrained(msg.fronts);
     });
   }

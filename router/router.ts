@@ -26,6 +26,7 @@ import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js"
 import { badRequestText } from "../lib/stanza-rules.js";
 import { serialize } from "../lib/xml-serialize.js";
 import { errorReply, isError, type Condition } from "../sm/stanza.js";
+import { AwaitedMembers, type HeldFrame } from "./awaited-members.js";
 
 export interface RouterOptions {
   name: string;
@@ -110,6 +111,8 @@ export class Router {
   private drainedFronts = new Map<string, number>();
   /** Front ends undrained while unlinked: one that re-links still draining is told to stop. */
   private readonly undrainOnLink = new Set<string>();
+  /** After a takeover, the old active router's members not linked again yet (protocol §1.9). */
+  private readonly awaited = new AwaitedMembers();
   private readonly deletions = new Map<number, Deletion>();
   private deletionId = 0;
 
@@ -117,7 +120,12 @@ export class Router {
 
   get members(): Member[] {
     const components = [...this.externals.keys()].map((domain): Member => ({ name: domain, role: "component", info: {} }));
-    return [...[...this.peers.values()].map((p) => p.member), ...components];
+    return [...[...this.peers.values()].map((p) => p.member), ...this.awaited.members, ...components];
+  }
+
+  /** The active peer router's member table (protocol §1.9): a passive router keeps it, to await those members when it takes over. */
+  rememberMembers(members: readonly Member[]): void {
+    if (!this.active) this.awaited.remember(members);
   }
 
   /** Becomes the active or passive router of its pair; a router turning passive lets its components go. */
@@ -127,8 +135,28 @@ export class Router {
     this.opts.log.warn({ active }, active ? "became the active router" : "became the passive router");
     const state = encodeJsonFrame(FrameType.Control, { op: "router-state", active });
     for (const s of this.routerPeers) s.write(state);
-    if (!active) for (const p of this.peers.values()) p.socket.destroy();
-    else this.shareDrained();
+    if (!active) {
+      for (const p of this.peers.values()) p.socket.destroy();
+      this.returnHeld(this.awaited.clear());
+    } else {
+      this.awaited.begin(new Set(this.peers.keys()), Date.now());
+      this.shareDrained();
+    }
+  }
+
+  /** Frames held for members that did not come back go back to their senders as undeliverable. */
+  private returnHeld(gone: { name: string; held: HeldFrame[] }[]): void {
+    for (const { name, held } of gone) {
+      this.opts.log.warn({ component: name, held: held.length }, "member of the old active router's table did not link again");
+      for (const f of held) this.returnToSender(f.from, f.to, f.key, f.raw);
+    }
+  }
+
+  private returnToSender(from: string, to: string, key: string, raw: Buffer): void {
+    const sender = this.peers.get(from);
+    if (!sender) return;
+    batched(sender.socket).write(encodeJsonFrame(FrameType.Control, { op: "undeliverable", to, key }));
+    sender.socket.write(raw);
   }
 
   /** The drained front ends, name → rate. */
@@ -303,6 +331,8 @@ export class Router {
     const peer: Peer = { socket, member, lastHeard: Date.now(), linkedAt: Date.now(), stalledOn: null, stalling: null };
     socket.on("drain", () => this.unstall(peer));
     if (!admin) this.peers.set(auth.name, peer);
+    // Awaited since a takeover: what was held for it follows its WELCOME.
+    const held = admin ? [] : this.awaited.take(auth.name);
     socket.write(
       encodeJsonFrame(FrameType.Welcome, {
         v: LINK_VERSION,
@@ -322,7 +352,8 @@ export class Router {
       log.debug({ component: auth.name }, "admin linked");
       return peer;
     }
-    log.info({ component: auth.name, role: auth.role }, "component linked");
+    for (const f of held) batched(socket).write(f.raw);
+    log.info({ component: auth.name, role: auth.role, held: held.length }, "component linked");
     this.membersChanged(peer);
     if (auth.role === "c2s") this.keepDrained(peer);
     return peer;
@@ -333,7 +364,8 @@ export class Router {
       if (!this.peers.has(peer.member.name) || this.peers.get(peer.member.name) !== peer) throw new Error("admin links do not route");
       const h = decodeRouteHeader(frame.body);
       if (h.from !== peer.member.name) throw new Error(`ROUTE from "${h.from}" on the link of "${peer.member.name}"`);
-      const dest = this.resolve(h.to, h.key);
+      const name = h.to === SM_ADDRESS ? rendezvousOwner(this.smNames, h.key) : h.to;
+      const dest = name === undefined ? undefined : this.peers.get(name);
       const external = dest ? undefined : this.externals.get(h.to);
       if (dest) {
         batched(dest.socket).write(frame.raw);
@@ -341,10 +373,9 @@ export class Router {
       }
       // To an external component the payload is one stanza's XML (protocol §1.8).
       else if (external) external(frame.body.subarray(h.payloadOffset));
-      else {
+      else if (name === undefined || !this.awaited.hold(name, { from: h.from, to: h.to, key: h.key, raw: frame.raw })) {
         this.opts.log.debug({ to: h.to, key: h.key, from: h.from }, "undeliverable frame returned to sender");
-        batched(peer.socket).write(encodeJsonFrame(FrameType.Control, { op: "undeliverable", to: h.to, key: h.key }));
-        peer.socket.write(frame.raw);
+        this.returnToSender(peer.member.name, h.to, h.key, frame.raw);
       }
       return;
     }
@@ -438,7 +469,8 @@ export class Router {
       return;
     }
     const id = ++this.deletionId;
-    const others = this.smNames.filter((n) => n !== owner);
+    // Linked ones only: an sm awaited after a takeover has no sessions to end yet.
+    const others = this.smNames.filter((n) => n !== owner && this.peers.has(n));
     this.deletions.set(id, { admin, user, owner, waiting: new Set(others), ownerAsked: false });
     this.opts.log.info({ user, owner }, "account deletion ordered");
     for (const name of others) this.peers.get(name)?.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user, remove: false }));
@@ -519,14 +551,6 @@ export class Router {
     for (const p of this.peers.values()) if (p.member.role === "c2s") p.socket.write(frame);
   }
 
-  private resolve(to: string, key: string): Peer | undefined {
-    if (to === SM_ADDRESS) {
-      const owner = rendezvousOwner(this.smNames, key);
-      return owner === undefined ? undefined : this.peers.get(owner);
-    }
-    return this.peers.get(to);
-  }
-
   /**
    * Backpressure: `dest` is not reading as fast as `source` sends it frames, so
    * `source` is not read until `dest` drains; TCP then holds the rest on the
@@ -562,10 +586,17 @@ export class Router {
     this.smNames = members.filter((m) => m.role === "sm").map((m) => m.name);
     const frame = encodeJsonFrame(FrameType.Control, { op: "members", members });
     for (const p of this.peers.values()) if (p !== except) p.socket.write(frame);
+    // The pair peer keeps the table, to await these members if it takes over.
+    if (this.active) for (const s of this.routerPeers) s.write(frame);
   }
 
   private pingAll(): void {
     const now = Date.now();
+    const gone = this.awaited.expire(now);
+    if (gone.length > 0) {
+      this.returnHeld(gone);
+      this.membersChanged();
+    }
     const frame = encodeJsonFrame(FrameType.Control, { op: "ping", id: ++this.pingId });
     for (const p of this.peers.values()) {
       // A peer held back by backpressure is silent because we do not read it.

@@ -55,6 +55,12 @@ export interface SessionManagerOptions {
   c2sGraceMs?: number;
   /** What one account may store and grow (sm/limits.ts); the documented defaults for what is not given. */
   limits?: Partial<SmLimits>;
+  /**
+   * How long after the sms change a message for a user without a session
+   * here waits for the session's REBUILD (protocol §2.2), rather than going
+   * offline while the user is only moving.
+   */
+  settleMs?: number;
 }
 
 const MODULES: SmModule[] = [
@@ -114,6 +120,7 @@ export class SessionManager {
   private readonly api: ModuleApi;
   private closed = false;
   private readonly c2sGraceMs: number;
+  private readonly settleMs: number;
   /** c2s names missing from the member table, since when. */
   private readonly missing = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | null = null;
@@ -131,6 +138,9 @@ export class SessionManager {
   private readonly forwardAcks: AckBatch<string[]>;
   /** The linked sms' names: a FORWARD from one of them is acknowledged. */
   private sms = new Set<string>();
+  /** Until when messages for users without a session here wait (the sms changed), and those waiting, per user. */
+  private settleUntil = 0;
+  private readonly parked = new Map<string, { job: () => Promise<void>; release: () => void }[]>();
   private readonly resendTimer: NodeJS.Timeout;
 
   constructor(opts: SessionManagerOptions) {
@@ -141,6 +151,7 @@ export class SessionManager {
     this.log = opts.log;
     this.maxSessions = opts.maxSessionsPerUser ?? 10;
     this.c2sGraceMs = opts.c2sGraceMs ?? 10_000;
+    this.settleMs = opts.settleMs ?? 2_000;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.acks = new TakenAcks(this.port);
     this.unacked = new Unacknowledged(this.port);
@@ -279,6 +290,9 @@ export class SessionManager {
         const session = this.registry.bySid(to, msg.meta.sid);
         const stored = msg.meta.confirm !== undefined;
         const origin = msg.meta.origin;
+        // Cut off within its grace (hung, or re-linking): the session stays, and a delivery with an
+        // identity keeps waiting, sent again when the front end links, routed if its grace ends (§2.5).
+        if (session && origin !== undefined && this.inGrace(to)) return;
         const tally = origin === undefined ? null : (this.unacked.take(deliverId(to, msg.meta.sid, origin))?.tally ?? null);
         void this.queue.run(session?.user ?? key, async () => {
           if (session) await this.end(session, "c2s unreachable");
@@ -313,14 +327,25 @@ export class SessionManager {
    */
   onMembers(members: Member[]): void {
     const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
-    this.sms = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
+    const sms = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
+    // Users change sms: their sessions are rebuilt on their new owners within moments.
+    if (sms.size !== this.sms.size || [...sms].some((n) => !this.sms.has(n))) {
+      this.settleUntil = Date.now() + this.settleMs;
+      // A FORWARD may have gone to an sm that is gone now: sent again at once, to the users' owners now.
+      this.unacked.resend(Date.now(), (w) => w.to === SM_ADDRESS);
+    }
+    this.sms = sms;
     this.components = new Set(members.filter((m) => m.role === "component").map((m) => m.name));
     const now = Date.now();
     const started = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started]));
     for (const [name, when] of started) {
       // Back under the same name but restarted: its sessions died with the old process.
       if (this.c2sStarted.has(name) && this.c2sStarted.get(name) !== when) this.missing.set(name, -Infinity);
-      else if (this.missing.has(name)) this.missing.delete(name);
+      else if (this.missing.has(name)) {
+        this.missing.delete(name);
+        // Back within its grace: what waited for it goes now.
+        this.unacked.resend(now, (w) => w.to === name);
+      }
     }
     // Remembered while absent too, so a c2s that comes back restarted is told apart.
     for (const [name, when] of started) this.c2sStarted.set(name, when);
@@ -342,12 +367,64 @@ export class SessionManager {
     }
   }
 
+  /**
+   * Whether a message for `user` should wait (park): others wait already, or
+   * just after the sms changed the user has no session here but an account,
+   * and may only be moving here, its REBUILD on the way. Only a message that
+   * a client's stanza set going (one that may be a copy sent again after a
+   * failover) waits; one for an unknown account is answered at once.
+   */
+  private async mayBeMoving(user: string): Promise<boolean> {
+    if (this.parked.has(user)) return true;
+    if (Date.now() >= this.settleUntil || !this.origins.current() || this.registry.of(user).length > 0) return false;
+    return this.store.accountExists(user);
+  }
+
+  /**
+   * Holds a message for a user who has no session here while the sms settle
+   * after a change (protocol §2.2): it goes on, in order with the others held
+   * for that user, once a session of the user is bound or rebuilt here, or
+   * when the settling ends; meanwhile it holds its work's tally.
+   */
+  private park(user: string, job: () => Promise<void>): void {
+    let held = this.parked.get(user);
+    if (!held) {
+      this.parked.set(user, (held = []));
+      setTimeout(() => this.unpark(user), Math.max(0, this.settleUntil - Date.now())).unref();
+    }
+    const origin = this.origins.current();
+    held.push(this.origins.held(origin, job));
+  }
+
+  private unpark(user: string): void {
+    const held = this.parked.get(user);
+    if (!held) return;
+    this.parked.delete(user);
+    for (const { job } of held) void this.queue.run(user, job);
+  }
+
+  /** Whether a c2s missing from the member table may still come back with its sessions. */
+  private inGrace(c2s: string): boolean {
+    const since = this.missing.get(c2s);
+    return since !== undefined && since !== -Infinity;
+  }
+
   private endMissing(now: number): void {
     for (const [name, since] of this.missing) {
       if (now - since < this.c2sGraceMs) continue;
       this.missing.delete(name);
       for (const session of this.registry.all()) {
         if (session.c2s === name) void this.queue.run(session.user, () => this.end(session, "c2s left"));
+      }
+      // What waited for it is routed again, after the sessions ended (the same queues), under its identity.
+      for (const w of this.unacked.takeAll((w) => w.to === name)) {
+        const msg = this.decode(w.payload, name);
+        if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined) {
+          w.tally?.release();
+          continue;
+        }
+        const xml = msg.xml;
+        void this.queue.run(w.key, () => this.underOrigin(msg.meta.origin, () => this.fromPeerNow(xml, w.key), w.tally)).finally(() => w.tally?.release());
       }
     }
     if (this.missing.size === 0 && this.graceTimer) {
@@ -390,6 +467,7 @@ export class SessionManager {
     session.interested = meta.interested;
     session.received = session.taken = meta.seq ?? 0;
     this.registry.add(session);
+    this.unpark(session.user);
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
     await this.hooks.fire("session-rebuilt", { session });
@@ -403,7 +481,7 @@ export class SessionManager {
 
   /** Linked again, maybe to another router: what the old one may have lost is sent again (§2.5). */
   onRelinked(): void {
-    const resent = this.unacked.resend(Date.now(), true);
+    const resent = this.unacked.resend(Date.now(), () => true);
     if (resent > 0) this.log.info({ resent }, "frames not acknowledged before the re-link sent again");
   }
 
@@ -481,6 +559,7 @@ export class SessionManager {
     const fullJid = `${user}/${resource}`;
     const session = new Session(user, resource, fullJid, c2s, meta.sid, this.log);
     this.registry.add(session);
+    this.unpark(session.user);
     this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: fullJid }));
     // The c2s logs the login at info ("authenticated"); this line would only repeat it.
     session.log.debug({ c2s, ip: meta.ip, secure: meta.secure }, "session started");
@@ -594,6 +673,9 @@ export class SessionManager {
   /** Inbound processing on the recipient's sm. */
   private async inbound(event: StanzaEvent, target: Target): Promise<void> {
     const { stanza } = event;
+    if (stanza.name === "message" && (target === "bare" || target === "full") && (await this.mayBeMoving(bare(event.to)))) {
+      return this.park(bare(event.to), () => this.guarded(event, () => this.inbound(event, target)));
+    }
     const type: string | undefined = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error") && this.answered(event)) return;
     const request = stanza.name === "iq" && (type === "get" || type === "set") ? type : undefined;

@@ -52,11 +52,22 @@ export class Unacknowledged {
     return waiting;
   }
 
-  /** Sends again what waited too long (every frame with `all`, after a re-link). */
-  resend(now: number, all = false): number {
+  /** Forgets every frame `which` picks, for its caller to see to (and release its tally). */
+  takeAll(which: (w: Waiting) => boolean): Waiting[] {
+    const taken: Waiting[] = [];
+    for (const [id, w] of this.waiting) {
+      if (!which(w)) continue;
+      this.waiting.delete(id);
+      taken.push(w);
+    }
+    return taken;
+  }
+
+  /** Sends again what waited too long, or, with `which`, every frame it picks (after a re-link: all). */
+  resend(now: number, which?: (w: Waiting) => boolean): number {
     let n = 0;
     for (const w of this.waiting.values()) {
-      if (!all && now - w.sentAt < RESEND_MS) continue;
+      if (which ? !which(w) : now - w.sentAt < RESEND_MS) continue;
       this.port.send(w.to, w.key, w.payload);
       w.sentAt = now;
       n++;

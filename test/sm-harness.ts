@@ -73,7 +73,7 @@ export class Harness {
   /** `maxFrame`: the link's, which also sets the sm's largest stanza (limits.stanzaBytes) unless given. */
   static async create(
     users: string[] = [],
-    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number } = {},
+    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number; settleMs?: number } = {},
   ): Promise<Harness> {
     const store = new SqliteStore(":memory:");
     await store.migrate();
@@ -87,8 +87,9 @@ export class Harness {
       store,
       port,
       log: pino({ level: "silent" }),
-      // Unit tests see a vanished c2s's sessions end at once.
+      // Unit tests see a vanished c2s's sessions end at once, and a message for a user without a session go offline at once.
       c2sGraceMs: 0,
+      settleMs: 0,
       ...smOpts,
     });
     return new Harness(sm, port, store);
@@ -158,9 +159,17 @@ export class Client {
     await this.sendRaw(el.toString());
   }
 
-  /** Sends bytes exactly as given (they must already carry the right 'from'). */
-  async sendRaw(xml: string): Promise<void> {
-    await this.h.route(this.c2s, this.bare, encodeSessionPayload(SessionOp.Stanza, { sid: this.sid }, xml));
+  /** Sends bytes exactly as given (they must already carry the right 'from'); numbered with `seq` (protocol §2.5) if given. */
+  async sendRaw(xml: string, seq?: number): Promise<void> {
+    const meta = seq === undefined ? { sid: this.sid } : { sid: this.sid, seq };
+    await this.h.route(this.c2s, this.bare, encodeSessionPayload(SessionOp.Stanza, meta, xml));
+  }
+
+  /** Sends a stanza numbered `seq`, as a c2s does (protocol §2.5). */
+  async sendNumbered(xml: string, seq: number): Promise<void> {
+    const el = parse(xml);
+    el.attrs.from = this.jid;
+    await this.sendRaw(el.toString(), seq);
   }
 
   async end(): Promise<void> {
