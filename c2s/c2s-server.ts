@@ -237,6 +237,17 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       conn.revive();
     }
   };
+  // Back after a silence long enough that the sms may have ended this front end's sessions
+  // (sm.c2s_grace): each is rebuilt, its presence broadcast again (protocol §2.5).
+  link.on("silenced", () => {
+    let revived = 0;
+    for (const conn of ctx.all()) {
+      if (!conn.hasSession) continue;
+      conn.revive();
+      revived++;
+    }
+    if (revived > 0) log.info({ revived }, "sessions rebuilt after the link was cut for silence");
+  });
   link.on("undeliverable", (to, key, payload) => {
     let msg;
     try {

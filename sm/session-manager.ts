@@ -124,6 +124,8 @@ export class SessionManager {
   /** c2s names missing from the member table, since when. */
   private readonly missing = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | null = null;
+  /** The c2s names in the last member table. */
+  private c2sLinked = new Set<string>();
   /** When each c2s last started: a new value means it restarted and its old sessions are gone. */
   private readonly c2sStarted = new Map<string, unknown>();
   /** Domains of the linked XEP-0114 components, reached through the router. */
@@ -346,7 +348,11 @@ export class SessionManager {
         // Back within its grace: what waited for it goes now.
         this.unacked.resend(now, (w) => w.to === name);
       }
+      // Back, the same process, after it was away: its sessions that ended meanwhile are on their way back
+      // (REBUILD), so messages for their users wait for them as after a change of sms.
+      if (!this.c2sLinked.has(name) && this.c2sStarted.get(name) === when) this.settleUntil = now + this.settleMs;
     }
+    this.c2sLinked = c2s;
     // Remembered while absent too, so a c2s that comes back restarted is told apart.
     for (const [name, when] of started) this.c2sStarted.set(name, when);
     for (const session of this.registry.all()) {

@@ -32,6 +32,8 @@ export interface LinkClientOptions {
 
 export interface LinkClientEvents {
   up: [];
+  /** Right after `up`, when the link before was cut for silence (this process or the router was stopped or hung). */
+  silenced: [];
   down: [];
   /** An attempt ended before the link was up (refused, reset, or refused by the router); the next is scheduled. */
   failed: [reason: string];
@@ -71,6 +73,8 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
   private queue: { to: string; key: string; payload: Buffer }[] = [];
   private bounceNext: { to: string; key: string } | null = null;
   private lastHeard = 0;
+  /** The last link was cut for silence: this process was stopped or hung, or the router was, and the farm may have given up on this one meanwhile. */
+  private cutForSilence = false;
   private pingTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
@@ -164,6 +168,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         // This process was stopped or hung past the silence limit: the router has cut it off and
         // dealt with what it had sent; what waited in the socket is stale, and is not acted on.
         this.log.warn({ silentMs: now - this.lastHeard }, "woke after the router link's silence limit; reconnecting");
+        this.cutForSilence = true;
         socket.destroy();
         return;
       }
@@ -235,6 +240,10 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         this.queue = [];
         for (const q of queued) socket.write(encodeRoute(q.to, this.name, q.key, q.payload));
         this.emit("up");
+        if (this.cutForSilence) {
+          this.cutForSilence = false;
+          this.emit("silenced");
+        }
         return {};
       }
       case FrameType.Refused: {
@@ -291,6 +300,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     this.pingTimer = setInterval(() => {
       if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
         this.log.warn("router link silent too long; reconnecting");
+        this.cutForSilence = true;
         socket.destroy();
         return;
       }
