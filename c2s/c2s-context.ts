@@ -6,6 +6,7 @@ import { xmlLimits, type Config } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient } from "../lib/link/link-client.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
+import { AckBatch } from "../lib/link/ack-batch.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { XmlLimits } from "../lib/xml-stream.js";
 import { randomHex } from "../lib/random.js";
@@ -38,6 +39,8 @@ const FORWARD_MS = 60_000;
 /** How long a refused client's socket may linger for the peer to read why; at most this many at once, beyond them a refusal is a plain close. */
 const REFUSAL_GRACE_MS = 1_000;
 const MAX_LINGERING_REFUSALS = 256;
+/** Sessions one CLIENT-ACKED names at most, so that its meta stays within 64 KiB. */
+const CLIENT_ACKS_PER_FRAME = 1_000;
 const REFUSAL_TEXT: Record<Refusal, string> = {
   "resource-constraint": "this server is full; try again later",
   "policy-violation": "too many connections from your address are not authenticated yet",
@@ -70,6 +73,8 @@ export class C2sContext {
   private readonly orphans = new Map<string, { pipe: SmPipe; prefix: string; until: number }>();
   /** Stanzas to be routed again (FORWARD) that found no sm linked, oldest first. */
   private heldRoutes: { key: string; xml: Buffer; origin: string | undefined }[] = [];
+  /** What resumable sessions' clients acknowledged, for their sms: a frame per sm a turn (protocol §2.6). */
+  private readonly clientAcks: AckBatch<Record<string, [number, number]>>;
   private readonly sweeper: NodeJS.Timeout;
   /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
@@ -102,6 +107,9 @@ export class C2sContext {
       stanzasPerSecond: config.rate_stanzas,
       burstSeconds: config.rate_burst,
       cutoffSeconds: config.rate_cutoff,
+    });
+    this.clientAcks = new AckBatch<Record<string, [number, number]>>(CLIENT_ACKS_PER_FRAME, () => ({}), (sm, acked) => {
+      link.send(sm, "", encodeSessionPayload(SessionOp.ClientAcked, { acked }));
     });
     link.on("drain", () => this.releaseHeldForLink());
     // The old router may have lost what it had not passed on: every session sends again what was not taken.
@@ -220,6 +228,12 @@ export class C2sContext {
     if (this.connections.get(conn.sid) !== conn) return;
     this.connections.delete(conn.sid);
     if (wasCounted) this.sessions--;
+  }
+
+  /** A resumable session's client acknowledged `h` stanzas, covering the DELIVERs up to `n`: its sm is told (§2.6). */
+  clientAcked(user: string, sid: string, h: number, n: number): void {
+    const sm = this.link.smOwnerOf(user);
+    if (sm !== undefined) this.clientAcks.frame(sm)[sid] = [h, n];
   }
 
   awaitHandoff(conn: ClientConnection): void {

@@ -176,6 +176,13 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       return;
     }
     if (msg.op === SessionOp.Taken) return taken(from, msg.meta);
+    if (msg.op === SessionOp.Sessions) {
+      // What the sm holds for us that no connection here has (its END was lost with a router): END again.
+      for (const sid of msg.meta.sids) {
+        if (!ctx.get(sid) && !ctx.forwarded(sid)) link.send(from, "", encodeSessionPayload(SessionOp.End, { sid }));
+      }
+      return;
+    }
     // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
     if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) (deliveredAcks.frame(from)[msg.meta.sid] ??= []).push(msg.meta.origin);
     const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;

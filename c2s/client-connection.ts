@@ -7,8 +7,9 @@ import tls from "node:tls";
 import { escapeXML, escapeXMLText, parse, type Element } from "ltx";
 import { bare, domainpart, full, parseJid, resourcepart } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
+import { batched } from "../lib/link/batch.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
-import { SessionOp, encodeSessionPayload, type DeliverMeta, type HandoffMeta, type SessionMetaByOp } from "../lib/link/session-payload.js";
+import { SessionOp, encodeSessionPayload, type ClientAckedMeta, type DeliverMeta, type HandoffMeta, type SessionMetaByOp, type StanzaMeta } from "../lib/link/session-payload.js";
 import { parsePlain } from "../lib/sasl/plain.js";
 import { plainVoucher, type PlainProof } from "../lib/sasl/plain-cache.js";
 import { saslLocalpart } from "../lib/sasl/saslprep.js";
@@ -20,7 +21,7 @@ import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
-import { SmPipe, routedAgain } from "./sm-pipe.js";
+import { SmPipe, routedAgain, type PendingStanza } from "./sm-pipe.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
@@ -39,6 +40,13 @@ const MAX_WRITE_BUFFER = 4 * 1024 * 1024;
 /** How long after its last bytes a closing stream's socket is half-closed. */
 const HALF_CLOSE_DELAY_MS = 250;
 const STANZA_NAMES = new Set(["message", "presence", "iq"]);
+
+interface PendingResume {
+  previd: string;
+  h: number;
+  waiting: number;
+  fromSm: boolean;
+}
 
 /** "hibernating": an XEP-0198 session whose connection dropped, waiting to be resumed. */
 type Stage = "header" | "features" | "sasl" | "bound" | "hibernating" | "closed";
@@ -84,8 +92,11 @@ export class ClientConnection implements Throttled {
   private loginHeld = false;
   /** Counted in the front end's sessions (the balancer's load) from the moment it is served. */
   private counted = false;
-  /** A resume waiting for another front end's HANDOFF; `waiting`: front ends asked that have not said no. */
-  private pendingResume: { previd: string; h: number; waiting: number } | null = null;
+  /**
+   * A resume waiting for a HANDOFF: from the front ends asked (`waiting`: those that have not said no),
+   * then, once none has it, from the sm (`fromSm`), which holds it if its front end is gone (protocol §2.6).
+   */
+  private pendingResume: PendingResume | null = null;
   /** Counted in the gate's connections not yet authenticated from its address, until it authenticates or goes. */
   private unauthenticated = true;
 
@@ -224,10 +235,15 @@ export class ClientConnection implements Throttled {
     }
   }
 
-  /** Writes to the client's socket; `flushed` runs once the bytes have left for the kernel. */
-  write(data: string | Buffer, flushed?: () => void): void {
+  /**
+   * Writes to the client's socket; `flushed` runs once the bytes have left
+   * for the kernel. `afterLink`: only after what this turn wrote to the
+   * router has (link frames leave at the end of the turn, lib/link/batch.ts),
+   * for what the sm must know before the client does (protocol §2.6).
+   */
+  write(data: string | Buffer, flushed?: () => void, afterLink = false): void {
     if (this.stage === "closed" || this.stage === "hibernating") return;
-    this.socket.write(data, flushed && ((err) => !err && flushed()));
+    (afterLink ? batched(this.socket) : this.socket).write(data, flushed && ((err) => !err && flushed()));
     if (this.socket.writableLength > MAX_WRITE_BUFFER + (this.ack?.bytes ?? 0)) {
       this.log.warn({ buffered: this.socket.writableLength }, "client does not read; closing");
       this.streamError("policy-violation", "too much unread data");
@@ -242,28 +258,39 @@ export class ClientConnection implements Throttled {
    */
   deliver(xml: string | Buffer, flow: Omit<DeliverMeta, "sid"> = {}): void {
     if (this.stage === "closed") return;
-    // Sent again after a failover, and already here (protocol §2.5).
-    if (flow.origin !== undefined && this.pipe?.seen(flow.origin, Date.now())) return;
     const ack = this.ack;
+    // Sent again after a failover, and already here (protocol §2.5); a copy numbered anew is never written (§2.6).
+    if (flow.origin !== undefined && this.pipe?.seen(flow.origin, Date.now())) {
+      if (ack?.resumable && flow.n !== undefined && flow.n > ack.lastN) this.tellSm({ skipped: { [this.sid]: [flow.n] } });
+      return;
+    }
     if (!ack) {
       const confirm = flow.last ? flow.confirm : undefined;
       this.write(xml, confirm ? () => this.confirm(confirm) : undefined);
       return;
     }
     const bytes = typeof xml === "string" ? Buffer.byteLength(xml) : xml.length;
-    ack.sent(typeof xml === "string" ? xml : xml.toString("utf8"), bytes, flow.confirm ?? 0);
+    ack.sent(typeof xml === "string" ? xml : xml.toString("utf8"), bytes, flow.confirm ?? 0, flow.n);
+    // Told before it is written, so that a resumption from the sm counts it even if this process dies now (§2.6).
+    const local = ack.resumable && flow.n === undefined;
+    if (local) this.tellSm({ local: { [this.sid]: [ack.outbound] } });
     if (ack.queue.length > MAX_UNACKED || ack.bytes > this.ctx.config.max_unacked_bytes) {
       // What it holds goes back to the sm (bounceUnacked); a hibernating session just ends.
       this.log.info({ unacked: ack.queue.length, bytes: ack.bytes }, "unacknowledged stanzas over the limit");
       return this.streamError("policy-violation", "too many unacknowledged stanzas");
     }
-    this.write(xml);
+    this.write(xml, undefined, local);
     if (ack.queue.length % ACK_EVERY === 0 || flow.last) this.write(`<r xmlns='${NS_SM}'/>`);
   }
 
   /** Tells the sm that its offline messages up to store id `confirm` reached the client. */
   private confirm(confirm: number): void {
     if (this.smKnows) this.toSm(SessionOp.Written, { sid: this.sid, confirm });
+  }
+
+  /** Tells the sm what it must know to resume this session without this front end (§2.6). */
+  private tellSm(meta: ClientAckedMeta): void {
+    if (this.smKnows && this.ctx.link.connected) this.toSm(SessionOp.ClientAcked, meta);
   }
 
   /** Reports the offline messages the client's last acknowledgement covered. */
@@ -409,9 +436,14 @@ export class ClientConnection implements Throttled {
   rebuild(): void {
     if (!this.hasSession) return;
     const seq = this.pipe?.takenSeq ?? 0;
+    const ack = this.ack;
+    // An sm that holds no log of this session starts one now: what was written before is not sent again from there (§2.6).
+    const resume = ack?.resumable
+      ? { ...this.resumePromise, inbound: this.pipe?.safeH(ack.inbound) ?? ack.inbound, outbound: ack.outbound, lastN: ack.lastN }
+      : undefined;
     this.toSm(
       SessionOp.Rebuild,
-      { sid: this.sid, jid: this.jid!, ip: this.ip, secure: this.secure, interested: this.interested, seq },
+      { sid: this.sid, jid: this.jid!, ip: this.ip, secure: this.secure, interested: this.interested, seq, ...(resume && { resume }) },
       this.presence ?? undefined,
     );
     this.resendPending();
@@ -426,7 +458,7 @@ export class ClientConnection implements Throttled {
     if (!this.hasSession) return;
     this.rebuild();
     // Not the client's stanza: counted after every one it sent, so its 'h' is not held back.
-    if (this.presence !== null) this.passOn(this.presence, this.user!, (this.ack?.inbound ?? 0) + 1);
+    if (this.presence !== null) this.passOn(this.presence, this.user!, true);
   }
 
   bindFailed(condition: string): void {
@@ -611,19 +643,31 @@ export class ClientConnection implements Throttled {
    * router or an sm. While no router is linked it only waits; too much
    * waiting and the client is not read.
    */
-  private passOn(xml: string, key: string, h = this.ack?.inbound ?? 0): void {
+  private passOn(xml: string, key: string, own = false): void {
     const pipe = this.pipe!;
-    const entry = pipe.add(xml, Buffer.byteLength(xml), h, key, Date.now());
+    // The front end's own stanza is counted after every one the client sent, so its 'h' is not held back.
+    const inbound = this.ack?.inbound ?? 0;
+    const entry = pipe.add(xml, Buffer.byteLength(xml), own ? inbound + 1 : inbound, key, Date.now(), own);
     if (pipe.pending.length === 1) this.ctx.awaitTaken(this);
-    if (this.ctx.link.connected) this.toSm(SessionOp.Stanza, { sid: this.sid, seq: entry.seq }, entry.xml);
+    if (this.ctx.link.connected) this.toSm(SessionOp.Stanza, this.stanzaMeta(entry), entry.xml);
     if (this.pendingFull) this.pauseReading();
+  }
+
+  /** A STANZA's meta: a resumable session's tells the sm the client's count (§2.6), unless the front end made it. */
+  private stanzaMeta(entry: PendingStanza): StanzaMeta {
+    return this.ack?.resumable && !entry.own ? { sid: this.sid, seq: entry.seq, h: entry.h } : { sid: this.sid, seq: entry.seq };
+  }
+
+  /** What the sm keeps of a resumable session (§2.6), promised to the client in <enabled/>. */
+  private get resumePromise(): { id: string; max: number; stanzas: number; bytes: number } {
+    return { id: this.ack!.id, max: this.ctx.config.resume_timeout, stanzas: MAX_UNACKED, bytes: this.ctx.config.max_unacked_bytes };
   }
 
   /** Sends again every stanza the sm has not taken: after a rebuild, a re-link, or silence (protocol §2.5). */
   resendPending(): void {
     const pipe = this.pipe;
     if (!pipe || pipe.pending.length === 0 || !this.ctx.link.connected) return;
-    for (const { seq, xml } of pipe.pending) this.toSm(SessionOp.Stanza, { sid: this.sid, seq }, xml);
+    for (const entry of pipe.pending) this.toSm(SessionOp.Stanza, this.stanzaMeta(entry), entry.xml);
     pipe.sentAt = Date.now();
   }
 
@@ -673,10 +717,14 @@ export class ClientConnection implements Throttled {
       case "enable":
         if (this.stage !== "bound" || this.ack) return this.write(smFailed("unexpected-request"));
         this.ack = AckState.create(this.ctx.config.name, this.sid, el.attrs.resume === "true" || el.attrs.resume === "1");
+        if (this.ack.resumable) this.toSm(SessionOp.Resumable, { sid: this.sid, ...this.resumePromise });
+        // After RESUMABLE has left: a client told it may resume finds its sm knows (§2.6).
         this.write(
           this.ack.resumable
             ? `<enabled xmlns='${NS_SM}' id='${this.ack.id}' resume='true' max='${this.ctx.config.resume_timeout}'/>`
             : `<enabled xmlns='${NS_SM}'/>`,
+          undefined,
+          this.ack.resumable,
         );
         return;
       case "r":
@@ -687,6 +735,7 @@ export class ClientConnection implements Throttled {
       case "a":
         if (!this.ack) return;
         if (!this.ack.acked(Number(el.attrs.h))) return this.streamError("undefined-condition", "acknowledged more stanzas than were sent");
+        if (this.ack.resumable && this.smKnows) this.ctx.clientAcked(this.user!, this.sid, this.ack.outbound - this.ack.queue.length, this.ack.ackedN);
         return this.confirmAcked();
       case "resume":
         return this.resume(el.attrs.previd ?? "", Number(el.attrs.h));
@@ -707,13 +756,15 @@ export class ClientConnection implements Throttled {
       for (const peer of this.ctx.balancer.peerNames()) asked.add(peer);
     }
     if (holder && asked.size > 0) {
-      this.pendingResume = { previd, h, waiting: asked.size };
+      this.pendingResume = { previd, h, waiting: asked.size, fromSm: false };
       this.ctx.awaitHandoff(this);
       const payload = encodeSessionPayload(SessionOp.Takeover, { sid: holder.sid, previd, user: this.user!, newSid: this.sid });
       for (const c2s of asked) this.ctx.link.send(c2s, this.user!, payload);
       return;
     }
     const old = this.ctx.resumable(previd);
+    // Named this front end, but not here (it restarted): its sm may hold it (§2.6).
+    if (holder && !old) return this.askSm((this.pendingResume = { previd, h, waiting: 0, fromSm: false }));
     if (!old || old.user !== this.user || !old.ack) return this.write(smFailed("item-not-found"));
     if (!old.ack.acked(h)) return this.write(smFailed("bad-request"));
     this.adopt(old);
@@ -755,7 +806,7 @@ export class ClientConnection implements Throttled {
   /** The front end that held the session answered our TAKEOVER (protocol §2.3). */
   handedOver(meta: HandoffMeta, queued: Buffer, fromC2s: string): void {
     const pending = this.pendingResume;
-    if (pending && (!meta.ok || !meta.jid || !meta.oldSid)) return this.handoffRefused();
+    if (pending && (!meta.ok || !meta.jid || !meta.oldSid)) return pending.fromSm ? this.handoffFailed() : this.handoffRefused();
     this.pendingResume = null;
     this.ctx.handoffDone(this);
     if (!pending || this.stage === "closed" || !meta.ok || !meta.jid || !meta.oldSid) return;
@@ -763,8 +814,9 @@ export class ClientConnection implements Throttled {
     ack.inbound = meta.inbound ?? 0;
     ack.outbound = meta.outbound ?? 0;
     let offset = 0;
+    ack.lastN = meta.lastN ?? 0;
     for (const [i, length] of (meta.lengths ?? []).entries()) {
-      ack.requeue(queued.toString("utf8", offset, offset + length), length, meta.confirms?.[i] ?? 0);
+      ack.requeue(queued.toString("utf8", offset, offset + length), length, meta.confirms?.[i] ?? 0, meta.ns?.[i] ?? 0);
       offset += length;
     }
     // What the sm had not taken from the old connection waits here now, under its seq (protocol §2.5).
@@ -788,7 +840,8 @@ export class ClientConnection implements Throttled {
     this.ctx.authDone(this);
     this.count();
     this.ctx.alias(pending.previd, this);
-    this.toSm(
+    // From the sm, the session is already here (§2.6); from a front end, the sm moves it now (§2.3).
+    if (!meta.moved) this.toSm(
       SessionOp.Rebuild,
       {
         sid: this.sid,
@@ -804,21 +857,30 @@ export class ClientConnection implements Throttled {
     this.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(pending.previd)}' h='${ack.inbound}'/>`);
     this.confirmAcked();
     this.resend();
-    this.log.info({ resent: ack.queue.length, from: fromC2s }, "session resumed from another front end");
+    this.log.info({ resent: ack.queue.length, from: fromC2s, lost: meta.moved === true }, "session resumed from another front end");
   }
 
   /** A front end asked does not hold the session, or is gone; once none is left, the client binds anew. */
   handoffRefused(): void {
-    if (!this.pendingResume || --this.pendingResume.waiting > 0) return;
+    if (!this.pendingResume || this.pendingResume.fromSm || --this.pendingResume.waiting > 0) return;
     this.handoffFailed();
   }
 
-  /** No front end handed the session over in time. */
+  /** No front end handed the session over in time: the sm is asked, then the client binds anew. */
   handoffFailed(): void {
-    if (!this.pendingResume) return;
+    const pending = this.pendingResume;
+    if (!pending) return;
+    if (!pending.fromSm) return this.askSm(pending);
     this.pendingResume = null;
     this.ctx.handoffDone(this);
     this.write(smFailed("item-not-found"));
+  }
+
+  /** The session's front end is gone, or never answered: its sm may hold it (§2.6). */
+  private askSm(pending: PendingResume): void {
+    pending.fromSm = true;
+    this.ctx.awaitHandoff(this);
+    this.toSm(SessionOp.Resume, { sid: this.sid, previd: pending.previd, h: pending.h });
   }
 
   /**
@@ -849,6 +911,8 @@ export class ClientConnection implements Throttled {
         seq: this.pipe?.seq ?? 0,
         pending: pending.map((entry, i) => [entry.seq, entry.h, pendingBufs[i]!.length]),
         recent: this.pipe?.recentOrigins(Date.now()) ?? [],
+        ns: ack.queue.map((entry) => entry.n),
+        lastN: ack.lastN,
       },
       queued: Buffer.concat([...bufs, ...pendingBufs]),
     };

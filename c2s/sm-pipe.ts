@@ -13,6 +13,8 @@ export interface PendingStanza {
   readonly to: string;
   /** The client's count of stanzas up to and including this one (its XEP-0198 'h'). */
   readonly h: number;
+  /** Made by the front end (a presence broadcast again), not sent by the client. */
+  readonly own?: boolean;
 }
 
 /** How long a delivered stanza's identity is remembered: longer than any failover resends after it. */
@@ -37,8 +39,8 @@ export class SmPipe {
   }
 
   /** Numbers a stanza and keeps it until taken. */
-  add(xml: string, bytes: number, h: number, to: string, now: number): PendingStanza {
-    const entry = { seq: ++this.seq, xml, bytes, h, to };
+  add(xml: string, bytes: number, h: number, to: string, now: number, own = false): PendingStanza {
+    const entry: PendingStanza = own ? { seq: ++this.seq, xml, bytes, h, to, own } : { seq: ++this.seq, xml, bytes, h, to };
     if (!this.queue) {
       this.queue = [];
       this.sentAt = now;

@@ -17,6 +17,8 @@ export interface Unacked {
   bytes: number;
   /** The store id of an offline message the sm keeps until it is acknowledged (protocol §2.4); 0 for any other stanza. */
   confirm: number;
+  /** Its DELIVER's `n` (protocol §2.6); 0 for a stanza the sm did not number. */
+  n: number;
 }
 
 export class AckState {
@@ -30,6 +32,9 @@ export class AckState {
   bytes = 0;
   /** The highest `confirm` acknowledged and not yet taken. */
   private confirmed = 0;
+  /** The highest DELIVER `n` written, and the highest acknowledged (protocol §2.6). */
+  lastN = 0;
+  ackedN = 0;
 
   constructor(
     readonly id: string,
@@ -40,15 +45,16 @@ export class AckState {
     return new AckState(`${c2s}~${sid}~${randomBytes(12).toString("base64url")}`, resumable);
   }
 
-  sent(xml: string, bytes: number, confirm = 0): void {
+  sent(xml: string, bytes: number, confirm = 0, n = 0): void {
     this.outbound++;
-    this.queue.push({ xml, bytes, confirm });
+    this.queue.push({ xml, bytes, confirm, n });
     this.bytes += bytes;
+    if (n > this.lastN) this.lastN = n;
   }
 
   /** Takes back a stanza another front end sent and the client did not acknowledge (a resumption there). */
-  requeue(xml: string, bytes: number, confirm: number): void {
-    this.queue.push({ xml, bytes, confirm });
+  requeue(xml: string, bytes: number, confirm: number, n: number): void {
+    this.queue.push({ xml, bytes, confirm, n });
     this.bytes += bytes;
   }
 
@@ -59,6 +65,7 @@ export class AckState {
     for (const done of this.queue.splice(0, this.queue.length - unacked)) {
       this.bytes -= done.bytes;
       if (done.confirm > this.confirmed) this.confirmed = done.confirm;
+      if (done.n > this.ackedN) this.ackedN = done.n;
     }
     return true;
   }

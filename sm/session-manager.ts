@@ -12,7 +12,10 @@ import {
   SessionOp,
   decodeSessionPayload,
   encodeSessionPayload,
+  type DeliverMeta,
+  type HandoffMeta,
   type RebuildMeta,
+  type ResumeMeta,
   type SessionMessage,
   type StartMeta,
 } from "../lib/link/session-payload.js";
@@ -37,6 +40,7 @@ import { Origin, Origins, Tally } from "./origin.js";
 import { TakenAcks } from "./taken-acks.js";
 import { Unacknowledged, deliverId, forwardId } from "./unacknowledged.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
+import { ResumeLog } from "./resumption.js";
 import { Session, SessionRegistry } from "./sessions.js";
 import { FrameTooLargeError, IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
 
@@ -84,6 +88,10 @@ const BAD_PAYLOAD_LOG_INTERVAL_MS = 10_000;
 
 /** Origins one FORWARDED names at most, so that its meta stays within 64 KiB. */
 const FORWARD_ACKS_PER_FRAME = 500;
+/** Identities a resumption hands the front end at most (as many as a c2s remembers), so that its meta stays within 64 KiB. */
+const RECENT_ORIGINS = 512;
+/** Sids one SESSIONS lists at most, so that its meta stays within 64 KiB. */
+const SIDS_PER_FRAME = 2_000;
 
 /** How long request() waits for an answer by default. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -144,6 +152,8 @@ export class SessionManager {
   private settleUntil = 0;
   private readonly parked = new Map<string, { job: () => Promise<void>; release: () => void }[]>();
   private readonly resendTimer: NodeJS.Timeout;
+  /** Linked again (maybe to the other router): every c2s of the next member table is sent its session list. */
+  private relinked = false;
 
   constructor(opts: SessionManagerOptions) {
     this.name = opts.name;
@@ -220,14 +230,14 @@ export class SessionManager {
         return;
       }
       case SessionOp.Stanza: {
-        const { sid, seq } = msg.meta;
+        const { sid, seq, h } = msg.meta;
         const session = this.registry.bySid(from, sid);
         if (!session) {
           // Looked up again in the user's turn: a REBUILD that moved the session here (a resumption on
           // another front end, whose client sends at once) may still be queued.
           void this.queue.run(key, async () => {
             const moved = this.registry.bySid(from, sid);
-            if (moved) return this.takeStanza(moved, seq, msg.xml);
+            if (moved) return this.takeStanza(moved, seq, msg.xml, h);
             const owner = this.port.smOwnerOf(key);
             if (owner !== undefined && owner !== this.port.name && !msg.meta.rerouted) {
               // Sent before the sender saw the user move: pass it on, once (protocol §2.2).
@@ -242,7 +252,7 @@ export class SessionManager {
           });
           return;
         }
-        this.takeStanza(session, seq, msg.xml);
+        this.takeStanza(session, seq, msg.xml, h);
         return;
       }
       case SessionOp.End: {
@@ -264,6 +274,24 @@ export class SessionManager {
       case SessionOp.Forwarded:
         for (const origin of msg.meta.origins) this.unacked.acked(forwardId(origin));
         return;
+      case SessionOp.Resumable: {
+        const { sid, ...promised } = msg.meta;
+        const session = this.registry.bySid(from, sid);
+        if (session) session.resumption = new ResumeLog({ ...promised, inbound: 0, outbound: 0, lastN: 0 });
+        return;
+      }
+      case SessionOp.ClientAcked: {
+        const log = (sid: string) => this.registry.bySid(from, sid)?.resumption;
+        for (const [sid, ats] of Object.entries(msg.meta.local ?? {})) for (const at of ats) log(sid)?.local(at);
+        for (const [sid, ns] of Object.entries(msg.meta.skipped ?? {})) for (const n of ns) log(sid)?.skipped(n);
+        for (const [sid, [h, n]] of Object.entries(msg.meta.acked ?? {})) log(sid)?.acked(h, n);
+        return;
+      }
+      case SessionOp.Resume: {
+        const meta = msg.meta;
+        void this.queue.run(key, () => this.resumeHere(from, key, meta));
+        return;
+      }
       case SessionOp.Rebuild: {
         const meta = msg.meta;
         void this.queue.run(bareOf(meta.jid) ?? key, () => this.rebuild(from, key, meta, msg.xml));
@@ -295,6 +323,8 @@ export class SessionManager {
         // Cut off within its grace (hung, or re-linking): the session stays, and a delivery with an
         // identity keeps waiting, sent again when the front end links, routed if its grace ends (§2.5).
         if (session && origin !== undefined && this.inGrace(to)) return;
+        // A resumable session keeps it for its client (§2.6).
+        if (session?.resumption && msg.meta.n !== undefined) return;
         const tally = origin === undefined ? null : (this.unacked.take(deliverId(to, msg.meta.sid, origin))?.tally ?? null);
         void this.queue.run(session?.user ?? key, async () => {
           if (session) await this.end(session, "c2s unreachable");
@@ -350,9 +380,13 @@ export class SessionManager {
       }
       // Back, the same process, after it was away: its sessions that ended meanwhile are on their way back
       // (REBUILD), so messages for their users wait for them as after a change of sms.
-      if (!this.c2sLinked.has(name) && this.c2sStarted.get(name) === when) this.settleUntil = now + this.settleMs;
+      if (!this.c2sLinked.has(name) && this.c2sStarted.get(name) === when) {
+        this.settleUntil = now + this.settleMs;
+        this.reconcile(name);
+      } else if (this.relinked) this.reconcile(name);
     }
     this.c2sLinked = c2s;
+    this.relinked = false;
     // Remembered while absent too, so a c2s that comes back restarted is told apart.
     for (const [name, when] of started) this.c2sStarted.set(name, when);
     for (const session of this.registry.all()) {
@@ -361,6 +395,8 @@ export class SessionManager {
         if (!this.missing.has(session.c2s)) this.missing.set(session.c2s, now);
       } else if (owner !== undefined && owner !== this.port.name) {
         void this.queue.run(session.user, async () => {
+          // Waiting for a resumption, it has no front end to rebuild it there: it ends, and what it held goes there.
+          if (session.resumption?.waiting) return this.unresumed(session, "its user moved to another sm");
           this.registry.remove(session);
           session.log.info({ owner }, "session handed over to its new sm");
         });
@@ -415,17 +451,109 @@ export class SessionManager {
     return since !== undefined && since !== -Infinity;
   }
 
+  /**
+   * Sends a c2s that is back (the same process, or after this sm re-linked)
+   * the sessions held for it, so that it ENDs those it no longer holds (an
+   * END lost with a router): no ghost stays available to its contacts
+   * (protocol §2.5). Sessions waiting for a resumption are not its any more.
+   */
+  private reconcile(c2s: string): void {
+    const sids = this.registry.all().filter((s) => s.c2s === c2s && !s.resumption?.waiting).map((s) => s.sid);
+    for (let i = 0; i < sids.length; i += SIDS_PER_FRAME) {
+      this.port.send(c2s, "", encodeSessionPayload(SessionOp.Sessions, { sids: sids.slice(i, i + SIDS_PER_FRAME) }));
+    }
+  }
+
+  /** Its front end is gone: a resumable session waits for its client to resume it on another (§2.6). */
+  private detach(session: Session): void {
+    const resumption = session.resumption!;
+    if (resumption.waiting) return;
+    resumption.waiting = setTimeout(() => void this.queue.run(session.user, () => this.unresumed(session, "resumption window passed")), resumption.maxMs);
+    resumption.waiting.unref();
+    session.log.info({ c2s: session.c2s, window: resumption.maxMs / 1000 }, "front end gone; session waits to be resumed");
+  }
+
+  /** A waiting session's own front end came back with it: what it was not written goes now (§2.6). */
+  private reattach(session: Session, lastN: number): void {
+    const resumption = session.resumption!;
+    clearTimeout(resumption.waiting!);
+    resumption.waiting = null;
+    for (const { n, xml, confirm, origin } of resumption.after(lastN)) {
+      const meta: DeliverMeta = { sid: session.sid, n, ...(confirm > 0 && { confirm }), ...(origin !== undefined && { origin }) };
+      const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
+      if (origin === undefined) this.port.send(session.c2s, session.user, payload);
+      else this.unacked.send(deliverId(session.c2s, session.sid, origin), session.c2s, session.user, payload, null);
+    }
+    session.log.info({ c2s: session.c2s }, "front end back; session no longer waits to be resumed");
+  }
+
+  /** A session that waits for a resumption ends (end() routes again what it held). */
+  private async unresumed(session: Session, reason: string): Promise<void> {
+    if (session.resumption?.waiting) await this.end(session, reason);
+  }
+
+  /**
+   * A client resumes on front end `c2s` a session whose own front end is
+   * gone (§2.6): the session moves there, with the stanzas its client did
+   * not get; one whose front end is still linked is handed over by it (§2.3).
+   */
+  private async resumeHere(c2s: string, key: string, meta: ResumeMeta): Promise<void> {
+    const session = this.registry.of(key).find((s) => s.resumption?.id === meta.previd);
+    const resumption = session?.resumption;
+    const plan = session && resumption && (resumption.waiting || this.missing.has(session.c2s)) ? resumption.resumeFrom(meta.h) : null;
+    if (!session || !resumption || !plan) {
+      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.sid, ok: false }));
+      return;
+    }
+    if (resumption.waiting) clearTimeout(resumption.waiting);
+    resumption.waiting = null;
+    // What waited for the old connection is in the log, and goes with the session.
+    const old = deliverId(session.c2s, session.sid, "");
+    for (const w of this.unacked.takeAll((_, id) => id.startsWith(old))) w.tally?.release();
+    const oldC2s = session.c2s;
+    const oldSid = session.sid;
+    this.registry.move(session, c2s, meta.sid);
+    resumption.resumed(meta.h, plan.missing);
+    const origins = [...plan.got, ...plan.missing].flatMap((e) => (e.origin === undefined ? [] : [e.origin]));
+    const handoff: HandoffMeta = {
+      sid: meta.sid,
+      ok: true,
+      moved: true,
+      jid: session.jid,
+      oldSid,
+      inbound: resumption.inbound,
+      outbound: meta.h + plan.missing.length,
+      lengths: plan.missing.map((e) => e.xml.length),
+      confirms: plan.missing.map((e) => e.confirm),
+      ns: plan.missing.map((e) => e.n),
+      lastN: resumption.last,
+      presence: session.presence?.toString() ?? null,
+      interested: session.interested,
+      seq: session.received,
+      recent: origins.slice(-RECENT_ORIGINS),
+    };
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Handoff, handoff, Buffer.concat(plan.missing.map((e) => e.xml))));
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid }));
+    session.log.info({ from: oldC2s, resent: plan.missing.length }, "session resumed on another front end after its own was lost");
+    const confirmed = Math.max(0, ...plan.got.map((e) => e.confirm));
+    if (confirmed > 0) await this.hooks.fire("delivered", { session, confirm: confirmed });
+  }
+
   private endMissing(now: number): void {
     for (const [name, since] of this.missing) {
       if (now - since < this.c2sGraceMs) continue;
       this.missing.delete(name);
       for (const session of this.registry.all()) {
-        if (session.c2s === name) void this.queue.run(session.user, () => this.end(session, "c2s left"));
+        if (session.c2s !== name) continue;
+        if (session.resumption) this.detach(session);
+        else void this.queue.run(session.user, () => this.end(session, "c2s left"));
       }
-      // What waited for it is routed again, after the sessions ended (the same queues), under its identity.
+      // What waited for it is routed again, after the sessions ended (the same queues), under its identity;
+      // a session waiting to be resumed keeps what was numbered for it (§2.6).
       for (const w of this.unacked.takeAll((w) => w.to === name)) {
         const msg = this.decode(w.payload, name);
-        if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined) {
+        const kept = msg?.op === SessionOp.Deliver && msg.meta.n !== undefined && this.registry.bySid(name, msg.meta.sid)?.resumption;
+        if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined || kept) {
           w.tally?.release();
           continue;
         }
@@ -455,6 +583,9 @@ export class SessionManager {
       if (existing) {
         // The c2s may know of stanzas another sm took meanwhile: they are not taken again here.
         if (meta.seq !== undefined && meta.seq > existing.received) existing.received = existing.taken = meta.seq;
+        if (meta.resume && !existing.resumption) existing.resumption = new ResumeLog(meta.resume);
+        // Its front end was away past the grace (hung) and is back with it: it gets what waited (§2.6).
+        else if (meta.resume && existing.resumption?.waiting) this.reattach(existing, meta.resume.lastN);
         this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid }));
       }
       return;
@@ -472,6 +603,7 @@ export class SessionManager {
     session.priority = presence ? priorityOf(presence) : 0;
     session.interested = meta.interested;
     session.received = session.taken = meta.seq ?? 0;
+    if (meta.resume) session.resumption = new ResumeLog(meta.resume);
     this.registry.add(session);
     this.unpark(session.user);
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
@@ -487,6 +619,8 @@ export class SessionManager {
 
   /** Linked again, maybe to another router: what the old one may have lost is sent again (§2.5). */
   onRelinked(): void {
+    // The sessions that ENDs lost with the old router would leave behind are found at the next member table.
+    this.relinked = true;
     const resent = this.unacked.resend(Date.now(), () => true);
     if (resent > 0) this.log.info({ resent }, "frames not acknowledged before the re-link sent again");
   }
@@ -588,6 +722,10 @@ export class SessionManager {
   private async end(session: Session, reason: string, condition?: string): Promise<void> {
     if (!this.registry.has(session)) return;
     this.registry.remove(session);
+    const resumption = session.resumption;
+    if (resumption?.waiting) clearTimeout(resumption.waiting);
+    // Waiting for a resumption, its front end is gone: what it held is the sm's to route again (§2.6).
+    const left = resumption?.waiting ? resumption.takeAll() : [];
     if (condition) {
       this.port.send(
         session.c2s,
@@ -597,6 +735,11 @@ export class SessionManager {
     }
     session.log.info({ reason }, "session ended");
     await this.hooks.fire("session-ended", { session });
+    // Under their identities, to the user's other sessions or offline storage, as its front end would have.
+    // Presence is state, not replayed; offline messages are still stored.
+    for (const { xml, confirm, origin } of left) {
+      if (confirm === 0 && !xml.toString("utf8", 0, 9).startsWith("<presence")) await this.underOrigin(origin, () => this.fromPeerNow(xml, session.user));
+    }
   }
 
   // ---- stanzas
@@ -608,7 +751,7 @@ export class SessionManager {
    * work runs under its identity, and once every job it set going has ended
    * it is taken.
    */
-  private takeStanza(session: Session, seq: number | undefined, xml: Buffer): void {
+  private takeStanza(session: Session, seq: number | undefined, xml: Buffer, h?: number): void {
     if (seq === undefined) {
       const queued = this.queue.offer(session.user, xml.length, () => this.fromClient(session, xml));
       if (!queued) this.refused(xml, (error) => this.deliver(session, error));
@@ -620,6 +763,7 @@ export class SessionManager {
     }
     if (seq !== session.received + 1) return;
     session.received = seq;
+    if (h !== undefined && session.resumption) session.resumption.inbound = h;
     const tally = new Tally(() => {
       if (session.took(seq)) this.acks.taken(session.c2s, session.sid, session.taken);
     });
@@ -849,12 +993,19 @@ export class SessionManager {
   private deliver(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void {
     // An offline message needs no identity: it stays stored until the c2s reports it written.
     const origin = stored ? undefined : this.origins.current()?.deliveryId(session);
-    const meta = stored
-      ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) }
-      : origin === undefined
-        ? { sid: session.sid }
-        : { sid: session.sid, origin };
-    const payload = encodeSessionPayload(SessionOp.Deliver, meta, raw ?? stanza.toString());
+    const xml = raw ?? Buffer.from(stanza.toString(), "utf8");
+    // A resumable session's deliveries are kept until its client acknowledges them (§2.6).
+    const resumption = session.resumption;
+    const n = resumption?.add(xml, stored?.confirm ?? 0, origin);
+    if (resumption?.waiting) {
+      // Its front end is gone: kept for the client's resumption, which sends it.
+      if (resumption.full) void this.queue.run(session.user, () => this.unresumed(session, "too much waiting for its client"));
+      return;
+    }
+    const meta: DeliverMeta = stored ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) } : { sid: session.sid };
+    if (origin !== undefined) meta.origin = origin;
+    if (n !== undefined) meta.n = n;
+    const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
     if (origin === undefined) return this.transmit(session.c2s, session.user, payload);
     const id = deliverId(session.c2s, session.sid, origin);
     if (!this.unacked.send(id, session.c2s, session.user, payload, this.origins.current()!.tally)) throw new FrameTooLargeError(payload.length);

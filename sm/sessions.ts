@@ -1,6 +1,7 @@
 // The session registry: users by bare JID, each with sessions by resource.
 import type { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
+import type { ResumeLog } from "./resumption.js";
 
 export class Session {
   /** The last available presence broadcast (from the full JID, no to); null while unavailable. */
@@ -15,6 +16,8 @@ export class Session {
   taken = 0;
   /** Seqs taken out of order, above `taken`: their stanza's work ended before an earlier one's. */
   private tookAhead: Set<number> | null = null;
+  /** XEP-0198 resumption that outlives the front end (protocol §2.6), once the client enabled it. */
+  resumption: ResumeLog | null = null;
 
   constructor(
     /** Bare JID. */

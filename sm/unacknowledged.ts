@@ -53,10 +53,10 @@ export class Unacknowledged {
   }
 
   /** Forgets every frame `which` picks, for its caller to see to (and release its tally). */
-  takeAll(which: (w: Waiting) => boolean): Waiting[] {
+  takeAll(which: (w: Waiting, id: string) => boolean): Waiting[] {
     const taken: Waiting[] = [];
     for (const [id, w] of this.waiting) {
-      if (!which(w)) continue;
+      if (!which(w, id)) continue;
       this.waiting.delete(id);
       taken.push(w);
     }

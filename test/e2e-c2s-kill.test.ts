@@ -1,5 +1,6 @@
 // SIGKILL of a front end under chatting clients: its clients lose their
-// connection, the others stay; messages to the lost ones go offline and are
+// connection, the others stay; messages to the lost ones that do not resume
+// (XEP-0198, test/e2e-resume-lost-front-end.test.ts) go offline and are
 // delivered when they log in again, on any front end.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
@@ -16,7 +17,8 @@ describe("a front end killed under live clients", () => {
 
   beforeAll(async () => {
     // Each client stays on the front end it is sent to: a redirect could put a watcher on the one killed.
-    farm = await Farm.create({ c2sCount: 2, smCount: 2, sm: { c2s_grace: 2 }, c2s: { redirect_margin: 1000 } });
+    // xmpp.js enables resumption: the lost client's session waits resume_timeout more in its sm.
+    farm = await Farm.create({ c2sCount: 2, smCount: 2, sm: { c2s_grace: 2 }, c2s: { redirect_margin: 1000, resume_timeout: 2 } });
     await farm.start();
     await farm.addUsers("u", 3, "pw", 64);
   });
@@ -44,7 +46,7 @@ describe("a front end killed under live clients", () => {
     const before = farm.lines.length;
     process.kill(farm.childPid("c2s-1"), "SIGKILL");
     void disconnected;
-    // The sms end u1's session after the grace period: u3 hears it is gone.
+    // The sms end u1's session after the grace period and its resumption window: u3 hears it is gone.
     await watcher.next((s) => s.is("presence") && s.attrs.from === "u1@localhost/r" && s.attrs.type === "unavailable", 15_000);
     // Messages to u1 are stored now, not lost.
     await stays.xmpp.send(xml("message", { to: "u1@localhost", type: "chat", id: "while-gone" }, xml("body", {}, "while gone")));

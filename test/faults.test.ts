@@ -9,9 +9,8 @@
 // - the guarantee of docs/failover.md, for every fault: no acknowledged
 //   message lost, none delivered twice, no client of a surviving process
 //   dropped; and nothing lost at all unless a front end with its clients'
-//   unacknowledged stanzas was killed.
-// Not asserted yet (issue 15): XEP-0198 clients of a killed front end
-// resuming on another.
+//   unacknowledged stanzas was killed; and the XEP-0198 clients of a killed
+//   front end all resume on another (protocol §2.6).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -71,7 +70,10 @@ describe("the fault harness (npm run faults)", () => {
       expectGuarantee(row, row.fault === "kill-c2s");
     }
     // A SIGKILLed front end's connections die with it: the harness must see its clients drop.
-    expect(report.rows.find((r) => r.fault === "kill-c2s")!.droppedFaulted).toBeGreaterThan(0);
+    const killed = report.rows.find((r) => r.fault === "kill-c2s")!;
+    expect(killed.droppedFaulted).toBeGreaterThan(0);
+    expect(killed.resumeTried).toBeGreaterThan(0);
+    expect(killed.resumed).toBe(killed.resumeTried);
   }, 180_000);
 
   it.skipIf(!MariaDb.available() && process.env.CI !== "true")("runs each database fault once with MariaDB: the run completes, the counts add up", async () => {

@@ -118,6 +118,32 @@ describe("sm sessions", () => {
     expect(h.port.take((f) => f.to === "c2s-1")).toMatchObject([{ op: SessionOp.Close, meta: { sid: alice.sid } }]);
   });
 
+  it("tells a c2s that comes back, or every c2s after its own re-link, which sessions it holds for it", async () => {
+    h = await Harness.create(["alice", "bob"], { c2sGraceMs: 60_000 });
+    const alice = await h.connect(`alice@${DOMAIN}/a`, "c2s-1");
+    const bob = await h.connect(`bob@${DOMAIN}/b`, "c2s-2");
+    const table = (c2s: string[]) => [...c2s.map((name) => ({ name, role: "c2s" as const, info: { started: 1 } })), { name: "sm-1", role: "sm" as const, info: {} }];
+    h.sm.onMembers(table(["c2s-1", "c2s-2"]));
+    h.port.take();
+    const lists = () => h.port.take((f) => f.op === SessionOp.Sessions).map((f) => [f.to, f.meta]);
+    // c2s-1 was away, the same process: it is told, so that it ENDs what it no longer holds.
+    h.sm.onMembers(table(["c2s-2"]));
+    h.sm.onMembers(table(["c2s-1", "c2s-2"]));
+    expect(lists()).toEqual([["c2s-1", { sids: [alice.sid] }]]);
+    // This sm re-linked (an END may have been lost with the old router): every c2s is told.
+    h.sm.onRelinked();
+    h.sm.onMembers(table(["c2s-1", "c2s-2"]));
+    expect(lists()).toEqual([
+      ["c2s-1", { sids: [alice.sid] }],
+      ["c2s-2", { sids: [bob.sid] }],
+    ]);
+    // The c2s's END for a ghost ends it.
+    h.port.take();
+    await h.route("c2s-1", `alice@${DOMAIN}`, encodeSessionPayload(SessionOp.End, { sid: alice.sid }));
+    await alice.send("<presence/>");
+    expect(h.port.take((f) => f.to === "c2s-1")).toMatchObject([{ op: SessionOp.Close, meta: { sid: alice.sid } }]);
+  });
+
   it("hands sessions of users another sm now owns over silently, and passes their stanzas on once", async () => {
     h = await Harness.create(["alice", "bob"]);
     const alice = await h.connect(`alice@${DOMAIN}/a`);

@@ -40,11 +40,13 @@ describe("the XEP-0198 queue", () => {
   it("takes back another front end's queue without counting it as sent again", () => {
     const ack = new AckState("c2s-1~s1~x", true);
     ack.outbound = 7;
-    ack.requeue("<message id='6'/>", 17, 0);
-    ack.requeue("<message id='7'/>", 17, 99);
+    ack.requeue("<message id='6'/>", 17, 0, 12);
+    ack.requeue("<message id='7'/>", 17, 99, 0);
     expect(ack.bytes).toBe(34);
     expect(ack.acked(7)).toBe(true);
     expect(ack.takeConfirmed()).toBe(99);
+    // The highest DELIVER number the acknowledgement covered, for the sm (protocol §2.6).
+    expect(ack.ackedN).toBe(12);
     expect(ack.outbound).toBe(7);
   });
 });

@@ -18,6 +18,10 @@ export enum SessionOp {
   Taken = 13,
   Delivered = 14,
   Forwarded = 15,
+  Resumable = 16,
+  ClientAcked = 17,
+  Resume = 18,
+  Sessions = 19,
 }
 
 export interface StartMeta {
@@ -40,6 +44,47 @@ export interface RebuildMeta {
   replaces?: { c2s: string; sid: string };
   /** The highest STANZA `seq` of this session that an sm took (§2.5): the rebuilt session expects the next. */
   seq?: number;
+  /** The session is resumable (XEP-0198): what its sm keeps so that it outlives its front end (§2.6). */
+  resume?: ResumableState;
+}
+/** What an sm needs to keep a resumable session's stream state (§2.6). */
+export interface ResumableState {
+  /** The resumption id the client was given. */
+  id: string;
+  /** Seconds the session may wait for its client, and the most stanzas and bytes it may hold unacknowledged. */
+  max: number;
+  stanzas: number;
+  bytes: number;
+  /** The client's stanzas counted so far (its 'h' as the front end reports it), up to the last STANZA taken. */
+  inbound: number;
+  /** Stanzas written to the client so far, and the highest DELIVER `n` among them. */
+  outbound: number;
+  lastN: number;
+}
+/** c2s → sm (§2.6): the client enabled resumption; counting starts now. */
+export interface ResumableMeta extends Omit<ResumableState, "inbound" | "outbound" | "lastN"> {
+  sid: string;
+}
+/** c2s → sm (§2.6): per sid, what its resumable client acknowledged, and what the front end wrote that no DELIVER numbered. */
+export interface ClientAckedMeta {
+  /** sid → [the client's 'h', the highest DELIVER `n` that count covers (0: none)]. */
+  acked?: Record<string, [number, number]>;
+  /** sid → the positions (counted as the client counts) of stanzas written that carried no `n`. */
+  local?: Record<string, number[]>;
+  /** sid → `n`s of DELIVERs dropped as copies of one delivered before, never written. */
+  skipped?: Record<string, number[]>;
+}
+/** sm → c2s: the sessions this sm holds for the receiver, which ENDs those it does not hold (§2.5). */
+export interface SessionsMeta {
+  sids: string[];
+}
+/** c2s → sm (§2.6): a client resumes, here, a session whose front end is gone. */
+export interface ResumeMeta {
+  /** The resuming connection's sid. */
+  sid: string;
+  previd: string;
+  /** The client's 'h': stanzas it received. */
+  h: number;
 }
 /** c2s → c2s: a client resumed here (XEP-0198) the session `sid` that the receiver holds. */
 export interface TakeoverMeta {
@@ -70,6 +115,12 @@ export interface HandoffMeta {
   pending?: [number, number, number][];
   /** The `origin`s of the stanzas delivered lately, for the receiver to drop them if they come again. */
   recent?: string[];
+  /** For each unacknowledged stanza, in order: its DELIVER's `n` (§2.6), 0 if it had none. */
+  ns?: number[];
+  /** The highest DELIVER `n` the session was written (§2.6). */
+  lastN?: number;
+  /** From the sm (§2.6): the session is already moved to the receiver; no REBUILD follows. */
+  moved?: boolean;
 }
 export interface StartedMeta {
   sid: string;
@@ -89,6 +140,8 @@ export interface SidMeta {
 export interface StanzaMeta extends SidMeta {
   /** 1 for the session's first STANZA, then one more each; absent from a sender that does not number them. */
   seq?: number;
+  /** A resumable session's (§2.6): the client's count of stanzas up to this one; absent on one the front end made. */
+  h?: number;
 }
 /** sm → c2s (§2.5): the STANZAs it took, and the sessions it does not hold. */
 export interface TakenMeta {
@@ -119,6 +172,8 @@ export interface DeliverMeta {
   last?: boolean;
   /** The stanza's identity (§2.5): one this session already got under it is dropped. */
   origin?: string;
+  /** To a resumable session (§2.6): the sm's number for it, one more each DELIVER. */
+  n?: number;
 }
 /** c2s → sm: the offline messages of this session up to store id `confirm` reached the client. */
 export interface WrittenMeta {
@@ -143,6 +198,10 @@ export interface SessionMetaByOp {
   [SessionOp.Taken]: TakenMeta;
   [SessionOp.Delivered]: DeliveredMeta;
   [SessionOp.Forwarded]: ForwardedMeta;
+  [SessionOp.Resumable]: ResumableMeta;
+  [SessionOp.ClientAcked]: ClientAckedMeta;
+  [SessionOp.Resume]: ResumeMeta;
+  [SessionOp.Sessions]: SessionsMeta;
 }
 
 export type SessionMessage = {
@@ -177,9 +236,9 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   [SessionOp.Start]: object({ sid: string, jid: string, ip: string, secure: boolean }),
   [SessionOp.Started]: object({ sid: string, jid: string }),
   [SessionOp.StartFailed]: failureMeta,
-  [SessionOp.Stanza]: object({ sid: string, rerouted: optional(boolean), seq: optional(count) }),
+  [SessionOp.Stanza]: object({ sid: string, rerouted: optional(boolean), seq: optional(count), h: optional(count) }),
   [SessionOp.End]: sidMeta,
-  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean), origin }),
+  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean), origin, n: optional(count) }),
   [SessionOp.Close]: failureMeta,
   [SessionOp.Forward]: object({ origin }),
   [SessionOp.Rebuild]: object({
@@ -190,6 +249,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     interested: boolean,
     replaces: optional(object({ c2s: string, sid: string })),
     seq: optional(count),
+    resume: optional(object({ id: string, max: count, stanzas: count, bytes: count, inbound: count, outbound: count, lastN: count })),
   }),
   [SessionOp.Takeover]: object({ sid: string, previd: string, user: string, newSid: string }),
   [SessionOp.Handoff]: object({
@@ -206,11 +266,22 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     seq: optional(count),
     pending: optional(arrayOf(triple)),
     recent: optional(arrayOf(string)),
+    ns: optional(arrayOf(count)),
+    lastN: optional(count),
+    moved: optional(boolean),
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
   [SessionOp.Taken]: object({ taken: recordOf(count), unknown: optional(arrayOf(string)) }),
   [SessionOp.Delivered]: object({ got: recordOf(arrayOf(string)) }),
   [SessionOp.Forwarded]: object({ origins: arrayOf(string) }),
+  [SessionOp.Resumable]: object({ sid: string, id: string, max: count, stanzas: count, bytes: count }),
+  [SessionOp.ClientAcked]: object({
+    acked: optional(recordOf((v): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every(count))),
+    local: optional(recordOf(arrayOf(count))),
+    skipped: optional(recordOf(arrayOf(count))),
+  }),
+  [SessionOp.Resume]: object({ sid: string, previd: string, h: count }),
+  [SessionOp.Sessions]: object({ sids: arrayOf(string) }),
 };
 
 /** Reads a session payload; throws when it is malformed or its meta does not fit its op. */
