@@ -29,6 +29,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "router.addresses", type: "string[]", default: ["127.0.0.1:5390"], doc: 'Where components reach the router, "host:port" ("[v6]:port" for IPv6).' },
   { key: "router.peer", type: "string", default: "", doc: 'The other router of an active/passive pair, "host:port"; empty: this router is alone and active.' },
   { key: "router.election", type: "integer", default: 3, doc: "Seconds a passive router waits for an unreachable active peer before it takes over." },
+  { key: "router.lease", type: "integer", default: 3, doc: "Seconds the active router of a pair holds its lease in the database (the `db` URL) unless it renews it, every third of that: only the holder routes, so a partition between the routers never makes both active." },
   { key: "router.component_host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for XEP-0114 external components." },
   { key: "router.component_port", type: "integer", default: 5347, doc: "Port for XEP-0114 external components (their secrets: the [components] table); 0 disables it." },
   {
@@ -130,7 +131,7 @@ export interface Config {
   data_dir: string;
   db: string;
   log_level: string;
-  router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
+  router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; lease: number; component_host: string; component_port: number };
   link: { max_frame: number; max_auth_frame: number; high_water: number };
   sm: {
     name: string;
@@ -308,7 +309,7 @@ function checkLimits(c: Config): void {
   const limits = ["c2s.max_stanza_size", "sm.max_pep_item_size", "sm.max_private_item_size"] as const;
   const tree = c as unknown as Record<string, unknown>;
   for (const spec of CONFIG_KEYS) {
-    if (spec.type === "integer" && (spec.key.startsWith("sm.max_") || spec.key === "link.max_frame") && (getPath(tree, spec.key) as number) < 1) {
+    if (spec.type === "integer" && (spec.key.startsWith("sm.max_") || spec.key === "link.max_frame" || spec.key === "router.lease") && (getPath(tree, spec.key) as number) < 1) {
       throw new Error(`config ${spec.key} must be at least 1`);
     }
   }

@@ -95,6 +95,12 @@ export class Router {
    * only once active (router/router-pair.ts); a router alone is active.
    */
   active = true;
+  /**
+   * Of a pair, whether this router may still lead (router/router-pair.ts):
+   * checked before anything a link sends is acted on, so that a router woken
+   * from a pause past its lease steps down before it routes.
+   */
+  leadCheck: (() => boolean) | null = null;
   /** When this router started: of two passive routers, the elder takes over (protocol §1.9). */
   readonly started = Date.now();
   /** Linked routers of the pair, told of every change of state. */
@@ -177,9 +183,18 @@ export class Router {
     for (const s of socket ? [socket] : this.routerPeers) s.write(frame);
   }
 
+  /** Steps down if this router may no longer lead; whether it is active. */
+  private leading(): boolean {
+    if (this.active && this.leadCheck?.() === false) {
+      this.opts.log.warn("router lease lapsed while it was not running; stepping down before routing");
+      this.setActive(false);
+    }
+    return this.active;
+  }
+
   /** An external component authenticated (router/external-components.ts). */
   attachExternal(domain: string, send: (xml: Buffer | string) => void): boolean {
-    if (!this.active || this.externals.has(domain) || this.peers.has(domain)) return false;
+    if (!this.leading() || this.externals.has(domain) || this.peers.has(domain)) return false;
     this.externals.set(domain, send);
     this.membersChanged();
     return true;
@@ -194,6 +209,7 @@ export class Router {
     const bounce = (condition: Condition, text?: string) => {
       if (!isError(stanza)) this.externals.get(domain)?.(serialize(errorReply(stanza, condition, text)));
     };
+    if (!this.leading()) return bounce("service-unavailable");
     // The router is the first to read a component's stanza, so it is the one to answer a malformed one.
     const malformed = badRequestText(stanza);
     if (malformed) return bounce("bad-request", malformed);
@@ -257,6 +273,8 @@ export class Router {
     socket.write(encodeJsonFrame(FrameType.Hello, hello));
 
     socket.on("data", (chunk: Buffer) => {
+      if (this.leadCheck) this.leading();
+      if (socket.destroyed) return;
       try {
         for (const frame of reader.push(chunk)) {
           if (peer) {

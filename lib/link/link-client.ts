@@ -93,6 +93,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     return this.ready;
   }
 
+  /** How long the router has been silent on this link (ms): a link left stale by a pause still looks connected. */
+  get silentMs(): number {
+    return Date.now() - this.lastHeard;
+  }
+
   get members(): readonly Member[] {
     return this.memberList;
   }
