@@ -142,6 +142,8 @@ export class Router {
     const state = encodeJsonFrame(FrameType.Control, { op: "router-state", active });
     for (const s of this.routerPeers) s.write(state);
     if (!active) {
+      // Its own table, awaited if its next turn comes before a peer's (a router that woke past its lease and takes it again).
+      this.awaited.remember(this.members);
       for (const p of this.peers.values()) p.socket.destroy();
       this.returnHeld(this.awaited.clear());
     } else {

@@ -15,7 +15,7 @@ import { attr, unescapeXml } from "./xml-scan.js";
 import { Farm } from "./local-farm.js";
 import { MariaDb } from "./mariadb.js";
 
-export const FAULTS = ["none", "kill-sm", "kill-router", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
+export const FAULTS = ["none", "kill-sm", "kill-router", "stop-router", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
 export type Fault = (typeof FAULTS)[number];
 /** Faults that need MariaDB (--db mariadb). */
 export const DB_FAULTS: readonly Fault[] = ["db-stop", "db-pause"];
@@ -24,6 +24,7 @@ export const FAULT_TEXT: Record<Fault, string> = {
   none: "none (baseline)",
   "kill-sm": "SIGKILL sm-1",
   "kill-router": "SIGKILL the active router",
+  "stop-router": "SIGSTOP the active router, then SIGCONT",
   "kill-c2s": "SIGKILL c2s-1",
   "stop-c2s": "SIGSTOP c2s-2, then SIGCONT",
   "restart-sm": "SIGKILL the only sm (sm_count = 1)",
@@ -115,11 +116,16 @@ async function members(config: Config, routers: string[]): Promise<StatusEntry[]
   );
 }
 
-/** Which router is active: the one whose table lists the components. */
-async function activeRouter(config: Config, routers: string[]): Promise<string> {
+/** The status of the router at `addr`, active or passive; null when it does not answer. */
+function statusAt(config: Config, addr: string) {
+  return adminRequest(config, { op: "status-request" }, "status", 2_000, [addr]).catch(() => null);
+}
+
+/** Which router is active, and its address: the one whose table lists the components. */
+async function activeRouter(config: Config, routers: string[]): Promise<{ name: string; addr: string }> {
   for (const addr of routers) {
-    const s = await adminRequest({ ...config, router: { ...config.router, addresses: [addr] } }, { op: "status-request" }, "status", 2_000).catch(() => null);
-    if (s && s.entries.length > 0) return s.router;
+    const s = await statusAt(config, addr);
+    if (s && s.entries.length > 0) return { name: s.router, addr };
   }
   throw new Error("no router answers with a member table");
 }
@@ -199,11 +205,20 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
           process.kill(farm.childPid("c2s-1"), "SIGKILL");
           return until(linkedAgain("c2s-1", injectWall), deadline, BACK_POLL_MS);
         case "kill-router": {
-          const name = await activeRouter(config, routers);
+          const { name } = await activeRouter(config, routers);
           const pid = farm.childPid(name);
           process.kill(pid, "SIGKILL");
           // Back: the killed router restarted, and every component linked to the router now active.
           return until(async () => farm.childPid(name) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
+        }
+        case "stop-router": {
+          const { name, addr } = await activeRouter(config, routers);
+          const pid = farm.childPid(name);
+          process.kill(pid, "SIGSTOP");
+          await sleep(o.pause * 1000);
+          process.kill(pid, "SIGCONT");
+          // Back: the woken router answers again, and every component is linked to the router active now.
+          return until(async () => (await statusAt(config, addr)) !== null && (await members(config, routers)).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
         }
         case "stop-c2s": {
           const pid = farm.childPid("c2s-2");
