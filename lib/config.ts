@@ -122,6 +122,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
 
   { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
   { key: "start.router_count", type: "integer", default: 1, doc: "Routers `xfarm start` runs: 1, or 2 as an active/passive pair (router-1 and router-2 on router.port and the next port; its processes and the `xfarm` commands then reach both, and ask the active one)." },
+  { key: "start.router_peers", type: "string[]", default: [], doc: "Where router-1 and router-2 of a pair run by `xfarm start` reach each other: two host:port addresses, router-1's peer first; empty: each other's port directly (the fault harness puts a proxy there to partition them)." },
   { key: "start.sm_count", type: "integer", default: 1, doc: "How many session managers `xfarm start` runs (sm-1, sm-2, …; users are spread over them)." },
   { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
 ];
@@ -186,7 +187,7 @@ export interface Config {
     tls_key: string;
   };
   xml: { max_depth: number; max_attributes: number; max_name_length: number };
-  start: { c2s_count: number; sm_count: number; router_count: number; port_step: number };
+  start: { c2s_count: number; sm_count: number; router_count: number; router_peers: string[]; port_step: number };
   /**
    * Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml).
    * Maps, not objects: a peer chooses the name looked up, and "constructor" must find nothing.

@@ -15,7 +15,7 @@ import { attr, unescapeXml } from "./xml-scan.js";
 import { Farm } from "./local-farm.js";
 import { MariaDb } from "./mariadb.js";
 
-export const FAULTS = ["none", "kill-sm", "kill-router", "stop-router", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
+export const FAULTS = ["none", "kill-sm", "kill-router", "stop-router", "partition-routers", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
 export type Fault = (typeof FAULTS)[number];
 /** Faults that need MariaDB (--db mariadb). */
 export const DB_FAULTS: readonly Fault[] = ["db-stop", "db-pause"];
@@ -25,6 +25,7 @@ export const FAULT_TEXT: Record<Fault, string> = {
   "kill-sm": "SIGKILL sm-1",
   "kill-router": "SIGKILL the active router",
   "stop-router": "SIGSTOP the active router, then SIGCONT",
+  "partition-routers": "the routers' peer link cut, then healed",
   "kill-c2s": "SIGKILL c2s-1",
   "stop-c2s": "SIGSTOP c2s-2, then SIGCONT",
   "restart-sm": "SIGKILL the only sm (sm_count = 1)",
@@ -139,7 +140,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
   const db = maria ? await maria.createDatabase(`faults_${fault.replace("-", "_")}`) : undefined;
   // No offline quota in the way: a bounce must mean the fault, not a full mailbox.
   const sm = { max_offline_messages: 1_000_000 };
-  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", sm, ...(db ? { db } : {}) });
+  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", sm, peerProxies: fault === "partition-routers", ...(db ? { db } : {}) });
   live.add(farm);
   const ledger = new Ledger(o.discard);
   const clients: CountingClient[] = [];
@@ -219,6 +220,19 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
           process.kill(pid, "SIGCONT");
           // Back: the woken router answers again, and every component is linked to the router active now.
           return until(async () => (await statusAt(config, addr)) !== null && (await members(config, routers)).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
+        }
+        case "partition-routers": {
+          // Both directions stop, nothing closes. Back: never two routers active meanwhile, and one active with every component after it heals.
+          for (const p of farm.peerProxies) p.pause();
+          let split = false;
+          const end = Date.now() + o.pause * 1000;
+          while (Date.now() < end) {
+            const states = await Promise.all(routers.map((addr) => statusAt(config, addr)));
+            if (states.filter((st) => st?.active === true).length > 1) split = true;
+            await sleep(BACK_POLL_MS);
+          }
+          for (const p of farm.peerProxies) p.resume();
+          return !split && until(async () => (await members(config, routers)).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
         }
         case "stop-c2s": {
           const pid = farm.childPid("c2s-2");

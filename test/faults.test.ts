@@ -75,6 +75,15 @@ describe("the fault harness (npm run faults)", () => {
     expect(report.rows.find((r) => r.fault === "kill-c2s")!.droppedFaulted).toBeGreaterThan(0);
   }, 240_000);
 
+  it("cuts the router pair's peer link past the election: never two routers active, and the guarantee holds", async () => {
+    // 12 s: past the link's silence limit (6 to 8 s) and the election (3 s), so the passive router asks for the lease, and is refused.
+    const { report } = await faults("partition", ["--faults", "partition-routers", "--pause", "12"]);
+    const [row] = report.rows;
+    expectAccounted(row!);
+    expect(row!.back, "one router active throughout, every component linked after").toBe(true);
+    expectGuarantee(row!, false);
+  }, 90_000);
+
   it.skipIf(!MariaDb.available() && process.env.CI !== "true")("runs each database fault once with MariaDB: the run completes, the counts add up", async () => {
     const { report } = await faults("mariadb", ["--db", "mariadb", "--faults", "db-stop,db-pause"]);
     expect(report.rows.map((r) => r.fault)).toEqual(["db-stop", "db-pause"]);
