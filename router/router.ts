@@ -611,6 +611,8 @@ export class Router {
   }
 
   private pingAll(): void {
+    // A timer may run before any link is read when the process wakes from a pause: past its lease, the router steps down first.
+    if (this.leadCheck) this.leading();
     const now = Date.now();
     const gone = this.awaited.expire(now);
     if (gone.length > 0) {
