@@ -188,7 +188,7 @@ export class Router {
   /** Steps down if this router may no longer lead; whether it is active. */
   private leading(): boolean {
     if (this.active && this.leadCheck?.() === false) {
-      this.opts.log.warn("router lease lapsed while it was not running; stepping down before routing");
+      this.opts.log.warn("router lease lapsed or lost; stepping down before routing");
       this.setActive(false);
     }
     return this.active;
