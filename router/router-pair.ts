@@ -6,7 +6,7 @@
 // - Only the lease holder turns active. A passive router asks for the lease
 //   only when it may take over: its peer link has been down for the election
 //   time, or the peer is linked and passive and younger (the elder asks
-//   first), or has stayed passive for the election time.
+//   first), or has stayed passive for the election time and a lease.
 // - The active router renews the lease every third of its ttl. It stays
 //   active while it holds it, or, while the database does not answer, while
 //   its peer is linked and passive (that peer does not ask for the lease
@@ -140,12 +140,15 @@ export class RouterPair {
    * Whether this passive router may ask for the lease: its peer link has been
    * down for the election time, or its peer is linked and passive and this
    * router is the elder, or the peer has stayed passive for the election time
-   * (the elder cannot reach the database, say).
+   * and a lease (the elder cannot reach the database, say): long enough for
+   * the elder to take a dead active's lease first, since after a failover
+   * the elder is the one with the member table to await (router.ts).
    */
   private mayTakeOver(): boolean {
     const now = performance.now();
-    if (this.peerLinked()) return !this.peerActive && (this.elder() || now - (this.peerPassiveSince ?? now) >= this.opts.electionMs);
-    return this.downSince !== null && now - this.downSince >= this.opts.electionMs;
+    const { electionMs, leaseMs } = this.opts;
+    if (this.peerLinked()) return !this.peerActive && (this.elder() || now - (this.peerPassiveSince ?? now) >= electionMs + leaseMs);
+    return this.downSince !== null && now - this.downSince >= electionMs;
   }
 
   /** Of two passive routers, the elder asks first (a restarted active comes back passive, for its peer has the member table); then the lower name. */
