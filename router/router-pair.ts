@@ -45,7 +45,7 @@ const RELEASE_WAIT_MS = 1_000;
 
 export class RouterPair {
   private readonly link: LinkClient;
-  /** This process's name on the lease: a restarted router is another holder, and waits for its old self's lease to expire. */
+  /** The router's name, which holds the lease. */
   private readonly holder: string;
   private readonly renewMs: number;
   private renewTimer: NodeJS.Timeout | null = null;
@@ -65,7 +65,7 @@ export class RouterPair {
   private stopped = false;
 
   constructor(private readonly opts: RouterPairOptions) {
-    this.holder = `${opts.name}@${opts.router.started}`;
+    this.holder = opts.name;
     this.renewMs = Math.max(1, Math.floor(opts.leaseMs / 3));
     this.downSince = performance.now();
     opts.router.leadCheck = () => this.mayLead();
@@ -95,6 +95,13 @@ export class RouterPair {
 
   start(): void {
     this.opts.router.setActive(false);
+    // The process this one replaces has exited (a name runs once): a lease it left is handed back, so that the
+    // peer need not wait for it to expire. Nothing is asked for until the database has done so, however long it takes.
+    this.asking = true;
+    void this.release().then(() => {
+      this.asking = false;
+      this.tick();
+    });
     this.scheduleElection();
     this.renewTimer = setInterval(() => this.tick(), this.renewMs);
     this.link.start();
@@ -107,14 +114,18 @@ export class RouterPair {
     if (this.renewTimer) clearInterval(this.renewTimer);
     this.opts.router.setActive(false);
     if (performance.now() < this.heldUntil) {
-      const released = this.opts.store.releaseLease(this.holder).catch((err: unknown) => {
-        this.opts.log.warn({ err: (err as Error).message }, "could not hand the router lease back; it expires by itself");
-      });
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([released, new Promise((r) => (timer = setTimeout(r, RELEASE_WAIT_MS)))]);
+      await Promise.race([this.release(), new Promise((r) => (timer = setTimeout(r, RELEASE_WAIT_MS)))]);
       clearTimeout(timer);
     }
     this.link.stop();
+  }
+
+  /** Hands the lease back if this router's name holds it. */
+  private release(): Promise<void> {
+    return this.opts.store.releaseLease(this.holder).catch((err: unknown) => {
+      this.opts.log.warn({ err: (err as Error).message }, "could not hand the router lease back; it expires by itself");
+    });
   }
 
   private peerState(active: boolean): void {
@@ -141,7 +152,7 @@ export class RouterPair {
    * down for the election time, or its peer is linked and passive and this
    * router is the elder, or the peer has stayed passive for the election time
    * and a lease (the elder cannot reach the database, say): long enough for
-   * the elder to take a dead active's lease first, since after a failover
+   * the elder to take the lease first, since after a failover
    * the elder is the one with the member table to await (router.ts).
    */
   private mayTakeOver(): boolean {
