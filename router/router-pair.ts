@@ -16,6 +16,8 @@
 //   lapsed by its own monotonic clock while its peer is not linked; the router
 //   checks that before it acts on anything a link sent (a router woken from a
 //   pause must not route on: router.ts).
+// - A router hands the lease back when it stops, and as it starts (the
+//   process it replaces has exited), so its peer need not wait for expiry.
 // - Without both the database and the peer link, no router takes over.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../lib/log.js";
