@@ -216,7 +216,7 @@ export const STORE_LIMITS = {
   pepItemId: 255,
   /** What names a routed stanza, for offline storage to recognise it resent (docs/protocol.md §2). */
   origin: 300,
-  /** Who holds the router pair's lease: a router's name and start time. */
+  /** Who holds the router pair's lease: a router's name. */
   leaseHolder: 255,
 } as const;
 
