@@ -31,6 +31,8 @@ export function farmChildren(config: Config): ChildSpec[] {
   else {
     // An active/passive pair on this box: router-1 on router.port, router-2 on the next.
     const port = (i: number) => config.router.port + i;
+    const peers = config.start.router_peers;
+    if (peers.length !== 0 && peers.length !== 2) throw new Error("config start.router_peers must name two addresses, or none");
     for (const i of [0, 1]) {
       specs.push({
         name: `router-${i + 1}`,
@@ -38,7 +40,7 @@ export function farmChildren(config: Config): ChildSpec[] {
         env: {
           XFARM_ROUTER_NAME: `router-${i + 1}`,
           XFARM_ROUTER_PORT: String(port(i)),
-          XFARM_ROUTER_PEER: `127.0.0.1:${port(1 - i)}`,
+          XFARM_ROUTER_PEER: peers[i] ?? `127.0.0.1:${port(1 - i)}`,
           XFARM_ROUTER_COMPONENT_PORT: config.router.component_port ? String(config.router.component_port + i) : "0",
         },
       });

@@ -29,6 +29,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "router.addresses", type: "string[]", default: ["127.0.0.1:5390"], doc: 'Where components reach the router, "host:port" ("[v6]:port" for IPv6).' },
   { key: "router.peer", type: "string", default: "", doc: 'The other router of an active/passive pair, "host:port"; empty: this router is alone and active.' },
   { key: "router.election", type: "integer", default: 3, doc: "Seconds a passive router waits for an unreachable active peer before it takes over." },
+  { key: "router.lease", type: "integer", default: 3, doc: "Seconds the active router of a pair holds its lease in the database (the `db` URL) unless it renews it, every third of that: only the holder routes, so a partition between the routers never makes both active." },
   { key: "router.component_host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for XEP-0114 external components." },
   { key: "router.component_port", type: "integer", default: 5347, doc: "Port for XEP-0114 external components (their secrets: the [components] table); 0 disables it." },
   {
@@ -121,6 +122,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
 
   { key: "start.c2s_count", type: "integer", default: 2, doc: "How many c2s processes `xfarm start` runs." },
   { key: "start.router_count", type: "integer", default: 1, doc: "Routers `xfarm start` runs: 1, or 2 as an active/passive pair (router-1 and router-2 on router.port and the next port; its processes and the `xfarm` commands then reach both, and ask the active one)." },
+  { key: "start.router_peers", type: "string[]", default: [], doc: "Where router-1 and router-2 of a pair run by `xfarm start` reach each other: two host:port addresses, router-1's peer first; empty: each other's port directly (the fault harness puts a proxy there to partition them)." },
   { key: "start.sm_count", type: "integer", default: 1, doc: "How many session managers `xfarm start` runs (sm-1, sm-2, …; users are spread over them)." },
   { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
 ];
@@ -130,7 +132,7 @@ export interface Config {
   data_dir: string;
   db: string;
   log_level: string;
-  router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; component_host: string; component_port: number };
+  router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; lease: number; component_host: string; component_port: number };
   link: { max_frame: number; max_auth_frame: number; high_water: number };
   sm: {
     name: string;
@@ -185,7 +187,7 @@ export interface Config {
     tls_key: string;
   };
   xml: { max_depth: number; max_attributes: number; max_name_length: number };
-  start: { c2s_count: number; sm_count: number; router_count: number; port_step: number };
+  start: { c2s_count: number; sm_count: number; router_count: number; router_peers: string[]; port_step: number };
   /**
    * Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml).
    * Maps, not objects: a peer chooses the name looked up, and "constructor" must find nothing.
@@ -308,7 +310,7 @@ function checkLimits(c: Config): void {
   const limits = ["c2s.max_stanza_size", "sm.max_pep_item_size", "sm.max_private_item_size"] as const;
   const tree = c as unknown as Record<string, unknown>;
   for (const spec of CONFIG_KEYS) {
-    if (spec.type === "integer" && (spec.key.startsWith("sm.max_") || spec.key === "link.max_frame") && (getPath(tree, spec.key) as number) < 1) {
+    if (spec.type === "integer" && (spec.key.startsWith("sm.max_") || spec.key === "link.max_frame" || spec.key === "router.lease") && (getPath(tree, spec.key) as number) < 1) {
       throw new Error(`config ${spec.key} must be at least 1`);
     }
   }

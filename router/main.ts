@@ -2,6 +2,8 @@
 import { xmlLimits, type Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
+import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
+import type { Store } from "../xdb-sql/store.js";
 import { listenExternalComponents } from "./external-components.js";
 import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
@@ -20,10 +22,24 @@ export async function runRouter(config: Config): Promise<void> {
     domains: config.domains,
   });
   let pair: RouterPair | null = null;
+  // Only a router of a pair opens the database: for the lease that arbitrates which one leads (protocol §1.9).
+  let store: Store | null = null;
   if (config.router.peer) {
     const secret = config.secrets.get(config.router.name);
     if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
-    pair = new RouterPair({ router, name: config.router.name, peer: config.router.peer, secret, electionMs: config.router.election * 1000, log });
+    store = await openStore(config.db);
+    log.info({ store: describeStore(config.db) }, "store open, for the router lease");
+    watchStore(store, log);
+    pair = new RouterPair({
+      router,
+      name: config.router.name,
+      peer: config.router.peer,
+      secret,
+      electionMs: config.router.election * 1000,
+      leaseMs: config.router.lease * 1000,
+      store,
+      log,
+    });
     pair.start();
   }
   await router.listen();
@@ -44,8 +60,9 @@ export async function runRouter(config: Config): Promise<void> {
       })
     : null;
   stopOnSignals(log, async () => {
-    pair?.stop();
+    await pair?.stop();
     await new Promise<void>((resolve) => (components ? components.close(() => resolve()) : resolve()));
     await router.close();
+    await store?.close();
   });
 }

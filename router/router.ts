@@ -95,6 +95,12 @@ export class Router {
    * only once active (router/router-pair.ts); a router alone is active.
    */
   active = true;
+  /**
+   * Of a pair, whether this router may still lead (router/router-pair.ts):
+   * checked before anything a link sends is acted on, so that a router woken
+   * from a pause past its lease steps down before it routes.
+   */
+  leadCheck: (() => boolean) | null = null;
   /** When this router started: of two passive routers, the elder takes over (protocol §1.9). */
   readonly started = Date.now();
   /** Linked routers of the pair, told of every change of state. */
@@ -136,6 +142,8 @@ export class Router {
     const state = encodeJsonFrame(FrameType.Control, { op: "router-state", active });
     for (const s of this.routerPeers) s.write(state);
     if (!active) {
+      // Its own table, awaited if its next turn comes before a peer's (a router that woke past its lease and takes it again).
+      this.awaited.remember(this.members);
       for (const p of this.peers.values()) p.socket.destroy();
       this.returnHeld(this.awaited.clear());
     } else {
@@ -177,9 +185,18 @@ export class Router {
     for (const s of socket ? [socket] : this.routerPeers) s.write(frame);
   }
 
+  /** Steps down if this router may no longer lead; whether it is active. */
+  private leading(): boolean {
+    if (this.active && this.leadCheck?.() === false) {
+      this.opts.log.warn("router lease lapsed or lost; stepping down before routing");
+      this.setActive(false);
+    }
+    return this.active;
+  }
+
   /** An external component authenticated (router/external-components.ts). */
   attachExternal(domain: string, send: (xml: Buffer | string) => void): boolean {
-    if (!this.active || this.externals.has(domain) || this.peers.has(domain)) return false;
+    if (!this.leading() || this.externals.has(domain) || this.peers.has(domain)) return false;
     this.externals.set(domain, send);
     this.membersChanged();
     return true;
@@ -194,6 +211,7 @@ export class Router {
     const bounce = (condition: Condition, text?: string) => {
       if (!isError(stanza)) this.externals.get(domain)?.(serialize(errorReply(stanza, condition, text)));
     };
+    if (!this.leading()) return bounce("service-unavailable");
     // The router is the first to read a component's stanza, so it is the one to answer a malformed one.
     const malformed = badRequestText(stanza);
     if (malformed) return bounce("bad-request", malformed);
@@ -257,6 +275,8 @@ export class Router {
     socket.write(encodeJsonFrame(FrameType.Hello, hello));
 
     socket.on("data", (chunk: Buffer) => {
+      if (this.leadCheck) this.leading();
+      if (socket.destroyed) return;
       try {
         for (const frame of reader.push(chunk)) {
           if (peer) {
@@ -591,6 +611,8 @@ export class Router {
   }
 
   private pingAll(): void {
+    // A timer may run before any link is read when the process wakes from a pause: past its lease, the router steps down first.
+    if (this.leadCheck) this.leading();
     const now = Date.now();
     const gone = this.awaited.expire(now);
     if (gone.length > 0) {

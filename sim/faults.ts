@@ -15,7 +15,7 @@ import { attr, unescapeXml } from "./xml-scan.js";
 import { Farm } from "./local-farm.js";
 import { MariaDb } from "./mariadb.js";
 
-export const FAULTS = ["none", "kill-sm", "kill-router", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
+export const FAULTS = ["none", "kill-sm", "kill-router", "stop-router", "partition-routers", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
 export type Fault = (typeof FAULTS)[number];
 /** Faults that need MariaDB (--db mariadb). */
 export const DB_FAULTS: readonly Fault[] = ["db-stop", "db-pause"];
@@ -24,6 +24,8 @@ export const FAULT_TEXT: Record<Fault, string> = {
   none: "none (baseline)",
   "kill-sm": "SIGKILL sm-1",
   "kill-router": "SIGKILL the active router",
+  "stop-router": "SIGSTOP the active router, then SIGCONT",
+  "partition-routers": "the routers' peer link cut, then healed",
   "kill-c2s": "SIGKILL c2s-1",
   "stop-c2s": "SIGSTOP c2s-2, then SIGCONT",
   "restart-sm": "SIGKILL the only sm (sm_count = 1)",
@@ -115,11 +117,16 @@ async function members(config: Config, routers: string[]): Promise<StatusEntry[]
   );
 }
 
-/** Which router is active: the one whose table lists the components. */
-async function activeRouter(config: Config, routers: string[]): Promise<string> {
+/** The status of the router at `addr`, active or passive; null when it does not answer. */
+function statusAt(config: Config, addr: string) {
+  return adminRequest(config, { op: "status-request" }, "status", 2_000, [addr]).catch(() => null);
+}
+
+/** Which router is active, and its address: the one whose table lists the components. */
+async function activeRouter(config: Config, routers: string[]): Promise<{ name: string; addr: string }> {
   for (const addr of routers) {
-    const s = await adminRequest({ ...config, router: { ...config.router, addresses: [addr] } }, { op: "status-request" }, "status", 2_000).catch(() => null);
-    if (s && s.entries.length > 0) return s.router;
+    const s = await statusAt(config, addr);
+    if (s && s.entries.length > 0) return { name: s.router, addr };
   }
   throw new Error("no router answers with a member table");
 }
@@ -133,7 +140,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
   const db = maria ? await maria.createDatabase(`faults_${fault.replace("-", "_")}`) : undefined;
   // No offline quota in the way: a bounce must mean the fault, not a full mailbox.
   const sm = { max_offline_messages: 1_000_000 };
-  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", sm, ...(db ? { db } : {}) });
+  const farm = await Farm.create({ c2sCount: 2, routerCount: 2, smCount: fault === "restart-sm" ? 1 : 2, logLevel: "info", sm, peerProxies: fault === "partition-routers", ...(db ? { db } : {}) });
   live.add(farm);
   const ledger = new Ledger(o.discard);
   const clients: CountingClient[] = [];
@@ -199,11 +206,33 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
           process.kill(farm.childPid("c2s-1"), "SIGKILL");
           return until(linkedAgain("c2s-1", injectWall), deadline, BACK_POLL_MS);
         case "kill-router": {
-          const name = await activeRouter(config, routers);
+          const { name } = await activeRouter(config, routers);
           const pid = farm.childPid(name);
           process.kill(pid, "SIGKILL");
           // Back: the killed router restarted, and every component linked to the router now active.
           return until(async () => farm.childPid(name) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
+        }
+        case "stop-router": {
+          const { name, addr } = await activeRouter(config, routers);
+          const pid = farm.childPid(name);
+          process.kill(pid, "SIGSTOP");
+          await sleep(o.pause * 1000);
+          process.kill(pid, "SIGCONT");
+          // Back: the woken router answers again, and every component is linked to the router active now.
+          return until(async () => (await statusAt(config, addr)) !== null && (await members(config, routers)).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
+        }
+        case "partition-routers": {
+          // Both directions stop, nothing closes. Back: never two routers active meanwhile, and one active with every component after it heals.
+          for (const p of farm.peerProxies) p.pause();
+          let split = false;
+          const end = Date.now() + o.pause * 1000;
+          while (Date.now() < end) {
+            const states = await Promise.all(routers.map((addr) => statusAt(config, addr)));
+            if (states.filter((st) => st?.active === true).length > 1) split = true;
+            await sleep(BACK_POLL_MS);
+          }
+          for (const p of farm.peerProxies) p.resume();
+          return !split && until(async () => (await members(config, routers)).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
         }
         case "stop-c2s": {
           const pid = farm.childPid("c2s-2");

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { freePortBase } from "./free-ports.js";
+import { PausableProxy } from "./pausable-proxy.js";
 
 export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../dist/lib/cli/xfarm.js" : "../lib/cli/xfarm.js", import.meta.url));
 
@@ -31,6 +32,8 @@ export interface FarmOptions {
   /** PEM files to use; by default the farm generates a self-signed pair. */
   tls?: { cert: string; key: string };
   logLevel?: string;
+  /** With routerCount 2: each router reaches its peer through a proxy the caller can pause (Farm.peerProxies). */
+  peerProxies?: boolean;
 }
 
 export interface LogLine {
@@ -44,6 +47,8 @@ export class Farm {
   readonly lines: LogLine[] = [];
   private proc: ChildProcess | null = null;
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  /** The proxies on the router pair's peer links (FarmOptions.peerProxies): pausing both partitions the pair. */
+  peerProxies: PausableProxy[] = [];
 
   /** The `xfarm start` supervisor's PID; every farm process descends from it. */
   get pid(): number | undefined {
@@ -70,6 +75,8 @@ export class Farm {
     for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step);
     const base = await freePortBase(offsets);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-test-"));
+    // router-1's peer link goes through the first proxy, to router-2; router-2's through the second.
+    const proxies = opts.peerProxies ? await Promise.all([1, 0].map((i) => PausableProxy.listen({ host: "127.0.0.1", port: base + i }))) : [];
     const table = (t: Record<string, string | number | boolean> | undefined) =>
       Object.entries(t ?? {}).map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`).join("\n");
     const config = `domains = ["localhost"]
@@ -93,13 +100,16 @@ ${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout:
 [start]
 c2s_count = ${count}
 router_count = ${opts.routerCount ?? 1}
+router_peers = ${JSON.stringify(proxies.map((p) => `127.0.0.1:${p.port}`))}
 sm_count = ${opts.smCount ?? 1}
 port_step = ${step}
 `;
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
-    return new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db);
+    const farm = new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db);
+    farm.peerProxies = proxies;
+    return farm;
   }
 
   /** Starts `xfarm start` and waits until every c2s and the sm are linked. */
@@ -201,10 +211,12 @@ port_step = ${step}
 
   async stop(): Promise<void> {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGINT");
-    await exited;
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGINT");
+      await exited;
+    }
+    await Promise.all(this.peerProxies.map((p) => p.close()));
   }
 
   cleanup(): void {

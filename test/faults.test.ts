@@ -19,7 +19,8 @@ import type { FaultRow, FaultsReport } from "../sim/faults.js";
 import { MariaDb } from "../sim/mariadb.js";
 import { runCli } from "./sim-expect.js";
 
-// A pause past the links' 6 s silence limit, so that the router cuts the stopped front end off.
+// A pause past the links' 6 s silence limit, so that the router cuts the stopped front end off, and
+// past the router lease and election, so that the passive router takes over from the stopped one.
 const SHORT = ["--users", "20", "--rate", "200", "--duration", "2", "--pause", "8"];
 
 describe("the fault harness (npm run faults)", () => {
@@ -61,8 +62,8 @@ describe("the fault harness (npm run faults)", () => {
   }
 
   it("runs each process fault once: the process comes back, the counts add up, and the guarantee holds", async () => {
-    const { report } = await faults("processes", ["--faults", "kill-sm,kill-router,kill-c2s,stop-c2s,restart-sm"]);
-    expect(report.rows.map((r) => r.fault)).toEqual(["kill-sm", "kill-router", "kill-c2s", "stop-c2s", "restart-sm"]);
+    const { report } = await faults("processes", ["--faults", "kill-sm,kill-router,stop-router,kill-c2s,stop-c2s,restart-sm"]);
+    expect(report.rows.map((r) => r.fault)).toEqual(["kill-sm", "kill-router", "stop-router", "kill-c2s", "stop-c2s", "restart-sm"]);
     for (const row of report.rows) {
       expectAccounted(row);
       expect(row.back, row.fault).toBe(true);
@@ -74,7 +75,16 @@ describe("the fault harness (npm run faults)", () => {
     expect(killed.droppedFaulted).toBeGreaterThan(0);
     expect(killed.resumeTried).toBeGreaterThan(0);
     expect(killed.resumed).toBe(killed.resumeTried);
-  }, 180_000);
+  }, 240_000);
+
+  it("cuts the router pair's peer link past the election: never two routers active, and the guarantee holds", async () => {
+    // 12 s: past the link's silence limit (6 to 8 s) and the election (3 s), so the passive router asks for the lease, and is refused.
+    const { report } = await faults("partition", ["--faults", "partition-routers", "--pause", "12"]);
+    const [row] = report.rows;
+    expectAccounted(row!);
+    expect(row!.back, "one router active throughout, every component linked after").toBe(true);
+    expectGuarantee(row!, false);
+  }, 90_000);
 
   it.skipIf(!MariaDb.available() && process.env.CI !== "true")("runs each database fault once with MariaDB: the run completes, the counts add up", async () => {
     const { report } = await faults("mariadb", ["--db", "mariadb", "--faults", "db-stop,db-pause"]);

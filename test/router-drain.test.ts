@@ -6,6 +6,7 @@ import type { ControlMessage } from "../lib/link/control.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import { RouterPair } from "../router/router-pair.js";
 import { Router } from "../router/router.js";
+import { openStore } from "../xdb-sql/open-store.js";
 
 const SECRETS = new Map([
   ["c2s-1", "s3cret-c2s"],
@@ -109,8 +110,11 @@ describe("drained front ends, kept by the router", () => {
   it("shares the set with the pair peer, so the router that takes over keeps it", async () => {
     const a = await router("router-1");
     const b = await router("router-2");
+    // The lease's database: one in-memory SQLite connection serves both routers of this process.
+    const store = await openStore("sqlite::memory:");
+    cleanup.push(() => store.close());
     const pair = (self: { r: Router }, name: string, peer: number) => {
-      const p = new RouterPair({ router: self.r, name, peer: `127.0.0.1:${peer}`, secret: SECRETS.get(name)!, electionMs: 300, log });
+      const p = new RouterPair({ router: self.r, name, peer: `127.0.0.1:${peer}`, secret: SECRETS.get(name)!, electionMs: 300, leaseMs: 300, store, log });
       p.start();
       cleanup.push(() => p.stop());
       return p;
@@ -129,7 +133,7 @@ describe("drained front ends, kept by the router", () => {
     await until(() => passive.r.drained.get("c2s-1") === 4);
 
     // The active router goes; the front end, which announces nothing of its drain here, re-links to the other.
-    pairs.get(active.r)!.stop();
+    await pairs.get(active.r)!.stop();
     await active.r.close();
     await until(() => passive.r.active, 5000);
     await until(() => fe.orders.length > 1, 10_000);

@@ -475,6 +475,42 @@ describe.each(backends)("the $name store", (backend) => {
     expect((await s.loadOffline("alice@example.com"))[0]!.stored).toEqual(stored);
     await s.close();
   });
+
+  it("holds the router pair's lease for one holder at a time, by the database's clock", async () => {
+    const url = await backend.fresh();
+    // Two processes' worth of connections, as the two routers have.
+    const [a, b] = await Promise.all([openStore(url), openStore(url)]);
+    const first = await a.acquireLease("router-1", 60_000);
+    expect(first.holder).toBe("router-1");
+    expect(first.remainingMs).toBeGreaterThan(50_000);
+    expect(first.remainingMs).toBeLessThanOrEqual(60_000);
+    // Held and unexpired: the other cannot take it, and is told who holds it.
+    expect((await b.acquireLease("router-2", 60_000)).holder).toBe("router-1");
+    expect((await a.acquireLease("router-1", 60_000)).holder).toBe("router-1");
+    // Only the holder lets it go; then the other takes it at once.
+    await b.releaseLease("router-2");
+    expect((await b.acquireLease("router-2", 60_000)).holder).toBe("router-1");
+    await a.releaseLease("router-1");
+    expect((await b.acquireLease("router-2", 60_000)).holder).toBe("router-2");
+    // An expired lease goes to whoever asks next, and its old holder learns so.
+    await b.releaseLease("router-2");
+    expect((await b.acquireLease("router-2", 1)).holder).toBe("router-2");
+    let taken = await a.acquireLease("router-1", 60_000);
+    for (let i = 0; taken.holder !== "router-1" && i < 1000; i++) taken = await a.acquireLease("router-1", 60_000);
+    expect(taken.holder).toBe("router-1");
+    const loser = await b.acquireLease("router-2", 60_000);
+    expect(loser.holder).toBe("router-1");
+    expect(loser.remainingMs).toBeGreaterThan(0);
+    // Two asking at once for a free lease: one gets it, and both are told the same holder.
+    await a.releaseLease("router-1");
+    const [x, y] = await Promise.all([a.acquireLease("router-1", 60_000), b.acquireLease("router-2", 60_000)]);
+    expect(x.holder).toBe(y.holder);
+    expect(["router-1", "router-2"]).toContain(x.holder);
+    await expect(a.acquireLease("", 1000)).rejects.toThrow(RangeError);
+    await expect(a.acquireLease("router-1", 0)).rejects.toThrow(RangeError);
+    await expect(a.acquireLease("r".repeat(256), 1000)).rejects.toThrow(RangeError);
+    await Promise.all([a.close(), b.close()]);
+  });
 });
 
 describe("the mysql store's indices", () => {

@@ -270,6 +270,29 @@ export const MIGRATIONS: readonly Migration[] = [
     // bytes, as for JIDs, so that origins compare exactly. 1535 + 300 bytes of key.
     mysql: [`ALTER TABLE offline ADD COLUMN origin VARBINARY(300) NULL, ADD UNIQUE INDEX offline_user_origin (user, origin)`],
   },
+  {
+    version: 5,
+    description: "the router pair's lease",
+    // One row (docs/protocol.md §1.9): the router that holds it, and until when
+    // by the database's clock, in ms. It always exists, so that taking it is
+    // one UPDATE; an empty holder with expiry 0 is free.
+    sqlite: [
+      `CREATE TABLE router_lease (
+        id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+      `INSERT INTO router_lease (id, holder, expires_at) VALUES (1, '', 0)`,
+    ],
+    mysql: [
+      `CREATE TABLE router_lease (
+        id TINYINT NOT NULL PRIMARY KEY CHECK (id = 1),
+        holder VARBINARY(255) NOT NULL,
+        expires_at BIGINT NOT NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `INSERT INTO router_lease (id, holder, expires_at) VALUES (1, '', 0)`,
+    ],
+  },
 ];
 
 /** Throws if versions are not exactly 1, 2, 3, …: a gap or reorder is a coding error. */

@@ -6,7 +6,7 @@ import mysql from "mysql2/promise";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
 import { credentialParams, credentialsOf, pepConfig, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
 import { StoreUnavailableError, isConnectionError } from "./store-errors.js";
-import { checkLength, pageLength, type Credentials, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { checkLease, checkLength, pageLength, type Credentials, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 
 export interface MysqlOptions {
   host?: string;
@@ -35,6 +35,9 @@ const ACCOUNT_COLUMNS =
 const INSERT_OFFLINE =
   `INSERT INTO offline (user, xml, stored_at, bytes, origin) VALUES (?, ?, ?, ?, ?) ` +
   `ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`;
+
+/** The database's clock in ms since the epoch, whatever the session's time zone; the same throughout one statement. */
+const NOW_MS = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)";
 
 type Row = Record<string, unknown>;
 
@@ -475,6 +478,18 @@ export class MysqlStore implements Store {
   async retractPepItem(user: string, node: string, id: string): Promise<boolean> {
     const r = await this.run(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, id]);
     return r.affectedRows === 1;
+  }
+
+  async acquireLease(holder: string, ttlMs: number): Promise<Lease> {
+    checkLease(holder, ttlMs);
+    await this.run(`UPDATE router_lease SET holder = ?, expires_at = ${NOW_MS} + ? WHERE id = 1 AND (holder = ? OR expires_at <= ${NOW_MS})`, [holder, ttlMs, holder]);
+    // Read apart from the update: a lease taken by the update stays this holder's until it expires.
+    const [r] = await this.rows(`SELECT holder, expires_at - ${NOW_MS} AS remaining FROM router_lease WHERE id = 1`);
+    return { holder: text(r!.holder), remainingMs: Number(r!.remaining) };
+  }
+
+  async releaseLease(holder: string): Promise<void> {
+    await this.run(`UPDATE router_lease SET expires_at = 0 WHERE id = 1 AND holder = ?`, [holder]);
   }
 
   /** A write whose row needs the account, naming the account when it is missing. */

@@ -14,10 +14,12 @@ import {
   newerSchemaError,
 } from "./migrations.js";
 import { credentialParams, rosterParams, credentialsOf, rosterItem, pepConfig, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type PepItemRow, type RosterRow } from "./rows.js";
-import { checkLength, pageLength, type Credentials, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { checkLease, checkLength, pageLength, type Credentials, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 
 /** How long a connection waits for another process's write lock. */
 const BUSY_TIMEOUT_MS = 5000;
+/** The database's clock in ms since the epoch (julianday counts days from noon, 4714 BC). */
+const NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 function prepareAll(db: Database.Database) {
   const credentialColumns =
@@ -152,6 +154,15 @@ function prepareAll(db: Database.Database) {
     pepItemsNewest: db.prepare<[string, string, number], PepItemRow>(
       `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT ?`,
     ),
+    // julianday('now') is the same throughout one statement: the check and the new expiry agree.
+    acquireLease: db.prepare<[string, number, string]>(
+      `UPDATE router_lease SET holder = ?, expires_at = ${NOW_MS} + ?
+       WHERE id = 1 AND (holder = ? OR expires_at <= ${NOW_MS})`,
+    ),
+    readLease: db.prepare<[], { holder: string; remaining: number }>(
+      `SELECT holder, expires_at - ${NOW_MS} AS remaining FROM router_lease WHERE id = 1`,
+    ),
+    releaseLease: db.prepare<[string]>(`UPDATE router_lease SET expires_at = 0 WHERE id = 1 AND holder = ?`),
     pepItemIdsBeyond: db
       .prepare<[string, string, number], string>(
         `SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT -1 OFFSET ?`,
@@ -551,6 +562,22 @@ export class SqliteStore implements Store {
 
   async retractPepItem(user: string, node: string, id: string): Promise<boolean> {
     return this.s.deletePepItem.run(user, node, id).changes === 1;
+  }
+
+  async acquireLease(holder: string, ttlMs: number): Promise<Lease> {
+    checkLease(holder, ttlMs);
+    const s = this.s;
+    const r = this.db
+      .transaction(() => {
+        s.acquireLease.run(holder, ttlMs, holder);
+        return s.readLease.get()!;
+      })
+      .immediate();
+    return { holder: r.holder, remainingMs: r.remaining };
+  }
+
+  async releaseLease(holder: string): Promise<void> {
+    this.s.releaseLease.run(holder);
   }
 
   /** Runs a write whose row needs the account, naming the account when it is missing. */

@@ -182,7 +182,24 @@ export interface Store {
   /** Deletes one item; false if there was none. */
   retractPepItem(user: string, node: string, id: string): Promise<boolean>;
 
+  // The router pair's lease (docs/protocol.md §1.9), timed by the database's
+  // clock, never the routers'.
+  /**
+   * Takes or renews the lease for `ttlMs` if `holder` holds it or it has
+   * expired, in one atomic statement; then says who holds it and for how much
+   * longer (0 or less: expired, no one holds it).
+   */
+  acquireLease(holder: string, ttlMs: number): Promise<Lease>;
+  /** Lets the lease go at once if `holder` holds it: a router that stops hands over without its peer waiting for it to expire. */
+  releaseLease(holder: string): Promise<void>;
+
   close(): Promise<void>;
+}
+
+/** Who holds the router pair's lease, and for how many ms yet by the database's clock. */
+export interface Lease {
+  holder: string;
+  remainingMs: number;
 }
 
 /**
@@ -199,6 +216,8 @@ export const STORE_LIMITS = {
   pepItemId: 255,
   /** What names a routed stanza, for offline storage to recognise it resent (docs/protocol.md §2). */
   origin: 300,
+  /** Who holds the router pair's lease: a router's name. */
+  leaseHolder: 255,
 } as const;
 
 /** Throws a RangeError when a name is too long for its column. */
@@ -229,4 +248,11 @@ export interface PepItem {
   /** The item's payload element as XML. */
   xml: string;
   published: Date;
+}
+
+/** Throws on a lease request no driver should run: an empty or too long holder, a ttl that is not a positive whole number of ms. */
+export function checkLease(holder: string, ttlMs: number): void {
+  if (!holder) throw new RangeError("a lease holder must be named");
+  checkLength("leaseHolder", holder);
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new RangeError(`bad lease ttl ${ttlMs}`);
 }

@@ -28,7 +28,7 @@ export function faultsCommand(): Command {
     .option("--users <n>", "users, over both front ends, half of them with XEP-0198 (at most 5,000)", "200")
     .option("--offline <fraction>", "share of the users that stay offline until the final round, so that messages to them are stored offline", "0.1")
     .option("--rate <r>", "messages a second, all users together (at most 5,000)", "500")
-    .option("--faults <list>", "faults to run, in order: none,kill-sm,kill-router,kill-c2s,stop-c2s,restart-sm,db-stop,db-pause (default: all that the database allows)")
+    .option("--faults <list>", "faults to run, in order: none,kill-sm,kill-router,stop-router,partition-routers,kill-c2s,stop-c2s,restart-sm,db-stop,db-pause (default: all that the database allows)")
     .option("--duration <s>", "seconds of load per fault; the fault comes a quarter of the way in (at most 600)", "60")
     .option("--pause <s>", "seconds a SIGSTOP or a database outage lasts (at most 300)", "20")
     .addOption(new Option("--db <kind>", "the farm's store: embedded SQLite, or a private MariaDB (needed by db-stop and db-pause)").choices(["sqlite", "mariadb"]).default("sqlite"))

@@ -93,6 +93,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     return this.ready;
   }
 
+  /** How long the router has been silent on this link (ms): a link left stale by a pause still looks connected. */
+  get silentMs(): number {
+    return Date.now() - this.lastHeard;
+  }
+
   get members(): readonly Member[] {
     return this.memberList;
   }
@@ -192,8 +197,9 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     });
     socket.on("drain", () => {
       if (socket !== this.socket) return;
-      // The router took what we had: it is alive even if we did not read it meanwhile.
-      this.lastHeard = Date.now();
+      // The router took what we had: it is alive even if we did not read it meanwhile. Only then:
+      // while we read, its silence is what counts, since a stopped router's kernel takes writes too.
+      if (socket.isPaused()) this.lastHeard = Date.now();
       socket.resume();
       this.emit("drain");
     });
@@ -201,7 +207,17 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
       this.lastError = err.message;
       if (this.attempt === 0 || this.attempt % 10 === 0) this.log.warn({ err: err.message, router: address }, "router link error");
     });
-    socket.on("close", () => this.onClose(socket));
+    // A router that accepts but never answers (stopped, hung: its kernel still accepts) is given up like a silent one.
+    const handshake = setTimeout(() => {
+      if (socket === this.socket && !this.ready) {
+        this.lastError = "no WELCOME in time";
+        socket.destroy();
+      }
+    }, SILENCE_LIMIT_MS);
+    socket.on("close", () => {
+      clearTimeout(handshake);
+      this.onClose(socket);
+    });
   }
 
   private handshake(frame: Frame, socket: net.Socket, routerNonce: string, nonce: string): { helloNonce?: string; nonce?: string } {
