@@ -7,8 +7,13 @@
 // off a front end that is only re-linking.
 import type { Member } from "../lib/link/member.js";
 
-/** How long after a takeover the members of the old active router's table are waited for. */
-export const AWAIT_MS = 5_000;
+/**
+ * How long after a takeover the members of the old active router's table are
+ * waited for: a component that left a hung router (SIGSTOP) may first spend
+ * its 6 s handshake timeout on that router's address (lib/link/link-client.ts)
+ * before it tries this one.
+ */
+export const AWAIT_MS = 10_000;
 /** Bytes of frames held for awaited members in all; beyond, a frame is returned to its sender as undeliverable. */
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
