@@ -15,7 +15,7 @@ import { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import { ClientListeners } from "./client-listeners.js";
 import { ClientConnection } from "./client-connection.js";
-import { routedAgain } from "./sm-pipe.js";
+import { routedAgain } from "../lib/stanza-rules.js";
 import { TlsCredentials } from "./tls-credentials.js";
 
 /** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */

@@ -21,12 +21,12 @@ import type { Redirect } from "./balancer.js";
 import type { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
-import { SmPipe, routedAgain, type PendingStanza } from "./sm-pipe.js";
+import { SmPipe, type PendingStanza } from "./sm-pipe.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
 import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
-import { badRequestText } from "../lib/stanza-rules.js";
+import { badRequestText, routedAgain } from "../lib/stanza-rules.js";
 
 const MAX_SASL_ATTEMPTS = 3;
 /** Stanzas a client may send between asking to bind and being bound. */

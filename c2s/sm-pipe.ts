@@ -110,8 +110,3 @@ export class SmPipe {
     for (const id of origins) this.seen(id, now);
   }
 }
-
-/** Whether a stanza whose session is gone is routed again: anything but presence, which is state, not replayed. */
-export function routedAgain(xml: string | Buffer): boolean {
-  return !(typeof xml === "string" ? xml : xml.toString("utf8", 0, 9)).startsWith("<presence");
-}

@@ -27,3 +27,8 @@ export function badRequestText(stanza: Element): string | undefined {
   }
   return undefined;
 }
+
+/** Whether a stanza whose session is gone is routed again (by its c2s, or by its sm after a resumption window, protocol §2.6): anything but presence, which is state, not replayed. */
+export function routedAgain(xml: string | Buffer): boolean {
+  return !(typeof xml === "string" ? xml : xml.toString("utf8", 0, 9)).startsWith("<presence");
+}

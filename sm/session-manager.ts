@@ -40,6 +40,7 @@ import { Origin, Origins, Tally } from "./origin.js";
 import { TakenAcks } from "./taken-acks.js";
 import { Unacknowledged, deliverId, forwardId } from "./unacknowledged.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
+import { routedAgain } from "../lib/stanza-rules.js";
 import { ResumeLog } from "./resumption.js";
 import { Session, SessionRegistry } from "./sessions.js";
 import { FrameTooLargeError, IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
@@ -738,7 +739,7 @@ export class SessionManager {
     // Under their identities, to the user's other sessions or offline storage, as its front end would have.
     // Presence is state, not replayed; offline messages are still stored.
     for (const { xml, confirm, origin } of left) {
-      if (confirm === 0 && !xml.toString("utf8", 0, 9).startsWith("<presence")) await this.underOrigin(origin, () => this.fromPeerNow(xml, session.user));
+      if (confirm === 0 && routedAgain(xml)) await this.underOrigin(origin, () => this.fromPeerNow(xml, session.user));
     }
   }
 
