@@ -29,7 +29,7 @@ Upgrades the front ends NAME... in that order (default: every c2s that
   --timeout SECONDS    how long a drain may take to empty the front end (default 600)
   --ready-timeout S    how long a front end may take to leave the farm once stopped, and to
                        link and report once started, and to take clients once undrained (default 120)
-  --xfarm CMD          how to run xfarm (default: xfarm; e.g. 'node /opt/xfarm/dist/lib/cli/xfarm.js')
+  --xfarm CMD          how to run xfarm (default: xfarm; e.g. 'node /opt/xfarm/dist/cli/xfarm.js')
   --config FILE        the farm's config, passed to xfarm (default: $XFARM_CONFIG or ./xfarm.toml)
 EOF
 }

@@ -7,12 +7,12 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "smol-toml";
 import { TlsCredentials } from "../c2s/tls-credentials.js";
-import { ADMIN_NAME } from "../lib/cli/admin-link.js";
+import { ADMIN_NAME } from "../lib/link/admin-link.js";
 import { routerAddresses, secretsFile, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { openStore } from "../xdb-sql/open-store.js";
 
-const CLI = fileURLToPath(new URL("../lib/cli/xfarm.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../cli/xfarm.js", import.meta.url));
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
 /** A child that ran this long is healthy again: its next restart is quick. */

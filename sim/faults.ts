@@ -7,7 +7,7 @@
 // message, and the clients what became of them.
 import fs from "node:fs";
 import { loadConfig, type Config } from "../lib/config.js";
-import { adminRequest } from "../lib/cli/admin-link.js";
+import { adminRequest } from "../lib/link/admin-link.js";
 import type { StatusEntry } from "../lib/link/control.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { CountingClient, Ledger, type Drop } from "./fault-client.js";

@@ -11,7 +11,7 @@ import { openStore } from "../xdb-sql/open-store.js";
 import { freePortBase } from "./free-ports.js";
 import { PausableProxy } from "./pausable-proxy.js";
 
-export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../dist/lib/cli/xfarm.js" : "../lib/cli/xfarm.js", import.meta.url));
+export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../dist/cli/xfarm.js" : "../cli/xfarm.js", import.meta.url));
 
 export interface FarmOptions {
   c2sCount?: number;

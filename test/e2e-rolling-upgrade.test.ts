@@ -17,7 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminRequest } from "../lib/cli/admin-link.js";
+import { adminRequest } from "../lib/link/admin-link.js";
 import { loadConfig } from "../lib/config.js";
 import type { StatusEntry } from "../lib/link/control.js";
 import { applyFlags, type SimFlags } from "../sim/flags.js";

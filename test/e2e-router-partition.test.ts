@@ -6,7 +6,7 @@
 // state is asked of it over its admin link (protocol §1.7), never read from
 // the log.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminRequest } from "../lib/cli/admin-link.js";
+import { adminRequest } from "../lib/link/admin-link.js";
 import { loadConfig, type Config } from "../lib/config.js";
 import { Farm } from "./harness/farm.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";

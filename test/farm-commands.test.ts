@@ -1,6 +1,6 @@
-// `xfarm status`'s STATE column for front ends (lib/cli/farm-commands.ts).
+// `xfarm status`'s STATE column for front ends (cli/farm-commands.ts).
 import { describe, expect, it } from "vitest";
-import { c2sState, formatStatus } from "../lib/cli/farm-commands.js";
+import { c2sState, formatStatus } from "../cli/farm-commands.js";
 import type { StatusEntry } from "../lib/link/control.js";
 
 const entry = (info: Record<string, unknown>, connections: number | null): StatusEntry => ({

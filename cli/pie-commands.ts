@@ -3,11 +3,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { exportPie, exportPieFiles } from "../../xdb-sql/pie-export.js";
-import { importUser } from "../../xdb-sql/pie-import.js";
-import { readPie } from "../../xdb-sql/pie-reader.js";
-import { openStore } from "../../xdb-sql/open-store.js";
-import { overLimits, smLimits } from "../../sm/limits.js";
+import { exportPie, exportPieFiles } from "../xdb-sql/pie-export.js";
+import { importUser } from "../xdb-sql/pie-import.js";
+import { readPie } from "../xdb-sql/pie-reader.js";
+import { openStore } from "../xdb-sql/open-store.js";
+import { overLimits, smLimits } from "../sm/limits.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
 /** Progress on a terminal: one line rewritten in place, at most ten times a second. */

@@ -80,9 +80,9 @@ export function simCommand(load: LoadConfig): Command {
     .option("--prosody-plain", "with --prosody-data: plain passwords (authentication = internal_plain)")
     .action(async (file: string | undefined, opts: SimCliOptions) => {
       if (opts.report) return reportFromJson(opts.report, opts.html);
-      const { readScenarioFile } = await import("../../sim/scenario.js");
-      const { applyFlags } = await import("../../sim/flags.js");
-      let base: import("../../sim/scenario.js").Scenario | null = null;
+      const { readScenarioFile } = await import("../sim/scenario.js");
+      const { applyFlags } = await import("../sim/flags.js");
+      let base: import("../sim/scenario.js").Scenario | null = null;
       let fileHasActions = false;
       if (file) {
         ({ scenario: base, hasActions: fileHasActions } = readScenarioFile(file));
@@ -93,13 +93,13 @@ export function simCommand(load: LoadConfig): Command {
         return;
       }
       if (opts.createAccounts) return createAccounts(sc, opts, load);
-      const { runSim } = await import("../../sim/runner.js");
-      const { summaryTable } = await import("../../sim/results.js");
+      const { runSim } = await import("../sim/runner.js");
+      const { summaryTable } = await import("../sim/results.js");
       const progress = opts.quiet ? "none" : (opts.progress as "auto" | "tty" | "lines" | "none");
       const results = await runSim(sc, { progress });
       if (opts.out) fs.writeFileSync(opts.out, JSON.stringify(results, null, 1) + "\n");
       // After the JSON: should the report fail, --report can redo it from that.
-      if (opts.html) fs.writeFileSync(opts.html, (await import("../../sim/report-html.js")).renderHtmlReport(results));
+      if (opts.html) fs.writeFileSync(opts.html, (await import("../sim/report-html.js")).renderHtmlReport(results));
       process.stdout.write(summaryTable(results));
       if (opts.out) process.stdout.write(`results: ${opts.out}\n`);
       if (opts.html) process.stdout.write(`report: ${opts.html}\n`);
@@ -109,20 +109,20 @@ export function simCommand(load: LoadConfig): Command {
 
 async function reportFromJson(jsonFile: string, htmlFile: string | undefined): Promise<void> {
   if (!htmlFile) throw new Error("--report needs --html FILE: where to write the report");
-  const { RESULTS_FORMAT } = await import("../../sim/results.js");
-  const { renderHtmlReport } = await import("../../sim/report-html.js");
-  const results = JSON.parse(fs.readFileSync(jsonFile, "utf8")) as import("../../sim/results.js").SimResults;
+  const { RESULTS_FORMAT } = await import("../sim/results.js");
+  const { renderHtmlReport } = await import("../sim/report-html.js");
+  const results = JSON.parse(fs.readFileSync(jsonFile, "utf8")) as import("../sim/results.js").SimResults;
   if (results.format !== RESULTS_FORMAT) throw new Error(`${jsonFile}: not xfarm sim results (format ${JSON.stringify(results.format)}, expected ${RESULTS_FORMAT})`);
   fs.writeFileSync(htmlFile, renderHtmlReport(results));
   process.stdout.write(`report: ${htmlFile}\n`);
 }
 
 async function createAccounts(
-  sc: import("../../sim/scenario.js").Scenario,
+  sc: import("../sim/scenario.js").Scenario,
   opts: SimCliOptions,
   load: LoadConfig,
 ): Promise<void> {
-  const { accountRange, createXfarmAccounts, writeProsodyAccounts } = await import("../../sim/accounts.js");
+  const { accountRange, createXfarmAccounts, writeProsodyAccounts } = await import("../sim/accounts.js");
   const range = accountRange(sc);
   const iterations = opts.iterations !== undefined ? Number(opts.iterations) : undefined;
   if (iterations !== undefined && (!Number.isInteger(iterations) || iterations < 1)) throw new Error("--iterations must be a positive integer");

@@ -1,6 +1,6 @@
 // The --config option every xfarm subcommand takes, and how a command gets its config.
 import { Option } from "commander";
-import type { Config } from "../config.js";
+import type { Config } from "../lib/config.js";
 
 export function configOption(): Option {
   return new Option("-c, --config <file>", "config file (TOML); default $XFARM_CONFIG or ./xfarm.toml");

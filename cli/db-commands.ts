@@ -1,7 +1,7 @@
 // `xfarm db status|migrate`: the schema of the configured database.
 import { Command } from "commander";
-import { normalizeStoredJids } from "../../xdb-sql/jid-migration.js";
-import { connectStore, describeStore } from "../../xdb-sql/open-store.js";
+import { normalizeStoredJids } from "../xdb-sql/jid-migration.js";
+import { connectStore, describeStore } from "../xdb-sql/open-store.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
 export function dbCommands(load: LoadConfig): Command {

@@ -1,9 +1,9 @@
 // `xfarm status`, `xfarm c2s drain` and `undrain`: what an admin asks of a running farm.
 import type { Command } from "commander";
-import type { Config } from "../config.js";
-import { DEFAULT_DRAIN_RATE, type StatusEntry } from "../link/control.js";
-import type { C2sInfo } from "../link/member.js";
-import { adminRequest } from "./admin-link.js";
+import type { Config } from "../lib/config.js";
+import { DEFAULT_DRAIN_RATE, type StatusEntry } from "../lib/link/control.js";
+import type { C2sInfo } from "../lib/link/member.js";
+import { adminRequest } from "../lib/link/admin-link.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
 function duration(ms: number): string {

@@ -4,8 +4,8 @@
 // until one answers as active, and only when none does is a passive one asked.
 import { pino } from "pino";
 import { routerAddresses, type Config } from "../config.js";
-import type { ControlMessage } from "../link/control.js";
-import { LinkClient } from "../link/link-client.js";
+import type { ControlMessage } from "./control.js";
+import { LinkClient } from "./link-client.js";
 
 export const ADMIN_NAME = "admin";
 

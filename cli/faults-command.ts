@@ -36,7 +36,7 @@ export function faultsCommand(): Command {
     .option("--discard <n>", "receipts the clients throw away on purpose, which the table must show lost (a check of the harness's own counting)", "0")
     .option("--keep", "keep each farm's directory (config, store, log)")
     .action(async (o: FaultsCliOptions) => {
-      const { FAULTS, DB_FAULTS, runFaults, faultsTable, writeJson } = await import("../../sim/faults.js");
+      const { FAULTS, DB_FAULTS, runFaults, faultsTable, writeJson } = await import("../sim/faults.js");
       type Fault = (typeof FAULTS)[number];
       const faults = (o.faults ? o.faults.split(",").map((x) => x.trim()).filter(Boolean) : FAULTS.filter((f) => o.db === "mariadb" || !DB_FAULTS.includes(f))) as Fault[];
       for (const f of faults) {

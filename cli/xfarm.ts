@@ -3,7 +3,7 @@
 // Process code is imported only by the subcommand that runs it.
 import fs from "node:fs";
 import { Command } from "commander";
-import { annotatedDefaults, loadConfig, type Config } from "../config.js";
+import { annotatedDefaults, loadConfig, type Config } from "../lib/config.js";
 import { benchCommand } from "./bench-command.js";
 import { configOption } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
@@ -39,7 +39,7 @@ program
     const env: Record<string, string> = opts.db ? { XFARM_DB: opts.db } : {};
     Object.assign(process.env, env);
     const { config, file } = load(opts);
-    const { runFarm } = await import("../../deploy/supervisor.js");
+    const { runFarm } = await import("../deploy/supervisor.js");
     await runFarm(config, file, env);
   });
 
@@ -47,19 +47,19 @@ program
   .command("router")
   .description("run the router process alone")
   .addOption(configOption())
-  .action(async (opts: { config?: string }) => (await import("../../router/main.js")).runRouter(load(opts).config));
+  .action(async (opts: { config?: string }) => (await import("../router/main.js")).runRouter(load(opts).config));
 
 program
   .command("sm")
   .description("run one session manager process alone")
   .addOption(configOption())
-  .action(async (opts: { config?: string }) => (await import("../../sm/main.js")).runSm(load(opts).config));
+  .action(async (opts: { config?: string }) => (await import("../sm/main.js")).runSm(load(opts).config));
 
 const c2s = program
   .command("c2s")
   .description("run one client front end alone (name, ports and router address from the config); `c2s drain` and `c2s undrain` take one out and back")
   .addOption(configOption())
-  .action(async (opts: { config?: string }) => (await import("../../c2s/main.js")).runC2s(load(opts).config));
+  .action(async (opts: { config?: string }) => (await import("../c2s/main.js")).runC2s(load(opts).config));
 
 addFarmCommands(program, c2s, load);
 

@@ -1,13 +1,13 @@
 // `xfarm user add|passwd|del|list`: accounts, straight in the store, so they
 // work whether or not the farm runs.
 import { Command } from "commander";
-import { bare, domainpart, parseJid } from "../jid.js";
-import { deriveCredentials } from "../sasl/scram-credentials.js";
-import { openStore } from "../../xdb-sql/open-store.js";
-import type { Store } from "../../xdb-sql/store.js";
-import type { Config } from "../config.js";
+import { bare, domainpart, parseJid } from "../lib/jid.js";
+import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
+import { openStore } from "../xdb-sql/open-store.js";
+import type { Store } from "../xdb-sql/store.js";
+import type { Config } from "../lib/config.js";
 import { configOption, type LoadConfig } from "./config-option.js";
-import { adminRequest } from "./admin-link.js";
+import { adminRequest } from "../lib/link/admin-link.js";
 import { readPassword } from "./read-password.js";
 
 function accountJid(text: string, config: Config): string {
