@@ -10,7 +10,7 @@ import { AckBatch } from "../lib/link/ack-batch.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { XmlLimits } from "../lib/xml-stream.js";
 import { randomHex } from "../lib/random.js";
-import { PlainVerifier } from "../lib/sasl/plain-cache.js";
+import { PlainVerifier } from "./sasl/plain-cache.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";

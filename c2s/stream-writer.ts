@@ -26,7 +26,7 @@ export function streamError(condition: string, text?: string, content?: string):
   return `<stream:error>${c}${t}</stream:error></stream:stream>`;
 }
 
-/** The condition alone: a SaslError's message may say more than a client should hear (lib/sasl/errors.ts). */
+/** The condition alone: a SaslError's message may say more than a client should hear (c2s/sasl/errors.ts). */
 export function saslFailure(condition: string): string {
   return `<failure xmlns='${NS_SASL}'><${condition}/></failure>`;
 }

@@ -16,7 +16,7 @@ import type { Action, Scenario } from "./scenario.js";
 import type { Recorder } from "./stats.js";
 import { firstPort } from "./arrivals.js";
 import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
-import { ScramClient } from "../lib/sasl/scram-client.js";
+import { ScramClient } from "./scram-client.js";
 import { cachedSaltedPassword } from "./scram.js";
 import { attr, firstChild, StanzaScanner, unescapeXml, type ScanSink } from "./xml-scan.js";
 

@@ -3,7 +3,7 @@
 // sends (features, proceed, success, bind result) — no DOM, no library.
 import net from "node:net";
 import tls from "node:tls";
-import { ScramClient } from "../lib/sasl/scram-client.js";
+import { ScramClient } from "./scram-client.js";
 
 export interface SessionTarget {
   host: string;

@@ -3,7 +3,7 @@
 // accounts made in bulk with one salt, or after a redirect, a login then
 // costs the simulator two HMACs instead of thousands, and the machine's
 // cores go to the server under test.
-import type { SaltedPasswordFn } from "../lib/sasl/scram-client.js";
+import type { SaltedPasswordFn } from "./scram-client.js";
 import { saltedPassword } from "../lib/sasl/scram-credentials.js";
 
 const CACHE_MAX = 4096;

@@ -7,7 +7,7 @@
 // <see-other-host/> and binding, as a client does.
 import net from "node:net";
 import tls from "node:tls";
-import { ScramClient } from "../lib/sasl/scram-client.js";
+import { ScramClient } from "./scram-client.js";
 import { hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
 import { cachedSaltedPassword } from "./scram.js";
 import { writeAll } from "./write-all.js";

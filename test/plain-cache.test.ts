@@ -1,7 +1,7 @@
 // The c2s's memory of verified PLAIN passwords: a client coming back skips
 // PBKDF2, and nothing else about PLAIN changes.
 import { describe, expect, it } from "vitest";
-import { PlainVerifier, plainVoucher, VOUCHER_TTL_MS } from "../lib/sasl/plain-cache.js";
+import { PlainVerifier, plainVoucher, VOUCHER_TTL_MS } from "../c2s/sasl/plain-cache.js";
 import { deriveKeys, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import type { ScramHash, ScramKeys } from "../xdb-sql/store.js";
 

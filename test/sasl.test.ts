@@ -1,15 +1,15 @@
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { ScramHash, ScramKeys } from "../xdb-sql/store.js";
-import { parsePlain } from "../lib/sasl/plain.js";
+import { parsePlain } from "../c2s/sasl/plain.js";
 import {
   deriveCredentials,
   deriveKeys,
   SCRAM_ITERATIONS,
   verifyPassword,
 } from "../lib/sasl/scram-credentials.js";
-import { ScramClient } from "../lib/sasl/scram-client.js";
-import { SaslError, ScramServer, type ScramServerOptions } from "../lib/sasl/scram-server.js";
+import { ScramClient } from "../sim/scram-client.js";
+import { SaslError, ScramServer, type ScramServerOptions } from "../c2s/sasl/scram-server.js";
 
 const b = (s: string) => Buffer.from(s, "utf8");
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");

@@ -1,6 +1,6 @@
 // SCRAM credentials (RFC 5802 §3): what the store keeps instead of a
 // password, how to make them and how to check a plaintext password (SASL
-// PLAIN) against them. Also the hash primitives scram-server.ts shares.
+// PLAIN) against them. Also the hash primitives the SCRAM server and client share.
 
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";

@@ -5,7 +5,7 @@
 // matches the random keys.
 import { createHmac, randomBytes } from "node:crypto";
 import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
-import { hashSize, SALT_BYTES, SCRAM_ITERATIONS } from "./scram-credentials.js";
+import { hashSize, SALT_BYTES, SCRAM_ITERATIONS } from "../../lib/sasl/scram-credentials.js";
 
 const PROCESS_FAKE_SECRET = randomBytes(32);
 
