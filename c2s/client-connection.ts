@@ -13,8 +13,7 @@ import { SessionOp, encodeSessionPayload, type ClientAckedMeta, type DeliverMeta
 import { parsePlain } from "./sasl/plain.js";
 import { plainVoucher, type PlainProof } from "./sasl/plain-cache.js";
 import { saslLocalpart } from "../lib/sasl/saslprep.js";
-import { completeCredentials } from "../lib/sasl/scram-credentials.js";
-import type { Credentials } from "../xdb-sql/store.js";
+import { completeCredentials, type Credentials } from "../lib/sasl/scram-credentials.js";
 import { SaslError, ScramServer } from "./sasl/scram-server.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";

@@ -12,10 +12,9 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { deriveCredentials, deriveKeys } from "../lib/sasl/scram-credentials.js";
+import { deriveCredentials, deriveKeys, type Credentials } from "../lib/sasl/scram-credentials.js";
 import { saslprepStored } from "../lib/sasl/saslprep.js";
 import { openStore } from "../xdb-sql/open-store.js";
-import type { Credentials } from "../xdb-sql/store.js";
 import { userName, type Scenario } from "./scenario.js";
 
 export interface AccountRange {

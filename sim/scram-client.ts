@@ -1,8 +1,7 @@
 // The client side of SCRAM (RFC 5802), for the simulator: the farm's own
 // load generator must authenticate as real clients do.
 import { randomBytes } from "node:crypto";
-import type { ScramHash } from "../xdb-sql/store.js";
-import { digest, hmac, saltedPassword } from "../lib/sasl/scram-credentials.js";
+import { digest, hmac, saltedPassword, type ScramHash } from "../lib/sasl/scram-credentials.js";
 import { saslprepQuery } from "../lib/sasl/saslprep.js";
 
 const GS2 = "n,,";

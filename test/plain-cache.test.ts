@@ -2,8 +2,7 @@
 // PBKDF2, and nothing else about PLAIN changes.
 import { describe, expect, it } from "vitest";
 import { PlainVerifier, plainVoucher, VOUCHER_TTL_MS } from "../c2s/sasl/plain-cache.js";
-import { deriveKeys, verifyPassword } from "../lib/sasl/scram-credentials.js";
-import type { ScramHash, ScramKeys } from "../xdb-sql/store.js";
+import { deriveKeys, verifyPassword, type ScramHash, type ScramKeys } from "../lib/sasl/scram-credentials.js";
 
 const keysFor = (password: string) => deriveKeys(password, "SHA-256", Buffer.from(`salt-${password}`), 64);
 

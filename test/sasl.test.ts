@@ -1,12 +1,13 @@
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { ScramHash, ScramKeys } from "../xdb-sql/store.js";
 import { parsePlain } from "../c2s/sasl/plain.js";
 import {
   deriveCredentials,
   deriveKeys,
   SCRAM_ITERATIONS,
   verifyPassword,
+  type ScramHash,
+  type ScramKeys,
 } from "../lib/sasl/scram-credentials.js";
 import { ScramClient } from "../sim/scram-client.js";
 import { SaslError, ScramServer, type ScramServerOptions } from "../c2s/sasl/scram-server.js";

@@ -16,7 +16,8 @@ import type { SmLimits } from "../sm/limits.js";
 import { SessionManager } from "../sm/session-manager.js";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { rosterItem } from "./harness/roster-item.js";
-import type { Credentials, RosterItem } from "../xdb-sql/store.js";
+import type { Credentials } from "../lib/sasl/scram-credentials.js";
+import type { RosterItem } from "../xdb-sql/store.js";
 
 export const DOMAIN = "example.com";
 

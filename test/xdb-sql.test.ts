@@ -11,7 +11,8 @@ import Database from "better-sqlite3";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { openStore, describeStore, parseStoreUrl } from "../xdb-sql/open-store.js";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, checkMigrations } from "../xdb-sql/migrations.js";
-import type { Credentials, RosterItem, Store } from "../xdb-sql/store.js";
+import type { Credentials } from "../lib/sasl/scram-credentials.js";
+import type { RosterItem, Store } from "../xdb-sql/store.js";
 import { rosterItem } from "./harness/roster-item.js";
 
 let dir: string;

@@ -8,7 +8,8 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import { Element, escapeXML, parse } from "ltx";
 import { NS_PIE } from "./pie-reader.js";
-import type { ScramHash, Store } from "./store.js";
+import type { Store } from "./store.js";
+import type { ScramHash } from "../lib/sasl/scram-credentials.js";
 
 export const NS_PIE_SCRAM = "urn:xmpp:pie:0#scram";
 export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";

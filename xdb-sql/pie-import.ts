@@ -4,11 +4,11 @@
 // archives) is counted and reported, never silently dropped.
 import type { Element } from "ltx";
 import { bareOf, parseJid } from "../lib/jid.js";
-import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
+import { deriveCredentials, type Credentials, type ScramHash } from "../lib/sasl/scram-credentials.js";
 import { NS_DELAY, NS_PIE_SCRAM, NS_PUBSUB, NS_PUBSUB_OWNER } from "./pie-export.js";
 import type { PieUser } from "./pie-reader.js";
 import { SUBSCRIPTIONS } from "./rows.js";
-import type { Credentials, RosterItem, ScramHash, Store, Subscription } from "./store.js";
+import type { RosterItem, Store, Subscription } from "./store.js";
 
 export interface ImportOptions {
   /** Delete an existing account first, rather than skip it. */

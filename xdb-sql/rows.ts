@@ -1,6 +1,7 @@
 // Rows as both SQL drivers read and write them: the one place that maps the
 // Store's types to columns, so SQLite and MySQL cannot disagree.
-import type { Credentials, RosterItem, ScramKeys, Subscription } from "./store.js";
+import type { RosterItem, Subscription } from "./store.js";
+import type { Credentials, ScramKeys } from "../lib/sasl/scram-credentials.js";
 
 /** Each hash's four columns are all set or all null (schema v2). */
 export interface AccountRow {

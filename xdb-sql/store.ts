@@ -3,22 +3,7 @@
 // Every method that changes data resolves only after the change is
 // committed, so a caller may acknowledge a client once the promise settles.
 
-/** SCRAM keys for one hash (RFC 5802): never the password itself. */
-export interface ScramKeys {
-  salt: Buffer;
-  iterations: number;
-  storedKey: Buffer;
-  serverKey: Buffer;
-}
-
-export type ScramHash = "SHA-1" | "SHA-256";
-
-/**
- * The keys an account holds: both hashes for accounts made here; an account
- * imported from another server may bring only one (Prosody exports SHA-1
- * only), and gets the other at its first PLAIN login.
- */
-export type Credentials = Partial<Record<ScramHash, ScramKeys>>;
+import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 /** RFC 6121 §2.1.2.5: the subscription attribute as the roster shows it. */
 export type Subscription = "none" | "to" | "from" | "both";

@@ -4,8 +4,7 @@
 // game away), and PLAIN runs the same PBKDF2 before it fails. No password
 // matches the random keys.
 import { createHmac, randomBytes } from "node:crypto";
-import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
-import { hashSize, SALT_BYTES, SCRAM_ITERATIONS } from "../../lib/sasl/scram-credentials.js";
+import { hashSize, SALT_BYTES, SCRAM_ITERATIONS, type ScramHash, type ScramKeys } from "../../lib/sasl/scram-credentials.js";
 
 const PROCESS_FAKE_SECRET = randomBytes(32);
 

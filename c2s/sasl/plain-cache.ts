@@ -27,10 +27,9 @@
 // the store could test guesses against a voucher at one HMAC each; they
 // could read every stanza on the link as well.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Credentials, ScramHash, ScramKeys } from "../../xdb-sql/store.js";
 import { expire, remember } from "../../lib/bounded-map.js";
 import { fakeKeys } from "./fake-keys.js";
-import { verifyPassword } from "../../lib/sasl/scram-credentials.js";
+import { verifyPassword, type Credentials, type ScramHash, type ScramKeys } from "../../lib/sasl/scram-credentials.js";
 
 /** Accounts remembered at most; the oldest go first. */
 const MAX_ENTRIES = 20_000;

@@ -8,11 +8,10 @@
 // fail alike (not-authorized, after a normal-looking server-first) so the
 // exchange does not tell who has an account.
 
-import type { ScramHash, ScramKeys } from "../../xdb-sql/store.js";
 import { randomBase64 } from "../../lib/random.js";
 import { decodeUtf8, SaslError } from "./errors.js";
 import { fakeKeys } from "./fake-keys.js";
-import { digest, hashSize, hmac, safeEqual } from "../../lib/sasl/scram-credentials.js";
+import { digest, hashSize, hmac, safeEqual, type ScramHash, type ScramKeys } from "../../lib/sasl/scram-credentials.js";
 
 export { SaslError } from "./errors.js";
 export type { SaslCondition } from "./errors.js";

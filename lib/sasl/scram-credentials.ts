@@ -4,8 +4,24 @@
 
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
-import type { Credentials, ScramHash, ScramKeys } from "../../xdb-sql/store.js";
 import { saslprepQuery, saslprepStored } from "./saslprep.js";
+
+/** SCRAM keys for one hash (RFC 5802): never the password itself. */
+export interface ScramKeys {
+  salt: Buffer;
+  iterations: number;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+export type ScramHash = "SHA-1" | "SHA-256";
+
+/**
+ * The keys an account holds: both hashes for accounts made here; an account
+ * imported from another server may bring only one (Prosody exports SHA-1
+ * only), and gets the other at its first PLAIN login.
+ */
+export type Credentials = Partial<Record<ScramHash, ScramKeys>>;
 
 /** RFC 7677 §4: the minimum iteration count a server should use. */
 export const SCRAM_ITERATIONS = 4096;
