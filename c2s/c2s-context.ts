@@ -20,7 +20,7 @@ import { ReadThrottle } from "./read-throttle.js";
 import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { streamError, streamHeader } from "./stream-writer.js";
-import type { TlsCredentials } from "./tls-credentials.js";
+import type { TlsCredentials } from "../lib/tls-credentials.js";
 
 /** How long a closed stream's socket may linger for the peer's close. */
 const CLOSE_GRACE_MS = 5_000;

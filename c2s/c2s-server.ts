@@ -16,7 +16,7 @@ import { addressKey } from "./client-address.js";
 import { ClientListeners } from "./client-listeners.js";
 import { ClientConnection } from "./client-connection.js";
 import { routedAgain } from "../lib/stanza-rules.js";
-import { TlsCredentials } from "./tls-credentials.js";
+import { TlsCredentials } from "../lib/tls-credentials.js";
 
 /** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
 const DELIVERED_PER_FRAME = 500;

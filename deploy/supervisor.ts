@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "smol-toml";
-import { TlsCredentials } from "../c2s/tls-credentials.js";
+import { TlsCredentials } from "../lib/tls-credentials.js";
 import { ADMIN_NAME } from "../lib/link/admin-link.js";
 import { routerAddresses, secretsFile, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";

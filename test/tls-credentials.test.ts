@@ -8,7 +8,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { generate } from "selfsigned";
 import { afterAll, describe, expect, it } from "vitest";
-import { TlsCredentials } from "../c2s/tls-credentials.js";
+import { TlsCredentials } from "../lib/tls-credentials.js";
 import { loadConfig } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 

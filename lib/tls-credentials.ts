@@ -2,13 +2,15 @@
 // on first start so that a newcomer's farm speaks TLS with no set-up; read
 // again on reload() (SIGHUP) for new handshakes, while open connections keep
 // the one they were made with.
+// Shared code: the c2s loads it, and `xfarm start` (deploy/supervisor.ts)
+// makes the self-signed one once before its front ends start.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
 import { generate } from "selfsigned";
-import type { Config } from "../lib/config.js";
-import type { Logger } from "../lib/log.js";
+import type { Config } from "./config.js";
+import type { Logger } from "./log.js";
 
 /**
  * Mozilla's "intermediate" TLS 1.2 suites without DHE: forward secrecy by
