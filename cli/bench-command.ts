@@ -1,5 +1,5 @@
 // `xfarm bench` (`npm run bench`): xfarm side by side with Debian's Prosody
-// and ejabberd under the bundled simulator; sim/bench.ts does the work.
+// and ejabberd under the bundled simulator; bench/bench.ts does the work.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
@@ -27,10 +27,10 @@ interface BenchCliOptions {
 }
 
 /**
- * sim/anchors: the anchors' configs (../shared/anchors), carried in the
+ * bench/anchors: the anchors' configs (../shared/anchors), carried in the
  * repository so that the bench runs from any checkout.
  */
-const DEFAULT_ANCHORS = fileURLToPath(new URL("../../sim/anchors", import.meta.url));
+const DEFAULT_ANCHORS = fileURLToPath(new URL("../../bench/anchors", import.meta.url));
 
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const numbers = (s: string, what: string) =>
@@ -63,7 +63,7 @@ export function benchCommand(): Command {
     .addOption(new Option("--quick", "a short run for a smoke check: 2,000 sessions, short ramps").conflicts(["sessions"]))
     .option("-v, --verbose", "print each simulator run's progress lines")
     .action(async (o: BenchCliOptions) => {
-      const { runBench, benchTable, MEASUREMENTS } = await import("../sim/bench.js");
+      const { runBench, benchTable, MEASUREMENTS } = await import("../bench/bench.js");
       // `npm run bench --compare` hands the flag to npm, which passes it on as npm_config_compare.
       const compare = o.compare || process.env.npm_config_compare === "true";
       const targets = list(o.targets ?? (compare ? "xfarm,prosody,ejabberd" : "xfarm"));

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import { Command } from "commander";
 import { configDefaults } from "../lib/config.js";
 import { openStore } from "../xdb-sql/open-store.js";
-import { cpuSeconds, rssKb } from "./bench-procs.js";
+import { cpuSeconds, rssKb } from "./process-tree.js";
 import { Farm } from "./local-farm.js";
 import { expandSources } from "./loopback.js";
 import { runSim } from "./runner.js";

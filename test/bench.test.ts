@@ -9,12 +9,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import type { BenchReport } from "../sim/bench.js";
+import type { BenchReport } from "../bench/bench.js";
 import { CLI } from "../sim/local-farm.js";
 
 /** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
 const SHARED_ANCHORS = path.resolve(import.meta.dirname, "../../shared/anchors");
-const BUNDLED = path.resolve(import.meta.dirname, "../sim/anchors");
+const BUNDLED = path.resolve(import.meta.dirname, "../bench/anchors");
 const NEEDS = ["/usr/bin/prosody", "/usr/sbin/ejabberdctl", "/usr/bin/erl"];
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

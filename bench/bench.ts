@@ -9,8 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { knee, measureChat, measureIdle, measureLogin, ramp, type ChatStep, type IdleFigure, type LoginStep, type StepEnv } from "./bench-steps.js";
 import { EjabberdTarget, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type TargetName } from "./bench-targets.js";
-import { expandSources } from "./loopback.js";
-import type { Mechanism } from "./scenario.js";
+import { expandSources } from "../sim/loopback.js";
+import type { Mechanism } from "../sim/scenario.js";
 
 export const MEASUREMENTS = ["idle", "login", "chat"] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];

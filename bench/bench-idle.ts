@@ -4,8 +4,8 @@
 // latencies. Run: npm run bench:idle -- --count 10000 [--security none]
 import fs from "node:fs";
 import { parseArgs } from "node:util";
-import { Farm } from "./local-farm.js";
-import { login, type RawSession } from "./raw-session.js";
+import { Farm } from "../sim/local-farm.js";
+import { login, type RawSession } from "../sim/raw-session.js";
 
 const { values } = parseArgs({
   options: {

@@ -11,11 +11,11 @@
 //   share, p50/p99 delivery latency.
 //
 // A ramp runs one rate after another until a step fails its criterion.
-import { cpuPercent, median, TreeSampler } from "./bench-procs.js";
+import { cpuPercent, median, TreeSampler } from "../sim/process-tree.js";
 import type { BenchTarget } from "./bench-targets.js";
-import { runSim, type RunOptions } from "./runner.js";
-import type { SimResults } from "./results.js";
-import { defaultScenario, finish, type Action, type Mechanism, type Scenario, type Security } from "./scenario.js";
+import { runSim, type RunOptions } from "../sim/runner.js";
+import type { SimResults } from "../sim/results.js";
+import { defaultScenario, finish, type Action, type Mechanism, type Scenario, type Security } from "../sim/scenario.js";
 
 export interface StepEnv {
   /** One password for every account: the simulator's SCRAM cache then hits (as real clients' stored keys do). */

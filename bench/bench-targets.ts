@@ -9,11 +9,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { generate } from "selfsigned";
-import { writeProsodyAccounts } from "./accounts.js";
-import { isRunning, processTree } from "./bench-procs.js";
-import { freePortBase } from "./free-ports.js";
-import { Farm } from "./local-farm.js";
-import { portOpen } from "./port-open.js";
+import { writeProsodyAccounts } from "../sim/accounts.js";
+import { isRunning, processTree } from "../sim/process-tree.js";
+import { freePortBase } from "../sim/free-ports.js";
+import { Farm } from "../sim/local-farm.js";
+import { portOpen } from "../sim/port-open.js";
 
 export type TargetName = "xfarm" | "prosody" | "ejabberd";
 
@@ -152,7 +152,7 @@ export class XfarmTarget implements BenchTarget {
 /** Rewrites one line of an anchors config, and fails loudly if the line moved. */
 function rewrite(text: string, from: string | RegExp, to: string, file: string): string {
   const out = text.replace(from instanceof RegExp ? new RegExp(from.source, "g") : new RegExp(escapeRegExp(from), "g"), to);
-  if (out === text) throw new Error(`${file}: "${String(from)}" not found; the anchors config changed, update sim/bench-targets.ts`);
+  if (out === text) throw new Error(`${file}: "${String(from)}" not found; the anchors config changed, update bench/bench-targets.ts`);
   return out;
 }
 

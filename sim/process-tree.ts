@@ -1,4 +1,4 @@
-// What a benchmark reads of a server's processes: the whole process tree
+// What the benchmark (bench/) and the soak read of a server's processes: the whole process tree
 // under the process it started (a farm forks several; ejabberdctl starts a
 // shell, erl and beam.smp), summed, as ../shared/anchors/procmon.py does for
 // Tsung runs, so that every server is measured the same way.
