@@ -2,7 +2,7 @@
 // the process-wide timers (one sweep for all, never a timer per socket).
 import { randomBytes } from "node:crypto";
 import type net from "node:net";
-import { xmlLimits, type Config } from "../lib/config.js";
+import { xmlLimits } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient } from "../lib/link/link-client.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
@@ -14,6 +14,7 @@ import { PlainVerifier } from "./sasl/plain-cache.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
+import type { C2sSettings, ConnectionHost } from "./connection-host.js";
 import { routedAgain } from "../lib/stanza-rules.js";
 import type { SmPipe } from "./sm-pipe.js";
 import { ReadThrottle } from "./read-throttle.js";
@@ -47,7 +48,7 @@ const REFUSAL_TEXT: Record<Refusal, string> = {
   "policy-violation": "too many connections from your address are not authenticated yet",
 };
 
-export class C2sContext {
+export class C2sContext implements ConnectionHost<ClientConnection> {
   private sidCounter = 0;
   private readonly boot = randomBytes(3).toString("hex");
   /** Connections that have yet to bind, with their deadline. */
@@ -92,7 +93,7 @@ export class C2sContext {
   readonly throttle: LoginThrottle;
 
   constructor(
-    readonly config: Config["c2s"] & { domains: string[]; xml: Config["xml"] },
+    readonly config: C2sSettings,
     readonly store: Store,
     readonly link: LinkClient,
     readonly tls: TlsCredentials,

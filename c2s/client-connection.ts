@@ -17,7 +17,7 @@ import { completeCredentials, type Credentials } from "../lib/sasl/scram-credent
 import { SaslError, ScramServer } from "./sasl/scram-server.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { Redirect } from "./balancer.js";
-import type { C2sContext } from "./c2s-context.js";
+import type { ConnectionHost } from "./connection-host.js";
 import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
 import { SmPipe, type PendingStanza } from "./sm-pipe.js";
@@ -101,7 +101,7 @@ export class ClientConnection implements Throttled {
 
   /** `socket` was let in by the gate (ctx.gate.enter); on the direct-TLS port (`direct`) the TLS handshake starts now. */
   constructor(
-    private readonly ctx: C2sContext,
+    private readonly ctx: ConnectionHost<ClientConnection>,
     socket: net.Socket,
     direct: boolean,
   ) {

@@ -3,7 +3,24 @@
 // by the parent and by every worker (seeded), so arrival k is the same
 // moment everywhere; worker w takes the arrivals k with k % workers == w.
 // Where each arrives first is as reproducible (firstPort).
-import type { Scenario } from "./scenario.js";
+
+/** How user k picks the port it connects to first (server.spread). */
+export type Spread = "turn" | "random";
+
+/** How arrivals are spaced within a phase (run.interarrival). */
+export type Interarrival = "uniform" | "poisson";
+
+/**
+ * What the schedule reads of a scenario. Spelled out here rather than taken
+ * from scenario.ts's Scenario, which has these fields: scenario.ts checks a
+ * scenario with plannedArrivals, so importing it back would be a cycle.
+ */
+interface Plan {
+  server: { ports: readonly number[]; spread: Spread };
+  arrival: readonly { rate: number; duration: number }[];
+  users: { count: number };
+  run: { duration: number; seed: number; interarrival: Interarrival };
+}
 
 /** A small seeded PRNG (mulberry32): the same seed gives every worker the same sequence. */
 export function prng(seed: number): () => number {
@@ -22,7 +39,7 @@ export function prng(seed: number): () => number {
  * random, as clients pick among SRV records of equal weight; the draw is
  * user k's own, from run.seed, so it does not depend on the worker.
  */
-export function firstPort(s: Pick<Scenario, "server" | "run">, k: number): number {
+export function firstPort(s: Pick<Plan, "server" | "run">, k: number): number {
   const { ports, spread } = s.server;
   const i = spread === "random" ? Math.floor(prng(Math.imul(s.run.seed + 1, 0x85ebca6b) + k)() * ports.length) : k % ports.length;
   return ports[i]!;
@@ -34,7 +51,7 @@ export function firstPort(s: Pick<Scenario, "server" | "run">, k: number): numbe
  * ("poisson", as Tsung does). At most users.count, and only those before
  * run.duration.
  */
-export function arrivalTimes(s: Pick<Scenario, "arrival" | "users" | "run">): Float64Array {
+export function arrivalTimes(s: Pick<Plan, "arrival" | "users" | "run">): Float64Array {
   const out: number[] = [];
   const limit = s.run.duration * 1000;
   const random = prng(s.run.seed);
@@ -60,6 +77,6 @@ export function arrivalTimes(s: Pick<Scenario, "arrival" | "users" | "run">): Fl
   return Float64Array.from(out.filter((t) => t < limit));
 }
 
-export function plannedArrivals(s: Pick<Scenario, "arrival" | "users" | "run">): number {
+export function plannedArrivals(s: Pick<Plan, "arrival" | "users" | "run">): number {
   return arrivalTimes(s).length;
 }

@@ -4,13 +4,12 @@
 // workers get a complete, valid plan.
 import fs from "node:fs";
 import { parse as parseToml } from "smol-toml";
-import { plannedArrivals } from "./arrivals.js";
+import { plannedArrivals, type Interarrival, type Spread } from "./arrivals.js";
 import { expandSources, loopbackRefusal } from "./loopback.js";
 
 export type Security = "none" | "starttls" | "direct";
 export type Mechanism = "PLAIN" | "SCRAM-SHA-1" | "SCRAM-SHA-256";
 export type Redirects = "follow" | "ignore";
-export type Spread = "turn" | "random";
 
 export type Action =
   /** Fetch the roster (jabber:iq:roster get) and wait for the result. */
@@ -74,7 +73,7 @@ export interface Scenario {
     /** Hard limit: every user still connected is closed then. */
     duration: number;
     workers: number;
-    interarrival: "uniform" | "poisson";
+    interarrival: Interarrival;
     seed: number;
   };
 }
