@@ -6,7 +6,7 @@
 // each node's access model allows (sm/pep-config.ts).
 import { randomUUID } from "node:crypto";
 import { Element, clone, parse } from "ltx";
-import { bare, bareOf } from "../lib/jid.js";
+import { bareOf } from "../lib/jid.js";
 import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
@@ -111,8 +111,8 @@ export const modPep: SmModule = (api) => {
   const handler =
     (ns: string, actions: Record<string, Action>, ownerOnly: boolean) =>
     async (event: StanzaEvent): Promise<boolean> => {
-      const owner = bare(event.to);
-      const isOwner = bare(event.from) === owner;
+      const owner = event.to.bare;
+      const isOwner = event.from.bare === owner;
       if (!isOwner && !(await api.userExists(owner))) return false;
       const action = await actionOf(event, ns);
       if (!action) return true;
@@ -210,7 +210,7 @@ export const modPep: SmModule = (api) => {
     if (rsm && !page) return fail(event, "bad-request");
     const found = await api.store.getPepNode(owner, node);
     if (!found) return fail(event, "item-not-found");
-    if (!(await allowed(owner, bare(event.from), found.config))) return fail(event, "forbidden");
+    if (!(await allowed(owner, event.from.bare, found.config))) return fail(event, "forbidden");
     const ids = new Set(el.getChildren("item").flatMap((i) => (i.attrs.id ? [i.attrs.id as string] : [])));
     let set = await api.store.pepItemSizes(owner, node);
     if (ids.size > 0) set = set.filter((i) => ids.has(i.id));

@@ -2,7 +2,7 @@
 // resources; versioning (§2.6) with a hash of the roster as its version.
 import { createHash } from "node:crypto";
 import { Element } from "ltx";
-import { bare, parseJid } from "../lib/jid.js";
+import { parseJid } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
@@ -47,7 +47,7 @@ export const modRoster: SmModule = (api) => {
     const jid = parseJid(el.attrs.jid ?? "");
     if (!jid) return fail(api, event, "jid-malformed", "the item's JID is not valid (RFC 7622)");
     if (jid.resource) return fail(api, event, "bad-request", "the item needs a bare JID");
-    const contact = bare(jid);
+    const contact = jid.bare;
     if (contact === user) return fail(api, event, "not-allowed", "the user's own JID is not a contact");
     const tooLong = tooLongToKeep(contact);
     if (tooLong) return fail(api, event, "not-acceptable", tooLong);

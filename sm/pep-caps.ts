@@ -5,7 +5,7 @@
 // once and cached, whose "<node>+notify" features are the nodes it wants.
 import { createHash } from "node:crypto";
 import { Element } from "ltx";
-import { bare, bareOf, full } from "../lib/jid.js";
+import { bareOf } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi } from "./module-api.js";
 import { IqRequestError } from "./stanza.js";
@@ -134,7 +134,7 @@ export function trackInterest(
   const inbound = async (event: StanzaEvent): Promise<false> => {
     // Subscription stanzas come from bare JIDs (RFC 6121 §3.1.2); of those only unsubscribe matters here.
     if (event.from.resource || event.stanza.attrs.type === "unsubscribe") {
-      await observe(bare(event.to), full(event.from), event.stanza);
+      await observe(event.to.bare, event.from.full, event.stanza);
     }
     return false; // mod-presence goes on with it
   };

@@ -3,7 +3,7 @@
 // send. Every feature lives in a module (sm/mod-*.ts).
 import { randomBytes } from "node:crypto";
 import { clone, parse, type Element } from "ltx";
-import { bare, bareOf, full, parseJid, type Jid } from "../lib/jid.js";
+import { bareOf, parseJid, type Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { LogThrottle } from "../lib/log-bounds.js";
 import { randomHex } from "../lib/random.js";
@@ -591,7 +591,7 @@ export class SessionManager {
       }
       return;
     }
-    const user = bare(jid);
+    const user = jid.bare;
     const holder = this.registry.get(meta.jid);
     if (holder) {
       // A newer login took the resource meanwhile: it keeps it (protocol §2.1).
@@ -684,13 +684,13 @@ export class SessionManager {
     if (this.closed) return fail("service-unavailable", "session manager shutting down");
     const jid = parseJid(meta.jid);
     if (!jid || !jid.local) return fail("bad-request", "not a user JID");
-    const user = bare(jid);
+    const user = jid.bare;
     if (!this.domains.has(jid.domain) || !(await this.store.accountExists(user))) {
       return fail("not-authorized");
     }
     const reused = this.registry.bySid(c2s, meta.sid);
     if (reused) await this.end(reused, "sid started again");
-    const old = jid.resource ? this.registry.get(full(jid)) : undefined;
+    const old = jid.resource ? this.registry.get(jid.full) : undefined;
     if (this.registry.of(user).filter((s) => s !== old).length >= this.maxSessions) {
       return fail("resource-constraint", "too many sessions");
     }
@@ -809,7 +809,7 @@ export class SessionManager {
     if (!this.domains.has(to.domain)) return this.toUnserved(event);
     if (!to.local) return this.outbound(event, "host");
     if (to.resource) return this.outbound(event, "full");
-    return this.outbound(event, bare(to) === session.user ? "self" : "bare");
+    return this.outbound(event, to.bare === session.user ? "self" : "bare");
   }
 
   /** Outbound processing on the sender's sm, then routing. */
@@ -824,8 +824,8 @@ export class SessionManager {
   /** Inbound processing on the recipient's sm. */
   private async inbound(event: StanzaEvent, target: Target): Promise<void> {
     const { stanza } = event;
-    if (stanza.name === "message" && (target === "bare" || target === "full") && (await this.mayBeMoving(bare(event.to)))) {
-      return this.park(bare(event.to), () => this.guarded(event, () => this.inbound(event, target)));
+    if (stanza.name === "message" && (target === "bare" || target === "full") && (await this.mayBeMoving(event.to.bare))) {
+      return this.park(event.to.bare, () => this.guarded(event, () => this.inbound(event, target)));
     }
     const type: string | undefined = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error") && this.answered(event)) return;
@@ -879,7 +879,7 @@ export class SessionManager {
       this.log.warn({ xml: xml.toString("utf8", 0, 200) }, "unroutable stanza dropped");
       return;
     }
-    const from = parseJid(stanza.attrs.from ?? "") ?? domainJid(to.domain);
+    const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
     const event: StanzaEvent = { stanza, raw: xml, from, to, origin: undefined };
     await this.guarded(event, () => this.inbound(event, targetOf(to)));
   }
@@ -890,14 +890,14 @@ export class SessionManager {
       this.log.warn({ name: stanza.name, to: stanza.attrs.to }, "stanza without a valid to not sent");
       return;
     }
-    const from = parseJid(stanza.attrs.from ?? "") ?? domainJid(to.domain);
+    const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
     const event: StanzaEvent = { stanza, raw, from, to, origin: undefined };
     if (!this.domains.has(to.domain)) return this.toUnserved(event);
     const target = targetOf(to);
     // Named whichever way it goes, so that it has the same name when sent again after a failover (§2.5).
     const origin = this.origins.current()?.child();
     // Host stanzas are answered on the sender's behalf, in the sender's order.
-    const key = target === "host" ? bare(from) : bare(to);
+    const key = target === "host" ? from.bare : to.bare;
     if (target !== "host") {
       const owner = this.port.smOwnerOf(key);
       if (owner !== undefined && owner !== this.port.name) {
@@ -957,15 +957,15 @@ export class SessionManager {
     if (this.requests.has(id)) return Promise.reject(new Error(`an iq with id ${id} is already waiting`));
     return new Promise<Element>((resolve, reject) => {
       const pending: PendingRequest = {
-        peer: full(to),
-        asker: full(from),
+        peer: to.full,
+        asker: from.full,
         resolve,
         reject,
         timer: setTimeout(() => this.settle(id, pending, new IqRequestError("timeout")), timeoutMs).unref(),
       };
       this.requests.set(id, pending);
       this.send(stanza).catch((err: unknown) => {
-        this.log.warn({ err, to: full(to) }, "request not sent");
+        this.log.warn({ err, to: to.full }, "request not sent");
         this.settle(id, pending, new IqRequestError("internal-server-error"));
       });
     });
@@ -976,7 +976,7 @@ export class SessionManager {
     const { stanza } = event;
     const id: string = stanza.attrs.id ?? "";
     const pending = this.requests.get(id);
-    if (!pending || full(event.from) !== pending.peer || full(event.to) !== pending.asker) return false;
+    if (!pending || event.from.full !== pending.peer || event.to.full !== pending.asker) return false;
     const failed = isError(stanza) ? new IqRequestError(conditionOf(stanza) ?? "undefined-condition", stanza) : null;
     this.settle(id, pending, failed ?? stanza);
     return true;
@@ -1034,11 +1034,11 @@ export class SessionManager {
       }
       if (err instanceof FrameTooLargeError) {
         const max = this.limits.stanzaBytes;
-        this.log.warn({ name: event.stanza.name, from: full(event.from), to: full(event.to), bytes: err.bytes, max }, "answer too large for a link frame; answered resource-constraint");
+        this.log.warn({ name: event.stanza.name, from: event.from.full, to: event.to.full, bytes: err.bytes, max }, "answer too large for a link frame; answered resource-constraint");
         await this.api.error(event, "resource-constraint", `the answer (${err.bytes} bytes) is larger than this server sends at once (${max} bytes)`);
         return;
       }
-      this.log.error({ err, name: event.stanza.name, from: full(event.from), to: full(event.to) }, "stanza failed");
+      this.log.error({ err, name: event.stanza.name, from: event.from.full, to: event.to.full }, "stanza failed");
       await this.api.error(event, "internal-server-error");
     }
   }
@@ -1055,10 +1055,6 @@ export class SessionManager {
 /** Whether a stanza may be answered with an error: not an error itself, nor an iq result (RFC 6120 §8.3.1, §8.2.3). */
 function answerable(stanza: Element): boolean {
   return !isError(stanza) && !(stanza.name === "iq" && stanza.attrs.type === "result");
-}
-
-function domainJid(domain: string): Jid {
-  return { local: "", domain, resource: "" };
 }
 
 function targetOf(to: Jid): Target {
