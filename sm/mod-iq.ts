@@ -5,7 +5,7 @@ import type { SmModule } from "./module-api.js";
 
 export const modIq: SmModule = (api) => {
   api.hook("iq/full", (event) => {
-    const session = api.sessions.get(event.to.full);
+    const session = api.sessions.get(event.to);
     if (!session) return false;
     api.deliver(session, event.stanza, event.raw);
     return true;

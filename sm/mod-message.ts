@@ -6,7 +6,7 @@ export const modMessage: SmModule = (api) => {
   api.hook("message/bare", (event) => toBare(api, event));
 
   api.hook("message/full", async (event) => {
-    const session = api.sessions.get(event.to.full);
+    const session = api.sessions.get(event.to);
     if (session) {
       api.deliver(session, event.stanza, event.raw);
       return true;

@@ -8,7 +8,6 @@
 // deleted only then. However large the backlog, the sm holds one batch of it
 // per user being served, and the client's socket at most one batch unread.
 import { parse, type Element } from "ltx";
-import { parseJid } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
@@ -52,7 +51,7 @@ export const modOffline: SmModule = (api) => {
 
   /** Sends a session the oldest stored messages, one batch; none if it is gone or the backlog is empty. */
   async function sendBatch(session: Session): Promise<void> {
-    const domain = parseJid(session.user)!.domain;
+    const domain = session.jid.domain;
     while (takesMessages(session)) {
       const page = await api.store.loadOffline(session.user, { limit: BATCH_MESSAGES, maxBytes: BATCH_BYTES });
       if (page.length === 0) return;

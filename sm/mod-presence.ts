@@ -2,7 +2,6 @@
 // subscription state machines of Appendix A, with a roster push for every
 // change the user can see.
 import { Element } from "ltx";
-import { bareOf } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
@@ -35,7 +34,7 @@ export const modPresence: SmModule = (api) => {
   async function presenceOf(user: string, to: string, unavailable = false): Promise<void> {
     for (const session of api.sessions.available(user)) {
       await api.send(
-        unavailable ? presence({ type: "unavailable", from: session.jid, to }) : readdress(session.presence!, { to }),
+        unavailable ? presence({ type: "unavailable", from: session.jid.full, to }) : readdress(session.presence!, { to }),
       );
     }
   }
@@ -67,7 +66,7 @@ export const modPresence: SmModule = (api) => {
     // Probes from the full JID, so that the answers reach this resource only.
     for (const item of roster) {
       if (hasTo(item.subscription)) {
-        await api.send(presence({ type: "probe", from: session.jid, to: item.contact }));
+        await api.send(presence({ type: "probe", from: session.jid.full, to: item.contact }));
       }
     }
     for (const other of others) api.deliver(session, other.presence!);
@@ -88,7 +87,7 @@ export const modPresence: SmModule = (api) => {
         if (hasFrom(item.subscription)) targets.add(item.contact);
       }
     }
-    for (const jid of session.directed) if (!targets.has(bareOf(jid)!)) targets.add(jid);
+    for (const [full, jid] of session.directed) if (!targets.has(jid.bare)) targets.add(full);
     session.directed.clear();
     for (const to of targets) await api.send(readdress(stanza, { to }));
     if (wasAvailable) {
@@ -111,7 +110,7 @@ export const modPresence: SmModule = (api) => {
         await api.error(event, "policy-violation", `presence may be directed to at most ${api.limits.directedPresences} JIDs at once`);
         return true;
       }
-      session.directed.add(to);
+      session.directed.set(to, event.to);
     }
     if (type === "unavailable") session?.directed.delete(to);
     return false; // routed as it is
@@ -168,7 +167,7 @@ export const modPresence: SmModule = (api) => {
     } else if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
       await inboundSubscription(event, type as SubscriptionType);
     } else if (event.to.resource) {
-      const session = api.sessions.get(event.to.full);
+      const session = api.sessions.get(event.to);
       if (session) api.deliver(session, event.stanza, event.raw);
     } else {
       for (const session of api.sessions.available(event.to.bare)) api.deliver(session, event.stanza, event.raw);
@@ -244,7 +243,7 @@ export const modPresence: SmModule = (api) => {
   }
 
   api.hook("session-ended", async ({ session }) => {
-    await unavailable(session, presence({ type: "unavailable", from: session.jid }));
+    await unavailable(session, presence({ type: "unavailable", from: session.jid.full }));
   });
 };
 

@@ -94,7 +94,7 @@ export const modRoster: SmModule = (api) => {
       ? versionOf((await api.store.getRoster(user)).filter((i) => i.visible))
       : undefined;
     for (const session of targets) {
-      const push = new Element("iq", { type: "set", id: `push${++pushes}`, to: session.jid });
+      const push = new Element("iq", { type: "set", id: `push${++pushes}`, to: session.jid.full });
       push
         .c("query", { xmlns: NS, ver: versioned.has(session) ? ver : undefined })
         .cnode(item ? itemOf(item) : new Element("item", { jid: contact, subscription: "remove" }));
@@ -119,7 +119,7 @@ async function remove(api: ModuleApi, event: StanzaEvent, user: string, contact:
   if (hasFrom(item.subscription)) {
     // The contact stops seeing the user (§3.2.2 for the unsubscribed sent on the user's behalf).
     for (const session of api.sessions.available(user)) {
-      await api.send(new Element("presence", { type: "unavailable", from: session.jid, to: contact }));
+      await api.send(new Element("presence", { type: "unavailable", from: session.jid.full, to: contact }));
     }
   }
   await api.fire("roster-changed", { user, contact, item: null });

@@ -3,7 +3,7 @@
 // send. Every feature lives in a module (sm/mod-*.ts).
 import { randomBytes } from "node:crypto";
 import { clone, parse, type Element } from "ltx";
-import { bareOf, parseJid, type Jid } from "../lib/jid.js";
+import { parseJid, type Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { LogThrottle } from "../lib/log-bounds.js";
 import { randomHex } from "../lib/random.js";
@@ -216,9 +216,10 @@ export class SessionManager {
     if (!msg) return;
     switch (msg.op) {
       case SessionOp.Start: {
-        const user = bareOf(msg.meta.jid) ?? key;
-        const queued = this.queue.offer(user, 0, async () => {
-          const session = await this.bind(from, key, msg.meta).catch((err: unknown) => {
+        // Parsed here, whatever form the c2s sent it in (protocol §2).
+        const jid = parseJid(msg.meta.jid);
+        const queued = this.queue.offer(jid?.bare ?? key, 0, async () => {
+          const session = await this.bind(from, key, msg.meta, jid).catch((err: unknown) => {
             // The c2s waits for an answer: a failing store still gets one.
             const down = err instanceof StoreUnavailableError;
             if (!down) this.log.error({ err, jid: msg.meta.jid }, "session start failed");
@@ -295,7 +296,8 @@ export class SessionManager {
       }
       case SessionOp.Rebuild: {
         const meta = msg.meta;
-        void this.queue.run(bareOf(meta.jid) ?? key, () => this.rebuild(from, key, meta, msg.xml));
+        const jid = parseJid(meta.jid);
+        void this.queue.run(jid?.bare ?? key, () => this.rebuild(from, key, meta, jid, msg.xml));
         return;
       }
       case SessionOp.Written: {
@@ -330,7 +332,7 @@ export class SessionManager {
         void this.queue.run(session?.user ?? key, async () => {
           if (session) await this.end(session, "c2s unreachable");
           // Under its identity: the user's other sessions, which had their copy, drop this one.
-          if (!stored) await this.underOrigin(origin, () => this.fromPeerNow(msg.xml, session?.jid ?? key), tally);
+          if (!stored) await this.underOrigin(origin, () => this.fromPeerNow(msg.xml, session?.jid.full ?? key), tally);
         }).finally(() => tally?.release());
         return;
       }
@@ -520,7 +522,7 @@ export class SessionManager {
       sid: meta.sid,
       ok: true,
       moved: true,
-      jid: session.jid,
+      jid: session.jid.full,
       oldSid,
       inbound: resumption.inbound,
       outbound: meta.h + plan.missing.length,
@@ -534,7 +536,7 @@ export class SessionManager {
       recent: origins.slice(-RECENT_ORIGINS),
     };
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Handoff, handoff, Buffer.concat(plan.missing.map((e) => e.xml))));
-    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid }));
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));
     session.log.info({ from: oldC2s, resent: plan.missing.length }, "session resumed on another front end after its own was lost");
     const confirmed = Math.max(0, ...plan.got.map((e) => e.confirm));
     if (confirmed > 0) await this.hooks.fire("delivered", { session, confirm: confirmed });
@@ -569,17 +571,16 @@ export class SessionManager {
   }
 
   /** A c2s re-establishes a session it holds (after an sm change or a router outage), without broadcasts. */
-  private async rebuild(c2s: string, key: string, meta: RebuildMeta, presenceXml: Buffer): Promise<void> {
+  private async rebuild(c2s: string, key: string, meta: RebuildMeta, jid: Jid | null, presenceXml: Buffer): Promise<void> {
     const replaced = meta.replaces && this.registry.bySid(meta.replaces.c2s, meta.replaces.sid);
-    if (replaced && replaced.jid === meta.jid) {
+    if (replaced && jid && replaced.jid.equals(jid)) {
       // Resumed on another c2s: the same session, reached at its new connection.
       this.registry.move(replaced, c2s, meta.sid);
-      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
+      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: jid.full }));
       replaced.log.info({ c2s, sid: meta.sid }, "session moved with its connection");
       return;
     }
     const existing = this.registry.bySid(c2s, meta.sid);
-    const jid = parseJid(meta.jid);
     if (existing || !jid?.resource || this.closed) {
       if (existing) {
         // The c2s may know of stanzas another sm took meanwhile: they are not taken again here.
@@ -587,19 +588,18 @@ export class SessionManager {
         if (meta.resume && !existing.resumption) existing.resumption = new ResumeLog(meta.resume);
         // Its front end was away past the grace (hung) and is back with it: it gets what waited (§2.6).
         else if (meta.resume && existing.resumption?.waiting) this.reattach(existing, meta.resume.lastN);
-        this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid }));
+        this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid.full }));
       }
       return;
     }
-    const user = jid.bare;
-    const holder = this.registry.get(meta.jid);
+    const holder = this.registry.get(jid);
     if (holder) {
       // A newer login took the resource meanwhile: it keeps it (protocol §2.1).
       this.port.send(c2s, key, encodeSessionPayload(SessionOp.Close, { sid: meta.sid, condition: "conflict" }));
       return;
     }
     const presence = presenceXml.length > 0 ? this.parseStanza(presenceXml) : null;
-    const session = new Session(user, jid.resource, meta.jid, c2s, meta.sid, this.log);
+    const session = new Session(jid, c2s, meta.sid, this.log);
     session.presence = presence;
     session.priority = presence ? priorityOf(presence) : 0;
     session.interested = meta.interested;
@@ -607,7 +607,7 @@ export class SessionManager {
     if (meta.resume) session.resumption = new ResumeLog(meta.resume);
     this.registry.add(session);
     this.unpark(session.user);
-    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: jid.full }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
     await this.hooks.fire("session-rebuilt", { session });
   }
@@ -676,13 +676,12 @@ export class SessionManager {
   // ---- sessions
 
   /** Binds a session and answers STARTED, or answers START_FAILED and returns null. */
-  private async bind(c2s: string, key: string, meta: StartMeta): Promise<Session | null> {
+  private async bind(c2s: string, key: string, meta: StartMeta, jid: Jid | null): Promise<Session | null> {
     const fail = (condition: string, text?: string): null => {
       this.startFailed(c2s, key, meta.sid, condition, text);
       return null;
     };
     if (this.closed) return fail("service-unavailable", "session manager shutting down");
-    const jid = parseJid(meta.jid);
     if (!jid || !jid.local) return fail("bad-request", "not a user JID");
     const user = jid.bare;
     if (!this.domains.has(jid.domain) || !(await this.store.accountExists(user))) {
@@ -690,18 +689,16 @@ export class SessionManager {
     }
     const reused = this.registry.bySid(c2s, meta.sid);
     if (reused) await this.end(reused, "sid started again");
-    const old = jid.resource ? this.registry.get(jid.full) : undefined;
+    const old = this.registry.get(jid);
     if (this.registry.of(user).filter((s) => s !== old).length >= this.maxSessions) {
       return fail("resource-constraint", "too many sessions");
     }
     // Protocol §2.1: the new session wins.
     if (old) await this.end(old, "replaced", "conflict");
-    const resource = jid.resource || this.freeResource(user);
-    const fullJid = `${user}/${resource}`;
-    const session = new Session(user, resource, fullJid, c2s, meta.sid, this.log);
+    const session = new Session(jid.resource ? jid : this.freeResource(jid), c2s, meta.sid, this.log);
     this.registry.add(session);
     this.unpark(session.user);
-    this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: fullJid }));
+    this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));
     // The c2s logs the login at info ("authenticated"); this line would only repeat it.
     session.log.debug({ c2s, ip: meta.ip, secure: meta.secure }, "session started");
     return session;
@@ -712,10 +709,12 @@ export class SessionManager {
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.StartFailed, meta));
   }
 
-  private freeResource(user: string): string {
+  /** The user's JID with a resource no session of theirs holds. */
+  private freeResource(user: Jid): Jid {
     for (;;) {
-      const resource = randomHex(6);
-      if (!this.registry.get(`${user}/${resource}`)) return resource;
+      // Hex is a valid resourcepart as it is.
+      const jid = user.withResource(randomHex(6))!;
+      if (!this.registry.get(jid)) return jid;
     }
   }
 
@@ -794,15 +793,16 @@ export class SessionManager {
       session.log.warn({ name: stanza.name }, "non-stanza element from c2s");
       return this.end(session, "bad stanza", "unsupported-stanza-type");
     }
+    const from = session.jid;
     let raw: Buffer | undefined = xml;
-    if (stanza.attrs.from !== session.jid) {
-      stanza.attrs.from = session.jid;
+    if (stanza.attrs.from !== from.full) {
+      stanza.attrs.from = from.full;
       raw = undefined;
     }
-    const from = parseJid(session.jid)!;
-    const selfEvent = { stanza, raw, from, to: parseJid(session.user)!, origin: session };
+    const selfEvent = { stanza, raw, from, to: from.withoutResource(), origin: session };
     const toAttr: string | undefined = stanza.attrs.to;
     if (!toAttr) return this.outbound(selfEvent, "self");
+    // Parsed here, whatever form the c2s sent it in (protocol §2).
     const to = parseJid(toAttr);
     if (!to) return this.api.error(selfEvent, "jid-malformed");
     const event: StanzaEvent = { stanza, raw, from, to, origin: session };
@@ -817,7 +817,7 @@ export class SessionManager {
     await this.guarded(event, async () => {
       if (await this.hooks.fire(`pre-${event.stanza.name as Kind}/${target}`, event)) return;
       if (target === "self" || target === "host") await this.inbound(event, target);
-      else await this.send(event.stanza, event.raw);
+      else await this.route({ ...event, origin: undefined });
     });
   }
 
@@ -884,6 +884,7 @@ export class SessionManager {
     await this.guarded(event, () => this.inbound(event, targetOf(to)));
   }
 
+  /** Routes a stanza a module built or passed on: its addresses are parsed here. */
   private async send(stanza: Element, raw?: Buffer): Promise<void> {
     const to = parseJid(stanza.attrs.to ?? "");
     if (!to) {
@@ -891,7 +892,12 @@ export class SessionManager {
       return;
     }
     const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
-    const event: StanzaEvent = { stanza, raw, from, to, origin: undefined };
+    return this.route({ stanza, raw, from, to, origin: undefined });
+  }
+
+  /** Routes a stanza whose 'from' and 'to' the event holds parsed. */
+  private async route(event: StanzaEvent): Promise<void> {
+    const { stanza, raw, from, to } = event;
     if (!this.domains.has(to.domain)) return this.toUnserved(event);
     const target = targetOf(to);
     // Named whichever way it goes, so that it has the same name when sent again after a failover (§2.5).
