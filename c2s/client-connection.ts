@@ -5,7 +5,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { escapeXML, escapeXMLText, parse, type Element } from "ltx";
-import { bare, domainpart, full, parseJid, resourcepart } from "../lib/jid.js";
+import { domainpart, parseJid, resourcepart } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { batched } from "../lib/link/batch.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
@@ -618,9 +618,9 @@ export class ClientConnection implements Throttled {
         this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
         return;
       }
-      // Sent on, and delivered, in its RFC 7622 form.
-      el.attrs.to = full(to);
-      key = to.local ? bare(to) : to.domain;
+      // Never taken as the client wrote it: sent on, and delivered, in its RFC 7622 form.
+      el.attrs.to = to.full;
+      key = to.bare;
     }
     const xml = serialize(el);
     // The limit counts what the farm passes on, escaping included: a link frame must hold it.
@@ -704,10 +704,10 @@ export class ClientConnection implements Throttled {
     el.attrs.from = this.jid!;
     const to = parseJid(el.attrs.to ?? this.user!);
     if (!to || badRequestText(el)) return void this.log.debug("malformed message after a move; dropped with the stream");
-    el.attrs.to = full(to);
+    el.attrs.to = to.full;
     const xml = serialize(el);
     if (Buffer.byteLength(xml) > this.ctx.config.max_stanza_size) return void this.log.debug("oversized message after a move; dropped with the stream");
-    this.ctx.routeAgain(to.local ? bare(to) : to.domain, xml);
+    this.ctx.routeAgain(to.bare, xml);
   }
 
   /** XEP-0198: enable, acknowledgements, and resumption (§5). */
@@ -1071,7 +1071,7 @@ export class ClientConnection implements Throttled {
     if (!authzid) return;
     const jid = parseJid(authzid);
     if (!jid) throw new SaslError("invalid-authzid", "malformed authzid");
-    if (full(jid) !== user) throw new SaslError("invalid-authzid", "you may only authorize as yourself");
+    if (jid.full !== user) throw new SaslError("invalid-authzid", "you may only authorize as yourself");
   }
 
   private userJid(username: string): string | null {
@@ -1132,7 +1132,7 @@ export class ClientConnection implements Throttled {
 /** A serialized stanza's routing key (protocol §2): its recipient's bare JID or domain; undefined without a valid 'to'. */
 function routingKey(xml: string): string | undefined {
   const to = parseJid(parse(xml).attrs.to ?? "");
-  return to ? (to.local ? bare(to) : to.domain) : undefined;
+  return to?.bare;
 }
 
 

@@ -1,7 +1,7 @@
 // `xfarm user add|passwd|del|list`: accounts, straight in the store, so they
 // work whether or not the farm runs.
 import { Command } from "commander";
-import { bare, domainpart, parseJid } from "../lib/jid.js";
+import { domainpart, parseJid } from "../lib/jid.js";
 import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
@@ -14,7 +14,7 @@ function accountJid(text: string, config: Config): string {
   const j = parseJid(text);
   if (!j || !j.local || j.resource) throw new Error(`"${text}" is not a bare JID like alice@${config.domains[0]}`);
   if (!config.domains.includes(j.domain)) throw new Error(`${j.domain} is not served here (domains: ${config.domains.join(", ")})`);
-  return bare(j);
+  return j.bare;
 }
 
 /**

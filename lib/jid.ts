@@ -4,15 +4,74 @@
 // parser does it) to U-labels, lowercased. Each part is 1 to 1023 octets of
 // UTF-8 after that. Plain ASCII, what nearly every stanza carries, takes a
 // fast path with the same outcome.
+//
+// A JID is parsed once, where it enters a process (parseJid), into a Jid:
+// an immutable value of the normalized parts with its bare and full string
+// forms, which the code that routes it passes on instead of the string.
 
 import { isIPv6 } from "node:net";
 import { domainToASCII, domainToUnicode } from "node:url";
 import { opaqueString, usernameCaseMapped } from "./precis.js";
 
-export interface Jid {
-  local: string;
-  domain: string;
-  resource: string;
+let normalized: (local: string, domain: string, resource: string) => Jid;
+
+/**
+ * A JID in its RFC 7622 form. Only parseJid and the methods below make one,
+ * so its parts are always normalized: two Jids name the same entity exactly
+ * when their `full` forms are equal (equals()).
+ */
+export class Jid {
+  /** The localpart@domainpart, or the domainpart alone for a domain JID. */
+  readonly bare: string;
+  /** The bare form, then "/" and the resourcepart when there is one. */
+  readonly full: string;
+  #withoutResource: Jid | undefined;
+
+  private constructor(
+    /** The localpart; "" for a domain JID. */
+    readonly local: string,
+    readonly domain: string,
+    /** The resourcepart; "" for a bare JID. */
+    readonly resource: string,
+  ) {
+    this.bare = local ? `${local}@${domain}` : domain;
+    this.full = resource ? `${this.bare}/${resource}` : this.bare;
+  }
+
+  static {
+    // parseJid's way to the private constructor: no other code makes a Jid of unchecked parts.
+    normalized = (local, domain, resource) => new Jid(local, domain, resource);
+  }
+
+  /** This JID without its resourcepart (itself when it has none), made once. */
+  withoutResource(): Jid {
+    if (!this.resource) return this;
+    return (this.#withoutResource ??= new Jid(this.local, this.domain, ""));
+  }
+
+  /** The domain JID of this JID's domainpart. */
+  domainJid(): Jid {
+    return this.local || this.resource ? new Jid("", this.domain, "") : this;
+  }
+
+  /** This JID's bare form with another resourcepart, normalized; null when `text` is not a valid one. */
+  withResource(text: string): Jid | null {
+    const resource = resourcepart(text);
+    return resource === null ? null : new Jid(this.local, this.domain, resource);
+  }
+
+  equals(other: Jid): boolean {
+    return this.full === other.full;
+  }
+
+  /** The full form, for string contexts (a log line, a template). */
+  toString(): string {
+    return this.full;
+  }
+
+  toJSON(): string {
+    return this.full;
+  }
 }
 
 /** RFC 7622 §3.1: the most octets of UTF-8 in each part. */
@@ -50,7 +109,7 @@ export function parseJid(text: string): Jid | null {
     rest = rest.slice(at + 1);
   }
   const domain = domainpart(rest);
-  return domain === null ? null : { local, domain, resource };
+  return domain === null ? null : normalized(local, domain, resource);
 }
 
 /** A localpart as RFC 7622 §3.3 has it; null when invalid. */
@@ -138,17 +197,7 @@ function octetsFit(s: string): boolean {
   return s.length * 3 <= MAX_JID_PART || Buffer.byteLength(s) <= MAX_JID_PART;
 }
 
-export function bare(jid: Jid): string {
-  return jid.local ? `${jid.local}@${jid.domain}` : jid.domain;
-}
-
-export function full(jid: Jid): string {
-  const b = bare(jid);
-  return jid.resource ? `${b}/${jid.resource}` : b;
-}
-
 /** The bare JID of a JID string, normalized; null if the string is not a JID. */
 export function bareOf(text: string): string | null {
-  const j = parseJid(text);
-  return j ? bare(j) : null;
+  return parseJid(text)?.bare ?? null;
 }

@@ -19,7 +19,7 @@ import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
 import type { Element } from "ltx";
-import { bare, parseJid } from "../lib/jid.js";
+import { parseJid } from "../lib/jid.js";
 import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type C2sInfo, type Member } from "../lib/link/member.js";
 import { parseJson } from "../lib/link/shape.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
@@ -220,7 +220,7 @@ export class Router {
     const component = this.externals.get(to.domain);
     if (component) return component(xml);
     if (!this.opts.domains.includes(to.domain)) return bounce("remote-server-not-found");
-    const key = to.local ? bare(to) : to.domain;
+    const key = to.bare;
     const owner = rendezvousOwner(this.smNames, key);
     const peer = owner === undefined ? undefined : this.peers.get(owner);
     if (!peer) return bounce("service-unavailable");

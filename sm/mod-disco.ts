@@ -2,7 +2,6 @@
 // user's account, with the identities and features every module added to
 // each; no items anywhere yet.
 import { Element } from "ltx";
-import { bare } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { DiscoTarget, ModuleApi, SmModule } from "./module-api.js";
 import { iqResult } from "./stanza.js";
@@ -48,8 +47,8 @@ async function answer(api: ModuleApi, event: StanzaEvent, ns: string, fill?: (qu
 }
 
 async function mayLook(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
-  const user = bare(event.to);
-  const asker = bare(event.from);
+  const user = event.to.bare;
+  const asker = event.from.bare;
   if (asker === user) return true;
   if (!(await api.userExists(user))) return false;
   const item = await api.store.getRosterItem(user, asker);

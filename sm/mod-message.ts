@@ -1,5 +1,4 @@
 // RFC 6121 §8.5: delivering messages to local users.
-import { bare, full } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
 
@@ -7,7 +6,7 @@ export const modMessage: SmModule = (api) => {
   api.hook("message/bare", (event) => toBare(api, event));
 
   api.hook("message/full", async (event) => {
-    const session = api.sessions.get(full(event.to));
+    const session = api.sessions.get(event.to);
     if (session) {
       api.deliver(session, event.stanza, event.raw);
       return true;
@@ -15,7 +14,7 @@ export const modMessage: SmModule = (api) => {
     // §8.5.3.2.1: the resource is gone.
     const type = typeOf(event);
     if (type === "chat" || type === "normal") return toBare(api, event);
-    if (type === "groupchat" || !(await api.userExists(bare(event.to)))) {
+    if (type === "groupchat" || !(await api.userExists(event.to.bare))) {
       await api.error(event, "service-unavailable");
     }
     return true; // headline and error: ignored
@@ -32,7 +31,7 @@ export const modMessage: SmModule = (api) => {
 async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
   const type = typeOf(event);
   if (type === "error") return true; // §8.5.2.1.1: ignored
-  const user = bare(event.to);
+  const user = event.to.bare;
   if (type === "groupchat" || !(await api.userExists(user))) {
     await api.error(event, "service-unavailable");
     return true;

@@ -8,7 +8,6 @@
 // deleted only then. However large the backlog, the sm holds one batch of it
 // per user being served, and the client's socket at most one batch unread.
 import { parse, type Element } from "ltx";
-import { bare, parseJid } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
 import type { Session } from "./sessions.js";
@@ -31,7 +30,7 @@ export const modOffline: SmModule = (api) => {
    * stanza resent after a failover is then stored once, not twice.
    */
   async function store(event: StanzaEvent, origin?: string): Promise<true> {
-    const user = bare(event.to);
+    const user = event.to.bare;
     const xml = event.raw?.toString("utf8") ?? event.stanza.toString();
     const quota = { messages: api.limits.offlineMessages, bytes: api.limits.offlineBytes };
     const id = await api.store.storeOfflineWithin(user, xml, quota, origin);
@@ -44,7 +43,7 @@ export const modOffline: SmModule = (api) => {
     api.log.debug({ user, id }, "stored offline");
     return true;
   }
-  api.hook("message-offline", (event) => store(event, api.deliveryId(`offline:${bare(event.to)}`)));
+  api.hook("message-offline", (event) => store(event, api.deliveryId(`offline:${event.to.bare}`)));
 
   /** Whether a session takes messages for the bare JID: registered, available, priority not negative. */
   const takesMessages = (session: Session): boolean =>
@@ -52,7 +51,7 @@ export const modOffline: SmModule = (api) => {
 
   /** Sends a session the oldest stored messages, one batch; none if it is gone or the backlog is empty. */
   async function sendBatch(session: Session): Promise<void> {
-    const domain = parseJid(session.user)!.domain;
+    const domain = session.jid.domain;
     while (takesMessages(session)) {
       const page = await api.store.loadOffline(session.user, { limit: BATCH_MESSAGES, maxBytes: BATCH_BYTES });
       if (page.length === 0) return;

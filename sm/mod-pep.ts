@@ -6,7 +6,7 @@
 // each node's access model allows (sm/pep-config.ts).
 import { randomUUID } from "node:crypto";
 import { Element, clone, parse } from "ltx";
-import { bare, bareOf } from "../lib/jid.js";
+import type { Jid } from "../lib/jid.js";
 import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
@@ -111,8 +111,8 @@ export const modPep: SmModule = (api) => {
   const handler =
     (ns: string, actions: Record<string, Action>, ownerOnly: boolean) =>
     async (event: StanzaEvent): Promise<boolean> => {
-      const owner = bare(event.to);
-      const isOwner = bare(event.from) === owner;
+      const owner = event.to.bare;
+      const isOwner = event.from.bare === owner;
       if (!isOwner && !(await api.userExists(owner))) return false;
       const action = await actionOf(event, ns);
       if (!action) return true;
@@ -210,7 +210,7 @@ export const modPep: SmModule = (api) => {
     if (rsm && !page) return fail(event, "bad-request");
     const found = await api.store.getPepNode(owner, node);
     if (!found) return fail(event, "item-not-found");
-    if (!(await allowed(owner, bare(event.from), found.config))) return fail(event, "forbidden");
+    if (!(await allowed(owner, event.from.bare, found.config))) return fail(event, "forbidden");
     const ids = new Set(el.getChildren("item").flatMap((i) => (i.attrs.id ? [i.attrs.id as string] : [])));
     let set = await api.store.pepItemSizes(owner, node);
     if (ids.size > 0) set = set.filter((i) => ids.has(i.id));
@@ -302,22 +302,22 @@ export const modPep: SmModule = (api) => {
   /** Sends an event (XEP-0060 §7.1.2.1, §8.4.2) to everyone interested and allowed. */
   async function notify(owner: string, node: string, config: NodeConfig, content: Element): Promise<void> {
     const audience = interest.audience(owner, node);
-    const needsRoster = audience.some((jid) => bareOf(jid) !== owner) && ["presence", "roster"].includes(accessModel(config));
+    const needsRoster = audience.some((jid) => jid.bare !== owner) && ["presence", "roster"].includes(accessModel(config));
     const roster = needsRoster ? new Map((await api.store.getRoster(owner)).map((i) => [i.contact, i.subscription])) : undefined;
     for (const jid of audience) {
-      if (await allowed(owner, bareOf(jid)!, config, roster)) await api.send(eventMessage(owner, jid, content));
+      if (await allowed(owner, jid.bare, config, roster)) await api.send(eventMessage(owner, jid.full, content));
     }
   }
 
   /** XEP-0163 §6.2: a resource newly wanting nodes gets their last item, where it may see them. */
-  async function sendLastItems(owner: string, jid: string, wanted: string[]): Promise<void> {
+  async function sendLastItems(owner: string, jid: Jid, wanted: string[]): Promise<void> {
     const nodes = (await api.store.listPepNodes(owner)).filter((n) => wanted.includes(n.node) && sendsLastItem(n.config));
     for (const { node, config } of nodes) {
-      if (!(await allowed(owner, bareOf(jid)!, config))) continue;
+      if (!(await allowed(owner, jid.bare, config))) continue;
       const [last] = await api.store.getPepItems(owner, node, { last: 1 });
       if (!last) continue;
       try {
-        await api.send(eventMessage(owner, jid, itemsElement(node, [payloadOf(last)])));
+        await api.send(eventMessage(owner, jid.full, itemsElement(node, [payloadOf(last)])));
       } catch (err) {
         // An item stored larger than the sm sends (an import): the presence that asked is no error of its sender's.
         if (!(err instanceof FrameTooLargeError)) throw err;

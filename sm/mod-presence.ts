@@ -2,7 +2,6 @@
 // subscription state machines of Appendix A, with a roster push for every
 // change the user can see.
 import { Element } from "ltx";
-import { bare, bareOf, full } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { SmModule } from "./module-api.js";
@@ -35,7 +34,7 @@ export const modPresence: SmModule = (api) => {
   async function presenceOf(user: string, to: string, unavailable = false): Promise<void> {
     for (const session of api.sessions.available(user)) {
       await api.send(
-        unavailable ? presence({ type: "unavailable", from: session.jid, to }) : readdress(session.presence!, { to }),
+        unavailable ? presence({ type: "unavailable", from: session.jid.full, to }) : readdress(session.presence!, { to }),
       );
     }
   }
@@ -67,7 +66,7 @@ export const modPresence: SmModule = (api) => {
     // Probes from the full JID, so that the answers reach this resource only.
     for (const item of roster) {
       if (hasTo(item.subscription)) {
-        await api.send(presence({ type: "probe", from: session.jid, to: item.contact }));
+        await api.send(presence({ type: "probe", from: session.jid.full, to: item.contact }));
       }
     }
     for (const other of others) api.deliver(session, other.presence!);
@@ -88,7 +87,7 @@ export const modPresence: SmModule = (api) => {
         if (hasFrom(item.subscription)) targets.add(item.contact);
       }
     }
-    for (const jid of session.directed) if (!targets.has(bareOf(jid)!)) targets.add(jid);
+    for (const [full, jid] of session.directed) if (!targets.has(jid.bare)) targets.add(full);
     session.directed.clear();
     for (const to of targets) await api.send(readdress(stanza, { to }));
     if (wasAvailable) {
@@ -104,14 +103,14 @@ export const modPresence: SmModule = (api) => {
       return true;
     }
     const session = event.origin;
-    const to = full(event.to);
+    const to = event.to.full;
     if (type === undefined && session && !session.directed.has(to)) {
       // Each target is remembered for the session's life (§4.6.3): their number is bounded.
       if (session.directed.size >= api.limits.directedPresences) {
         await api.error(event, "policy-violation", `presence may be directed to at most ${api.limits.directedPresences} JIDs at once`);
         return true;
       }
-      session.directed.add(to);
+      session.directed.set(to, event.to);
     }
     if (type === "unavailable") session?.directed.delete(to);
     return false; // routed as it is
@@ -121,8 +120,8 @@ export const modPresence: SmModule = (api) => {
 
   /** Appendix A.2; stamped with bare JIDs (§3.1.2), routed unless nothing is pending to approve. */
   async function outboundSubscription(event: StanzaEvent, type: SubscriptionType): Promise<void> {
-    const user = bare(event.from);
-    const contact = bare(event.to);
+    const user = event.from.bare;
+    const contact = event.to.bare;
     const stamped = readdress(event.stanza, { from: user, to: contact });
     const old = await api.store.getRosterItem(user, contact);
     const cur = old ?? blankItem(contact);
@@ -168,10 +167,10 @@ export const modPresence: SmModule = (api) => {
     } else if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
       await inboundSubscription(event, type as SubscriptionType);
     } else if (event.to.resource) {
-      const session = api.sessions.get(full(event.to));
+      const session = api.sessions.get(event.to);
       if (session) api.deliver(session, event.stanza, event.raw);
     } else {
-      for (const session of api.sessions.available(bare(event.to))) api.deliver(session, event.stanza, event.raw);
+      for (const session of api.sessions.available(event.to.bare)) api.deliver(session, event.stanza, event.raw);
     }
     return true;
   };
@@ -180,8 +179,8 @@ export const modPresence: SmModule = (api) => {
 
   /** Appendix A.3; subscription stanzas to a full JID count as to the bare JID (§3.1.3). */
   async function inboundSubscription(event: StanzaEvent, type: SubscriptionType): Promise<void> {
-    const user = bare(event.to);
-    const contact = bare(event.from);
+    const user = event.to.bare;
+    const contact = event.from.bare;
     const answer = (answerType: string): Promise<void> =>
       api.send(presence({ type: answerType, from: user, to: contact }));
     if (!(await api.userExists(user))) {
@@ -228,14 +227,14 @@ export const modPresence: SmModule = (api) => {
 
   /** §4.3.2: presence only for a subscriber; the last known state when no resource is available. */
   async function probe(event: StanzaEvent): Promise<void> {
-    const user = bare(event.to);
-    const prober = bare(event.from);
+    const user = event.to.bare;
+    const prober = event.from.bare;
     const item = (await api.userExists(user)) ? await api.store.getRosterItem(user, prober) : null;
     if (!item || !hasFrom(item.subscription)) {
       await api.send(presence({ type: "unsubscribed", from: user, to: prober }));
       return;
     }
-    const to = full(event.from);
+    const to = event.from.full;
     if (api.sessions.available(user).length === 0) {
       await api.send(presence({ type: "unavailable", from: user, to }));
     } else {
@@ -244,7 +243,7 @@ export const modPresence: SmModule = (api) => {
   }
 
   api.hook("session-ended", async ({ session }) => {
-    await unavailable(session, presence({ type: "unavailable", from: session.jid }));
+    await unavailable(session, presence({ type: "unavailable", from: session.jid.full }));
   });
 };
 

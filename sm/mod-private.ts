@@ -2,7 +2,6 @@
 // qualified name (legacy bookmarks, client preferences). Nobody else, not
 // even with a subscription, may read or write them.
 import { Element, parse } from "ltx";
-import { bare } from "../lib/jid.js";
 import { STORE_LIMITS, type PrivateKey } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
@@ -55,8 +54,8 @@ export const modPrivate: SmModule = (api) => {
 
 /** The user, when the iq is the user's own; else answers forbidden (as Prosody and ejabberd do) and returns null. */
 async function owner(api: ModuleApi, event: StanzaEvent): Promise<string | null> {
-  const user = bare(event.to);
-  if (bare(event.from) === user) return user;
+  const user = event.to.bare;
+  if (event.from.bare === user) return user;
   await api.error(event, "forbidden", "private storage is only for the user itself");
   return null;
 }

@@ -2,7 +2,7 @@
 // resources; versioning (§2.6) with a hash of the roster as its version.
 import { createHash } from "node:crypto";
 import { Element } from "ltx";
-import { bare, parseJid } from "../lib/jid.js";
+import { parseJid } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
@@ -47,7 +47,7 @@ export const modRoster: SmModule = (api) => {
     const jid = parseJid(el.attrs.jid ?? "");
     if (!jid) return fail(api, event, "jid-malformed", "the item's JID is not valid (RFC 7622)");
     if (jid.resource) return fail(api, event, "bad-request", "the item needs a bare JID");
-    const contact = bare(jid);
+    const contact = jid.bare;
     if (contact === user) return fail(api, event, "not-allowed", "the user's own JID is not a contact");
     const tooLong = tooLongToKeep(contact);
     if (tooLong) return fail(api, event, "not-acceptable", tooLong);
@@ -94,7 +94,7 @@ export const modRoster: SmModule = (api) => {
       ? versionOf((await api.store.getRoster(user)).filter((i) => i.visible))
       : undefined;
     for (const session of targets) {
-      const push = new Element("iq", { type: "set", id: `push${++pushes}`, to: session.jid });
+      const push = new Element("iq", { type: "set", id: `push${++pushes}`, to: session.jid.full });
       push
         .c("query", { xmlns: NS, ver: versioned.has(session) ? ver : undefined })
         .cnode(item ? itemOf(item) : new Element("item", { jid: contact, subscription: "remove" }));
@@ -119,7 +119,7 @@ async function remove(api: ModuleApi, event: StanzaEvent, user: string, contact:
   if (hasFrom(item.subscription)) {
     // The contact stops seeing the user (§3.2.2 for the unsubscribed sent on the user's behalf).
     for (const session of api.sessions.available(user)) {
-      await api.send(new Element("presence", { type: "unavailable", from: session.jid, to: contact }));
+      await api.send(new Element("presence", { type: "unavailable", from: session.jid.full, to: contact }));
     }
   }
   await api.fire("roster-changed", { user, contact, item: null });

@@ -1,7 +1,6 @@
 // XEP-0054 vcard-temp: anyone may read a user's vCard (an empty one when
 // none is stored, as Prosody answers); only the user sets it.
 import { Element, parse } from "ltx";
-import { bare } from "../lib/jid.js";
 import type { SmModule } from "./module-api.js";
 import { iqResult, standalone } from "./stanza.js";
 
@@ -18,16 +17,16 @@ export const modVcard: SmModule = (api) => {
 
   // From anyone, and from the user itself without a 'to' (self falls through to bare).
   api.hook(`iq-get/bare/${NS}:vCard`, async (event) => {
-    const user = bare(event.to);
-    if (bare(event.from) !== user && !(await api.userExists(user))) return false; // service-unavailable
+    const user = event.to.bare;
+    if (event.from.bare !== user && !(await api.userExists(user))) return false; // service-unavailable
     const xml = await api.store.getVcard(user);
     await api.reply(event, iqResult(event.stanza, xml === null ? empty() : parseStored(xml, user)));
     return true;
   });
 
   api.hook(`iq-set/bare/${NS}:vCard`, async (event) => {
-    const user = bare(event.to);
-    if (bare(event.from) !== user) {
+    const user = event.to.bare;
+    if (event.from.bare !== user) {
       if (!(await api.userExists(user))) return false;
       await api.error(event, "forbidden", "only the user sets its vCard");
       return true;

@@ -5,7 +5,7 @@
 // once and cached, whose "<node>+notify" features are the nodes it wants.
 import { createHash } from "node:crypto";
 import { Element } from "ltx";
-import { bare, bareOf, full } from "../lib/jid.js";
+import type { Jid } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi } from "./module-api.js";
 import { IqRequestError } from "./stanza.js";
@@ -20,6 +20,7 @@ export const MAX_CACHED_VERS = 1000;
 
 /** One resource that announced capabilities to an owner. */
 interface Recipient {
+  readonly jid: Jid;
   /** The 'ver' it announced last. */
   ver: string;
   /** The nodes it wants notifications of; null until its feature list is known. */
@@ -33,7 +34,7 @@ export interface PepInterest {
    * say they do not want it: XEP-0163 §4.3.1 sends to them all, "subject to
    * notification filtering") and every other resource that asked for it.
    */
-  audience(owner: string, node: string): string[];
+  audience(owner: string, node: string): Jid[];
 }
 
 /**
@@ -43,7 +44,7 @@ export interface PepInterest {
  */
 export function trackInterest(
   api: ModuleApi,
-  onNewInterest: (owner: string, jid: string, nodes: string[]) => Promise<void>,
+  onNewInterest: (owner: string, jid: Jid, nodes: string[]) => Promise<void>,
 ): PepInterest {
   /** sha-1 'ver' → the nodes its feature list wants. A Map keeps insertion order: the oldest first. */
   const byVer = new Map<string, ReadonlySet<string>>();
@@ -65,20 +66,20 @@ export function trackInterest(
     if (byVer.size > MAX_CACHED_VERS) byVer.delete(byVer.keys().next().value!);
   }
 
-  function forget(owner: string, test: (jid: string) => boolean): void {
+  function forget(owner: string, test: (jid: Jid) => boolean): void {
     const users = recipients.get(owner);
     if (!users) return;
-    for (const jid of users.keys()) if (test(jid)) users.delete(jid);
+    for (const [full, { jid }] of users) if (test(jid)) users.delete(full);
     if (users.size === 0) recipients.delete(owner);
   }
 
   /** Presence from `from` (a full JID) reached `owner`, or was sent by the owner's own resource. */
-  async function observe(owner: string, from: string, presence: Element): Promise<void> {
+  async function observe(owner: string, from: Jid, presence: Element): Promise<void> {
     const type: string | undefined = presence.attrs.type;
-    const contact = bareOf(from)!;
-    if (type === "unavailable" || type === "error") return forget(owner, (jid) => jid === from);
+    const contact = from.bare;
+    if (type === "unavailable" || type === "error") return forget(owner, (jid) => jid.equals(from));
     // The contact cancelled its subscription to the owner's presence.
-    if (type === "unsubscribe" && contact !== owner) return forget(owner, (jid) => bareOf(jid) === contact);
+    if (type === "unsubscribe" && contact !== owner) return forget(owner, (jid) => jid.bare === contact);
     if (type !== undefined) return;
     // With no session the owner publishes nothing; its probes at login tell it all again.
     if (api.sessions.of(owner).length === 0) return;
@@ -86,7 +87,7 @@ export function trackInterest(
     // No caps: a client may leave them out when they did not change (XEP-0115 §8.4); what is known stays.
     const { node, ver, hash } = (caps?.attrs ?? {}) as { node?: string; ver?: string; hash?: string };
     if (!node || !ver) return;
-    const current = recipients.get(owner)?.get(from);
+    const current = recipients.get(owner)?.get(from.full);
     if (current?.ver === ver) return;
     // As Prosody: interest counts from the owner's resources and from contacts the owner shares presence with.
     if (contact !== owner) {
@@ -95,15 +96,15 @@ export function trackInterest(
     }
     let users = recipients.get(owner);
     if (!users) recipients.set(owner, (users = new Map()));
-    users.set(from, { ver, nodes: current?.nodes ?? null });
+    users.set(from.full, { jid: from, ver, nodes: current?.nodes ?? null });
     const known = hash === "sha-1" ? cached(ver) : undefined;
     if (known) return update(owner, from, ver, known);
     discover(owner, from, `${node}#${ver}`, ver, hash);
   }
 
   /** Asks the resource for the feature list behind its 'ver', without holding up the owner's queue. */
-  function discover(owner: string, jid: string, capsNode: string, ver: string, hash: string | undefined): void {
-    const iq = new Element("iq", { type: "get", from: owner, to: jid });
+  function discover(owner: string, jid: Jid, capsNode: string, ver: string, hash: string | undefined): void {
+    const iq = new Element("iq", { type: "get", from: owner, to: jid.full });
     iq.c("query", { xmlns: NS_DISCO_INFO, node: capsNode });
     api.request(iq).then(
       (answer) => {
@@ -116,14 +117,14 @@ export function trackInterest(
       },
       (err: unknown) => {
         const condition = err instanceof IqRequestError ? err.condition : String(err);
-        api.log.debug({ owner, jid, condition }, "caps disco#info failed");
+        api.log.debug({ owner, jid: jid.full, condition }, "caps disco#info failed");
       },
     );
   }
 
   /** The resource's wanted nodes are known: news of the newly wanted ones is sent. */
-  async function update(owner: string, jid: string, ver: string, nodes: ReadonlySet<string>): Promise<void> {
-    const recipient = recipients.get(owner)?.get(jid);
+  async function update(owner: string, jid: Jid, ver: string, nodes: ReadonlySet<string>): Promise<void> {
+    const recipient = recipients.get(owner)?.get(jid.full);
     if (!recipient || recipient.ver !== ver) return; // gone, or announced other caps meanwhile
     const before = recipient.nodes;
     recipient.nodes = nodes;
@@ -134,7 +135,7 @@ export function trackInterest(
   const inbound = async (event: StanzaEvent): Promise<false> => {
     // Subscription stanzas come from bare JIDs (RFC 6121 §3.1.2); of those only unsubscribe matters here.
     if (event.from.resource || event.stanza.attrs.type === "unsubscribe") {
-      await observe(bare(event.to), full(event.from), event.stanza);
+      await observe(event.to.bare, event.from, event.stanza);
     }
     return false; // mod-presence goes on with it
   };
@@ -152,7 +153,7 @@ export function trackInterest(
   );
   api.hook("session-ended", ({ session }) => {
     if (api.sessions.of(session.user).length === 0) recipients.delete(session.user);
-    else forget(session.user, (jid) => jid === session.jid);
+    else forget(session.user, (jid) => jid.equals(session.jid));
   });
 
   return {
@@ -160,10 +161,10 @@ export function trackInterest(
       const users = recipients.get(owner);
       const jids = api.sessions
         .available(owner)
-        .filter((s) => users?.get(s.jid)?.nodes?.has(node) ?? true)
+        .filter((s) => users?.get(s.jid.full)?.nodes?.has(node) ?? true)
         .map((s) => s.jid);
-      for (const [jid, recipient] of users ?? []) {
-        if (bareOf(jid) !== owner && recipient.nodes?.has(node)) jids.push(jid);
+      for (const recipient of users?.values() ?? []) {
+        if (recipient.jid.bare !== owner && recipient.nodes?.has(node)) jids.push(recipient.jid);
       }
       return jids;
     },

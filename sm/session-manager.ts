@@ -3,7 +3,7 @@
 // send. Every feature lives in a module (sm/mod-*.ts).
 import { randomBytes } from "node:crypto";
 import { clone, parse, type Element } from "ltx";
-import { bare, bareOf, full, parseJid, type Jid } from "../lib/jid.js";
+import { parseJid, type Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import { LogThrottle } from "../lib/log-bounds.js";
 import { randomHex } from "../lib/random.js";
@@ -216,9 +216,10 @@ export class SessionManager {
     if (!msg) return;
     switch (msg.op) {
       case SessionOp.Start: {
-        const user = bareOf(msg.meta.jid) ?? key;
-        const queued = this.queue.offer(user, 0, async () => {
-          const session = await this.bind(from, key, msg.meta).catch((err: unknown) => {
+        // Parsed here, whatever form the c2s sent it in (protocol §2).
+        const jid = parseJid(msg.meta.jid);
+        const queued = this.queue.offer(jid?.bare ?? key, 0, async () => {
+          const session = await this.bind(from, key, msg.meta, jid).catch((err: unknown) => {
             // The c2s waits for an answer: a failing store still gets one.
             const down = err instanceof StoreUnavailableError;
             if (!down) this.log.error({ err, jid: msg.meta.jid }, "session start failed");
@@ -295,7 +296,8 @@ export class SessionManager {
       }
       case SessionOp.Rebuild: {
         const meta = msg.meta;
-        void this.queue.run(bareOf(meta.jid) ?? key, () => this.rebuild(from, key, meta, msg.xml));
+        const jid = parseJid(meta.jid);
+        void this.queue.run(jid?.bare ?? key, () => this.rebuild(from, key, meta, jid, msg.xml));
         return;
       }
       case SessionOp.Written: {
@@ -330,7 +332,7 @@ export class SessionManager {
         void this.queue.run(session?.user ?? key, async () => {
           if (session) await this.end(session, "c2s unreachable");
           // Under its identity: the user's other sessions, which had their copy, drop this one.
-          if (!stored) await this.underOrigin(origin, () => this.fromPeerNow(msg.xml, session?.jid ?? key), tally);
+          if (!stored) await this.underOrigin(origin, () => this.fromPeerNow(msg.xml, session?.jid.full ?? key), tally);
         }).finally(() => tally?.release());
         return;
       }
@@ -520,7 +522,7 @@ export class SessionManager {
       sid: meta.sid,
       ok: true,
       moved: true,
-      jid: session.jid,
+      jid: session.jid.full,
       oldSid,
       inbound: resumption.inbound,
       outbound: meta.h + plan.missing.length,
@@ -534,7 +536,7 @@ export class SessionManager {
       recent: origins.slice(-RECENT_ORIGINS),
     };
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.Handoff, handoff, Buffer.concat(plan.missing.map((e) => e.xml))));
-    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid }));
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));
     session.log.info({ from: oldC2s, resent: plan.missing.length }, "session resumed on another front end after its own was lost");
     const confirmed = Math.max(0, ...plan.got.map((e) => e.confirm));
     if (confirmed > 0) await this.hooks.fire("delivered", { session, confirm: confirmed });
@@ -569,17 +571,16 @@ export class SessionManager {
   }
 
   /** A c2s re-establishes a session it holds (after an sm change or a router outage), without broadcasts. */
-  private async rebuild(c2s: string, key: string, meta: RebuildMeta, presenceXml: Buffer): Promise<void> {
+  private async rebuild(c2s: string, key: string, meta: RebuildMeta, jid: Jid | null, presenceXml: Buffer): Promise<void> {
     const replaced = meta.replaces && this.registry.bySid(meta.replaces.c2s, meta.replaces.sid);
-    if (replaced && replaced.jid === meta.jid) {
+    if (replaced && jid && replaced.jid.equals(jid)) {
       // Resumed on another c2s: the same session, reached at its new connection.
       this.registry.move(replaced, c2s, meta.sid);
-      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
+      this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: jid.full }));
       replaced.log.info({ c2s, sid: meta.sid }, "session moved with its connection");
       return;
     }
     const existing = this.registry.bySid(c2s, meta.sid);
-    const jid = parseJid(meta.jid);
     if (existing || !jid?.resource || this.closed) {
       if (existing) {
         // The c2s may know of stanzas another sm took meanwhile: they are not taken again here.
@@ -587,19 +588,18 @@ export class SessionManager {
         if (meta.resume && !existing.resumption) existing.resumption = new ResumeLog(meta.resume);
         // Its front end was away past the grace (hung) and is back with it: it gets what waited (§2.6).
         else if (meta.resume && existing.resumption?.waiting) this.reattach(existing, meta.resume.lastN);
-        this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid }));
+        this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: existing.jid.full }));
       }
       return;
     }
-    const user = bare(jid);
-    const holder = this.registry.get(meta.jid);
+    const holder = this.registry.get(jid);
     if (holder) {
       // A newer login took the resource meanwhile: it keeps it (protocol §2.1).
       this.port.send(c2s, key, encodeSessionPayload(SessionOp.Close, { sid: meta.sid, condition: "conflict" }));
       return;
     }
     const presence = presenceXml.length > 0 ? this.parseStanza(presenceXml) : null;
-    const session = new Session(user, jid.resource, meta.jid, c2s, meta.sid, this.log);
+    const session = new Session(jid, c2s, meta.sid, this.log);
     session.presence = presence;
     session.priority = presence ? priorityOf(presence) : 0;
     session.interested = meta.interested;
@@ -607,7 +607,7 @@ export class SessionManager {
     if (meta.resume) session.resumption = new ResumeLog(meta.resume);
     this.registry.add(session);
     this.unpark(session.user);
-    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: meta.jid }));
+    this.port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: jid.full }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
     await this.hooks.fire("session-rebuilt", { session });
   }
@@ -676,32 +676,29 @@ export class SessionManager {
   // ---- sessions
 
   /** Binds a session and answers STARTED, or answers START_FAILED and returns null. */
-  private async bind(c2s: string, key: string, meta: StartMeta): Promise<Session | null> {
+  private async bind(c2s: string, key: string, meta: StartMeta, jid: Jid | null): Promise<Session | null> {
     const fail = (condition: string, text?: string): null => {
       this.startFailed(c2s, key, meta.sid, condition, text);
       return null;
     };
     if (this.closed) return fail("service-unavailable", "session manager shutting down");
-    const jid = parseJid(meta.jid);
     if (!jid || !jid.local) return fail("bad-request", "not a user JID");
-    const user = bare(jid);
+    const user = jid.bare;
     if (!this.domains.has(jid.domain) || !(await this.store.accountExists(user))) {
       return fail("not-authorized");
     }
     const reused = this.registry.bySid(c2s, meta.sid);
     if (reused) await this.end(reused, "sid started again");
-    const old = jid.resource ? this.registry.get(full(jid)) : undefined;
+    const old = this.registry.get(jid);
     if (this.registry.of(user).filter((s) => s !== old).length >= this.maxSessions) {
       return fail("resource-constraint", "too many sessions");
     }
     // Protocol §2.1: the new session wins.
     if (old) await this.end(old, "replaced", "conflict");
-    const resource = jid.resource || this.freeResource(user);
-    const fullJid = `${user}/${resource}`;
-    const session = new Session(user, resource, fullJid, c2s, meta.sid, this.log);
+    const session = new Session(jid.resource ? jid : this.freeResource(jid), c2s, meta.sid, this.log);
     this.registry.add(session);
     this.unpark(session.user);
-    this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: fullJid }));
+    this.port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));
     // The c2s logs the login at info ("authenticated"); this line would only repeat it.
     session.log.debug({ c2s, ip: meta.ip, secure: meta.secure }, "session started");
     return session;
@@ -712,10 +709,12 @@ export class SessionManager {
     this.port.send(c2s, key, encodeSessionPayload(SessionOp.StartFailed, meta));
   }
 
-  private freeResource(user: string): string {
+  /** The user's JID with a resource no session of theirs holds. */
+  private freeResource(user: Jid): Jid {
     for (;;) {
-      const resource = randomHex(6);
-      if (!this.registry.get(`${user}/${resource}`)) return resource;
+      // Hex is a valid resourcepart as it is.
+      const jid = user.withResource(randomHex(6))!;
+      if (!this.registry.get(jid)) return jid;
     }
   }
 
@@ -794,22 +793,23 @@ export class SessionManager {
       session.log.warn({ name: stanza.name }, "non-stanza element from c2s");
       return this.end(session, "bad stanza", "unsupported-stanza-type");
     }
+    const from = session.jid;
     let raw: Buffer | undefined = xml;
-    if (stanza.attrs.from !== session.jid) {
-      stanza.attrs.from = session.jid;
+    if (stanza.attrs.from !== from.full) {
+      stanza.attrs.from = from.full;
       raw = undefined;
     }
-    const from = parseJid(session.jid)!;
-    const selfEvent = { stanza, raw, from, to: parseJid(session.user)!, origin: session };
+    const selfEvent = { stanza, raw, from, to: from.withoutResource(), origin: session };
     const toAttr: string | undefined = stanza.attrs.to;
     if (!toAttr) return this.outbound(selfEvent, "self");
+    // Parsed here, whatever form the c2s sent it in (protocol §2).
     const to = parseJid(toAttr);
     if (!to) return this.api.error(selfEvent, "jid-malformed");
     const event: StanzaEvent = { stanza, raw, from, to, origin: session };
     if (!this.domains.has(to.domain)) return this.toUnserved(event);
     if (!to.local) return this.outbound(event, "host");
     if (to.resource) return this.outbound(event, "full");
-    return this.outbound(event, bare(to) === session.user ? "self" : "bare");
+    return this.outbound(event, to.bare === session.user ? "self" : "bare");
   }
 
   /** Outbound processing on the sender's sm, then routing. */
@@ -817,15 +817,15 @@ export class SessionManager {
     await this.guarded(event, async () => {
       if (await this.hooks.fire(`pre-${event.stanza.name as Kind}/${target}`, event)) return;
       if (target === "self" || target === "host") await this.inbound(event, target);
-      else await this.send(event.stanza, event.raw);
+      else await this.route({ ...event, origin: undefined });
     });
   }
 
   /** Inbound processing on the recipient's sm. */
   private async inbound(event: StanzaEvent, target: Target): Promise<void> {
     const { stanza } = event;
-    if (stanza.name === "message" && (target === "bare" || target === "full") && (await this.mayBeMoving(bare(event.to)))) {
-      return this.park(bare(event.to), () => this.guarded(event, () => this.inbound(event, target)));
+    if (stanza.name === "message" && (target === "bare" || target === "full") && (await this.mayBeMoving(event.to.bare))) {
+      return this.park(event.to.bare, () => this.guarded(event, () => this.inbound(event, target)));
     }
     const type: string | undefined = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error") && this.answered(event)) return;
@@ -879,25 +879,31 @@ export class SessionManager {
       this.log.warn({ xml: xml.toString("utf8", 0, 200) }, "unroutable stanza dropped");
       return;
     }
-    const from = parseJid(stanza.attrs.from ?? "") ?? domainJid(to.domain);
+    const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
     const event: StanzaEvent = { stanza, raw: xml, from, to, origin: undefined };
     await this.guarded(event, () => this.inbound(event, targetOf(to)));
   }
 
+  /** Routes a stanza a module built or passed on: its addresses are parsed here. */
   private async send(stanza: Element, raw?: Buffer): Promise<void> {
     const to = parseJid(stanza.attrs.to ?? "");
     if (!to) {
       this.log.warn({ name: stanza.name, to: stanza.attrs.to }, "stanza without a valid to not sent");
       return;
     }
-    const from = parseJid(stanza.attrs.from ?? "") ?? domainJid(to.domain);
-    const event: StanzaEvent = { stanza, raw, from, to, origin: undefined };
+    const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
+    return this.route({ stanza, raw, from, to, origin: undefined });
+  }
+
+  /** Routes a stanza whose 'from' and 'to' the event holds parsed. */
+  private async route(event: StanzaEvent): Promise<void> {
+    const { stanza, raw, from, to } = event;
     if (!this.domains.has(to.domain)) return this.toUnserved(event);
     const target = targetOf(to);
     // Named whichever way it goes, so that it has the same name when sent again after a failover (§2.5).
     const origin = this.origins.current()?.child();
     // Host stanzas are answered on the sender's behalf, in the sender's order.
-    const key = target === "host" ? bare(from) : bare(to);
+    const key = target === "host" ? from.bare : to.bare;
     if (target !== "host") {
       const owner = this.port.smOwnerOf(key);
       if (owner !== undefined && owner !== this.port.name) {
@@ -957,15 +963,15 @@ export class SessionManager {
     if (this.requests.has(id)) return Promise.reject(new Error(`an iq with id ${id} is already waiting`));
     return new Promise<Element>((resolve, reject) => {
       const pending: PendingRequest = {
-        peer: full(to),
-        asker: full(from),
+        peer: to.full,
+        asker: from.full,
         resolve,
         reject,
         timer: setTimeout(() => this.settle(id, pending, new IqRequestError("timeout")), timeoutMs).unref(),
       };
       this.requests.set(id, pending);
       this.send(stanza).catch((err: unknown) => {
-        this.log.warn({ err, to: full(to) }, "request not sent");
+        this.log.warn({ err, to: to.full }, "request not sent");
         this.settle(id, pending, new IqRequestError("internal-server-error"));
       });
     });
@@ -976,7 +982,7 @@ export class SessionManager {
     const { stanza } = event;
     const id: string = stanza.attrs.id ?? "";
     const pending = this.requests.get(id);
-    if (!pending || full(event.from) !== pending.peer || full(event.to) !== pending.asker) return false;
+    if (!pending || event.from.full !== pending.peer || event.to.full !== pending.asker) return false;
     const failed = isError(stanza) ? new IqRequestError(conditionOf(stanza) ?? "undefined-condition", stanza) : null;
     this.settle(id, pending, failed ?? stanza);
     return true;
@@ -1034,11 +1040,11 @@ export class SessionManager {
       }
       if (err instanceof FrameTooLargeError) {
         const max = this.limits.stanzaBytes;
-        this.log.warn({ name: event.stanza.name, from: full(event.from), to: full(event.to), bytes: err.bytes, max }, "answer too large for a link frame; answered resource-constraint");
+        this.log.warn({ name: event.stanza.name, from: event.from.full, to: event.to.full, bytes: err.bytes, max }, "answer too large for a link frame; answered resource-constraint");
         await this.api.error(event, "resource-constraint", `the answer (${err.bytes} bytes) is larger than this server sends at once (${max} bytes)`);
         return;
       }
-      this.log.error({ err, name: event.stanza.name, from: full(event.from), to: full(event.to) }, "stanza failed");
+      this.log.error({ err, name: event.stanza.name, from: event.from.full, to: event.to.full }, "stanza failed");
       await this.api.error(event, "internal-server-error");
     }
   }
@@ -1055,10 +1061,6 @@ export class SessionManager {
 /** Whether a stanza may be answered with an error: not an error itself, nor an iq result (RFC 6120 §8.3.1, §8.2.3). */
 function answerable(stanza: Element): boolean {
   return !isError(stanza) && !(stanza.name === "iq" && stanza.attrs.type === "result");
-}
-
-function domainJid(domain: string): Jid {
-  return { local: "", domain, resource: "" };
 }
 
 function targetOf(to: Jid): Target {

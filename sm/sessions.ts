@@ -1,5 +1,6 @@
 // The session registry: users by bare JID, each with sessions by resource.
 import type { Element } from "ltx";
+import type { Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import type { ResumeLog } from "./resumption.js";
 
@@ -9,8 +10,8 @@ export class Session {
   priority = 0;
   /** Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6). */
   interested = false;
-  /** JIDs that got directed available presence and must hear of unavailability (RFC 6121 §4.6). */
-  readonly directed = new Set<string>();
+  /** JIDs that got directed available presence and must hear of unavailability (RFC 6121 §4.6), by full form. */
+  readonly directed = new Map<string, Jid>();
   /** The highest STANZA seq accepted, and the highest taken with every one before it (protocol §2.5). */
   received = 0;
   taken = 0;
@@ -20,16 +21,22 @@ export class Session {
   resumption: ResumeLog | null = null;
 
   constructor(
-    /** Bare JID. */
-    readonly user: string,
-    readonly resource: string,
-    /** Full JID. */
-    readonly jid: string,
+    /** The full JID bound. */
+    readonly jid: Jid,
     /** The c2s holding the connection, and its name for the session (protocol §2). */
     public c2s: string,
     public sid: string,
     private readonly smLog: Logger,
   ) {}
+
+  /** The bare JID: the user's key in the registry, the queue and the store. */
+  get user(): string {
+    return this.jid.bare;
+  }
+
+  get resource(): string {
+    return this.jid.resource;
+  }
 
   /** The work of STANZA `seq` has ended; true if that moved `taken`. */
   took(seq: number): boolean {
@@ -49,7 +56,7 @@ export class Session {
    * child kept per session would cost every idle session some 500 bytes.
    */
   get log(): Logger {
-    return this.smLog.child({ sid: this.sid, jid: this.jid });
+    return this.smLog.child({ sid: this.sid, jid: this.jid.full });
   }
 }
 
@@ -58,7 +65,7 @@ export interface SessionView {
   /** A user's sessions, in bind order. */
   of(user: string): Session[];
   /** The session bound to a full JID. */
-  get(jid: string): Session | undefined;
+  get(jid: Jid): Session | undefined;
   /** A user's sessions that sent available presence. */
   available(user: string): Session[];
 }
@@ -71,10 +78,8 @@ export class SessionRegistry implements SessionView {
     return [...(this.users.get(user)?.values() ?? [])];
   }
 
-  get(jid: string): Session | undefined {
-    const slash = jid.indexOf("/");
-    if (slash < 0) return undefined;
-    return this.users.get(jid.slice(0, slash))?.get(jid.slice(slash + 1));
+  get(jid: Jid): Session | undefined {
+    return jid.resource ? this.users.get(jid.bare)?.get(jid.resource) : undefined;
   }
 
   available(user: string): Session[] {

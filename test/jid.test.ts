@@ -1,15 +1,13 @@
 // JIDs per RFC 7622: the examples of RFC 7622 §3.5 and RFC 8265 §3.5/§4.3,
 // octet lengths, bidi, zero-width and other disallowed code points, IDNA
 // domains, case mapping, idempotence, and the ASCII fast path agreeing with
-// the full profiles.
+// the full profiles; the Jid value type.
 import { describe, expect, it } from "vitest";
-import { bareOf, domainpart, full, localpart, parseJid, resourcepart } from "../lib/jid.js";
+import { Jid, bareOf, domainpart, localpart, parseJid, resourcepart } from "../lib/jid.js";
 import { opaqueString, usernameCaseMapped } from "../lib/precis.js";
 
-const norm = (text: string) => {
-  const j = parseJid(text);
-  return j ? full(j) : null;
-};
+const norm = (text: string) => parseJid(text)?.full ?? null;
+const parts = (j: Jid | null) => j && { local: j.local, domain: j.domain, resource: j.resource };
 
 describe("RFC 7622 §3.5 examples", () => {
   it("accepts the valid JIDs of §3.5.1", () => {
@@ -50,7 +48,7 @@ describe("RFC 7622 §3.5 examples", () => {
   });
 
   it("splits at the first slash, then the first @ before it", () => {
-    expect(parseJid("a@b/c@d/e")).toEqual({ local: "a", domain: "b", resource: "c@d/e" });
+    expect(parts(parseJid("a@b/c@d/e"))).toEqual({ local: "a", domain: "b", resource: "c@d/e" });
     expect(parseJid("a@b@c")).toBeNull();
     expect(parseJid("")).toBeNull();
   });
@@ -216,5 +214,50 @@ describe("the ASCII fast path", () => {
     expect(bareOf("Alice@Example.COM/Phone")).toBe("alice@example.com");
     expect(bareOf("ＡＬＩＣＥ@example.com")).toBe("alice@example.com");
     expect(bareOf("alice@exa mple.com")).toBeNull();
+  });
+});
+
+describe("the Jid value", () => {
+  it("holds the normalized parts and its bare and full forms", () => {
+    const j = parseJid("ＪＵＬＩＥＴ@Example.COM./Balcony")!;
+    expect(j).toBeInstanceOf(Jid);
+    expect(parts(j)).toEqual({ local: "juliet", domain: "example.com", resource: "Balcony" });
+    expect(j.bare).toBe("juliet@example.com");
+    expect(j.full).toBe("juliet@example.com/Balcony");
+    expect(`${j}`).toBe(j.full);
+    expect(JSON.stringify({ to: j })).toBe('{"to":"juliet@example.com/Balcony"}');
+    // A bare JID's full form is its bare form; a domain JID's bare form is its domain.
+    expect(parseJid("juliet@example.com")!.full).toBe("juliet@example.com");
+    expect(parseJid("example.com/x")!.bare).toBe("example.com");
+  });
+
+  it("is equal to another exactly when both name the same JID once normalized", () => {
+    const a = parseJid("Juliet@EXAMPLE.com/balcony")!;
+    expect(a.equals(parseJid("juliet@example.com/balcony")!)).toBe(true);
+    expect(a.equals(parseJid("juliet@example.com/Balcony")!)).toBe(false); // resources keep their case
+    expect(a.equals(parseJid("juliet@example.com")!)).toBe(false);
+  });
+
+  it("makes its bare and domain JIDs once, and itself when it is one", () => {
+    const j = parseJid("juliet@example.com/balcony")!;
+    const bare = j.withoutResource();
+    expect(bare.full).toBe("juliet@example.com");
+    expect(j.withoutResource()).toBe(bare);
+    expect(bare.withoutResource()).toBe(bare);
+    expect(j.domainJid().full).toBe("example.com");
+    const domain = parseJid("example.com")!;
+    expect(domain.domainJid()).toBe(domain);
+  });
+
+  it("takes another resourcepart only in its RFC 7622 form", () => {
+    const j = parseJid("juliet@example.com/balcony")!;
+    expect(j.withResource("Garde\u0301n")!.full).toBe("juliet@example.com/Gard\u00e9n"); // NFC
+    expect(j.withResource("")).toBeNull();
+    expect(j.withResource("a\u202eb")).toBeNull();
+    expect(j.resource).toBe("balcony");
+  });
+
+  it("is parsed from invalid input as null, never thrown", () => {
+    for (const text of ["", "@example.com", "juliet@", "juliet@exa mple.com", "juliet@example.com/"]) expect(parseJid(text), text).toBeNull();
   });
 });

@@ -1,5 +1,7 @@
 // The session layer between a c2s and an sm (docs/protocol.md §2): the
 // payload of a ROUTE frame, which the router never reads.
+// JIDs stay strings here: a receiver that acts on one parses it (parseJid),
+// whatever form its sender promised (protocol §2).
 import { arrayOf, boolean, bytesAtMost, count, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
