@@ -3,8 +3,8 @@
 // the link to the router is a stand-in that records what the connection
 // sends the sm, and the test answers as the sm would (c2s-server.ts's
 // dispatch: bound, bindFailed, deliver, taken). Stream open and features,
-// header errors, STARTTLS, SASL PLAIN, binding, stanzas before binding, a
-// stanza on its way to the sm, and XEP-0198's counters.
+// header errors, STARTTLS, SASL PLAIN and SCRAM, binding, stanzas before
+// binding, a stanza on its way to the sm, and XEP-0198's counters.
 import { EventEmitter } from "node:events";
 import net from "node:net";
 import pino from "pino";
@@ -119,14 +119,11 @@ async function opened(f: Front): Promise<RawStream> {
   return s;
 }
 
-/** Logs u1 in over a clear stream and opens the restarted stream. */
+/** Logs u1 in with PLAIN over a clear stream (the simulator's login, sim/login.ts) and opens the restarted stream. */
 async function authenticated(f: Front): Promise<RawStream> {
-  const s = await opened(f);
-  s.send(PLAIN("u1", "pw"));
-  await s.until(/<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'\/?>/);
-  s.received = "";
-  s.send(HEADER());
-  await s.until(/<\/stream:features>/);
+  const s = await f.connect();
+  await s.login({ security: "none", mechanism: "PLAIN", username: "u1", password: "pw", until: "authenticated" });
+  s.received = s.received.slice(s.received.lastIndexOf("<stream:stream"));
   return s;
 }
 
@@ -184,7 +181,7 @@ describe("stream open", () => {
   });
 });
 
-describe("SASL PLAIN", () => {
+describe("SASL", () => {
   it("authenticates with the right password and restarts the stream, offering bind", async () => {
     const f = await front(CLEAR);
     const s = await authenticated(f);
@@ -204,6 +201,15 @@ describe("SASL PLAIN", () => {
     s.send(PLAIN("nobody", "pw"));
     const got = await s.untilClosed();
     expect(got).toMatch(/^<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized\/><\/failure><stream:error><policy-violation /);
+  });
+
+  it.each(["SCRAM-SHA-1", "SCRAM-SHA-256"] as const)("authenticates with %s, the server's signature checked (the simulator's login)", async (mechanism) => {
+    const f = await front(CLEAR);
+    const s = await f.connect();
+    await s.login({ security: "none", mechanism, username: "u1", password: "pw", until: "authenticated" });
+    expect(s.received).toMatch(/<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[A-Za-z0-9+/=]+<\/success>/);
+    const wrong = await f.connect();
+    await expect(wrong.login({ security: "none", mechanism, username: "u1", password: "wrong" })).rejects.toThrow(/login failed: sasl-failure:not-authorized/);
   });
 
   it("refuses PLAIN in the clear unless allowed, naming encryption-required", async () => {
