@@ -34,12 +34,7 @@ module.exports = {
     onlyImports("xdb-sql", "The store sits on lib/ alone.", "^xdb-sql/", "xdb-sql|lib"),
     onlyImports("c2s", "A process imports lib/ and the store, never another process.", "^c2s/", "c2s|lib|xdb-sql"),
     onlyImports("sm", "A process imports lib/ and the store, never another process.", "^sm/", "sm|lib|xdb-sql"),
-    {
-      ...onlyImports("router", "A process imports lib/ and the store, never another process.", "^router/", "router|lib|xdb-sql"),
-      // The one exception: the router bounces stanzas with the sm's error
-      // builder, until the shared stanza-error builder in lib/ replaces it.
-      to: { pathNot: ["^(router|lib|xdb-sql)/", "^sm/stanza\\.ts$", OUTSIDE], dependencyTypesNot: ["core"] },
-    },
+    onlyImports("router", "A process imports lib/ and the store, never another process.", "^router/", "router|lib|xdb-sql"),
     onlyImports("deploy", "The supervisor starts the processes as commands, not as imports.", "^deploy/", "deploy|lib|xdb-sql"),
     onlyImports("sim", "The simulator drives any server over the wire: no process code.", "^sim/", "sim|lib|xdb-sql"),
     onlyImports("bench", "The benchmark harness is built on the simulator.", "^bench/", "bench|sim|lib|xdb-sql"),

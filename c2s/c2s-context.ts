@@ -1,10 +1,11 @@
 // What every connection of one c2s process shares: config, store, link, and
 // the process-wide timers (one sweep for all, never a timer per socket).
 import { randomBytes } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import type net from "node:net";
 import { xmlLimits } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
-import type { LinkClient } from "../lib/link/link-client.js";
+import type { LinkClient, LinkClientEvents } from "../lib/link/link-client.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
@@ -22,6 +23,9 @@ import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { streamError, streamHeader } from "./stream-writer.js";
 import type { TlsCredentials } from "../lib/tls-credentials.js";
+
+/** What the c2s's connections use of the link to the router: a LinkClient, or a stand-in in unit tests. */
+export type C2sLink = Pick<LinkClient, "connected" | "congested" | "send" | "sendControl" | "smOwnerOf"> & Pick<EventEmitter<LinkClientEvents>, "on">;
 
 /** How long a closed stream's socket may linger for the peer's close. */
 const CLOSE_GRACE_MS = 5_000;
@@ -95,7 +99,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   constructor(
     readonly config: C2sSettings,
     readonly store: Store,
-    readonly link: LinkClient,
+    readonly link: C2sLink,
     readonly tls: TlsCredentials,
     readonly balancer: Balancer,
     readonly log: Logger,

@@ -22,10 +22,11 @@ import { addressKey } from "./client-address.js";
 import type { Throttled } from "./read-throttle.js";
 import { SmPipe, type PendingStanza } from "./sm-pipe.js";
 import { ACK_EVERY, AckState, MAX_UNACKED, NS_SM, parseResumeId } from "./stream-management.js";
-import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, iqError, saslFailure, streamError, streamHeader } from "./stream-writer.js";
+import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, saslFailure, streamError, streamHeader } from "./stream-writer.js";
 import { serialize } from "../lib/xml-serialize.js";
 import { NS_CLIENT, XmlStream, type StreamHeader } from "../lib/xml-stream.js";
 import { badRequestText, routedAgain } from "../lib/stanza-rules.js";
+import { NS_STANZAS, errorReplyXml, isCondition, type Answered, type Condition } from "../lib/stanza-error.js";
 
 const MAX_SASL_ATTEMPTS = 3;
 /** Stanzas a client may send between asking to bind and being bound. */
@@ -465,7 +466,7 @@ export class ClientConnection implements Throttled {
     this.smKnows = false;
     this.binding = false;
     this.early = null;
-    this.write(iqError(this.bindId, condition === "conflict" ? "cancel" : "wait", condition));
+    this.write(this.errorReply({ name: "iq", attrs: { id: this.bindId } }, isCondition(condition) ? condition : "internal-server-error"));
   }
 
   timedOut(): void {
@@ -559,19 +560,19 @@ export class ClientConnection implements Throttled {
   }
 
   private onPreBindIq(iq: Element): void {
-    if (badRequestText(iq)) return this.write(iqError(iq.attrs.id, "modify", "bad-request"));
+    if (badRequestText(iq)) return this.write(this.errorReply(unaddressed(iq), "bad-request"));
     const type = iq.attrs.type;
     const bind = iq.getChild("bind", NS_BIND);
     if (type === "set" && bind) {
       if (this.binding) {
-        this.write(iqError(iq.attrs.id, "wait", "resource-constraint"));
+        this.write(this.errorReply(unaddressed(iq), "resource-constraint"));
         return;
       }
       // RFC 6120 §7.7.2.2: a resourcepart RFC 7622 refuses is a bad request.
       const requested = bind.getChildText("resource")?.trim() ?? "";
       const resource = requested ? resourcepart(requested) : "";
       if (resource === null) {
-        this.write(iqError(iq.attrs.id, "modify", "bad-request"));
+        this.write(this.errorReply(unaddressed(iq), "bad-request"));
         return;
       }
       this.bindId = iq.attrs.id;
@@ -598,7 +599,7 @@ export class ClientConnection implements Throttled {
     el.attrs.from = this.jid!;
     const malformed = badRequestText(el);
     if (malformed) {
-      this.deliver(stanzaErrorReply(el, "modify", "bad-request", malformed));
+      this.deliver(this.errorReply(el, "bad-request", malformed));
       return;
     }
     if (el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION) && !el.attrs.to) {
@@ -607,15 +608,14 @@ export class ClientConnection implements Throttled {
       return;
     }
     if (el.name === "iq" && el.getChild("bind", NS_BIND) && el.attrs.type === "set") {
-      this.deliver(iqError(el.attrs.id, "cancel", "not-allowed"));
+      this.deliver(this.errorReply(el, "not-allowed"));
       return;
     }
     let key = this.user!;
     if (el.attrs.to !== undefined) {
       const to = parseJid(el.attrs.to);
       if (!to) {
-        delete el.attrs.xmlns;
-        this.deliver(stanzaErrorReply(el, "modify", "jid-malformed"));
+        this.deliver(this.errorReply(el, "jid-malformed"));
         return;
       }
       // Never taken as the client wrote it: sent on, and delivered, in its RFC 7622 form.
@@ -1127,6 +1127,11 @@ export class ClientConnection implements Throttled {
     this.write(saslFailure(condition));
     if (this.saslFailures >= MAX_SASL_ATTEMPTS) this.streamError("policy-violation", "too many failed authentication attempts");
   }
+
+  /** A stanza error the c2s itself answers with: by the server, with no 'from' (RFC 6120 §8.3.1). */
+  private errorReply(stanza: Answered, condition: Condition, text?: string): string {
+    return errorReplyXml(stanza, condition, { text, by: this.domain });
+  }
 }
 
 /** A serialized stanza's routing key (protocol §2): its recipient's bare JID or domain; undefined without a valid 'to'. */
@@ -1144,13 +1149,10 @@ function decodeSaslData(text: string): Buffer {
 }
 
 function smFailed(condition: string): string {
-  return `<failed xmlns='${NS_SM}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>`;
+  return `<failed xmlns='${NS_SM}'><${condition} xmlns='${NS_STANZAS}'/></failed>`;
 }
 
-/** A stanza error sent back to the client itself (RFC 6120 §8.3). */
-function stanzaErrorReply(el: Element, type: string, condition: string, text?: string): string {
-  const id = el.attrs.id === undefined ? "" : ` id='${escapeXML(el.attrs.id)}'`;
-  const to = el.attrs.from ? ` to='${escapeXML(el.attrs.from)}'` : "";
-  const why = text ? `<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>${escapeXMLText(text)}</text>` : "";
-  return `<${el.name} type='error'${id}${to}><error type='${type}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>${why}</error></${el.name}>`;
+/** A pre-bind iq as a stanza error reply sees it: its id alone, since nothing else in it was checked. */
+function unaddressed(iq: Element): Answered {
+  return { name: "iq", attrs: { id: iq.attrs.id } };
 }

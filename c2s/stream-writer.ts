@@ -8,7 +8,6 @@ export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 export const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
-export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 /** XEP-0478 stream limits advertisement. */
 export const NS_LIMITS = "urn:xmpp:stream-limits:0";
 
@@ -29,9 +28,4 @@ export function streamError(condition: string, text?: string, content?: string):
 /** The condition alone: a SaslError's message may say more than a client should hear (c2s/sasl/errors.ts). */
 export function saslFailure(condition: string): string {
   return `<failure xmlns='${NS_SASL}'><${condition}/></failure>`;
-}
-
-export function iqError(id: string | undefined, type: string, condition: string): string {
-  const idAttr = id === undefined ? "" : ` id='${escapeXML(id)}'`;
-  return `<iq type='error'${idAttr}><error type='${type}'><${condition} xmlns='${NS_STANZAS}'/></error></iq>`;
 }

@@ -32,7 +32,7 @@ const ATTR_ESCAPES: Record<string, string> = {
 };
 
 /** ` name='value'`, quoted with whichever quote the value does not hold (apostrophes if both or neither). */
-function attribute(name: string, value: string): string {
+export function attribute(name: string, value: string): string {
   if (!ATTR_NEEDS.test(value)) return ` ${name}='${value}'`;
   const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
   const special = quote === "'" ? ATTR_SPECIAL_APOS : ATTR_SPECIAL_QUOT;

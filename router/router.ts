@@ -24,8 +24,7 @@ import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type C2sInfo, type Me
 import { parseJson } from "../lib/link/shape.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { badRequestText } from "../lib/stanza-rules.js";
-import { serialize } from "../lib/xml-serialize.js";
-import { errorReply, isError, type Condition } from "../sm/stanza.js";
+import { errorReplyXml, isError, type Condition } from "../lib/stanza-error.js";
 import { AwaitedMembers, type HeldFrame } from "./awaited-members.js";
 
 export interface RouterOptions {
@@ -209,7 +208,7 @@ export class Router {
   /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
   routeFromExternal(domain: string, stanza: Element, xml: string): void {
     const bounce = (condition: Condition, text?: string) => {
-      if (!isError(stanza)) this.externals.get(domain)?.(serialize(errorReply(stanza, condition, text)));
+      if (!isError(stanza)) this.externals.get(domain)?.(errorReplyXml(stanza, condition, { text }));
     };
     if (!this.leading()) return bounce("service-unavailable");
     // The router is the first to read a component's stanza, so it is the one to answer a malformed one.

@@ -16,7 +16,7 @@ import type { Action, Scenario } from "./scenario.js";
 import type { Recorder } from "./stats.js";
 import { firstPort } from "./arrivals.js";
 import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
-import { ScramClient } from "./scram-client.js";
+import { Login, type LoginSink } from "./login.js";
 import { cachedSaltedPassword } from "./scram.js";
 import { attr, firstChild, StanzaScanner, unescapeXml, type ScanSink } from "./xml-scan.js";
 
@@ -78,22 +78,15 @@ const RETRY_MS = 1000;
 /** Stream errors after which a client that does not follow redirects reconnects, as it does when a connection drops. */
 const RECONNECT_ERRORS = new Set(["see-other-host", "system-shutdown", "reset"]);
 
-// Login steps, then the session.
+// Steps: the connection, the login (whose own steps login.ts names), then the session.
 const CONNECTING = 0;
-const TLS_FEATURES = 1;
-const PROCEED = 2;
-const TLS_HANDSHAKE = 3;
-const AUTH_FEATURES = 4;
-const CHALLENGE = 5;
-const SUCCESS = 6;
-const BIND_FEATURES = 7;
-const BIND = 8;
-const SESSION = 9;
-const RESUME = 10;
-const ACTIVE = 11;
-const CLOSING = 12;
-const DONE = 13;
-const STEP_NAMES = ["connect", "tls-features", "starttls", "tls", "auth-features", "sasl-challenge", "sasl-success", "bind-features", "bind", "session", "resume", "active", "closing", "done"];
+const TLS_HANDSHAKE = 1;
+const LOGIN = 2;
+const RESUME = 3;
+const ACTIVE = 4;
+const CLOSING = 5;
+const DONE = 6;
+const STEP_NAMES = ["connect", "tls", "login", "resume", "active", "closing", "done"];
 
 // What an active session waits for.
 const W_NONE = 0;
@@ -133,15 +126,12 @@ function onSecure(this: SimSocket): void {
 }
 function ignore(): void {}
 
-const header = (domain: string) =>
-  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${domain}' version='1.0'>`;
-
 /** Wall clock in microseconds: the stamp a message carries (sender and receiver may be different processes). */
 export function wallMicros(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
-export class SimClient implements ScanSink, Sleeper {
+export class SimClient implements ScanSink, Sleeper, LoginSink {
   sock: SimSocket | null = null;
   gen = 0;
   private readonly scan = new StanzaScanner();
@@ -157,9 +147,9 @@ export class SimClient implements ScanSink, Sleeper {
   /** When the login began (the first connect), and when the current phase began; performance.now() ms. */
   private tLogin = 0;
   private tPhase = 0;
-  private scram: ScramClient | null = null;
+  /** The login under way on the current connection (login.ts); null once in session. */
+  private login: Login | null = null;
   private redirects = 0;
-  private needSession = false;
   private loggedIn = false;
   private inSession = false;
   private available = false;
@@ -221,7 +211,22 @@ export class SimClient implements ScanSink, Sleeper {
     const ctx = this.ctx;
     this.step = CONNECTING;
     this.scan.reset();
-    this.scram = null;
+    this.login?.stop();
+    const sc = ctx.sc;
+    this.login = new Login(
+      {
+        domain: sc.server.domain,
+        security: sc.server.security,
+        mechanism: sc.server.mechanism,
+        username: ctx.userName(this.k),
+        password: ctx.password(this.k),
+        resource: sc.session.resource,
+        salted: cachedSaltedPassword,
+        // A lost XEP-0198 session is resumed instead of bound, once authenticated.
+        until: this.resuming ? "authenticated" : "bound",
+      },
+      this,
+    );
     ctx.rec.count("connections");
     this.tPhase = performance.now();
     const local = this.source && net.isIPv4(this.source) === net.isIPv4(this.host) ? this.source : undefined;
@@ -247,11 +252,12 @@ export class SimClient implements ScanSink, Sleeper {
     ctx.rec.latency("connect", performance.now() - this.tPhase);
     if (ctx.sc.server.security === "direct") return this.startTls();
     this.sock!.setEncoding("utf8");
-    this.step = ctx.sc.server.security === "starttls" ? TLS_FEATURES : AUTH_FEATURES;
-    this.write(header(ctx.sc.server.domain));
+    this.step = LOGIN;
+    this.login!.open();
   }
 
-  private startTls(): void {
+  /** TLS over the TCP socket: from the start (direct TLS), or after the login's <proceed/>. */
+  startTls(): void {
     const tcp = this.sock!;
     tcp.removeListener("data", onData);
     tcp.removeListener("error", onError);
@@ -278,8 +284,8 @@ export class SimClient implements ScanSink, Sleeper {
     this.ctx.rec.latency("tls", performance.now() - this.tPhase);
     this.sock!.setEncoding("utf8");
     this.scan.reset();
-    this.step = AUTH_FEATURES;
-    this.write(header(this.ctx.sc.server.domain));
+    this.step = LOGIN;
+    this.login!.open();
   }
 
   data(chunk: string): void {
@@ -307,48 +313,19 @@ export class SimClient implements ScanSink, Sleeper {
 
   streamEnd(): void {
     if (this.step === CLOSING) return this.closedCleanly();
-    this.lost(`closed:${STEP_NAMES[this.step]}`);
+    this.lost(`closed:${this.stepName}`);
+  }
+
+  /** The step a failure names: the login's own while logging in. */
+  private get stepName(): string {
+    return this.step === LOGIN && this.login ? this.login.step : STEP_NAMES[this.step]!;
   }
 
   element(name: string, xml: string): void {
     if (name === "error") return this.streamError(xml);
     switch (this.step) {
-      case TLS_FEATURES:
-        if (name !== "features") return;
-        if (!xml.includes("urn:ietf:params:xml:ns:xmpp-tls")) return this.fail("starttls-not-offered");
-        this.step = PROCEED;
-        this.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-        return;
-      case PROCEED:
-        if (name === "proceed") return this.startTls();
-        if (name === "failure") return this.fail("starttls-failure");
-        return;
-      case AUTH_FEATURES:
-        if (name === "features") return this.authenticate(xml);
-        return;
-      case CHALLENGE:
-      case SUCCESS:
-        return this.sasl(name, xml);
-      case BIND_FEATURES: {
-        if (name !== "features") return;
-        const s = xml.indexOf("urn:ietf:params:xml:ns:xmpp-session");
-        this.needSession = s >= 0 && !/^[^/]*?<optional/.test(xml.slice(s));
-        if (!this.resuming) return this.bind();
-        this.step = RESUME;
-        this.write(`<resume xmlns='${NS_SM}' previd='${this.smId!.replace(/'/g, "&apos;")}' h='${this.smIn}'/>`);
-        return;
-      }
-      case BIND:
-        if (name !== "iq" || attr(xml, "id") !== "b") return;
-        if (attr(xml, "type") !== "result") return this.fail(`bind-error:${firstChild(xml.slice(xml.indexOf("<error")), [])?.name ?? "unknown"}`);
-        if (!this.needSession) return this.boundIn();
-        this.step = SESSION;
-        this.write("<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
-        return;
-      case SESSION:
-        if (name !== "iq" || attr(xml, "id") !== "s") return;
-        if (attr(xml, "type") !== "result") return this.fail("session-error");
-        return this.boundIn();
+      case LOGIN:
+        return this.login!.element(name, xml);
       case RESUME:
         if (name === "resumed") return this.resumed(Number(attr(xml, "h")));
         if (name === "failed") return this.resumeFailed();
@@ -359,62 +336,26 @@ export class SimClient implements ScanSink, Sleeper {
     }
   }
 
-  private bind(): void {
-    const resource = this.ctx.sc.session.resource;
-    this.step = BIND;
-    this.write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource ? `<resource>${resource}</resource>` : ""}</bind></iq>`);
-  }
-
-  private authenticate(features: string): void {
-    const ctx = this.ctx;
-    const mech = ctx.sc.server.mechanism;
-    if (!features.includes(`<mechanism>${mech}</mechanism>`)) return this.fail(`mechanism-not-offered:${mech}`);
-    const user = ctx.userName(this.k);
-    const password = ctx.password(this.k);
-    let initial: string;
-    if (mech === "PLAIN") {
-      initial = Buffer.from(`\0${user}\0${password}`).toString("base64");
-      this.step = SUCCESS;
-    } else {
-      this.scram = new ScramClient(mech === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256", user, password, cachedSaltedPassword);
-      initial = this.scram.first().toString("base64");
-      this.step = CHALLENGE;
-    }
-    this.tPhase = performance.now();
-    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mech}'>${initial}</auth>`);
-  }
-
-  private sasl(name: string, xml: string): void {
-    if (name === "failure") return this.fail(`sasl-failure:${firstChild(xml)?.name ?? "unknown"}`);
-    const content = /^<[^>]*>([^<]*)</.exec(xml)?.[1] ?? "";
-    if (name === "challenge") {
-      if (this.step === CHALLENGE && this.scram) {
-        this.step = SUCCESS;
-        const sock = this.sock;
-        this.scram.final(Buffer.from(content.trim(), "base64")).then(
-          (final) => {
-            if (this.sock === sock && this.step === SUCCESS) this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${final.toString("base64")}</response>`);
-          },
-          (err: Error) => {
-            if (this.sock === sock) this.fail(`scram:${err.message}`);
-          },
-        );
-        return;
-      }
-      // The server-final message in a challenge (RFC 6120 allows it), then an empty success.
-      if (this.scram && !this.scram.verify(Buffer.from(content.trim(), "base64"))) return this.fail("scram:server-signature");
-      this.scram = null;
-      this.write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-      return;
-    }
-    if (name !== "success") return;
-    if (this.scram && !this.scram.verify(Buffer.from(content.trim(), "base64"))) return this.fail("scram:server-signature");
-    this.scram = null;
+  /** The login authenticated (login.ts). */
+  authenticated(ms: number): void {
     this.ctx.rec.count("authenticated");
-    this.ctx.rec.latency("auth", performance.now() - this.tPhase);
+    this.ctx.rec.latency("auth", ms);
+  }
+
+  /** SASL succeeded: a new stream starts on this connection. */
+  restart(): void {
     this.scan.reset();
-    this.step = BIND_FEATURES;
-    this.write(header(this.ctx.sc.server.domain));
+  }
+
+  /** The login is through: bound (`jid`), or authenticated with a session to resume. */
+  done(jid: string | null): void {
+    if (jid !== null) return this.boundIn();
+    this.step = RESUME;
+    this.write(`<resume xmlns='${NS_SM}' previd='${this.smId!.replace(/'/g, "&apos;")}' h='${this.smIn}'/>`);
+  }
+
+  failed(kind: string): void {
+    this.fail(kind);
   }
 
   private streamError(xml: string): void {
@@ -556,11 +497,13 @@ export class SimClient implements ScanSink, Sleeper {
     this.smId = null;
     // Out of the online set until the new session's presence (boundIn sends it).
     if (this.available) this.ctx.wentOffline(this);
-    this.bind();
+    this.step = LOGIN;
+    this.login!.bind();
   }
 
   /** A session bound or resumed: the counts of this login start afresh. */
   private enterSession(): void {
+    this.login = null;
     this.inSession = true;
     this.redirects = 0;
     this.tries = 0;
@@ -669,7 +612,7 @@ export class SimClient implements ScanSink, Sleeper {
       this.ctx.wheel.at(this.loginDeadline, this);
       return this.connect();
     }
-    if (this.step < ACTIVE) return this.fail(`timeout:${STEP_NAMES[this.step]}`);
+    if (this.step < ACTIVE) return this.fail(`timeout:${this.stepName}`);
     if (this.step === CLOSING) return this.closedCleanly();
     if (this.step !== ACTIVE) return;
     switch (this.wait) {
@@ -837,7 +780,7 @@ export class SimClient implements ScanSink, Sleeper {
 
   socketClosed(): void {
     if (this.step === CLOSING) return this.closedCleanly();
-    if (this.step !== DONE) this.lost(`closed:${STEP_NAMES[this.step]}`);
+    if (this.step !== DONE) this.lost(`closed:${this.stepName}`);
   }
 
   private fail(kind: string): void {
@@ -859,6 +802,7 @@ export class SimClient implements ScanSink, Sleeper {
   }
 
   private dropSocket(): void {
+    this.login?.stop();
     const sock = this.sock;
     this.sock = null;
     if (sock && !sock.destroyed) sock.destroy();

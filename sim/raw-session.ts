@@ -1,9 +1,10 @@
 // One simulated client at the lowest cost a load generator can afford: a
-// socket and a small state machine reading what a known RFC 6120 server
-// sends (features, proceed, success, bind result) — no DOM, no library.
+// socket, the shared login (login.ts) over the simulator's scanner while it
+// logs in, and nothing once it idles: no DOM, no library, no parser left.
 import net from "node:net";
 import tls from "node:tls";
-import { ScramClient } from "./scram-client.js";
+import { Login, type Mechanism, type Security } from "./login.js";
+import { StanzaScanner } from "./xml-scan.js";
 
 export interface SessionTarget {
   host: string;
@@ -11,10 +12,10 @@ export interface SessionTarget {
   /** Local address to connect from (spread over 127.0.0.0/8 to multiply ephemeral ports). */
   localAddress?: string;
   domain: string;
-  security: "starttls" | "direct" | "none";
+  security: Security;
   /** PEM CA to verify the server with; without it the certificate is not checked (load tests only). */
   ca?: Buffer;
-  mechanism: "PLAIN" | "SCRAM-SHA-1" | "SCRAM-SHA-256";
+  mechanism: Mechanism;
 }
 
 export interface RawSession {
@@ -25,8 +26,14 @@ export interface RawSession {
   close(): void;
 }
 
-const header = (domain: string) =>
-  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${domain}' version='1.0'>`;
+function ignore(): void {}
+
+/** The session once logged in: initial presence sent, then what arrives is read and dropped. */
+function idle(socket: net.Socket, jid: string, loginMs: number): RawSession {
+  socket.write("<presence/>");
+  socket.on("data", ignore);
+  return { socket, jid, loginMs, close: () => socket.end("</stream:stream>") };
+}
 
 /** Authenticates, binds a resource, and sends initial presence. */
 export function login(t: SessionTarget, username: string, password: string, timeoutMs = 30_000): Promise<RawSession> {
@@ -34,98 +41,49 @@ export function login(t: SessionTarget, username: string, password: string, time
   return new Promise((resolve, reject) => {
     const tcp = net.connect({ host: t.host, port: t.port, localAddress: t.localAddress });
     let socket: net.Socket = tcp;
-    if (t.security === "direct") {
-      socket = tls.connect({ socket: tcp, servername: t.domain, ca: t.ca, rejectUnauthorized: !!t.ca });
-      socket.once("secureConnect", () => socket.write(header(t.domain)));
-    } else tcp.once("connect", () => tcp.write(header(t.domain)));
-    let buf = "";
-    let scram: ScramClient | null = null;
-    let step: "features" | "proceed" | "auth-features" | "challenge" | "success" | "bind-features" | "bound" = t.security === "starttls" ? "proceed" : "auth-features";
-    const timer = setTimeout(() => fail(new Error(`login timed out at step ${step}`)), timeoutMs);
+    const scan = new StanzaScanner();
+    const scanned = { streamOpen() {}, streamEnd() {}, element: (name: string, xml: string) => exchange.element(name, xml) };
+    const onData = (d: Buffer) => scan.push(d.toString("utf8"), scanned);
     const fail = (err: Error) => {
       clearTimeout(timer);
+      exchange.stop();
       socket.destroy();
       reject(err);
     };
-    const onData = (d: Buffer) => {
-      buf += d.toString("utf8");
-      if (buf.includes("<stream:error>") || buf.includes("<failure")) return fail(new Error(`server refused: ${buf.slice(-300)}`));
-      switch (step) {
-        case "proceed":
-          if (!buf.includes("</stream:features>")) return;
-          buf = "";
-          socket.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-          step = "features";
-          return;
-        case "features": {
-          if (!buf.includes("<proceed")) return;
-          buf = "";
-          socket.removeListener("data", onData);
-          const secured = tls.connect({ socket, servername: t.domain, ca: t.ca, rejectUnauthorized: !!t.ca });
-          secured.once("secureConnect", () => secured.write(header(t.domain)));
-          secured.on("error", fail);
-          secured.on("data", onData);
-          socket = secured;
-          step = "auth-features";
-          return;
-        }
-        case "auth-features": {
-          if (!buf.includes("</stream:features>")) return;
-          buf = "";
-          let msg: Buffer;
-          if (t.mechanism === "PLAIN") {
-            msg = Buffer.from(`\0${username}\0${password}`);
-            step = "success";
-          } else {
-            scram = new ScramClient(t.mechanism === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256", username, password);
-            msg = scram.first();
-            step = "challenge";
-          }
-          socket.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${t.mechanism}'>${msg.toString("base64")}</auth>`);
-          return;
-        }
-        case "challenge": {
-          const m = /<challenge[^>]*>([^<]*)<\/challenge>/.exec(buf);
-          if (!m) return;
-          buf = "";
-          step = "success";
-          scram!.final(Buffer.from(m[1]!, "base64")).then(
-            (final) => socket.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${final.toString("base64")}</response>`),
-            fail,
-          );
-          return;
-        }
-        case "success": {
-          const m = /<success[^>]*?(?:\/>|>([^<]*)<\/success>)/.exec(buf);
-          if (!m) return;
-          buf = "";
-          if (scram && !scram.verify(Buffer.from(m[1] ?? "", "base64"))) return fail(new Error("the server's SCRAM signature is wrong"));
-          socket.write(header(t.domain));
-          step = "bind-features";
-          return;
-        }
-        case "bind-features":
-          if (!buf.includes("</stream:features>")) return;
-          buf = "";
-          socket.write("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
-          step = "bound";
-          return;
-        case "bound": {
-          const m = /<jid>([^<]+)<\/jid>/.exec(buf);
-          if (!m) return;
-          buf = "";
-          clearTimeout(timer);
-          socket.write("<presence/>");
-          // From here on the session idles: what arrives is read and dropped.
-          socket.removeListener("data", onData);
-          socket.on("data", () => {});
-          const s = socket;
-          resolve({ socket: s, jid: m[1]!, loginMs: performance.now() - started, close: () => s.end("</stream:stream>") });
-          return;
-        }
-      }
+    const secure = () => {
+      const secured = tls.connect({ socket, servername: t.domain, ca: t.ca, rejectUnauthorized: !!t.ca });
+      secured.once("secureConnect", () => {
+        scan.reset();
+        exchange.open();
+      });
+      secured.on("error", fail);
+      socket.removeListener("data", onData);
+      secured.on("data", onData);
+      socket = secured;
     };
+    const exchange = new Login(
+      { domain: t.domain, security: t.security, mechanism: t.mechanism, username, password },
+      {
+        write: (xml) => socket.write(xml),
+        startTls: secure,
+        restart: () => scan.reset(),
+        failed: (kind) => fail(new Error(`login failed: ${kind}`)),
+        done: (jid) => {
+          clearTimeout(timer);
+          // Nothing of the login stays reachable from the socket: an idle session costs its socket alone.
+          for (const held of new Set([tcp, socket])) {
+            held.removeListener("error", fail);
+            held.on("error", ignore);
+          }
+          socket.removeListener("data", onData);
+          resolve(idle(socket, jid!, performance.now() - started));
+        },
+      },
+    );
+    const timer = setTimeout(() => fail(new Error(`login timed out at step ${exchange.step}`)), timeoutMs);
     socket.on("data", onData);
     socket.on("error", fail);
+    if (t.security === "direct") tcp.once("connect", secure);
+    else tcp.once("connect", () => exchange.open());
   });
 }

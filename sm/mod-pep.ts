@@ -28,7 +28,8 @@ import {
   sendsLastItem,
   type NodeConfig,
 } from "./pep-config.js";
-import { FrameTooLargeError, errorReply, iqResult, standalone, type Condition } from "./stanza.js";
+import { FrameTooLargeError, iqResult, standalone } from "./stanza.js";
+import { errorReply, type Condition } from "../lib/stanza-error.js";
 
 /** What Prosody's mod_pep advertises on the account (XEP-0163 §6.1). */
 const FEATURES = [
@@ -66,14 +67,14 @@ export const modPep: SmModule = (api) => {
   /** Answers with an error, and a pubsub#errors condition if given; handled. */
   async function fail(event: StanzaEvent, condition: Condition, app?: string, attrs?: Record<string, string>): Promise<true> {
     const appCondition = app ? new Element(app, { xmlns: NS_ERRORS, ...attrs }) : undefined;
-    await api.reply(event, errorReply(event.stanza, condition, undefined, appCondition));
+    await api.reply(event, errorReply(event.stanza, condition, { app: appCondition }));
     return true;
   }
 
   /** Answers a request that would pass a limit, saying which; handled. */
   async function refuse(event: StanzaEvent, condition: Condition, text: string, app?: string): Promise<true> {
     const appCondition = app ? new Element(app, { xmlns: NS_ERRORS }) : undefined;
-    await api.reply(event, errorReply(event.stanza, condition, text, appCondition));
+    await api.reply(event, errorReply(event.stanza, condition, { text, app: appCondition }));
     return true;
   }
 

@@ -5,7 +5,8 @@ import { Element, parse } from "ltx";
 import { STORE_LIMITS, type PrivateKey } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi, SmModule } from "./module-api.js";
-import { iqResult, standalone, type Condition } from "./stanza.js";
+import { iqResult, standalone } from "./stanza.js";
+import type { Condition } from "../lib/stanza-error.js";
 
 const NS = "jabber:iq:private";
 

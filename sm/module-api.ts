@@ -6,7 +6,7 @@ import type { Store } from "../xdb-sql/store.js";
 import type { Handler, HookEvents, HookName, StanzaEvent } from "./hooks.js";
 import type { SmLimits } from "./limits.js";
 import type { SessionView, Session } from "./sessions.js";
-import type { Condition } from "./stanza.js";
+import type { Condition } from "../lib/stanza-error.js";
 
 /**
  * Whose disco#info (XEP-0030) a feature or identity goes to: the server's, or

@@ -43,7 +43,8 @@ import { AckBatch } from "../lib/link/ack-batch.js";
 import { routedAgain } from "../lib/stanza-rules.js";
 import { ResumeLog } from "./resumption.js";
 import { Session, SessionRegistry } from "./sessions.js";
-import { FrameTooLargeError, IqRequestError, conditionOf, errorReply, isError, payloadKey, priorityOf } from "./stanza.js";
+import { FrameTooLargeError, IqRequestError, payloadKey, priorityOf } from "./stanza.js";
+import { conditionOf, errorReply, isError } from "../lib/stanza-error.js";
 
 export interface SessionManagerOptions {
   name: string;
@@ -197,7 +198,7 @@ export class SessionManager {
       deliver: (session, stanza, raw, stored) => this.deliver(session, stanza, raw, stored),
       reply: (event, stanza) => this.reply(event, stanza),
       error: async (event, condition, text) => {
-        if (!isError(event.stanza)) await this.reply(event, errorReply(event.stanza, condition, text));
+        if (!isError(event.stanza)) await this.reply(event, errorReply(event.stanza, condition, { text }));
       },
       userExists: async (user) => this.registry.of(user).length > 0 || this.store.accountExists(user),
       request: (iq, timeoutMs) => this.request(iq, timeoutMs),
@@ -867,7 +868,7 @@ export class SessionManager {
     const stanza = this.parseStanza(xml);
     if (!stanza || !answerable(stanza)) return;
     void Promise.resolve()
-      .then(() => answer(errorReply(stanza, "resource-constraint", QUEUE_FULL)))
+      .then(() => answer(errorReply(stanza, "resource-constraint", { text: QUEUE_FULL })))
       .catch((err: unknown) => this.log.warn({ err }, "refusal not answered"));
   }
 
@@ -919,7 +920,7 @@ export class SessionManager {
     if (this.queue.current() === key) await held.job();
     else if (!this.queue.offer(key, raw?.length ?? 0, held.job)) {
       held.release();
-      if (answerable(stanza)) await this.send(errorReply(stanza, "resource-constraint", QUEUE_FULL));
+      if (answerable(stanza)) await this.send(errorReply(stanza, "resource-constraint", { text: QUEUE_FULL }));
     }
   }
 

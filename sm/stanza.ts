@@ -1,65 +1,7 @@
 // Building the stanzas the sm answers with. Received stanzas are never
 // mutated: whatever the sm sends is either the received bytes or a new element.
-import { Element, clone } from "ltx";
-
-export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
-
-// RFC 6120 §8.3.3: the error type each condition carries.
-const ERROR_TYPES = {
-  "bad-request": "modify",
-  conflict: "cancel",
-  "feature-not-implemented": "cancel",
-  forbidden: "auth",
-  "internal-server-error": "wait",
-  "item-not-found": "cancel",
-  "jid-malformed": "modify",
-  "not-acceptable": "modify",
-  "not-allowed": "cancel",
-  "not-authorized": "auth",
-  // A quota of this server's; modify: the sender must make room first.
-  "policy-violation": "modify",
-  "recipient-unavailable": "wait",
-  "remote-server-not-found": "cancel",
-  "resource-constraint": "wait",
-  "service-unavailable": "cancel",
-} as const;
-
-export type Condition = keyof typeof ERROR_TYPES;
-
-export function isError(el: Element): boolean {
-  return el.attrs.type === "error";
-}
-
-/** Swaps from and to and keeps the id, as every reply does (RFC 6120 §8.2.3, §8.3.1). */
-function replyTo(el: Element, type: string): Element {
-  const attrs: Record<string, string> = { type };
-  if (el.attrs.from) attrs.to = el.attrs.from;
-  if (el.attrs.to) attrs.from = el.attrs.to;
-  if (el.attrs.id) attrs.id = el.attrs.id;
-  return new Element(el.name, attrs);
-}
-
-/**
- * The error reply to a stanza (RFC 6120 §8.3), with an application-specific
- * condition if given (§8.3.2, e.g. XEP-0060's pubsub#errors); callers never
- * answer an error with an error.
- */
-export function errorReply(el: Element, condition: Condition, text?: string, appCondition?: Element): Element {
-  const reply = replyTo(el, "error");
-  const error = reply.c("error", { type: ERROR_TYPES[condition] });
-  error.c(condition, { xmlns: NS_STANZAS });
-  if (text) error.c("text", { xmlns: NS_STANZAS }).t(text);
-  if (appCondition) error.cnode(appCondition);
-  return reply;
-}
-
-/** The defined condition of an error stanza (RFC 6120 §8.3.3), if it names one. */
-export function conditionOf(el: Element): string | undefined {
-  return el
-    .getChild("error")
-    ?.getChildElements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS && c.name !== "text")?.name;
-}
+import { type Element, clone } from "ltx";
+import { replyTo } from "../lib/stanza-error.js";
 
 /** How an iq request (ModuleApi.request) failed: an error answer, or none in time. */
 export class IqRequestError extends Error {

@@ -213,7 +213,8 @@ describe("links and components on a farm without a [components] table", () => {
     const { stream: s, jid } = await boundStream(farm.c2sPorts[0]!.port, "u1", "pw", "127.0.0.4");
     const badRequest = (name: string, id: string | null, text: string) =>
       new RegExp(
-        `<${name} type='error'${id === null ? "" : ` id='${id}'`} to='${jid}'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>` +
+        // The c2s answers for the server: no 'from', the server in 'by' (RFC 6120 §8.3.1).
+        `<${name} type='error' to='${jid}'${id === null ? "" : ` id='${id}'`}><error type='modify' by='localhost'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>` +
           `<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>${text}</text></error></${name}>`,
       );
     s.send("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
@@ -239,7 +240,7 @@ describe("links and components on a farm without a [components] table", () => {
   it("answers a bind iq without id with bad-request, and binds on the next", async () => {
     const s = await loggedInStream(farm.c2sPorts[0]!.port, "u2", "pw", "127.0.0.4");
     s.send("<iq type='set'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
-    await s.until(/<iq type='error'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'\/><\/error><\/iq>/);
+    await s.until(/<iq type='error'><error type='modify' by='localhost'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'\/><\/error><\/iq>/);
     s.send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
     await s.until(/<iq type='result' id='b2'>.*<jid>u2@localhost\/[^<]+<\/jid>/);
     s.destroy();

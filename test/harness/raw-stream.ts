@@ -2,16 +2,19 @@
 // libraries will not send: malformed XML, oversized stanzas, bad headers.
 import net from "node:net";
 import tls from "node:tls";
+import { Login, streamHeader, type LoginParams } from "../../sim/login.js";
 import { writeAll } from "../../sim/write-all.js";
+import { StanzaScanner } from "../../sim/xml-scan.js";
 
-export const HEADER = (to = "localhost") =>
-  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
+export const HEADER = (to = "localhost") => streamHeader(to);
 
 export class RawStream {
   received = "";
   closed = false;
   private socket: net.Socket;
   private waiters: { test: () => boolean; resolve: () => void }[] = [];
+  /** While login() runs: the scanner its elements come from, and what a close means to it. */
+  private scan: { scanner: StanzaScanner; login: Login; closed: () => void } | null = null;
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -28,11 +31,15 @@ export class RawStream {
 
   private listen(socket: net.Socket): void {
     socket.on("data", (d: Buffer) => {
-      this.received += d.toString("utf8");
+      const text = d.toString("utf8");
+      this.received += text;
+      const scan = this.scan;
+      scan?.scanner.push(text, { streamOpen() {}, streamEnd() {}, element: (name, xml) => scan.login.element(name, xml) });
       this.check();
     });
     socket.on("close", () => {
       this.closed = true;
+      this.scan?.closed();
       this.check();
     });
     socket.on("error", () => {});
@@ -103,6 +110,41 @@ export class RawStream {
     return secured;
   }
 
+  /**
+   * Logs in through the simulator's login (sim/login.ts), as far as
+   * `params.until`; resolves with the bound JID (null before bind). What
+   * arrives meanwhile is kept in `received` as ever (cleared by STARTTLS).
+   */
+  login(params: Omit<LoginParams, "domain" | "security"> & Partial<Pick<LoginParams, "domain" | "security">>): Promise<string | null> {
+    return new Promise((resolve, reject) => {
+      const end = (outcome: () => void) => {
+        this.scan = null;
+        outcome();
+      };
+      const scanner = new StanzaScanner();
+      const login = new Login(
+        { domain: "localhost", security: "starttls", ...params },
+        {
+          write: (xml) => this.send(xml),
+          startTls: () => {
+            this.startTls().then(
+              () => {
+                scanner.reset();
+                login.open();
+              },
+              (err: Error) => end(() => reject(err)),
+            );
+          },
+          restart: () => scanner.reset(),
+          done: (jid) => end(() => resolve(jid)),
+          failed: (kind) => end(() => reject(new Error(`login failed: ${kind}; got: ${this.received.slice(-2000)}`))),
+        },
+      );
+      this.scan = { scanner, login, closed: () => end(() => reject(new Error(`closed during the login at ${login.step}; got: ${this.received.slice(-2000)}`))) };
+      login.open();
+    });
+  }
+
   destroy(): void {
     this.socket.destroy();
   }
@@ -116,30 +158,20 @@ export class RawStream {
 /** Connects, does STARTTLS, and opens the encrypted stream (its features received). */
 export async function secureStream(port: number, localAddress?: string): Promise<RawStream> {
   const s = await RawStream.connect(port, localAddress);
-  s.send(HEADER());
-  await s.until(/<starttls/);
-  s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await s.until(/<proceed/);
-  await s.startTls();
-  s.send(HEADER());
-  await s.until(/<\/stream:features>/);
+  await s.login({ mechanism: "PLAIN", username: "", password: "", until: "secured" });
   return s;
 }
 
 /** Connects, does STARTTLS, logs in with PLAIN and restarts the stream: resource binding is offered. */
 export async function loggedInStream(port: number, user: string, password: string, localAddress?: string): Promise<RawStream> {
-  const s = await secureStream(port, localAddress);
-  s.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`);
-  await s.until(/<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/);
-  s.send(HEADER());
-  await s.until(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
+  const s = await RawStream.connect(port, localAddress);
+  await s.login({ mechanism: "PLAIN", username: user, password, until: "authenticated" });
   return s;
 }
 
 /** A logged-in stream with a resource bound; resolves with the stream and the bound JID. */
 export async function boundStream(port: number, user: string, password: string, localAddress?: string): Promise<{ stream: RawStream; jid: string }> {
-  const s = await loggedInStream(port, user, password, localAddress);
-  s.send("<iq type='set' id='bind-1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
-  const bound = await s.until(/<jid>([^<]+)<\/jid>/);
-  return { stream: s, jid: /<jid>([^<]+)<\/jid>/.exec(bound)![1]! };
+  const s = await RawStream.connect(port, localAddress);
+  const jid = await s.login({ mechanism: "PLAIN", username: user, password });
+  return { stream: s, jid: jid! };
 }
