@@ -74,7 +74,7 @@ export class Farm {
     const offsets = [0, 1, 3, 4];
     for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step);
     const base = await freePortBase(offsets);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-test-"));
+    const dir = fs.mkdtempSync(path.join(process.env.XFARM_FARM_TMPDIR || os.tmpdir(), "xfarm-test-"));
     // router-1's peer link goes through the first proxy, to router-2; router-2's through the second.
     const proxies = opts.peerProxies ? await Promise.all([1, 0].map((i) => PausableProxy.listen({ host: "127.0.0.1", port: base + i }))) : [];
     const table = (t: Record<string, string | number | boolean> | undefined) =>
