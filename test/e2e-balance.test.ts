@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
 import { portOpen } from "../sim/port-open.js";
 import { HEADER, RawStream, secureStream } from "./harness/raw-stream.js";
@@ -23,9 +22,7 @@ describe("load sharing between front ends", () => {
   let slix: ChildProcess | null = null;
 
   const sessions = async (): Promise<Record<string, { sessions: number; connections: number; draining: boolean }>> => {
-    const r = await farm.cli("status", "--json");
-    expect(r.code).toBe(0);
-    const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries;
+    const entries = await farm.status();
     return Object.fromEntries(
       entries
         .filter((e) => e.role === "c2s")

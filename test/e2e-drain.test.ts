@@ -27,9 +27,7 @@ describe("a drain that ends", () => {
   let sentCount = 0;
 
   const status = async (): Promise<Map<string, StatusEntry>> => {
-    const r = await farm.cli("status", "--json");
-    expect(r.code, r.stderr).toBe(0);
-    const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries;
+    const entries = await farm.status();
     return new Map(entries.filter((e) => e.role === "c2s").map((e) => [e.name, e]));
   };
   const pollStatus = async (ok: (s: Map<string, StatusEntry>) => boolean, ms = 30_000) => {

@@ -36,7 +36,7 @@ describe("the test tiers", () => {
     expect(ci).toMatch(/^npm test$/m);
     for (const tier of Object.keys(LONG_TIERS)) {
       expect(scripts[`test:${tier}`], tier).toMatch(new RegExp(`vitest run --project ${tier}$`));
-      expect(ci, tier).toMatch(new RegExp(`^timeout \\w+ npm run test:${tier}$`, "m"));
+      expect(ci, tier).toMatch(new RegExp(`^timeout \\w+ npx vitest run --project ${tier}$`, "m"));
     }
   });
 });
