@@ -37,7 +37,6 @@ async function main(): Promise<void> {
     c2s: { require_tls: security !== "none", auth_timeout: 120, max_connections: 19_500 },
   });
   await farm.start();
-  await farm.waitFor((l) => l.proc === "supervisor" && l.msg === "started" && l.child === "c2s-1");
   const names = ["router-1", "sm-1", "c2s-1"];
   const pids = Object.fromEntries(names.map((n) => [n, farm.childPid(n)]));
   try {

@@ -108,7 +108,16 @@ export class Balancer {
         p.load = load;
       }
     }
-    return grew ? [...this.peers.values()].filter((p) => p.load).map((p) => p.name) : null;
+    return grew ? this.reporting().map((p) => p.name) : null;
+  }
+
+  /** How many peers' load this front end has heard. */
+  peersReporting(): number {
+    return this.reporting().length;
+  }
+
+  private reporting() {
+    return [...this.peers.values()].filter((p) => p.load);
   }
 
   /**

@@ -144,6 +144,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       lag: lagMs,
       throttled: ctx.rates.pausedCount,
       delayedLogins: ctx.throttle.delayed,
+      peers: balancer.peersReporting(),
     });
     lag.reset();
     checkFull(lagMs);

@@ -413,6 +413,7 @@ export class Router {
           lag: msg.lag,
           throttled: msg.throttled ?? 0,
           delayedLogins: msg.delayedLogins ?? 0,
+          peers: msg.peers ?? 0,
         });
         this.loadsChanged = true;
         return;

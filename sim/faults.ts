@@ -210,7 +210,7 @@ async function runFault(fault: Fault, o: FaultOptions, maria: MariaDb | null, pr
           const pid = farm.childPid(name);
           process.kill(pid, "SIGKILL");
           // Back: the killed router restarted, and every component linked to the router now active.
-          return until(async () => farm.childPid(name) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
+          return until(async () => (farm.runningPid(name) ?? pid) !== pid && (await members(config, routers)).filter((e) => e.linkedAt >= injectWall).length === 2 + farm.smCount, deadline, BACK_POLL_MS);
         }
         case "stop-router": {
           const { name, addr } = await activeRouter(config, routers);

@@ -1,17 +1,48 @@
 // Starts a real farm (`xfarm start`, the compiled CLI) on free loopback ports
-// in a temporary directory, and stops it; for tests and benchmarks. Its JSON
-// log lines are kept, to wait for and assert on.
+// in a temporary directory, and stops it; for tests and benchmarks. Its state
+// is asked of its router over an admin link (`xfarm status --json`); its JSON
+// log lines are kept, for tests whose subject is what the farm logs.
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { adminRequest } from "../lib/link/admin-link.js";
+import { loadConfig } from "../lib/config.js";
+import type { ControlMessage, StatusEntry } from "../lib/link/control.js";
 import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
+import type { Store } from "../xdb-sql/store.js";
 import { freePortBase } from "./free-ports.js";
 import { PausableProxy } from "./pausable-proxy.js";
 
 export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../dist/cli/xfarm.js" : "../cli/xfarm.js", import.meta.url));
+
+export type RouterStatus = Extract<ControlMessage, { op: "status" }>;
+
+/** How often Farm.until asks again. */
+const POLL_MS = 200;
+
+/** A /proc file of a process, or "" once it is gone. */
+function procFile(pid: number, file: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** The PIDs whose parent is `parent` (field 4 of /proc/PID/stat, after the command in parentheses). */
+function childrenOf(parent: number): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      const stat = procFile(pid, "stat");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
+    });
+}
 
 export interface FarmOptions {
   c2sCount?: number;
@@ -65,6 +96,7 @@ export class Farm {
     /** Where XEP-0114 components connect. */
     readonly componentPort = 0,
     readonly db?: string,
+    readonly routerCount = 1,
   ) {}
 
   static async create(opts: FarmOptions = {}): Promise<Farm> {
@@ -74,7 +106,7 @@ export class Farm {
     const offsets = [0, 1, 3, 4];
     for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step);
     const base = await freePortBase(offsets);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-test-"));
+    const dir = fs.mkdtempSync(path.join(process.env.XFARM_FARM_TMPDIR || os.tmpdir(), "xfarm-test-"));
     // router-1's peer link goes through the first proxy, to router-2; router-2's through the second.
     const proxies = opts.peerProxies ? await Promise.all([1, 0].map((i) => PausableProxy.listen({ host: "127.0.0.1", port: base + i }))) : [];
     const table = (t: Record<string, string | number | boolean> | undefined) =>
@@ -107,7 +139,7 @@ port_step = ${step}
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
-    const farm = new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db);
+    const farm = new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db, opts.routerCount ?? 1);
     farm.peerProxies = proxies;
     return farm;
   }
@@ -137,10 +169,71 @@ port_step = ${step}
     await this.waitLinked();
   }
 
-  /** Waits until the sm and every c2s are linked to the router. */
-  async waitLinked(since = 0): Promise<void> {
-    const names = [...Array.from({ length: this.smCount }, (_, i) => `sm-${i + 1}`), ...this.c2sPorts.map((_, i) => `c2s-${i + 1}`)];
-    await Promise.all(names.map((n) => this.waitFor((l) => l.proc === n && l.msg === "linked to router", 20_000, since)));
+  /** The routers' admin addresses: router-1's, and router-2's of a pair. */
+  get routerAddresses(): string[] {
+    return Array.from({ length: this.routerCount }, (_, i) => `127.0.0.1:${this.routerPort + i}`);
+  }
+
+  /** `xfarm status --json`: the answer of the active router among `addresses` (of a passive one when none is active). */
+  async routerStatus(addresses = this.routerAddresses): Promise<RouterStatus> {
+    return adminRequest(loadConfig(this.configFile, {}), { op: "status-request" }, "status", 2_000, addresses);
+  }
+
+  /** The processes linked to the active router, as `xfarm status --json` lists them. */
+  async status(): Promise<StatusEntry[]> {
+    return (await this.routerStatus()).entries;
+  }
+
+  /** Asks `read` again and again until `test` holds of its answer; resolves with that answer. */
+  async until<T>(what: string, read: () => T | Promise<T>, test: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      // A read that fails (no router listening yet, say) is asked again.
+      const last = await Promise.resolve().then(read).then((v) => ({ v }), (err: Error) => ({ err: err.message }));
+      if ("v" in last && test(last.v)) return last.v;
+      if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms; last: ${JSON.stringify(last)} (see ${this.dir}/farm.log)`);
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+
+  /** Asks the router for the status until `test` holds of it; resolves with that status. */
+  untilStatus(test: (entries: StatusEntry[]) => boolean, timeoutMs = 20_000): Promise<StatusEntry[]> {
+    return this.until("status", () => this.status(), test, timeoutMs);
+  }
+
+  /** Opens the farm's database beside the farm, reads it with `read`, and closes it. */
+  async readStore<T>(read: (store: Store) => Promise<T>): Promise<T> {
+    const store = await openStore(this.storeUrl);
+    try {
+      return await read(store);
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** Messages for `user` in offline storage, as the database has them. */
+  offlineCount(user: string): Promise<number> {
+    return this.readStore((s) => s.countOffline(user));
+  }
+
+  /** Waits until the database holds at least `count` offline messages for `user`. */
+  async waitOffline(user: string, count = 1, timeoutMs = 15_000): Promise<void> {
+    await this.until(`${count} offline for ${user}`, () => this.offlineCount(user), (n) => n >= count, timeoutMs);
+  }
+
+  /** Waits until child `name` runs again under another PID than `pid` (the supervisor restarted it). */
+  async waitRestarted(name: string, pid: number, timeoutMs = 15_000): Promise<number> {
+    return this.until(`${name} restarted`, () => this.childPid(name), (p) => p !== pid, timeoutMs);
+  }
+
+  /** Waits until every sm and every c2s (or those named) is linked to the router, each since `sinceMs` (ms since the epoch). */
+  async waitLinked(sinceMs = 0, names = [...Array.from({ length: this.smCount }, (_, i) => `sm-${i + 1}`), ...this.c2sPorts.map((_, i) => `c2s-${i + 1}`)]): Promise<void> {
+    await this.untilStatus((entries) => names.every((n) => entries.some((e) => e.name === n && e.linkedAt >= sinceMs)), 30_000);
+  }
+
+  /** Waits until front end `name` reports its load, having heard the load of `peers` other front ends (whom it may redirect to). */
+  async waitReporting(name: string, peers: number, timeoutMs = 20_000): Promise<void> {
+    await this.untilStatus((entries) => entries.some((e) => e.name === name && (e.load?.peers ?? 0) >= peers), timeoutMs);
   }
 
   private onLine(line: LogLine): void {
@@ -202,11 +295,29 @@ port_step = ${step}
     }
   }
 
-  /** PIDs of the farm's children, by component name, from the supervisor's log. */
+  /**
+   * The PID of the farm's child `name` (c2s-1, sm-1, router-1, …) running now, as the kernel
+   * has it: a child of the supervisor whose role (its command) and name (the XFARM_*_NAME
+   * its environment gives it, else its role's default "-1") match.
+   */
   childPid(name: string): number {
-    const started = this.lines.filter((l) => l.proc === "supervisor" && l.msg === "started" && l.child === name).at(-1);
-    if (!started) throw new Error(`${name} was not started`);
-    return started.childPid as number;
+    const pid = this.runningPid(name);
+    if (pid === null) throw new Error(`${name} is not running`);
+    return pid;
+  }
+
+  /** childPid, or null while that child is not running (between its death and its restart). */
+  runningPid(name: string): number | null {
+    for (const pid of childrenOf(this.pid!)) {
+      const cmd = procFile(pid, "cmdline").split("\0");
+      const env = procFile(pid, "environ").split("\0");
+      const cli = cmd.findIndex((a) => path.basename(a) === "xfarm.js");
+      const role = cli < 0 ? undefined : cmd[cli + 1];
+      if (!role) continue;
+      const given = env.find((v) => v.startsWith(`XFARM_${role.toUpperCase()}_NAME=`))?.split("=")[1];
+      if ((given ?? `${role}-1`) === name) return pid;
+    }
+    return null;
   }
 
   async stop(): Promise<void> {

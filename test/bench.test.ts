@@ -5,6 +5,7 @@
 // that every server was really measured: every login succeeded, every
 // message arrived, memory was read.
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,6 +16,14 @@ import { CLI } from "../sim/local-farm.js";
 /** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
 const SHARED_ANCHORS = path.resolve(import.meta.dirname, "../../shared/anchors");
 const BUNDLED = path.resolve(import.meta.dirname, "../bench/anchors");
+/** SHA-256 of each bundled anchor file: the configs the figures of docs/bench.md were measured with. */
+const ANCHOR_SHA256: Record<string, string> = {
+  "ejabberd.yml": "94d802b702a02ac6caa798cafaffcf146831638a66ac7974e7c20ee7c4e2948e",
+  "ejabberdctl.cfg": "b00b1e7b221aa4e5b716413a5e4b3ed9ea10b8730cee43b46532891ca641aa27",
+  inetrc: "3741f177e7d85013a555118b1d54ea2c6422b9580bd9bd58ac4d18a421463865",
+  "prosody.cfg.lua": "18440909cca438b57298ebdaa778d12dda0202c55a782ea536be4ef3215ac867",
+};
+const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 const NEEDS = ["/usr/bin/prosody", "/usr/sbin/ejabberdctl", "/usr/bin/erl"];
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -31,14 +40,16 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 describe("xfarm bench --compare", () => {
   it("carries the anchors' server configs unchanged", () => {
     const files = fs.readdirSync(BUNDLED).sort();
-    expect(files).toEqual(["ejabberd.yml", "ejabberdctl.cfg", "inetrc", "prosody.cfg.lua"]);
-    if (!fs.existsSync(SHARED_ANCHORS)) return; // CI's clone may have no ../shared beside it
-    for (const f of files) expect(fs.readFileSync(path.join(BUNDLED, f), "utf8"), f).toBe(fs.readFileSync(path.join(SHARED_ANCHORS, f), "utf8"));
+    expect(files).toEqual(Object.keys(ANCHOR_SHA256).sort());
+    for (const f of files) expect(sha256(path.join(BUNDLED, f)), f).toBe(ANCHOR_SHA256[f]);
+    // And the team's own copies, where a working copy has them beside it (a clean clone has not).
+    if (fs.existsSync(SHARED_ANCHORS)) for (const f of files) expect(sha256(path.join(SHARED_ANCHORS, f)), `../shared/anchors/${f}`).toBe(ANCHOR_SHA256[f]);
   });
 
   const missing = NEEDS.filter((f) => !fs.existsSync(f));
   if (missing.length && process.env.CI === "true") throw new Error(`bench test needs ${missing.join(", ")} (apt-get install prosody ejabberd; ../shared/anchors)`);
 
+  // Skipped only outside CI, on a machine without Prosody or ejabberd (CI fails above instead).
   it.skipIf(missing.length > 0)("measures xfarm, Prosody and ejabberd with the same scenarios and prints one table", { timeout: 300_000 }, async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-test-")), "bench.json");
     const r = await run([

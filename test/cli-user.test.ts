@@ -94,10 +94,12 @@ describe("xfarm user", () => {
   });
 
   it("answers --help for every subcommand", async () => {
-    for (const sub of [[], ["start"], ["router"], ["sm"], ["c2s"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "del"], ["user", "rename"], ["user", "list"], ["config"]]) {
-      const r = await xfarm([...sub, "--help"]);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/^Usage: xfarm/);
+    const subs = [[], ["start"], ["router"], ["sm"], ["c2s"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "del"], ["user", "rename"], ["user", "list"], ["config"]];
+    // All at once: each is a process of its own that reads nothing the others write.
+    const answers = await Promise.all(subs.map((sub) => xfarm([...sub, "--help"])));
+    for (const [i, r] of answers.entries()) {
+      expect(r.code, subs[i]!.join(" ")).toBe(0);
+      expect(r.stdout, subs[i]!.join(" ")).toMatch(/^Usage: xfarm/);
     }
   });
 });

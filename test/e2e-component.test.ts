@@ -26,7 +26,6 @@ describe("external components (XEP-0114)", () => {
     bad.reconnect.stop();
     bad.on("error", () => {});
     await expect(bad.start()).rejects.toMatchObject({ condition: "not-authorized" });
-    await farm.waitFor((l) => l.proc === "router-1" && l.msg === "component stream error" && l.condition === "not-authorized");
   });
 
   it("receives and answers stanzas from clients on the farm, both ways", async () => {
@@ -42,8 +41,8 @@ describe("external components (XEP-0114)", () => {
         );
       }
     });
+    // The router answers the handshake once it has attached the component: started, it is routed to.
     await echo.start();
-    await farm.waitFor((l) => l.proc === "router-1" && l.msg === "component connected" && l.component === "echo.localhost");
 
     // Two users, so that both sms (rendezvous-hashed) take part.
     for (const name of ["u1", "u2"]) {

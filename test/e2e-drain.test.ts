@@ -27,9 +27,7 @@ describe("a drain that ends", () => {
   let sentCount = 0;
 
   const status = async (): Promise<Map<string, StatusEntry>> => {
-    const r = await farm.cli("status", "--json");
-    expect(r.code, r.stderr).toBe(0);
-    const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries;
+    const entries = await farm.status();
     return new Map(entries.filter((e) => e.role === "c2s").map((e) => [e.name, e]));
   };
   const pollStatus = async (ok: (s: Map<string, StatusEntry>) => boolean, ms = 30_000) => {
@@ -71,7 +69,7 @@ describe("a drain that ends", () => {
     // Few PBKDF2 iterations: xmpp.js hashes in plain JS, and 300 logins in one test process must not stall it.
     await farm.addUsers("u", CLIENTS + 1, "pw", 64);
     await farm.addUsers("s", 1, "pw", 64);
-    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load" && (l.reporting as string[]).length === 2, 15_000);
+    await farm.waitReporting("c2s-1", 2);
   }, 90_000);
 
   afterAll(async () => {
@@ -117,12 +115,12 @@ describe("a drain that ends", () => {
     const pid = farm.childPid("c2s-1");
     const onKill = clients.filter(({ c }) => c.port() === p1 || c.port() === null).length;
     expect(onKill).toBeGreaterThan(0);
-    const linesBefore = farm.lines.length;
+    const killed = Date.now();
     process.kill(pid, "SIGKILL");
     const again = send();
     // The supervisor restarts it; the router tells it at once that it is drained.
-    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "linked to router", 30_000, linesBefore);
-    expect(farm.childPid("c2s-1")).not.toBe(pid);
+    await farm.waitRestarted("c2s-1", pid);
+    await farm.waitLinked(killed, ["c2s-1"]);
     await pollStatus((s) => s.get("c2s-1")?.info.draining === true);
     await expect.poll(() => portOpen(p1), { timeout: 10_000, interval: 200 }).toBe(false);
 
@@ -198,7 +196,7 @@ describe("a full front end", () => {
     farm = await Farm.create({ c2sCount: 2, c2s: { public_host: "127.0.0.1", capacity: CAPACITY, redirect_margin: 1000 } });
     await farm.start();
     await farm.addUsers("u", 2 * CAPACITY, "pw", 64);
-    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load", 15_000);
+    await farm.waitReporting("c2s-1", 1);
   }, 90_000);
 
   afterAll(async () => {

@@ -10,7 +10,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { generate } from "selfsigned";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { C2sLoad, StatusEntry } from "../lib/link/control.js";
+import type { C2sLoad } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
 import { processStats, survivors, type ProcessStat } from "./harness/processes.js";
 import { HEADER, RawStream, secureStream } from "./harness/raw-stream.js";
@@ -58,8 +58,7 @@ describe("hostile connections, logins and TLS", () => {
 
   /** What c2s-1 last reported to the router (xfarm status --json). */
   async function load(): Promise<C2sLoad> {
-    const r = await farm.cli("status", "--json");
-    const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries;
+    const entries = await farm.status();
     return entries.find((e) => e.name === "c2s-1")?.load ?? { sessions: 0, connections: 0, lag: 0 };
   }
 

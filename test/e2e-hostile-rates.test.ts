@@ -41,9 +41,8 @@ describe("per-client rates", () => {
       for (let i = 0; i < 400; i++) await mallory.xmpp.write(`<message to='${bob.jid}' id='f${i}' type='chat'><body>${body}</body></message>`).catch(() => {});
     })();
     const throttled = async () => {
-      const r = await farm.cli("status", "--json");
-      const status = JSON.parse(r.stdout) as { entries: { name: string; load: { throttled?: number } | null }[] };
-      return status.entries.find((e) => e.name === "c2s-1")?.load?.throttled ?? 0;
+      const entries = await farm.status();
+      return entries.find((e) => e.name === "c2s-1")?.load?.throttled ?? 0;
     };
     await expect.poll(throttled, { timeout: 10_000, interval: 300 }).toBeGreaterThan(0);
     // Meanwhile the others on the same front end are served as usual.

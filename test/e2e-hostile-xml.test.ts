@@ -41,7 +41,9 @@ describe("hostile XML", () => {
   }
 
   beforeAll(async () => {
-    farm = await Farm.create({ c2sCount: 1, components: { "bot.localhost": "bot-secret" } });
+    // Sizes and depths are the subject, not the read rate (e2e-hostile-rates): clients are read at once,
+    // not at the default 16 KB/s, at which the 2 MB tag took 14 s to reach its limit.
+    farm = await Farm.create({ c2sCount: 1, components: { "bot.localhost": "bot-secret" }, c2s: { rate_bytes: 1_048_576 } });
     await farm.start();
     for (const u of ["alice", "bob", "mallory"]) await farm.addUser(`${u}@localhost`, `${u}-pw`);
     port = farm.c2sPorts[0]!.port;

@@ -79,6 +79,7 @@ describe("identity: RFC 7622 JIDs and SASLprep, end to end", () => {
   it("logs xmpp.js in with SCRAM and a non-ASCII password", async () => {
     amelie = await connectClient({ port, username: "Amelie", password: PW, resource: "Büro" });
     expect(amelie.jid).toBe("amelie@localhost/Büro");
+    // The mechanism a client used shows in the front end's log only.
     expect(farm.lines.find((l) => l.msg === "authenticated" && l.user === "amelie@localhost")).toMatchObject({ mech: expect.stringMatching(/^SCRAM-/) });
   });
 

@@ -195,7 +195,7 @@ describe("moving users from Prosody to xfarm and back (XEP-0227)", () => {
     // Prosody exported SHA-1 keys only: SCRAM-SHA-256 cannot work yet.
     await expect(login({ ...target, mechanism: "SCRAM-SHA-256" }, "carol", password("carol"), 10_000)).rejects.toThrow(/not-authorized/);
     (await login({ ...target, mechanism: "PLAIN" }, "carol", password("carol"), 10_000)).close();
-    await farm!.waitFor((l) => l.msg === "added the missing SCRAM keys" && l.user === "carol@localhost");
+    await farm!.until("carol's SCRAM-SHA-256 keys", () => farm!.readStore((s) => s.getCredentials("carol@localhost")), (c) => c?.["SHA-256"] !== undefined);
     (await login({ ...target, mechanism: "SCRAM-SHA-256" }, "carol", password("carol"), 10_000)).close();
   }, 30_000);
 

@@ -8,7 +8,6 @@
 // threshold without a redirect the other way. Redirects are counted from
 // the see-other-host the clients receive.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
 import { HEADER, type RawStream, secureStream } from "./harness/raw-stream.js";
 
@@ -32,9 +31,7 @@ describe("the redirect rule, for clients that do not follow redirects", () => {
   const held: RawStream[] = [];
 
   const c2sStatus = async (): Promise<Record<string, { sessions: number; lag: number } | null>> => {
-    const r = await farm.cli("status", "--json");
-    expect(r.code, r.stderr).toBe(0);
-    const entries = (JSON.parse(r.stdout) as { entries: StatusEntry[] }).entries.filter((e) => e.role === "c2s");
+    const entries = (await farm.status()).filter((e) => e.role === "c2s");
     return Object.fromEntries(entries.map((e) => [e.name, e.load ? { sessions: e.load.sessions, lag: e.load.lag } : null]));
   };
   const until = async <T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> => {

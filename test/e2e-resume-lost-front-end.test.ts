@@ -35,14 +35,7 @@ describe("XEP-0198 resumption after the front end died", () => {
     await stream.untilClosed();
   };
   /** Until the restarted c2s-1 is linked again, as `xfarm status` shows it. */
-  const c2s1Back = async () => {
-    for (;;) {
-      const r = await farm.cli("status", "--json");
-      const entries = r.code === 0 ? (JSON.parse(r.stdout) as { entries: { name: string; linkedAt: number }[] }).entries : [];
-      if (entries.some((e) => e.name === "c2s-1" && e.linkedAt >= killedAt)) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  };
+  const c2s1Back = () => farm.waitLinked(killedAt, ["c2s-1"]);
 
   beforeAll(async () => {
     // Clients stay on the front end they are sent to. The resumption window is short, for the second test,

@@ -20,7 +20,7 @@ describe("xfarm sim clients that reconnect through their own port list", () => {
     // machine may take longer, and this test is about what the clients do, not about timeouts.
     farm = await Farm.create({ c2sCount: 2, logLevel: "info", c2s: { public_host: "127.0.0.1", auth_timeout: 30 } });
     await farm.start();
-    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load" && (l.reporting as string[]).length === 1, 15_000);
+    await farm.waitReporting("c2s-1", 1);
     await farm.addUsers("user", 2 * USERS, "pw", 1024);
   }, 60_000);
 

@@ -25,7 +25,7 @@ describe("xfarm sim against a farm of two front ends", () => {
     farm = await Farm.create({ c2sCount: 2, logLevel: "info", c2s: { public_host: "127.0.0.1", auth_timeout: 30, redirect_floor: 20 } });
     await farm.start();
     // Balancing starts once c2s-1 hears the other's load.
-    await farm.waitFor((l) => l.proc === "c2s-1" && l.msg === "front ends reporting load" && (l.reporting as string[]).length === 1, 15_000);
+    await farm.waitReporting("c2s-1", 1);
   }, 60_000);
 
   afterAll(async () => {

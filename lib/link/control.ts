@@ -14,6 +14,8 @@ export interface C2sLoad {
   throttled?: number;
   /** Login attempts the front end holds now because of earlier failures (c2s/login-throttle.ts). */
   delayedLogins?: number;
+  /** Other front ends whose load this one has heard (from `loads`): those it may redirect clients to. */
+  peers?: number;
 }
 
 /** One row of `xfarm status`: a linked process as the router sees it. */
@@ -78,7 +80,7 @@ export const DEFAULT_DRAIN_RATE = 50;
 /** How often the router shares the load table with the front ends. */
 export const LOADS_INTERVAL_MS = 1_000;
 
-const loadFields = { sessions: count, connections: count, lag: (v: unknown): v is number => number(v) && v >= 0, throttled: optional(count) };
+const loadFields = { sessions: count, connections: count, lag: (v: unknown): v is number => number(v) && v >= 0, throttled: optional(count), peers: optional(count) };
 const loadShape: Shape<C2sLoad> = object(loadFields);
 /** A drain's clients a second: a whole number from 1. */
 const rate = (v: unknown): v is number => count(v) && v > 0;
