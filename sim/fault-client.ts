@@ -9,6 +9,7 @@
 // after a failed resume it starts a new session and sends nothing again.
 import { logIn, type Element, type SoakConn } from "./soak-conn.js";
 import { attr, unescapeXml } from "./xml-scan.js";
+import { errorReplyXml } from "../lib/stanza-error.js";
 
 const NS_SM = "urn:xmpp:sm:3";
 const ANSWER_MS = 15_000;
@@ -271,7 +272,9 @@ export class CountingClient {
     else if (e.name === "a") this.acked(Number(attr(e.xml, "h") ?? 0));
     else if (e.name === "iq" && attr(e.xml, "type") === "get") {
       // A ping or any other query: answered, so the farm never waits on us.
-      this.conn?.send(`<iq type='error' id='${attr(e.xml, "id") ?? ""}' to='${attr(e.xml, "from") ?? ""}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+      // The reply names no 'from' (the stanza's 'to' is not handed over): the farm stamps ours.
+      const [id, from] = [attr(e.xml, "id"), attr(e.xml, "from")];
+      this.conn?.send(errorReplyXml({ name: "iq", attrs: { id: id && unescapeXml(id), from: from && unescapeXml(from) } }, "service-unavailable"));
     }
   }
 
