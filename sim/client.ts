@@ -19,6 +19,7 @@ import { connectHost, hostPortKey, loopbackRefusal, parseHostPort } from "./loop
 import { Login, type LoginSink } from "./login.js";
 import { cachedSaltedPassword } from "./scram.js";
 import { attr, firstChild, StanzaScanner, unescapeXml, type ScanSink } from "./xml-scan.js";
+import { errorReplyXml } from "../lib/stanza-error.js";
 
 /** What a client needs from its worker. */
 export interface Ctx {
@@ -700,12 +701,9 @@ export class SimClient implements ScanSink, Sleeper, LoginSink {
           // Pings and roster pushes get a result; anything else is not supported here.
           const from = attr(xml, "from");
           const to = from ? ` to='${from}'` : "";
-          const known = xml.includes("urn:xmpp:ping") || xml.includes("jabber:iq:roster");
-          this.send(
-            known
-              ? `<iq type='result' id='${id ?? ""}'${to}/>`
-              : `<iq type='error' id='${id ?? ""}'${to}><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
-          );
+          if (xml.includes("urn:xmpp:ping") || xml.includes("jabber:iq:roster")) this.send(`<iq type='result' id='${id ?? ""}'${to}/>`);
+          // The error reply names no 'from' (the stanza's 'to' is not handed over): the farm stamps ours.
+          else this.send(errorReplyXml({ name: "iq", attrs: { id: id && unescapeXml(id), from: from && unescapeXml(from) } }, "service-unavailable"));
         }
         return;
       }

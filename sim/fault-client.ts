@@ -7,9 +7,9 @@
 // SRV record gives them): an XEP-0198 client first tries to resume, and on
 // success sends again what the farm had not acknowledged, as XEP-0198 §4 asks;
 // after a failed resume it starts a new session and sends nothing again.
-import { secureStream, authenticate, streamHeader, type Element, type SoakConn } from "./soak-conn.js";
-import { attr, firstChild, unescapeXml } from "./xml-scan.js";
-import { parseHostPort } from "./loopback.js";
+import { logIn, type Element, type SoakConn } from "./soak-conn.js";
+import { attr, unescapeXml } from "./xml-scan.js";
+import { errorReplyXml } from "../lib/stanza-error.js";
 
 const NS_SM = "urn:xmpp:sm:3";
 const ANSWER_MS = 15_000;
@@ -188,42 +188,39 @@ export class CountingClient {
     this.state = "connecting";
     let lastErr: Error | null = null;
     for (const first of this.ports()) {
-      let port = first;
-      for (let hop = 0; hop < 3; hop++) {
-        const conns: SoakConn[] = [];
-        try {
-          const c = await secureStream(port, "127.0.0.1", ANSWER_MS, (x) => conns.push(x));
-          c.keepAll();
-          await authenticate(c, { port, localAddress: "127.0.0.1", user: `user${this.user}`, password: this.target.password, mechanism: "PLAIN", answerMs: ANSWER_MS, track: () => {} });
-          c.restart(streamHeader(this.target.domain));
-          const e = await c.next((x) => x.name === "features" || x.name === "error", ANSWER_MS);
-          if (e.name === "error") {
-            const cond = firstChild(e.xml);
-            const to = cond?.name === "see-other-host" ? parseHostPort(unescapeXml(cond.text), port) : null;
-            c.destroy();
-            if (!to) throw new Error(`stream error ${cond?.name ?? "unknown"} after SASL`);
-            port = to.port;
-            continue;
-          }
-          if (epoch !== this.epoch) {
-            c.destroy();
-            return false;
-          }
-          this.conn = c;
-          this.port = port;
-          const resumed = resume && this.smId ? await this.resume(c) : false;
-          if (!resumed) await this.newSession(c);
-          this.state = "active";
-          c.tap(
-            (x) => this.element(x),
-            () => this.lost(c),
-          );
-          return resumed;
-        } catch (err) {
-          lastErr = err as Error;
-          for (const x of conns) x.destroy();
-          break;
+      const conns: SoakConn[] = [];
+      try {
+        // A session to resume is resumed once authenticated, instead of bound.
+        const resuming = resume && this.smId !== null;
+        const { conn: c, port } = await logIn({
+          port: first,
+          localAddress: "127.0.0.1",
+          domain: this.target.domain,
+          user: `user${this.user}`,
+          password: this.target.password,
+          mechanism: "PLAIN",
+          answerMs: ANSWER_MS,
+          track: (x) => conns.push(x),
+          until: resuming ? "authenticated" : "bound",
+        });
+        c.keepAll();
+        if (epoch !== this.epoch) {
+          c.destroy();
+          return false;
         }
+        this.conn = c;
+        this.port = port;
+        const resumed = resuming ? await this.resume(c) : false;
+        if (!resumed) await this.newSession(c, !resuming);
+        this.state = "active";
+        c.tap(
+          (x) => this.element(x),
+          () => this.lost(c),
+        );
+        return resumed;
+      } catch (err) {
+        lastErr = err as Error;
+        for (const x of conns) x.destroy();
       }
     }
     throw lastErr ?? new Error("no front end took the login");
@@ -246,12 +243,11 @@ export class CountingClient {
     return true;
   }
 
-  private async newSession(c: SoakConn): Promise<void> {
+  /** A new session on `c`: bound already by the login (`bound`), or bound now after a resume the farm refused. */
+  private async newSession(c: SoakConn, bound: boolean): Promise<void> {
     this.smId = null;
     this.queue = [];
-    c.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
-    const bound = await c.next((x) => x.name === "iq" && attr(x.xml, "id") === "bind", ANSWER_MS);
-    if (!/<jid>/.test(bound.xml)) throw new Error("bind refused");
+    if (!bound) await c.bind(ANSWER_MS);
     if (this.useSm) {
       c.send(`<enable xmlns='${NS_SM}' resume='true'/>`);
       const e = await c.next((x) => x.name === "enabled" || x.name === "failed", ANSWER_MS);
@@ -276,7 +272,9 @@ export class CountingClient {
     else if (e.name === "a") this.acked(Number(attr(e.xml, "h") ?? 0));
     else if (e.name === "iq" && attr(e.xml, "type") === "get") {
       // A ping or any other query: answered, so the farm never waits on us.
-      this.conn?.send(`<iq type='error' id='${attr(e.xml, "id") ?? ""}' to='${attr(e.xml, "from") ?? ""}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+      // The reply names no 'from' (the stanza's 'to' is not handed over): the farm stamps ours.
+      const [id, from] = [attr(e.xml, "id"), attr(e.xml, "from")];
+      this.conn?.send(errorReplyXml({ name: "iq", attrs: { id: id && unescapeXml(id), from: from && unescapeXml(from) } }, "service-unavailable"));
     }
   }
 

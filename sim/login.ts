@@ -1,6 +1,7 @@
 // The client side of an XMPP login (RFC 6120), once for every hand-written
 // client of the farm: the simulator's (client.ts), its cheapest idle one
-// (raw-session.ts) and the test harness's raw streams. Stream header,
+// (raw-session.ts), the soak's and the fault harness's raw connections
+// (soak-conn.ts) and the test harness's raw streams. Stream header,
 // STARTTLS, SASL PLAIN or SCRAM (lib/sasl/scram-client.ts), resource binding
 // and the legacy session when a server requires it, as a state machine
 // without I/O: its user owns the socket and the parser, hands it the

@@ -3,11 +3,11 @@
 // hostile or not, and reads the farm's answers as top-level elements
 // (xml-scan.ts) into a short backlog, so that an attack may wait for one and
 // say how the farm ended the stream: the stream error it named, or a bare
-// close. logIn() takes one through STARTTLS, SASL (PLAIN or SCRAM-SHA-1),
-// <see-other-host/> and binding, as a client does.
+// close. login() takes one through the simulator's login (login.ts):
+// STARTTLS, SASL, binding; logIn() follows <see-other-host/> on top of it.
 import net from "node:net";
 import tls from "node:tls";
-import { ScramClient } from "./scram-client.js";
+import { Login, type LoginParams, type LoginStep } from "./login.js";
 import { hostPortKey, loopbackRefusal, parseHostPort } from "./loopback.js";
 import { cachedSaltedPassword } from "./scram.js";
 import { writeAll } from "./write-all.js";
@@ -29,6 +29,36 @@ export interface Element {
 
 type Waiter = { test: (e: Element) => boolean; resolve: (e: Element) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
 
+/** A login under way on the connection: it reads every element until it ends. */
+interface Driven {
+  login: Login;
+  /** Milliseconds each answer may take. */
+  answerMs: number;
+  /** Armed while the login waits for the farm's answer to what it wrote. */
+  timer: NodeJS.Timeout | null;
+  resolve: (jid: string | null) => void;
+  reject: (err: Error) => void;
+}
+
+/** A failure kind of login.ts, worded as the soak's report has always named it. */
+function failureMessage(kind: string, step: LoginStep): string {
+  const i = kind.indexOf(":");
+  const what = i < 0 ? kind : kind.slice(0, i);
+  const cond = kind.slice(i + 1);
+  switch (what) {
+    case "sasl-failure":
+      return `SASL failure ${cond}`;
+    case "bind-error":
+      return `bind refused: ${cond}`;
+    case "stream-error":
+      return `stream error ${cond}${step === "bind-features" || step === "bind" ? " after SASL" : ""}`;
+    case "scram":
+      return cond === "server-signature" ? "the farm's SCRAM signature is wrong" : cond;
+    default:
+      return kind;
+  }
+}
+
 export class SoakConn implements ScanSink {
   private socket: net.Socket;
   private readonly scanner = new StanzaScanner();
@@ -46,6 +76,11 @@ export class SoakConn implements ScanSink {
   private head = "";
   /** The first stream error the farm sent on this connection, its condition. */
   streamError: string | null = null;
+  /** Where the farm's <see-other-host/> sent this connection, as it wrote it. */
+  seeOtherHost: string | null = null;
+  /** The login under way, and the one that stopped at "authenticated" (for bind()). */
+  private driven: Driven | null = null;
+  private authenticated: Login | null = null;
   closed = false;
   readonly openedAt = performance.now();
   closedAt = 0;
@@ -80,6 +115,8 @@ export class SoakConn implements ScanSink {
     if (this.closed) return;
     this.closed = true;
     this.closedAt = performance.now();
+    const step = this.driven?.login.step;
+    this.endLogin(new Error(step === "tls" ? `closed in the TLS handshake (${this.ending})` : `closed (${this.ending})`));
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.reject(new Error(`closed (${this.ending})`));
@@ -117,7 +154,15 @@ export class SoakConn implements ScanSink {
 
   element(name: string, xml: string): void {
     // A top-level <error/> is the stream's (a stanza's error is inside the stanza).
-    if (name === "error" && this.streamError === null) this.streamError = firstChild(xml)?.name ?? "unknown";
+    if (name === "error" && this.streamError === null) {
+      const cond = firstChild(xml);
+      this.streamError = cond?.name ?? "unknown";
+      if (cond?.name === "see-other-host") this.seeOtherHost = unescapeXml(cond.text);
+    }
+    if (this.driven) {
+      this.answered();
+      return this.driven.login.element(name, xml);
+    }
     const e = { name, xml };
     if (this.sink) return this.sink(e);
     const w = this.waiters.find((x) => x.test(e));
@@ -210,17 +255,88 @@ export class SoakConn implements ScanSink {
     });
   }
 
+  /**
+   * Logs in through login.ts as far as `params.until` (bound by default),
+   * each answer within `answerMs`; resolves with the bound JID (null
+   * before bind). A failure rejects, named as the soak reports it.
+   */
+  login(params: LoginParams, answerMs: number): Promise<string | null> {
+    const login: Login = new Login(params, {
+      write: (xml) => {
+        this.send(xml);
+        this.awaitAnswer();
+      },
+      startTls: () => {
+        this.startTls().then(
+          () => {
+            this.newStream();
+            login.open();
+          },
+          (err: Error) => this.endLogin(err),
+        );
+      },
+      restart: () => this.newStream(),
+      done: (jid) => {
+        this.authenticated = jid === null ? login : null;
+        this.endLogin(null, jid);
+      },
+      failed: (kind) => this.endLogin(new Error(failureMessage(kind, login.step))),
+    });
+    return this.drive(login, answerMs, () => login.open());
+  }
+
+  /** Binds a resource after a login() that stopped at "authenticated"; resolves with the bound JID. */
+  async bind(answerMs: number): Promise<string> {
+    const login = this.authenticated;
+    if (!login) throw new Error("bind() without a login stopped at authenticated");
+    this.authenticated = null;
+    return (await this.drive(login, answerMs, () => login.bind()))!;
+  }
+
+  private drive(login: Login, answerMs: number, start: () => void): Promise<string | null> {
+    if (this.closed) return Promise.reject(new Error(`closed (${this.ending})`));
+    return new Promise((resolve, reject) => {
+      this.driven = { login, answerMs, timer: null, resolve, reject };
+      start();
+    });
+  }
+
+  /** The login wrote something: the farm has `answerMs` to answer it. */
+  private awaitAnswer(): void {
+    const d = this.driven;
+    if (!d) return;
+    if (d.timer) clearTimeout(d.timer);
+    d.timer = setTimeout(() => this.endLogin(new Error(`no answer within ${d.answerMs / 1000} s`)), d.answerMs);
+  }
+
+  /** An answer arrived: the login's own time (a SCRAM proof, the TLS handshake) is not the farm's. */
+  private answered(): void {
+    const d = this.driven;
+    if (d?.timer) clearTimeout(d.timer);
+    if (d) d.timer = null;
+  }
+
+  private endLogin(err: Error | null, jid: string | null = null): void {
+    const d = this.driven;
+    if (!d) return;
+    this.driven = null;
+    if (d.timer) clearTimeout(d.timer);
+    if (err) {
+      d.login.stop();
+      d.reject(err);
+    } else d.resolve(jid);
+  }
+
   /** A new stream on the same connection (after STARTTLS or SASL): what was read of the old one is dropped. */
-  restart(header = streamHeader()): void {
+  private newStream(): void {
     this.scanner.reset();
     this.backlog = [];
     this.head = "";
     this.opened = false;
-    this.send(header);
   }
 
   /** After <proceed/>: TLS over this socket (the farm's certificate is not checked: loopback, a test farm). */
-  async startTls(): Promise<void> {
+  private async startTls(): Promise<void> {
     const raw = this.socket;
     raw.removeAllListeners("data");
     raw.removeAllListeners("close");
@@ -248,70 +364,51 @@ export interface LoginOptions {
   answerMs: number;
   /** Every connection made on the way, for the caller to destroy when it is done. */
   track: (c: SoakConn) => void;
+  /** The stream's 'to'; localhost if absent. */
+  domain?: string | undefined;
+  /** Where the login stops: bound (the default), or authenticated for a caller that resumes an XEP-0198 session (then SoakConn.bind()). */
+  until?: "authenticated" | "bound" | undefined;
 }
 
-const isFeatures = (e: Element) => e.name === "features";
-const named = (...names: string[]) => (e: Element) => names.includes(e.name);
+export interface LoggedIn<J> {
+  conn: SoakConn;
+  jid: J;
+  /** The front end it ended on, after redirects. */
+  port: number;
+  redirects: number;
+}
 
 /** Connects, asks for STARTTLS and opens the encrypted stream; resolves once its features arrived. */
 export async function secureStream(port: number, localAddress: string, answerMs: number, track: (c: SoakConn) => void): Promise<SoakConn> {
   const c = await SoakConn.open(port, localAddress);
   track(c);
-  c.send(streamHeader());
-  await c.next(isFeatures, answerMs);
-  c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await c.next(named("proceed"), answerMs);
-  await c.startTls();
-  c.restart();
-  await c.next(isFeatures, answerMs);
+  await c.login({ domain: "localhost", security: "starttls", mechanism: "PLAIN", username: "", password: "", until: "secured" }, answerMs);
   return c;
 }
 
 /**
- * Logs in over STARTTLS and binds a resource, following <see-other-host/>
- * to the front end it names (twice at most); resolves with the stream, the
- * bound JID and how many redirects it followed. A SASL failure or a stream
- * error rejects, naming it.
+ * Logs in over STARTTLS and binds a resource (or stops at `until`),
+ * following <see-other-host/> to the front end it names (twice at most);
+ * resolves with the stream, the bound JID (null if it stopped before bind),
+ * the port it ended on and how many redirects it followed. A SASL failure
+ * or a stream error rejects, naming it.
  */
-export async function logIn(o: LoginOptions): Promise<{ conn: SoakConn; jid: string; redirects: number }> {
+export async function logIn(o: LoginOptions & { until?: "bound" | undefined }): Promise<LoggedIn<string>>;
+export async function logIn(o: LoginOptions): Promise<LoggedIn<string | null>>;
+export async function logIn(o: LoginOptions): Promise<LoggedIn<string | null>> {
   let port = o.port;
   for (let hop = 0; ; hop++) {
-    const c = await secureStream(port, o.localAddress, o.answerMs, o.track);
-    await authenticate(c, o);
-    c.restart();
-    const first = await c.next(named("features", "error"), o.answerMs);
-    if (first.name === "error") {
-      const cond = firstChild(first.xml);
-      const target = cond?.name === "see-other-host" ? parseHostPort(unescapeXml(cond.text), port) : null;
-      if (!target || hop >= 2 || loopbackRefusal(target.host)) throw new Error(`stream error ${cond?.name ?? "unknown"} after SASL${target ? ` (to ${hostPortKey(target.host, target.port)})` : ""}`);
+    const c = await SoakConn.open(port, o.localAddress);
+    o.track(c);
+    try {
+      const params = { domain: o.domain ?? "localhost", security: "starttls", mechanism: o.mechanism, username: o.user, password: o.password, salted: cachedSaltedPassword, until: o.until } as const;
+      const jid = await c.login(params, o.answerMs);
+      return { conn: c, jid, port, redirects: hop };
+    } catch (err) {
+      const target = c.seeOtherHost === null ? null : parseHostPort(c.seeOtherHost, port);
+      if (!target || hop >= 2 || loopbackRefusal(target.host)) throw target ? new Error(`${(err as Error).message} (to ${hostPortKey(target.host, target.port)})`) : err;
       c.destroy();
       port = target.port;
-      continue;
     }
-    c.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
-    const bound = await c.next((e) => e.name === "iq" && attr(e.xml, "id") === "bind", o.answerMs);
-    const jid = /<jid>([^<]+)<\/jid>/.exec(bound.xml)?.[1];
-    if (!jid) throw new Error(`bind refused: ${firstChild(bound.xml.slice(bound.xml.indexOf("<error")), [])?.name ?? "no jid"}`);
-    return { conn: c, jid, redirects: hop };
   }
-}
-
-export async function authenticate(c: SoakConn, o: LoginOptions): Promise<void> {
-  const sasl = named("success", "failure", "challenge");
-  const failed = (e: Element) => new Error(`SASL failure ${firstChild(e.xml)?.name ?? "unknown"}`);
-  if (o.mechanism === "PLAIN") {
-    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${o.user}\0${o.password}`).toString("base64")}</auth>`);
-    const e = await c.next(sasl, o.answerMs);
-    if (e.name !== "success") throw failed(e);
-    return;
-  }
-  const scram = new ScramClient("SHA-1", o.user, o.password, cachedSaltedPassword);
-  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>${scram.first().toString("base64")}</auth>`);
-  const challenge = await c.next(sasl, o.answerMs);
-  if (challenge.name !== "challenge") throw failed(challenge);
-  const content = (e: Element) => Buffer.from(/^<[^>]*>([^<]*)</.exec(e.xml)?.[1]?.trim() ?? "", "base64");
-  c.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${(await scram.final(content(challenge))).toString("base64")}</response>`);
-  const done = await c.next(sasl, o.answerMs);
-  if (done.name !== "success") throw failed(done);
-  if (!scram.verify(content(done))) throw new Error("the farm's SCRAM signature is wrong");
 }
