@@ -1,6 +1,6 @@
 // The router: authenticates component links, keeps the member table and
 // shares it, and forwards ROUTE frames by their header alone — it never
-// parses a stanza (ARCHITECTURE.md principle 1).
+// reads a routed payload (docs/architecture.md, "Links").
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
 import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
