@@ -168,7 +168,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
               "--start", units.command("start"),
               "--xfarm", `${process.execPath} ${CLI}`,
               "--config", configFile,
-              "--rate", "25",
+              "--rate", "50",
               "--timeout", "120",
               "--ready-timeout", "60",
               ...NAMES,
@@ -200,7 +200,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
       expect(r.totals.connections, `port ${port}`).toBe(3 + r.totals.redirects);
     }
 
-    const chatSeconds = results[0]!.syncs[1]!.released_s! - results[0]!.syncs[0]!.released_s!;
+    const chatSeconds = Math.round((results[0]!.syncs[1]!.released_s! - results[0]!.syncs[0]!.released_s!) * 1000) / 1000;
     const figures: Record<string, unknown> = { upgrade_s: upgradeSeconds, chat_s: chatSeconds };
     for (const [i, kind] of Object.keys(KINDS).entries()) {
       const t = results[i]!.totals;
