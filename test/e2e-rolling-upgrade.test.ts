@@ -109,8 +109,8 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     farm = spawn(process.execPath, [CLI, "start", "--config", configFile], { stdio: ["ignore", log, log] });
     fs.closeSync(log);
     await until("the sm linked", async () => (await status()).some((e) => e.role === "sm"), 30_000);
-    const made = await runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--iterations", "1024", "--config", configFile]);
-    expect(made.code, made.stderr).toBe(0);
+    // The accounts are made while the front ends start.
+    const making = runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--iterations", "1024", "--config", configFile]);
     units = new C2sUnits(
       configFile,
       dir,
@@ -120,6 +120,8 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     for (const n of NAMES) units.start(n);
     // Every front end linked and reporting.
     await until("three front ends reporting", async () => (await frontEnds()).filter((e) => e.load).length === 3, 30_000);
+    const made = await making;
+    expect(made.code, made.stderr).toBe(0);
   }, 90_000);
 
   afterAll(async () => {
@@ -194,10 +196,15 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     const after = await frontEnds();
     expect(after.map((e) => [e.name, e.info.draining === true, e.load !== null]).sort()).toEqual(NAMES.map((n) => [n, false, true]));
     // ... and serves: a client that does not follow redirects logs in on each one's port.
-    for (const port of ports) {
-      const r = await runSim(applyFlags(null, { port: String(port), ca: process.env.XFARM_TEST_CERT!, users: "3", password: "pw", redirects: "ignore", hold: "0", workers: "0" }), { progress: "none" });
-      expect(r.totals, `port ${port}`).toMatchObject({ logged_in: 3, login_failed: 0, errors: 0 });
-      expect(r.totals.connections, `port ${port}`).toBe(3 + r.totals.redirects);
+    // Each port at once, with accounts of its own.
+    const served = await Promise.all(
+      ports.map((port, i) =>
+        runSim(applyFlags(null, { port: String(port), ca: process.env.XFARM_TEST_CERT!, users: "3", first: String(1 + 3 * i), password: "pw", redirects: "ignore", hold: "0", workers: "0" }), { progress: "none" }),
+      ),
+    );
+    for (const [i, r] of served.entries()) {
+      expect(r.totals, `port ${ports[i]}`).toMatchObject({ logged_in: 3, login_failed: 0, errors: 0 });
+      expect(r.totals.connections, `port ${ports[i]}`).toBe(3 + r.totals.redirects);
     }
 
     const chatSeconds = Math.round((results[0]!.syncs[1]!.released_s! - results[0]!.syncs[0]!.released_s!) * 1000) / 1000;
