@@ -34,6 +34,8 @@ export interface Ctx {
   readonly verify: boolean;
   /** Per action index: messages per second per user for chat actions. */
   readonly chatRate: readonly number[];
+  /** The parent ended every chat action (RunOptions.endChats): a chatting user goes on at its next turn. */
+  readonly chatsEnded: boolean;
   /** XEP-0198: ask for an ack every this many stanzas sent (0: never). */
   readonly smRequestEvery: number;
   /** Per action index: the ordinal of a sync action. */
@@ -632,7 +634,7 @@ export class SimClient implements ScanSink, Sleeper, LoginSink {
     const ctx = this.ctx;
     const now = performance.now();
     const a = ctx.sc.actions[this.act] as Extract<Action, { type: "chat" }>;
-    if (now >= this.chatEnd || this.chatLeft <= 0) return this.next();
+    if (now >= this.chatEnd || this.chatLeft <= 0 || ctx.chatsEnded) return this.next();
     const online = a.to === "online";
     const to = online ? ctx.online.pick(ctx.random, this.k) : ctx.online.pickOffline(ctx.random, this.k);
     if (to < 0) ctx.rec.count("msgs_no_target");

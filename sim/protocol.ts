@@ -6,6 +6,7 @@
 //   worker → parent  status {up, down, reached, missed, sent, received}   at most every 100 ms, when changed
 //   parent → worker  online {up, down}              other workers' users going on- and offline
 //   parent → worker  release {point}                a sync point every user has reached
+//   parent → worker  end-chats                      every chat action ends at its user's next turn
 //   worker → parent  tick {report}                  every second, on the second since t0
 //   worker → parent  idle                           all its users have arrived and finished
 //   parent → worker  stop                           close every session now (run over, or Ctrl-C)
@@ -18,6 +19,7 @@ export type ToWorker =
   | { type: "start"; scenario: Scenario; index: number; workers: number; /** Run start, wall clock (Date.now()) ms. */ t0: number }
   | { type: "online"; up: number[]; down: number[]; unconfirmed: number[] }
   | { type: "release"; point: number }
+  | { type: "end-chats" }
   | { type: "stop" };
 
 export type ToParent =

@@ -23,6 +23,12 @@ export interface RunOptions {
   stream?: NodeJS.WriteStream;
   /** Aborts the run (as Ctrl-C does): sessions are closed and the results kept. */
   signal?: AbortSignal;
+  /**
+   * Ends every chat action when aborted, before its duration or count: each chatting user goes on
+   * with its next action at its next turn, and the run goes on to its end (a caller's cue: the
+   * event the chat was load for is over).
+   */
+  endChats?: AbortSignal;
   /** Called as each sync point is released, with its outcome (a caller's cue: everyone is in, the chat is over). */
   onSync?: (outcome: SyncOutcome) => void;
 }
@@ -216,6 +222,11 @@ export async function runSim(sc: Scenario, opts: RunOptions = {}): Promise<SimRe
   process.on("SIGTERM", onSigint);
   const onAbort = () => stopAll("interrupt");
   opts.signal?.addEventListener("abort", onAbort);
+  // Sent once the workers have started (an earlier abort is passed on with the start).
+  const onEndChats = () => {
+    if (t0) for (const h of handles) if (!h.final) h.send({ type: "end-chats" });
+  };
+  opts.endChats?.addEventListener("abort", onEndChats);
   let deadline: NodeJS.Timeout | null = null;
   let syncTimer: NodeJS.Timeout | null = null;
   let hardStop: NodeJS.Timeout | null = null;
@@ -228,6 +239,7 @@ export async function runSim(sc: Scenario, opts: RunOptions = {}): Promise<SimRe
     }
     t0 = Date.now() + 50;
     for (const h of handles) h.send({ type: "start", scenario: sc, index: h.index, workers: count, t0 });
+    if (opts.endChats?.aborted) onEndChats();
     deadline = setTimeout(() => stopAll("duration"), t0 - Date.now() + sc.run.duration * 1000);
     syncTimer = setInterval(checkSyncs, 200);
     // Workers that do not answer a stop within a while are killed; the run still reports.
@@ -254,6 +266,7 @@ export async function runSim(sc: Scenario, opts: RunOptions = {}): Promise<SimRe
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
     opts.signal?.removeEventListener("abort", onAbort);
+    opts.endChats?.removeEventListener("abort", onEndChats);
   }
   show(merger.flush());
   if (mode === "tty" && printed) out.write("\n");

@@ -26,6 +26,7 @@ export class SimWorker implements Ctx {
   tls!: tls.SecureContext;
   verify = false;
   chatRate: number[] = [];
+  chatsEnded = false;
   syncPoint: number[] = [];
   smRequestEvery = 0;
   smResume = false;
@@ -77,6 +78,9 @@ export class SimWorker implements Ctx {
         return;
       case "release":
         return this.release(m.point);
+      case "end-chats":
+        this.chatsEnded = true;
+        return;
       case "stop":
         return this.stop();
     }

@@ -7,6 +7,7 @@
 // XEP-0198 clients that resume and do not follow (as Conversations), and
 // clients that neither resume nor follow (as libstrophe), the last two
 // reconnecting through a three-port list as an SRV record would give it.
+// The chat begins before the upgrade and ends a few seconds after it.
 // Pass/fail: every front end upgraded in turn and serving again, every
 // client logged in at the end, no message lost, none duplicated. The
 // figures (logins again by kind, messages, duration) are printed and written
@@ -31,8 +32,10 @@ import { runCli } from "./sim-expect.js";
 const SCRIPT = fileURLToPath(new URL("../deploy/rolling-upgrade.sh", import.meta.url));
 const NAMES = ["c2s-1", "c2s-2", "c2s-3"];
 const PER_KIND = 50;
-/** Seconds each user chats: longer than the whole upgrade takes here (about 30 s), so it runs under load. */
-const CHAT_SECONDS = 60;
+/** The most seconds each user chats: far longer than the whole upgrade takes here (30 to 40 s); the chat ends with the upgrade. */
+const CHAT_SECONDS = 150;
+/** Seconds the chat goes on once the upgrade is done: messages over the farm as it now stands. */
+const CHAT_AFTER_SECONDS = 3;
 const KINDS: Record<string, SimFlags> = {
   followers: {},
   xep0198: { redirects: "ignore", smResume: true },
@@ -106,8 +109,8 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     farm = spawn(process.execPath, [CLI, "start", "--config", configFile], { stdio: ["ignore", log, log] });
     fs.closeSync(log);
     await until("the sm linked", async () => (await status()).some((e) => e.role === "sm"), 30_000);
-    const made = await runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--iterations", "1024", "--config", configFile]);
-    expect(made.code, made.stderr).toBe(0);
+    // The accounts are made while the front ends start.
+    const making = runCli(["sim", "--create-accounts", "--users", String(3 * PER_KIND), "--password", "pw", "--iterations", "1024", "--config", configFile]);
     units = new C2sUnits(
       configFile,
       dir,
@@ -117,6 +120,8 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     for (const n of NAMES) units.start(n);
     // Every front end linked and reporting.
     await until("three front ends reporting", async () => (await frontEnds()).filter((e) => e.load).length === 3, 30_000);
+    const made = await making;
+    expect(made.code, made.stderr).toBe(0);
   }, 90_000);
 
   afterAll(async () => {
@@ -133,6 +138,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     let chatting = 0;
     let upgrade: Promise<{ code: number | null; stdout: string; stderr: string }> | null = null;
     let upgradeSeconds = 0;
+    const chatOver = new AbortController();
     const runs = Object.entries(KINDS).map(([, kind], i) =>
       runSim(
         applyFlags(null, {
@@ -152,6 +158,7 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
         }),
         {
           progress: "none",
+          endChats: chatOver.signal,
           onSync: (s) => {
             // Everyone logged in and chatting: the upgrade begins.
             if (s.point !== 0 || ++chatting < Object.keys(KINDS).length) return;
@@ -163,12 +170,13 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
               "--start", units.command("start"),
               "--xfarm", `${process.execPath} ${CLI}`,
               "--config", configFile,
-              "--rate", "25",
+              "--rate", "50",
               "--timeout", "120",
               "--ready-timeout", "60",
               ...NAMES,
             ]).then((r) => {
               upgradeSeconds = (Date.now() - t0) / 1000;
+              setTimeout(() => chatOver.abort(), CHAT_AFTER_SECONDS * 1000);
               return r;
             });
           },
@@ -188,13 +196,19 @@ ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
     const after = await frontEnds();
     expect(after.map((e) => [e.name, e.info.draining === true, e.load !== null]).sort()).toEqual(NAMES.map((n) => [n, false, true]));
     // ... and serves: a client that does not follow redirects logs in on each one's port.
-    for (const port of ports) {
-      const r = await runSim(applyFlags(null, { port: String(port), ca: process.env.XFARM_TEST_CERT!, users: "3", password: "pw", redirects: "ignore", hold: "0", workers: "0" }), { progress: "none" });
-      expect(r.totals, `port ${port}`).toMatchObject({ logged_in: 3, login_failed: 0, errors: 0 });
-      expect(r.totals.connections, `port ${port}`).toBe(3 + r.totals.redirects);
+    // Each port at once, with accounts of its own.
+    const served = await Promise.all(
+      ports.map((port, i) =>
+        runSim(applyFlags(null, { port: String(port), ca: process.env.XFARM_TEST_CERT!, users: "3", first: String(1 + 3 * i), password: "pw", redirects: "ignore", hold: "0", workers: "0" }), { progress: "none" }),
+      ),
+    );
+    for (const [i, r] of served.entries()) {
+      expect(r.totals, `port ${ports[i]}`).toMatchObject({ logged_in: 3, login_failed: 0, errors: 0 });
+      expect(r.totals.connections, `port ${ports[i]}`).toBe(3 + r.totals.redirects);
     }
 
-    const figures: Record<string, unknown> = { upgrade_s: upgradeSeconds, chat_s: CHAT_SECONDS };
+    const chatSeconds = Math.round((results[0]!.syncs[1]!.released_s! - results[0]!.syncs[0]!.released_s!) * 1000) / 1000;
+    const figures: Record<string, unknown> = { upgrade_s: upgradeSeconds, chat_s: chatSeconds };
     for (const [i, kind] of Object.keys(KINDS).entries()) {
       const t = results[i]!.totals;
       figures[kind] = {
