@@ -99,8 +99,7 @@ describe("fuzzing the c2s and component streams", () => {
       components: { "fuzz.localhost": "fuzz-secret" },
     });
     await farm.start();
-    await farm.addUser("alice@localhost", "alice-pw");
-    await farm.addUser("bob@localhost", "bob-pw");
+    await farm.addAccounts({ "alice@localhost": "alice-pw", "bob@localhost": "bob-pw" });
     port = farm.c2sPorts[0]!.port;
     sentinel = await connectClient({ port, username: "bob", password: "bob-pw", resource: "sentinel" });
     before = processStats(farm, ["router-1", "sm-1", "c2s-1"]);
