@@ -12,7 +12,7 @@ export function dbCommands(load: LoadConfig): Command {
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       const c = load(opts).config;
-      const store = connectStore(c.db);
+      const store = await connectStore(c.db);
       try {
         const { current, latest } = await store.schemaVersion();
         const state =
@@ -30,7 +30,7 @@ export function dbCommands(load: LoadConfig): Command {
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       const c = load(opts).config;
-      const store = connectStore(c.db);
+      const store = await connectStore(c.db);
       try {
         const before = (await store.schemaVersion()).current;
         await store.migrate();

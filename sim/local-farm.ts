@@ -283,6 +283,17 @@ port_step = ${step}
     if (r.code !== 0) throw new Error(`user add failed: ${r.stderr}`);
   }
 
+  /** Creates each account (bare JID → password) in one transaction, straight in the store: no CLI process each. */
+  async addAccounts(passwords: Record<string, string>): Promise<void> {
+    const store = await openStore(this.storeUrl);
+    try {
+      const accounts = await Promise.all(Object.entries(passwords).map(async ([user, password]) => ({ user, credentials: await deriveCredentials(password) })));
+      await store.createAccounts(accounts);
+    } finally {
+      await store.close();
+    }
+  }
+
   /** Creates `${prefix}1…${prefix}N@localhost` in one transaction, straight in the store (load tests). */
   async addUsers(prefix: string, count: number, password: string, iterations?: number): Promise<void> {
     const store = await openStore(this.storeUrl);

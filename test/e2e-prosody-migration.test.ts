@@ -38,12 +38,21 @@ describe("moving users from Prosody to xfarm and back (XEP-0227)", () => {
 
   beforeAll(async () => {
     if (!Prosody.available()) throw new Error("Prosody is not installed: apt-get install prosody (/usr/bin/prosody, /usr/bin/prosody-migrator)");
-    prosody = await Prosody.start({ domain: F.domain, users: F.users });
-    await populateProsody(prosody);
-    files = await prosody.exportXep0227();
-    db = await MariaDb.start();
-    farm = await Farm.create({ c2sCount: 1, db: await db.createDatabase("xfarm_migration") });
-    await farm.start();
+    // Prosody's side and the farm's are apart until the import: they start together. Both are
+    // settled before a failure is thrown, so that afterAll stops all that started.
+    const started = await Promise.allSettled([
+      (async () => {
+        prosody = await Prosody.start({ domain: F.domain, users: F.users });
+        await populateProsody(prosody);
+        files = await prosody.exportXep0227();
+      })(),
+      (async () => {
+        db = await MariaDb.start();
+        farm = await Farm.create({ c2sCount: 1, db: await db.createDatabase("xfarm_migration") });
+        await farm.start();
+      })(),
+    ]);
+    for (const r of started) if (r.status === "rejected") throw r.reason;
   }, 120_000);
 
   afterAll(async () => {

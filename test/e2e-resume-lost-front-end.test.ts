@@ -10,6 +10,8 @@ import { boundStream, loggedInStream, type RawStream } from "./harness/raw-strea
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
 const NS_SM = "urn:xmpp:sm:3";
+/** sm.c2s_grace here (seconds); the sm looks at it every second. */
+const C2S_GRACE_S = 2;
 /** How many messages with this id a stream received. */
 const times = (s: RawStream, id: string) => (s.received.match(new RegExp(`<message [^>]*id=["']${id}["']`, "g")) ?? []).length;
 
@@ -38,9 +40,10 @@ describe("XEP-0198 resumption after the front end died", () => {
   const c2s1Back = () => farm.waitLinked(killedAt, ["c2s-1"]);
 
   beforeAll(async () => {
-    // Clients stay on the front end they are sent to. The resumption window is short, for the second test,
-    // and longer than the third's hang by far, so that the hung front end is back well within it.
-    farm = await Farm.create({ c2sCount: 2, sm: { c2s_grace: 2 }, c2s: { redirect_margin: 1000, resume_timeout: 12 } });
+    // Clients stay on the front end they are sent to. The resumption window is short, for the second test;
+    // it opens when c2s_grace ends, and the third's hang ends soon after that, so that the hung front end is
+    // back well within it.
+    farm = await Farm.create({ c2sCount: 2, sm: { c2s_grace: C2S_GRACE_S }, c2s: { redirect_margin: 1000, resume_timeout: 8 } });
     await farm.start();
     await farm.addUsers("u", 4, "pw", 64);
     // u2, available on the front end that survives, talks to the others.
@@ -121,11 +124,13 @@ describe("XEP-0198 resumption after the front end died", () => {
     await c2s1Back();
     const u4 = await resumable("u4", 0);
     const pid = farm.childPid("c2s-1");
-    // Past the links' 6 s silence limit and c2s_grace: its sessions wait in the sm as if it were dead.
+    // Past the links' silence limit (the router drops it from its status) and c2s_grace (with the sm's
+    // one-second look and a second to spare): its sessions wait in the sm as if it were dead.
     process.kill(pid, "SIGSTOP");
     try {
       await peer.xmpp.send(xml("message", { to: u4.jid, type: "chat", id: "while-hung" }, xml("body", {}, "while hung")));
-      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      await farm.untilStatus((entries) => !entries.some((e) => e.name === "c2s-1"));
+      await new Promise((resolve) => setTimeout(resolve, (C2S_GRACE_S + 2) * 1000));
     } finally {
       process.kill(pid, "SIGCONT");
     }

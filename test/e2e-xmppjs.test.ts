@@ -16,7 +16,7 @@ describe("a one-box farm with xmpp.js clients", () => {
   beforeAll(async () => {
     farm = await Farm.create({ c2sCount: 2 });
     await farm.start();
-    for (const u of ["alice", "bob", "carol", "dave"]) await farm.addUser(`${u}@localhost`, `${u}-pw`);
+    await farm.addAccounts(Object.fromEntries(["alice", "bob", "carol", "dave"].map((u) => [`${u}@localhost`, `${u}-pw`])));
   });
 
   afterAll(async () => {

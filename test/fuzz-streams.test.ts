@@ -75,13 +75,19 @@ const componentStep = fc.oneof(
 /** The steps' text, cut into reads at arbitrary points. */
 const reads = (steps: fc.Arbitrary<string[]>) => steps.chain((ss) => cutIntoReads(Buffer.from(ss.join(""), "utf8"), 5));
 
-/** Sends the reads, then waits until the server closes the stream or has been quiet for a moment. */
+/** Sends the reads, then waits (2 s at most) until the server closes the stream or has sent nothing for 100 ms. */
 async function play(s: RawStream, chunks: Buffer[]): Promise<void> {
   for (const c of chunks) s.send(c);
-  let seen = -1;
-  for (let i = 0; i < 20 && !s.closed && seen !== s.received.length; i++) {
-    seen = s.received.length;
-    await new Promise((r) => setTimeout(r, 100));
+  const end = Date.now() + 2_000;
+  let seen = s.received.length;
+  let quietSince = Date.now();
+  // Looked at every 10 ms, so that a case ends 100 ms after the server's last byte, not up to 200 ms.
+  while (!s.closed && Date.now() - quietSince < 100 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 10));
+    if (s.received.length !== seen) {
+      seen = s.received.length;
+      quietSince = Date.now();
+    }
   }
   s.destroy();
 }
@@ -99,8 +105,7 @@ describe("fuzzing the c2s and component streams", () => {
       components: { "fuzz.localhost": "fuzz-secret" },
     });
     await farm.start();
-    await farm.addUser("alice@localhost", "alice-pw");
-    await farm.addUser("bob@localhost", "bob-pw");
+    await farm.addAccounts({ "alice@localhost": "alice-pw", "bob@localhost": "bob-pw" });
     port = farm.c2sPorts[0]!.port;
     sentinel = await connectClient({ port, username: "bob", password: "bob-pw", resource: "sentinel" });
     before = processStats(farm, ["router-1", "sm-1", "c2s-1"]);

@@ -61,13 +61,13 @@ describe("the HTML report of xfarm sim", () => {
     expect(accounts.code, accounts.stderr).toBe(0);
     json = path.join(farm.dir, "sim.json");
     html = path.join(farm.dir, "sim.html");
-    // About 6 s: arrivals over 3 s, 2 s of chat, 1 s held.
+    // About 4 s: arrivals over 1 s, 2 s of chat, 1 s held; a few seconds of every chart.
     const run = await runCli([
       "sim",
       "--port", String(farm.c2sPorts[0]!.port),
       "--ca", process.env.XFARM_TEST_CERT!,
       "--users", String(USERS),
-      "--rate", "10",
+      "--rate", "30",
       "--chat-rate", "2",
       "--chat-duration", "2",
       "--hold", "1",

@@ -60,7 +60,7 @@ describe("xfarm sim against a farm of two front ends", () => {
         "--ca", process.env.XFARM_TEST_CERT!,
         "--users", String(USERS),
         "--rate", "100",
-        "--chat-rate", "2",
+        "--chat-rate", "5",
         "--chat-count", String(MESSAGES_EACH),
         "--workers", "2",
         "--sources", "127.0.0.2-127.0.0.3",

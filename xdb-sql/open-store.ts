@@ -7,7 +7,7 @@
 // SQLite paths are taken literally (no percent-decoding) and resolved against
 // the working directory; "sqlite::memory:" gives a private in-memory database.
 import path from "node:path";
-import { MysqlStore, type MysqlOptions } from "./mysql-store.js";
+import type { MysqlOptions } from "./mysql-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { Logger } from "../lib/log.js";
 import type { Store } from "./store.js";
@@ -73,14 +73,17 @@ export function watchStore(store: Store, log: Logger): void {
 }
 
 /** A store for the URL, its schema untouched (for `xfarm db status` and `migrate`). */
-export function connectStore(url: string): Store {
+export async function connectStore(url: string): Promise<Store> {
   const target = parseStoreUrl(url);
-  return target.kind === "mysql" ? new MysqlStore(target.options) : new SqliteStore(target.file);
+  if (target.kind === "sqlite") return new SqliteStore(target.file);
+  // mysql2 loads only for a MySQL store: every process and CLI command opens a store, most of them SQLite.
+  const { MysqlStore } = await import("./mysql-store.js");
+  return new MysqlStore(target.options);
 }
 
 /** Opens the store a URL names, with its schema brought up to date. */
 export async function openStore(url: string): Promise<Store> {
-  const store = connectStore(url);
+  const store = await connectStore(url);
   try {
     await store.migrate();
   } catch (err) {
