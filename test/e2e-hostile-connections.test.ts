@@ -113,6 +113,8 @@ describe("hostile connections, logins and TLS", () => {
     expect(await refused.untilClosed()).toMatch(/<stream:error><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
     // The handshake deadline closes every one of them, and then there is room again.
     for (const s of halfOpen) await s.untilClosed((HANDSHAKE_S + 20) * 1000);
+    // A client sees the close before the front end has counted it: wait for the count it reports.
+    await expect.poll(async () => (await load()).connections, { timeout: 20_000, interval: 500 }).toBe(0);
     const after = await tlsConnect(tlsPort, "127.0.1.9");
     expect(after).not.toBeNull();
     after!.destroy();

@@ -4,8 +4,13 @@
 export const LONG_TIERS = {
   /** `npm run test:bench`: `xfarm bench --compare`, shrunk (xfarm, Prosody, ejabberd). */
   bench: ["test/bench.test.ts"],
-  /** `npm run test:faults`: the fault harness, every fault once against fresh farms. */
-  faults: ["test/faults.test.ts"],
+  /**
+   * `npm run test:faults`: the fault harness, every fault once against fresh farms, and the two
+   * end-to-end tests whose length is the product's own failover timings: the router partition
+   * (link silence, election, lease) and the rolling upgrade (each front end drained, stopped and
+   * started under load).
+   */
+  faults: ["test/faults.test.ts", "test/e2e-router-partition.test.ts", "test/e2e-rolling-upgrade.test.ts"],
   /** `npm run test:soak`: the soak beside every kind of attack, for 18 s. */
   soak: ["test/soak.test.ts"],
 } as const;
