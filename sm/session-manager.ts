@@ -33,6 +33,7 @@ import { modPresence } from "./mod-presence.js";
 import { modPrivate } from "./mod-private.js";
 import { modRoster } from "./mod-roster.js";
 import { modVcard } from "./mod-vcard.js";
+import { modTime } from "./mod-time.js";
 import { modVersion } from "./mod-version.js";
 import { DEFAULT_LIMITS, type SmLimits } from "./limits.js";
 import { KeyedQueue } from "./queue.js";
@@ -78,6 +79,7 @@ const MODULES: SmModule[] = [
   modDisco,
   modPing,
   modVersion,
+  modTime,
   modVcard,
   modPrivate,
   modPep,

@@ -107,7 +107,7 @@ describe("a one-box farm with xmpp.js clients", () => {
     });
   });
 
-  it("answers service-unavailable for an unknown user and an unsupported iq", async () => {
+  it("answers service-unavailable for an unknown user and an unsupported iq, and the server's disco#info and time", async () => {
     const alice = await login("alice", 0);
     await alice.xmpp.send(xml("message", { to: "nosuchuser@localhost", type: "chat", id: "u1" }, xml("body", {}, "?")));
     const err = await alice.next((s) => s.is("message") && s.attrs.id === "u1");
@@ -118,6 +118,10 @@ describe("a one-box farm with xmpp.js clients", () => {
     });
     const info = await alice.xmpp.iqCaller.get(xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), "localhost");
     expect(info.getChild("identity")?.attrs).toMatchObject({ category: "server", type: "im" });
+    expect(info.getChildren("feature").map((f) => f.attrs.var)).toContain("urn:xmpp:time");
+    const time = await alice.xmpp.iqCaller.get(xml("time", { xmlns: "urn:xmpp:time" }), "localhost");
+    expect(Number.isNaN(Date.parse(time.getChildText("utc") ?? ""))).toBe(false);
+    expect(time.getChildText("tzo")).toMatch(/^[+-]\d\d:\d\d$/);
     await alice.stop();
   });
 

@@ -1,6 +1,7 @@
 // iq handling: unsupported payloads, disco (XEP-0030), ping (XEP-0199),
-// version (XEP-0092), and iqs between users.
+// version (XEP-0092), entity time (XEP-0202), and iqs between users.
 import { afterEach, describe, expect, it } from "vitest";
+import { zoneOffset } from "../sm/mod-time.js";
 import { DOMAIN, Harness, conditionOf } from "./sm-harness.js";
 
 const INFO = "http://jabber.org/protocol/disco#info";
@@ -41,7 +42,7 @@ describe("sm iq", () => {
     expect(query.getChild("identity")!.attrs).toMatchObject({ category: "server", type: "im" });
     const features = query.getChildren("feature").map((f) => f.attrs.var);
     expect(features).toEqual(
-      expect.arrayContaining([INFO, ITEMS, "urn:xmpp:ping", "jabber:iq:version", "msgoffline"]),
+      expect.arrayContaining([INFO, ITEMS, "urn:xmpp:ping", "jabber:iq:version", "urn:xmpp:time", "msgoffline"]),
     );
     expect(new Set(features).size).toBe(features.length);
 
@@ -83,6 +84,30 @@ describe("sm iq", () => {
     const query = version!.getChild("query", "jabber:iq:version")!;
     expect(query.getChildText("name")).toBe("xfarm");
     expect(query.getChildText("version")).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it("tells the server's time in UTC and its zone's offset (XEP-0202)", async () => {
+    h = await Harness.create(["alice"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    const before = Date.now();
+    const [answer] = await alice.request(`<iq type='get' id='t' to='${DOMAIN}'><time xmlns='urn:xmpp:time'/></iq>`);
+    const after = Date.now();
+    expect(answer!.attrs).toMatchObject({ type: "result", id: "t", from: DOMAIN, to: alice.jid });
+    const time = answer!.getChild("time", "urn:xmpp:time")!;
+    const utc = time.getChildText("utc")!;
+    expect(utc).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    expect(Date.parse(utc)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(utc)).toBeLessThanOrEqual(after);
+    expect(time.getChildText("tzo")).toBe(zoneOffset(new Date(utc)));
+  });
+
+  it("writes a zone's offset as XEP-0082 does", () => {
+    const at = (minutesWest: number) => ({ getTimezoneOffset: () => minutesWest }) as Date;
+    expect(zoneOffset(at(0))).toBe("+00:00");
+    expect(zoneOffset(at(300))).toBe("-05:00");
+    expect(zoneOffset(at(-330))).toBe("+05:30");
+    expect(zoneOffset(at(-765))).toBe("+12:45");
+    expect(zoneOffset(at(570))).toBe("-09:30");
   });
 
   it("carries iqs between users' full JIDs both ways", async () => {
