@@ -1,6 +1,8 @@
 // XEP-0030: disco#info for the server and, on a user's behalf, for the
 // user's account, with the identities and features every module added to
-// each; no items anywhere yet.
+// each; the server's disco#items lists the XEP-0114 components linked under
+// its domain (a MUC at muc.example.org for example.org), as Prosody and
+// ejabberd list theirs, so that clients find them.
 import { Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
 import type { DiscoTarget, ModuleApi, SmModule } from "./module-api.js";
@@ -23,7 +25,12 @@ export const modDisco: SmModule = (api) => {
   };
 
   api.hook(`iq-get/host/${INFO}:query`, (event) => answer(api, event, INFO, info("server")));
-  api.hook(`iq-get/host/${ITEMS}:query`, (event) => answer(api, event, ITEMS));
+  api.hook(`iq-get/host/${ITEMS}:query`, (event) => {
+    const suffix = `.${event.to.domain}`;
+    return answer(api, event, ITEMS, (query) => {
+      for (const domain of api.components()) if (domain.endsWith(suffix)) query.c("item", { jid: domain });
+    });
+  });
 
   // Asked of an account: answered for the user itself and its subscribers,
   // as if it did not exist for anyone else.

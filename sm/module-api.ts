@@ -65,6 +65,8 @@ export interface ModuleApi {
   error(event: StanzaEvent, condition: Condition, text?: string): Promise<void>;
   /** Whether a local account exists. */
   userExists(user: string): Promise<boolean>;
+  /** Domains of the XEP-0114 components linked to the router now (its member table). */
+  components(): string[];
   /**
    * Sends an iq get or set on a local user's or a served domain's behalf (its
    * 'from' that bare JID or domain, its 'to' set; an id is added when it has

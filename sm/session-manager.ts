@@ -203,6 +203,7 @@ export class SessionManager {
         if (!isError(event.stanza)) await this.reply(event, errorReply(event.stanza, condition, { text }));
       },
       userExists: async (user) => this.registry.of(user).length > 0 || this.store.accountExists(user),
+      components: () => [...this.components].sort(),
       request: (iq, timeoutMs) => this.request(iq, timeoutMs),
       run: (user, job) => this.queue.run(user, job),
       deliveryId: (recipient) => {

@@ -53,6 +53,10 @@ describe("external components (XEP-0114)", () => {
       expect(reply.attrs.to).toBe(c.jid);
       const info = await c.xmpp.iqCaller.get(xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), "echo.localhost");
       expect(info.getChild("identity")?.attrs.name).toBe("Echo");
+      // The server lists the component among its items (XEP-0030), once its sm has the member table that names it.
+      const items = async () =>
+        (await c.xmpp.iqCaller.get(xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }), "localhost")).getChildren("item").map((i) => i.attrs.jid);
+      await expect.poll(items, { timeout: 10_000, interval: 200 }).toEqual(["echo.localhost"]);
       await c.stop();
     }
   });

@@ -54,6 +54,18 @@ describe("sm iq", () => {
     expect(conditionOf(node!)).toBe("item-not-found");
   });
 
+  it("lists the components linked under the server's domain among its items", async () => {
+    h = await Harness.create(["alice"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    await h.members(["c2s-1", "sm-1", `muc.${DOMAIN}`, "gateway.example.org", `pubsub.${DOMAIN}`]);
+    const [items] = await alice.request(`<iq type='get' id='i' to='${DOMAIN}'><query xmlns='${ITEMS}'/></iq>`);
+    expect(items!.getChild("query", ITEMS)!.getChildren("item").map((i) => i.attrs)).toEqual([{ jid: `muc.${DOMAIN}` }, { jid: `pubsub.${DOMAIN}` }]);
+    // A component that leaves the table leaves the list.
+    await h.members(["c2s-1", "sm-1", `pubsub.${DOMAIN}`]);
+    const [after] = await alice.request(`<iq type='get' id='j' to='${DOMAIN}'><query xmlns='${ITEMS}'/></iq>`);
+    expect(after!.getChild("query", ITEMS)!.getChildren("item").map((i) => i.attrs.jid)).toEqual([`pubsub.${DOMAIN}`]);
+  });
+
   it("describes an account to itself and its subscribers only", async () => {
     h = await Harness.create(["alice", "bob", "eve"]);
     await h.rosterItem("alice", "bob", { subscription: "from" });
