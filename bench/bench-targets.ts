@@ -160,19 +160,17 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** Prosody 0.12 from anchors/prosody.cfg.lua: epoll, backlog 1024, internal_plain. */
-export class ProsodyTarget implements BenchTarget {
-  readonly name = "prosody";
+/** A server of the anchors (one process tree, one client port, a directory of its own), started from their config. */
+abstract class AnchorTarget {
   readonly domain = DOMAIN;
   readonly maxSessions = ONE_PROCESS_SESSIONS;
-  readonly version = packageVersion("prosody");
-  private port = 0;
-  private proc: ChildProcess | null = null;
-  private dir = "";
+  protected port = 0;
+  protected proc: ChildProcess | null = null;
+  protected dir = "";
 
   constructor(
-    private readonly anchors: string,
-    private readonly cert: CertFiles,
+    protected readonly anchors: string,
+    protected readonly cert: CertFiles,
   ) {}
 
   get ports(): number[] {
@@ -182,6 +180,18 @@ export class ProsodyTarget implements BenchTarget {
   get pid(): number {
     return this.proc!.pid!;
   }
+
+  /** Runs the server in its directory, its console output in console.log there. */
+  protected spawnServer(command: string, args: string[]): ChildProcess {
+    this.proc = spawn(command, args, { cwd: this.dir, stdio: ["ignore", "ignore", fs.openSync(path.join(this.dir, "console.log"), "a")] });
+    return this.proc;
+  }
+}
+
+/** Prosody 0.12 from anchors/prosody.cfg.lua: epoll, backlog 1024, internal_plain. */
+export class ProsodyTarget extends AnchorTarget implements BenchTarget {
+  readonly name = "prosody";
+  readonly version = packageVersion("prosody");
 
   async start(): Promise<void> {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-prosody-"));
@@ -196,8 +206,7 @@ export class ProsodyTarget implements BenchTarget {
     fs.mkdirSync(path.join(this.dir, "data"));
     const config = path.join(this.dir, "prosody.cfg.lua");
     fs.writeFileSync(config, cfg);
-    const proc = spawn("prosody", ["--config", config], { cwd: this.dir, stdio: ["ignore", "ignore", fs.openSync(path.join(this.dir, "console.log"), "a")] });
-    this.proc = proc;
+    const proc = this.spawnServer("prosody", ["--config", config]);
     await waitPort(this.port, 30, () => proc.exitCode === null, "prosody");
   }
 
@@ -214,30 +223,12 @@ export class ProsodyTarget implements BenchTarget {
 }
 
 /** ejabberd 23.01 from anchors/ejabberd.yml: mnesia, plain passwords, backlog 1024. */
-export class EjabberdTarget implements BenchTarget {
+export class EjabberdTarget extends AnchorTarget implements BenchTarget {
   readonly name = "ejabberd";
-  readonly domain = DOMAIN;
-  readonly maxSessions = ONE_PROCESS_SESSIONS;
   readonly version = packageVersion("ejabberd");
-  private port = 0;
-  private proc: ChildProcess | null = null;
-  private dir = "";
   /** Our own Erlang node name, so an anchors run beside us cannot clash. */
   private readonly node = "xfarmbench@localhost";
   private epmdBefore = false;
-
-  constructor(
-    private readonly anchors: string,
-    private readonly cert: CertFiles,
-  ) {}
-
-  get ports(): number[] {
-    return [this.port];
-  }
-
-  get pid(): number {
-    return this.proc!.pid!;
-  }
 
   private ctlArgs(): string[] {
     const d = this.dir;
@@ -261,11 +252,7 @@ export class EjabberdTarget implements BenchTarget {
     ctlCfg = rewrite(ctlCfg, "/tmp/anchors/ejabberd", this.dir, ctl);
     fs.writeFileSync(path.join(this.dir, "ejabberdctl.cfg"), ctlCfg);
     fs.copyFileSync(path.join(this.anchors, "inetrc"), path.join(this.dir, "inetrc"));
-    const proc = spawn("ejabberdctl", [...this.ctlArgs(), "foreground"], {
-      cwd: this.dir,
-      stdio: ["ignore", "ignore", fs.openSync(path.join(this.dir, "console.log"), "a")],
-    });
-    this.proc = proc;
+    const proc = this.spawnServer("ejabberdctl", [...this.ctlArgs(), "foreground"]);
     await waitPort(this.port, 60, () => proc.exitCode === null, "ejabberd");
     // The listener opens before every module has started.
     await new Promise((r) => setTimeout(r, 2000));
