@@ -11,6 +11,9 @@ import type { Condition } from "../lib/stanza-error.js";
 const NS = "jabber:iq:private";
 
 export const modPrivate: SmModule = (api) => {
+  // Advertised where Prosody and ejabberd advertise it, so clients that look before they store find it.
+  api.addFeature(NS);
+  api.addFeature(NS, "account");
   // Hooked on bare, which a self iq falls through to: the handler tells the two apart.
   api.hook(`iq-get/bare/${NS}:query`, async (event) => {
     const user = await owner(api, event);
