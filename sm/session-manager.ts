@@ -23,6 +23,7 @@ import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import { STORE_LIMITS, type Store } from "../xdb-sql/store.js";
 import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
 import type { DiscoTarget, Identity, ModuleApi, SmModule, StoredDelivery } from "./module-api.js";
+import { modCarbons } from "./mod-carbons.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modMessage } from "./mod-message.js";
@@ -76,6 +77,7 @@ const MODULES: SmModule[] = [
   modPresence,
   modMessage,
   modOffline,
+  modCarbons,
   modDisco,
   modPing,
   modVersion,
