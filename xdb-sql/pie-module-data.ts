@@ -3,7 +3,7 @@
 // mod_storage_xep0227 write a MAM archive (<archive xmlns='urn:xmpp:pie:0#mam'>
 // of XEP-0313 results), and everything else in an element of xfarm's own,
 // <module-data xmlns='urn:xfarm:module-data:0'> (README, "Moving users in and
-// out"), which other servers skip and name.
+// out"), which other servers skip.
 import { Element, parse } from "ltx";
 import { bareOf } from "../lib/jid.js";
 import type { NewArchiveItem, Store } from "./store.js";
