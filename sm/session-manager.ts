@@ -24,6 +24,7 @@ import { STORE_LIMITS, type Store } from "../xdb-sql/store.js";
 import { Hooks, type HookName, type Kind, type StanzaEvent, type Target } from "./hooks.js";
 import type { DiscoTarget, Identity, ModuleApi, SmModule, StoredDelivery } from "./module-api.js";
 import { modCarbons } from "./mod-carbons.js";
+import { moduleStorage } from "./module-storage.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modMessage } from "./mod-message.js";
@@ -190,6 +191,7 @@ export class SessionManager {
       domains: this.domains,
       limits: this.limits,
       store: this.store,
+      storage: moduleStorage(this.store),
       sessions: this.registry,
       log: this.log,
       hook: (name, handler, priority) => this.hooks.on(name, handler, priority),
