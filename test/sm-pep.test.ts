@@ -1,8 +1,8 @@
-// PEP (XEP-0163) through an in-process sm over a real SQLite store: publish,
-// retrieval under each access model, retract, delete, configuration,
-// publish-options, and notifications to the resources whose entity
-// capabilities (XEP-0115) ask for them, learned with disco#info queries the
-// sm sends the clients.
+// PEP (XEP-0163, on the subset of XEP-0060 it uses) through an in-process
+// sm over a real SQLite store: publish, retrieval under each access model,
+// retract, delete, configuration, publish-options, and notifications to the
+// resources whose entity capabilities (XEP-0115) ask for them, learned with
+// disco#info queries the sm sends the clients.
 import path from "node:path";
 import { parse, type Element } from "ltx";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -13,8 +13,29 @@ import { Farm } from "./harness/farm.js";
 import { rosterItem } from "./harness/roster-item.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 import {
-  ALICE, CAPS, CLIENT_NODE, ERRORS, EVENT, INFO, MOOD, OWNER, PUBSUB, TUNE,
-  ask, capsPresence, contacts, discoInfo, drain, events, itemsOf, mood, onlineWithCaps, publishXml, pubsubError, settle,
+  ALICE,
+  CLIENT_NODE,
+  ERRORS,
+  EVENT,
+  INFO,
+  MOOD,
+  OWNER,
+  PUBSUB,
+  TUNE,
+  answerCaps,
+  ask,
+  capsOf,
+  capsPresence,
+  contacts,
+  discoInfo,
+  drain,
+  events,
+  itemsOf,
+  mood,
+  onlineWithCaps,
+  publishXml,
+  pubsubError,
+  settle,
 } from "./harness/pep.js";
 import { DOMAIN, Harness, conditionOf } from "./sm-harness.js";
 
@@ -474,11 +495,6 @@ describe("sm PEP", () => {
   });
 });
 
-/** xmpp.js's iq callee, which test/types/xmppjs.d.ts leaves out. */
-interface IqCallee {
-  iqCallee: { get(ns: string, name: string, handler: (ctx: { element: Element }) => Element): void };
-}
-
 describe("PEP on a real farm with xmpp.js clients, owner and contact on different sms", () => {
   let farm: Farm;
   const clients: TestClient[] = [];
@@ -494,19 +510,8 @@ describe("PEP on a real farm with xmpp.js clients, owner and contact on differen
   const login = async (username: string, c2s: number, answerDisco: boolean) => {
     const c = await connectClient({ port: farm.c2sPorts[c2s]!.port, username, password: "pw", resource: "r" });
     clients.push(c);
-    if (answerDisco) {
-      // xmpp.js has no entity capabilities of its own: the test answers the sm's disco#info query
-      // (through xmpp.js's iq callee, which would otherwise answer service-unavailable itself).
-      (c.xmpp as unknown as IqCallee).iqCallee.get(INFO, "query", (ctx) =>
-        xml("query", { xmlns: INFO, node: ctx.element.attrs.node }, ...[INFO, CAPS, ...features].map((f) => xml("feature", { var: f }))),
-      );
-    }
+    if (answerDisco) answerCaps(c, features);
     return c;
-  };
-  const capsElement = () => {
-    const query = parse(`<query xmlns='${INFO}'/>`);
-    for (const f of [INFO, CAPS, ...features]) query.c("feature", { var: f });
-    return xml("c", { xmlns: CAPS, hash: "sha-1", node: CLIENT_NODE, ver: capsVer(query) });
   };
   const publish = (c: TestClient, id: string, m: string) =>
     c.xmpp.iqCaller.set(xml("pubsub", { xmlns: PUBSUB }, xml("publish", { node: MOOD }, xml("item", { id }, xml("mood", { xmlns: MOOD }, xml(m))))));
@@ -541,7 +546,7 @@ describe("PEP on a real farm with xmpp.js clients, owner and contact on differen
     expect(published.getChild("publish")?.getChild("item")?.attrs.id).toBe("first");
 
     const bob = await login(contact, 1, true);
-    await bob.xmpp.send(xml("presence", {}, capsElement()));
+    await bob.xmpp.send(xml("presence", {}, capsOf(features)));
     // alice's sm (sm-1) asked bob's client (on sm-2) for its features, and sent the last item.
     const last = await bob.next(isEvent("first"));
     expect(last.attrs).toMatchObject({ type: "headline", to: `${contact}@localhost/r` });
@@ -556,7 +561,7 @@ describe("PEP on a real farm with xmpp.js clients, owner and contact on differen
 
     // Another client of the same software: its features come from the sm's cache.
     const carol = await login(later, 0, false);
-    await carol.xmpp.send(xml("presence", {}, capsElement()));
+    await carol.xmpp.send(xml("presence", {}, capsOf(features)));
     await carol.next(isEvent("second"));
   });
 });

@@ -1,10 +1,11 @@
-// What the PEP tests in the sm harness share: namespaces, a client's caps
-// (XEP-0115) and its answers to the sm's disco#info queries, publish
-// requests and reading their answers.
+// What the PEP tests share: namespaces, a client's caps (XEP-0115) and its
+// answers to the sm's disco#info queries (in the sm harness and from
+// xmpp.js), publish requests and reading their answers.
 import { parse, type Element } from "ltx";
 import { expect } from "vitest";
 import { capsVer } from "../../sm/pep-caps.js";
 import { DOMAIN, type Client, type Harness } from "../sm-harness.js";
+import { xml, type TestClient } from "./xmppjs.js";
 
 export const PUBSUB = "http://jabber.org/protocol/pubsub";
 export const EVENT = `${PUBSUB}#event`;
@@ -115,4 +116,27 @@ export function itemsOf(result: Element): Element[] {
 
 export function pubsubError(answer: Element): string | undefined {
   return answer.getChild("error")?.getChildElements().find((c) => c.attrs.xmlns === ERRORS)?.name;
+}
+
+/** xmpp.js's iq callee, which test/types/xmppjs.d.ts leaves out. */
+interface IqCallee {
+  iqCallee: { get(ns: string, name: string, handler: (ctx: { element: Element }) => Element): void };
+}
+
+/**
+ * Has an xmpp.js client answer the sm's caps disco#info query with
+ * `features`: xmpp.js has no entity capabilities of its own, and its iq
+ * callee would otherwise answer service-unavailable.
+ */
+export function answerCaps(c: TestClient, features: string[]): void {
+  (c.xmpp as unknown as IqCallee).iqCallee.get(INFO, "query", (ctx) =>
+    xml("query", { xmlns: INFO, node: ctx.element.attrs.node }, ...[INFO, CAPS, ...features].map((f) => xml("feature", { var: f }))),
+  );
+}
+
+/** The <c/> (XEP-0115) an xmpp.js client's presence carries for `features`. */
+export function capsOf(features: string[]): ReturnType<typeof xml> {
+  const query = parse(`<query xmlns='${INFO}'/>`);
+  for (const f of [INFO, CAPS, ...features]) query.c("feature", { var: f });
+  return xml("c", { xmlns: CAPS, hash: "sha-1", node: CLIENT_NODE, ver: capsVer(query) });
 }
