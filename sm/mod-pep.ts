@@ -187,8 +187,10 @@ export const modPep: SmModule = (api) => {
     if (ids.length === 0 || ids.some((id) => !id)) return fail(event, "bad-request", "item-required");
     const found = await api.store.getPepNode(owner, node);
     if (!found) return fail(event, "item-not-found");
+    // Nothing is kept to retract from a node that does not persist: the retraction is only notified, as Prosody does.
     const gone: string[] = [];
-    for (const id of ids as string[]) if (await api.store.retractPepItem(owner, node, id)) gone.push(id);
+    if (!persistsItems(found.config)) gone.push(...(ids as string[]));
+    else for (const id of ids as string[]) if (await api.store.retractPepItem(owner, node, id)) gone.push(id);
     if (gone.length === 0) return fail(event, "item-not-found");
     await api.reply(event, iqResult(event.stanza));
     if (el.attrs.notify === "true" || el.attrs.notify === "1") {

@@ -52,7 +52,7 @@ describe("sm PEP node options and discovery", () => {
     await h.close();
   });
 
-  it("notifies the items of a persist_items false node without storing them, and answers a retrieval as Prosody does", async () => {
+  it("notifies the items and retractions of a persist_items false node without storing them, and answers a retrieval as Prosody does", async () => {
     h = await Harness.create(["alice", "bob"]);
     const { alice, bob } = await contacts(h);
     await onlineWithCaps(h, bob, [`${MOOD}+notify`]);
@@ -68,6 +68,12 @@ describe("sm PEP node options and discovery", () => {
     expect(conditionOf(retrieval)).toBe("feature-not-implemented");
     expect(pubsubError(retrieval)).toBe("unsupported");
     expect(retrieval.getChild("error")!.getChild("unsupported")!.attrs.feature).toBe("persistent-items");
+
+    // A retraction is only notified, nothing being kept (as Prosody does).
+    const retract = `<iq type='set' id='r'><pubsub xmlns='${PUBSUB}'><retract node='${MOOD}' notify='true'><item id='m1'/></retract></pubsub></iq>`;
+    expect((await ask(alice, retract)).attrs.type).toBe("result");
+    const [retracted] = events(bob.received(), MOOD);
+    expect(retracted!.getChild("event", EVENT)!.getChild("items")!.getChild("retract")!.attrs.id).toBe("m1");
 
     // No last item for a resource that comes online interested: there is none.
     const later = await h.connect(`${BOB}/later`);
