@@ -43,8 +43,12 @@ const FEATURES = [
   "access-whitelist",
   "auto-create",
   "config-node",
+  // max_items "max" (XEP-0060 §16.4.3), which XEP-0402 clients (Gajim, Converse, Monal) look for.
+  "config-node-max",
   "create-nodes",
   "delete-nodes",
+  "item-ids",
+  "multi-items",
   "persistent-items",
   "publish",
   "publish-options",

@@ -79,7 +79,7 @@ describe("sm PEP", () => {
     const identities = query.getChildren("identity").map((i) => `${i.attrs.category}/${i.attrs.type}`);
     expect(identities).toEqual(expect.arrayContaining(["account/registered", "pubsub/pep"]));
     const features = query.getChildren("feature").map((f) => f.attrs.var);
-    for (const f of ["publish", "publish-options", "auto-create", "access-presence", "retract", "retrieve-items", "delete-nodes", "config-node"]) {
+    for (const f of ["publish", "publish-options", "auto-create", "access-presence", "retract", "retrieve-items", "delete-nodes", "config-node", "config-node-max", "persistent-items"]) {
       expect(features).toContain(`${PUBSUB}#${f}`);
     }
     // The server's own disco#info is not the account's.
