@@ -10,6 +10,7 @@ import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import { ResumeLog } from "./resumption.js";
 import { Session } from "./sessions.js";
 import type { SessionResumption } from "./session-resumption.js";
+import type { SessionStates } from "./session-state.js";
 import type { Settling } from "./settling.js";
 import { QUEUE_FULL, parseStanza, type SmContext } from "./sm-context.js";
 import { priorityOf } from "./stanza.js";
@@ -19,6 +20,7 @@ export interface LifecycleDeps {
   readonly settling: Settling;
   readonly resumption: SessionResumption;
   readonly router: StanzaRouter;
+  readonly states: SessionStates;
   /** Sessions one user may hold at once. */
   readonly maxSessions: number;
 }
@@ -126,6 +128,8 @@ export class SessionLifecycle {
     session.interested = meta.interested;
     session.received = session.taken = meta.seq ?? 0;
     if (meta.resume) session.resumption = new ResumeLog(meta.resume);
+    // Before session-rebuilt fires: the modules find what they set for the session on its old sm.
+    this.deps.states.restore(session, meta.state);
     registry.add(session);
     this.deps.settling.unpark(session.user);
     port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: jid.full }));

@@ -12,7 +12,8 @@ import { FrontEndWatch } from "./front-end-watch.js";
 import { IqRequests } from "./iq-requests.js";
 import { LinkAdapter } from "./link-adapter.js";
 import type { SmLimits } from "./limits.js";
-import type { SmModule } from "./module-api.js";
+import type { ModuleDefinition } from "./module-api.js";
+import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
@@ -28,6 +29,7 @@ import { modTime } from "./mod-time.js";
 import { modVersion } from "./mod-version.js";
 import { SessionLifecycle } from "./session-lifecycle.js";
 import { SessionResumption } from "./session-resumption.js";
+import { SessionStates } from "./session-state.js";
 import { Settling } from "./settling.js";
 import { SmContext } from "./sm-context.js";
 import { StanzaRouter } from "./stanza-router.js";
@@ -53,9 +55,15 @@ export interface SessionManagerOptions {
    * offline while the user is only moving.
    */
   settleMs?: number;
+  /** The modules to run, with their options (sm/module-config.ts); MODULES as they are by default, unless given. */
+  modules?: readonly EnabledModule[];
 }
 
-const MODULES: SmModule[] = [
+/**
+ * Every module, in the order their hooks and filters are registered. A new
+ * feature is its file sm/mod-NAME.ts and one line here.
+ */
+export const MODULES: readonly ModuleDefinition[] = [
   modIq,
   modRoster,
   modPresence,
@@ -82,13 +90,14 @@ export class SessionManager {
   constructor(opts: SessionManagerOptions) {
     this.name = opts.name;
     const ctx = (this.ctx = new SmContext(opts));
+    const states = new SessionStates(ctx);
     const settling = new Settling(ctx, opts.settleMs ?? 2_000);
     // The parts call each other back through these closures: each is made once all are.
     const resumption = new SessionResumption(ctx, {
       end: (session, reason) => lifecycle.end(session, reason),
       frontEndMissing: (c2s) => frontEnds.isMissing(c2s),
     });
-    const delivery = new ClientDelivery(ctx, resumption);
+    const delivery = new ClientDelivery(ctx, resumption, (stanza) => router.send(stanza));
     const requests = (this.requests = new IqRequests(ctx, (stanza) => router.send(stanza)));
     const router: StanzaRouter = new StanzaRouter(ctx, {
       settling,
@@ -100,6 +109,7 @@ export class SessionManager {
       settling,
       resumption,
       router,
+      states,
       maxSessions: opts.maxSessionsPerUser ?? 10,
     }));
     const frontEnds: FrontEndWatch = (this.frontEnds = new FrontEndWatch(ctx, {
@@ -112,7 +122,7 @@ export class SessionManager {
     this.link = new LinkAdapter(ctx, { lifecycle, resumption, router, frontEnds });
     this.resendTimer = setInterval(() => ctx.unacked.resend(Date.now()), 1_000);
     this.resendTimer.unref();
-    loadModules(ctx, { router, delivery, requests }, MODULES);
+    loadModules(ctx, { router, delivery, requests, states }, opts.modules ?? enabledModules(MODULES, NO_MODULE_SETTINGS));
   }
 
   /** A ROUTE frame arrived: from a c2s (START/STANZA/END) or another sm (FORWARD). */

@@ -91,6 +91,7 @@ export class SessionResumption {
       interested: session.interested,
       seq: session.received,
       recent: origins.slice(-RECENT_ORIGINS),
+      ...(session.moduleState && { state: session.moduleState }),
     };
     port.send(c2s, key, encodeSessionPayload(SessionOp.Handoff, handoff, Buffer.concat(plan.missing.map((e) => e.xml))));
     port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));

@@ -12,73 +12,23 @@ import { openStore } from "../xdb-sql/open-store.js";
 import { Farm } from "./harness/farm.js";
 import { rosterItem } from "./harness/roster-item.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
+import { CAPS, CLIENT_NODE, INFO, capsPresence, discoInfo, drain, settle } from "./harness/caps-client.js";
 import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
 
 const PUBSUB = "http://jabber.org/protocol/pubsub";
 const EVENT = `${PUBSUB}#event`;
 const OWNER = `${PUBSUB}#owner`;
 const ERRORS = `${PUBSUB}#errors`;
-const INFO = "http://jabber.org/protocol/disco#info";
-const CAPS = "http://jabber.org/protocol/caps";
 const MOOD = "http://jabber.org/protocol/mood";
 const TUNE = "http://jabber.org/protocol/tune";
-const CLIENT_NODE = "https://client.example.org";
 const ALICE = `alice@${DOMAIN}`;
 
-/** A client's disco#info, as its caps 'ver' hashes it. */
-function discoInfo(features: string[], node?: string): Element {
-  const query = parse(`<query xmlns='${INFO}'/>`);
-  if (node) query.attrs.node = node;
-  query.c("identity", { category: "client", type: "pc", name: "Test" });
-  for (const f of [INFO, CAPS, ...features]) query.c("feature", { var: f });
-  return query;
-}
-
-function capsPresence(features: string[], extra = ""): string {
-  const ver = capsVer(discoInfo(features));
-  return `<presence>${extra}<c xmlns='${CAPS}' hash='sha-1' node='${CLIENT_NODE}' ver='${ver}'/></presence>`;
-}
-
-/** Lets every queued job and the continuations of answered requests run. */
-async function settle(h: Harness): Promise<void> {
-  for (let i = 0; i < 10; i++) {
-    await h.sm.idle();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-/**
- * Takes what a client received, answering the sm's caps disco#info queries
- * with `features` (null: leaving them unanswered) until nothing more comes.
- */
 /** alice and bob with mutual subscriptions: alice online, bob connected and yet to send presence. */
 async function contacts(h: Harness): Promise<{ alice: Client; bob: Client }> {
   await h.mutual("alice", "bob");
   const alice = await h.connect(`${ALICE}/a`);
   await alice.online();
   return { alice, bob: await h.connect(`bob@${DOMAIN}/b`) };
-}
-
-async function drain(h: Harness, client: Client, features: string[] | null): Promise<{ asked: Element[]; rest: Element[] }> {
-  const asked: Element[] = [];
-  const rest: Element[] = [];
-  for (;;) {
-    await settle(h);
-    const got = client.received();
-    if (got.length === 0) return { asked, rest };
-    for (const s of got) {
-      const query = s.name === "iq" && s.attrs.type === "get" ? s.getChild("query", INFO) : undefined;
-      if (!query) {
-        rest.push(s);
-        continue;
-      }
-      asked.push(s);
-      if (!features) continue;
-      const result = parse(`<iq type='result' id='${s.attrs.id}' to='${s.attrs.from}'/>`);
-      result.cnode(discoInfo(features, query.attrs.node));
-      await client.send(result.toString());
-    }
-  }
 }
 
 /** Comes online announcing caps and answers the sm's queries; returns what else it received. */
