@@ -28,9 +28,10 @@ export class MariaDb {
   static async start(): Promise<MariaDb> {
     if (!MariaDb.available()) throw new Error("MariaDB is not installed: apt-get install mariadb-server (.ci/run does)");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-mariadb-"));
+    fs.mkdirSync(path.join(dir, "tmp"));
     const init = spawnSync(
       INSTALL_DB,
-      ["--no-defaults", `--datadir=${path.join(dir, "data")}`, "--auth-root-authentication-method=normal", "--skip-test-db", ...asUser()],
+      ["--no-defaults", `--datadir=${path.join(dir, "data")}`, `--tmpdir=${path.join(dir, "tmp")}`, "--auth-root-authentication-method=normal", "--skip-test-db", ...asUser()],
       { encoding: "utf8" },
     );
     if (init.status !== 0) throw new Error(`mariadb-install-db failed: ${init.stderr}`);
@@ -56,6 +57,8 @@ export class MariaDb {
       [
         "--no-defaults",
         `--datadir=${path.join(this.dir, "data")}`,
+        // Its own: a starting mariadbd deletes the temporary tables it finds in its tmpdir, another server's too.
+        `--tmpdir=${path.join(this.dir, "tmp")}`,
         `--socket=${this.socket}`,
         `--pid-file=${path.join(this.dir, "mysqld.pid")}`,
         "--bind-address=127.0.0.1",

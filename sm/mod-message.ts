@@ -1,6 +1,8 @@
 // RFC 6121 §8.5: delivering messages to local users.
+import type { Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
+import type { Session } from "./sessions.js";
 
 export const modMessage = defineModule({ name: "message", doc: "Messages to local users (RFC 6121 §8.5).", enabled: "core", options: {}, setup });
 
@@ -14,7 +16,7 @@ function setup(api: ModuleApi): void {
       return true;
     }
     // §8.5.3.2.1: the resource is gone.
-    const type = typeOf(event);
+    const type = messageType(event.stanza);
     if (type === "chat" || type === "normal") return toBare(api, event);
     if (type === "groupchat" || !(await api.userExists(event.to.bare))) {
       await api.error(event, "service-unavailable");
@@ -31,22 +33,19 @@ function setup(api: ModuleApi): void {
 
 /** §8.5.2: a message for a user's bare JID (or for a gone resource, treated alike). */
 async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
-  const type = typeOf(event);
+  const type = messageType(event.stanza);
   if (type === "error") return true; // §8.5.2.1.1: ignored
   const user = event.to.bare;
   if (type === "groupchat" || !(await api.userExists(user))) {
     await api.error(event, "service-unavailable");
     return true;
   }
-  const candidates = api.sessions.available(user).filter((s) => s.priority >= 0);
   if (type === "headline") {
     // Every non-negative resource, or nobody (§8.5.2.2.1: headlines are not stored).
-    for (const session of candidates) api.deliver(session, event.stanza, event.raw);
+    for (const session of nonNegative(api, user)) api.deliver(session, event.stanza, event.raw);
     return true;
   }
-  // chat and normal: every resource tied at the highest priority.
-  const top = Math.max(...candidates.map((s) => s.priority));
-  const targets = candidates.filter((s) => s.priority === top);
+  const targets = chatTargets(api, user);
   for (const session of targets) api.deliver(session, event.stanza, event.raw);
   if (targets.length === 0 && !(await api.fire("message-offline", event))) {
     await api.error(event, "service-unavailable");
@@ -54,8 +53,20 @@ async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
   return true;
 }
 
+/** §8.5.2.1.1: the resources a chat or normal message to a user's bare JID goes to, every one tied at the highest non-negative priority. */
+export function chatTargets(api: ModuleApi, user: string): Session[] {
+  const candidates = nonNegative(api, user);
+  const top = Math.max(...candidates.map((s) => s.priority));
+  return candidates.filter((s) => s.priority === top);
+}
+
+/** The available resources that take messages to the bare JID (a negative priority takes none). */
+function nonNegative(api: ModuleApi, user: string): Session[] {
+  return api.sessions.available(user).filter((s) => s.priority >= 0);
+}
+
 /** The message type; absent or unknown means normal (RFC 6121 §5.2.2). */
-function typeOf(event: StanzaEvent): string {
-  const type: string | undefined = event.stanza.attrs.type;
+export function messageType(stanza: Element): string {
+  const type: string | undefined = stanza.attrs.type;
   return type === "chat" || type === "groupchat" || type === "headline" || type === "error" ? type : "normal";
 }

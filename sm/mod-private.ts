@@ -13,6 +13,9 @@ const NS = "jabber:iq:private";
 export const modPrivate = defineModule({ name: "private", doc: "Private XML storage (XEP-0049).", enabled: true, options: {}, setup });
 
 function setup(api: ModuleApi): void {
+  // Advertised where Prosody and ejabberd advertise it, so clients that look before they store find it.
+  api.addFeature(NS);
+  api.addFeature(NS, "account");
   // Hooked on bare, which a self iq falls through to: the handler tells the two apart.
   api.hook(`iq-get/bare/${NS}:query`, async (event) => {
     const user = await owner(api, event);

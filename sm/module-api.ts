@@ -9,6 +9,7 @@ import type { Logger } from "../lib/log.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Handler, HookEvents, HookName, StanzaEvent } from "./hooks.js";
 import type { SmLimits } from "./limits.js";
+import type { ModuleStorage } from "./module-storage.js";
 import type { SessionView, Session } from "./sessions.js";
 import type { Condition } from "../lib/stanza-error.js";
 
@@ -139,6 +140,8 @@ export interface ModuleApi {
   readonly module: string;
   readonly domains: ReadonlySet<string>;
   readonly store: Store;
+  /** Storage the module declares under its own names: api.storage.kv("blocking"), api.storage.archive("mam") (sm/module-storage.ts). */
+  readonly storage: ModuleStorage;
   readonly sessions: SessionView;
   readonly log: Logger;
   /** What one account may store and grow, and the largest stanza the sm may send (sm/limits.ts). */

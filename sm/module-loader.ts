@@ -6,6 +6,7 @@ import type { ClientDelivery } from "./client-delivery.js";
 import type { IqRequests } from "./iq-requests.js";
 import type { DiscoTarget, Identity, Json, ModuleApi } from "./module-api.js";
 import type { EnabledModule } from "./module-config.js";
+import { moduleStorage } from "./module-storage.js";
 import type { SessionStates } from "./session-state.js";
 import type { SmContext } from "./sm-context.js";
 import type { StanzaRouter } from "./stanza-router.js";
@@ -27,6 +28,7 @@ export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly 
     domains: ctx.domains,
     limits: ctx.limits,
     store: ctx.store,
+    storage: moduleStorage(ctx.store),
     sessions: ctx.registry,
     log: ctx.log,
     hook: (name, handler, priority) => ctx.hooks.on(name, handler, priority),

@@ -1,5 +1,6 @@
 // The whole farm (router, sm, two c2s) as separate processes, driven by
 // xmpp.js clients on loopback.
+import type { Element } from "@xmpp/xml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
@@ -123,6 +124,35 @@ describe("a one-box farm with xmpp.js clients", () => {
     expect(Number.isNaN(Date.parse(time.getChildText("utc") ?? ""))).toBe(false);
     expect(time.getChildText("tzo")).toMatch(/^[+-]\d\d:\d\d$/);
     await alice.stop();
+  });
+
+  it("copies what one resource receives and sends to the account's other one (XEP-0280 carbons)", async () => {
+    const NS = "urn:xmpp:carbons:2";
+    const phone = await login("carol", 0, "phone");
+    const laptop = await login("carol", 1, "laptop");
+    const dave = await login("dave", 0, "desk");
+    await dave.xmpp.send(xml("presence"));
+    const info = await phone.xmpp.iqCaller.get(xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), "localhost");
+    expect(info.getChildren("feature").map((f) => f.attrs.var)).toContain(NS);
+    for (const c of [phone, laptop]) {
+      await c.xmpp.iqCaller.set(xml("enable", { xmlns: NS }));
+      await c.xmpp.send(xml("presence"));
+    }
+    const forwarded = (s: Element, kind: string) => s.getChild(kind, NS)?.getChild("forwarded", "urn:xmpp:forward:0")?.getChild("message");
+
+    await dave.xmpp.send(xml("message", { to: "carol@localhost/phone", type: "chat", id: "c1" }, xml("body", {}, "to the phone")));
+    await phone.next((s) => s.is("message") && s.attrs.id === "c1");
+    const received = await laptop.next((s) => s.is("message") && forwarded(s, "received") !== undefined);
+    expect(received.attrs).toMatchObject({ from: "carol@localhost", to: "carol@localhost/laptop" });
+    expect(forwarded(received, "received")!.attrs).toMatchObject({ from: "dave@localhost/desk", id: "c1" });
+
+    await laptop.xmpp.send(xml("message", { to: "dave@localhost", type: "chat", id: "c2" }, xml("body", {}, "from the laptop")));
+    await dave.next((s) => s.is("message") && s.attrs.id === "c2");
+    const sent = await phone.next((s) => s.is("message") && forwarded(s, "sent") !== undefined);
+    expect(sent.attrs).toMatchObject({ from: "carol@localhost", to: "carol@localhost/phone" });
+    expect(forwarded(sent, "sent")!.attrs).toMatchObject({ from: "carol@localhost/laptop", to: "dave@localhost", id: "c2" });
+    expect(forwarded(sent, "sent")!.getChildText("body")).toBe("from the laptop");
+    await Promise.all([phone, laptop, dave].map((c) => c.stop()));
   });
 
   it("ends the sessions of an account deleted while it is online", async () => {

@@ -16,6 +16,30 @@ interface SlixEvent {
   [k: string]: string;
 }
 
+/** Starts the scripted slixmpp client; `exited` resolves with its exit code, `slixEvent` with the first event (seen or to come) that passes `test`. */
+function runSlix(args: string[]) {
+  const py = spawn(PYTHON, [SCRIPT, ...args, "--ca", process.env.XFARM_TEST_CERT!]);
+  const events: SlixEvent[] = [];
+  let stderr = "";
+  py.stderr.on("data", (d) => (stderr += d));
+  const waiters: { test: (e: SlixEvent) => boolean; resolve: (e: SlixEvent) => void }[] = [];
+  readline.createInterface({ input: py.stdout }).on("line", (line) => {
+    const e = JSON.parse(line) as SlixEvent;
+    events.push(e);
+    for (const w of waiters.splice(0)) (w.test(e) ? w.resolve(e) : waiters.push(w));
+  });
+  const slixEvent = (test: (e: SlixEvent) => boolean) =>
+    new Promise<SlixEvent>((resolve, reject) => {
+      const seen = events.find(test);
+      if (seen) return resolve(seen);
+      const timer = setTimeout(() => reject(new Error(`slixmpp event not seen; events: ${JSON.stringify(events)} stderr: ${stderr}`)), 15_000);
+      waiters.push({ test, resolve: (e) => (clearTimeout(timer), resolve(e)) });
+    });
+  // Listened for from the start: the exit may come before the last line is read.
+  const exited = new Promise<number | null>((resolve) => py.once("exit", (code) => resolve(code)));
+  return { slixEvent, exited };
+}
+
 describe("slixmpp interop", () => {
   let farm: Farm;
 
@@ -38,23 +62,7 @@ describe("slixmpp interop", () => {
     await js.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
     await js.xmpp.send(xml("presence"));
 
-    const py = spawn(PYTHON, [SCRIPT, "--port", String(farm.c2sPorts[1]!.port), "--jid", "slix@localhost/py", "--password", "slix-pw", "--peer", "js@localhost", "--ca", process.env.XFARM_TEST_CERT!]);
-    const events: SlixEvent[] = [];
-    let stderr = "";
-    py.stderr.on("data", (d) => (stderr += d));
-    const waiters: { test: (e: SlixEvent) => boolean; resolve: (e: SlixEvent) => void }[] = [];
-    readline.createInterface({ input: py.stdout }).on("line", (line) => {
-      const e = JSON.parse(line) as SlixEvent;
-      events.push(e);
-      for (const w of waiters.splice(0)) (w.test(e) ? w.resolve(e) : waiters.push(w));
-    });
-    const slixEvent = (test: (e: SlixEvent) => boolean) =>
-      new Promise<SlixEvent>((resolve, reject) => {
-        const seen = events.find(test);
-        if (seen) return resolve(seen);
-        const timer = setTimeout(() => reject(new Error(`slixmpp event not seen; events: ${JSON.stringify(events)} stderr: ${stderr}`)), 15_000);
-        waiters.push({ test, resolve: (e) => (clearTimeout(timer), resolve(e)) });
-      });
+    const { slixEvent, exited } = runSlix(["--port", String(farm.c2sPorts[1]!.port), "--jid", "slix@localhost/py", "--password", "slix-pw", "--peer", "js@localhost"]);
 
     const started = await slixEvent((e) => e.event === "session_start");
     expect(started.jid).toBe("slix@localhost/py");
@@ -84,8 +92,31 @@ describe("slixmpp interop", () => {
     await js.xmpp.send(xml("message", { to: "slix@localhost", type: "chat" }, xml("body", {}, "bye")));
     await slixEvent((e) => e.event === "disconnected");
     await js.next((s) => s.is("presence") && s.attrs.type === "unavailable" && s.attrs.from === "slix@localhost/py");
-    await new Promise((r) => py.once("exit", r));
-    expect(py.exitCode).toBe(0);
+    expect(await exited).toBe(0);
     await js.stop();
+  });
+
+  it("enables carbons with slixmpp's xep_0280 plugin and gets both kinds of copy", async () => {
+    await farm.addUser("rose@localhost", "rose-pw");
+    const js = await connectClient({ port: farm.c2sPorts[0]!.port, username: "js", password: "js-pw", resource: "desk" });
+    const web = await connectClient({ port: farm.c2sPorts[0]!.port, username: "rose", password: "rose-pw", resource: "web" });
+    for (const c of [js, web]) await c.xmpp.send(xml("presence"));
+    const { slixEvent, exited } = runSlix(["--port", String(farm.c2sPorts[1]!.port), "--jid", "rose@localhost/py", "--password", "rose-pw", "--peer", "js@localhost", "--carbons"]);
+    await slixEvent((e) => e.event === "session_start");
+    await js.next((s) => s.is("message") && s.getChildText("body") === "hello from slixmpp");
+
+    // What rose's other resource receives, and what it sends, slixmpp sees as carbons.
+    await js.xmpp.send(xml("message", { to: "rose@localhost/web", type: "chat" }, xml("body", {}, "to the web client")));
+    await web.next((s) => s.is("message") && s.getChildText("body") === "to the web client");
+    const received = await slixEvent((e) => e.event === "carbon_received");
+    expect(received).toMatchObject({ frm: "js@localhost/desk", to: "rose@localhost/web", body: "to the web client" });
+    await web.xmpp.send(xml("message", { to: "js@localhost", type: "chat" }, xml("body", {}, "from the web client")));
+    const sent = await slixEvent((e) => e.event === "carbon_sent");
+    expect(sent).toMatchObject({ frm: "rose@localhost/web", to: "js@localhost", body: "from the web client" });
+
+    await js.xmpp.send(xml("message", { to: "rose@localhost/py", type: "chat" }, xml("body", {}, "bye")));
+    await slixEvent((e) => e.event === "disconnected");
+    expect(await exited).toBe(0);
+    await Promise.all([js.stop(), web.stop()]);
   });
 });

@@ -212,6 +212,23 @@ describe("sm module platform", () => {
     const notes = movedBob.received().filter((m) => m.getChild("event", "http://jabber.org/protocol/pubsub#event"));
     expect(notes.map((m) => m.attrs.from)).toEqual([ALICE]);
   });
+
+  it("keeps carbons on for a session rebuilt on another sm", async () => {
+    const h = await create(["alice"]);
+    const phone = await h.connect(`${ALICE}/phone`);
+    await phone.send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    const [state] = states(h);
+    expect(state).toEqual({ sid: phone.sid, state: { carbons: true } });
+
+    const other = await create(["alice", "bob"]);
+    const moved = await rebuild(other, `${ALICE}/phone`, "rp", (state as { state: ModuleState }).state);
+    const desk = await other.connect(`${ALICE}/desk`);
+    await desk.online();
+    const bob = await other.connect(`${BOB}/b`);
+    await bob.send(message(`${ALICE}/desk`, "hi"));
+    const copies = moved.received().filter((m) => m.getChild("received", "urn:xmpp:carbons:2"));
+    expect(copies.map((m) => m.attrs.to)).toEqual([`${ALICE}/phone`]);
+  });
 });
 
 const MOOD = "http://jabber.org/protocol/mood";

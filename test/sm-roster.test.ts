@@ -115,7 +115,7 @@ describe("sm roster", () => {
     expect(await h.store.getRoster(`alice@${DOMAIN}`)).toEqual([]);
   });
 
-  it("answers an up-to-date roster version with an empty result", async () => {
+  it("answers an up-to-date roster version with an empty result (RFC 6121 §2.6, once XEP-0237)", async () => {
     h = await Harness.create(["alice"]);
     const a = await h.connect(`alice@${DOMAIN}/a`);
     const first = (await a.request(`<iq type='get' id='v'><query xmlns='${ROSTER}' ver=''/></iq>`))[0]!;

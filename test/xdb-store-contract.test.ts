@@ -8,7 +8,8 @@ import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials
 import { normalizeStoredJids } from "../xdb-sql/jid-migration.js";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE } from "../xdb-sql/migrations.js";
 import { openStore } from "../xdb-sql/open-store.js";
-import type { Store } from "../xdb-sql/store.js";
+import { ANCHOR_SQL, TRIM_SQL, archiveWhere, pageSql, trimBoundarySql } from "../xdb-sql/module-data-sql.js";
+import type { ArchivePage, Store } from "../xdb-sql/store.js";
 import { MariaDb } from "../sim/mariadb.js";
 import { rosterItem } from "./harness/roster-item.js";
 
@@ -511,7 +512,250 @@ describe.each(backends)("the $name store", (backend) => {
     await expect(a.acquireLease("r".repeat(256), 1000)).rejects.toThrow(RangeError);
     await Promise.all([a.close(), b.close()]);
   });
+  it("keeps a module's key-value entries per user and store, within a quota", async () => {
+    const s = await open();
+    const [a, b] = ["alice@example.com", "bob@example.com"];
+    for (const u of [a, b]) await s.createAccount(u, creds);
+    expect(await s.putKv(a, "blocking", "romeo@example.net", "")).toBe(true);
+    expect(await s.putKv(a, "blocking", "mallory@example.org", "")).toBe(true);
+    expect(await s.putKv(a, "last", "seen", JSON.stringify({ at: 1, status: "gone 🐝" }))).toBe(true);
+    expect(await s.putKv(b, "blocking", "eve@example.com", "")).toBe(true);
+    expect(await s.listKvKeys(a, "blocking")).toEqual(["mallory@example.org", "romeo@example.net"]);
+    expect(JSON.parse((await s.getKv(a, "last", "seen"))!)).toEqual({ at: 1, status: "gone 🐝" });
+    expect(await s.getKv(a, "last", "nothing")).toBeNull();
+    expect(await s.getKv(b, "last", "seen")).toBeNull();
+    // Replacing keeps one key; bytes are the key's and the value's, in UTF-8.
+    expect(await s.putKv(a, "last", "seen", "🐝")).toBe(true);
+    expect(await s.kvUsage(a, "last")).toEqual({ keys: 1, bytes: 4 + 4 });
+    // A quota refuses what would grow the store past it, and allows what does not grow it.
+    const quota = { keys: 2, bytes: 100 };
+    expect(await s.putKv(a, "blocking", "third@example.com", "", quota)).toBe(false);
+    expect(await s.putKv(a, "blocking", "romeo@example.net", "x".repeat(100), quota)).toBe(false);
+    expect(await s.putKv(a, "blocking", "romeo@example.net", "x", quota)).toBe(true);
+    expect(await s.putKv(a, "blocking", "romeo@example.net", "", quota)).toBe(true);
+    expect(await s.listKvKeys(a, "blocking")).toEqual(["mallory@example.org", "romeo@example.net"]);
+    expect(await s.deleteKv(a, "blocking", "romeo@example.net")).toBe(true);
+    expect(await s.deleteKv(a, "blocking", "romeo@example.net")).toBe(false);
+    expect(await s.listKv(a)).toEqual([
+      { store: "blocking", key: "mallory@example.org", value: "" },
+      { store: "last", key: "seen", value: "🐝" },
+    ]);
+    expect(await s.clearKv(a, "blocking")).toBe(1);
+    expect(await s.listKvKeys(b, "blocking")).toEqual(["eve@example.com"]);
+    await expect(s.putKv(a, "x".repeat(65), "k", "v")).rejects.toThrow(RangeError);
+    await expect(s.putKv(a, "s", "k".repeat(1025), "v")).rejects.toThrow(RangeError);
+    await expect(s.putKv(a, "", "k", "v")).rejects.toThrow(RangeError);
+    await expect(s.putKv("ghost@example.com", "s", "k", "v")).rejects.toThrow(/no such account/);
+    await expect(s.putKv("ghost@example.com", "s", "k", "v", quota)).rejects.toThrow(/no such account/);
+    await s.close();
+  });
+
+  it("archives items per user in time order, paged and filtered as XEP-0313 asks", async () => {
+    const s = await open();
+    const [a, b] = ["alice@example.com", "bob@example.com"];
+    for (const u of [a, b]) await s.createAccount(u, creds);
+    const at = (n: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, n));
+    // Appended out of time order, two in one second: the order is the stamp, then the append.
+    const ids = await s.appendArchive(a, "mam", [
+      { stamp: at(3), with: "bob@example.com", xml: "<message id='3'/>" },
+      { stamp: at(1), with: "bob@example.com", xml: "<message id='1'/>" },
+      { stamp: at(2), with: "carol@example.com", xml: "<message id='2a'>é</message>" },
+      { id: "fixed", stamp: at(2), with: "bob@example.com", xml: "<message id='2b'/>" },
+      { stamp: at(4), with: "carol@example.com", xml: "<message id='4'/>" },
+    ]);
+    expect(ids[3]).toBe("fixed");
+    expect(new Set(ids).size).toBe(5);
+    await s.appendArchive(b, "mam", [{ stamp: at(1), with: a, xml: "<message/>" }]);
+    // An id already held is not added again.
+    expect(await s.appendArchive(a, "mam", [{ id: "fixed", stamp: at(9), with: "x@example.com", xml: "<other/>" }])).toEqual(["fixed"]);
+    const xmls = async (q: Parameters<Store["queryArchive"]>[2]) => {
+      const p = (await s.queryArchive(a, "mam", q))!;
+      return { xml: p.items.map((i) => i.xml), complete: p.complete };
+    };
+    const all = ["<message id='1'/>", "<message id='2a'>é</message>", "<message id='2b'/>", "<message id='3'/>", "<message id='4'/>"];
+    expect(await xmls({ limit: 10 })).toEqual({ xml: all, complete: true });
+    expect(await xmls({ limit: 2 })).toEqual({ xml: all.slice(0, 2), complete: false });
+    const page1 = (await s.queryArchive(a, "mam", { limit: 2 }))!;
+    expect(await xmls({ limit: 2, after: page1.items[1]!.id })).toEqual({ xml: all.slice(2, 4), complete: false });
+    expect(await xmls({ limit: 2, after: ids[0] })).toEqual({ xml: all.slice(4), complete: true });
+    // The last page, then the one before it.
+    expect(await xmls({ limit: 2, before: true })).toEqual({ xml: all.slice(3), complete: false });
+    expect(await xmls({ limit: 2, before: ids[0] })).toEqual({ xml: all.slice(1, 3), complete: false });
+    expect(await xmls({ limit: 2, before: ids[1] })).toEqual({ xml: [], complete: true });
+    expect(await xmls({ limit: 10, after: ids[1], before: ids[4] })).toEqual({ xml: all.slice(1, 4), complete: true });
+    // Filters: with, start and end (inclusive), combined with paging.
+    expect(await xmls({ limit: 10, with: "carol@example.com" })).toEqual({ xml: [all[1], all[4]], complete: true });
+    expect(await xmls({ limit: 10, start: at(2), end: at(3) })).toEqual({ xml: all.slice(1, 4), complete: true });
+    expect(await xmls({ limit: 1, with: "bob@example.com", start: at(2), before: true })).toEqual({ xml: [all[3]], complete: false });
+    expect(await s.countArchive(a, "mam")).toBe(5);
+    expect(await s.countArchive(a, "mam", { with: "bob@example.com", start: at(2) })).toBe(2);
+    const item = (await s.queryArchive(a, "mam", { limit: 1, with: "carol@example.com" }))!.items[0]!;
+    expect(item).toEqual({ id: ids[2], stamp: at(2), with: "carol@example.com", xml: "<message id='2a'>é</message>" });
+    // An id the archive does not hold: XEP-0313's item-not-found.
+    expect(await s.queryArchive(a, "mam", { limit: 1, after: "nope" })).toBeNull();
+    expect(await s.queryArchive(b, "mam", { limit: 1, before: ids[0] })).toBeNull();
+    expect(await s.queryArchive(a, "other", { limit: 5 })).toEqual({ items: [], complete: true });
+    await s.appendArchive(a, "other", [{ stamp: at(1), with: b, xml: "<x/>" }]);
+    expect(await s.listArchives(a)).toEqual(["mam", "other"]);
+    await expect(s.queryArchive(a, "mam", { limit: 0 })).rejects.toThrow(RangeError);
+    await expect(s.appendArchive(a, "mam", [{ id: "i".repeat(256), stamp: at(1), with: b, xml: "<x/>" }])).rejects.toThrow(RangeError);
+    await expect(s.appendArchive("ghost@example.com", "mam", [{ stamp: at(1), with: b, xml: "<x/>" }])).rejects.toThrow(/no such account/);
+
+    // Retention and a cap.
+    expect(await s.deleteArchive(a, "mam", at(2))).toBe(1);
+    expect(await s.trimArchive(a, "mam", 2)).toBe(2);
+    expect(await xmls({ limit: 10 })).toEqual({ xml: all.slice(3), complete: true });
+    expect(await s.trimArchive(a, "mam", 2)).toBe(0);
+    expect(await s.deleteArchive(b, "mam", at(4))).toBe(1);
+    expect(await s.countArchive(b, "mam")).toBe(0);
+    expect(await s.deleteArchive(a, "mam")).toBe(2);
+    expect(await s.listArchives(a)).toEqual(["other"]);
+    await s.close();
+  });
+
+  it("takes module data along when an account is renamed, and away when it is deleted", async () => {
+    const s = await open();
+    const [a, b] = ["alice@example.com", "bob@example.com"];
+    for (const u of [a, b]) await s.createAccount(u, creds);
+    await s.putKv(a, "blocking", "romeo@example.net", "");
+    const [id] = await s.appendArchive(a, "mam", [{ stamp: new Date(1000), with: b, xml: "<message/>" }]);
+    expect(await s.renameAccount(a, "alicia@example.com")).toBe(true);
+    expect(await s.listKv(a)).toEqual([]);
+    expect(await s.listArchives(a)).toEqual([]);
+    expect(await s.listKvKeys("alicia@example.com", "blocking")).toEqual(["romeo@example.net"]);
+    expect((await s.queryArchive("alicia@example.com", "mam", { limit: 5 }))!.items.map((i) => i.id)).toEqual([id]);
+    expect(await s.deleteAccount("alicia@example.com")).toBe(true);
+    // A new account of the old name starts empty.
+    await s.createAccount("alicia@example.com", creds);
+    expect(await s.listKv("alicia@example.com")).toEqual([]);
+    expect(await s.countArchive("alicia@example.com", "mam")).toBe(0);
+    await s.close();
+  });
 });
+
+describe.each(backends)("the $name store's archive over 10,000 items", (backend) => {
+  const user = "alice@example.com";
+  const total = 10_000;
+  let url: string;
+  let s: Store;
+
+  beforeAll(async () => {
+    url = await backend.fresh();
+    s = await openStore(url);
+    const others = Array.from({ length: 20 }, (_, i) => `user${i}@example.com`);
+    await s.createAccounts([user, ...others].map((u) => ({ user: u, credentials: creds })));
+    // Ten correspondents, two items a millisecond (ties the order must break), and other users' items beside them.
+    const base = Date.UTC(2026, 0, 1);
+    await s.appendArchive(
+      user,
+      "mam",
+      Array.from({ length: total }, (_, i) => ({ stamp: new Date(base + Math.floor(i / 2)), with: `c${i % 10}@example.net`, xml: `<message id='${i}'/>` })),
+    );
+    for (const other of others) {
+      await s.appendArchive(other, "mam", Array.from({ length: 1000 }, (_, i) => ({ stamp: new Date(base + i * 5), with: user, xml: "<message/>" })));
+    }
+    if (backend.name === "mysql") await mariadb!.query(new URL(url).pathname.slice(1), "ANALYZE TABLE module_archive");
+  }, 120_000);
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const n = (xml: string) => Number(/id='(\d+)'/.exec(xml)![1]);
+
+  it("pages through them all, forward and backward, with and without filters", async () => {
+    const seen: number[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const p = (await s.queryArchive(user, "mam", { limit: 250, after }))!;
+      seen.push(...p.items.map((i) => n(i.xml)));
+      if (p.complete) break;
+      after = p.items.at(-1)!.id;
+    }
+    expect(seen).toEqual(Array.from({ length: total }, (_, i) => i));
+
+    const back: number[] = [];
+    let before: string | true = true;
+    for (;;) {
+      const p: ArchivePage = (await s.queryArchive(user, "mam", { limit: 333, before }))!;
+      back.unshift(...p.items.map((i) => n(i.xml)));
+      if (p.complete) break;
+      before = p.items[0]!.id;
+    }
+    expect(back).toEqual(seen);
+
+    const start = new Date(Date.UTC(2026, 0, 1) + 1000);
+    const end = new Date(Date.UTC(2026, 0, 1) + 3999);
+    const filter = { with: "c3@example.net", start, end };
+    expect(await s.countArchive(user, "mam", filter)).toBe(600);
+    const filtered: number[] = [];
+    after = undefined;
+    for (;;) {
+      const p: ArchivePage = (await s.queryArchive(user, "mam", { ...filter, limit: 100, after }))!;
+      filtered.push(...p.items.map((i) => n(i.xml)));
+      if (p.complete) break;
+      after = p.items.at(-1)!.id;
+    }
+    expect(filtered).toEqual(seen.filter((i) => i % 10 === 3 && i >= 2000 && i < 8000));
+    expect(await s.countArchive(user, "mam")).toBe(total);
+  }, 120_000);
+
+  it("answers every archive query from a range of an index, in its order", async () => {
+    const a = (await s.queryArchive(user, "mam", { limit: 1, after: undefined }))!.items[0]!.id;
+    const anchor = { stamp: Date.UTC(2026, 0, 1) + 100, seq: 300 };
+    const t = new Date(Date.UTC(2026, 0, 1) + 50);
+    const shapes: { sql: string; params: unknown[] }[] = [
+      pageSql(user, "mam", { limit: 50 }, undefined, undefined),
+      pageSql(user, "mam", { limit: 50, after: a }, anchor, undefined),
+      pageSql(user, "mam", { limit: 50, before: a }, undefined, anchor),
+      pageSql(user, "mam", { limit: 50, before: true }, undefined, undefined),
+      pageSql(user, "mam", { limit: 50, with: "c3@example.net", after: a }, anchor, undefined),
+      pageSql(user, "mam", { limit: 50, with: "c3@example.net", start: t, end: new Date(t.getTime() + 999), before: true }, undefined, undefined),
+      pageSql(user, "mam", { limit: 50, start: t, before: a }, undefined, anchor),
+      (() => {
+        const w = archiveWhere(user, "mam", { with: "c3@example.net", start: t });
+        return { sql: `SELECT COUNT(*) FROM module_archive WHERE ${w.where}`, params: w.params };
+      })(),
+      { sql: ANCHOR_SQL, params: [user, "mam", a] },
+      { sql: trimBoundarySql(5000), params: [user, "mam"] },
+      { sql: TRIM_SQL, params: [user, "mam", anchor.stamp, anchor.stamp, anchor.seq] },
+      { sql: "DELETE FROM module_archive WHERE user = ? AND archive_name = ? AND stamp < ?", params: [user, "mam", t.getTime()] },
+    ];
+    for (const { sql, params } of shapes) {
+      const plan = await explain(backend.name, url, sql, params);
+      expect({ sql, plan: plan.bad }).toEqual({ sql, plan: [] });
+    }
+  });
+});
+
+/**
+ * The plan of one statement, and the steps in it that are not a range or
+ * lookup of an index in the order asked: SQLite's EXPLAIN QUERY PLAN must
+ * only SEARCH, never SCAN or sort in a temporary B-tree; MariaDB's EXPLAIN
+ * must use a key by ref or range, without filesort or a temporary table.
+ */
+/** The archive's indices that start with the user: a user's query reads only that user's range. */
+const USER_KEYS = new Set(["module_archive_time", "module_archive_with", "module_archive_id"]);
+
+async function explain(kind: string, url: string, sql: string, params: unknown[]): Promise<{ bad: string[] }> {
+  if (kind === "sqlite") {
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(url.slice("sqlite:".length), { readonly: true });
+    try {
+      const rows = db.prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all(...params);
+      return { bad: rows.map((r) => r.detail).filter((d) => !/^SEARCH module_archive USING (COVERING )?INDEX module_archive_(time|with|id) \(user=\? AND archive_name=\?/.test(d)) };
+    } finally {
+      db.close();
+    }
+  }
+  const { format } = await import("mysql2");
+  const rows = (await mariadb!.query(new URL(url).pathname.slice(1), `EXPLAIN ${format(sql, params as never[])}`)) as { type: string; key: string | null; Extra: string | null }[];
+  return {
+    bad: rows
+      .filter((r) => !["ref", "range", "eq_ref", "const"].includes(r.type) || !USER_KEYS.has(r.key ?? "") || /filesort|temporary/i.test(r.Extra ?? ""))
+      .map((r) => JSON.stringify(r)),
+  };
+}
 
 describe("the mysql store's indices", () => {
   it("answers every query of a login and of a message from an index, never a table scan", async () => {
@@ -525,9 +769,11 @@ describe("the mysql store's indices", () => {
     for (const [i, user] of users.entries()) {
       await s.putRosterItem(user, item(users[(i + 1) % users.length]!, { subscription: "both" }));
       await s.storeOffline(user, "<message/>");
+      await s.putKv(user, "blocking", users[(i + 2) % users.length]!, "");
+      await s.appendArchive(user, "mam", [{ stamp: new Date(), with: users[(i + 1) % users.length]!, xml: "<message/>" }]);
     }
     await s.putPepNode(users[0]!, { node: "n", config: {} });
-    await mariadb!.query(name, "ANALYZE TABLE accounts, roster, offline, vcard, private_xml, pep_nodes, pep_items");
+    await mariadb!.query(name, "ANALYZE TABLE accounts, roster, offline, vcard, private_xml, pep_nodes, pep_items, module_kv, module_archive");
     // MariaDB logs every statement that reads without an index to mysql.slow_log.
     await mariadb!.query(name, "TRUNCATE mysql.slow_log");
     await mariadb!.query(name, "SET GLOBAL log_output = 'TABLE', long_query_time = 1000, log_queries_not_using_indexes = ON, slow_query_log = ON");
@@ -554,6 +800,17 @@ describe("the mysql store's indices", () => {
       await s.pepItemSizes(users[0]!, "n");
       await s.countRoster(u);
       await s.privateSizes(u);
+      // Module storage: a blocking list, an archive's page, count and cap.
+      await s.putKv(u, "blocking", contact, "", { keys: 100, bytes: 1 << 16 });
+      await s.getKv(u, "blocking", contact);
+      await s.listKvKeys(u, "blocking");
+      await s.deleteKv(u, "blocking", contact);
+      const [id] = await s.appendArchive(u, "mam", [{ stamp: new Date(), with: contact, xml: "<message/>" }]);
+      await s.queryArchive(u, "mam", { limit: 50, with: contact, before: true });
+      await s.queryArchive(u, "mam", { limit: 50, after: id });
+      await s.countArchive(u, "mam", { with: contact });
+      await s.trimArchive(u, "mam", 1000);
+      await s.deleteArchive(u, "mam", new Date(0));
       const logged = (await mariadb!.query(name, "SELECT CONVERT(sql_text USING utf8mb4) AS q FROM mysql.slow_log WHERE db = DATABASE()")) as { q: string }[];
       expect(logged.map((r) => r.q)).toEqual([]);
     } finally {

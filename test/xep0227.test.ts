@@ -67,6 +67,17 @@ async function fill(s: Store): Promise<void> {
     await s.publishPepItem(alice, "urn:example:status", { id, xml: `<status xmlns='urn:example:status'>${id}</status>`, published: new Date() }, 10);
   }
   await s.putPepNode(alice, { node: "urn:example:empty", config: {} });
+  // What modules store: key-value entries, the MAM archive, and an archive of another module.
+  await s.putKv(alice, "blocking", "mallory@example.net", "");
+  await s.putKv(alice, "mam-prefs", "default", JSON.stringify({ default: "roster", always: ["bob@example.com"] }));
+  await s.putKv(alice, "notes", "xml", "<note xmlns='urn:example'>a &amp; b</note>");
+  await s.appendArchive(alice, "mam", [
+    { id: "m-1", stamp: new Date("2026-01-03T00:00:00.001Z"), with: "bob@example.com", xml: "<message from='bob@example.com/phone' to='alice@example.com/pc' type='chat' id='x1'><body>hi &lt;3</body></message>" },
+    { stamp: new Date("2026-01-03T00:00:01Z"), with: "bob@example.com", xml: "<message from='alice@example.com/pc' to='bob@example.com' type='chat' id='x2'><body>hello</body></message>" },
+    // Not a message: kept in xfarm's own element.
+    { id: "m-3", stamp: new Date("2026-01-03T00:00:02Z"), with: "room@conference.example.com", xml: "<presence from='alice@example.com'/>" },
+  ]);
+  await s.appendArchive(alice, "audit", [{ id: "a1", stamp: new Date(0), with: "example.com", xml: "<login xmlns='urn:example:audit'/>" }]);
 }
 
 describe("XEP-0227 export and import", () => {
@@ -96,12 +107,23 @@ describe("XEP-0227 export and import", () => {
     expect(await verifyPassword("old pw", oldKeys["SHA-1"]!, "SHA-1")).toBe(true);
     expect((await maria.getPepItems("alice@example.com", "urn:example:status")).map((i) => i.id)).toEqual(["s1", "s2"]);
     expect((await maria.getPepNode("alice@example.com", "urn:example:status"))!.config["pubsub#roster_groups_allowed"]).toBe("Friends\nFamily");
+    expect(await maria.listKv("alice@example.com")).toEqual(await first.listKv("alice@example.com"));
+    for (const archive of ["mam", "audit"]) {
+      const items = async (st: Store) => (await st.queryArchive("alice@example.com", archive, { limit: 10 }))!.items;
+      expect((await items(maria)).map((i) => ({ ...i, xml: expect.any(String) }))).toEqual((await items(first)).map((i) => ({ ...i, xml: expect.any(String) })));
+    }
+    expect(await maria.listArchives("alice@example.com")).toEqual(["audit", "mam"]);
 
     // The export names each part the way XEP-0227 does.
     expect(exported).toContain("<scram-credentials xmlns=\"urn:xmpp:pie:0#scram\" mechanism=\"SCRAM-SHA-256\">");
     expect(exported).toContain("<presence xmlns=\"jabber:client\" type=\"subscribe\" from=\"carol@example.com\" to=\"alice@example.com\"/>");
     expect(exported).toContain("<delay xmlns=\"urn:xmpp:delay\" from=\"example.com\" stamp=\"2026-01-02T03:04:05.678Z\"/>");
     expect(exported).not.toMatch(/password=/);
+    expect(exported).toContain(
+      '<archive xmlns="urn:xmpp:pie:0#mam"><result xmlns="urn:xmpp:mam:2" id="m-1"><forwarded xmlns="urn:xmpp:forward:0"><delay xmlns="urn:xmpp:delay" stamp="2026-01-03T00:00:00.001Z"/><message xmlns="jabber:client" from="bob@example.com/phone"',
+    );
+    expect(exported).toContain('<module-data xmlns="urn:xfarm:module-data:0"><kv store="blocking"><entry key="mallory@example.net"></entry></kv>');
+    expect(exported).toContain('<archive name="mam"><item id="m-3" stamp="2026-01-03T00:00:02.000Z" with="room@conference.example.com"><presence from="alice@example.com"/></item></archive>');
 
     // Only the domains asked for.
     expect(await exportToString(first, ["example.org"])).toMatch(/^(?![\s\S]*alice)[\s\S]*<user name="zed">/);
@@ -155,6 +177,33 @@ describe("XEP-0227 export and import", () => {
     expect(m!.stored.toISOString()).toBe("2025-12-31T23:59:59.000Z");
     expect(m!.xml).not.toContain("stamp=\"2025-12-31T23:59:59Z\"");
     expect(m!.xml).toContain("from=\"elsewhere.example\"");
+    await s.close();
+  });
+
+  it("imports a MAM archive as Prosody writes it, into the archive mod-mam declares", async () => {
+    const file = path.join(tmp, "prosody-mam.xml");
+    const result = (id: string, stamp: string, message: string) =>
+      `<result xmlns='urn:xmpp:mam:2' id='${id}'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='${stamp}'/>${message}</forwarded></result>`;
+    fs.writeFileSync(
+      file,
+      `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.com'><user name='juliet' password='pw'>
+  <archive xmlns='urn:xmpp:pie:0#mam'>
+    ${result("5f1c", "2021-06-01T10:00:00Z", "<message xmlns='jabber:client' from='romeo@example.net/a' to='juliet@example.com' type='chat'><body>Art thou?</body></message>")}
+    ${result("5f1d", "2021-06-01T10:00:05Z", "<message xmlns='jabber:client' from='juliet@example.com/b' to='romeo@example.net' type='chat'><body>I am.</body></message>")}
+    ${result("5f1e", "2021-06-01T10:00:06Z", "<iq xmlns='jabber:client'/>")}
+  </archive>
+</user></host></server-data>`,
+    );
+    const s = await openStore(sqliteUrl());
+    expect(await importFile(s, file)).toEqual([
+      { jid: "juliet@example.com", status: "imported", skipped: ["archive result 5f1e (urn:xmpp:pie:0#mam) without a message, stamp or other party"] },
+    ]);
+    const page = (await s.queryArchive("juliet@example.com", "mam", { limit: 10, with: "romeo@example.net" }))!;
+    expect(page.items.map((i) => [i.id, i.stamp.toISOString(), i.with])).toEqual([
+      ["5f1c", "2021-06-01T10:00:00.000Z", "romeo@example.net"],
+      ["5f1d", "2021-06-01T10:00:05.000Z", "romeo@example.net"],
+    ]);
+    expect(page.items[0]!.xml).toBe('<message xmlns="jabber:client" from="romeo@example.net/a" to="juliet@example.com" type="chat"><body>Art thou?</body></message>');
     await s.close();
   });
 

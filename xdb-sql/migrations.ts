@@ -293,6 +293,70 @@ export const MIGRATIONS: readonly Migration[] = [
       `INSERT INTO router_lease (id, holder, expires_at) VALUES (1, '', 0)`,
     ],
   },
+  {
+    version: 6,
+    description: "storage modules declare: key-value entries and archives per user",
+    // Names for what modules keep (sm/module-storage.ts), so that a feature
+    // needs no table of its own. An archive is ordered by (stamp, seq): seq,
+    // never reused, breaks ties between items of one millisecond, and
+    // item_id is the opaque id clients see. `with` cannot be in a MySQL key
+    // beside the user (1535 + 1535 bytes): with_hash, 48 bits of its SHA-256,
+    // is, and with_jid is compared on the rows the index finds. No index
+    // leads with anything but the user: given one on (archive_name, stamp)
+    // for retention, MariaDB paged a user's archive through it, reading
+    // every user's items (retention goes user by user instead).
+    sqlite: [
+      `CREATE TABLE module_kv (
+        user TEXT NOT NULL,
+        store_name TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        item_value TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (user, store_name, item_key),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      )`,
+      `CREATE TABLE module_archive (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        user TEXT NOT NULL,
+        archive_name TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        with_jid TEXT NOT NULL,
+        with_hash INTEGER NOT NULL,
+        xml TEXT NOT NULL,
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      )`,
+      `CREATE UNIQUE INDEX module_archive_id ON module_archive (user, archive_name, item_id)`,
+      `CREATE INDEX module_archive_time ON module_archive (user, archive_name, stamp, seq)`,
+      `CREATE INDEX module_archive_with ON module_archive (user, archive_name, with_hash, stamp, seq)`,
+    ],
+    // Keys: 1535 + 64 + 1024 bytes for an entry, 1535 + 64 + 8 + 8 + 8 for the `with` index.
+    mysql: [
+      `CREATE TABLE module_kv (
+        user VARBINARY(1535) NOT NULL,
+        store_name VARBINARY(64) NOT NULL,
+        item_key VARBINARY(1024) NOT NULL,
+        item_value MEDIUMTEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        PRIMARY KEY (user, store_name, item_key),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE module_archive (
+        seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        user VARBINARY(1535) NOT NULL,
+        archive_name VARBINARY(64) NOT NULL,
+        item_id VARBINARY(255) NOT NULL,
+        stamp BIGINT NOT NULL,
+        with_jid VARBINARY(1535) NOT NULL,
+        with_hash BIGINT NOT NULL,
+        xml MEDIUMTEXT NOT NULL,
+        UNIQUE KEY module_archive_id (user, archive_name, item_id),
+        KEY module_archive_time (user, archive_name, stamp, seq),
+        KEY module_archive_with (user, archive_name, with_hash, stamp, seq),
+        FOREIGN KEY (user) REFERENCES accounts (user) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];
 
 /** Throws if versions are not exactly 1, 2, 3, …: a gap or reorder is a coding error. */

@@ -6,7 +6,8 @@ import mysql from "mysql2/promise";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
 import { credentialParams, credentialsOf, pepConfig, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
 import { StoreUnavailableError, isConnectionError } from "./store-errors.js";
-import { checkLease, checkLength, pageLength, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { MysqlModuleData } from "./mysql-module-data.js";
+import { checkLease, checkLength, pageLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type NewArchiveItem, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 export interface MysqlOptions {
@@ -56,6 +57,12 @@ export class MysqlStore implements Store {
   onAvailability?: (available: boolean, err?: unknown) => void;
   private readonly pool: mysql.Pool;
   private available = true;
+  private readonly m = new MysqlModuleData({
+    rows: (sql, params) => this.rows(sql, params),
+    run: (sql, params) => this.run(sql, params),
+    transaction: (work) => this.transaction(work),
+    runFor: (user, sql, params) => this.runFor(user, sql, params),
+  });
 
   constructor(opts: MysqlOptions) {
     this.pool = mysql.createPool({
@@ -209,7 +216,7 @@ export class MysqlStore implements Store {
 
   async deleteAccount(user: string): Promise<boolean> {
     return this.transaction(async (c) => {
-      for (const table of ["offline", "roster", "vcard", "private_xml", "pep_items", "pep_nodes"]) {
+      for (const table of ["offline", "roster", "vcard", "private_xml", "pep_items", "pep_nodes", "module_kv", "module_archive"]) {
         await c.execute(`DELETE FROM ${table} WHERE user = ?`, [user]);
       }
       const [r] = await c.execute(`DELETE FROM accounts WHERE user = ?`, [user]);
@@ -232,7 +239,7 @@ export class MysqlStore implements Store {
       );
       if ((copied as mysql.ResultSetHeader).affectedRows !== 1) return false;
       await c.execute(`INSERT INTO pep_nodes (user, node, config_json) SELECT ?, node, config_json FROM pep_nodes WHERE user = ?`, [to, from]);
-      for (const table of ["roster", "offline", "vcard", "private_xml", "pep_items"]) {
+      for (const table of ["roster", "offline", "vcard", "private_xml", "pep_items", "module_kv", "module_archive"]) {
         await c.execute(`UPDATE ${table} SET user = ? WHERE user = ?`, [to, from]);
       }
       await c.execute(`DELETE FROM pep_nodes WHERE user = ?`, [from]);
@@ -491,6 +498,46 @@ export class MysqlStore implements Store {
 
   async releaseLease(holder: string): Promise<void> {
     await this.run(`UPDATE router_lease SET expires_at = 0 WHERE id = 1 AND holder = ?`, [holder]);
+  }
+
+  getKv(user: string, store: string, key: string): Promise<string | null> {
+    return this.m.getKv(user, store, key);
+  }
+  putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean> {
+    return this.m.putKv(user, store, key, value, quota);
+  }
+  deleteKv(user: string, store: string, key: string): Promise<boolean> {
+    return this.m.deleteKv(user, store, key);
+  }
+  listKvKeys(user: string, store: string): Promise<string[]> {
+    return this.m.listKvKeys(user, store);
+  }
+  kvUsage(user: string, store: string): Promise<KvQuota> {
+    return this.m.kvUsage(user, store);
+  }
+  clearKv(user: string, store: string): Promise<number> {
+    return this.m.clearKv(user, store);
+  }
+  listKv(user: string): Promise<{ store: string; key: string; value: string }[]> {
+    return this.m.listKv(user);
+  }
+  appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
+    return this.m.appendArchive(user, archive, items);
+  }
+  queryArchive(user: string, archive: string, query: ArchiveQuery): Promise<ArchivePage | null> {
+    return this.m.queryArchive(user, archive, query);
+  }
+  countArchive(user: string, archive: string, filter?: ArchiveFilter): Promise<number> {
+    return this.m.countArchive(user, archive, filter);
+  }
+  deleteArchive(user: string, archive: string, before?: Date): Promise<number> {
+    return this.m.deleteArchive(user, archive, before);
+  }
+  trimArchive(user: string, archive: string, keep: number): Promise<number> {
+    return this.m.trimArchive(user, archive, keep);
+  }
+  listArchives(user: string): Promise<string[]> {
+    return this.m.listArchives(user);
   }
 
   /** A write whose row needs the account, naming the account when it is missing. */

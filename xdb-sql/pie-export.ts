@@ -1,12 +1,14 @@
 // Writes accounts as XEP-0227 (portable import/export): SCRAM keys (never
 // a password), roster with pending requests, offline messages, vCard,
-// private XML and PEP nodes with their items. One user at a time, so the
-// file can be as large as the database.
+// private XML, PEP nodes with their items, and what modules store
+// (pie-module-data.ts). One user at a time, so the file can be as large as
+// the database.
 import { once } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import type { Writable } from "node:stream";
 import { Element, escapeXML, parse } from "ltx";
+import { moduleDataElements } from "./pie-module-data.js";
 import { NS_PIE } from "./pie-reader.js";
 import type { Store } from "./store.js";
 import type { ScramHash } from "../lib/sasl/scram-credentials.js";
@@ -151,6 +153,7 @@ export async function userElement(store: Store, jid: string): Promise<Element> {
     }
     if (items.children.length > 0) user.cnode(items);
   }
+  for (const el of await moduleDataElements(store, jid)) user.cnode(el);
   return user;
 }
 

@@ -1,11 +1,12 @@
 // Stores the users of a XEP-0227 file: what Prosody, ejabberd and xfarm's
 // own export write. An account that already exists is left alone unless
-// asked to replace it; what xfarm has no place for (privacy lists, MAM
-// archives) is counted and reported, never silently dropped.
+// asked to replace it; what xfarm has no place for (privacy lists) is
+// counted and reported, never silently dropped.
 import type { Element } from "ltx";
 import { bareOf, parseJid } from "../lib/jid.js";
 import { deriveCredentials, type Credentials, type ScramHash } from "../lib/sasl/scram-credentials.js";
 import { NS_DELAY, NS_PIE_SCRAM, NS_PUBSUB, NS_PUBSUB_OWNER } from "./pie-export.js";
+import { NS_MODULE_DATA, NS_PIE_MAM, importMamArchive, importModuleData } from "./pie-module-data.js";
 import type { PieUser } from "./pie-reader.js";
 import { SUBSCRIPTIONS } from "./rows.js";
 import type { RosterItem, Store, Subscription } from "./store.js";
@@ -48,6 +49,8 @@ export async function importUser(store: Store, { host, user }: PieUser, opts: Im
     else if (child.name === "vCard" && ns === "vcard-temp") await store.setVcard(jid, child.toString());
     else if (child.name === "pubsub" && ns === NS_PUBSUB_OWNER) await importPepConfig(store, jid, child);
     else if (child.name === "pubsub" && ns === NS_PUBSUB) await importPepItems(store, jid, child);
+    else if (child.name === "archive" && ns === NS_PIE_MAM) skipped.push(...(await importMamArchive(store, jid, child)));
+    else if (child.name === "module-data" && ns === NS_MODULE_DATA) skipped.push(...(await importModuleData(store, jid, child)));
     else skipped.push(kind);
   }
   return { jid, status: "imported", skipped };

@@ -14,7 +14,8 @@ import {
   newerSchemaError,
 } from "./migrations.js";
 import { credentialParams, rosterParams, credentialsOf, rosterItem, pepConfig, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type PepItemRow, type RosterRow } from "./rows.js";
-import { checkLease, checkLength, pageLength, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { SqliteModuleData } from "./sqlite-module-data.js";
+import { checkLease, checkLength, pageLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type Lease, type NewArchiveItem, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 /** How long a connection waits for another process's write lock. */
@@ -73,7 +74,7 @@ function prepareAll(db: Database.Database) {
     ),
     copyPepNodes: db.prepare<[string, string]>(`INSERT INTO pep_nodes (user, node, config_json) SELECT ?, node, config_json FROM pep_nodes WHERE user = ?`),
     moveRows: Object.fromEntries(
-      ["roster", "offline", "vcard", "private_xml", "pep_items"].map((table) => [table, db.prepare<[string, string]>(`UPDATE ${table} SET user = ? WHERE user = ?`)]),
+      ["roster", "offline", "vcard", "private_xml", "pep_items", "module_kv", "module_archive"].map((table) => [table, db.prepare<[string, string]>(`UPDATE ${table} SET user = ? WHERE user = ?`)]),
     ),
     listRosterContacts: db.prepare<[], string>(`SELECT DISTINCT contact FROM roster ORDER BY contact`).pluck(),
     rosterUsersWith: db.prepare<[string], string>(`SELECT user FROM roster WHERE contact = ?`).pluck(),
@@ -139,6 +140,7 @@ function prepareAll(db: Database.Database) {
     deletePepItemsOf: db.prepare<[string, string]>(`DELETE FROM pep_items WHERE user = ? AND node = ?`),
     deletePepAll: db.prepare<[string]>(`DELETE FROM pep_nodes WHERE user = ?`),
     deletePepItemsAll: db.prepare<[string]>(`DELETE FROM pep_items WHERE user = ?`),
+    deleteModuleData: ["module_kv", "module_archive"].map((table) => db.prepare<[string]>(`DELETE FROM ${table} WHERE user = ?`)),
     insertPepItem: db.prepare<[string, string, string, string, number]>(
       `INSERT INTO pep_items (user, node, item_id, xml, published_at) VALUES (?, ?, ?, ?, ?)`,
     ),
@@ -189,6 +191,7 @@ export class SqliteStore implements Store {
   readonly file: string;
   private readonly db: Database.Database;
   private statements: Statements | null = null;
+  private moduleData: SqliteModuleData | null = null;
 
   constructor(file: string) {
     this.file = file === ":memory:" ? file : path.resolve(file);
@@ -252,6 +255,15 @@ export class SqliteStore implements Store {
     }
     this.statements = prepareAll(this.db);
     return this.statements;
+  }
+
+  /** Module storage, prepared as the statements are: once the schema is current. */
+  private get m(): SqliteModuleData {
+    if (!this.moduleData) {
+      void this.s;
+      this.moduleData = new SqliteModuleData(this.db, (user, write) => this.withAccount(user, write));
+    }
+    return this.moduleData;
   }
 
   async migrate(): Promise<void> {
@@ -330,6 +342,7 @@ export class SqliteStore implements Store {
         s.deletePrivateAll.run(user);
         s.deletePepItemsAll.run(user);
         s.deletePepAll.run(user);
+        for (const del of s.deleteModuleData) del.run(user);
         return s.deleteAccount.run(user).changes === 1;
       })
       .immediate();
@@ -579,6 +592,46 @@ export class SqliteStore implements Store {
 
   async releaseLease(holder: string): Promise<void> {
     this.s.releaseLease.run(holder);
+  }
+
+  async getKv(user: string, store: string, key: string): Promise<string | null> {
+    return this.m.getKv(user, store, key);
+  }
+  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean> {
+    return this.m.putKv(user, store, key, value, quota);
+  }
+  async deleteKv(user: string, store: string, key: string): Promise<boolean> {
+    return this.m.deleteKv(user, store, key);
+  }
+  async listKvKeys(user: string, store: string): Promise<string[]> {
+    return this.m.listKvKeys(user, store);
+  }
+  async kvUsage(user: string, store: string): Promise<KvQuota> {
+    return this.m.kvUsage(user, store);
+  }
+  async clearKv(user: string, store: string): Promise<number> {
+    return this.m.clearKv(user, store);
+  }
+  async listKv(user: string): Promise<{ store: string; key: string; value: string }[]> {
+    return this.m.listKv(user);
+  }
+  async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
+    return this.m.appendArchive(user, archive, items);
+  }
+  async queryArchive(user: string, archive: string, query: ArchiveQuery): Promise<ArchivePage | null> {
+    return this.m.queryArchive(user, archive, query);
+  }
+  async countArchive(user: string, archive: string, filter?: ArchiveFilter): Promise<number> {
+    return this.m.countArchive(user, archive, filter);
+  }
+  async deleteArchive(user: string, archive: string, before?: Date): Promise<number> {
+    return this.m.deleteArchive(user, archive, before);
+  }
+  async trimArchive(user: string, archive: string, keep: number): Promise<number> {
+    return this.m.trimArchive(user, archive, keep);
+  }
+  async listArchives(user: string): Promise<string[]> {
+    return this.m.listArchives(user);
   }
 
   /** Runs a write whose row needs the account, naming the account when it is missing. */

@@ -61,7 +61,7 @@ export function pageLength(bytes: readonly number[], page: OfflinePage): number 
   return bytes.length;
 }
 
-export interface Store {
+export interface Store extends ModuleDataStore {
   /** The driver's name, for logs: "sqlite" or "mysql". */
   readonly kind: string;
 
@@ -89,7 +89,7 @@ export interface Store {
   listAccounts(domain?: string): Promise<string[]>;
   /**
    * Moves an account with everything it holds (roster, offline messages,
-   * vCard, private XML, PEP) to a new name in one transaction; false when
+   * vCard, private XML, PEP, module data) to a new name in one transaction; false when
    * `from` does not exist or `to` does. Other rosters are not touched:
    * renameRosterContact does that.
    */
@@ -203,6 +203,14 @@ export const STORE_LIMITS = {
   origin: 300,
   /** Who holds the router pair's lease: a router's name. */
   leaseHolder: 255,
+  /** A module's key-value store or archive name (sm/module-storage.ts). */
+  moduleStore: 64,
+  kvKey: 1024,
+  /** A key-value entry's value: the column's bound, whatever quota a module sets below it. */
+  kvValue: 1_048_576,
+  archiveId: 255,
+  /** An archived item's XML. */
+  archiveXml: 1_048_576,
 } as const;
 
 /** Throws a RangeError when a name is too long for its column. */
@@ -210,6 +218,93 @@ export function checkLength(what: keyof typeof STORE_LIMITS, value: string): voi
   if (Buffer.byteLength(value) > STORE_LIMITS[what]) {
     throw new RangeError(`${what} longer than ${STORE_LIMITS[what]} bytes`);
   }
+}
+
+/**
+ * Storage a module declares (sm/module-storage.ts): key-value entries per
+ * user, and archives per user paged in time order. Each is named by the
+ * module (STORE_LIMITS.moduleStore); the rows go with their account when it
+ * is deleted or renamed, and XEP-0227 export and import carry them.
+ */
+export interface ModuleDataStore {
+  // Key-value: (user, store, key) → value, a string the module encodes.
+  getKv(user: string, store: string, key: string): Promise<string | null>;
+  /**
+   * Sets a value. With a quota, refuses (false, nothing written) a write
+   * that would leave the user's store over it, unless it does not grow the
+   * store; the check and the write are one transaction.
+   */
+  putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean>;
+  /** False if there was no such key. */
+  deleteKv(user: string, store: string, key: string): Promise<boolean>;
+  /** The user's keys in a store, sorted by their bytes. */
+  listKvKeys(user: string, store: string): Promise<string[]>;
+  /** How many keys a user's store holds, and their keys' and values' UTF-8 bytes, summed. */
+  kvUsage(user: string, store: string): Promise<KvQuota>;
+  /** Deletes every key of a user's store; returns how many went. */
+  clearKv(user: string, store: string): Promise<number>;
+  /** Every entry of every store of the user, by store and key: for export. */
+  listKv(user: string): Promise<{ store: string; key: string; value: string }[]>;
+
+  // Archives, in time order: by stamp, then by when they were appended.
+  /**
+   * Appends items in one transaction (the bulk path: an import, a test's
+   * fill); returns their ids, a new random one for an item without. An item
+   * whose id the archive already holds is not added again.
+   */
+  appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]>;
+  /**
+   * A page of the items that pass the filter: the first `limit` after
+   * `after` (or from the start), or the last `limit` before `before` (`true`:
+   * the end), oldest first either way. null when `after` or `before` names no
+   * item of the archive.
+   */
+  queryArchive(user: string, archive: string, query: ArchiveQuery): Promise<ArchivePage | null>;
+  /** How many items pass the filter (XEP-0059 count). */
+  countArchive(user: string, archive: string, filter?: ArchiveFilter): Promise<number>;
+  /** Deletes the user's items, all or those stamped before `before`; returns how many went. */
+  deleteArchive(user: string, archive: string, before?: Date): Promise<number>;
+  /** Keeps the newest `keep` items of the user's archive (its cap); returns how many went. */
+  trimArchive(user: string, archive: string, keep: number): Promise<number>;
+  /** The names of the archives the user has items in, sorted: for export. */
+  listArchives(user: string): Promise<string[]>;
+}
+
+/** What a user's key-value store may hold: keys, and UTF-8 bytes of keys and values. */
+export interface KvQuota {
+  keys: number;
+  bytes: number;
+}
+
+export interface ArchiveItem {
+  /** Stable, unique in the archive, opaque: for MAM, the XEP-0359 stanza-id. */
+  id: string;
+  stamp: Date;
+  /** The other party's bare JID. */
+  with: string;
+  xml: string;
+}
+
+export type NewArchiveItem = Omit<ArchiveItem, "id"> & { id?: string };
+
+export interface ArchiveFilter {
+  with?: string;
+  /** Inclusive, as XEP-0313's start and end are. */
+  start?: Date;
+  end?: Date;
+}
+
+export interface ArchiveQuery extends ArchiveFilter {
+  after?: string;
+  /** An id, or true for the last page (XEP-0059 `<before/>`). */
+  before?: string | true;
+  limit: number;
+}
+
+export interface ArchivePage {
+  items: ArchiveItem[];
+  /** No item passes the filter beyond this page, in the direction paged. */
+  complete: boolean;
 }
 
 /** An element's qualified name, under which XEP-0049 keeps it. */

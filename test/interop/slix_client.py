@@ -2,8 +2,10 @@
 
 It logs in over STARTTLS (verifying the test CA), fetches the roster, sends
 presence, says hello to a peer, answers "ping N" with "pong N", accepts
-subscriptions (slixmpp's defaults), and leaves when told "bye". Every event
-is printed as one JSON line on stdout for the test to read.
+subscriptions (slixmpp's defaults), and leaves when told "bye". With
+--carbons it enables XEP-0280 carbons before it reports the session started,
+and reports the copies it gets. Every event is printed as one JSON line on
+stdout for the test to read.
 """
 import argparse
 import asyncio
@@ -19,23 +21,31 @@ def emit(**event):
 
 
 class Scripted(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, peer):
+    def __init__(self, jid, password, peer, carbons):
         super().__init__(jid, password)
         self.peer = peer
+        self.carbons = carbons
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("presence_available", self.on_presence)
         self.add_event_handler("failed_auth", lambda _: (emit(event="failed_auth"), self.disconnect()))
         self.add_event_handler("disconnected", lambda _: emit(event="disconnected"))
+        self.add_event_handler("carbon_received", lambda msg: self.on_carbon("received", msg["carbon_received"]))
+        self.add_event_handler("carbon_sent", lambda msg: self.on_carbon("sent", msg["carbon_sent"]))
 
     async def start(self, _):
         await self.get_roster()
         self.send_presence()
+        if self.carbons:
+            await self.plugin["xep_0280"].enable()
         emit(event="session_start", jid=str(self.boundjid), mech=self.plugin["feature_mechanisms"].mech.name)
         self.send_message(mto=self.peer, mbody="hello from slixmpp", mtype="chat")
 
     def on_presence(self, pres):
         emit(event="presence", frm=str(pres["from"]))
+
+    def on_carbon(self, kind, copied):
+        emit(event="carbon_" + kind, frm=str(copied["from"]), to=str(copied["to"]), body=copied["body"])
 
     def on_message(self, msg):
         body = msg["body"]
@@ -53,11 +63,13 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--peer", required=True)
     p.add_argument("--ca", required=True)
+    p.add_argument("--carbons", action="store_true")
     a = p.parse_args()
-    xmpp = Scripted(a.jid, a.password, a.peer)
+    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons)
     xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
+    xmpp.register_plugin("xep_0280")
     xmpp.connect(("127.0.0.1", a.port))
     loop = asyncio.get_event_loop()
     try:
