@@ -39,6 +39,8 @@ program
     const env: Record<string, string> = opts.db ? { XFARM_DB: opts.db } : {};
     Object.assign(process.env, env);
     const { config, file } = load(opts);
+    // The sm's module settings are checked here too, so that a bad one stops the farm before it starts.
+    (await import("../sm/main.js")).smModules(config);
     const { runFarm } = await import("../deploy/supervisor.js");
     await runFarm(config, file, env);
   });
@@ -73,8 +75,8 @@ program.addCommand(faultsCommand());
 program
   .command("config")
   .description("print every config key with its default and documentation, as a TOML file")
-  .action(() => {
-    process.stdout.write(annotatedDefaults());
+  .action(async () => {
+    process.stdout.write(annotatedDefaults((await import("../sm/main.js")).smModuleKeys()));
   });
 
 program.parseAsync().catch((err: Error) => {

@@ -8,9 +8,9 @@ import { domainpart } from "./jid.js";
 import { HEADER_ALLOWANCE } from "./link/frames.js";
 import type { XmlLimits } from "./xml-stream.js";
 
-type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
+export type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
 
-interface KeySpec {
+export interface KeySpec {
   key: string;
   type: KeyType;
   default: string | number | boolean | string[];
@@ -195,15 +195,32 @@ export interface Config {
   secrets: Map<string, string>;
   /** XEP-0114 component secrets by domain (the [components] table). */
   components: Map<string, string>;
+  /**
+   * The sm's modules' settings as written, for the sm to check against its
+   * modules (lib knows none): the [sm.modules] table, and the XFARM_SM_MODULES_*
+   * environment variables.
+   */
+  modules: ModuleSettings;
   /** The file this was read from, if any. */
   file: string | null;
 }
+
+export interface ModuleSettings {
+  /** The [sm.modules] table: a table per module name, not checked here. */
+  table: Record<string, unknown>;
+  /** XFARM_SM_MODULES_* variables by name. */
+  env: Record<string, string>;
+}
+
+/** What names the environment variables of the sm's modules' settings begin with. */
+export const MODULE_ENV_PREFIX = "XFARM_SM_MODULES_";
 
 export function envName(key: string): string {
   return `XFARM_${key.toUpperCase().replace(/\./g, "_")}`;
 }
 
-function coerce(spec: KeySpec, value: unknown, where: string): unknown {
+/** A value from a file or the environment (`where`) as its key's type; throws, naming the key, when it is not one. */
+export function coerce(spec: KeySpec, value: unknown, where: string): unknown {
   const bad = () => new Error(`config ${spec.key} (${where}): expected ${spec.type}, got ${JSON.stringify(value)}`);
   switch (spec.type) {
     case "string":
@@ -259,7 +276,7 @@ export function xmlLimits(xml: Config["xml"], maxStanza: number): XmlLimits {
 
 /** The documented default of every key, no file nor environment read (db, secrets and components left empty). */
 export function configDefaults(): Config {
-  const out: Record<string, unknown> = { secrets: {}, components: {}, file: null };
+  const out: Record<string, unknown> = { secrets: {}, components: {}, modules: { table: {}, env: {} }, file: null };
   for (const spec of CONFIG_KEYS) setPath(out, spec.key, structuredClone(spec.default));
   return out as unknown as Config;
 }
@@ -275,6 +292,7 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
       if (KNOWN_TABLES.has(k) && typeof v === "object") {
         if (FREE_TABLES.has(k)) continue;
         for (const sub of Object.keys(v as object)) {
+          if (k === "sm" && sub === "modules") continue;
           if (!known.has(`${k}.${sub}`)) throw new Error(`${file}: unknown config key ${k}.${sub}`);
         }
       } else if (!known.has(k)) throw new Error(`${file}: unknown config key ${k}`);
@@ -297,8 +315,17 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   if (!config.db) config.db = `sqlite:${path.join(config.data_dir, "xfarm.db")}`;
   config.secrets = new Map([...readSecretsFile(config.data_dir), ...secretTable(fromFile.secrets, `${file} [secrets]`)]);
   config.components = secretTable(fromFile.components, `${file} [components]`);
+  config.modules = moduleSettings(fromFile, env, file);
   checkLimits(config);
   return config;
+}
+
+/** The [sm.modules] table (a table of tables, else an error) and the XFARM_SM_MODULES_* variables, unchecked. */
+function moduleSettings(fromFile: Record<string, unknown>, env: NodeJS.ProcessEnv, file: string | null): ModuleSettings {
+  const table = getPath(fromFile, "sm.modules") ?? {};
+  if (typeof table !== "object" || table === null || Array.isArray(table)) throw new Error(`${file}: sm.modules must be a table of tables, one per module`);
+  const vars = Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(MODULE_ENV_PREFIX) && e[1] !== undefined);
+  return { table: table as Record<string, unknown>, env: Object.fromEntries(vars) };
 }
 
 /**
@@ -356,12 +383,15 @@ function secretTable(table: unknown, where: string): Map<string, string> {
   return new Map(entries as [string, string][]);
 }
 
-/** The documented defaults as a TOML file, for `xfarm config` and the README. */
-export function annotatedDefaults(): string {
+/**
+ * The documented defaults as a TOML file, for `xfarm config` and the README;
+ * `more`: keys declared elsewhere (the sm's modules' `sm.modules.NAME.KEY`).
+ */
+export function annotatedDefaults(more: readonly KeySpec[] = []): string {
   const lines: string[] = [];
   let table = "";
-  for (const spec of CONFIG_KEYS) {
-    const dot = spec.key.indexOf(".");
+  for (const spec of [...CONFIG_KEYS, ...more]) {
+    const dot = spec.key.lastIndexOf(".");
     const t = dot < 0 ? "" : spec.key.slice(0, dot);
     const name = dot < 0 ? spec.key : spec.key.slice(dot + 1);
     if (t !== table) {

@@ -1,15 +1,28 @@
 // `xfarm sm`: one session manager process, wired to its router link.
-import type { Config } from "../lib/config.js";
+import type { Config, KeySpec } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import { createLogger } from "../lib/log.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
 import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import { smLimits } from "./limits.js";
-import { SessionManager } from "./session-manager.js";
+import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
+import { MODULES, SessionManager } from "./session-manager.js";
+
+/** The modules the config enables, with their options; throws, naming the key, on a setting that does not fit. */
+export function smModules(config: Config): EnabledModule[] {
+  return enabledModules(MODULES, config.modules);
+}
+
+/** The config keys of every module's settings, for `xfarm config`. */
+export function smModuleKeys(): KeySpec[] {
+  return moduleConfigKeys(MODULES);
+}
 
 export async function runSm(config: Config): Promise<void> {
   const name = config.sm.name;
   const log = createLogger(name, config.log_level);
+  // Checked before anything starts: a module setting that does not fit stops the sm with one line naming it.
+  const modules = smModules(config);
   const secret = config.secrets.get(name);
   if (!secret) throw new Error(`no link secret for component "${name}": set secrets."${name}" in the config`);
   const store = await openStore(config.db);
@@ -25,6 +38,7 @@ export async function runSm(config: Config): Promise<void> {
     maxSessionsPerUser: config.sm.max_sessions_per_user,
     c2sGraceMs: config.sm.c2s_grace * 1000,
     limits: smLimits(config),
+    modules,
   });
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));

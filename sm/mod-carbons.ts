@@ -6,7 +6,7 @@
 import { Element, clone } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
 import { chatTargets, messageType } from "./mod-message.js";
-import type { ModuleApi, SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi, type SessionStateSlot } from "./module-api.js";
 import type { Session } from "./sessions.js";
 import { FrameTooLargeError, iqResult } from "./stanza.js";
 
@@ -19,35 +19,35 @@ const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
 const BEFORE_DELIVERY = 10;
 
 /**
- * The sessions that enabled carbons. Kept here until per-session module
- * state travels with REBUILD and HANDOFF; until then a session rebuilt on
- * another sm has carbons off. Weak: an ended session just goes.
+ * Whether a session enabled carbons (true, or nothing): in the session's
+ * module state, so that carbons stay on when the session is rebuilt on
+ * another sm or resumed on another front end.
  */
-const enabled = new WeakSet<Session>();
+type Enabled = SessionStateSlot<true>;
 
-export function isEnabled(session: Session): boolean {
-  return enabled.has(session);
-}
+export const modCarbons = defineModule({
+  name: "carbons",
+  doc: "XEP-0280 message carbons: each client of a user that enables them gets copies of the messages the user's other clients send and receive.",
+  enabled: true,
+  options: {},
+  setup,
+});
 
-export function setEnabled(session: Session, on: boolean): void {
-  if (on) enabled.add(session);
-  else enabled.delete(session);
-}
-
-export const modCarbons: SmModule = (api) => {
+function setup(api: ModuleApi): void {
+  const enabled: Enabled = api.sessionState<true>();
   api.addFeature(NS);
   // §4, §5: sent to the client's own account (no 'to'); enabling twice is no error (§10.1).
-  api.hook(`iq-set/self/${NS}:enable`, (event) => toggle(api, event, true));
-  api.hook(`iq-set/self/${NS}:disable`, (event) => toggle(api, event, false));
+  api.hook(`iq-set/self/${NS}:enable`, (event) => toggle(api, enabled, event, true));
+  api.hook(`iq-set/self/${NS}:disable`, (event) => toggle(api, enabled, event, false));
 
   // §7: copies go to the enabled resources the message does not reach by RFC 6121 §8.5.
-  api.hook("message/bare", (event) => copyReceived(api, event, chatTargets(api, event.to.bare)), BEFORE_DELIVERY);
+  api.hook("message/bare", (event) => copyReceived(api, enabled, event, chatTargets(api, event.to.bare)), BEFORE_DELIVERY);
   api.hook(
     "message/full",
     (event) => {
       const session = api.sessions.get(event.to);
       // A gone resource: mod-message delivers to the bare JID's resources instead.
-      copyReceived(api, event, session ? [session] : chatTargets(api, event.to.bare));
+      copyReceived(api, enabled, event, session ? [session] : chatTargets(api, event.to.bare));
     },
     BEFORE_DELIVERY,
   );
@@ -57,16 +57,16 @@ export const modCarbons: SmModule = (api) => {
   for (const target of ["bare", "full"] as const) {
     api.hook(`pre-message/${target}`, (event) => {
       if (event.origin && event.to.bare !== event.from.bare && eligible(event.stanza)) {
-        copy(api, "sent", event.stanza, event.origin.user, [event.origin]);
+        copy(api, enabled, "sent", event.stanza, event.origin.user, [event.origin]);
       }
     });
   }
-};
+}
 
-async function toggle(api: ModuleApi, event: StanzaEvent, on: boolean): Promise<true> {
+async function toggle(api: ModuleApi, enabled: Enabled, event: StanzaEvent, on: boolean): Promise<true> {
   // A self stanza always comes from a local session.
   if (event.origin) {
-    setEnabled(event.origin, on);
+    if ((enabled.get(event.origin) === true) !== on) enabled.set(event.origin, on || undefined);
     await api.reply(event, iqResult(event.stanza));
   } else {
     await api.error(event, "not-allowed");
@@ -74,12 +74,12 @@ async function toggle(api: ModuleApi, event: StanzaEvent, on: boolean): Promise<
   return true;
 }
 
-function copyReceived(api: ModuleApi, event: StanzaEvent, targets: Session[]): void {
+function copyReceived(api: ModuleApi, enabled: Enabled, event: StanzaEvent, targets: Session[]): void {
   // §6: nor is anything a MUC room sends, private messages included.
   if (!eligible(event.stanza) || event.stanza.getChild("x", NS_MUC_USER)) return;
   // The sending resource, when the message is the user's own, saw it already.
   const sender = api.sessions.get(event.from);
-  copy(api, "received", event.stanza, event.to.bare, sender ? [...targets, sender] : targets);
+  copy(api, enabled, "received", event.stanza, event.to.bare, sender ? [...targets, sender] : targets);
 }
 
 /**
@@ -93,8 +93,8 @@ function eligible(stanza: Element): boolean {
 }
 
 /** Delivers a copy of `stanza` to each of `user`'s carbons-enabled sessions but those in `except`. */
-function copy(api: ModuleApi, kind: "received" | "sent", stanza: Element, user: string, except: Session[]): void {
-  const sessions = api.sessions.of(user).filter((s) => isEnabled(s) && !except.includes(s));
+function copy(api: ModuleApi, enabled: Enabled, kind: "received" | "sent", stanza: Element, user: string, except: Session[]): void {
+  const sessions = api.sessions.of(user).filter((s) => enabled.get(s) === true && !except.includes(s));
   if (sessions.length === 0) return;
   const inner = clone(stanza);
   // XEP-0297: the forwarded stanza keeps its own namespace inside <forwarded/>.

@@ -5,15 +5,21 @@
 // ejabberd list theirs, so that clients find them.
 import { Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
-import type { DiscoTarget, ModuleApi, SmModule } from "./module-api.js";
+import { defineModule, type DiscoTarget, type ModuleApi, type OptionSpecs, type OptionsOf } from "./module-api.js";
 import { iqResult } from "./stanza.js";
 import { hasFrom } from "./subscription.js";
 
 const INFO = "http://jabber.org/protocol/disco#info";
 const ITEMS = "http://jabber.org/protocol/disco#items";
 
-export const modDisco: SmModule = (api) => {
-  api.addIdentity({ category: "server", type: "im", name: "xfarm" });
+const OPTIONS = {
+  name: { type: "string", default: "xfarm", doc: "The name of the server's identity in its disco#info, which clients show." },
+} satisfies OptionSpecs;
+
+export const modDisco = defineModule({ name: "disco", doc: "Service discovery (XEP-0030): the server's and each account's identities and features, and the linked components.", enabled: "core", options: OPTIONS, setup });
+
+function setup(api: ModuleApi, options: OptionsOf<typeof OPTIONS>): void {
+  api.addIdentity({ category: "server", type: "im", name: options.name });
   api.addFeature(INFO);
   api.addFeature(ITEMS);
   api.addIdentity({ category: "account", type: "registered" }, "account");
@@ -39,7 +45,7 @@ export const modDisco: SmModule = (api) => {
     return answer(api, event, INFO, info("account"));
   });
   api.hook(`iq-get/bare/${ITEMS}:query`, async (event) => (await mayLook(api, event)) && answer(api, event, ITEMS));
-};
+}
 
 async function answer(api: ModuleApi, event: StanzaEvent, ns: string, fill?: (query: Element) => void): Promise<true> {
   // No nodes are served.

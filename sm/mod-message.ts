@@ -1,10 +1,12 @@
 // RFC 6121 §8.5: delivering messages to local users.
 import type { Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
-import type { ModuleApi, SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
 
-export const modMessage: SmModule = (api) => {
+export const modMessage = defineModule({ name: "message", doc: "Messages to local users (RFC 6121 §8.5).", enabled: "core", options: {}, setup });
+
+function setup(api: ModuleApi): void {
   api.hook("message/bare", (event) => toBare(api, event));
 
   api.hook("message/full", async (event) => {
@@ -27,7 +29,7 @@ export const modMessage: SmModule = (api) => {
     await api.error(event, "service-unavailable");
     return true;
   });
-};
+}
 
 /** §8.5.2: a message for a user's bare JID (or for a gone resource, treated alike). */
 async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {

@@ -9,14 +9,16 @@
 // per user being served, and the client's socket at most one batch unread.
 import { parse, type Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
-import type { SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
 
 /** A batch: at most this many messages and this many bytes of XML, yet always at least one message. */
 const BATCH_MESSAGES = 100;
 const BATCH_BYTES = 512 * 1024;
 
-export const modOffline: SmModule = (api) => {
+export const modOffline = defineModule({ name: "offline", doc: "Offline messages (XEP-0160), delivered in paced batches.", enabled: "core", options: {}, setup });
+
+function setup(api: ModuleApi): void {
   api.addFeature("msgoffline");
   /**
    * The store ids of the batch a session is being sent that the c2s has not
@@ -71,9 +73,12 @@ export const modOffline: SmModule = (api) => {
         await api.store.deleteOffline(session.user, broken);
       }
       if (ready.length === 0) continue;
-      inFlight.set(session, ready.map((m) => m.id));
-      ready.forEach(({ id, stanza }, i) => api.deliver(session, stanza, undefined, { confirm: id, last: i === ready.length - 1 }));
-      return;
+      // What an outgoing filter dropped (XEP-0191: from a contact blocked since) is handled: deleted, never reported.
+      const dropped = new Set(api.deliverStored(session, ready));
+      const sent = ready.flatMap((m) => (dropped.has(m.id) ? [] : [m.id]));
+      if (sent.length > 0) inFlight.set(session, sent);
+      if (dropped.size > 0) await api.store.deleteOffline(session.user, [...dropped]);
+      if (sent.length > 0) return;
     }
   }
 
@@ -109,7 +114,7 @@ export const modOffline: SmModule = (api) => {
     // What it was sent and did not confirm is still stored: another resource takes it from there.
     if (inFlight.delete(session)) await goOn(session);
   });
-};
+}
 
 function parseStored(xml: string): Element | null {
   try {

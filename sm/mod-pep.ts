@@ -10,7 +10,7 @@ import { Element, clone, parse } from "ltx";
 import type { Jid } from "../lib/jid.js";
 import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
-import type { SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import { trackInterest } from "./pep-caps.js";
 import { hookPepDisco } from "./pep-disco.js";
 import { NS_RSM, fitWindow, pageRequest, pageWindow, resultSet, type ItemSize, type Window } from "./pep-paging.js";
@@ -72,7 +72,9 @@ const NS_DELAY = "urn:xmpp:delay";
 
 type Action = (event: StanzaEvent, owner: string, action: Element) => Promise<true>;
 
-export const modPep: SmModule = (api) => {
+export const modPep = defineModule({ name: "pep", doc: "Personal eventing (XEP-0163): each account's PEP nodes, notifications filtered by entity capabilities.", enabled: true, options: {}, setup });
+
+function setup(api: ModuleApi): void {
   api.addIdentity({ category: "pubsub", type: "pep" }, "account");
   for (const feature of FEATURES) api.addFeature(`${NS_PUBSUB}#${feature}`, "account");
   let notes = 0;
@@ -368,7 +370,7 @@ export const modPep: SmModule = (api) => {
       return { id: item.id, payload: null };
     }
   }
-};
+}
 
 /** <items node><item id>payload</item>…</items>, as in results and events. */
 function itemsElement(node: string, items: { id: string; payload: Element | null }[]): Element {

@@ -2,9 +2,10 @@
 // subscription state machines of Appendix A, with a roster push for every
 // change the user can see.
 import { Element } from "ltx";
+import { bareOf } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
-import type { SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
 import { rosterFull, rosterHasRoom } from "./roster-quota.js";
 import { priorityOf, readdress } from "./stanza.js";
@@ -18,7 +19,16 @@ const SUBSCRIPTION_TYPES: ReadonlySet<string> = new Set<SubscriptionType>([
   "unsubscribed",
 ]);
 
-export const modPresence: SmModule = (api) => {
+export const modPresence = defineModule({ name: "presence", doc: "Presence broadcast, probes, directed presence and subscriptions (RFC 6121 §3, §4).", enabled: "core", options: {}, setup });
+
+function setup(api: ModuleApi): void {
+  /**
+   * The JIDs a session sent directed available presence to, in full form,
+   * which must hear of its unavailability (RFC 6121 §4.6): kept in the
+   * session's state, so that a session rebuilt on another sm still tells them.
+   */
+  const directedTo = api.sessionState<string[]>();
+
   /** Stores an item's new state (dropping records left with nothing) and pushes what the user sees. */
   async function save(user: string, old: RosterItem | null, next: RosterItem): Promise<void> {
     if (old && sameState(old, next)) return;
@@ -87,8 +97,8 @@ export const modPresence: SmModule = (api) => {
         if (hasFrom(item.subscription)) targets.add(item.contact);
       }
     }
-    for (const [full, jid] of session.directed) if (!targets.has(jid.bare)) targets.add(full);
-    session.directed.clear();
+    for (const to of directedTo.get(session) ?? []) if (!targets.has(bareOf(to) ?? to)) targets.add(to);
+    directedTo.set(session, undefined);
     for (const to of targets) await api.send(readdress(stanza, { to }));
     if (wasAvailable) {
       for (const other of api.sessions.available(session.user)) api.deliver(other, stanza, raw);
@@ -104,15 +114,15 @@ export const modPresence: SmModule = (api) => {
     }
     const session = event.origin;
     const to = event.to.full;
-    if (type === undefined && session && !session.directed.has(to)) {
-      // Each target is remembered for the session's life (§4.6.3): their number is bounded.
-      if (session.directed.size >= api.limits.directedPresences) {
+    const directed = (session && directedTo.get(session)) ?? [];
+    if (type === undefined && session && !directed.includes(to)) {
+      // Each target is remembered for the session's life (§4.6.3): their number is bounded, and so are their bytes.
+      if (directed.length >= api.limits.directedPresences || !directedTo.set(session, [...directed, to])) {
         await api.error(event, "policy-violation", `presence may be directed to at most ${api.limits.directedPresences} JIDs at once`);
         return true;
       }
-      session.directed.set(to, event.to);
     }
-    if (type === "unavailable") session?.directed.delete(to);
+    if (type === "unavailable" && session && directed.includes(to)) directedTo.set(session, directed.filter((j) => j !== to));
     return false; // routed as it is
   };
   api.hook("pre-presence/bare", directed);
@@ -245,7 +255,7 @@ export const modPresence: SmModule = (api) => {
   api.hook("session-ended", async ({ session }) => {
     await unavailable(session, presence({ type: "unavailable", from: session.jid.full }));
   });
-};
+}
 
 function presence(attrs: Record<string, string>): Element {
   return new Element("presence", attrs);

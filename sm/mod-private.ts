@@ -4,13 +4,15 @@
 import { Element, parse } from "ltx";
 import { STORE_LIMITS, type PrivateKey } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
-import type { ModuleApi, SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import { iqResult, standalone } from "./stanza.js";
 import type { Condition } from "../lib/stanza-error.js";
 
 const NS = "jabber:iq:private";
 
-export const modPrivate: SmModule = (api) => {
+export const modPrivate = defineModule({ name: "private", doc: "Private XML storage (XEP-0049).", enabled: true, options: {}, setup });
+
+function setup(api: ModuleApi): void {
   // Advertised where Prosody and ejabberd advertise it, so clients that look before they store find it.
   api.addFeature(NS);
   api.addFeature(NS, "account");
@@ -54,7 +56,7 @@ export const modPrivate: SmModule = (api) => {
     await api.reply(event, iqResult(event.stanza));
     return true;
   });
-};
+}
 
 /** The user, when the iq is the user's own; else answers forbidden (as Prosody and ejabberd do) and returns null. */
 async function owner(api: ModuleApi, event: StanzaEvent): Promise<string | null> {

@@ -5,7 +5,7 @@ import { Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
-import type { ModuleApi, SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
 import { rosterFull, rosterHasRoom, tooLongToKeep } from "./roster-quota.js";
 import { iqResult } from "./stanza.js";
@@ -16,7 +16,9 @@ const NS = "jabber:iq:roster";
 const MAX_TEXT = 1023;
 const SUBSCRIPTIONS: ReadonlySet<string> = new Set(["none", "to", "from", "both", "remove"]);
 
-export const modRoster: SmModule = (api) => {
+export const modRoster = defineModule({ name: "roster", doc: "Rosters (RFC 6121 §2): get, set and pushes.", enabled: "core", options: {}, setup });
+
+function setup(api: ModuleApi): void {
   // Sessions that asked with a version, so their pushes carry one.
   const versioned = new WeakSet<Session>();
   let pushes = 0;
@@ -101,7 +103,7 @@ export const modRoster: SmModule = (api) => {
       api.deliver(session, push);
     }
   });
-};
+}
 
 /** §2.5.2: the user's side of a subscription both ways, and of a request either way, is cancelled to the contact. */
 async function cancelSubscriptions(api: ModuleApi, user: string, item: RosterItem): Promise<void> {

@@ -1,7 +1,7 @@
 // XEP-0054 vcard-temp: anyone may read a user's vCard (an empty one when
 // none is stored, as Prosody answers); only the user sets it.
 import { Element, parse } from "ltx";
-import type { SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import { iqResult, standalone } from "./stanza.js";
 
 const NS = "vcard-temp";
@@ -12,7 +12,9 @@ const NS = "vcard-temp";
  */
 export const MAX_VCARD_BYTES = 128 * 1024;
 
-export const modVcard: SmModule = (api) => {
+export const modVcard = defineModule({ name: "vcard", doc: "vcard-temp (XEP-0054): each account's vCard.", enabled: true, options: {}, setup });
+
+function setup(api: ModuleApi): void {
   api.addFeature(NS);
 
   // From anyone, and from the user itself without a 'to' (self falls through to bare).
@@ -51,7 +53,7 @@ export const modVcard: SmModule = (api) => {
       return empty();
     }
   }
-};
+}
 
 function empty(): Element {
   return new Element("vCard", { xmlns: NS });

@@ -3,12 +3,14 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Element } from "ltx";
-import type { SmModule } from "./module-api.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
 import { iqResult } from "./stanza.js";
 
 const NS = "jabber:iq:version";
 
-export const modVersion: SmModule = (api) => {
+export const modVersion = defineModule({ name: "version", doc: "XEP-0092 software version: the server's name and version.", enabled: true, options: {}, setup });
+
+function setup(api: ModuleApi): void {
   api.addFeature(NS);
   const version = packageVersion();
   api.hook(`iq-get/host/${NS}:query`, async (event) => {
@@ -18,7 +20,7 @@ export const modVersion: SmModule = (api) => {
     await api.reply(event, iqResult(event.stanza, query));
     return true;
   });
-};
+}
 
 /** The version in xfarm's package.json, found upwards from this file (it runs from sm/ or dist/sm/). */
 function packageVersion(): string {

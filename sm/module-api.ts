@@ -1,6 +1,10 @@
-// What a feature module sees of the sm. A module is `(api) => void`: it hooks
-// events, advertises features and sends stanzas, and keeps its own state.
+// What a feature module sees of the sm. A module is a definition (its name,
+// whether it is on by default, its options) whose setup(api, options) hooks
+// events, adds filters, advertises features and sends stanzas; it keeps its
+// own state, and per-session state that must survive the session's move to
+// another sm in its session-state slot.
 import type { Element } from "ltx";
+import type { KeyType } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Handler, HookEvents, HookName, StanzaEvent } from "./hooks.js";
@@ -27,7 +31,113 @@ export interface StoredDelivery {
   last: boolean;
 }
 
+/** An offline message to deliver: its store id, and the stanza. */
+export interface StoredMessage {
+  readonly id: number;
+  readonly stanza: Element;
+}
+
+/** A value JSON carries as it is: what a session-state slot holds. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/**
+ * One module's state for each session, carried to the session's front end
+ * (SESSION_STATE, protocol §2) and back with REBUILD and HANDOFF, so that it
+ * survives the session's move to another sm; restored there before
+ * `session-rebuilt` fires. A session none of whose modules set state holds
+ * nothing for it.
+ */
+export interface SessionStateSlot<T extends Json> {
+  get(session: Session): T | undefined;
+  /**
+   * Sets (undefined: clears) the module's value and sends the session's
+   * whole state to its front end. False, and nothing changed, when the
+   * session's state would pass SESSION_STATE_MAX_BYTES as JSON.
+   */
+  set(session: Session, value: T | undefined): boolean;
+}
+
+/** A stanza on its way to one session's client, as the outgoing filters see it. */
+export interface Outgoing {
+  readonly session: Session;
+  readonly stanza: Element;
+  /** Its bytes as received, while no filter changed it. */
+  readonly raw: Buffer | undefined;
+  /** An offline message (protocol §2.4): it may be changed or dropped, never held (a hold passes it on). */
+  readonly stored: boolean;
+}
+
+/**
+ * What an outgoing filter does with a stanza:
+ * - nothing (undefined): it goes on as it is;
+ * - `{ stanza }`: it goes on changed;
+ * - `"drop"`: handled, never written (a message the XEP wants answered: use bounce);
+ * - `{ bounce, text? }`: dropped, and its sender answered with that stanza
+ *   error (an error or an iq result gets none);
+ * - `"hold"`: the filter keeps it, and hands it on later with its handle's
+ *   release(): for XEP-0352, traffic held while the client is inactive.
+ */
+export type FilterVerdict = undefined | { stanza: Element } | "drop" | { bounce: Condition; text?: string } | "hold";
+
+/**
+ * Runs on every stanza the sm writes to a client (api.deliver, replies,
+ * errors, offline messages, presence broadcasts, roster pushes…), highest
+ * priority first. Synchronous, so that a session's stanzas keep the order
+ * they were delivered in: what a filter needs from the store it loads
+ * beforehand (at session-started, say). One that throws is logged and
+ * passes the stanza on.
+ */
+export type OutgoingFilter = (out: Outgoing) => FilterVerdict;
+
+export interface FilterHandle {
+  /**
+   * Hands a held stanza on to the filters after this one, then the client,
+   * in the user's turn (a hook, or api.run()), as part of the work running
+   * then (protocol §2.5). The work that made it was taken when it was held:
+   * a holding filter holds only what the sm may lose with itself (presence,
+   * chat states), and nothing it holds counts for XEP-0198 until written.
+   * A session ended meanwhile: a message is routed again (its user's other
+   * resources, offline storage), the rest dropped.
+   */
+  release(out: Outgoing): void;
+}
+
+/** Types an option may have: those of the config's keys (lib/config.ts). */
+export type OptionType = KeyType;
+type ValueOf<T extends OptionType> = T extends "string" ? string : T extends "integer" | "number" ? number : T extends "boolean" ? boolean : string[];
+
+/** An option a module declares: set in `[sm.modules.NAME]` or XFARM_SM_MODULES_NAME_KEY, as config keys are. */
+export interface OptionSpec<T extends OptionType = OptionType> {
+  type: T;
+  default: ValueOf<T>;
+  doc: string;
+}
+
+export type OptionSpecs = Record<string, OptionSpec>;
+
+/** The options' values, typed from their specs. */
+export type OptionsOf<S extends OptionSpecs> = { readonly [K in keyof S]: ValueOf<S[K]["type"]> };
+
+/** What a module file exports; the module list (MODULES, sm/session-manager.ts) names each once. */
+export interface ModuleDefinition<S extends OptionSpecs = OptionSpecs> {
+  /** Its name in the config (`[sm.modules.NAME]`): lower case, digits and underscores. */
+  readonly name: string;
+  /** What it does, for the config reference. */
+  readonly doc: string;
+  /** Whether it runs when the config does not say; a core module runs always, other modules need it. */
+  readonly enabled: boolean | "core";
+  readonly options: S;
+  setup(api: ModuleApi, options: OptionsOf<S>): void;
+}
+
+/** A module definition, its options typed from their specs. */
+export function defineModule<S extends OptionSpecs>(definition: ModuleDefinition<S>): ModuleDefinition<S> {
+  return definition;
+}
+
 export interface ModuleApi {
+  /** The module's name, as its definition gives it. */
+  readonly module: string;
   readonly domains: ReadonlySet<string>;
   readonly store: Store;
   /** Storage the module declares under its own names: api.storage.kv("blocking"), api.storage.archive("mam") (sm/module-storage.ts). */
@@ -37,6 +147,10 @@ export interface ModuleApi {
   /** What one account may store and grow, and the largest stanza the sm may send (sm/limits.ts). */
   readonly limits: Readonly<SmLimits>;
   hook<N extends HookName>(name: N, handler: Handler<HookEvents[N]>, priority?: number): void;
+  /** Adds an outgoing filter (OutgoingFilter); filters of equal priority run in the order added. */
+  filter(filter: OutgoingFilter, priority?: number): FilterHandle;
+  /** This module's per-session state slot. */
+  sessionState<T extends Json>(): SessionStateSlot<T>;
   fire<N extends HookName>(name: N, event: HookEvents[N]): Promise<boolean>;
   /** Adds a feature var to the server's disco#info, or to every account's. */
   addFeature(feature: string, on?: DiscoTarget): void;
@@ -55,13 +169,20 @@ export interface ModuleApi {
    */
   send(stanza: Element, raw?: Buffer): Promise<void>;
   /**
-   * Writes a stanza to one session's client as it is. One too large for a
-   * link frame is not sent: this throws FrameTooLargeError, and unless a
-   * module catches it the stanza being processed is answered
-   * resource-constraint. `stored`: an offline message, which the c2s reports
-   * back (the `delivered` hook) once the client has it (protocol §2.4).
+   * Writes a stanza to one session's client, through the outgoing filters.
+   * One too large for a link frame is not sent: this throws
+   * FrameTooLargeError, and unless a module catches it the stanza being
+   * processed is answered resource-constraint.
    */
-  deliver(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void;
+  deliver(session: Session, stanza: Element, raw?: Buffer): void;
+  /**
+   * Writes a batch of offline messages (protocol §2.4) through the outgoing
+   * filters, marking the last one written; the c2s reports them back (the
+   * `delivered` hook) once the client has them. Returns the store ids of
+   * those a filter dropped: handled, never to be reported, so the caller
+   * deletes them.
+   */
+  deliverStored(session: Session, batch: readonly StoredMessage[]): number[];
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */
   reply(event: StanzaEvent, stanza: Element): Promise<void>;
   /** Answers with a stanza error (RFC 6120 §8.3); an error stanza gets none. */
@@ -96,5 +217,3 @@ export interface ModuleApi {
    */
   deliveryId(recipient: string): string | undefined;
 }
-
-export type SmModule = (api: ModuleApi) => void;

@@ -5,9 +5,10 @@
 // once and cached, whose "<node>+notify" features are the nodes it wants.
 import { createHash } from "node:crypto";
 import { Element } from "ltx";
-import type { Jid } from "../lib/jid.js";
+import { parseJid, type Jid } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi } from "./module-api.js";
+import type { Session } from "./sessions.js";
 import { IqRequestError } from "./stanza.js";
 import { hasFrom } from "./subscription.js";
 
@@ -21,11 +22,18 @@ export const MAX_CACHED_VERS = 1000;
 /** One resource that announced capabilities to an owner. */
 interface Recipient {
   readonly jid: Jid;
-  /** The 'ver' it announced last. */
+  /** The caps 'node', 'ver' and 'hash' it announced last. */
+  node: string;
   ver: string;
+  hash: string | undefined;
   /** The nodes it wants notifications of; null until its feature list is known. */
   nodes: ReadonlySet<string> | null;
+  /** Brought back from the owner's session state: its interest is not new, and sends no last items. */
+  restored?: boolean;
 }
+
+/** What the owner's sessions keep of each recipient (full JID → caps node, ver, hash or ""), so that it survives a move to another sm. */
+type Kept = Record<string, [string, string, string]>;
 
 export interface PepInterest {
   /**
@@ -50,6 +58,34 @@ export function trackInterest(
   const byVer = new Map<string, ReadonlySet<string>>();
   /** owner (bare JID) → full JID → what it announced. Only for owners with a session. */
   const recipients = new Map<string, Map<string, Recipient>>();
+  /**
+   * The same, in each of the owner's sessions' state: a session rebuilt on
+   * another sm (a failover) brings its owner's audience along, where the
+   * contacts, who announced their caps once, would not announce them again.
+   */
+  const kept = api.sessionState<Kept>();
+
+  function keep(owner: string): void {
+    const users = recipients.get(owner);
+    const value: Kept | undefined = users && Object.fromEntries([...users].map(([full, r]) => [full, [r.node, r.ver, r.hash ?? ""]]));
+    for (const session of api.sessions.of(owner)) kept.set(session, value);
+  }
+
+  /** A session of the owner was rebuilt here: the audience it kept, where not known here already. */
+  function restore(session: Session): void {
+    const saved = kept.get(session);
+    if (!saved) return;
+    let users = recipients.get(session.user);
+    if (!users) recipients.set(session.user, (users = new Map()));
+    for (const [full, [node, ver, hash]] of Object.entries(saved)) {
+      const jid = users.has(full) ? null : parseJid(full);
+      if (!jid) continue;
+      const r: Recipient = { jid, node, ver, hash: hash || undefined, nodes: (hash === "sha-1" && cached(ver)) || null, restored: true };
+      users.set(full, r);
+      if (!r.nodes) discover(session.user, jid, `${node}#${ver}`, ver, r.hash);
+    }
+    if (users.size === 0) recipients.delete(session.user);
+  }
 
   function cached(ver: string): ReadonlySet<string> | undefined {
     const nodes = byVer.get(ver);
@@ -69,8 +105,10 @@ export function trackInterest(
   function forget(owner: string, test: (jid: Jid) => boolean): void {
     const users = recipients.get(owner);
     if (!users) return;
+    const before = users.size;
     for (const [full, { jid }] of users) if (test(jid)) users.delete(full);
     if (users.size === 0) recipients.delete(owner);
+    if (users.size !== before) keep(owner);
   }
 
   /** Presence from `from` (a full JID) reached `owner`, or was sent by the owner's own resource. */
@@ -96,7 +134,8 @@ export function trackInterest(
     }
     let users = recipients.get(owner);
     if (!users) recipients.set(owner, (users = new Map()));
-    users.set(from.full, { jid: from, ver, nodes: current?.nodes ?? null });
+    users.set(from.full, { jid: from, node, ver, hash, nodes: current?.nodes ?? null });
+    keep(owner);
     const known = hash === "sha-1" ? cached(ver) : undefined;
     if (known) return update(owner, from, ver, known);
     discover(owner, from, `${node}#${ver}`, ver, hash);
@@ -126,8 +165,9 @@ export function trackInterest(
   async function update(owner: string, jid: Jid, ver: string, nodes: ReadonlySet<string>): Promise<void> {
     const recipient = recipients.get(owner)?.get(jid.full);
     if (!recipient || recipient.ver !== ver) return; // gone, or announced other caps meanwhile
-    const before = recipient.nodes;
+    const before = recipient.restored ? nodes : recipient.nodes;
     recipient.nodes = nodes;
+    recipient.restored = false;
     const added = [...nodes].filter((n) => !before?.has(n));
     if (added.length > 0) await onNewInterest(owner, jid, added);
   }
@@ -151,6 +191,7 @@ export function trackInterest(
     },
     10,
   );
+  api.hook("session-rebuilt", ({ session }) => restore(session));
   api.hook("session-ended", ({ session }) => {
     if (api.sessions.of(session.user).length === 0) recipients.delete(session.user);
     else forget(session.user, (jid) => jid.equals(session.jid));

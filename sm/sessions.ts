@@ -10,8 +10,6 @@ export class Session {
   priority = 0;
   /** Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6). */
   interested = false;
-  /** JIDs that got directed available presence and must hear of unavailability (RFC 6121 §4.6), by full form. */
-  readonly directed = new Map<string, Jid>();
   /** The highest STANZA seq accepted, and the highest taken with every one before it (protocol §2.5). */
   received = 0;
   taken = 0;
@@ -19,6 +17,8 @@ export class Session {
   private tookAhead: Set<number> | null = null;
   /** XEP-0198 resumption that outlives the front end (protocol §2.6), once the client enabled it. */
   resumption: ResumeLog | null = null;
+  /** The modules' state for this session (sm/session-state.ts): module name → JSON value; null while none set any. */
+  moduleState: Record<string, unknown> | null = null;
 
   constructor(
     /** The full JID bound. */

@@ -13,6 +13,7 @@ import {
   type SessionMessage,
 } from "../lib/link/session-payload.js";
 import type { SmLimits } from "../sm/limits.js";
+import type { EnabledModule } from "../sm/module-config.js";
 import { SessionManager } from "../sm/session-manager.js";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { rosterItem } from "./harness/roster-item.js";
@@ -74,7 +75,7 @@ export class Harness {
   /** `maxFrame`: the link's, which also sets the sm's largest stanza (limits.stanzaBytes) unless given. */
   static async create(
     users: string[] = [],
-    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number; settleMs?: number } = {},
+    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number; settleMs?: number; modules?: readonly EnabledModule[] } = {},
   ): Promise<Harness> {
     const store = new SqliteStore(":memory:");
     await store.migrate();

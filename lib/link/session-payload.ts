@@ -2,7 +2,7 @@
 // payload of a ROUTE frame, which the router never reads.
 // JIDs stay strings here: a receiver that acts on one parses it (parseJid),
 // whatever form its sender promised (protocol §2).
-import { arrayOf, boolean, bytesAtMost, count, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
+import { arrayOf, boolean, bytesAtMost, count, isObject, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
   Start = 1,
@@ -24,6 +24,7 @@ export enum SessionOp {
   ClientAcked = 17,
   Resume = 18,
   Sessions = 19,
+  SessionState = 20,
 }
 
 export interface StartMeta {
@@ -48,6 +49,15 @@ export interface RebuildMeta {
   seq?: number;
   /** The session is resumable (XEP-0198): what its sm keeps so that it outlives its front end (§2.6). */
   resume?: ResumableState;
+  /** The sm's modules' state for the session, as the last SESSION_STATE gave it; absent: none. */
+  state?: ModuleState;
+}
+/** The sm's modules' per-session state: module name → a JSON value; opaque to the c2s. */
+export type ModuleState = Record<string, unknown>;
+/** sm → c2s: the session's whole module state, sent when it changes; the c2s gives it back in REBUILD and HANDOFF. */
+export interface SessionStateMeta {
+  sid: string;
+  state: ModuleState;
 }
 /** What an sm needs to keep a resumable session's stream state (§2.6). */
 export interface ResumableState {
@@ -123,6 +133,8 @@ export interface HandoffMeta {
   lastN?: number;
   /** From the sm (§2.6): the session is already moved to the receiver; no REBUILD follows. */
   moved?: boolean;
+  /** The sm's modules' state for the session (SESSION_STATE); absent: none. */
+  state?: ModuleState;
 }
 export interface StartedMeta {
   sid: string;
@@ -204,6 +216,7 @@ export interface SessionMetaByOp {
   [SessionOp.ClientAcked]: ClientAckedMeta;
   [SessionOp.Resume]: ResumeMeta;
   [SessionOp.Sessions]: SessionsMeta;
+  [SessionOp.SessionState]: SessionStateMeta;
 }
 
 export type SessionMessage = {
@@ -252,6 +265,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     replaces: optional(object({ c2s: string, sid: string })),
     seq: optional(count),
     resume: optional(object({ id: string, max: count, stanzas: count, bytes: count, inbound: count, outbound: count, lastN: count })),
+    state: optional(isObject),
   }),
   [SessionOp.Takeover]: object({ sid: string, previd: string, user: string, newSid: string }),
   [SessionOp.Handoff]: object({
@@ -271,6 +285,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     ns: optional(arrayOf(count)),
     lastN: optional(count),
     moved: optional(boolean),
+    state: optional(isObject),
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
   [SessionOp.Taken]: object({ taken: recordOf(count), unknown: optional(arrayOf(string)) }),
@@ -284,6 +299,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   }),
   [SessionOp.Resume]: object({ sid: string, previd: string, h: count }),
   [SessionOp.Sessions]: object({ sids: arrayOf(string) }),
+  [SessionOp.SessionState]: object({ sid: string, state: isObject }),
 };
 
 /** Reads a session payload; throws when it is malformed or its meta does not fit its op. */

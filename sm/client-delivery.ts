@@ -1,0 +1,99 @@
+// Writing a stanza to one session's client: through the outgoing filters
+// (sm/outgoing-filters.ts), then DELIVER to its front end, with the identity
+// of the work that made it (protocol §2.5) and, for a resumable session, the
+// sm's number for it (§2.6). A stanza a filter drops or holds is neither
+// numbered nor waited for, so the XEP-0198 counts and the acknowledgement of
+// the client stanza that made it stay whole.
+import type { Element } from "ltx";
+import { SessionOp, encodeSessionPayload, type DeliverMeta } from "../lib/link/session-payload.js";
+import { errorReply, type Condition } from "../lib/stanza-error.js";
+import { routedAgain } from "../lib/stanza-rules.js";
+import type { FilterHandle, Outgoing, OutgoingFilter, StoredDelivery, StoredMessage } from "./module-api.js";
+import { OutgoingFilters } from "./outgoing-filters.js";
+import type { Session } from "./sessions.js";
+import type { SessionResumption } from "./session-resumption.js";
+import { answerable, type SmContext } from "./sm-context.js";
+import { FrameTooLargeError } from "./stanza.js";
+import { deliverId } from "./unacknowledged.js";
+
+export class ClientDelivery {
+  private readonly filters = new OutgoingFilters((out, after) => this.released(out, after));
+
+  constructor(
+    private readonly ctx: SmContext,
+    private readonly resumption: SessionResumption,
+    /** Routes a stanza (the stanza router's send): bounces, and messages released for a session that ended. */
+    private readonly route: (stanza: Element) => Promise<void>,
+  ) {}
+
+  addFilter(module: string, filter: OutgoingFilter, priority?: number): FilterHandle {
+    return this.filters.add(module, filter, priority);
+  }
+
+  deliver(session: Session, stanza: Element, raw?: Buffer): void {
+    const outcome = this.filters.run({ session, stanza, raw, stored: false });
+    if ("write" in outcome) this.write(outcome.write.session, outcome.write.stanza, outcome.write.raw);
+    else if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
+  }
+
+  /** A batch of offline messages; the ids of those the filters dropped. */
+  deliverStored(session: Session, batch: readonly StoredMessage[]): number[] {
+    const written: { id: number; out: Outgoing }[] = [];
+    const dropped: number[] = [];
+    for (const { id, stanza } of batch) {
+      const outcome = this.filters.run({ session, stanza, raw: undefined, stored: true });
+      if ("write" in outcome) written.push({ id, out: outcome.write });
+      else {
+        dropped.push(id);
+        if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
+      }
+    }
+    written.forEach(({ id, out }, i) => this.write(session, out.stanza, out.raw, { confirm: id, last: i === written.length - 1 }));
+    return dropped;
+  }
+
+  /** A filter released a stanza it held: the filters after it, then the client, if the session is still here. */
+  private released(out: Outgoing, after: number): void {
+    const { session, stanza } = out;
+    if (!this.ctx.registry.has(session)) {
+      const xml = out.raw ?? stanza.toString();
+      // Gone: a message goes where its front end would have sent it (protocol §2); presence is state.
+      if (routedAgain(xml)) this.background(this.route(stanza), "held stanza not routed again");
+      return;
+    }
+    const outcome = this.filters.run(out, after);
+    if ("write" in outcome) this.write(session, outcome.write.stanza, outcome.write.raw);
+    else if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
+  }
+
+  /** Its sender is answered with a stanza error, unless it is one, or an iq result. */
+  private bounce(stanza: Element, condition: Condition, text: string | undefined): void {
+    if (answerable(stanza)) this.background(this.route(errorReply(stanza, condition, { text })), "bounce not sent");
+  }
+
+  private background(work: Promise<void>, failed: string): void {
+    work.catch((err: unknown) => this.ctx.log.warn({ err }, failed));
+  }
+
+  private write(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void {
+    const { origins, queue, unacked } = this.ctx;
+    // An offline message needs no identity: it stays stored until the c2s reports it written.
+    const origin = stored ? undefined : origins.current()?.deliveryId(session);
+    const xml = raw ?? Buffer.from(stanza.toString(), "utf8");
+    // A resumable session's deliveries are kept until its client acknowledges them (§2.6).
+    const resumption = session.resumption;
+    const n = resumption?.add(xml, stored?.confirm ?? 0, origin);
+    if (resumption?.waiting) {
+      // Its front end is gone: kept for the client's resumption, which sends it.
+      if (resumption.full) void queue.run(session.user, () => this.resumption.unresumed(session, "too much waiting for its client"));
+      return;
+    }
+    const meta: DeliverMeta = stored ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) } : { sid: session.sid };
+    if (origin !== undefined) meta.origin = origin;
+    if (n !== undefined) meta.n = n;
+    const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
+    if (origin === undefined) return this.ctx.transmit(session.c2s, session.user, payload);
+    const id = deliverId(session.c2s, session.sid, origin);
+    if (!unacked.send(id, session.c2s, session.user, payload, origins.current()!.tally)) throw new FrameTooLargeError(payload.length);
+  }
+}

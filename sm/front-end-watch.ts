@@ -1,0 +1,162 @@
+// The member table as the sm reads it: sessions of users another sm now
+// owns are handed over silently (their c2s rebuilds them there, protocol
+// §2.2); a c2s missing from the table keeps its sessions for a grace
+// period (a router restart must not end them, a dead c2s must); a c2s back
+// as the same process is sent the sessions held for it (SESSIONS) to end
+// the ghosts an END lost with a router left.
+import { SM_ADDRESS, type Member } from "../lib/link/member.js";
+import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import type { SessionLifecycle } from "./session-lifecycle.js";
+import type { SessionResumption } from "./session-resumption.js";
+import type { Settling } from "./settling.js";
+import type { SmContext } from "./sm-context.js";
+import type { StanzaRouter } from "./stanza-router.js";
+
+/** Sids one SESSIONS lists at most, so that its meta stays within 64 KiB. */
+const SIDS_PER_FRAME = 2_000;
+
+export interface FrontEndDeps {
+  readonly settling: Settling;
+  readonly resumption: SessionResumption;
+  readonly lifecycle: SessionLifecycle;
+  readonly router: StanzaRouter;
+  /** How long the sessions of a c2s missing from the member table are kept before they end. */
+  readonly graceMs: number;
+}
+
+export class FrontEndWatch {
+  /** c2s names missing from the member table, since when (-Infinity: it restarted, its sessions are gone). */
+  private readonly missing = new Map<string, number>();
+  private graceTimer: NodeJS.Timeout | null = null;
+  /** The c2s names in the last member table. */
+  private linked = new Set<string>();
+  /** When each c2s last started: a new value means it restarted and its old sessions are gone. */
+  private readonly started = new Map<string, unknown>();
+  /** Linked again (maybe to the other router): every c2s of the next member table is sent its session list. */
+  private relinked = false;
+
+  constructor(
+    private readonly ctx: SmContext,
+    private readonly deps: FrontEndDeps,
+  ) {}
+
+  /** The member table changed. */
+  onMembers(members: Member[]): void {
+    const { ctx } = this;
+    const c2s = new Set(members.filter((m) => m.role === "c2s").map((m) => m.name));
+    const sms = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
+    // Users change sms: their sessions are rebuilt on their new owners within moments.
+    if (sms.size !== ctx.sms.size || [...sms].some((n) => !ctx.sms.has(n))) {
+      this.deps.settling.begin(Date.now());
+      // A FORWARD may have gone to an sm that is gone now: sent again at once, to the users' owners now.
+      ctx.unacked.resend(Date.now(), (w) => w.to === SM_ADDRESS);
+    }
+    ctx.sms = sms;
+    ctx.components = new Set(members.filter((m) => m.role === "component").map((m) => m.name));
+    const now = Date.now();
+    const started = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started]));
+    for (const [name, when] of started) {
+      // Back under the same name but restarted: its sessions died with the old process.
+      if (this.started.has(name) && this.started.get(name) !== when) this.missing.set(name, -Infinity);
+      else if (this.missing.has(name)) {
+        this.missing.delete(name);
+        // Back within its grace: what waited for it goes now.
+        ctx.unacked.resend(now, (w) => w.to === name);
+      }
+      // Back, the same process, after it was away: its sessions that ended meanwhile are on their way back
+      // (REBUILD), so messages for their users wait for them as after a change of sms.
+      if (!this.linked.has(name) && this.started.get(name) === when) {
+        this.deps.settling.begin(now);
+        this.reconcile(name);
+      } else if (this.relinked) this.reconcile(name);
+    }
+    this.linked = c2s;
+    this.relinked = false;
+    // Remembered while absent too, so a c2s that comes back restarted is told apart.
+    for (const [name, when] of started) this.started.set(name, when);
+    for (const session of ctx.registry.all()) {
+      const owner = ctx.port.smOwnerOf(session.user);
+      if (!c2s.has(session.c2s)) {
+        if (!this.missing.has(session.c2s)) this.missing.set(session.c2s, now);
+      } else if (owner !== undefined && owner !== ctx.port.name) {
+        void ctx.queue.run(session.user, async () => {
+          // Waiting for a resumption, it has no front end to rebuild it there: it ends, and what it held goes there.
+          if (session.resumption?.waiting) return this.deps.resumption.unresumed(session, "its user moved to another sm");
+          ctx.registry.remove(session);
+          session.log.info({ owner }, "session handed over to its new sm");
+        });
+      }
+    }
+    this.endMissing(now);
+    if (this.missing.size > 0 && !this.graceTimer) {
+      this.graceTimer = setInterval(() => this.endMissing(Date.now()), 1_000);
+      this.graceTimer.unref();
+    }
+  }
+
+  /** Linked again, maybe to another router: what the old one may have lost is sent again (§2.5). */
+  onRelinked(): void {
+    // The sessions that ENDs lost with the old router would leave behind are found at the next member table.
+    this.relinked = true;
+    const resent = this.ctx.unacked.resend(Date.now(), () => true);
+    if (resent > 0) this.ctx.log.info({ resent }, "frames not acknowledged before the re-link sent again");
+  }
+
+  /** Whether a c2s is missing from the member table. */
+  isMissing(c2s: string): boolean {
+    return this.missing.has(c2s);
+  }
+
+  /** Whether a c2s missing from the member table may still come back with its sessions. */
+  inGrace(c2s: string): boolean {
+    const since = this.missing.get(c2s);
+    return since !== undefined && since !== -Infinity;
+  }
+
+  close(): void {
+    if (this.graceTimer) clearInterval(this.graceTimer);
+  }
+
+  /**
+   * Sends a c2s that is back (the same process, or after this sm re-linked)
+   * the sessions held for it, so that it ENDs those it no longer holds (an
+   * END lost with a router): no ghost stays available to its contacts
+   * (protocol §2.5). Sessions waiting for a resumption are not its any more.
+   */
+  private reconcile(c2s: string): void {
+    const sids = this.ctx.registry.all().filter((s) => s.c2s === c2s && !s.resumption?.waiting).map((s) => s.sid);
+    for (let i = 0; i < sids.length; i += SIDS_PER_FRAME) {
+      this.ctx.port.send(c2s, "", encodeSessionPayload(SessionOp.Sessions, { sids: sids.slice(i, i + SIDS_PER_FRAME) }));
+    }
+  }
+
+  private endMissing(now: number): void {
+    const { ctx } = this;
+    const { lifecycle, resumption, router } = this.deps;
+    for (const [name, since] of this.missing) {
+      if (now - since < this.deps.graceMs) continue;
+      this.missing.delete(name);
+      for (const session of ctx.registry.all()) {
+        if (session.c2s !== name) continue;
+        if (session.resumption) resumption.detach(session);
+        else void ctx.queue.run(session.user, () => lifecycle.end(session, "c2s left"));
+      }
+      // What waited for it is routed again, after the sessions ended (the same queues), under its identity;
+      // a session waiting to be resumed keeps what was numbered for it (§2.6).
+      for (const w of ctx.unacked.takeAll((w) => w.to === name)) {
+        const msg = ctx.decode(w.payload, name);
+        const kept = msg?.op === SessionOp.Deliver && msg.meta.n !== undefined && ctx.registry.bySid(name, msg.meta.sid)?.resumption;
+        if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined || kept) {
+          w.tally?.release();
+          continue;
+        }
+        const xml = msg.xml;
+        void ctx.queue.run(w.key, () => router.underOrigin(msg.meta.origin, () => router.fromPeerNow(xml, w.key), w.tally)).finally(() => w.tally?.release());
+      }
+    }
+    if (this.missing.size === 0 && this.graceTimer) {
+      clearInterval(this.graceTimer);
+      this.graceTimer = null;
+    }
+  }
+}

@@ -1,0 +1,65 @@
+// Builds the ModuleApi (sm/module-api.ts) over the sm's parts and sets up
+// each enabled module on it, with its options, in list order: the order of
+// their hooks' and filters' registration.
+import { STORE_LIMITS } from "../xdb-sql/store.js";
+import type { ClientDelivery } from "./client-delivery.js";
+import type { IqRequests } from "./iq-requests.js";
+import type { DiscoTarget, Identity, Json, ModuleApi } from "./module-api.js";
+import type { EnabledModule } from "./module-config.js";
+import { moduleStorage } from "./module-storage.js";
+import type { SessionStates } from "./session-state.js";
+import type { SmContext } from "./sm-context.js";
+import type { StanzaRouter } from "./stanza-router.js";
+
+export interface LoaderDeps {
+  readonly router: StanzaRouter;
+  readonly delivery: ClientDelivery;
+  readonly requests: IqRequests;
+  readonly states: SessionStates;
+}
+
+export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly EnabledModule[]): void {
+  const { router, delivery, requests, states } = deps;
+  const disco: Record<DiscoTarget, { features: Set<string>; identities: Identity[] }> = {
+    server: { features: new Set(), identities: [] },
+    account: { features: new Set(), identities: [] },
+  };
+  const shared: Omit<ModuleApi, "module" | "filter" | "sessionState"> = {
+    domains: ctx.domains,
+    limits: ctx.limits,
+    store: ctx.store,
+    storage: moduleStorage(ctx.store),
+    sessions: ctx.registry,
+    log: ctx.log,
+    hook: (name, handler, priority) => ctx.hooks.on(name, handler, priority),
+    fire: (name, event) => ctx.hooks.fire(name, event),
+    addFeature: (feature, on = "server") => void disco[on].features.add(feature),
+    features: (on = "server") => [...disco[on].features].sort(),
+    addIdentity: (identity, on = "server") => void disco[on].identities.push(identity),
+    identities: (on = "server") => [...disco[on].identities],
+    send: (stanza, raw) => router.send(stanza, raw),
+    deliver: (session, stanza, raw) => delivery.deliver(session, stanza, raw),
+    deliverStored: (session, batch) => delivery.deliverStored(session, batch),
+    reply: (event, stanza) => router.reply(event, stanza),
+    error: (event, condition, text) => router.error(event, condition, text),
+    userExists: async (user) => ctx.registry.of(user).length > 0 || ctx.store.accountExists(user),
+    components: () => [...ctx.components].sort(),
+    request: (iq, timeoutMs) => requests.request(iq, timeoutMs),
+    run: (user, job) => ctx.queue.run(user, job),
+    deliveryId: (recipient) => {
+      const id = ctx.origins.current()?.deliveryId(recipient);
+      return id !== undefined && Buffer.byteLength(id) <= STORE_LIMITS.origin ? id : undefined;
+    },
+  };
+  for (const { definition, options } of modules) {
+    const name = definition.name;
+    // What names the module: its filters' log lines and its state slot.
+    const api: ModuleApi = {
+      ...shared,
+      module: name,
+      filter: (filter, priority) => delivery.addFilter(name, filter, priority),
+      sessionState: <T extends Json>() => states.slot<T>(name),
+    };
+    definition.setup(api, options);
+  }
+}
