@@ -2,7 +2,7 @@
 // payload of a ROUTE frame, which the router never reads.
 // JIDs stay strings here: a receiver that acts on one parses it (parseJid),
 // whatever form its sender promised (protocol §2).
-import { arrayOf, boolean, bytesAtMost, count, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
+import { arrayOf, boolean, bytesAtMost, count, isObject, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
   Start = 1,
@@ -24,7 +24,11 @@ export enum SessionOp {
   ClientAcked = 17,
   Resume = 18,
   Sessions = 19,
+  SessionState = 20,
 }
+
+/** A session's module state (protocol §2, SESSION_STATE): module name → its JSON value, opaque to the c2s. */
+export type ModuleState = Record<string, unknown>;
 
 export interface StartMeta {
   sid: string;
@@ -48,6 +52,8 @@ export interface RebuildMeta {
   seq?: number;
   /** The session is resumable (XEP-0198): what its sm keeps so that it outlives its front end (§2.6). */
   resume?: ResumableState;
+  /** The last SESSION_STATE the sm sent for this session; absent: `{}`. */
+  state?: ModuleState;
 }
 /** What an sm needs to keep a resumable session's stream state (§2.6). */
 export interface ResumableState {
@@ -75,6 +81,16 @@ export interface ClientAckedMeta {
   local?: Record<string, number[]>;
   /** sid → `n`s of DELIVERs dropped as copies of one delivered before, never written. */
   skipped?: Record<string, number[]>;
+}
+/**
+ * The largest SESSION_STATE meta a c2s keeps: the state travels again in
+ * REBUILD's and HANDOFF's meta beside their other fields, within metaLen's 16 bits.
+ */
+export const MAX_SESSION_STATE_META = 16 * 1024;
+/** sm → c2s (protocol §2): the session's whole module state, sent when it changes; the c2s keeps the latest. */
+export interface SessionStateMeta {
+  sid: string;
+  state: ModuleState;
 }
 /** sm → c2s: the sessions this sm holds for the receiver, which ENDs those it does not hold (§2.5). */
 export interface SessionsMeta {
@@ -123,6 +139,8 @@ export interface HandoffMeta {
   lastN?: number;
   /** From the sm (§2.6): the session is already moved to the receiver; no REBUILD follows. */
   moved?: boolean;
+  /** The session's module state (SESSION_STATE), which the receiver keeps from now on; absent: `{}`. */
+  state?: ModuleState;
 }
 export interface StartedMeta {
   sid: string;
@@ -204,6 +222,7 @@ export interface SessionMetaByOp {
   [SessionOp.ClientAcked]: ClientAckedMeta;
   [SessionOp.Resume]: ResumeMeta;
   [SessionOp.Sessions]: SessionsMeta;
+  [SessionOp.SessionState]: SessionStateMeta;
 }
 
 export type SessionMessage = {
@@ -211,6 +230,11 @@ export type SessionMessage = {
 }[SessionOp];
 
 const EMPTY = Buffer.alloc(0);
+
+/** The byte length of a payload's meta. */
+export function sessionMetaLength(payload: Buffer): number {
+  return payload.readUInt16BE(1);
+}
 
 export function encodeSessionPayload<K extends SessionOp>(
   op: K,
@@ -252,6 +276,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     replaces: optional(object({ c2s: string, sid: string })),
     seq: optional(count),
     resume: optional(object({ id: string, max: count, stanzas: count, bytes: count, inbound: count, outbound: count, lastN: count })),
+    state: optional(isObject),
   }),
   [SessionOp.Takeover]: object({ sid: string, previd: string, user: string, newSid: string }),
   [SessionOp.Handoff]: object({
@@ -271,6 +296,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     ns: optional(arrayOf(count)),
     lastN: optional(count),
     moved: optional(boolean),
+    state: optional(isObject),
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
   [SessionOp.Taken]: object({ taken: recordOf(count), unknown: optional(arrayOf(string)) }),
@@ -284,6 +310,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   }),
   [SessionOp.Resume]: object({ sid: string, previd: string, h: count }),
   [SessionOp.Sessions]: object({ sids: arrayOf(string) }),
+  [SessionOp.SessionState]: object({ sid: string, state: isObject }),
 };
 
 /** Reads a session payload; throws when it is malformed or its meta does not fit its op. */
