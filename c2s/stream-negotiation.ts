@@ -2,8 +2,9 @@
 // the stream header and its checks, the features offered at each step
 // (STARTTLS, SASL mechanisms, bind), the redirect decided at the header
 // after SASL, and resource binding (START, answered by STARTED or
-// START_FAILED). SASL itself is sasl-exchange.ts's. Functions over the
-// connection's fields (Negotiating), which the coordinator moves along.
+// START_FAILED). SASL itself is sasl-exchange.ts's, in-band registration
+// registration.ts's. Functions over the connection's fields (Negotiating),
+// which the coordinator moves along.
 import { escapeXML, escapeXMLText, type Element } from "ltx";
 import { domainpart, resourcepart } from "../lib/jid.js";
 import { isCondition, type Answered } from "../lib/stanza-error.js";
@@ -11,6 +12,7 @@ import { badRequestText } from "../lib/stanza-rules.js";
 import type { StreamHeader } from "../lib/xml-stream.js";
 import type { Redirect } from "./balancer.js";
 import type { ConnectionHost } from "./connection-host.js";
+import { REGISTER_FEATURE, isRegistrationIq, onRegistrationIq, registrationOffered } from "./registration.js";
 import { plainAllowed } from "./sasl-exchange.js";
 import { SmPipe } from "./sm-pipe.js";
 import { clientStanza, errorReply, start, type PipeHost, type SessionLink, type Stage } from "./session-pipe.js";
@@ -20,7 +22,7 @@ import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, streamHeader } from ".
 /** Stanzas a client may send between asking to bind and being bound. */
 export const MAX_EARLY_STANZAS = 16;
 
-export type NegotiationHost = PipeHost & Pick<ConnectionHost<Negotiating>, "balancer" | "sessions" | "streamId" | "authDone">;
+export type NegotiationHost = PipeHost & Pick<ConnectionHost<Negotiating>, "balancer" | "sessions" | "streamId" | "authDone" | "store" | "registrations">;
 
 /** What negotiation reads and moves along of a connection. */
 export interface Negotiating extends SessionLink {
@@ -94,14 +96,16 @@ export function features(config: NegotiationHost["config"], secure: boolean, aut
     if (mustTls) return `<stream:features>${tlsOffer}${limits}</stream:features>`;
     const mechs = ["SCRAM-SHA-256", "SCRAM-SHA-1", ...(plainAllowed(config, secure) ? ["PLAIN"] : [])];
     const mechXml = mechs.map((m) => `<mechanism>${m}</mechanism>`).join("");
-    return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms>${limits}</stream:features>`;
+    const register = registrationOffered(config, secure) ? REGISTER_FEATURE : "";
+    return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms>${register}${limits}</stream:features>`;
   }
   // Roster versioning (XEP-0237, RFC 6121 §2.6) is the sm's; the feature is announced here.
   return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='${NS_SM}'/>${limits}</stream:features>`;
 }
 
-/** A stanza before the session is bound: the bind request, or one kept until bound, or the stream's end. */
+/** A stanza before the session is bound: in-band registration, the bind request, or one kept until bound, or the stream's end. */
 export function onUnboundStanza(c: Negotiating, el: Element): void {
+  if (!c.user && isRegistrationIq(c.ctx.config, el)) return void onRegistrationIq(c.ctx, c, el);
   if (c.user && el.name === "iq") return onPreBindIq(c, el);
   if (!keepEarly(c, el)) c.streamError("not-authorized", "authenticate and bind before sending stanzas");
 }
