@@ -18,6 +18,7 @@ import type { ClientConnection } from "./client-connection.js";
 import type { C2sSettings, ConnectionHost } from "./connection-host.js";
 import { routedAgain } from "../lib/stanza-rules.js";
 import type { SmPipe } from "./sm-pipe.js";
+import { RegistrationLimit } from "./registration.js";
 import { ReadThrottle } from "./read-throttle.js";
 import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
@@ -95,6 +96,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   readonly gate: ConnectionGate;
   /** Failed logins, per address and account: how long the next attempt waits. */
   readonly throttle: LoginThrottle;
+  /** Accounts registered in-band lately, per address (XEP-0077). */
+  readonly registrations: RegistrationLimit;
 
   constructor(
     readonly config: C2sSettings,
@@ -130,6 +133,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
       memoryMs: config.auth_failure_memory * 1000,
       maxEntries: config.auth_throttle_entries,
     });
+    this.registrations = new RegistrationLimit(config.registration_per_hour, config.auth_throttle_entries);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }

@@ -8,7 +8,7 @@ import { LinkClient } from "../lib/link/link-client.js";
 import type { C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
-import { SessionOp, decodeSessionPayload, encodeSessionPayload, type TakenMeta } from "../lib/link/session-payload.js";
+import { MAX_SESSION_STATE_META, SessionOp, decodeSessionPayload, encodeSessionPayload, sessionMetaLength, type TakenMeta } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
@@ -215,6 +215,10 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
         break;
       case SessionOp.Handoff:
         conn.handedOver(msg.meta, msg.xml, from);
+        break;
+      case SessionOp.SessionState:
+        if (sessionMetaLength(payload) <= MAX_SESSION_STATE_META) conn.sessionState(msg.meta.state);
+        else log.warn({ from, sid: conn.sid, bytes: sessionMetaLength(payload) }, "session state too large to carry; the last one kept");
         break;
       default:
         log.warn({ op: msg.op, from }, "unexpected session op");

@@ -15,6 +15,7 @@ import type { Balancer } from "./balancer.js";
 import type { ConnectionGate } from "./connection-gate.js";
 import type { LoginThrottle } from "./login-throttle.js";
 import type { ReadThrottle, Throttled } from "./read-throttle.js";
+import type { RegistrationLimit } from "./registration.js";
 import type { PlainVerifier } from "./sasl/plain-cache.js";
 import type { SmPipe } from "./sm-pipe.js";
 
@@ -23,7 +24,7 @@ export type C2sSettings = Config["c2s"] & { domains: string[]; xml: Config["xml"
 
 export interface ConnectionHost<Conn extends Throttled> {
   readonly config: C2sSettings;
-  readonly store: Pick<Store, "getCredentials" | "setCredentials">;
+  readonly store: Pick<Store, "getCredentials" | "setCredentials" | "createAccount">;
   readonly link: Pick<LinkClient, "connected" | "send" | "sendControl">;
   readonly tls: Pick<TlsCredentials, "context">;
   readonly balancer: Pick<Balancer, "returned" | "wasSent" | "redirectFor" | "peerNames" | "remember">;
@@ -35,6 +36,7 @@ export interface ConnectionHost<Conn extends Throttled> {
   readonly limits: { readonly unauthenticated: XmlLimits; readonly authenticated: XmlLimits };
   readonly gate: Pick<ConnectionGate, "enter" | "leave">;
   readonly throttle: Pick<LoginThrottle, "turn" | "failed" | "succeeded">;
+  readonly registrations: Pick<RegistrationLimit, "take" | "giveBack">;
 
   nextSid(): string;
   streamId(): string;

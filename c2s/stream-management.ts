@@ -78,6 +78,14 @@ export class AckState {
   }
 }
 
+/** What the sm keeps of a resumable session (protocol §2.6), promised to the client in <enabled/>. */
+export function resumePromise(
+  ack: AckState,
+  config: { resume_timeout: number; max_unacked_bytes: number },
+): { id: string; max: number; stanzas: number; bytes: number } {
+  return { id: ack.id, max: config.resume_timeout, stanzas: MAX_UNACKED, bytes: config.max_unacked_bytes };
+}
+
 /** The front end and session a resumption id names, or null. */
 export function parseResumeId(id: string): { c2s: string; sid: string } | null {
   const parts = id.split("~");

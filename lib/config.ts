@@ -73,6 +73,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: false,
     doc: "Offer SASL PLAIN on unencrypted streams too (with require_tls off), as Prosody's option of that name; for load tests on loopback, never in production.",
   },
+  { key: "c2s.registration", type: "boolean", default: false, doc: "Let clients create accounts in-band (XEP-0077) before they authenticate, on the streams that offer PLAIN (encrypted ones, or any with allow_unencrypted_plain_auth); off, as Prosody's allow_registration." },
+  { key: "c2s.registration_per_hour", type: "integer", default: 5, doc: "Accounts one client address (an IPv6 address by its /64) may register in-band in an hour, on each front end; more are refused with resource-constraint, as ejabberd does." },
   {
     key: "c2s.max_stanza_size",
     type: "integer",
@@ -158,6 +160,8 @@ export interface Config {
     public_host: string;
     require_tls: boolean;
     allow_unencrypted_plain_auth: boolean;
+    registration: boolean;
+    registration_per_hour: number;
     max_stanza_size: number;
     max_stanza_size_unauthenticated: number;
     rate_bytes: number;

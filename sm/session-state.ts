@@ -3,18 +3,18 @@
 // module sets something. Each change goes to the session's front end
 // (SESSION_STATE, protocol §2), which gives it back with REBUILD and HANDOFF,
 // so the state follows the session to another sm.
-import { SessionOp, encodeSessionPayload, type ModuleState } from "../lib/link/session-payload.js";
+import { MAX_SESSION_STATE_META, SessionOp, encodeSessionPayload, type ModuleState } from "../lib/link/session-payload.js";
 import { isObject } from "../lib/link/shape.js";
 import type { Json, SessionStateSlot } from "./module-api.js";
 import type { Session } from "./sessions.js";
 import type { SmContext } from "./sm-context.js";
 
 /**
- * Most bytes of one session's state as JSON: it rides in the meta of
- * SESSION_STATE, REBUILD and HANDOFF, which must stay within 64 KiB with
- * the rest of their fields.
+ * Most bytes of one session's state as JSON: less than the SESSION_STATE
+ * meta a front end keeps (room for the sid and the keys), since it rides
+ * again in REBUILD's and HANDOFF's meta beside their other fields.
  */
-export const SESSION_STATE_MAX_BYTES = 32 * 1024;
+export const SESSION_STATE_MAX_BYTES = MAX_SESSION_STATE_META - 512;
 
 export class SessionStates {
   constructor(private readonly ctx: SmContext) {}

@@ -5,59 +5,20 @@
 // dispatch: bound, bindFailed, deliver, taken). Stream open and features,
 // header errors, STARTTLS, SASL PLAIN and SCRAM, binding, stanzas before
 // binding, a stanza on its way to the sm, and XEP-0198's counters.
-import { EventEmitter } from "node:events";
 import net from "node:net";
-import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { configDefaults } from "../lib/config.js";
-import type { LinkClientEvents } from "../lib/link/link-client.js";
-import { SessionOp, decodeSessionPayload, type SessionMessage } from "../lib/link/session-payload.js";
-import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
-import { Balancer } from "../c2s/balancer.js";
-import { C2sContext, type C2sLink } from "../c2s/c2s-context.js";
+import { SessionOp } from "../lib/link/session-payload.js";
+import type { C2sContext } from "../c2s/c2s-context.js";
 import { addressKey } from "../c2s/client-address.js";
 import { ClientConnection } from "../c2s/client-connection.js";
-import { TlsCredentials } from "../lib/tls-credentials.js";
-import { openStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
+import { frontContext, type C2sOverrides, type RecordingLink } from "./harness/c2s-front.js";
 import { HEADER, RawStream } from "./harness/raw-stream.js";
 
 const PLAIN = (user: string, password: string) =>
   `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`;
 const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>";
 const NS_SM = "urn:xmpp:sm:3";
-
-/** The router link as the connection sees it: up, never congested, one sm; every frame kept. */
-class RecordingLink extends EventEmitter<LinkClientEvents> implements C2sLink {
-  connected = true;
-  congested = false;
-  readonly frames: { to: string; key: string; msg: SessionMessage }[] = [];
-  private waiters: (() => void)[] = [];
-
-  send(to: string, key: string, payload: Buffer): boolean {
-    this.frames.push({ to, key, msg: decodeSessionPayload(payload) });
-    for (const w of this.waiters.splice(0)) w();
-    return true;
-  }
-
-  sendControl(): void {}
-
-  smOwnerOf(): string | undefined {
-    return "sm-1";
-  }
-
-  /** The first frame of `op` not taken yet (waiting for it), taken. */
-  async next<K extends SessionOp>(op: K): Promise<Extract<SessionMessage, { op: K }> & { key: string }> {
-    for (;;) {
-      const i = this.frames.findIndex((f) => f.msg.op === op);
-      if (i >= 0) {
-        const [f] = this.frames.splice(i, 1);
-        return { ...(f!.msg as Extract<SessionMessage, { op: K }>), key: f!.key };
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-}
 
 interface Front {
   link: RecordingLink;
@@ -78,16 +39,8 @@ afterEach(async () => {
 });
 
 /** A front end of one connection class on a loopback port, with the account u1@localhost (password pw). */
-async function front(c2s: Partial<ReturnType<typeof configDefaults>["c2s"]> = {}): Promise<Front> {
-  const config = configDefaults();
-  config.domains = ["localhost"];
-  config.c2s = { ...config.c2s, name: "c2s-1", tls_cert: process.env.XFARM_TEST_CERT!, tls_key: process.env.XFARM_TEST_KEY!, scram_iterations: 4096, ...c2s };
-  const log = pino({ level: "silent" });
-  const store = await openStore("sqlite::memory:");
-  await store.createAccount("u1@localhost", await deriveCredentials("pw", 4096));
-  const link = new RecordingLink();
-  const balancer = new Balancer({ name: "c2s-1", weight: 1, capacity: 1000, margin: 0.1, floor: 200, memorySeconds: 120, maxLag: 500 });
-  const ctx = new C2sContext({ ...config.c2s, domains: config.domains, xml: config.xml }, store, link, await TlsCredentials.load(config, log), balancer, log);
+async function front(c2s: C2sOverrides = {}): Promise<Front> {
+  const { ctx, link, store } = await frontContext(c2s);
   // As c2s-server.ts accepts a client: through the gate, then a connection.
   const server = net.createServer((socket) => {
     if (!ctx.gate.enter(addressKey(socket.remoteAddress!), ctx.sockets)) new ClientConnection(ctx, socket, false);

@@ -1,51 +1,15 @@
 // Interop with Debian's python3-slixmpp, a second real client library,
 // chatting across the two front ends with an xmpp.js client.
-import { spawn, spawnSync } from "node:child_process";
-import readline from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
+import { SlixClient, requireSlixmpp, type SlixEvent } from "./harness/slixmpp.js";
 import { connectClient, xml } from "./harness/xmppjs.js";
-
-// Debian's interpreter, where python3-slixmpp installs (not a pyenv one on PATH).
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = fileURLToPath(new URL("./interop/slix_client.py", import.meta.url));
-
-interface SlixEvent {
-  event: string;
-  [k: string]: string;
-}
-
-/** Starts the scripted slixmpp client; `exited` resolves with its exit code, `slixEvent` with the first event (seen or to come) that passes `test`. */
-function runSlix(args: string[]) {
-  const py = spawn(PYTHON, [SCRIPT, ...args, "--ca", process.env.XFARM_TEST_CERT!]);
-  const events: SlixEvent[] = [];
-  let stderr = "";
-  py.stderr.on("data", (d) => (stderr += d));
-  const waiters: { test: (e: SlixEvent) => boolean; resolve: (e: SlixEvent) => void }[] = [];
-  readline.createInterface({ input: py.stdout }).on("line", (line) => {
-    const e = JSON.parse(line) as SlixEvent;
-    events.push(e);
-    for (const w of waiters.splice(0)) (w.test(e) ? w.resolve(e) : waiters.push(w));
-  });
-  const slixEvent = (test: (e: SlixEvent) => boolean) =>
-    new Promise<SlixEvent>((resolve, reject) => {
-      const seen = events.find(test);
-      if (seen) return resolve(seen);
-      const timer = setTimeout(() => reject(new Error(`slixmpp event not seen; events: ${JSON.stringify(events)} stderr: ${stderr}`)), 15_000);
-      waiters.push({ test, resolve: (e) => (clearTimeout(timer), resolve(e)) });
-    });
-  // Listened for from the start: the exit may come before the last line is read.
-  const exited = new Promise<number | null>((resolve) => py.once("exit", (code) => resolve(code)));
-  return { slixEvent, exited };
-}
 
 describe("slixmpp interop", () => {
   let farm: Farm;
 
   beforeAll(async () => {
-    const probe = spawnSync(PYTHON, ["-c", "import slixmpp"]);
-    if (probe.status !== 0) throw new Error("python3-slixmpp is not installed: apt-get install python3-slixmpp (.ci/run does)");
+    requireSlixmpp();
     farm = await Farm.create({ c2sCount: 2 });
     await farm.start();
     await farm.addUser("slix@localhost", "slix-pw");
@@ -62,7 +26,8 @@ describe("slixmpp interop", () => {
     await js.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
     await js.xmpp.send(xml("presence"));
 
-    const { slixEvent, exited } = runSlix(["--port", String(farm.c2sPorts[1]!.port), "--jid", "slix@localhost/py", "--password", "slix-pw", "--peer", "js@localhost"]);
+    const py = new SlixClient("slix_client.py", ["--port", String(farm.c2sPorts[1]!.port), "--jid", "slix@localhost/py", "--password", "slix-pw", "--peer", "js@localhost", "--ca", process.env.XFARM_TEST_CERT!]);
+    const slixEvent = (test: (e: SlixEvent) => boolean) => py.next(test);
 
     const started = await slixEvent((e) => e.event === "session_start");
     expect(started.jid).toBe("slix@localhost/py");
@@ -92,7 +57,7 @@ describe("slixmpp interop", () => {
     await js.xmpp.send(xml("message", { to: "slix@localhost", type: "chat" }, xml("body", {}, "bye")));
     await slixEvent((e) => e.event === "disconnected");
     await js.next((s) => s.is("presence") && s.attrs.type === "unavailable" && s.attrs.from === "slix@localhost/py");
-    expect(await exited).toBe(0);
+    expect(await py.exited()).toBe(0);
     await js.stop();
   });
 
@@ -101,7 +66,8 @@ describe("slixmpp interop", () => {
     const js = await connectClient({ port: farm.c2sPorts[0]!.port, username: "js", password: "js-pw", resource: "desk" });
     const web = await connectClient({ port: farm.c2sPorts[0]!.port, username: "rose", password: "rose-pw", resource: "web" });
     for (const c of [js, web]) await c.xmpp.send(xml("presence"));
-    const { slixEvent, exited } = runSlix(["--port", String(farm.c2sPorts[1]!.port), "--jid", "rose@localhost/py", "--password", "rose-pw", "--peer", "js@localhost", "--carbons"]);
+    const py = new SlixClient("slix_client.py", ["--port", String(farm.c2sPorts[1]!.port), "--jid", "rose@localhost/py", "--password", "rose-pw", "--peer", "js@localhost", "--ca", process.env.XFARM_TEST_CERT!, "--carbons"]);
+    const slixEvent = (test: (e: SlixEvent) => boolean) => py.next(test);
     await slixEvent((e) => e.event === "session_start");
     await js.next((s) => s.is("message") && s.getChildText("body") === "hello from slixmpp");
 
@@ -116,7 +82,7 @@ describe("slixmpp interop", () => {
 
     await js.xmpp.send(xml("message", { to: "rose@localhost/py", type: "chat" }, xml("body", {}, "bye")));
     await slixEvent((e) => e.event === "disconnected");
-    expect(await exited).toBe(0);
+    expect(await py.exited()).toBe(0);
     await Promise.all([js.stop(), web.stop()]);
   });
 });

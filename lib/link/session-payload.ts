@@ -27,6 +27,9 @@ export enum SessionOp {
   SessionState = 20,
 }
 
+/** A session's module state (protocol §2, SESSION_STATE): module name → its JSON value, opaque to the c2s. */
+export type ModuleState = Record<string, unknown>;
+
 export interface StartMeta {
   sid: string;
   /** Bare JID, or full JID when the client asked for a resource. */
@@ -49,15 +52,8 @@ export interface RebuildMeta {
   seq?: number;
   /** The session is resumable (XEP-0198): what its sm keeps so that it outlives its front end (§2.6). */
   resume?: ResumableState;
-  /** The sm's modules' state for the session, as the last SESSION_STATE gave it; absent: none. */
+  /** The last SESSION_STATE the sm sent for this session; absent: `{}`. */
   state?: ModuleState;
-}
-/** The sm's modules' per-session state: module name → a JSON value; opaque to the c2s. */
-export type ModuleState = Record<string, unknown>;
-/** sm → c2s: the session's whole module state, sent when it changes; the c2s gives it back in REBUILD and HANDOFF. */
-export interface SessionStateMeta {
-  sid: string;
-  state: ModuleState;
 }
 /** What an sm needs to keep a resumable session's stream state (§2.6). */
 export interface ResumableState {
@@ -85,6 +81,16 @@ export interface ClientAckedMeta {
   local?: Record<string, number[]>;
   /** sid → `n`s of DELIVERs dropped as copies of one delivered before, never written. */
   skipped?: Record<string, number[]>;
+}
+/**
+ * The largest SESSION_STATE meta a c2s keeps: the state travels again in
+ * REBUILD's and HANDOFF's meta beside their other fields, within metaLen's 16 bits.
+ */
+export const MAX_SESSION_STATE_META = 16 * 1024;
+/** sm → c2s (protocol §2): the session's whole module state, sent when it changes; the c2s keeps the latest. */
+export interface SessionStateMeta {
+  sid: string;
+  state: ModuleState;
 }
 /** sm → c2s: the sessions this sm holds for the receiver, which ENDs those it does not hold (§2.5). */
 export interface SessionsMeta {
@@ -133,7 +139,7 @@ export interface HandoffMeta {
   lastN?: number;
   /** From the sm (§2.6): the session is already moved to the receiver; no REBUILD follows. */
   moved?: boolean;
-  /** The sm's modules' state for the session (SESSION_STATE); absent: none. */
+  /** The session's module state (SESSION_STATE), which the receiver keeps from now on; absent: `{}`. */
   state?: ModuleState;
 }
 export interface StartedMeta {
@@ -224,6 +230,11 @@ export type SessionMessage = {
 }[SessionOp];
 
 const EMPTY = Buffer.alloc(0);
+
+/** The byte length of a payload's meta. */
+export function sessionMetaLength(payload: Buffer): number {
+  return payload.readUInt16BE(1);
+}
 
 export function encodeSessionPayload<K extends SessionOp>(
   op: K,

@@ -1,6 +1,7 @@
 // A hand-driven XMPP stream over a raw socket, for what real client
 // libraries will not send: malformed XML, oversized stanzas, bad headers.
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Login, streamHeader, type LoginParams } from "../../sim/login.js";
 import { writeAll } from "../../sim/write-all.js";
@@ -11,14 +12,19 @@ export const HEADER = (to = "localhost") => streamHeader(to);
 export class RawStream {
   received = "";
   closed = false;
-  private socket: net.Socket;
+  private socket: Duplex;
   private waiters: { test: () => boolean; resolve: () => void }[] = [];
   /** While login() runs: the scanner its elements come from, and what a close means to it. */
   private scan: { scanner: StanzaScanner; login: Login; closed: () => void } | null = null;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: Duplex) {
     this.socket = socket;
     this.listen(socket);
+  }
+
+  /** Over a connected socket of any kind (test/harness/memory-socket.ts). */
+  static over(socket: Duplex): RawStream {
+    return new RawStream(socket);
   }
 
   /** `localAddress`: a loopback source address (127.0.0.2, …), as clients from several hosts. */
@@ -29,7 +35,7 @@ export class RawStream {
     });
   }
 
-  private listen(socket: net.Socket): void {
+  private listen(socket: Duplex): void {
     socket.on("data", (d: Buffer) => {
       const text = d.toString("utf8");
       this.received += text;

@@ -7,17 +7,9 @@ subscriptions (slixmpp's defaults), and leaves when told "bye". With
 and reports the copies it gets. Every event is printed as one JSON line on
 stdout for the test to read.
 """
-import argparse
-import asyncio
-import json
-import ssl
-import sys
-
 import slixmpp
 
-
-def emit(**event):
-    print(json.dumps(event), flush=True)
+from slix_script import arguments, emit, run
 
 
 class Scripted(slixmpp.ClientXMPP):
@@ -57,26 +49,12 @@ class Scripted(slixmpp.ClientXMPP):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--peer", required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--carbons", action="store_true")
-    a = p.parse_args()
+    a = arguments("--peer", flags=("--carbons",))
     xmpp = Scripted(a.jid, a.password, a.peer, a.carbons)
-    xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
     xmpp.register_plugin("xep_0280")
-    xmpp.connect(("127.0.0.1", a.port))
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, 60))
-    except asyncio.TimeoutError:
-        emit(event="timeout")
-        sys.exit(1)
+    run(xmpp, a.port, a.ca)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,236 @@
+// XEP-0198 as one connection speaks it: <enable/>, <r/> and <a/>, and
+// <resume/> of a session held on this front end, on another one (TAKEOVER,
+// answered by HANDOFF, protocol §2.3), or by the sm when its front end is
+// gone (RESUME, §2.6). The counters and queue are AckState's
+// (stream-management.ts); these are functions over the connection's fields
+// (ManagedStream), so an idle session holds nothing more for them.
+import { escapeXML } from "ltx";
+import { SessionOp, encodeSessionPayload, type HandoffMeta } from "../lib/link/session-payload.js";
+import { NS_STANZAS } from "../lib/stanza-error.js";
+import type { ConnectionHost } from "./connection-host.js";
+import { SmPipe } from "./sm-pipe.js";
+import { confirm, rebuild, routingKey, toSm, type PipeHost, type SessionLink, type Stage } from "./session-pipe.js";
+import { AckState, NS_SM, parseResumeId, resumePromise } from "./stream-management.js";
+
+/** A resume waiting for a HANDOFF (protocol §2.3, §2.6). */
+export interface PendingResume {
+  previd: string;
+  h: number;
+  /** The front ends asked that have not said no. */
+  waiting: number;
+  /** Once none has it, the sm is asked, which holds it if its front end is gone. */
+  fromSm: boolean;
+}
+
+export type ManagedHost = PipeHost &
+  Pick<ConnectionHost<ManagedStream>, "balancer" | "resumable" | "awaitHandoff" | "handoffDone" | "oweAck" | "ackSent" | "clientAcked" | "alias" | "authDone">;
+
+/** What XEP-0198 reads and changes of a connection. */
+export interface ManagedStream extends SessionLink {
+  readonly ctx: ManagedHost;
+  readonly stage: Stage;
+  ack: AckState | null;
+  /** Asked to bind, and waiting for the sm. */
+  readonly binding: boolean;
+  pendingResume: PendingResume | null;
+  /** Takes over `old`'s session on this front end: its sid, JID, state and queue. */
+  adopt(old: ManagedStream): void;
+  /** Becomes the bound session a HANDOFF carried. */
+  takeSession(session: Session): void;
+}
+
+/** A session's state as it moves between connections. */
+export interface Session {
+  jid: string;
+  ack: AckState;
+  pipe: SmPipe | null;
+  presence: string | null;
+  interested: boolean;
+  moduleState: SessionLink["moduleState"];
+}
+
+export function smFailed(condition: string): string {
+  return `<failed xmlns='${NS_SM}'><${condition} xmlns='${NS_STANZAS}'/></failed>`;
+}
+
+/** An element in XEP-0198's namespace from an authenticated client. */
+export function onStreamManagement(c: ManagedStream, el: { name: string; attrs: Record<string, string | undefined> }): void {
+  const ack = c.ack;
+  switch (el.name) {
+    case "enable":
+      return enable(c, el.attrs.resume === "true" || el.attrs.resume === "1");
+    case "r":
+      if (!ack) return;
+      // With stanzas not yet taken, answered once they are, or within a second with what is.
+      if (c.pipe && c.pipe.pending.length > 0) return c.ctx.oweAck(c);
+      return sendAck(c);
+    case "a":
+      if (!ack) return;
+      if (!ack.acked(Number(el.attrs.h))) return c.streamError("undefined-condition", "acknowledged more stanzas than were sent");
+      if (ack.resumable && c.smKnows) c.ctx.clientAcked(c.user!, c.sid, ack.outbound - ack.queue.length, ack.ackedN);
+      return confirmAcked(c);
+    case "resume":
+      return resume(c, el.attrs.previd ?? "", Number(el.attrs.h));
+    default:
+      return c.write(smFailed("feature-not-implemented"));
+  }
+}
+
+function enable(c: ManagedStream, resumable: boolean): void {
+  if (c.stage !== "bound" || c.ack) return c.write(smFailed("unexpected-request"));
+  const config = c.ctx.config;
+  const ack = (c.ack = AckState.create(config.name, c.sid, resumable));
+  if (resumable) toSm(c, SessionOp.Resumable, { sid: c.sid, ...resumePromise(ack, config) });
+  // After RESUMABLE has left: a client told it may resume finds its sm knows (§2.6).
+  c.write(
+    resumable ? `<enabled xmlns='${NS_SM}' id='${ack.id}' resume='true' max='${config.resume_timeout}'/>` : `<enabled xmlns='${NS_SM}'/>`,
+    undefined,
+    resumable,
+  );
+}
+
+/** <a/>: counts only what the sm has taken, so an acknowledged stanza is never lost. */
+export function sendAck(c: ManagedStream): void {
+  c.ctx.ackSent(c);
+  const ack = c.ack;
+  if (ack && (c.stage === "bound" || c.stage === "hibernating")) {
+    c.write(`<a xmlns='${NS_SM}' h='${c.pipe?.safeH(ack.inbound) ?? ack.inbound}'/>`);
+  }
+}
+
+/** Reports the offline messages the client's last acknowledgement covered. */
+function confirmAcked(c: ManagedStream): void {
+  const confirmed = c.ack?.takeConfirmed() ?? 0;
+  if (confirmed > 0) confirm(c, confirmed);
+}
+
+/** After a resumption: <resumed/>, then again what the client did not acknowledge, and a request for an acknowledgement. */
+function resumed(c: ManagedStream, previd: string): void {
+  const ack = c.ack!;
+  c.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(previd)}' h='${ack.inbound}'/>`);
+  confirmAcked(c);
+  for (const { xml } of ack.queue) c.write(xml);
+  if (ack.queue.length > 0) c.write(`<r xmlns='${NS_SM}'/>`);
+}
+
+/** XEP-0198 §5: takes over a hibernating (or still attached) session of the same account. */
+function resume(c: ManagedStream, previd: string, h: number): void {
+  if (c.stage === "bound" || c.binding || c.pendingResume) return c.write(smFailed("unexpected-request"));
+  const ctx = c.ctx;
+  const holder = parseResumeId(previd);
+  // Held by another front end: it hands the session over (protocol §2.3). A session resumed on
+  // another front end keeps the id naming the first (this one, maybe), so every front end is asked.
+  const asked = new Set<string>();
+  if (holder && !ctx.resumable(previd)) {
+    if (holder.c2s !== ctx.config.name) asked.add(holder.c2s);
+    for (const peer of ctx.balancer.peerNames()) asked.add(peer);
+  }
+  if (holder && asked.size > 0) {
+    c.pendingResume = { previd, h, waiting: asked.size, fromSm: false };
+    ctx.awaitHandoff(c);
+    const payload = encodeSessionPayload(SessionOp.Takeover, { sid: holder.sid, previd, user: c.user!, newSid: c.sid });
+    for (const c2s of asked) ctx.link.send(c2s, c.user!, payload);
+    return;
+  }
+  const old = ctx.resumable(previd);
+  // Named this front end, but not here (it restarted): its sm may hold it (§2.6).
+  if (holder && !old) return askSm(c, (c.pendingResume = { previd, h, waiting: 0, fromSm: false }));
+  if (!old || old.user !== c.user || !old.ack) return c.write(smFailed("item-not-found"));
+  if (!old.ack.acked(h)) return c.write(smFailed("bad-request"));
+  c.adopt(old);
+  resumed(c, previd);
+  c.log.info({ resent: c.ack!.queue.length }, "session resumed");
+}
+
+/** The session's front end is gone, or never answered: its sm may hold it (§2.6). */
+function askSm(c: ManagedStream, pending: PendingResume): void {
+  pending.fromSm = true;
+  c.ctx.awaitHandoff(c);
+  toSm(c, SessionOp.Resume, { sid: c.sid, previd: pending.previd, h: pending.h });
+}
+
+/** A front end asked does not hold the session, or is gone; once none is left, the client binds anew. */
+export function handoffRefused(c: ManagedStream): void {
+  if (!c.pendingResume || c.pendingResume.fromSm || --c.pendingResume.waiting > 0) return;
+  handoffFailed(c);
+}
+
+/** No front end handed the session over in time: the sm is asked, then the client binds anew. */
+export function handoffFailed(c: ManagedStream): void {
+  const pending = c.pendingResume;
+  if (!pending) return;
+  if (!pending.fromSm) return askSm(c, pending);
+  c.pendingResume = null;
+  c.ctx.handoffDone(c);
+  c.write(smFailed("item-not-found"));
+}
+
+/** HANDOFF: the front end that held the session (§2.3), or the sm (§2.6), answered. */
+export function handedOver(c: ManagedStream, meta: HandoffMeta, queued: Buffer, fromC2s: string): void {
+  const pending = c.pendingResume;
+  if (pending && (!meta.ok || !meta.jid || !meta.oldSid)) return pending.fromSm ? handoffFailed(c) : handoffRefused(c);
+  c.pendingResume = null;
+  c.ctx.handoffDone(c);
+  if (!pending || c.stage === "closed" || !meta.ok || !meta.jid || !meta.oldSid) return;
+  const session = restoreSession(meta, queued, pending.previd, c.user!);
+  c.takeSession(session);
+  if (session.pipe.pending.length > 0) c.ctx.awaitTaken(c);
+  c.ctx.authDone(c);
+  c.ctx.alias(pending.previd, c);
+  // From the sm, the session is already here (§2.6); from a front end, the sm moves it now (§2.3).
+  if (!meta.moved) rebuild(c, { c2s: fromC2s, sid: meta.oldSid });
+  if (!session.ack.acked(pending.h)) return c.streamError("undefined-condition", "acknowledged more stanzas than were sent");
+  resumed(c, pending.previd);
+  c.log.info({ resent: session.ack.queue.length, from: fromC2s, lost: meta.moved === true }, "session resumed from another front end");
+}
+
+/** A HANDOFF's session: the unacknowledged stanzas, then the STANZAs no sm took, in `queued`. */
+export function restoreSession(meta: HandoffMeta, queued: Buffer, previd: string, user: string): Session & { pipe: SmPipe } {
+  const ack = new AckState(previd, true);
+  ack.inbound = meta.inbound ?? 0;
+  ack.outbound = meta.outbound ?? 0;
+  ack.lastN = meta.lastN ?? 0;
+  let offset = 0;
+  for (const [i, length] of (meta.lengths ?? []).entries()) {
+    ack.requeue(queued.toString("utf8", offset, offset + length), length, meta.confirms?.[i] ?? 0, meta.ns?.[i] ?? 0);
+    offset += length;
+  }
+  // What the sm had not taken from the old connection waits here now, under its seq (protocol §2.5).
+  const now = Date.now();
+  const pipe = new SmPipe();
+  pipe.seq = meta.seq ?? 0;
+  for (const [seq, h, length] of meta.pending ?? []) {
+    const xml = queued.toString("utf8", offset, offset + length);
+    offset += length;
+    pipe.requeue({ seq, xml, bytes: length, h, to: routingKey(xml) ?? user }, now);
+  }
+  pipe.remember(meta.recent ?? [], now);
+  return { jid: meta.jid!, ack, pipe, presence: meta.presence ?? null, interested: meta.interested ?? false, moduleState: meta.state ?? null };
+}
+
+/** A session as HANDOFF carries it to the front end its client resumed on (§2.3). */
+export function handoffOf(sid: string, session: Session): { meta: Omit<HandoffMeta, "sid" | "ok">; queued: Buffer } {
+  const { ack, pipe } = session;
+  const bufs = ack.queue.map((entry) => Buffer.from(entry.xml, "utf8"));
+  const pending = pipe?.pending ?? [];
+  const pendingBufs = pending.map((entry) => Buffer.from(entry.xml, "utf8"));
+  return {
+    meta: {
+      jid: session.jid,
+      oldSid: sid,
+      inbound: ack.inbound,
+      outbound: ack.outbound,
+      lengths: bufs.map((b) => b.length),
+      presence: session.presence,
+      interested: session.interested,
+      confirms: ack.queue.map((entry) => entry.confirm),
+      seq: pipe?.seq ?? 0,
+      pending: pending.map((entry, i) => [entry.seq, entry.h, pendingBufs[i]!.length]),
+      recent: pipe?.recentOrigins(Date.now()) ?? [],
+      ns: ack.queue.map((entry) => entry.n),
+      lastN: ack.lastN,
+      ...(session.moduleState && { state: session.moduleState }),
+    },
+    queued: Buffer.concat([...bufs, ...pendingBufs]),
+  };
+}
