@@ -4,8 +4,10 @@ It logs in over STARTTLS (verifying the test CA), fetches the roster, sends
 presence, says hello to a peer, answers "ping N" with "pong N", accepts
 subscriptions (slixmpp's defaults), and leaves when told "bye". With
 --carbons it enables XEP-0280 carbons before it reports the session started,
-and reports the copies it gets. Every event is printed as one JSON line on
-stdout for the test to read.
+and reports the copies it gets. With --last JID it asks instead, with the
+xep_0012 plugin, the server's uptime and JID's last activity, reports them
+and leaves. Every event is printed as one JSON line on stdout for the test
+to read.
 """
 import argparse
 import asyncio
@@ -14,6 +16,7 @@ import ssl
 import sys
 
 import slixmpp
+from slixmpp.exceptions import IqError
 
 
 def emit(**event):
@@ -21,10 +24,11 @@ def emit(**event):
 
 
 class Scripted(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, peer, carbons):
+    def __init__(self, jid, password, peer, carbons, last):
         super().__init__(jid, password)
         self.peer = peer
         self.carbons = carbons
+        self.last = last
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("presence_available", self.on_presence)
@@ -33,7 +37,19 @@ class Scripted(slixmpp.ClientXMPP):
         self.add_event_handler("carbon_received", lambda msg: self.on_carbon("received", msg["carbon_received"]))
         self.add_event_handler("carbon_sent", lambda msg: self.on_carbon("sent", msg["carbon_sent"]))
 
+    async def ask_last(self, name, jid):
+        try:
+            iq = await self.plugin["xep_0012"].get_last_activity(jid, timeout=10)
+            emit(event=name, seconds=str(iq["last_activity"]["seconds"]), status=iq["last_activity"]["status"])
+        except IqError as e:
+            emit(event=name, error=e.iq["error"]["condition"])
+
     async def start(self, _):
+        if self.last:
+            await self.ask_last("uptime", self.boundjid.domain)
+            await self.ask_last("last", self.last)
+            self.disconnect()
+            return
         await self.get_roster()
         self.send_presence()
         if self.carbons:
@@ -64,12 +80,14 @@ def main():
     p.add_argument("--peer", required=True)
     p.add_argument("--ca", required=True)
     p.add_argument("--carbons", action="store_true")
+    p.add_argument("--last")
     a = p.parse_args()
-    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons)
+    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons, a.last)
     xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
     xmpp.register_plugin("xep_0280")
+    xmpp.register_plugin("xep_0012")
     xmpp.connect(("127.0.0.1", a.port))
     loop = asyncio.get_event_loop()
     try:
