@@ -1,9 +1,10 @@
 // XEP-0163 PEP: every account is a pubsub service (XEP-0060) at its bare
 // JID, with one publisher, its owner. Nodes are auto-created at the first
-// publish (config from publish-options), items kept in the store, and
-// notifications sent to the owner's resources and to the contacts that
-// asked for them in their entity capabilities (sm/pep-caps.ts), as far as
-// each node's access model allows (sm/pep-config.ts).
+// publish (config from publish-options), items kept in the store (unless
+// the node says persist_items false), and notifications sent to the
+// owner's resources and to the contacts that asked for them in their
+// entity capabilities (sm/pep-caps.ts), as far as each node's access model
+// allows (sm/pep-config.ts). Node discovery is sm/pep-disco.ts.
 import { randomUUID } from "node:crypto";
 import { Element, clone, parse } from "ltx";
 import type { Jid } from "../lib/jid.js";
@@ -11,6 +12,7 @@ import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
 import { trackInterest } from "./pep-caps.js";
+import { hookPepDisco } from "./pep-disco.js";
 import { NS_RSM, fitWindow, pageRequest, pageWindow, resultSet, type ItemSize, type Window } from "./pep-paging.js";
 import {
   DEFAULT_CONFIG,
@@ -25,6 +27,8 @@ import {
   mayAccess,
   maxItems,
   meetPreconditions,
+  overCap,
+  persistsItems,
   sendsLastItem,
   type NodeConfig,
 } from "./pep-config.js";
@@ -33,11 +37,19 @@ import { errorReply, type Condition } from "../lib/stanza-error.js";
 
 /** What Prosody's mod_pep advertises on the account (XEP-0163 §6.1). */
 const FEATURES = [
+  "access-open",
   "access-presence",
+  "access-roster",
+  "access-whitelist",
   "auto-create",
   "config-node",
+  // max_items "max" (XEP-0060 §16.4.3), which XEP-0402 clients (Gajim, Converse, Monal) look for.
+  "config-node-max",
   "create-nodes",
   "delete-nodes",
+  "item-ids",
+  "multi-items",
+  "persistent-items",
   "publish",
   "publish-options",
   "retract",
@@ -56,6 +68,8 @@ const UNSUPPORTED = new Map([
   ["purge", "purge-nodes"],
 ]);
 
+const NS_DELAY = "urn:xmpp:delay";
+
 type Action = (event: StanzaEvent, owner: string, action: Element) => Promise<true>;
 
 export const modPep = defineModule({ name: "pep", doc: "Personal eventing (XEP-0163): each account's PEP nodes, notifications filtered by entity capabilities.", enabled: true, options: {}, setup });
@@ -65,6 +79,7 @@ function setup(api: ModuleApi): void {
   for (const feature of FEATURES) api.addFeature(`${NS_PUBSUB}#${feature}`, "account");
   let notes = 0;
   const interest = trackInterest(api, sendLastItems);
+  hookPepDisco(api, allowed);
 
   /** Answers with an error, and a pubsub#errors condition if given; handled. */
   async function fail(event: StanzaEvent, condition: Condition, app?: string, attrs?: Record<string, string>): Promise<true> {
@@ -150,8 +165,11 @@ function setup(api: ModuleApi): void {
     const publishOptions = event.stanza.getChild("pubsub", NS_PUBSUB)!.getChild("publish-options");
     if (publishOptions?.getChildElements().length) {
       const fields = formFields(publishOptions.getChildElements()[0]);
-      const known = fields && knownFields(fields, api.limits.pepItems);
-      if (!known || typeof known === "string") return fail(event, "bad-request", "invalid-options");
+      if (!fields) return fail(event, "bad-request", "invalid-options");
+      // More items than any node here keeps is a precondition no node meets (XEP-0060 §7.1.5); "max" is what they keep.
+      if (overCap(fields, api.limits.pepItems)) return fail(event, "conflict", "precondition-not-met");
+      const known = knownFields(fields, api.limits.pepItems);
+      if (typeof known === "string") return fail(event, "bad-request", "invalid-options");
       options = known;
     }
     const existing = await api.store.getPepNode(owner, node);
@@ -159,7 +177,8 @@ function setup(api: ModuleApi): void {
     if (!config) return fail(event, "conflict", "precondition-not-met");
     if (!existing && !(await roomForNode(owner))) return refuse(event, "policy-violation", tooManyNodes());
     if (config !== existing?.config) await api.store.putPepNode(owner, { node, config });
-    await api.store.publishPepItem(owner, node, { id, xml, published: new Date() }, maxItems(config, api.limits.pepItems));
+    // Not persisted: notified only, as Prosody does; nothing is kept, not even the last item.
+    if (persistsItems(config)) await api.store.publishPepItem(owner, node, { id, xml, published: new Date() }, maxItems(config, api.limits.pepItems));
     const result = new Element("pubsub", { xmlns: NS_PUBSUB });
     result.c("publish", { node }).c("item", { id });
     await api.reply(event, iqResult(event.stanza, result));
@@ -174,8 +193,10 @@ function setup(api: ModuleApi): void {
     if (ids.length === 0 || ids.some((id) => !id)) return fail(event, "bad-request", "item-required");
     const found = await api.store.getPepNode(owner, node);
     if (!found) return fail(event, "item-not-found");
+    // Nothing is kept to retract from a node that does not persist: the retraction is only notified, as Prosody does.
     const gone: string[] = [];
-    for (const id of ids as string[]) if (await api.store.retractPepItem(owner, node, id)) gone.push(id);
+    if (!persistsItems(found.config)) gone.push(...(ids as string[]));
+    else for (const id of ids as string[]) if (await api.store.retractPepItem(owner, node, id)) gone.push(id);
     if (gone.length === 0) return fail(event, "item-not-found");
     await api.reply(event, iqResult(event.stanza));
     if (el.attrs.notify === "true" || el.attrs.notify === "1") {
@@ -214,6 +235,8 @@ function setup(api: ModuleApi): void {
     const found = await api.store.getPepNode(owner, node);
     if (!found) return fail(event, "item-not-found");
     if (!(await allowed(owner, event.from.bare, found.config))) return fail(event, "forbidden");
+    // XEP-0060 §6.5.9.3, as Prosody answers for such a node.
+    if (!persistsItems(found.config)) return fail(event, "feature-not-implemented", "unsupported", { feature: "persistent-items" });
     const ids = new Set(el.getChildren("item").flatMap((i) => (i.attrs.id ? [i.attrs.id as string] : [])));
     let set = await api.store.pepItemSizes(owner, node);
     if (ids.size > 0) set = set.filter((i) => ids.has(i.id));
@@ -285,9 +308,10 @@ function setup(api: ModuleApi): void {
     if (typeof known === "string") return fail(event, "not-acceptable");
     const config = { ...found.config, ...known };
     await api.store.putPepNode(owner, { node, config });
-    // A lower max_items takes effect now, not at the next publish.
+    // A lower max_items takes effect now, not at the next publish; persist_items false drops them all.
     const stored = await api.store.pepItemSizes(owner, node);
-    for (const item of stored.slice(0, Math.max(0, stored.length - maxItems(config, api.limits.pepItems)))) {
+    const keep = persistsItems(config) ? maxItems(config, api.limits.pepItems) : 0;
+    for (const item of stored.slice(0, Math.max(0, stored.length - keep))) {
       await api.store.retractPepItem(owner, node, item.id);
     }
     await api.reply(event, iqResult(event.stanza));
@@ -319,8 +343,11 @@ function setup(api: ModuleApi): void {
       if (!(await allowed(owner, jid.bare, config))) continue;
       const [last] = await api.store.getPepItems(owner, node, { last: 1 });
       if (!last) continue;
+      const message = eventMessage(owner, jid.full, itemsElement(node, [payloadOf(last)]));
+      // XEP-0203: an old item, stamped with when it was published, as ejabberd and Prosody do.
+      message.c("delay", { xmlns: NS_DELAY, from: owner, stamp: last.published.toISOString() });
       try {
-        await api.send(eventMessage(owner, jid.full, itemsElement(node, [payloadOf(last)])));
+        await api.send(message);
       } catch (err) {
         // An item stored larger than the sm sends (an import): the presence that asked is no error of its sender's.
         if (!(err instanceof FrameTooLargeError)) throw err;

@@ -94,6 +94,11 @@ export function maxItems(config: NodeConfig, cap: number): number {
   return value === "max" ? cap : Math.min(cap, Number(value));
 }
 
+/** Whether a node keeps its items; one that does not only notifies them (XEP-0060 §16.4.4). */
+export function persistsItems(config: NodeConfig): boolean {
+  return effective(config)["pubsub#persist_items"] === "true";
+}
+
 export function sendsLastItem(config: NodeConfig): boolean {
   return effective(config)["pubsub#send_last_published_item"] !== "never";
 }
@@ -125,6 +130,12 @@ export function knownFields(fields: NodeConfig, cap: number): NodeConfig | strin
     known[name] = normalized;
   }
   return known;
+}
+
+/** Whether a submitted form asks for more items than a node may keep (`cap`, sm.max_pep_items). */
+export function overCap(fields: NodeConfig, cap: number): boolean {
+  const value = Object.hasOwn(fields, "pubsub#max_items") ? normalizeMaxItems(fields["pubsub#max_items"]!.trim()) : null;
+  return value !== null && value !== "max" && Number(value) > cap;
 }
 
 /**

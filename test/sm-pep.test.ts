@@ -1,8 +1,8 @@
-// PEP (XEP-0163) through an in-process sm over a real SQLite store: publish,
-// retrieval under each access model, retract, delete, configuration,
-// publish-options, and notifications to the resources whose entity
-// capabilities (XEP-0115) ask for them, learned with disco#info queries the
-// sm sends the clients.
+// PEP (XEP-0163, on the subset of XEP-0060 it uses) through an in-process
+// sm over a real SQLite store: publish, retrieval under each access model,
+// retract, delete, configuration, publish-options, and notifications to the
+// resources whose entity capabilities (XEP-0115) ask for them, learned with
+// disco#info queries the sm sends the clients.
 import path from "node:path";
 import { parse, type Element } from "ltx";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -12,68 +12,32 @@ import { openStore } from "../xdb-sql/open-store.js";
 import { Farm } from "./harness/farm.js";
 import { rosterItem } from "./harness/roster-item.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
-import { CAPS, CLIENT_NODE, INFO, capsPresence, discoInfo, drain, settle } from "./harness/caps-client.js";
-import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
-
-const PUBSUB = "http://jabber.org/protocol/pubsub";
-const EVENT = `${PUBSUB}#event`;
-const OWNER = `${PUBSUB}#owner`;
-const ERRORS = `${PUBSUB}#errors`;
-const MOOD = "http://jabber.org/protocol/mood";
-const TUNE = "http://jabber.org/protocol/tune";
-const ALICE = `alice@${DOMAIN}`;
-
-/** alice and bob with mutual subscriptions: alice online, bob connected and yet to send presence. */
-async function contacts(h: Harness): Promise<{ alice: Client; bob: Client }> {
-  await h.mutual("alice", "bob");
-  const alice = await h.connect(`${ALICE}/a`);
-  await alice.online();
-  return { alice, bob: await h.connect(`bob@${DOMAIN}/b`) };
-}
-
-/** Comes online announcing caps and answers the sm's queries; returns what else it received. */
-async function onlineWithCaps(h: Harness, client: Client, features: string[]): Promise<Element[]> {
-  await client.send(capsPresence(features));
-  return (await drain(h, client, features)).rest;
-}
-
-/** The PEP event notifications among stanzas, for a node. */
-function events(stanzas: Element[], node: string): Element[] {
-  return stanzas.filter((s) => {
-    const event = s.name === "message" ? s.getChild("event", EVENT) : undefined;
-    return event !== undefined && (event.getChild("items")?.attrs.node === node || event.getChild("delete")?.attrs.node === node);
-  });
-}
-
-function publishXml(node: string, payload: string, id?: string, options?: Record<string, string>): string {
-  const item = id === undefined ? `<item>${payload}</item>` : `<item id='${id}'>${payload}</item>`;
-  const opts = options
-    ? `<publish-options><x xmlns='jabber:x:data' type='submit'>` +
-      `<field var='FORM_TYPE' type='hidden'><value>${PUBSUB}#publish-options</value></field>` +
-      Object.entries(options).map(([k, v]) => `<field var='${k}'><value>${v}</value></field>`).join("") +
-      `</x></publish-options>`
-    : "";
-  return `<iq type='set' id='pub'><pubsub xmlns='${PUBSUB}'><publish node='${node}'>${item}</publish>${opts}</pubsub></iq>`;
-}
-
-const mood = (m: string) => `<mood xmlns='${MOOD}'><${m}/></mood>`;
-
-/** Sends an iq and returns its one answer, leaving other stanzas received meanwhile in `others`. */
-async function ask(client: Client, xml: string, others?: Element[]): Promise<Element> {
-  const got = await client.request(xml);
-  const answers = got.filter((s) => s.name === "iq" && (s.attrs.type === "result" || s.attrs.type === "error"));
-  expect(answers).toHaveLength(1);
-  others?.push(...got.filter((s) => !answers.includes(s)));
-  return answers[0]!;
-}
-
-function itemsOf(result: Element): Element[] {
-  return result.getChild("pubsub", PUBSUB)!.getChild("items")!.getChildren("item");
-}
-
-function pubsubError(answer: Element): string | undefined {
-  return answer.getChild("error")?.getChildElements().find((c) => c.attrs.xmlns === ERRORS)?.name;
-}
+import {
+  ALICE,
+  CLIENT_NODE,
+  ERRORS,
+  EVENT,
+  INFO,
+  MOOD,
+  OWNER,
+  PUBSUB,
+  TUNE,
+  answerCaps,
+  ask,
+  capsOf,
+  capsPresence,
+  contacts,
+  discoInfo,
+  drain,
+  events,
+  itemsOf,
+  mood,
+  onlineWithCaps,
+  publishXml,
+  pubsubError,
+  settle,
+} from "./harness/pep.js";
+import { DOMAIN, Harness, conditionOf } from "./sm-harness.js";
 
 describe("XEP-0115 verification strings", () => {
   it("are computed as in the XEP's examples", () => {
@@ -115,7 +79,7 @@ describe("sm PEP", () => {
     const identities = query.getChildren("identity").map((i) => `${i.attrs.category}/${i.attrs.type}`);
     expect(identities).toEqual(expect.arrayContaining(["account/registered", "pubsub/pep"]));
     const features = query.getChildren("feature").map((f) => f.attrs.var);
-    for (const f of ["publish", "publish-options", "auto-create", "access-presence", "retract", "retrieve-items", "delete-nodes", "config-node"]) {
+    for (const f of ["publish", "publish-options", "auto-create", "access-presence", "retract", "retrieve-items", "delete-nodes", "config-node", "config-node-max", "persistent-items"]) {
       expect(features).toContain(`${PUBSUB}#${f}`);
     }
     // The server's own disco#info is not the account's.
@@ -531,11 +495,6 @@ describe("sm PEP", () => {
   });
 });
 
-/** xmpp.js's iq callee, which test/types/xmppjs.d.ts leaves out. */
-interface IqCallee {
-  iqCallee: { get(ns: string, name: string, handler: (ctx: { element: Element }) => Element): void };
-}
-
 describe("PEP on a real farm with xmpp.js clients, owner and contact on different sms", () => {
   let farm: Farm;
   const clients: TestClient[] = [];
@@ -551,19 +510,8 @@ describe("PEP on a real farm with xmpp.js clients, owner and contact on differen
   const login = async (username: string, c2s: number, answerDisco: boolean) => {
     const c = await connectClient({ port: farm.c2sPorts[c2s]!.port, username, password: "pw", resource: "r" });
     clients.push(c);
-    if (answerDisco) {
-      // xmpp.js has no entity capabilities of its own: the test answers the sm's disco#info query
-      // (through xmpp.js's iq callee, which would otherwise answer service-unavailable itself).
-      (c.xmpp as unknown as IqCallee).iqCallee.get(INFO, "query", (ctx) =>
-        xml("query", { xmlns: INFO, node: ctx.element.attrs.node }, ...[INFO, CAPS, ...features].map((f) => xml("feature", { var: f }))),
-      );
-    }
+    if (answerDisco) answerCaps(c, features);
     return c;
-  };
-  const capsElement = () => {
-    const query = parse(`<query xmlns='${INFO}'/>`);
-    for (const f of [INFO, CAPS, ...features]) query.c("feature", { var: f });
-    return xml("c", { xmlns: CAPS, hash: "sha-1", node: CLIENT_NODE, ver: capsVer(query) });
   };
   const publish = (c: TestClient, id: string, m: string) =>
     c.xmpp.iqCaller.set(xml("pubsub", { xmlns: PUBSUB }, xml("publish", { node: MOOD }, xml("item", { id }, xml("mood", { xmlns: MOOD }, xml(m))))));
@@ -598,7 +546,7 @@ describe("PEP on a real farm with xmpp.js clients, owner and contact on differen
     expect(published.getChild("publish")?.getChild("item")?.attrs.id).toBe("first");
 
     const bob = await login(contact, 1, true);
-    await bob.xmpp.send(xml("presence", {}, capsElement()));
+    await bob.xmpp.send(xml("presence", {}, capsOf(features)));
     // alice's sm (sm-1) asked bob's client (on sm-2) for its features, and sent the last item.
     const last = await bob.next(isEvent("first"));
     expect(last.attrs).toMatchObject({ type: "headline", to: `${contact}@localhost/r` });
@@ -613,7 +561,7 @@ describe("PEP on a real farm with xmpp.js clients, owner and contact on differen
 
     // Another client of the same software: its features come from the sm's cache.
     const carol = await login(later, 0, false);
-    await carol.xmpp.send(xml("presence", {}, capsElement()));
+    await carol.xmpp.send(xml("presence", {}, capsOf(features)));
     await carol.next(isEvent("second"));
   });
 });

@@ -16,6 +16,8 @@ import sys
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+from slix_bookmarks import BOOKMARKS, publish_bookmark
+
 NS_CSI = "urn:xmpp:csi:0"
 NS_SM = "urn:xmpp:sm:3"
 NS_ROSTERVER = "urn:xmpp:features:rosterver"
@@ -140,6 +142,33 @@ async def use_pep(c):
     assert len(iq["pubsub"]["items"]) == 1, "published item not returned"
 
 
+async def use_pubsub_nodes(c):
+    # The node use_pep published to is listed on the account (XEP-0060 §5.2) and described (§5.3).
+    items = await c["xep_0060"].get_nodes(jid=c.boundjid.bare, timeout=TIMEOUT)
+    nodes = {node for (_, node, _) in items["disco_items"]["items"]}
+    assert "urn:xfarm:conformance" in nodes, "published node not listed: %s" % sorted(nodes)
+    info = await c["xep_0030"].get_info(jid=c.boundjid.bare, node="urn:xfarm:conformance", timeout=TIMEOUT)
+    assert ("pubsub", "leaf", None, None) in info["disco_info"]["identities"], "node is no pubsub leaf"
+    return "%d nodes" % len(nodes)
+
+
+async def use_avatar(c):
+    data = b"\x89PNG conformance avatar" * 1000
+    avatar_id = c["xep_0084"].generate_id(data)
+    await c["xep_0084"].publish_avatar(data, timeout=TIMEOUT)
+    await c["xep_0084"].publish_avatar_metadata({"id": avatar_id, "type": "image/png", "bytes": len(data)}, timeout=TIMEOUT)
+    iq = await c["xep_0084"].retrieve_avatar(c.boundjid.bare, avatar_id, timeout=TIMEOUT)
+    assert iq["pubsub"]["items"]["item"]["avatar_data"]["value"] == data, "avatar data not returned"
+
+
+async def use_bookmarks(c):
+    room = "conformance@muc." + c.boundjid.domain
+    await publish_bookmark(c, room, "Conformance", TIMEOUT)
+    iq = await c["xep_0060"].get_items(c.boundjid.bare, BOOKMARKS, timeout=TIMEOUT)
+    assert [item["id"] for item in iq["pubsub"]["items"]] == [room], "bookmark not returned"
+    await c["xep_0060"].retract(c.boundjid.bare, BOOKMARKS, room, notify=True, timeout=TIMEOUT)
+
+
 async def use_carbons(c):
     await c["xep_0280"].enable(timeout=TIMEOUT)
     await c["xep_0280"].disable(timeout=TIMEOUT)
@@ -193,6 +222,9 @@ CHECKS = [
     ("0054", "vcard-temp", on_server("vcard-temp"), use_vcard),
     ("0049", "private XML storage", on_server("jabber:iq:private"), use_private),
     ("0163", "personal eventing (PEP)", on_account("http://jabber.org/protocol/pubsub#publish"), use_pep),
+    ("0060", "publish-subscribe node discovery (PEP)", on_account("http://jabber.org/protocol/pubsub#publish"), use_pubsub_nodes),
+    ("0084", "user avatar", on_account("http://jabber.org/protocol/pubsub#publish"), use_avatar),
+    ("0402", "PEP native bookmarks", on_account("http://jabber.org/protocol/pubsub#publish-options"), use_bookmarks),
     ("0280", "message carbons", on_server("urn:xmpp:carbons:2"), use_carbons),
     ("0313", "message archive management", on_account("urn:xmpp:mam:2"), use_mam),
     ("0191", "blocking command", on_server("urn:xmpp:blocking"), use_blocking),
@@ -213,7 +245,7 @@ def main():
     a = p.parse_args()
     xmpp = Conformance(a.jid, a.password)
     xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
-    for plugin in ["xep_0030", "xep_0199", "xep_0092", "xep_0202", "xep_0012", "xep_0054", "xep_0049", "xep_0060", "xep_0163", "xep_0280", "xep_0313", "xep_0191", "xep_0352", "xep_0198", "xep_0077"]:
+    for plugin in ["xep_0030", "xep_0199", "xep_0092", "xep_0202", "xep_0012", "xep_0054", "xep_0049", "xep_0004", "xep_0060", "xep_0163", "xep_0084", "xep_0280", "xep_0313", "xep_0191", "xep_0352", "xep_0198", "xep_0077"]:
         xmpp.register_plugin(plugin)
     xmpp.connect(("127.0.0.1", a.port))
     loop = asyncio.get_event_loop()
