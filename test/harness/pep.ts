@@ -1,44 +1,22 @@
-// What the PEP tests share: namespaces, a client's caps (XEP-0115) and its
-// answers to the sm's disco#info queries (in the sm harness and from
-// xmpp.js), publish requests and reading their answers.
+// What the PEP tests share: namespaces, a client's caps (XEP-0115) from
+// xmpp.js (the sm harness's side is caps-client.ts, re-exported here),
+// publish requests and reading their answers.
 import { parse, type Element } from "ltx";
 import { expect } from "vitest";
-import { capsVer } from "../../sm/pep-caps.js";
 import { DOMAIN, type Client, type Harness } from "../sm-harness.js";
+import { capsVer } from "../../sm/pep-caps.js";
+import { CAPS, CLIENT_NODE, INFO, capsPresence, drain } from "./caps-client.js";
+
+export { CAPS, CLIENT_NODE, INFO, capsPresence, discoInfo, drain, settle } from "./caps-client.js";
 import { xml, type TestClient } from "./xmppjs.js";
 
 export const PUBSUB = "http://jabber.org/protocol/pubsub";
 export const EVENT = `${PUBSUB}#event`;
 export const OWNER = `${PUBSUB}#owner`;
 export const ERRORS = `${PUBSUB}#errors`;
-export const INFO = "http://jabber.org/protocol/disco#info";
-export const CAPS = "http://jabber.org/protocol/caps";
 export const MOOD = "http://jabber.org/protocol/mood";
 export const TUNE = "http://jabber.org/protocol/tune";
-export const CLIENT_NODE = "https://client.example.org";
 export const ALICE = `alice@${DOMAIN}`;
-
-/** A client's disco#info, as its caps 'ver' hashes it. */
-export function discoInfo(features: string[], node?: string): Element {
-  const query = parse(`<query xmlns='${INFO}'/>`);
-  if (node) query.attrs.node = node;
-  query.c("identity", { category: "client", type: "pc", name: "Test" });
-  for (const f of [INFO, CAPS, ...features]) query.c("feature", { var: f });
-  return query;
-}
-
-export function capsPresence(features: string[], extra = ""): string {
-  const ver = capsVer(discoInfo(features));
-  return `<presence>${extra}<c xmlns='${CAPS}' hash='sha-1' node='${CLIENT_NODE}' ver='${ver}'/></presence>`;
-}
-
-/** Lets every queued job and the continuations of answered requests run. */
-export async function settle(h: Harness): Promise<void> {
-  for (let i = 0; i < 10; i++) {
-    await h.sm.idle();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 /** alice and bob with mutual subscriptions: alice online, bob connected and yet to send presence. */
 export async function contacts(h: Harness): Promise<{ alice: Client; bob: Client }> {
@@ -46,32 +24,6 @@ export async function contacts(h: Harness): Promise<{ alice: Client; bob: Client
   const alice = await h.connect(`${ALICE}/a`);
   await alice.online();
   return { alice, bob: await h.connect(`bob@${DOMAIN}/b`) };
-}
-
-/**
- * Takes what a client received, answering the sm's caps disco#info queries
- * with `features` (null: leaving them unanswered) until nothing more comes.
- */
-export async function drain(h: Harness, client: Client, features: string[] | null): Promise<{ asked: Element[]; rest: Element[] }> {
-  const asked: Element[] = [];
-  const rest: Element[] = [];
-  for (;;) {
-    await settle(h);
-    const got = client.received();
-    if (got.length === 0) return { asked, rest };
-    for (const s of got) {
-      const query = s.name === "iq" && s.attrs.type === "get" ? s.getChild("query", INFO) : undefined;
-      if (!query) {
-        rest.push(s);
-        continue;
-      }
-      asked.push(s);
-      if (!features) continue;
-      const result = parse(`<iq type='result' id='${s.attrs.id}' to='${s.attrs.from}'/>`);
-      result.cnode(discoInfo(features, query.attrs.node));
-      await client.send(result.toString());
-    }
-  }
 }
 
 /** Comes online announcing caps and answers the sm's queries; returns what else it received. */
