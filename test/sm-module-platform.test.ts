@@ -9,7 +9,7 @@ import { defineModule, type FilterHandle, type Outgoing } from "../sm/module-api
 import { NO_MODULE_SETTINGS, enabledModules } from "../sm/module-config.js";
 import { capsVer } from "../sm/pep-caps.js";
 import { MODULES } from "../sm/session-manager.js";
-import { CLIENT_NODE, MOOD, capsPresence, discoInfo, drain } from "./harness/pep.js";
+import { CLIENT_NODE, capsPresence, discoInfo, drain } from "./harness/caps-client.js";
 import { Client, DOMAIN, Harness, conditionOf, type Frame } from "./sm-harness.js";
 
 const ALICE = `alice@${DOMAIN}`;
@@ -231,3 +231,4 @@ describe("sm module platform", () => {
   });
 });
 
+const MOOD = "http://jabber.org/protocol/mood";
