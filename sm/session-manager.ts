@@ -18,6 +18,7 @@ import { loadModules } from "./module-loader.js";
 import { modCarbons } from "./mod-carbons.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
+import { modLast } from "./mod-last.js";
 import { modMessage } from "./mod-message.js";
 import { modOffline } from "./mod-offline.js";
 import { modPep } from "./mod-pep.js";
@@ -75,6 +76,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modPing,
   modVersion,
   modTime,
+  modLast,
   modVcard,
   modPrivate,
   modPep,

@@ -4,19 +4,23 @@ It logs in over STARTTLS (verifying the test CA), fetches the roster, sends
 presence, says hello to a peer, answers "ping N" with "pong N", accepts
 subscriptions (slixmpp's defaults), and leaves when told "bye". With
 --carbons it enables XEP-0280 carbons before it reports the session started,
-and reports the copies it gets. Every event is printed as one JSON line on
-stdout for the test to read.
+and reports the copies it gets. With --last JID it asks instead, with the
+xep_0012 plugin, the server's uptime and JID's last activity, reports them
+and leaves. Every event is printed as one JSON line on stdout for the test
+to read.
 """
 import slixmpp
+from slixmpp.exceptions import IqError
 
 from slix_script import arguments, emit, run
 
 
 class Scripted(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, peer, carbons):
+    def __init__(self, jid, password, peer, carbons, last):
         super().__init__(jid, password)
         self.peer = peer
         self.carbons = carbons
+        self.last = last
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("presence_available", self.on_presence)
@@ -25,7 +29,19 @@ class Scripted(slixmpp.ClientXMPP):
         self.add_event_handler("carbon_received", lambda msg: self.on_carbon("received", msg["carbon_received"]))
         self.add_event_handler("carbon_sent", lambda msg: self.on_carbon("sent", msg["carbon_sent"]))
 
+    async def ask_last(self, name, jid):
+        try:
+            iq = await self.plugin["xep_0012"].get_last_activity(jid, timeout=10)
+            emit(event=name, seconds=str(iq["last_activity"]["seconds"]), status=iq["last_activity"]["status"])
+        except IqError as e:
+            emit(event=name, error=e.iq["error"]["condition"])
+
     async def start(self, _):
+        if self.last:
+            await self.ask_last("uptime", self.boundjid.domain)
+            await self.ask_last("last", self.last)
+            self.disconnect()
+            return
         await self.get_roster()
         self.send_presence()
         if self.carbons:
@@ -49,11 +65,12 @@ class Scripted(slixmpp.ClientXMPP):
 
 
 def main():
-    a = arguments("--peer", flags=("--carbons",))
-    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons)
+    a = arguments("--peer", flags=("--carbons",), optional=("--last",))
+    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons, a.last)
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
     xmpp.register_plugin("xep_0280")
+    xmpp.register_plugin("xep_0012")
     run(xmpp, a.port, a.ca)
 
 

@@ -23,12 +23,14 @@ def run(xmpp, port, ca):
         sys.exit(1)
 
 
-def arguments(*extra, flags=()):
-    """--port, --jid, --password and --ca (the CA file), each required, any `extra` ones, and the on/off `flags`."""
+def arguments(*extra, flags=(), optional=()):
+    """--port, --jid, --password and --ca (the CA file), each required, any `extra` ones, the on/off `flags`, and `optional` ones."""
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
     for name in ("--jid", "--password", "--ca", *extra):
         p.add_argument(name, required=True)
     for name in flags:
         p.add_argument(name, action="store_true")
+    for name in optional:
+        p.add_argument(name)
     return p.parse_args()

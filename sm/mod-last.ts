@@ -1,0 +1,82 @@
+// XEP-0012 last activity: asked of the server, the seconds since this sm
+// started (its uptime, as Prosody's mod_uptime answers); asked of an
+// account by the user or a contact who may see the user's presence, 0 while
+// one of its resources is available, else the seconds since its last
+// available resource left, with the status it left with (XEP-0012 §4, as
+// Prosody's mod_lastactivity keeps it, in the module's own storage).
+import { Element } from "ltx";
+import type { StanzaEvent } from "./hooks.js";
+import { defineModule, type ModuleApi } from "./module-api.js";
+import type { Session } from "./sessions.js";
+import { iqResult } from "./stanza.js";
+import { hasFrom } from "./subscription.js";
+
+const NS = "jabber:iq:last";
+
+/** What the module stores per account when its last session ends. */
+interface Logout {
+  /** When, in ms since the epoch. */
+  at: number;
+  status: string;
+}
+
+export const modLast = defineModule({
+  name: "last",
+  doc: "XEP-0012 last activity: the server's uptime, and how long ago an account was last online, for those who may see its presence.",
+  enabled: true,
+  options: {},
+  setup,
+});
+
+function setup(api: ModuleApi): void {
+  const started = Date.now();
+  const logouts = api.storage.kv("last");
+  api.addFeature(NS);
+
+  api.hook(`iq-get/host/${NS}:query`, (event) => answer(api, event, Date.now() - started));
+
+  // A self query falls through to bare.
+  api.hook(`iq-get/bare/${NS}:query`, async (event) => {
+    const user = event.to.bare;
+    if (!(await api.userExists(user))) return false; // service-unavailable (RFC 6121 §8.5.1)
+    if (event.from.bare !== user) {
+      const item = await api.store.getRosterItem(user, event.from.bare);
+      if (!item || !hasFrom(item.subscription)) {
+        await api.error(event, "forbidden");
+        return true;
+      }
+    }
+    if (api.sessions.available(user).length > 0) return answer(api, event, 0);
+    const stored = await logouts.get(user, "logout");
+    // Never left while the module was on: nothing to tell.
+    if (stored === null) return false;
+    const logout = JSON.parse(stored) as Logout;
+    return answer(api, event, Date.now() - logout.at, logout.status);
+  });
+
+  /** The user's last available resource leaves: when, and with what status, is kept for the contacts to ask. */
+  async function left(session: Session, status: string): Promise<void> {
+    if (session.presence === null || api.sessions.available(session.user).some((s) => s !== session)) return;
+    const logout: Logout = { at: Date.now(), status };
+    // Not worth failing the stanza or the session's end for: the time told is only older.
+    await logouts.put(session.user, "logout", JSON.stringify(logout)).catch((err: unknown) => session.log.warn({ err }, "last logout not stored"));
+  }
+  // Both before mod-presence, which marks the session unavailable; in the user's turn, so a query after them finds it.
+  api.hook(
+    "pre-presence/self",
+    async (event) => {
+      const { origin, stanza } = event;
+      if (origin && !stanza.attrs.to && stanza.attrs.type === "unavailable") await left(origin, stanza.getChildText("status") ?? "");
+      return false;
+    },
+    10,
+  );
+  api.hook("session-ended", ({ session }) => left(session, ""), 10);
+}
+
+async function answer(api: ModuleApi, event: StanzaEvent, ms: number, status = ""): Promise<true> {
+  const query = new Element("query", { xmlns: NS, seconds: String(Math.max(0, Math.floor(ms / 1000))) });
+  if (status) query.t(status);
+  await api.reply(event, iqResult(event.stanza, query));
+  return true;
+}
