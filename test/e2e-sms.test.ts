@@ -4,7 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rendezvousOwner } from "../lib/link/member.js";
 import { Farm } from "./harness/farm.js";
+import type { Element } from "ltx";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
+
+const CARBONS = "urn:xmpp:carbons:2";
 
 describe("a farm with two session managers", () => {
   let farm: Farm;
@@ -82,5 +85,37 @@ describe("a farm with two session managers", () => {
     await chat(b, a, `${alice}@localhost`, "reply-after-router");
     expect(streamErrors(alice)).toEqual([]);
     expect(streamErrors(bob)).toEqual([]);
+  });
+
+  it("keeps XEP-0280 carbons on for sessions rebuilt on another sm (module state through REBUILD)", async () => {
+    const b2 = await connectClient({ port: farm.c2sPorts[0]!.port, username: bob, password: "pw", resource: "b2" });
+    try {
+      await b2.xmpp.send(xml("presence"));
+      for (const c of [b, b2]) await c.xmpp.iqCaller.set(xml("enable", { xmlns: CARBONS }));
+      const before = Date.now();
+      const pid = farm.childPid("sm-2");
+      process.kill(pid, "SIGKILL");
+      await farm.waitRestarted("sm-2", pid);
+      // Whichever sm holds bob's two sessions now, each was rebuilt from its front end's REBUILD:
+      // without the state it carries, neither would have carbons on. A message sent while the
+      // sessions move may reach one before the other is back, so probe until a copy comes.
+      const copied = (kind: string) => (s: Element) => s.is("message") && s.getChild(kind, CARBONS) !== undefined;
+      const probeUntil = async (send: (n: number) => Promise<void>, kind: string): Promise<Element> => {
+        for (let n = 1; Date.now() - before < 20_000; n++) {
+          await send(n);
+          const copy = await b2.next(copied(kind), 1_000).catch(() => null);
+          if (copy) return copy;
+        }
+        throw new Error(`no ${kind} carbon reached b2 after the sm failover`);
+      };
+      await probeUntil((n) => a.xmpp.send(xml("message", { to: `${bob}@localhost/b`, type: "chat" }, xml("body", {}, `probe ${n}`))), "received");
+      // Sent copies too, once sm-2 is back and has taken bob again: what b writes, b2 sees.
+      await farm.waitLinked(before, ["sm-2"]);
+      const sent = await probeUntil((n) => b.xmpp.send(xml("message", { to: `${alice}@localhost`, type: "chat", id: `sent-${n}` }, xml("body", {}, `sent ${n}`))), "sent");
+      expect(sent.getChild("sent", CARBONS)!.getChild("forwarded")!.getChild("message")!.attrs.id).toMatch(/^sent-\d+$/);
+      expect(streamErrors(bob)).toEqual([]);
+    } finally {
+      await b2.stop();
+    }
   });
 });
