@@ -161,6 +161,11 @@ export class SessionManager {
     return this.lifecycle.deleteUser(user, remove);
   }
 
+  /** `xfarm user passwd` (protocol §1.7): the account's sessions here end with `reset`, to log in again. */
+  passwordChanged(user: string): Promise<void> {
+    return this.lifecycle.passwordChanged(user);
+  }
+
   /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */
   async close(): Promise<void> {
     this.ctx.closed = true;
