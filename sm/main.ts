@@ -39,6 +39,7 @@ export async function runSm(config: Config): Promise<void> {
     c2sGraceMs: config.sm.c2s_grace * 1000,
     limits: smLimits(config),
     modules,
+    scramIterations: config.c2s.scram_iterations,
   });
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));

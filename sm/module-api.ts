@@ -234,4 +234,20 @@ export interface ModuleApi {
    * than the store keeps (STORE_LIMITS.origin).
    */
   deliveryId(recipient: string): string | undefined;
+  /** PBKDF2 iterations for the SCRAM keys a module derives: c2s.scram_iterations, as `xfarm user add` uses. */
+  readonly scramIterations: number;
+  /**
+   * Ends the sessions of a local user held here, but `keep`, each client's
+   * stream closed as `close` says. In the user's turn only: from a hook of
+   * that user's, or a job of api.run().
+   */
+  endSessions(user: string, close: StreamClose, keep?: Session): Promise<void>;
+  /**
+   * Deletes a local account as `xfarm user del` does on its owner sm
+   * (protocol §1.7): its sessions here end with ACCOUNT_DELETED while its
+   * roster still names whom to tell, `account-deleted` fires (its contacts'
+   * subscriptions are cancelled), and it leaves the store with all it
+   * holds. In the user's turn only, as endSessions.
+   */
+  deleteAccount(user: string): Promise<void>;
 }

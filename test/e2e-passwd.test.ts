@@ -1,11 +1,15 @@
-// Password changes on a running farm, from xmpp.js: by the admin with
-// `xfarm user passwd`, which closes every session of the account with
-// `reset`, so that its clients log in again with the new password.
+// Password changes on a running farm, from xmpp.js: by the user with XEP-0077
+// (the other resources are closed with `reset`, the one that asked stays),
+// by the admin with `xfarm user passwd` (every session is closed), and the
+// account removed by its user (the result arrives before the stream closes).
+import type { Element } from "@xmpp/xml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
-import { connectClient, type TestClient } from "./harness/xmppjs.js";
+import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
-describe("password change on a running farm", () => {
+const NS = "jabber:iq:register";
+
+describe("password change and account removal on a running farm", () => {
   let farm: Farm;
   const clients: TestClient[] = [];
 
@@ -28,13 +32,28 @@ describe("password change on a running farm", () => {
   beforeAll(async () => {
     farm = await Farm.create({ c2sCount: 2 });
     await farm.start();
-    await farm.addUser("erin@localhost", "erin-old");
+    for (const user of ["dave", "erin", "fay"]) await farm.addUser(`${user}@localhost`, `${user}-old`);
   }, 60_000);
 
   afterAll(async () => {
     for (const c of clients) await c.stop();
     await farm.stop();
     farm.cleanup();
+  });
+
+  it("XEP-0077: the user's new password logs in, the old one not; the other resource is closed, this one kept", async () => {
+    const d1 = await login("dave", "dave-old", "d1", 0);
+    const d2 = await login("dave", "dave-old", "d2", 1);
+    const d2Closed = closedWith(d2);
+    const form = await d1.xmpp.iqCaller.get(xml("query", { xmlns: NS }), "localhost");
+    // xmpp.js hands back the result's payload.
+    expect(form.getChildText("username")).toBe("dave");
+    await d1.xmpp.iqCaller.set(xml("query", { xmlns: NS }, xml("username", {}, "dave"), xml("password", {}, "dave-new")), "localhost");
+    expect(await d2Closed).toBe("reset");
+    await refused("dave", "dave-old");
+    await login("dave", "dave-new", "d3", 1);
+    // d1 is still served.
+    await d1.xmpp.iqCaller.get(xml("ping", { xmlns: "urn:xmpp:ping" }), "localhost");
   });
 
   it("xfarm user passwd ends the account's sessions on the running farm and says so", async () => {
@@ -48,5 +67,24 @@ describe("password change on a running farm", () => {
     expect(await Promise.all(closed)).toEqual(["reset", "reset"]);
     await refused("erin", "erin-old");
     await login("erin", "erin-new", "e3", 0);
+  });
+
+  it("XEP-0077 removal: the result arrives, then the stream closes, and the account is gone", async () => {
+    const f1 = await login("fay", "fay-old", "f1", 0);
+    const events: string[] = [];
+    const closed = new Promise<void>((resolve) =>
+      f1.xmpp.on("error", (e) => {
+        events.push(`closed ${(e as { condition?: string }).condition}`);
+        resolve();
+      }),
+    );
+    f1.xmpp.on("stanza", (s: Element) => {
+      if (s.is("iq") && s.attrs.id === "rm") events.push(`iq ${s.attrs.type}`);
+    });
+    await f1.xmpp.send(xml("iq", { type: "set", id: "rm" }, xml("query", { xmlns: NS }, xml("remove"))));
+    await closed;
+    expect(events).toEqual(["iq result", "closed not-authorized"]);
+    await refused("fay", "fay-old");
+    expect((await farm.cli("user", "list")).stdout.split("\n")).not.toContain("fay@localhost");
   });
 });
