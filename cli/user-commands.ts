@@ -41,9 +41,13 @@ async function deleteOnFarm(config: Config, jid: string): Promise<{ done: boolea
   return { done: true, said: "its sessions on the running farm were ended and its contacts told" };
 }
 
-/** A running farm disconnects the sessions of a renamed account's old name; without one there are none. */
-async function endSessions(config: Config, jid: string): Promise<void> {
-  const told = await adminRequest(config, { op: "user-deleted", user: jid }, "result", 2_000).then(
+/**
+ * A running farm disconnects the sessions of a renamed account's old name
+ * (`user-deleted`), or of an account whose password changed, so that they
+ * log in again (`user-password-changed`); without one there are none.
+ */
+async function endSessions(config: Config, op: "user-deleted" | "user-password-changed", jid: string): Promise<void> {
+  const told = await adminRequest(config, { op, user: jid }, "result", 2_000).then(
     () => true,
     () => false,
   );
@@ -85,7 +89,7 @@ export function userCommands(load: LoadConfig): Command {
 
   user
     .command("passwd")
-    .description("set a new password (new salted SCRAM keys); prompted for when not given")
+    .description("set a new password (new salted SCRAM keys) and end the account's sessions on a running farm; prompted for when not given")
     .argument("<jid>")
     .argument("[password]")
     .addOption(configOption())
@@ -95,6 +99,7 @@ export function userCommands(load: LoadConfig): Command {
       const creds = await deriveCredentials(await passwordFor(password, jid), c.c2s.scram_iterations);
       if (!(await withStore(c, (s) => s.setCredentials(jid, creds)))) throw new Error(`${jid} does not exist`);
       process.stdout.write(`password changed for ${jid}\n`);
+      await endSessions(c, "user-password-changed", jid);
     });
 
   user
@@ -131,7 +136,7 @@ export function userCommands(load: LoadConfig): Command {
       });
       process.stdout.write(`renamed ${from} to ${to}\n`);
       if (kept.length) process.stdout.write(`the rosters of ${kept.join(", ")} already held ${to}: their item for ${from} was left\n`);
-      await endSessions(c, from);
+      await endSessions(c, "user-deleted", from);
     });
 
   user

@@ -458,7 +458,8 @@ export class Router {
         this.shareDrained();
         return reply({ op: "result", ok: true });
       }
-      case "user-deleted": {
+      case "user-deleted":
+      case "user-password-changed": {
         if (!isAdmin) return;
         const frame = encodeJsonFrame(FrameType.Control, msg);
         for (const p of this.peers.values()) if (p.member.role === "sm") p.socket.write(frame);

@@ -33,7 +33,7 @@
 //   delivered          the c2s reports offline messages delivered (protocol §2.4)
 //   roster-changed     a roster item the user can see changed or was removed
 //   message-offline    a chat/normal message found no resource to take it
-//   account-deleted    the account goes (xfarm user del): its sessions have ended, its data is still stored
+//   account-deleted    the account goes (xfarm user del, XEP-0077 removal): its sessions have ended, its data is still stored
 //
 // Handlers run highest priority first (default 0), in registration order on
 // ties, until one returns true.

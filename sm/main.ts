@@ -39,6 +39,7 @@ export async function runSm(config: Config): Promise<void> {
     c2sGraceMs: config.sm.c2s_grace * 1000,
     limits: smLimits(config),
     modules,
+    scramIterations: config.c2s.scram_iterations,
   });
   link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));
@@ -47,6 +48,8 @@ export async function runSm(config: Config): Promise<void> {
   link.on("control", (msg) => {
     if (msg.op === "user-deleted") {
       sm.deleteUser(msg.user, false).catch((err: unknown) => log.error({ err, user: msg.user }, "ending a renamed account's sessions failed"));
+    } else if (msg.op === "user-password-changed") {
+      void sm.passwordChanged(msg.user);
     } else if (msg.op === "delete-account") {
       sm.deleteUser(msg.user, msg.remove).then(
         () => link.sendControl({ op: "account-deleted", id: msg.id, ok: true }),

@@ -37,6 +37,24 @@ export interface StoredMessage {
   readonly stanza: Element;
 }
 
+/** How the sessions the sm ends are closed: the stream error (RFC 6120 §4.9.3) the client gets, and the log's reason. */
+export interface StreamClose {
+  readonly reason: string;
+  readonly condition: string;
+  readonly text?: string;
+}
+
+/** The account is gone (`xfarm user del`, XEP-0077 removal), as Prosody closes its sessions. */
+export const ACCOUNT_DELETED: StreamClose = { reason: "account deleted", condition: "not-authorized", text: "account deleted" };
+
+/**
+ * The password changed (`xfarm user passwd`, XEP-0077): the credentials a
+ * session logged in with are no longer the account's, so it must log in
+ * again. RFC 6120 §4.9.3.16 names `reset` for changed credentials, and
+ * Prosody (mod_c2s, on user-password-changed) closes with it.
+ */
+export const PASSWORD_CHANGED: StreamClose = { reason: "password changed", condition: "reset", text: "password changed" };
+
 /** A value JSON carries as it is: what a session-state slot holds. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -216,4 +234,20 @@ export interface ModuleApi {
    * than the store keeps (STORE_LIMITS.origin).
    */
   deliveryId(recipient: string): string | undefined;
+  /** PBKDF2 iterations for the SCRAM keys a module derives: c2s.scram_iterations, as `xfarm user add` uses. */
+  readonly scramIterations: number;
+  /**
+   * Ends the sessions of a local user held here, but `keep`, each client's
+   * stream closed as `close` says. In the user's turn only: from a hook of
+   * that user's, or a job of api.run().
+   */
+  endSessions(user: string, close: StreamClose, keep?: Session): Promise<void>;
+  /**
+   * Deletes a local account as `xfarm user del` does on its owner sm
+   * (protocol §1.7): its sessions here end with ACCOUNT_DELETED while its
+   * roster still names whom to tell, `account-deleted` fires (its contacts'
+   * subscriptions are cancelled), and it leaves the store with all it
+   * holds. In the user's turn only, as endSessions.
+   */
+  deleteAccount(user: string): Promise<void>;
 }

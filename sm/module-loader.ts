@@ -7,6 +7,7 @@ import type { IqRequests } from "./iq-requests.js";
 import type { DiscoTarget, Identity, Json, ModuleApi } from "./module-api.js";
 import type { EnabledModule } from "./module-config.js";
 import { moduleStorage } from "./module-storage.js";
+import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionStates } from "./session-state.js";
 import type { SmContext } from "./sm-context.js";
 import type { StanzaRouter } from "./stanza-router.js";
@@ -16,10 +17,13 @@ export interface LoaderDeps {
   readonly delivery: ClientDelivery;
   readonly requests: IqRequests;
   readonly states: SessionStates;
+  readonly lifecycle: SessionLifecycle;
+  /** PBKDF2 iterations of the SCRAM keys modules derive (c2s.scram_iterations). */
+  readonly scramIterations: number;
 }
 
 export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly EnabledModule[]): void {
-  const { router, delivery, requests, states } = deps;
+  const { router, delivery, requests, states, lifecycle } = deps;
   const disco: Record<DiscoTarget, { features: Set<string>; identities: Identity[] }> = {
     server: { features: new Set(), identities: [] },
     account: { features: new Set(), identities: [] },
@@ -50,6 +54,9 @@ export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly 
       const id = ctx.origins.current()?.deliveryId(recipient);
       return id !== undefined && Buffer.byteLength(id) <= STORE_LIMITS.origin ? id : undefined;
     },
+    scramIterations: deps.scramIterations,
+    endSessions: (user, close, keep) => lifecycle.endSessions(user, close, keep),
+    deleteAccount: (user) => lifecycle.removeAccount(user),
   };
   for (const { definition, options } of modules) {
     const name = definition.name;

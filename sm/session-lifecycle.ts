@@ -7,6 +7,7 @@ import { randomHex } from "../lib/random.js";
 import { SessionOp, encodeSessionPayload, type RebuildMeta, type StartMeta } from "../lib/link/session-payload.js";
 import { routedAgain } from "../lib/stanza-rules.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
+import { ACCOUNT_DELETED, PASSWORD_CHANGED, type StreamClose } from "./module-api.js";
 import { ResumeLog } from "./resumption.js";
 import { Session } from "./sessions.js";
 import type { SessionResumption } from "./session-resumption.js";
@@ -144,7 +145,7 @@ export class SessionLifecycle {
   }
 
   /** Ends a session; with a condition, the c2s is told to close the stream (CLOSE). */
-  async end(session: Session, reason: string, condition?: string): Promise<void> {
+  async end(session: Session, reason: string, condition?: string, text?: string): Promise<void> {
     if (!this.ctx.registry.has(session)) return;
     this.ctx.registry.remove(session);
     const resumption = session.resumption;
@@ -152,7 +153,8 @@ export class SessionLifecycle {
     // Waiting for a resumption, its front end is gone: what it held is the sm's to route again (§2.6).
     const left = resumption?.waiting ? resumption.takeAll() : [];
     if (condition) {
-      this.ctx.port.send(session.c2s, session.user, encodeSessionPayload(SessionOp.Close, { sid: session.sid, condition }));
+      const meta = text ? { sid: session.sid, condition, text } : { sid: session.sid, condition };
+      this.ctx.port.send(session.c2s, session.user, encodeSessionPayload(SessionOp.Close, meta));
     }
     session.log.info({ reason }, "session ended");
     await this.ctx.hooks.fire("session-ended", { session });
@@ -172,15 +174,27 @@ export class SessionLifecycle {
    * then cancelled and the account leaves the store.
    */
   deleteUser(user: string, remove: boolean): Promise<void> {
-    const job = async (): Promise<void> => {
-      for (const session of this.ctx.registry.of(user)) await this.end(session, "account deleted", "not-authorized");
-      if (!remove) return;
-      await this.ctx.hooks.fire("account-deleted", { user });
-      await this.ctx.store.deleteAccount(user);
-      this.ctx.log.info({ user }, "account deleted");
-    };
+    const job = (): Promise<void> => (remove ? this.removeAccount(user) : this.endSessions(user, ACCOUNT_DELETED));
     // The outcome goes to the caller, which answers the router, rather than to the queue's log.
     return new Promise((resolve, reject) => void this.ctx.queue.run(user, () => job().then(resolve, reject)));
+  }
+
+  /** `xfarm user passwd` (protocol §1.7): in the user's turn, each session here ends as a password change ends it. */
+  passwordChanged(user: string): Promise<void> {
+    return this.ctx.queue.run(user, () => this.endSessions(user, PASSWORD_CHANGED));
+  }
+
+  /** In the user's turn: its sessions here end, then `account-deleted` fires and it leaves the store. */
+  async removeAccount(user: string): Promise<void> {
+    await this.endSessions(user, ACCOUNT_DELETED);
+    await this.ctx.hooks.fire("account-deleted", { user });
+    await this.ctx.store.deleteAccount(user);
+    this.ctx.log.info({ user }, "account deleted");
+  }
+
+  /** In the user's turn: each session of the user held here but `keep` ends, its client's stream closed as `close` says. */
+  async endSessions(user: string, close: StreamClose, keep?: Session): Promise<void> {
+    for (const session of this.ctx.registry.of(user)) if (session !== keep) await this.end(session, close.reason, close.condition, close.text);
   }
 
   /** Ends every session (clients are told to reconnect). */

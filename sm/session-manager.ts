@@ -6,6 +6,7 @@
 // stanza router with client delivery, iq requests, and the module loader.
 import type { Logger } from "../lib/log.js";
 import type { Member, RoutePort } from "../lib/link/member.js";
+import { SCRAM_ITERATIONS } from "../lib/sasl/scram-credentials.js";
 import type { Store } from "../xdb-sql/store.js";
 import { ClientDelivery } from "./client-delivery.js";
 import { FrontEndWatch } from "./front-end-watch.js";
@@ -25,6 +26,7 @@ import { modPep } from "./mod-pep.js";
 import { modPing } from "./mod-ping.js";
 import { modPresence } from "./mod-presence.js";
 import { modPrivate } from "./mod-private.js";
+import { modRegister } from "./mod-register.js";
 import { modRoster } from "./mod-roster.js";
 import { modVcard } from "./mod-vcard.js";
 import { modTime } from "./mod-time.js";
@@ -59,6 +61,8 @@ export interface SessionManagerOptions {
   settleMs?: number;
   /** The modules to run, with their options (sm/module-config.ts); MODULES as they are by default, unless given. */
   modules?: readonly EnabledModule[];
+  /** PBKDF2 iterations of the SCRAM keys a module derives (c2s.scram_iterations); SCRAM_ITERATIONS unless given. */
+  scramIterations?: number;
 }
 
 /**
@@ -80,6 +84,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modVcard,
   modPrivate,
   modPep,
+  modRegister,
 ];
 
 export class SessionManager {
@@ -126,7 +131,8 @@ export class SessionManager {
     this.link = new LinkAdapter(ctx, { lifecycle, resumption, router, frontEnds });
     this.resendTimer = setInterval(() => ctx.unacked.resend(Date.now()), 1_000);
     this.resendTimer.unref();
-    loadModules(ctx, { router, delivery, requests, states }, opts.modules ?? enabledModules(MODULES, NO_MODULE_SETTINGS));
+    const scramIterations = opts.scramIterations ?? SCRAM_ITERATIONS;
+    loadModules(ctx, { router, delivery, requests, states, lifecycle, scramIterations }, opts.modules ?? enabledModules(MODULES, NO_MODULE_SETTINGS));
   }
 
   /** A ROUTE frame arrived: from a c2s (START/STANZA/END) or another sm (FORWARD). */
@@ -159,6 +165,11 @@ export class SessionManager {
    */
   deleteUser(user: string, remove: boolean): Promise<void> {
     return this.lifecycle.deleteUser(user, remove);
+  }
+
+  /** `xfarm user passwd` (protocol §1.7): the account's sessions here end with `reset`, to log in again. */
+  passwordChanged(user: string): Promise<void> {
+    return this.lifecycle.passwordChanged(user);
   }
 
   /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */

@@ -56,7 +56,10 @@ describe("xfarm user", () => {
   });
 
   it("changes a password and deletes an account", async () => {
-    expect(await xfarm(["user", "passwd", "alice@localhost", "new-pw"])).toMatchObject({ code: 0 });
+    expect(await xfarm(["user", "passwd", "alice@localhost", "new-pw"])).toMatchObject({
+      code: 0,
+      stdout: "password changed for alice@localhost\nno running farm reached; no sessions to end\n",
+    });
     expect(await passwordWorks("alice@localhost", "new-pw")).toBe(true);
     expect(await passwordWorks("alice@localhost", "pw-a")).toBe(false);
     expect(await xfarm(["user", "del", "alice@localhost"])).toMatchObject({

@@ -85,4 +85,21 @@ describe("slixmpp interop", () => {
     expect(await py.exited()).toBe(0);
     await Promise.all([js.stop(), web.stop()]);
   });
+
+  it("changes its password with slixmpp's xep_0077 plugin (XEP-0077): its other resource is closed, the old password no longer logs in", async () => {
+    await farm.addUser("sam@localhost", "sam-old");
+    const other = await connectClient({ port: farm.c2sPorts[0]!.port, username: "sam", password: "sam-old", resource: "web" });
+    const closed = new Promise<{ condition?: string }>((resolve) => other.xmpp.on("error", (e) => resolve(e as { condition?: string })));
+    const py = new SlixClient("slix_client.py", ["--port", String(farm.c2sPorts[1]!.port), "--jid", "sam@localhost/py", "--password", "sam-old", "--peer", "js@localhost", "--ca", process.env.XFARM_TEST_CERT!, "--new-password", "sam-new"]);
+    const slixEvent = (test: (e: SlixEvent) => boolean) => py.next(test);
+    await slixEvent((e) => e.event === "password_changed");
+    expect((await closed).condition).toBe("reset");
+    await expect(connectClient({ port: farm.c2sPorts[0]!.port, username: "sam", password: "sam-old" })).rejects.toMatchObject({ condition: "not-authorized" });
+    const again = await connectClient({ port: farm.c2sPorts[0]!.port, username: "sam", password: "sam-new", resource: "web" });
+    // slixmpp's session stayed: a message still reaches it.
+    await again.xmpp.send(xml("message", { to: "sam@localhost/py", type: "chat" }, xml("body", {}, "bye")));
+    await slixEvent((e) => e.event === "disconnected");
+    expect(await py.exited()).toBe(0);
+    await Promise.all([other.stop(), again.stop()]);
+  });
 });

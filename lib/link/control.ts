@@ -59,6 +59,8 @@ export type ControlMessage =
   | { op: "result"; ok: boolean; error?: string }
   /** admin → router → every sm: an account was renamed (`xfarm user rename`); the old name's sessions end. */
   | { op: "user-deleted"; user: string }
+  /** admin → router → every sm: an account's password changed (`xfarm user passwd`); its sessions end with `reset`. */
+  | { op: "user-password-changed"; user: string }
   /** admin → router: delete an account on the running farm (`xfarm user del`), answered with `result`. */
   | { op: "user-delete"; user: string }
   /**
@@ -111,6 +113,7 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   drained: message("drained", { fronts: recordOf(rate) }),
   result: message("result", { ok: boolean, error: optional(string) }),
   "user-deleted": message("user-deleted", { user: string }),
+  "user-password-changed": message("user-password-changed", { user: string }),
   "user-delete": message("user-delete", { user: string }),
   "delete-account": message("delete-account", { id: count, user: string, remove: boolean }),
   "account-deleted": message("account-deleted", { id: count, ok: boolean, error: optional(string) }),

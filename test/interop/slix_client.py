@@ -6,8 +6,9 @@ subscriptions (slixmpp's defaults), and leaves when told "bye". With
 --carbons it enables XEP-0280 carbons before it reports the session started,
 and reports the copies it gets. With --last JID it asks instead, with the
 xep_0012 plugin, the server's uptime and JID's last activity, reports them
-and leaves. Every event is printed as one JSON line on stdout for the test
-to read.
+and leaves. With --new-password it changes its password with XEP-0077
+(slixmpp's xep_0077) once the session started. Every event is printed as
+one JSON line on stdout for the test to read.
 """
 import slixmpp
 from slixmpp.exceptions import IqError
@@ -16,11 +17,12 @@ from slix_script import arguments, emit, run
 
 
 class Scripted(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, peer, carbons, last):
+    def __init__(self, jid, password, peer, carbons, last, new_password):
         super().__init__(jid, password)
         self.peer = peer
         self.carbons = carbons
         self.last = last
+        self.new_password = new_password
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("presence_available", self.on_presence)
@@ -48,6 +50,9 @@ class Scripted(slixmpp.ClientXMPP):
             await self.plugin["xep_0280"].enable()
         emit(event="session_start", jid=str(self.boundjid), mech=self.plugin["feature_mechanisms"].mech.name)
         self.send_message(mto=self.peer, mbody="hello from slixmpp", mtype="chat")
+        if self.new_password:
+            await self.plugin["xep_0077"].change_password(self.new_password, jid=self.boundjid.domain)
+            emit(event="password_changed")
 
     def on_presence(self, pres):
         emit(event="presence", frm=str(pres["from"]))
@@ -65,12 +70,13 @@ class Scripted(slixmpp.ClientXMPP):
 
 
 def main():
-    a = arguments("--peer", flags=("--carbons",), optional=("--last",))
-    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons, a.last)
+    a = arguments("--peer", flags=("--carbons",), optional=("--last", "--new-password"))
+    xmpp = Scripted(a.jid, a.password, a.peer, a.carbons, a.last, a.new_password)
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
     xmpp.register_plugin("xep_0280")
     xmpp.register_plugin("xep_0012")
+    xmpp.register_plugin("xep_0077")
     run(xmpp, a.port, a.ca)
 
 
