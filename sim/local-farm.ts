@@ -56,6 +56,8 @@ export interface FarmOptions {
    */
   c2s?: Record<string, string | number | boolean>;
   sm?: Record<string, string | number | boolean>;
+  /** [sm.modules.NAME] tables: a module's settings (README's module table), by module name. */
+  modules?: Record<string, Record<string, string | number | boolean | string[]>>;
   /** The store URL; by default the embedded SQLite file under the farm's data_dir. */
   db?: string;
   /** XEP-0114 components: domain → secret (the router listens on componentPort). */
@@ -109,7 +111,7 @@ export class Farm {
     const dir = fs.mkdtempSync(path.join(process.env.XFARM_FARM_TMPDIR || os.tmpdir(), "xfarm-test-"));
     // router-1's peer link goes through the first proxy, to router-2; router-2's through the second.
     const proxies = opts.peerProxies ? await Promise.all([1, 0].map((i) => PausableProxy.listen({ host: "127.0.0.1", port: base + i }))) : [];
-    const table = (t: Record<string, string | number | boolean> | undefined) =>
+    const table = (t: Record<string, string | number | boolean | string[]> | undefined) =>
       Object.entries(t ?? {}).map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`).join("\n");
     const config = `domains = ["localhost"]
 data_dir = ${JSON.stringify(path.join(dir, "data"))}
@@ -125,7 +127,7 @@ ${opts.components ? `[components]\n${table(opts.components)}` : "# no [component
 
 [sm]
 ${table(opts.sm)}
-
+${Object.entries(opts.modules ?? {}).map(([name, settings]) => `[sm.modules.${name}]\n${table(settings)}\n`).join("")}
 [c2s]
 ${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout: 5, max_unauthenticated_per_address: 0, ...(opts.tls ? { tls_cert: opts.tls.cert, tls_key: opts.tls.key } : {}), ...opts.c2s })}
 

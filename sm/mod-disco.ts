@@ -3,7 +3,7 @@
 // each; the server's disco#items lists the XEP-0114 components linked under
 // its domain (a MUC at muc.example.org for example.org), as Prosody and
 // ejabberd list theirs, so that clients find them.
-import { Element } from "ltx";
+import { Element, parse } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type DiscoTarget, type ModuleApi, type OptionSpecs, type OptionsOf } from "./module-api.js";
 import { iqResult } from "./stanza.js";
@@ -28,6 +28,8 @@ function setup(api: ModuleApi, options: OptionsOf<typeof OPTIONS>): void {
   const info = (on: DiscoTarget) => (query: Element) => {
     for (const identity of api.identities(on)) query.c("identity", { ...identity });
     for (const feature of api.features(on)) query.c("feature", { var: feature });
+    // A copy each time: an element has one parent.
+    for (const form of api.forms(on)) query.cnode(parse(form.toString()));
   };
 
   api.hook(`iq-get/host/${INFO}:query`, (event) => answer(api, event, INFO, info("server")));

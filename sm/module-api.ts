@@ -178,6 +178,10 @@ export interface ModuleApi {
   addIdentity(identity: Identity, on?: DiscoTarget): void;
   /** The identities added so far, in order. */
   identities(on?: DiscoTarget): Identity[];
+  /** Adds an XEP-0128 extension (a jabber:x:data form of type result, with its FORM_TYPE) to the server's disco#info, or to every account's. */
+  addForm(form: Element, on?: DiscoTarget): void;
+  /** The forms added so far, in order. */
+  forms(on?: DiscoTarget): Element[];
   /**
    * Routes a stanza to its 'to': inbound processing here when this sm owns
    * the recipient, else FORWARD to its sm; an error for domains the farm does

@@ -1,6 +1,7 @@
 // Builds the ModuleApi (sm/module-api.ts) over the sm's parts and sets up
 // each enabled module on it, with its options, in list order: the order of
 // their hooks' and filters' registration.
+import type { Element } from "ltx";
 import { STORE_LIMITS } from "../xdb-sql/store.js";
 import type { ClientDelivery } from "./client-delivery.js";
 import type { IqRequests } from "./iq-requests.js";
@@ -24,9 +25,9 @@ export interface LoaderDeps {
 
 export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly EnabledModule[]): void {
   const { router, delivery, requests, states, lifecycle } = deps;
-  const disco: Record<DiscoTarget, { features: Set<string>; identities: Identity[] }> = {
-    server: { features: new Set(), identities: [] },
-    account: { features: new Set(), identities: [] },
+  const disco: Record<DiscoTarget, { features: Set<string>; identities: Identity[]; forms: Element[] }> = {
+    server: { features: new Set(), identities: [], forms: [] },
+    account: { features: new Set(), identities: [], forms: [] },
   };
   const shared: Omit<ModuleApi, "module" | "filter" | "sessionState"> = {
     domains: ctx.domains,
@@ -41,6 +42,8 @@ export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly 
     features: (on = "server") => [...disco[on].features].sort(),
     addIdentity: (identity, on = "server") => void disco[on].identities.push(identity),
     identities: (on = "server") => [...disco[on].identities],
+    addForm: (form, on = "server") => void disco[on].forms.push(form),
+    forms: (on = "server") => [...disco[on].forms],
     send: (stanza, raw) => router.send(stanza, raw),
     deliver: (session, stanza, raw) => delivery.deliver(session, stanza, raw),
     deliverStored: (session, batch) => delivery.deliverStored(session, batch),

@@ -17,6 +17,7 @@ import type { ModuleDefinition } from "./module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
 import { modCarbons } from "./mod-carbons.js";
+import { modContactInfo } from "./mod-contact-info.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modLast } from "./mod-last.js";
@@ -77,6 +78,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modOffline,
   modCarbons,
   modDisco,
+  modContactInfo,
   modPing,
   modVersion,
   modTime,

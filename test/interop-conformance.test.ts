@@ -65,7 +65,8 @@ describe("conformance run (slixmpp) against the default farm", () => {
   beforeAll(async () => {
     const probe = spawnSync(PYTHON, ["-c", "import slixmpp"]);
     if (probe.status !== 0) throw new Error("python3-slixmpp is not installed: apt-get install python3-slixmpp (.ci/run does)");
-    farm = await Farm.create({ c2sCount: 1 });
+    // Default settings, except contact addresses (XEP-0157), which are advertised only once an admin sets one.
+    farm = await Farm.create({ c2sCount: 1, modules: { contact_info: { admin_addresses: ["xmpp:admin@localhost"], abuse_addresses: ["mailto:abuse@localhost"] } } });
     await farm.start();
     await farm.addUser("conformance@localhost", "conformance-pw");
   });

@@ -18,6 +18,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 
 from slix_bookmarks import BOOKMARKS, publish_bookmark
 
+NS_INFO = "http://jabber.org/protocol/disco#info"
 NS_CSI = "urn:xmpp:csi:0"
 NS_SM = "urn:xmpp:sm:3"
 NS_ROSTERVER = "urn:xmpp:features:rosterver"
@@ -50,7 +51,13 @@ class Conformance(slixmpp.ClientXMPP):
             account = await self["xep_0030"].get_info(jid=self.boundjid.bare, timeout=TIMEOUT)
             self.server_features = set(server["disco_info"]["features"])
             self.account_features = set(account["disco_info"]["features"])
-            self.server_forms = [form["values"].get("FORM_TYPE") for form in server["disco_info"].iterables if form.name == "x"]
+            # XEP-0128 forms, read from the XML: slixmpp parses them only with plugins this run need not load.
+            self.server_forms = [
+                value.text
+                for field in server.xml.findall("{%s}query/{jabber:x:data}x/{jabber:x:data}field" % NS_INFO)
+                if field.get("var") == "FORM_TYPE"
+                for value in field.findall("{jabber:x:data}value")
+            ]
             for check in CHECKS:
                 await self.run(check)
         except Exception as err:  # the run itself broke: say so, do not hang
