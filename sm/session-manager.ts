@@ -15,6 +15,7 @@ import type { SmLimits } from "./limits.js";
 import type { ModuleDefinition } from "./module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
+import { modBlocking } from "./mod-blocking.js";
 import { modCarbons } from "./mod-carbons.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
@@ -72,6 +73,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modMessage,
   modOffline,
   modCarbons,
+  modBlocking,
   modDisco,
   modPing,
   modVersion,
