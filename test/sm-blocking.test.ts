@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { enabledModules } from "../sm/module-config.js";
 import { MODULES } from "../sm/session-manager.js";
-import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
+import { Client, DOMAIN, Harness, conditionOf } from "./sm-harness.js";
 
 const NS = "urn:xmpp:blocking";
 const ALICE = `alice@${DOMAIN}`;
@@ -197,5 +197,29 @@ describe("XEP-0191 blocking command", () => {
     expect(ids(await alice.online()).filter((id) => id !== undefined)).toEqual(["kept"]);
     expect(bob.received().map((s) => [s.attrs.id, conditionOf(s)])).toEqual([["before", "service-unavailable"]]);
     expect(await h.store.loadOffline(ALICE, { limit: 10, maxBytes: 1 << 20 })).toHaveLength(1);
+  });
+
+  it("keeps a session's interest in pushes, and its list, when the session is rebuilt from its front end", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const phone = await online(`${ALICE}/phone`);
+    await phone.send(getList);
+    const [frame] = h.port.take((f) => f.op === SessionOp.SessionState);
+    const state = (frame!.meta as { state: Record<string, unknown> }).state;
+    expect(state).toEqual({ blocking: true });
+    await phone.send(block(BOB));
+    phone.received();
+    await phone.end();
+    // Its sm failed: the front end rebuilds it (here on the same sm, whose memory of the user went with the session).
+    const meta = { sid: "r1", jid: phone.jid, ip: "127.0.0.1", secure: true, interested: false, state };
+    await h.route("c2s-2", ALICE, encodeSessionPayload(SessionOp.Rebuild, meta, "<presence/>"));
+    h.port.take((f) => f.op === SessionOp.Started);
+    const rebuilt = new Client(h, "c2s-2", "r1", phone.jid);
+    const laptop = await online(`${ALICE}/laptop`);
+    await laptop.send(block("eve@example.net"));
+    expect(rebuilt.received().filter((s) => s.getChild("block", NS))).toHaveLength(1);
+    const bob = await online(`${BOB}/b`);
+    await bob.send(chat(phone.jid, "r"));
+    expect(rebuilt.received()).toEqual([]);
+    expect(conditionOf(bob.received()[0]!)).toBe("service-unavailable");
   });
 });
