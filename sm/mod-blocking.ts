@@ -21,7 +21,7 @@ import { messageType } from "./mod-message.js";
 import { defineModule, type FilterVerdict, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
 import { iqResult, readdress } from "./stanza.js";
-import { hasFrom } from "./subscription.js";
+import { hasFrom, isBlank } from "./subscription.js";
 import { answerable } from "./sm-context.js";
 
 const NS = "urn:xmpp:blocking";
@@ -91,7 +91,7 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
     lists.changed(user, now);
     await api.reply(event, iqResult(event.stanza));
     push(user, action, jids);
-    await presenceFor(user, changed, action, now);
+    await rosterFor(user, changed, action, now);
     return true;
   }
 
@@ -113,16 +113,25 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
 
   /**
    * §3.3: contacts allowed to see the user's presence who are now blocked get
-   * unavailable presence from each available resource (as Prosody does); once
-   * unblocked, the current presence again.
+   * unavailable presence from each available resource; once unblocked, the
+   * current presence again. A request for the user's presence from a contact
+   * now blocked is forgotten, since the user could not refuse it any more
+   * (both as Prosody does).
    */
-  async function presenceFor(user: string, changed: string[], action: "block" | "unblock", now: Blocklist): Promise<void> {
+  async function rosterFor(user: string, changed: string[], action: "block" | "unblock", now: Blocklist): Promise<void> {
+    if (changed.length === 0) return;
     const available = api.sessions.available(user);
-    if (changed.length === 0 || available.length === 0) return;
     const items = new Set(changed);
-    for (const { contact, subscription } of await api.store.getRoster(user)) {
+    for (const item of await api.store.getRoster(user)) {
+      const { contact, subscription } = item;
       const jid = parseJid(contact);
-      if (!jid || !hasFrom(subscription) || (action === "unblock" && blocks(now, jid))) continue;
+      if (!jid || (action === "unblock" && blocks(now, jid))) continue;
+      if (action === "block" && item.pendingIn && blocks(items, jid)) {
+        const rest = { ...item, pendingIn: false };
+        if (isBlank(rest) && !rest.visible) await api.store.deleteRosterItem(user, contact);
+        else await api.store.putRosterItem(user, rest);
+      }
+      if (!hasFrom(subscription) || available.length === 0) continue;
       // A full JID blocked or unblocked concerns that resource of the contact only.
       const targets = blocks(items, jid) ? [contact] : changed.filter((item) => parseJid(item)?.withoutResource().full === contact);
       for (const to of targets) {

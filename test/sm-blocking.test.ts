@@ -222,4 +222,16 @@ describe("XEP-0191 blocking command", () => {
     expect(rebuilt.received()).toEqual([]);
     expect(conditionOf(bob.received()[0]!)).toBe("service-unavailable");
   });
+
+  it("forgets a blocked contact's pending request for the user's presence, which the user could no longer refuse", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const bob = await online(`${BOB}/b`);
+    await bob.send(`<presence type='subscribe' to='${ALICE}'/>`);
+    expect((await h.store.getRosterItem(ALICE, BOB))?.pendingIn).toBe(true);
+    const alice = await h.connect(`${ALICE}/a`);
+    await alice.send(block(BOB));
+    expect(await h.store.getRosterItem(ALICE, BOB)).toBeNull();
+    // Nor is it given at login.
+    expect((await alice.online()).filter((s) => s.name === "presence")).toEqual([]);
+  });
 });
