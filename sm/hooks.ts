@@ -10,6 +10,10 @@
 //   <kind>/<target>                   inbound: fired on the sm that owns the recipient.
 //   iq-<get|set>/<target>/<ns>:<name> inbound iq get/set, by its payload element;
 //                                     fired before iq/<target>.
+//   stanza/<target>                   inbound, any kind: fired before all of the above,
+//                                     for what applies to every stanza to a user
+//                                     (XEP-0191 blocking). Self stanzas do not fall
+//                                     through to stanza/bare.
 //
 //   kind:   message | presence | iq
 //   target: self  from a local session to its own account (no 'to', or its bare JID)
@@ -82,6 +86,8 @@ export type HookEvents = {
   [N in `${"" | "pre-"}${Kind}/${Target}`]: StanzaEvent;
 } & {
   [N in `iq-${"get" | "set"}/${Target}/${string}`]: StanzaEvent;
+} & {
+  [N in `stanza/${Target}`]: StanzaEvent;
 } & {
   "session-started": SessionEvent;
   "session-ended": SessionEvent;

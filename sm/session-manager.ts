@@ -16,6 +16,7 @@ import type { SmLimits } from "./limits.js";
 import type { ModuleDefinition } from "./module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
+import { modBlocking } from "./mod-blocking.js";
 import { modCarbons } from "./mod-carbons.js";
 import { modContactInfo } from "./mod-contact-info.js";
 import { modDisco } from "./mod-disco.js";
@@ -77,6 +78,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modMessage,
   modOffline,
   modCarbons,
+  modBlocking,
   modDisco,
   modContactInfo,
   modPing,

@@ -181,6 +181,7 @@ export class StanzaRouter {
     }
     const type: string | undefined = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error") && this.deps.requests.answered(event)) return;
+    if (await this.ctx.hooks.fire(`stanza/${target}`, event)) return;
     const request = stanza.name === "iq" && (type === "get" || type === "set") ? type : undefined;
     if (request) {
       const payloads = stanza.getChildElements();
