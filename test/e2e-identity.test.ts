@@ -80,7 +80,7 @@ describe("identity: RFC 7622 JIDs and SASLprep, end to end", () => {
     amelie = await connectClient({ port, username: "Amelie", password: PW, resource: "Büro" });
     expect(amelie.jid).toBe("amelie@localhost/Büro");
     // The mechanism a client used shows in the front end's log only.
-    expect(farm.lines.find((l) => l.msg === "authenticated" && l.user === "amelie@localhost")).toMatchObject({ mech: expect.stringMatching(/^SCRAM-/) });
+    expect(await farm.waitFor((l) => l.msg === "authenticated" && l.user === "amelie@localhost")).toMatchObject({ mech: expect.stringMatching(/^SCRAM-/) });
   });
 
   it("logs the simulator's SCRAM client in as a non-ASCII user, in any of the user name's forms", async () => {

@@ -30,7 +30,7 @@ describe("in-band registration from slixmpp", () => {
     await fresh.next((e) => e.event === "registered");
     expect((await fresh.next((e) => e.event === "session_start")).jid).toBe("fresh@localhost/py");
     expect(await fresh.exited()).toBe(0);
-    expect(farm.lines.find((l) => l.msg === "account registered")).toMatchObject({ proc: "c2s-1", user: "fresh@localhost" });
+    expect(await farm.waitFor((l) => l.msg === "account registered")).toMatchObject({ proc: "c2s-1", user: "fresh@localhost" });
 
     const again = register(farm, "taken@localhost/py", "other-pw");
     expect(await again.next((e) => e.event === "register_error")).toMatchObject({ condition: "conflict" });

@@ -54,9 +54,9 @@ describe("a farm with two session managers", () => {
   });
 
   it("keeps each user's session on its own sm, and messages cross between them", async () => {
-    // Which sm holds a session: only the sms' logs say.
-    expect(farm.lines.find((l) => l.msg === "session started" && l.jid === `${alice}@localhost/a`)?.proc).toBe("sm-1");
-    expect(farm.lines.find((l) => l.msg === "session started" && l.jid === `${bob}@localhost/b`)?.proc).toBe("sm-2");
+    // Which sm holds a session: only the sms' logs say (read from their output, maybe after the client's answer).
+    expect((await farm.waitFor((l) => l.msg === "session started" && l.jid === `${alice}@localhost/a`)).proc).toBe("sm-1");
+    expect((await farm.waitFor((l) => l.msg === "session started" && l.jid === `${bob}@localhost/b`)).proc).toBe("sm-2");
     await chat(a, b, `${bob}@localhost`, "across-1");
     await chat(b, a, `${alice}@localhost`, "across-2");
   });

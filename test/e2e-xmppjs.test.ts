@@ -31,10 +31,11 @@ describe("a one-box farm with xmpp.js clients", () => {
     const bob = await login("bob", 1, "phone");
     expect(alice.jid).toBe("alice@localhost/laptop");
     expect(bob.jid).toBe("bob@localhost/phone");
-    // Both logged in with SCRAM over STARTTLS, each on its own front end: the mechanism shows in the front end's log only.
-    const auths = farm.lines.filter((l) => l.msg === "authenticated");
-    expect(auths.find((l) => l.user === "alice@localhost")).toMatchObject({ proc: "c2s-1", secure: true, mech: "SCRAM-SHA-1" });
-    expect(auths.find((l) => l.user === "bob@localhost")).toMatchObject({ proc: "c2s-2", secure: true, mech: "SCRAM-SHA-1" });
+    // Both logged in with SCRAM over STARTTLS, each on its own front end: the mechanism shows in the front end's log only,
+    // which the farm reads from the process's output, so a line may come after the client's own answer.
+    const authenticated = (user: string) => farm.waitFor((l) => l.msg === "authenticated" && l.user === user, 10_000, 0);
+    expect(await authenticated("alice@localhost")).toMatchObject({ proc: "c2s-1", secure: true, mech: "SCRAM-SHA-1" });
+    expect(await authenticated("bob@localhost")).toMatchObject({ proc: "c2s-2", secure: true, mech: "SCRAM-SHA-1" });
 
     await alice.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
     await bob.xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));

@@ -33,7 +33,7 @@ describe("slixmpp interop", () => {
     expect(started.jid).toBe("slix@localhost/py");
     expect(started.mech).toMatch(/^SCRAM-SHA-(1|256)$/);
     // Where and how a client authenticated shows in the front end's log only.
-    expect(farm.lines.find((l) => l.msg === "authenticated" && l.user === "slix@localhost")).toMatchObject({ proc: "c2s-2", secure: true });
+    expect(await farm.waitFor((l) => l.msg === "authenticated" && l.user === "slix@localhost")).toMatchObject({ proc: "c2s-2", secure: true });
 
     const hello = await js.next((s) => s.is("message") && s.getChildText("body") === "hello from slixmpp");
     expect(hello.attrs.from).toBe("slix@localhost/py");
