@@ -27,6 +27,7 @@ import { modCarbons } from "./mod-carbons.js";
 import { moduleStorage } from "./module-storage.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
+import { modMam } from "./mod-mam.js";
 import { modMessage } from "./mod-message.js";
 import { modOffline } from "./mod-offline.js";
 import { modPep } from "./mod-pep.js";
@@ -79,6 +80,7 @@ const MODULES: SmModule[] = [
   modMessage,
   modOffline,
   modCarbons,
+  modMam(),
   modDisco,
   modPing,
   modVersion,

@@ -4,7 +4,8 @@ It logs in over STARTTLS (verifying the test CA), fetches the roster, sends
 presence, says hello to a peer, answers "ping N" with "pong N", accepts
 subscriptions (slixmpp's defaults), and leaves when told "bye". With
 --carbons it enables XEP-0280 carbons before it reports the session started,
-and reports the copies it gets. Every event is printed as one JSON line on
+and reports the copies it gets. Told "mam", it queries its XEP-0313 archive
+for its chat with the peer with slixmpp's xep_0313 plugin and reports it. Every event is printed as one JSON line on
 stdout for the test to read.
 """
 import argparse
@@ -14,6 +15,7 @@ import ssl
 import sys
 
 import slixmpp
+from slixmpp import JID
 
 
 def emit(**event):
@@ -47,11 +49,19 @@ class Scripted(slixmpp.ClientXMPP):
     def on_carbon(self, kind, copied):
         emit(event="carbon_" + kind, frm=str(copied["from"]), to=str(copied["to"]), body=copied["body"])
 
+    async def report_archive(self):
+        iq = await self.plugin["xep_0313"].retrieve(jid=self.boundjid.bare, with_jid=JID(self.peer), timeout=10)
+        results = [r["mam_result"] for r in iq["mam"]["results"]]
+        emit(event="mam", bodies=[r["forwarded"]["stanza"]["body"] for r in results], ids=[r["id"] for r in results])
+
     def on_message(self, msg):
         body = msg["body"]
-        emit(event="message", frm=str(msg["from"]), body=body, type=msg["type"])
+        sid = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
+        emit(event="message", frm=str(msg["from"]), body=body, type=msg["type"], stanza_id=sid.get("id") if sid is not None else None)
         if body.startswith("ping "):
             msg.reply("pong " + body[5:]).send()
+        elif body == "mam":
+            asyncio.ensure_future(self.report_archive())
         elif body == "bye":
             self.disconnect()
 
@@ -70,6 +80,7 @@ def main():
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
     xmpp.register_plugin("xep_0280")
+    xmpp.register_plugin("xep_0313")
     xmpp.connect(("127.0.0.1", a.port))
     loop = asyncio.get_event_loop()
     try:
