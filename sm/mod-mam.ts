@@ -58,6 +58,8 @@ export const modMam =
 
     api.addFeature(NS_MAM, "account");
     api.addFeature(NS_SID, "account");
+    // On the server's too, as ejabberd does: clients such as Profanity 0.13 look for it only there.
+    api.addFeature(NS_MAM);
 
     async function shallArchive(user: string, other: string): Promise<boolean> {
       const prefs = readPrefs(await prefsStore.get(user, "prefs"), options.defaultPolicy);

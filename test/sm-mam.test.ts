@@ -52,12 +52,15 @@ describe("sm message archive management", () => {
     return c;
   }
 
-  it("advertises MAM and stanza-id on the account, and returns the query form", async () => {
+  it("advertises MAM and stanza-id on the account, MAM on the server, and returns the query form", async () => {
     h = await Harness.create(["alice"]);
     const a = await online(`${alice}/a`);
     const [info] = await a.request(`<iq type='get' id='d' to='${alice}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
     const features = info!.getChild("query")!.getChildren("feature").map((f) => f.attrs.var);
     expect(features).toEqual(expect.arrayContaining([NS, NS_SID]));
+    // And on the server's, where Profanity looks.
+    const [server] = await a.request(`<iq type='get' id='s' to='${DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
+    expect(server!.getChild("query")!.getChildren("feature").map((f) => f.attrs.var)).toContain(NS);
     const [form] = await a.request(`<iq type='get' id='f'><query xmlns='${NS}'/></iq>`);
     const vars = form!.getChild("query", NS)!.getChild("x", "jabber:x:data")!.getChildren("field").map((f) => f.attrs.var);
     expect(vars).toEqual(["FORM_TYPE", "with", "start", "end", "before-id", "after-id"]);
