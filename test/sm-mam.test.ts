@@ -3,6 +3,7 @@
 // filters and errors.
 import type { Element } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
+import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { MAM_OPTIONS } from "../sm/mod-mam.js";
 import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
 
@@ -95,6 +96,19 @@ describe("sm message archive management", () => {
     expect(inAlice.iq.attrs).toMatchObject({ type: "result", id: "q" });
     // Each archive is its owner's: alice's item has an id of its own.
     expect(inAlice.results[0]!.getChild("result", NS)!.attrs.id).not.toBe(sid.attrs.id);
+  });
+
+  it("archives a FORWARD that comes again after a failover once, under the same stanza-id", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const b = await online(`${bob}/b`);
+    b.received();
+    const forward = encodeSessionPayload(SessionOp.Forward, { origin: "c2s-9/abc/7.0" }, `<message from='${alice}/a' to='${bob}' type='chat' id='again'><body>x</body></message>`);
+    await h.route("sm-2", bob, forward);
+    await h.route("sm-2", bob, forward);
+    const ids = b.received().map((m) => m.getChild("stanza-id", NS_SID)!.attrs.id);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).toBe(ids[0]);
+    expect((await query(b)).results.map((r) => r.getChild("result", NS)!.attrs.id)).toEqual([ids[0]]);
   });
 
   it("archives a message stored offline, which is delivered with its stanza-id", async () => {
