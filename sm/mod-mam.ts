@@ -8,6 +8,7 @@
 // archived once, on its way in.
 import { createHash } from "node:crypto";
 import type { Element } from "ltx";
+import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { StanzaEvent } from "./hooks.js";
 import { archives, MAX_PREFS_BYTES, NS_MAM, parsePrefs, prefsElement, readPrefs, type ArchiveDefault } from "./mam-prefs.js";
 import { fin, isRefusal, parseQuery, queryForm, resultMessage } from "./mam-query.js";
@@ -80,6 +81,23 @@ export const modMam =
       return id!;
     }
 
+    /**
+     * Archives a message for `user` if the user exists and wants it: its
+     * archive id, else null. Archiving never holds a message back: in a
+     * database outage (or on any failure) the message goes on unarchived,
+     * as chat goes on without a database (Prosody alike).
+     */
+    async function archived(user: string, other: string, stanza: Element, exists: () => Promise<boolean>): Promise<string | null> {
+      try {
+        if (!(await exists()) || !(await shallArchive(user, other))) return null;
+        return await append(user, other, stanza);
+      } catch (err) {
+        // An outage is logged once, by the store's availability callback, not per message.
+        if (!(err instanceof StoreUnavailableError)) api.log.error({ err, user }, "message not archived");
+        return null;
+      }
+    }
+
     // Inbound: in the recipient's archive, then the stanza-id for its clients (XEP-0359).
     const inbound = async (event: StanzaEvent): Promise<void> => {
       const user = event.to.bare;
@@ -89,11 +107,8 @@ export const modMam =
         changeMessage(event, (s) => void (s.children = s.children.filter((c) => typeof c === "string" || !forged(c))));
       }
       if (!archivable(event.stanza)) return;
-      if (api.sessions.of(user).length === 0 && !(await api.userExists(user))) return;
-      const other = event.from.bare;
-      if (!(await shallArchive(user, other))) return;
-      const id = await append(user, other, event.stanza);
-      changeMessage(event, (s) => void s.c("stanza-id", { xmlns: NS_SID, by: user, id }));
+      const id = await archived(user, event.from.bare, event.stanza, async () => api.sessions.of(user).length > 0 || (await api.userExists(user)));
+      if (id !== null) changeMessage(event, (s) => void s.c("stanza-id", { xmlns: NS_SID, by: user, id }));
     };
     api.hook("message/bare", inbound, BEFORE_CARBONS);
     api.hook("message/full", inbound, BEFORE_CARBONS);
@@ -103,7 +118,7 @@ export const modMam =
       api.hook(`pre-message/${target}`, async (event) => {
         const user = event.from.bare;
         if (!event.origin || event.to.bare === user || !archivable(event.stanza)) return;
-        if (await shallArchive(user, event.to.bare)) await append(user, event.to.bare, event.stanza);
+        await archived(user, event.to.bare, event.stanza, async () => true);
       });
     }
 
