@@ -20,6 +20,7 @@ import { modCarbons } from "./mod-carbons.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modLast } from "./mod-last.js";
+import { modMam } from "./mod-mam.js";
 import { modMessage } from "./mod-message.js";
 import { modOffline } from "./mod-offline.js";
 import { modPep } from "./mod-pep.js";
@@ -76,6 +77,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modMessage,
   modOffline,
   modCarbons,
+  modMam,
   modDisco,
   modPing,
   modVersion,
