@@ -1,8 +1,26 @@
 // RFC 6121 §8.5: delivering messages to local users.
+//
+// A message is delivered as the bytes it arrived in, unless a hook that runs
+// before delivery changed it (changeMessage): then as its element. This is
+// the one place that decides it, for delivery and offline storage alike.
 import type { Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
+
+/** Messages a hook changed on their way in: their received bytes are no longer what is delivered. */
+const changed = new WeakSet<Element>();
+
+/** Changes an inbound message before it is delivered or stored offline (mod-mam adds its XEP-0359 stanza-id). */
+export function changeMessage(event: StanzaEvent, change: (stanza: Element) => void): void {
+  change(event.stanza);
+  changed.add(event.stanza);
+}
+
+/** The bytes to pass on for an inbound message: its received ones, unless a hook changed it. */
+export function messageBytes(event: StanzaEvent): Buffer | undefined {
+  return changed.has(event.stanza) ? undefined : event.raw;
+}
 
 export const modMessage = defineModule({ name: "message", doc: "Messages to local users (RFC 6121 §8.5).", enabled: "core", options: {}, setup });
 
@@ -12,7 +30,7 @@ function setup(api: ModuleApi): void {
   api.hook("message/full", async (event) => {
     const session = api.sessions.get(event.to);
     if (session) {
-      api.deliver(session, event.stanza, event.raw);
+      api.deliver(session, event.stanza, messageBytes(event));
       return true;
     }
     // §8.5.3.2.1: the resource is gone.
@@ -42,11 +60,11 @@ async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
   }
   if (type === "headline") {
     // Every non-negative resource, or nobody (§8.5.2.2.1: headlines are not stored).
-    for (const session of nonNegative(api, user)) api.deliver(session, event.stanza, event.raw);
+    for (const session of nonNegative(api, user)) api.deliver(session, event.stanza, messageBytes(event));
     return true;
   }
   const targets = chatTargets(api, user);
-  for (const session of targets) api.deliver(session, event.stanza, event.raw);
+  for (const session of targets) api.deliver(session, event.stanza, messageBytes(event));
   if (targets.length === 0 && !(await api.fire("message-offline", event))) {
     await api.error(event, "service-unavailable");
   }

@@ -9,6 +9,7 @@
 // per user being served, and the client's socket at most one batch unread.
 import { parse, type Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
+import { messageBytes } from "./mod-message.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
 import type { Session } from "./sessions.js";
 
@@ -33,7 +34,7 @@ function setup(api: ModuleApi): void {
    */
   async function store(event: StanzaEvent, origin?: string): Promise<true> {
     const user = event.to.bare;
-    const xml = event.raw?.toString("utf8") ?? event.stanza.toString();
+    const xml = messageBytes(event)?.toString("utf8") ?? event.stanza.toString();
     const quota = { messages: api.limits.offlineMessages, bytes: api.limits.offlineBytes };
     const id = await api.store.storeOfflineWithin(user, xml, quota, origin);
     if (id === null) {

@@ -22,6 +22,7 @@ import { modContactInfo } from "./mod-contact-info.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modLast } from "./mod-last.js";
+import { modMam } from "./mod-mam.js";
 import { modMessage } from "./mod-message.js";
 import { modOffline } from "./mod-offline.js";
 import { modPep } from "./mod-pep.js";
@@ -79,6 +80,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modOffline,
   modCarbons,
   modBlocking,
+  modMam,
   modDisco,
   modContactInfo,
   modPing,

@@ -1,5 +1,7 @@
 // Building the stanzas the sm answers with. Received stanzas are never
-// mutated: whatever the sm sends is either the received bytes or a new element.
+// mutated: whatever the sm sends is either the received bytes or a new
+// element (save an inbound message changed through mod-message.ts's
+// changeMessage, which is then sent as its element).
 import { type Element, clone } from "ltx";
 import { replyTo } from "../lib/stanza-error.js";
 

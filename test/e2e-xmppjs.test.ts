@@ -156,6 +156,57 @@ describe("a one-box farm with xmpp.js clients", () => {
     await Promise.all([phone, laptop, dave].map((c) => c.stop()));
   });
 
+  it("archives a chat on both sides and gives it back to each by query (XEP-0313 MAM, XEP-0359 stanza-id)", async () => {
+    const NS = "urn:xmpp:mam:2";
+    await farm.addAccounts({ "gil@localhost": "gil-pw", "hal@localhost": "hal-pw" });
+    const gil = await login("gil", 0);
+    const hal = await login("hal", 1);
+    await hal.xmpp.send(xml("presence"));
+    const info = await gil.xmpp.iqCaller.get(xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), "gil@localhost");
+    expect(info.getChildren("feature").map((f) => f.attrs.var)).toEqual(expect.arrayContaining([NS, "urn:xmpp:sid:0"]));
+
+    const stanzaIds: string[] = [];
+    for (const n of [1, 2, 3]) {
+      await gil.xmpp.send(xml("message", { to: "hal@localhost", type: "chat", id: `a${n}` }, xml("body", {}, `archived ${n}`)));
+      const got = await hal.next((s) => s.is("message") && s.attrs.id === `a${n}`);
+      const sid = got.getChild("stanza-id", "urn:xmpp:sid:0");
+      expect(sid?.attrs.by).toBe("hal@localhost");
+      stanzaIds.push(sid!.attrs.id as string);
+    }
+
+    /** Queries the archive; the results that came before the answer, as [message id, archive id]. */
+    const queryArchive = async (c: TestClient, queryid: string, set: Element[]) => {
+      const form = xml(
+        "x",
+        { xmlns: "jabber:x:data", type: "submit" },
+        xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, NS)),
+        xml("field", { var: "with" }, xml("value", {}, c === gil ? "hal@localhost" : "gil@localhost")),
+      );
+      const query = xml("query", { xmlns: NS, queryid }, form, xml("set", { xmlns: "http://jabber.org/protocol/rsm" }, ...set));
+      const answer = (await c.xmpp.iqCaller.request(xml("iq", { type: "set" }, query))).getChild("fin", NS)!;
+      const results = c.stanzas.filter((s) => s.is("message") && s.getChild("result", NS)?.attrs.queryid === queryid);
+      const items = results.map((r) => {
+        const result = r.getChild("result", NS)!;
+        return [result.getChild("forwarded", "urn:xmpp:forward:0")!.getChild("message")!.attrs.id, result.attrs.id];
+      });
+      return { answer, items };
+    };
+
+    // gil's own archive: what he sent, oldest first, complete.
+    const sent = await queryArchive(gil, "g", []);
+    expect(sent.items.map(([id]) => id)).toEqual(["a1", "a2", "a3"]);
+    expect(sent.answer.attrs.complete).toBe("true");
+    // hal's: the last page of two, under the ids his client was given.
+    const last = await queryArchive(hal, "h", [xml("max", {}, "2"), xml("before")]);
+    expect(last.items).toEqual([
+      ["a2", stanzaIds[1]],
+      ["a3", stanzaIds[2]],
+    ]);
+    expect(last.answer.getChild("set")?.getChildText("count")).toBe("3");
+    expect(last.answer.attrs.complete).toBeUndefined();
+    await Promise.all([gil.stop(), hal.stop()]);
+  });
+
   it("ends the sessions of an account deleted while it is online", async () => {
     await farm.addUser("erin@localhost", "erin-pw");
     const erin = await login("erin", 1);

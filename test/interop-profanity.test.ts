@@ -1,7 +1,9 @@
 // Interop with Debian's Profanity, a console client, driven in tmux: two of
 // its sessions of one account log in without an error, and each shows both
 // sides of a conversation the other has with an xmpp.js client (XEP-0280
-// carbons).
+// carbons); and a session back from away shows, from the account's archive
+// (XEP-0313 MAM, Profanity's /mam on), what its other session said and got
+// meanwhile.
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +25,9 @@ describe.skipIf(missing.length > 0)("Profanity interop", () => {
     await farm.start();
     await farm.addUser("rose@localhost", "rose-pw");
     await farm.addUser("js@localhost", "js-pw");
+    const dir = path.join(farm.dir, "profanity");
+    fs.mkdirSync(dir);
+    driver = new ProfanityDriver(dir, process.env.XFARM_TEST_CERT!);
   });
 
   afterAll(async () => {
@@ -35,12 +40,9 @@ describe.skipIf(missing.length > 0)("Profanity interop", () => {
   it("logs two sessions of one account in without an error, and each shows the other's messages by carbons", async () => {
     js = await connectClient({ port: farm.c2sPorts[0]!.port, username: "js", password: "js-pw", resource: "desk" });
     await js.xmpp.send(xml("presence"));
-    const dir = path.join(farm.dir, "profanity");
-    fs.mkdirSync(dir);
-    driver = new ProfanityDriver(dir, process.env.XFARM_TEST_CERT!);
     const rose = { jid: "rose@localhost", password: "rose-pw" };
-    const one = driver.start({ ...rose, name: "one", resource: "one", port: farm.c2sPorts[0]!.port });
-    const two = driver.start({ ...rose, name: "two", resource: "two", port: farm.c2sPorts[1]!.port });
+    const one = driver!.start({ ...rose, name: "one", resource: "one", port: farm.c2sPorts[0]!.port });
+    const two = driver!.start({ ...rose, name: "two", resource: "two", port: farm.c2sPorts[1]!.port });
     await one.shows("rose@localhost/one logged in successfully");
     await two.shows("rose@localhost/two logged in successfully");
     const gets = (body: string) => js!.next((s) => s.is("message") && s.getChildText("body") === body);
@@ -70,5 +72,36 @@ describe.skipIf(missing.length > 0)("Profanity interop", () => {
       const shown = await screen.shows(`rose@localhost/${screen.name} logged in successfully`);
       expect(shown).not.toMatch(/error/i);
     }
+  });
+
+  it("shows a session back from away what was said meanwhile, from the archive (XEP-0313 MAM)", async () => {
+    await farm.addUser("lee@localhost", "lee-pw");
+    await farm.addUser("kim@localhost", "kim-pw");
+    const kim = await connectClient({ port: farm.c2sPorts[0]!.port, username: "kim", password: "kim-pw", resource: "desk" });
+    await kim.xmpp.send(xml("presence"));
+    const lee = { jid: "lee@localhost", password: "lee-pw" };
+    const away = driver!.start({ ...lee, name: "away", resource: "away", port: farm.c2sPorts[0]!.port });
+    const stay = driver!.start({ ...lee, name: "stay", resource: "stay", port: farm.c2sPorts[1]!.port });
+    await away.shows("lee@localhost/away logged in successfully");
+    await stay.shows("lee@localhost/stay logged in successfully");
+    away.type("/disconnect");
+    await away.shows("lee@localhost logged out successfully.");
+
+    // While away is gone, stay talks with kim.
+    await kim.xmpp.send(xml("message", { to: "lee@localhost/stay", type: "chat" }, xml("body", {}, "said while away")));
+    // Profanity announces it in its console (the chat window is not open).
+    await stay.shows("<< chat message: kim@localhost/desk");
+    stay.type("/msg kim@localhost answered while away");
+    await kim.next((s) => s.is("message") && s.getChildText("body") === "answered while away");
+
+    // Back, with MAM on, away opens the chat with kim: Profanity asks the archive for it.
+    away.type("/connect away");
+    await away.shows(/logged in successfully[\s\S]*lee@localhost\/away logged in successfully/);
+    away.type("/mam on");
+    away.type("/msg kim@localhost");
+    const chat = await away.shows("me: answered while away");
+    expect(chat).toContain("kim@localhost/desk: said while away");
+    expect(chat).not.toMatch(/error/i);
+    await kim.stop();
   });
 });

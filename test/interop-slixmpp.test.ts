@@ -102,4 +102,30 @@ describe("slixmpp interop", () => {
     expect(await py.exited()).toBe(0);
     await Promise.all([other.stop(), again.stop()]);
   });
+
+  it("finds its chat in its archive with slixmpp's xep_0313 plugin (XEP-0313), under the stanza-ids it was given", async () => {
+    await farm.addUser("ivy@localhost", "ivy-pw");
+    const js = await connectClient({ port: farm.c2sPorts[0]!.port, username: "js", password: "js-pw", resource: "mam" });
+    await js.xmpp.send(xml("presence"));
+    const py = new SlixClient("slix_client.py", ["--port", String(farm.c2sPorts[1]!.port), "--jid", "ivy@localhost/py", "--password", "ivy-pw", "--peer", "js@localhost", "--ca", process.env.XFARM_TEST_CERT!]);
+    const slixEvent = (test: (e: SlixEvent) => boolean) => py.next(test);
+    await slixEvent((e) => e.event === "session_start");
+    // Its own hello: js may also get, from offline storage, the one the password test's slixmpp sent it.
+    const hello = await js.next((s) => s.is("message") && s.getChildText("body") === "hello from slixmpp" && s.attrs.from === "ivy@localhost/py");
+    await js.xmpp.send(xml("message", { to: hello.attrs.from, type: "chat" }, xml("body", {}, "ping 1")));
+    const pinged = await slixEvent((e) => e.event === "message" && e.body === "ping 1");
+    await js.next((s) => s.is("message") && s.getChildText("body") === "pong 1");
+    await js.xmpp.send(xml("message", { to: hello.attrs.from, type: "chat" }, xml("body", {}, "mam")));
+    const asked = await slixEvent((e) => e.event === "message" && e.body === "mam");
+
+    // What it sent and what it got, oldest first; those it got under the ids they came with.
+    const archive = await slixEvent((e) => e.event === "mam");
+    expect(archive.bodies).toEqual(["hello from slixmpp", "ping 1", "pong 1", "mam"]);
+    expect([archive.ids![1], archive.ids![3]]).toEqual([pinged.stanza_id, asked.stanza_id]);
+
+    await js.xmpp.send(xml("message", { to: hello.attrs.from, type: "chat" }, xml("body", {}, "bye")));
+    await slixEvent((e) => e.event === "disconnected");
+    expect(await py.exited()).toBe(0);
+    await js.stop();
+  });
 });

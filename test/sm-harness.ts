@@ -1,5 +1,5 @@
 // Drives a SessionManager through a fake RoutePort that records every frame,
-// over a real (in-memory) SQLite store: no network.
+// over a real store (in-memory SQLite unless a test gives another): no network.
 import { randomBytes } from "node:crypto";
 import { parse, type Element } from "ltx";
 import { pino } from "pino";
@@ -18,7 +18,7 @@ import { SessionManager } from "../sm/session-manager.js";
 import { SqliteStore } from "../xdb-sql/sqlite-store.js";
 import { rosterItem } from "./harness/roster-item.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
-import type { RosterItem } from "../xdb-sql/store.js";
+import type { RosterItem, Store } from "../xdb-sql/store.js";
 
 export const DOMAIN = "example.com";
 
@@ -69,18 +69,18 @@ export class Harness {
   constructor(
     readonly sm: SessionManager,
     readonly port: FakePort,
-    readonly store: SqliteStore,
+    readonly store: Store,
   ) {}
 
   /** `maxFrame`: the link's, which also sets the sm's largest stanza (limits.stanzaBytes) unless given. */
   static async create(
     users: string[] = [],
-    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number; settleMs?: number; modules?: readonly EnabledModule[] } = {},
+    opts: { maxSessionsPerUser?: number; c2sGraceMs?: number; limits?: Partial<SmLimits>; maxFrame?: number; settleMs?: number; modules?: readonly EnabledModule[]; store?: Store } = {},
   ): Promise<Harness> {
-    const store = new SqliteStore(":memory:");
+    const { store = new SqliteStore(":memory:"), ...rest } = opts;
     await store.migrate();
     for (const user of users) await store.createAccount(`${user}@${DOMAIN}`, creds());
-    const { maxFrame, ...smOpts } = opts;
+    const { maxFrame, ...smOpts } = rest;
     const port = new FakePort("sm-1", maxFrame);
     if (maxFrame !== undefined) smOpts.limits = { stanzaBytes: maxFrame - HEADER_ALLOWANCE, ...smOpts.limits };
     const sm = new SessionManager({

@@ -72,15 +72,20 @@ describe("sm messages", () => {
     expect(conditionOf(error!)).toBe("service-unavailable");
   });
 
-  it("passes a client's stanza on as the very bytes it sent", async () => {
+  it("passes a client's stanza on as the very bytes it sent, unless a hook changed it", async () => {
     h = await Harness.create(["alice", "bob"]);
     const alice = await online(`alice@${DOMAIN}/a`);
     const bob = await online(`bob@${DOMAIN}/b`);
     bob.frames();
-    const bytes = `<message from="${alice.jid}" to='bob@${DOMAIN}/b'  type="chat"><body>&lt;3 &amp; more</body></message>`;
+    // Not archived (XEP-0334 no-store): nothing changes it.
+    const bytes = `<message from="${alice.jid}" to='bob@${DOMAIN}/b'  type="chat"><body>&lt;3 &amp; more</body><no-store xmlns='urn:xmpp:hints'/></message>`;
     await alice.sendRaw(bytes);
-    const frames = bob.frames();
-    expect(frames.map((f) => f.xml.toString())).toEqual([bytes]);
+    expect(bob.frames().map((f) => f.xml.toString())).toEqual([bytes]);
+    // Archived: delivered as its element, with mod-mam's XEP-0359 stanza-id.
+    await alice.sendRaw(`<message from="${alice.jid}" to='bob@${DOMAIN}/b'  type="chat"><body>&lt;3 &amp; more</body></message>`);
+    const [changed] = bob.received();
+    expect(changed!.getChildText("body")).toBe("<3 & more");
+    expect(changed!.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.by).toBe(`bob@${DOMAIN}`);
   });
 
   it("stores messages for an offline user and delivers them with a delay at initial presence", async () => {

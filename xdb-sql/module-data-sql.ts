@@ -110,7 +110,7 @@ export function pageSql(
     where += " AND stamp <= ? AND (stamp < ? OR seq < ?)";
     params = [...params, before.stamp, before.stamp, before.seq];
   }
-  const backward = q.before !== undefined && q.after === undefined;
+  const backward = q.before !== undefined && q.after === undefined && !q.forward;
   const dir = backward ? "DESC" : "ASC";
   // The limit is a checked integer in the text: MySQL 8 refuses LIMIT placeholders in prepared statements.
   const sql = `SELECT ${ARCHIVE_COLUMNS} FROM module_archive WHERE ${where} ORDER BY stamp ${dir}, seq ${dir} LIMIT ${q.limit + 1}`;

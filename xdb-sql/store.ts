@@ -298,6 +298,8 @@ export interface ArchiveQuery extends ArchiveFilter {
   after?: string;
   /** An id, or true for the last page (XEP-0059 `<before/>`). */
   before?: string | true;
+  /** The first page even when only `before` (an id) is given: XEP-0313's before-id field without RSM's <before/>. */
+  forward?: boolean;
   limit: number;
 }
 

@@ -7,10 +7,15 @@ subscriptions (slixmpp's defaults), and leaves when told "bye". With
 and reports the copies it gets. With --last JID it asks instead, with the
 xep_0012 plugin, the server's uptime and JID's last activity, reports them
 and leaves. With --new-password it changes its password with XEP-0077
-(slixmpp's xep_0077) once the session started. Every event is printed as
-one JSON line on stdout for the test to read.
+(slixmpp's xep_0077) once the session started. Told "mam", it queries its
+XEP-0313 archive for its chat with the peer with slixmpp's xep_0313 plugin
+and reports it. Every event is printed as one JSON line on stdout for the
+test to read.
 """
+import asyncio
+
 import slixmpp
+from slixmpp import JID
 from slixmpp.exceptions import IqError
 
 from slix_script import arguments, emit, run
@@ -60,11 +65,19 @@ class Scripted(slixmpp.ClientXMPP):
     def on_carbon(self, kind, copied):
         emit(event="carbon_" + kind, frm=str(copied["from"]), to=str(copied["to"]), body=copied["body"])
 
+    async def report_archive(self):
+        iq = await self.plugin["xep_0313"].retrieve(jid=self.boundjid.bare, with_jid=JID(self.peer), timeout=10)
+        results = [r["mam_result"] for r in iq["mam"]["results"]]
+        emit(event="mam", bodies=[r["forwarded"]["stanza"]["body"] for r in results], ids=[r["id"] for r in results])
+
     def on_message(self, msg):
         body = msg["body"]
-        emit(event="message", frm=str(msg["from"]), body=body, type=msg["type"])
+        sid = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
+        emit(event="message", frm=str(msg["from"]), body=body, type=msg["type"], stanza_id=sid.get("id") if sid is not None else None)
         if body.startswith("ping "):
             msg.reply("pong " + body[5:]).send()
+        elif body == "mam":
+            asyncio.ensure_future(self.report_archive())
         elif body == "bye":
             self.disconnect()
 
@@ -77,6 +90,7 @@ def main():
     xmpp.register_plugin("xep_0280")
     xmpp.register_plugin("xep_0012")
     xmpp.register_plugin("xep_0077")
+    xmpp.register_plugin("xep_0313")
     run(xmpp, a.port, a.ca)
 
 
