@@ -16,6 +16,7 @@ import type { ModuleDefinition } from "./module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
 import { modCarbons } from "./mod-carbons.js";
+import { modCsi } from "./mod-csi.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modLast } from "./mod-last.js";
@@ -72,6 +73,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modMessage,
   modOffline,
   modCarbons,
+  modCsi,
   modDisco,
   modPing,
   modVersion,
