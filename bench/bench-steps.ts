@@ -55,6 +55,8 @@ function scenario(target: BenchTarget, env: StepEnv, s: {
 
 export interface IdleFigure {
   security: Security;
+  /** The sessions said XEP-0352 <inactive/> after their roster. */
+  inactive: boolean;
   mechanism: Mechanism;
   asked: number;
   held: number;
@@ -69,8 +71,12 @@ export interface IdleFigure {
   errors_by_kind: Record<string, number>;
 }
 
-/** `hold`: seconds the sessions stay after the last login; RSS is sampled from the 3rd on. */
-export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, security: Security, hold: number, mechanism: Mechanism): Promise<IdleFigure> {
+/**
+ * `hold`: seconds the sessions stay after the last login; RSS is sampled from
+ * the 3rd on. `inactive`: each says XEP-0352 <inactive/> after its roster, so
+ * that the figure includes what client state indication costs the server.
+ */
+export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, security: Security, hold: number, mechanism: Mechanism, inactive = false): Promise<IdleFigure> {
   const sampler = new TreeSampler(target.pid);
   await sleep(SETTLE_MS);
   const base = median(sampler.samples.slice(-3).map((s) => s.rssKb));
@@ -82,7 +88,14 @@ export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, 
     rate: IDLE_RATE,
     seconds: fill,
     poisson: true,
-    actions: [{ type: "presence" }, { type: "roster" }, { type: "sync", timeout: 300 }, { type: "think", seconds: hold + 5, random: false }, { type: "close" }],
+    actions: [
+      { type: "presence" },
+      { type: "roster" },
+      ...(inactive ? [{ type: "inactive" } as const] : []),
+      { type: "sync", timeout: 300 },
+      { type: "think", seconds: hold + 5, random: false },
+      { type: "close" },
+    ],
     duration: fill + 300 + hold + 60,
   });
   const r = await runSim(sc, { progress: env.progress });
@@ -104,6 +117,7 @@ export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, 
   }
   return {
     security,
+    inactive,
     mechanism,
     asked: n,
     held,

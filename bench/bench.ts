@@ -29,6 +29,8 @@ export interface BenchOptions {
   c2s: number;
   /** How idle sessions authenticate (PLAIN, as the anchors did). */
   idleMechanism: Mechanism;
+  /** Idle sessions say XEP-0352 <inactive/> after their roster. */
+  idleInactive: boolean;
   loginRates: number[];
   loginSeconds: number;
   chatRates: number[];
@@ -152,7 +154,7 @@ async function measureTarget(make: () => BenchTarget, version: string, name: Tar
         withServer(make, opts.sessions, async (t) => {
           const n = Math.min(opts.sessions, t.maxSessions);
           log(`${name} idle ${security}: ${n} sessions`);
-          const f = await measureIdle(t, env, n, security, opts.idleHold, opts.idleMechanism);
+          const f = await measureIdle(t, env, n, security, opts.idleHold, opts.idleMechanism, opts.idleInactive);
           report.idle.push(f);
           log(`${name} idle ${security}: ${f.held} held, ${f.kb_per_session ?? "-"} KB/session (RSS ${f.base_rss_mb} → ${f.rss_mb} MB), login p99 ${f.login_p99_ms} ms, errors ${f.errors}`);
         }),
@@ -206,7 +208,7 @@ export function benchTable(r: BenchReport): string {
   const rows: [string, (t: TargetReport) => string][] = [];
   for (const security of ["none", "starttls"] as const) {
     rows.push([
-      `KB per idle session, ${security === "none" ? "plain" : "STARTTLS"}`,
+      `KB per idle session, ${security === "none" ? "plain" : "STARTTLS"}${r.options.idleInactive ? ", inactive (XEP-0352)" : ""}`,
       (t) => {
         const f = t.idle.find((i) => i.security === security);
         if (!f || f.kb_per_session === null) return "-";

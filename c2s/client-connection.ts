@@ -25,7 +25,7 @@ import * as xep0198 from "./stream-management-protocol.js";
 import type { ManagedStream, PendingResume, Session } from "./stream-management-protocol.js";
 import * as negotiation from "./stream-negotiation.js";
 import type { Negotiating } from "./stream-negotiation.js";
-import { NS_SASL, NS_TLS, streamError } from "./stream-writer.js";
+import { NS_CSI, NS_SASL, NS_TLS, streamError } from "./stream-writer.js";
 
 /**
  * Bytes queued for a client that does not read before it is cut off; with
@@ -34,6 +34,8 @@ import { NS_SASL, NS_TLS, streamError } from "./stream-writer.js";
  */
 const MAX_WRITE_BUFFER = 4 * 1024 * 1024;
 const STANZA_NAMES = new Set(["message", "presence", "iq"]);
+/** XEP-0352's nonzas: not stanzas, so XEP-0198 does not count them. */
+const CLIENT_STATES = new Set(["active", "inactive"]);
 
 export class ClientConnection implements Throttled, TransportOwner, SaslParty, Negotiating, ManagedStream {
   // The state its collaborators share; each field is described in the interface that names it.
@@ -175,6 +177,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
       return;
     }
     if (uri === NS_SM && this.user) return xep0198.onStreamManagement(this, el);
+    if (uri === NS_CSI && this.stage === "bound" && CLIENT_STATES.has(el.name)) return sessionPipe.clientState(this, el.name === "active");
     if (uri === NS_TLS && el.name === "starttls" && !this.user) return this.startTls();
     if (uri === NS_SASL && !this.user) return void this.onSasl(el);
     this.streamError("unsupported-stanza-type", `<${el.name}/> in ${uri} is not supported here`);

@@ -173,6 +173,15 @@ export function deliver(c: SessionLink, xml: string | Buffer, flow: Omit<Deliver
   if (ack.queue.length % ACK_EVERY === 0 || flow.last) c.write(`<r xmlns='${NS_SM}'/>`);
 }
 
+/**
+ * CLIENT_STATE: the client said it is active or inactive (XEP-0352). Passed
+ * on as it came, neither counted (a nonza) nor kept: what it changes is the
+ * sm's modules' business, and they keep it in the session's module state.
+ */
+export function clientState(c: SessionLink, active: boolean): void {
+  if (c.smKnows) toSm(c, SessionOp.ClientState, { sid: c.sid, active });
+}
+
 /** WRITTEN: the sm's offline messages up to store id `upTo` reached the client. */
 export function confirm(c: SessionLink, upTo: number): void {
   if (c.smKnows) toSm(c, SessionOp.Written, { sid: c.sid, confirm: upTo });

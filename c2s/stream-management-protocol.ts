@@ -9,7 +9,7 @@ import { SessionOp, encodeSessionPayload, type HandoffMeta } from "../lib/link/s
 import { NS_STANZAS } from "../lib/stanza-error.js";
 import type { ConnectionHost } from "./connection-host.js";
 import { SmPipe } from "./sm-pipe.js";
-import { confirm, rebuild, routingKey, toSm, type PipeHost, type SessionLink, type Stage } from "./session-pipe.js";
+import { clientState, confirm, rebuild, routingKey, toSm, type PipeHost, type SessionLink, type Stage } from "./session-pipe.js";
 import { AckState, NS_SM, parseResumeId, resumePromise } from "./stream-management.js";
 
 /** A resume waiting for a HANDOFF (protocol §2.3, §2.6). */
@@ -108,6 +108,8 @@ function confirmAcked(c: ManagedStream): void {
 function resumed(c: ManagedStream, previd: string): void {
   const ack = c.ack!;
   c.write(`<resumed xmlns='${NS_SM}' previd='${escapeXML(previd)}' h='${ack.inbound}'/>`);
+  // XEP-0352 §5.2: a resumed stream starts active, whatever the client said on the one it resumes.
+  clientState(c, true);
   confirmAcked(c);
   for (const { xml } of ack.queue) c.write(xml);
   if (ack.queue.length > 0) c.write(`<r xmlns='${NS_SM}'/>`);

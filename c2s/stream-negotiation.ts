@@ -17,7 +17,7 @@ import { plainAllowed } from "./sasl-exchange.js";
 import { SmPipe } from "./sm-pipe.js";
 import { clientStanza, errorReply, start, type PipeHost, type SessionLink, type Stage } from "./session-pipe.js";
 import { NS_SM } from "./stream-management.js";
-import { NS_BIND, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, streamHeader } from "./stream-writer.js";
+import { NS_BIND, NS_CSI, NS_LIMITS, NS_SASL, NS_SESSION, NS_TLS, streamHeader } from "./stream-writer.js";
 
 /** Stanzas a client may send between asking to bind and being bound. */
 export const MAX_EARLY_STANZAS = 16;
@@ -99,8 +99,8 @@ export function features(config: NegotiationHost["config"], secure: boolean, aut
     const register = registrationOffered(config, secure) ? REGISTER_FEATURE : "";
     return `<stream:features>${tlsOffer}<mechanisms xmlns='${NS_SASL}'>${mechXml}</mechanisms>${register}${limits}</stream:features>`;
   }
-  // Roster versioning (XEP-0237, RFC 6121 §2.6) is the sm's; the feature is announced here.
-  return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='${NS_SM}'/>${limits}</stream:features>`;
+  // Roster versioning (XEP-0237, RFC 6121 §2.6) and what client state indication (XEP-0352) changes are the sm's; the features are announced here.
+  return `<stream:features><bind xmlns='${NS_BIND}'/><session xmlns='${NS_SESSION}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='${NS_SM}'/><csi xmlns='${NS_CSI}'/>${limits}</stream:features>`;
 }
 
 /** A stanza before the session is bound: in-band registration, the bind request, or one kept until bound, or the stream's end. */

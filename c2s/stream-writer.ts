@@ -10,6 +10,8 @@ export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 export const NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams";
 /** XEP-0478 stream limits advertisement. */
 export const NS_LIMITS = "urn:xmpp:stream-limits:0";
+/** XEP-0352 client state indication. */
+export const NS_CSI = "urn:xmpp:csi:0";
 
 export function streamHeader(from: string, id: string, lang = "en"): string {
   return (

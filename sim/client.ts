@@ -68,6 +68,7 @@ export interface Ctx {
 }
 
 const NS_SM = "urn:xmpp:sm:3";
+const NS_CSI = "urn:xmpp:csi:0";
 /**
  * A message written this shortly before its connection was cut, by a client
  * without XEP-0198 resumption, may never have been read by the server; no
@@ -552,6 +553,11 @@ export class SimClient implements ScanSink, Sleeper, LoginSink {
           return;
         case "presence":
           this.goOnline();
+          this.act++;
+          continue;
+        case "inactive":
+          // A nonza: never counted for XEP-0198.
+          this.write(`<inactive xmlns='${NS_CSI}'/>`);
           this.act++;
           continue;
         case "sm":

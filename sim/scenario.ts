@@ -16,6 +16,8 @@ export type Action =
   | { type: "roster" }
   /** Send initial presence; from then on the user counts as online for chat targets. */
   | { type: "presence" }
+  /** Say XEP-0352 <inactive/>: the server may hold back what the client need not see at once. */
+  | { type: "inactive" }
   /** Enable XEP-0198; answer the server's <r/>, ask for acks every `request_every` stanzas sent (0: never). */
   | { type: "sm"; resume: boolean; request_every: number }
   /** Do nothing for `seconds` (exponentially distributed around it when `random`); keepalives go on. */
@@ -199,6 +201,7 @@ function readAction(r: Reader): Action {
   switch (type) {
     case "roster":
     case "presence":
+    case "inactive":
     case "close":
       a = { type };
       break;
@@ -226,7 +229,7 @@ function readAction(r: Reader): Action {
       a = { type, timeout: r.num("timeout", 30, { min: 0, max: MAX_DURATION }) };
       break;
     default:
-      throw new Error(`${r.path("type")} must be one of roster, presence, sm, think (or idle, hold), chat, sync, close (not "${type}")`);
+      throw new Error(`${r.path("type")} must be one of roster, presence, inactive, sm, think (or idle, hold), chat, sync, close (not "${type}")`);
   }
   r.done();
   return a;

@@ -35,6 +35,7 @@
 //   session-available  a session sent its initial available presence
 //   session-rebuilt    a c2s re-established a session here (protocol §2.2): no presence was broadcast
 //   delivered          the c2s reports offline messages delivered (protocol §2.4)
+//   client-state       the client said it is active or inactive (XEP-0352, CLIENT_STATE); a resumed stream says active
 //   roster-changed     a roster item the user can see changed or was removed
 //   message-offline    a chat/normal message found no resource to take it
 //   account-deleted    the account goes (xfarm user del, XEP-0077 removal): its sessions have ended, its data is still stored
@@ -70,6 +71,11 @@ export interface DeliveredEvent {
   readonly confirm: number;
 }
 
+export interface ClientStateEvent {
+  readonly session: Session;
+  readonly active: boolean;
+}
+
 export interface RosterChangedEvent {
   readonly user: string;
   readonly contact: string;
@@ -94,6 +100,7 @@ export type HookEvents = {
   "session-available": SessionEvent;
   "session-rebuilt": SessionEvent;
   delivered: DeliveredEvent;
+  "client-state": ClientStateEvent;
   "roster-changed": RosterChangedEvent;
   "message-offline": StanzaEvent;
   "account-deleted": AccountEvent;

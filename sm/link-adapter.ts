@@ -102,6 +102,15 @@ export class LinkAdapter {
         void ctx.queue.run(jid?.bare ?? key, () => lifecycle.rebuild(from, key, meta, jid, msg.xml));
         return;
       }
+      case SessionOp.ClientState: {
+        // In the user's turn, after the stanzas its client sent before it, and any REBUILD that moved the session here.
+        const { sid, active } = msg.meta;
+        void ctx.queue.run(key, async () => {
+          const session = ctx.registry.bySid(from, sid);
+          if (session) await ctx.hooks.fire("client-state", { session, active });
+        });
+        return;
+      }
       case SessionOp.Written: {
         // Looked up in the user's turn: a REBUILD that moved the session here may still be queued.
         const meta = msg.meta;

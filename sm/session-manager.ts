@@ -19,6 +19,7 @@ import { loadModules } from "./module-loader.js";
 import { modBlocking } from "./mod-blocking.js";
 import { modCarbons } from "./mod-carbons.js";
 import { modContactInfo } from "./mod-contact-info.js";
+import { modCsi } from "./mod-csi.js";
 import { modDisco } from "./mod-disco.js";
 import { modIq } from "./mod-iq.js";
 import { modLast } from "./mod-last.js";
@@ -81,6 +82,7 @@ export const MODULES: readonly ModuleDefinition[] = [
   modCarbons,
   modBlocking,
   modMam,
+  modCsi,
   modDisco,
   modContactInfo,
   modPing,

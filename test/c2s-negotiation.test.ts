@@ -71,12 +71,12 @@ describe("features", () => {
     expect(await stream.until(/<\/stream:features>/)).toContain("<mechanism>PLAIN</mechanism>");
   });
 
-  it("after SASL, offers bind, the session, roster versioning, XEP-0198 and the authenticated limit", async () => {
+  it("after SASL, offers bind, the session, roster versioning, XEP-0198, XEP-0352 and the authenticated limit", async () => {
     const f = await front(CLEAR);
     const got = (await authenticated(f)).received;
     expect(got).toContain(
       "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>" +
-        "<ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='urn:xmpp:sm:3'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes></limits></stream:features>",
+        "<ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='urn:xmpp:sm:3'/><csi xmlns='urn:xmpp:csi:0'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes></limits></stream:features>",
     );
   });
 });

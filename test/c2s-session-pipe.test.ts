@@ -2,7 +2,8 @@
 // connection) over sockets in memory: SESSION_STATE kept and carried by
 // REBUILD, a revived session's presence sent again, what the c2s answers
 // itself, a stanza delivered twice written once, and what goes where when
-// the client leaves (END, the stanzas it never acknowledged routed again).
+// the client leaves (END, the stanzas it never acknowledged routed again),
+// and XEP-0352's nonzas passed on as CLIENT_STATE.
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { ClientConnection } from "../c2s/client-connection.js";
@@ -113,5 +114,26 @@ describe("the pipe to the sm", () => {
     expect(forward.key).toBe("u1@localhost");
     expect(forward.xml.toString()).toContain("id='m1'");
     expect(f.link.frames.filter((fr) => fr.msg.op === SessionOp.Forward)).toEqual([]);
+  });
+});
+
+describe("client state indication (XEP-0352)", () => {
+  it("passes <inactive/> and <active/> on as CLIENT_STATE, uncounted by XEP-0198, and nothing else of the namespace", async () => {
+    const { f, s, conn } = await bound();
+    s.send(`<enable xmlns='${NS_SM}'/>`);
+    await s.until(/<enabled /);
+    s.send("<inactive xmlns='urn:xmpp:csi:0'/>");
+    expect((await f.link.next(SessionOp.ClientState)).meta).toEqual({ sid: conn.sid, active: false });
+    s.send("<active xmlns='urn:xmpp:csi:0'/>");
+    const active = await f.link.next(SessionOp.ClientState);
+    expect(active.key).toBe("u1@localhost");
+    expect(active.meta).toEqual({ sid: conn.sid, active: true });
+    // Nonzas, not stanzas: the client's count stays at none.
+    s.received = "";
+    s.send(`<r xmlns='${NS_SM}'/>`);
+    expect(await s.until(/<a [^>]*\/>/)).toBe(`<a xmlns='${NS_SM}' h='0'/>`);
+    s.send("<idle xmlns='urn:xmpp:csi:0'/>");
+    expect(await s.until(/<\/stream:stream>/)).toContain("unsupported-stanza-type");
+    expect(f.link.frames.filter((fr) => fr.msg.op === SessionOp.ClientState)).toEqual([]);
   });
 });

@@ -50,7 +50,7 @@ async function resumable(f: MemoryFront): Promise<{ s: RawStream; conn: ClientCo
 }
 
 describe("resumption on this front end", () => {
-  it("takes a dropped session over on a new connection: its sid, the stanzas not acknowledged again, no word to the sm", async () => {
+  it("takes a dropped session over on a new connection: its sid, the stanzas not acknowledged again; the sm hears only that the client is active (XEP-0352 §5.2)", async () => {
     const f = await front();
     const old = await resumable(f);
     const sid = old.conn.sid;
@@ -72,7 +72,7 @@ describe("resumption on this front end", () => {
     expect(next.conn.sid).toBe(sid);
     expect(f.ctx.get(sid)).toBe(next.conn);
     expect(next.conn.isBound).toBe(true);
-    expect(f.link.frames.map((fr) => fr.msg.op)).toEqual([]);
+    expect(f.link.frames.map((fr) => fr.msg)).toEqual([{ op: SessionOp.ClientState, meta: { sid, active: true }, xml: Buffer.alloc(0) }]);
   });
 
   it("answers an h beyond what was sent with <failed/>, and leaves the session where it is", async () => {

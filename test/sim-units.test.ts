@@ -42,6 +42,8 @@ describe("scenarios", () => {
     expect(() => scenarioFromTable({ actions: [{ type: "presence" }, { type: "chat", duration: 5 }] })).toThrow("either rate (per user) or total_rate");
     expect(() => scenarioFromTable({ run: { duration: 0 } })).toThrow("run.duration must be at least 1");
     expect(() => scenarioFromTable({ users: { count: 10, accounts: 5 } })).toThrow("users.accounts (5) is less than users.count (10)");
+    // XEP-0352: the bench's idle sessions say it with --idle-inactive.
+    expect(scenarioFromTable({ actions: [{ type: "presence" }, { type: "inactive" }] }).actions).toEqual([{ type: "presence" }, { type: "inactive" }]);
   });
 
   it("builds the common case from flags, and lets flags override a file", () => {

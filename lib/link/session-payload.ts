@@ -25,6 +25,7 @@ export enum SessionOp {
   Resume = 18,
   Sessions = 19,
   SessionState = 20,
+  ClientState = 21,
 }
 
 /** A session's module state (protocol §2, SESSION_STATE): module name → its JSON value, opaque to the c2s. */
@@ -91,6 +92,11 @@ export const MAX_SESSION_STATE_META = 16 * 1024;
 export interface SessionStateMeta {
   sid: string;
   state: ModuleState;
+}
+/** c2s → sm (protocol §2): the client said it is active or inactive (XEP-0352); the sm's modules decide what that changes. */
+export interface ClientStateMeta {
+  sid: string;
+  active: boolean;
 }
 /** sm → c2s: the sessions this sm holds for the receiver, which ENDs those it does not hold (§2.5). */
 export interface SessionsMeta {
@@ -223,6 +229,7 @@ export interface SessionMetaByOp {
   [SessionOp.Resume]: ResumeMeta;
   [SessionOp.Sessions]: SessionsMeta;
   [SessionOp.SessionState]: SessionStateMeta;
+  [SessionOp.ClientState]: ClientStateMeta;
 }
 
 export type SessionMessage = {
@@ -311,6 +318,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   [SessionOp.Resume]: object({ sid: string, previd: string, h: count }),
   [SessionOp.Sessions]: object({ sids: arrayOf(string) }),
   [SessionOp.SessionState]: object({ sid: string, state: isObject }),
+  [SessionOp.ClientState]: object({ sid: string, active: boolean }),
 };
 
 /** Reads a session payload; throws when it is malformed or its meta does not fit its op. */

@@ -1,4 +1,5 @@
-// A roster item for tests: a visible contact with nothing set, then overrides.
+// Roster items for tests: a visible contact with nothing set, then
+// overrides; and mutual subscriptions written into a farm's store.
 import { openStore } from "../../xdb-sql/open-store.js";
 import type { RosterItem } from "../../xdb-sql/store.js";
 
