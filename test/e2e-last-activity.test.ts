@@ -2,18 +2,16 @@
 // libraries: xmpp.js, and slixmpp's xep_0012 plugin. A contact who sees a
 // user's presence learns 0 while the user is online, and after it left,
 // since when and with what status; anyone learns the server's uptime.
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openStore } from "../xdb-sql/open-store.js";
 import { Farm } from "./harness/farm.js";
-import { rosterItem } from "./harness/roster-item.js";
+import { mutualInStore } from "./harness/roster-item.js";
+import { PYTHON, requireSlixmpp } from "./harness/slixmpp.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
 const NS = "jabber:iq:last";
-// Debian's interpreter, where python3-slixmpp installs (not a pyenv one on PATH).
-const PYTHON = "/usr/bin/python3";
 const SCRIPT = fileURLToPath(new URL("./interop/slix_client.py", import.meta.url));
 const run = promisify(execFile);
 
@@ -36,19 +34,14 @@ describe("XEP-0012 last activity from real clients", () => {
   };
 
   beforeAll(async () => {
-    const probe = spawnSync(PYTHON, ["-c", "import slixmpp"]);
-    if (probe.status !== 0) throw new Error("python3-slixmpp is not installed: apt-get install python3-slixmpp (.ci/run does)");
+    requireSlixmpp();
     farm = await Farm.create({ c2sCount: 1 });
     await farm.start();
     await farm.addAccounts({ "ann@localhost": "ann-pw", "ben@localhost": "ben-pw", "sly@localhost": "sly-pw" });
-    const store = await openStore(farm.storeUrl);
-    try {
-      for (const [a, b] of [["ann", "ben"], ["ben", "ann"], ["sly", "ben"], ["ben", "sly"]] as const) {
-        await store.putRosterItem(`${a}@localhost`, rosterItem(`${b}@localhost`, { subscription: "both" }));
-      }
-    } finally {
-      await store.close();
-    }
+    await mutualInStore(farm.storeUrl, [
+      ["ann@localhost", "ben@localhost"],
+      ["sly@localhost", "ben@localhost"],
+    ]);
   });
 
   afterAll(async () => {
