@@ -87,7 +87,7 @@ describe("a farm with two session managers", () => {
     expect(streamErrors(bob)).toEqual([]);
   });
 
-  it("keeps XEP-0280 carbons on for sessions rebuilt on another sm (module state through REBUILD)", async () => {
+  it("keeps XEP-0280 carbons on for sessions rebuilt on another sm (module state through REBUILD), and XEP-0313 MAM archives each message once", async () => {
     const b2 = await connectClient({ port: farm.c2sPorts[0]!.port, username: bob, password: "pw", resource: "b2" });
     try {
       await b2.xmpp.send(xml("presence"));
@@ -100,19 +100,31 @@ describe("a farm with two session managers", () => {
       // without the state it carries, neither would have carbons on. A message sent while the
       // sessions move may reach one before the other is back, so probe until a copy comes.
       const copied = (kind: string) => (s: Element) => s.is("message") && s.getChild(kind, CARBONS) !== undefined;
-      const probeUntil = async (send: (n: number) => Promise<void>, kind: string): Promise<Element> => {
+      const sentBodies: string[] = [];
+      const probeUntil = async (send: (body: string) => Promise<void>, prefix: string, kind: string): Promise<Element> => {
         for (let n = 1; Date.now() - before < 20_000; n++) {
-          await send(n);
+          sentBodies.push(`${prefix} ${n}`);
+          await send(`${prefix} ${n}`);
           const copy = await b2.next(copied(kind), 1_000).catch(() => null);
           if (copy) return copy;
         }
         throw new Error(`no ${kind} carbon reached b2 after the sm failover`);
       };
-      await probeUntil((n) => a.xmpp.send(xml("message", { to: `${bob}@localhost/b`, type: "chat" }, xml("body", {}, `probe ${n}`))), "received");
+      await probeUntil((body) => a.xmpp.send(xml("message", { to: `${bob}@localhost/b`, type: "chat" }, xml("body", {}, body))), "probe", "received");
       // Sent copies too, once sm-2 is back and has taken bob again: what b writes, b2 sees.
       await farm.waitLinked(before, ["sm-2"]);
-      const sent = await probeUntil((n) => b.xmpp.send(xml("message", { to: `${alice}@localhost`, type: "chat", id: `sent-${n}` }, xml("body", {}, `sent ${n}`))), "sent");
-      expect(sent.getChild("sent", CARBONS)!.getChild("forwarded")!.getChild("message")!.attrs.id).toMatch(/^sent-\d+$/);
+      const sent = await probeUntil((body) => b.xmpp.send(xml("message", { to: `${alice}@localhost`, type: "chat", id: body }, xml("body", {}, body))), "sent", "sent");
+      expect(sent.getChild("sent", CARBONS)!.getChild("forwarded")!.getChild("message")!.getChildText("body")).toMatch(/^sent \d+$/);
+      // Every message bob's account took in and sent through the moves is in its archive, each once:
+      // a stanza processed again after the failover keeps its archive id.
+      const MAM = "urn:xmpp:mam:2";
+      const form = xml("x", { xmlns: "jabber:x:data", type: "submit" }, xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, MAM)), xml("field", { var: "with" }, xml("value", {}, `${alice}@localhost`)));
+      const fin = (await b2.xmpp.iqCaller.request(xml("iq", { type: "set" }, xml("query", { xmlns: MAM, queryid: "after-failover" }, form, xml("set", { xmlns: "http://jabber.org/protocol/rsm" }, xml("max", {}, "50")))))).getChild("fin", MAM)!;
+      expect(fin.attrs.complete).toBe("true");
+      const archived = b2.stanzas
+        .filter((s) => s.is("message") && s.getChild("result", MAM)?.attrs.queryid === "after-failover")
+        .map((r) => r.getChild("result", MAM)!.getChild("forwarded", "urn:xmpp:forward:0")!.getChild("message")!.getChildText("body"));
+      expect(archived.filter((body) => /^(probe|sent) \d+$/.test(body ?? "")).sort()).toEqual([...sentBodies].sort());
       expect(streamErrors(bob)).toEqual([]);
     } finally {
       await b2.stop();
