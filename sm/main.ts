@@ -6,7 +6,8 @@ import { stopOnSignals } from "../lib/process-lifecycle.js";
 import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import { smLimits } from "./limits.js";
 import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
-import { MODULES, SessionManager } from "./session-manager.js";
+import { MODULES } from "./modules.js";
+import { SessionManager } from "./session-manager.js";
 
 /** The modules the config enables, with their options; throws, naming the key, on a setting that does not fit. */
 export function smModules(config: Config): EnabledModule[] {

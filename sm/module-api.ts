@@ -136,7 +136,7 @@ export type OptionSpecs = Record<string, OptionSpec>;
 /** The options' values, typed from their specs. */
 export type OptionsOf<S extends OptionSpecs> = { readonly [K in keyof S]: ValueOf<S[K]["type"]> };
 
-/** What a module file exports; the module list (MODULES, sm/session-manager.ts) names each once. */
+/** What a module file sm/mod-NAME.ts exports, once: sm/modules.ts finds it there. */
 export interface ModuleDefinition<S extends OptionSpecs = OptionSpecs> {
   /** Its name in the config (`[sm.modules.NAME]`): lower case, digits and underscores. */
   readonly name: string;

@@ -13,28 +13,9 @@ import { FrontEndWatch } from "./front-end-watch.js";
 import { IqRequests } from "./iq-requests.js";
 import { LinkAdapter } from "./link-adapter.js";
 import type { SmLimits } from "./limits.js";
-import type { ModuleDefinition } from "./module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
-import { modBlocking } from "./mod-blocking.js";
-import { modCarbons } from "./mod-carbons.js";
-import { modContactInfo } from "./mod-contact-info.js";
-import { modCsi } from "./mod-csi.js";
-import { modDisco } from "./mod-disco.js";
-import { modIq } from "./mod-iq.js";
-import { modLast } from "./mod-last.js";
-import { modMam } from "./mod-mam.js";
-import { modMessage } from "./mod-message.js";
-import { modOffline } from "./mod-offline.js";
-import { modPep } from "./mod-pep.js";
-import { modPing } from "./mod-ping.js";
-import { modPresence } from "./mod-presence.js";
-import { modPrivate } from "./mod-private.js";
-import { modRegister } from "./mod-register.js";
-import { modRoster } from "./mod-roster.js";
-import { modVcard } from "./mod-vcard.js";
-import { modTime } from "./mod-time.js";
-import { modVersion } from "./mod-version.js";
+import { MODULES } from "./modules.js";
 import { SessionLifecycle } from "./session-lifecycle.js";
 import { SessionResumption } from "./session-resumption.js";
 import { SessionStates } from "./session-state.js";
@@ -63,37 +44,11 @@ export interface SessionManagerOptions {
    * offline while the user is only moving.
    */
   settleMs?: number;
-  /** The modules to run, with their options (sm/module-config.ts); MODULES as they are by default, unless given. */
+  /** The modules to run, with their options (sm/module-config.ts); every module (sm/modules.ts) as it is by default, unless given. */
   modules?: readonly EnabledModule[];
   /** PBKDF2 iterations of the SCRAM keys a module derives (c2s.scram_iterations); SCRAM_ITERATIONS unless given. */
   scramIterations?: number;
 }
-
-/**
- * Every module, in the order their hooks and filters are registered. A new
- * feature is its file sm/mod-NAME.ts and one line here.
- */
-export const MODULES: readonly ModuleDefinition[] = [
-  modIq,
-  modRoster,
-  modPresence,
-  modMessage,
-  modOffline,
-  modCarbons,
-  modBlocking,
-  modMam,
-  modCsi,
-  modDisco,
-  modContactInfo,
-  modPing,
-  modVersion,
-  modTime,
-  modLast,
-  modVcard,
-  modPrivate,
-  modPep,
-  modRegister,
-];
 
 export class SessionManager {
   readonly name: string;

@@ -6,7 +6,7 @@ import type { Element } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { enabledModules } from "../sm/module-config.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { Client, DOMAIN, Harness, conditionOf } from "./sm-harness.js";
 
 const NS = "urn:xmpp:blocking";

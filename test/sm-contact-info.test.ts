@@ -4,7 +4,7 @@
 import type { Element } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
 import { enabledModules } from "../sm/module-config.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { DOMAIN, Harness } from "./sm-harness.js";
 
 const INFO = "http://jabber.org/protocol/disco#info";

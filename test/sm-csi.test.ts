@@ -4,7 +4,7 @@ import type { Element } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { NO_MODULE_SETTINGS, enabledModules } from "../sm/module-config.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { DOMAIN, Harness, type Client } from "./sm-harness.js";
 
 const composing = (to: string) => `<message to='${to}' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`;

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { MAM_OPTIONS } from "../sm/mod-mam.js";
 import { enabledModules } from "../sm/module-config.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
 
 const NS = "urn:xmpp:mam:2";

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { annotatedDefaults, envName, loadConfig } from "../lib/config.js";
 import { defineModule } from "../sm/module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules, moduleConfigKeys } from "../sm/module-config.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { CLI } from "../sim/local-farm.js";
 import { DOMAIN, Harness } from "./sm-harness.js";
 
@@ -92,6 +92,15 @@ describe("sm module settings", () => {
     expect(() => loadConfig(tmpFile(`[sm]\nmodule = 1\n`), {})).toThrow("unknown config key sm.module");
     expect(() => loadConfig(tmpFile(`[sm]\nmodules = 1\n`), {})).toThrow("sm.modules must be a table of tables, one per module");
     expect(loadConfig(null, {}).modules).toEqual(NO_MODULE_SETTINGS);
+  });
+
+  it("finds every sm/mod-* file's module, core modules first, so that a new feature is one new file", () => {
+    const files = fs.readdirSync(new URL("../sm/", import.meta.url)).filter((f) => /^mod-.*\.ts$/.test(f));
+    expect(MODULES).toHaveLength(files.length);
+    expect(MODULES.slice(0, 6).map((m) => m.name)).toEqual(["iq", "roster", "presence", "message", "offline", "disco"]);
+    expect(MODULES.slice(0, 6).every((m) => m.enabled === "core")).toBe(true);
+    const others = MODULES.slice(6).map((m) => m.name);
+    expect(others).toEqual([...others].sort());
   });
 
   it("documents every module setting in the README and in `xfarm config`, whose file reads back as the defaults", () => {

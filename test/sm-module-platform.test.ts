@@ -8,7 +8,7 @@ import { SessionOp, encodeSessionPayload, type ModuleState } from "../lib/link/s
 import { defineModule, type FilterHandle, type Outgoing } from "../sm/module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules } from "../sm/module-config.js";
 import { capsVer } from "../sm/pep-caps.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { CLIENT_NODE, capsPresence, discoInfo, drain } from "./harness/caps-client.js";
 import { Client, DOMAIN, Harness, conditionOf, type Frame } from "./sm-harness.js";
 

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp } from "../lib/link/session-payload.js";
 import { verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { enabledModules } from "../sm/module-config.js";
-import { MODULES } from "../sm/session-manager.js";
+import { MODULES } from "../sm/modules.js";
 import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
 
 const NS = "jabber:iq:register";
