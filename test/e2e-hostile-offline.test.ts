@@ -171,6 +171,9 @@ describe("hostile offline backlogs and XEP-0198 queues", () => {
         inbox.s.send(`<a xmlns='${NS_SM}' h='${h()}'/>`);
       }
     }
+    // The front end's last <r/> may come with the last message, or after it: a client answers
+    // every request, so acknowledge what was read (unless capped), whether or not it was asked yet.
+    if (opts.sm && opts.ackUpTo === undefined) inbox.s.send(`<a xmlns='${NS_SM}' h='${h()}'/>`);
   }
 
   /** Waits until the store holds `count` offline messages for a user (what the sm committed, not a log line). */
