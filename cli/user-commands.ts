@@ -146,7 +146,10 @@ export function userCommands(load: LoadConfig): Command {
     .addOption(configOption())
     .action(async (domain: string | undefined, opts: { config?: string }) => {
       const c = load(opts).config;
-      const users = await withStore(c, (s) => s.listAccounts(domain === undefined ? undefined : (domainpart(domain) ?? domain)));
+      const served = domain === undefined ? undefined : (domainpart(domain) ?? domain);
+      // An empty list for a typo or another farm's domain would read as "no accounts"; all of them: no domain.
+      if (served !== undefined && !c.domains.includes(served)) throw new Error(`${served} is not served here (domains: ${c.domains.join(", ")})`);
+      const users = await withStore(c, (s) => s.listAccounts(served));
       process.stdout.write(users.map((u) => `${u}\n`).join(""));
     });
 
