@@ -7,9 +7,7 @@ line per check: {"xep", "name", "result": "pass" | "skip" | "fail", "detail"}
 and a last line {"done": true}. "skip" means not advertised, as a client
 would see it: the feature is off or missing.
 """
-import argparse
 import asyncio
-import json
 import ssl
 import sys
 
@@ -17,6 +15,7 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
 from slix_bookmarks import BOOKMARKS, publish_bookmark
+from slix_script import arguments, emit
 
 NS_INFO = "http://jabber.org/protocol/disco#info"
 NS_CSI = "urn:xmpp:csi:0"
@@ -24,9 +23,6 @@ NS_SM = "urn:xmpp:sm:3"
 NS_ROSTERVER = "urn:xmpp:features:rosterver"
 TIMEOUT = 10
 
-
-def emit(**line):
-    print(json.dumps(line), flush=True)
 
 
 class Conformance(slixmpp.ClientXMPP):
@@ -244,12 +240,7 @@ CHECKS = [
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--ca", required=True)
-    a = p.parse_args()
+    a = arguments()
     xmpp = Conformance(a.jid, a.password)
     xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
     for plugin in ["xep_0030", "xep_0199", "xep_0092", "xep_0202", "xep_0012", "xep_0054", "xep_0049", "xep_0004", "xep_0060", "xep_0163", "xep_0084", "xep_0280", "xep_0313", "xep_0191", "xep_0352", "xep_0198", "xep_0077"]:

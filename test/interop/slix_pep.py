@@ -8,7 +8,6 @@ announces its capabilities in its first presence, then reads one JSON
 command a line from stdin and prints every event and result as one JSON line
 on stdout.
 """
-import argparse
 import asyncio
 import base64
 import hashlib
@@ -21,13 +20,11 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
 from slix_bookmarks import BOOKMARKS, publish_bookmark
+from slix_script import arguments, emit
 
 AVATAR_DATA = "urn:xmpp:avatar:data"
 TIMEOUT = 10
 
-
-def emit(**event):
-    print(json.dumps(event), flush=True)
 
 
 class Pep(slixmpp.ClientXMPP):
@@ -98,12 +95,7 @@ class Pep(slixmpp.ClientXMPP):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--ca", required=True)
-    a = p.parse_args()
+    a = arguments()
     xmpp = Pep(a.jid, a.password)
     xmpp.ssl_context = ssl.create_default_context(cafile=a.ca)
     for plugin in ["xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0084"]:
