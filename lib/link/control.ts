@@ -119,6 +119,7 @@ const loadFields = {
   connections: count,
   lag: nonNegative,
   throttled: optional(count),
+  delayedLogins: optional(count),
   peers: optional(count),
   pid: optional(count),
   host: optional(string),
