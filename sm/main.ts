@@ -7,6 +7,7 @@ import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import { smLimits } from "./limits.js";
 import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
 import { MODULES } from "./modules.js";
+import { reportSmLoad } from "./load-reporter.js";
 import { SessionManager } from "./session-manager.js";
 
 /** The modules the config enables, with their options; throws, naming the key, on a setting that does not fit. */
@@ -29,7 +30,8 @@ export async function runSm(config: Config): Promise<void> {
   const store = await openStore(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
   watchStore(store, log);
-  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
+  const started = Date.now();
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
   const sm = new SessionManager({
     name,
     domains: config.domains,
@@ -62,7 +64,9 @@ export async function runSm(config: Config): Promise<void> {
     }
   });
   link.start();
+  const stopReporting = reportSmLoad(link, sm, started);
   stopOnSignals(log, async () => {
+    stopReporting();
     await sm.close();
     link.stop();
     await store.close();

@@ -151,6 +151,11 @@ export class SessionManager {
     await this.idle();
   }
 
+  /** What its load report tells besides the process's figures: the sessions held here, the messages routed. */
+  load(): { sessions: number; messages: number } {
+    return { sessions: this.ctx.registry.size, messages: this.ctx.messagesRouted };
+  }
+
   /** Resolves when every queued frame has been processed. */
   idle(): Promise<void> {
     return this.ctx.queue.idle();
