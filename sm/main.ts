@@ -53,6 +53,8 @@ export async function runSm(config: Config): Promise<void> {
       sm.deleteUser(msg.user, false).catch((err: unknown) => log.error({ err, user: msg.user }, "ending a renamed account's sessions failed"));
     } else if (msg.op === "user-password-changed") {
       void sm.passwordChanged(msg.user);
+    } else if (msg.op === "announce") {
+      sm.announce(msg.body);
     } else if (msg.op === "delete-account") {
       sm.deleteUser(msg.user, msg.remove).then(
         () => link.sendControl({ op: "account-deleted", id: msg.id, ok: true }),

@@ -96,6 +96,8 @@ export type ControlMessage =
    * with `remove`, then cancel the contacts' subscriptions and delete the account from the store.
    */
   | { op: "delete-account"; id: number; user: string; remove: boolean }
+  /** router → every sm (the admin console): send `body` as a headline message from the domain to every online session held here. */
+  | { op: "announce"; body: string }
   /** sm → router: how `delete-account` number `id` went. */
   | { op: "account-deleted"; id: number; ok: boolean; error?: string }
   /** Between the routers of a pair: the sender's state, sent at link-up and on every change. */
@@ -162,6 +164,7 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   "user-password-changed": message("user-password-changed", { user: string }),
   "user-delete": message("user-delete", { user: string }),
   "delete-account": message("delete-account", { id: count, user: string, remove: boolean }),
+  announce: message("announce", { body: string }),
   "account-deleted": message("account-deleted", { id: count, ok: boolean, error: optional(string) }),
   "router-state": message("router-state", { active: boolean }),
 };
