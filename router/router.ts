@@ -68,9 +68,17 @@ interface Peer {
 
 const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
 
+/** How an admin's order went: what the `result` op carries. */
+export interface AdminResult {
+  ok: boolean;
+  error?: string;
+}
+
+const PASSIVE: AdminResult = { ok: false, error: "this router is passive; ask the active one" };
+
 /** An `xfarm user del` under way (protocol §1.7). */
 interface Deletion {
-  admin: Peer;
+  answer: (result: AdminResult) => void;
   user: string;
   /** The sm that owns the user, asked last, to delete the account. */
   owner: string;
@@ -442,32 +450,12 @@ export class Router {
         const [self, ...entries] = this.statusEntries();
         return reply({ op: "status", router: this.opts.name, active: this.active, self, entries });
       }
-      case "drain": {
-        if (!isAdmin) return;
-        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
-        const target = this.peers.get(msg.name);
-        const linked = target?.member.role === "c2s";
-        if (!linked && !this.drainedFronts.has(msg.name)) return reply({ op: "result", ok: false, error: `no front end named "${msg.name}" is linked` });
-        this.drainedFronts.set(msg.name, msg.rate);
-        this.undrainOnLink.delete(msg.name);
-        if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name: msg.name, rate: msg.rate }));
-        this.opts.log.info({ component: msg.name, rate: msg.rate, linked }, "drain ordered");
-        this.shareDrained();
-        return reply({ op: "result", ok: true });
-      }
-      case "undrain": {
-        if (!isAdmin) return;
-        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
-        const target = this.peers.get(msg.name);
-        const linked = target?.member.role === "c2s";
-        const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
-        if (!this.drainedFronts.delete(msg.name) && !draining) return reply({ op: "result", ok: false, error: `front end "${msg.name}" is not drained` });
-        if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name: msg.name }));
-        else this.undrainOnLink.add(msg.name);
-        this.opts.log.info({ component: msg.name, linked }, "undrain ordered");
-        this.shareDrained();
-        return reply({ op: "result", ok: true });
-      }
+      case "drain":
+        if (isAdmin) reply({ op: "result", ...this.drain(msg.name, msg.rate) });
+        return;
+      case "undrain":
+        if (isAdmin) reply({ op: "result", ...this.undrain(msg.name) });
+        return;
       case "user-deleted":
       case "user-password-changed": {
         if (!isAdmin) return;
@@ -477,8 +465,9 @@ export class Router {
       }
       case "user-delete":
         if (!isAdmin) return;
-        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
-        return this.deleteUser(peer, msg.user);
+        return this.deleteUser(msg.user, (r) => {
+          if (!peer.socket.destroyed) reply({ op: "result", ...r });
+        });
       case "account-deleted":
         if (!isAdmin && peer.member.role === "sm") this.deletionStep(msg.id, peer.member.name, msg);
         return;
@@ -487,22 +476,74 @@ export class Router {
     }
   }
 
+  /** `xfarm c2s drain` (protocol §1.7): front end `name` moves its clients to the others, `rate` a second, and stays drained. */
+  drain(name: string, rate: number): AdminResult {
+    if (!this.active) return PASSIVE;
+    const target = this.peers.get(name);
+    const linked = target?.member.role === "c2s";
+    if (!linked && !this.drainedFronts.has(name)) return { ok: false, error: `no front end named "${name}" is linked` };
+    this.drainedFronts.set(name, rate);
+    this.undrainOnLink.delete(name);
+    if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate }));
+    this.opts.log.info({ component: name, rate, linked }, "drain ordered");
+    this.shareDrained();
+    return { ok: true };
+  }
+
+  /** `xfarm c2s undrain`: a drained front end takes clients again. */
+  undrain(name: string): AdminResult {
+    if (!this.active) return PASSIVE;
+    const target = this.peers.get(name);
+    const linked = target?.member.role === "c2s";
+    const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
+    if (!this.drainedFronts.delete(name) && !draining) return { ok: false, error: `front end "${name}" is not drained` };
+    if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
+    else this.undrainOnLink.add(name);
+    this.opts.log.info({ component: name, linked }, "undrain ordered");
+    this.shareDrained();
+    return { ok: true };
+  }
+
+  /**
+   * Ends every session of `user` on every sm, as the first step of a
+   * deletion does (its contacts see it go unavailable); the account stays.
+   */
+  kick(user: string): AdminResult {
+    if (!this.active) return PASSIVE;
+    const sms = [...this.peers.values()].filter((p) => p.member.role === "sm");
+    if (sms.length === 0) return { ok: false, error: "no session manager is linked" };
+    // Its own deletion id, never registered: the sms' answers to it are ignored (deletionStep).
+    const frame = encodeJsonFrame(FrameType.Control, { op: "delete-account", id: ++this.deletionId, user, remove: false });
+    for (const p of sms) p.socket.write(frame);
+    this.opts.log.info({ user }, "sessions of the user ended by an admin");
+    return { ok: true };
+  }
+
+  /** Every sm sends `body` from the domain to each online session it holds (protocol §1.7, `announce`). */
+  announce(body: string): AdminResult {
+    if (!this.active) return PASSIVE;
+    const sms = [...this.peers.values()].filter((p) => p.member.role === "sm");
+    if (sms.length === 0) return { ok: false, error: "no session manager is linked" };
+    const frame = encodeJsonFrame(FrameType.Control, { op: "announce", body });
+    for (const p of sms) p.socket.write(frame);
+    this.opts.log.info({ sms: sms.length, length: body.length }, "announcement sent");
+    return { ok: true };
+  }
+
   /**
    * `xfarm user del`: every other sm ends the sessions it holds of the user
    * first, while the user's roster is still there to say whom to tell; then
    * the owner ends its own and deletes the account, in the user's turn, and
    * its answer is the admin's.
    */
-  private deleteUser(admin: Peer, user: string): void {
+  deleteUser(user: string, answer: (result: AdminResult) => void): void {
+    if (!this.active) return answer(PASSIVE);
     const owner = rendezvousOwner(this.smNames, user);
-    if (owner === undefined) {
-      admin.socket.write(encodeJsonFrame(FrameType.Control, { op: "result", ok: false, error: "no session manager is linked" }));
-      return;
-    }
+    if (owner === undefined) return answer({ ok: false, error: "no session manager is linked" });
     const id = ++this.deletionId;
     // Linked ones only: an sm awaited after a takeover has no sessions to end yet.
     const others = this.smNames.filter((n) => n !== owner && this.peers.has(n));
-    this.deletions.set(id, { admin, user, owner, waiting: new Set(others), ownerAsked: false });
+    this.deletions.set(id, { answer, user, owner, waiting: new Set(others), ownerAsked: false });
     this.opts.log.info({ user, owner }, "account deletion ordered");
     for (const name of others) this.peers.get(name)?.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user, remove: false }));
     this.deletionStep(id);
@@ -514,8 +555,7 @@ export class Router {
     if (!d) return;
     if (d.ownerAsked && from === d.owner) {
       this.deletions.delete(id);
-      const result = outcome?.ok ? { ok: true } : { ok: false, error: outcome?.error ?? "the session manager failed" };
-      if (!d.admin.socket.destroyed) d.admin.socket.write(encodeJsonFrame(FrameType.Control, { op: "result", ...result }));
+      d.answer(outcome?.ok ? { ok: true } : { ok: false, error: outcome?.error ?? "the session manager failed" });
       return;
     }
     if (from !== undefined) d.waiting.delete(from);

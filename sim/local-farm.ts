@@ -67,6 +67,8 @@ export interface FarmOptions {
   logLevel?: string;
   /** With routerCount 2: each router reaches its peer through a proxy the caller can pause (Farm.peerProxies). */
   peerProxies?: boolean;
+  /** The admin web console's admins (bare JIDs): the console is on, on Farm.consolePort (router-2's on the next); off when not given. */
+  consoleAdmins?: string[];
 }
 
 export interface LogLine {
@@ -82,6 +84,8 @@ export class Farm {
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   /** The proxies on the router pair's peer links (FarmOptions.peerProxies): pausing both partitions the pair. */
   peerProxies: PausableProxy[] = [];
+  /** Where router-1 serves the admin console (FarmOptions.consoleAdmins); 0: off. */
+  consolePort = 0;
 
   /** The `xfarm start` supervisor's PID; every farm process descends from it. */
   get pid(): number | undefined {
@@ -104,8 +108,8 @@ export class Farm {
   static async create(opts: FarmOptions = {}): Promise<Farm> {
     const count = opts.c2sCount ?? 2;
     const step = 10;
-    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +10…: the c2s ports.
-    const offsets = [0, 1, 3, 4];
+    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +6/+7: the admin consoles, +10…: the c2s ports.
+    const offsets = [0, 1, 3, 4, ...(opts.consoleAdmins ? [6, 7] : [])];
     for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step);
     const base = await freePortBase(offsets);
     const dir = fs.mkdtempSync(path.join(process.env.XFARM_FARM_TMPDIR || os.tmpdir(), "xfarm-test-"));
@@ -122,6 +126,10 @@ ${opts.db ? `db = ${JSON.stringify(opts.db)}` : ""}
 port = ${base}
 addresses = ["127.0.0.1:${base}"]
 component_port = ${base + 3}
+
+[console]
+port = ${opts.consoleAdmins ? base + 6 : 0}
+admins = ${JSON.stringify(opts.consoleAdmins ?? [])}
 
 ${opts.components ? `[components]\n${table(opts.components)}` : "# no [components] table, as in a plain `npm start`"}
 
@@ -143,6 +151,7 @@ port_step = ${step}
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
     const farm = new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db, opts.routerCount ?? 1);
     farm.peerProxies = proxies;
+    if (opts.consoleAdmins) farm.consolePort = base + 6;
     return farm;
   }
 

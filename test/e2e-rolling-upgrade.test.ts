@@ -88,6 +88,9 @@ port = ${base}
 addresses = ["127.0.0.1:${base}"]
 component_port = 0
 
+[console]
+port = 0
+
 [c2s]
 host = "127.0.0.1"
 public_host = "127.0.0.1"
