@@ -3,6 +3,7 @@
 // fetch for what a browser would not send, and real xmpp.js clients for what
 // the controls do to them. Screenshots go to test/output/console/.
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -96,6 +97,25 @@ suite("the admin console", () => {
     await logIn("bob@localhost", "bob-pw");
     await seeText("#message", /Wrong JID or password/);
     expect(new URL(page.url()).pathname).toBe("/login");
+  });
+
+  it("throttles failed logins from an address and on an account", async () => {
+    // From another loopback address, so that the browser's logins from 127.0.0.1 are not held back.
+    const attempt = (jid: string, password: string) =>
+      new Promise<number>((resolve, reject) => {
+        const body = new URLSearchParams({ jid, password }).toString();
+        const req = http.request(`${base}/login`, { method: "POST", localAddress: "127.0.0.2", headers: { "content-type": "application/x-www-form-urlencoded" } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    for (let i = 0; i < 5; i++) expect(await attempt("u1@localhost", "guess")).toBe(401);
+    // u1 is no admin: refused either way, now without a check.
+    expect(await attempt("u1@localhost", "pw")).toBe(429);
+    // The address is held back for every account, the right password of an admin included.
+    expect(await attempt("root@localhost", "root-pw")).toBe(429);
   });
 
   it("refuses a POST without the session's CSRF token, or from another origin", async () => {
