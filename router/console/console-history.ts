@@ -25,7 +25,7 @@ export class ConsoleHistory {
   private readonly h: History = { t: [], sessions: [], logins: [], messages: [] };
   /** Each front end's counters at the last sample, to take rates from. */
   private last = new Map<string, Required<Counters>>();
-  private lastAt = 0;
+  private lastAt: number | null = null;
 
   /** Takes a sample of the farm as the router sees it now. */
   sample(entries: readonly StatusEntry[], now = Date.now()): void {
@@ -46,7 +46,7 @@ export class ConsoleHistory {
       }
       seen.set(e.name, counted);
     }
-    const seconds = this.lastAt ? (now - this.lastAt) / 1000 : 0;
+    const seconds = this.lastAt === null ? 0 : (now - this.lastAt) / 1000;
     this.last = seen;
     this.lastAt = now;
     const h = this.h;
