@@ -15,7 +15,7 @@ import { deriveCredentials } from "../../lib/sasl/scram-credentials.js";
 import type { Store } from "../../xdb-sql/store.js";
 import type { AdminResult, Router } from "../router.js";
 import { ConsoleHistory, SAMPLE_MS } from "./console-history.js";
-import { ConsoleSessions, SESSION_IDLE_MS, type ConsoleSession } from "./console-sessions.js";
+import { ConsoleSessions, type ConsoleSession } from "./console-sessions.js";
 
 export interface ConsoleOptions {
   config: Config;
@@ -97,7 +97,8 @@ export class ConsoleServer {
   async listen(): Promise<net.AddressInfo> {
     const { host, port } = this.opts.config.console;
     await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
+      // Named by its key: the admin fixes the config, not the code.
+      this.server.once("error", (err) => reject(new Error(`console.port: cannot listen on ${host}:${port}: ${err.message}`)));
       this.server.listen(port, host, () => resolve());
     });
     this.sampler = setInterval(() => this.history.sample(this.opts.entries()), SAMPLE_MS);
@@ -163,7 +164,8 @@ export class ConsoleServer {
       return this.page(res, outcome.throttled ? 429 : 401, outcome.throttled ? "Too many failed logins: try again later." : "Wrong JID or password, or not an admin.");
     }
     this.opts.log.info({ user: outcome.session.user, address: req.socket.remoteAddress }, "console login");
-    res.setHeader("Set-Cookie", `${COOKIE}=${outcome.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_IDLE_MS / 1000}`);
+    // No Max-Age: the cookie lasts the browser's session, and the router ends the login itself (SESSION_IDLE_MS, SESSION_MAX_MS).
+    res.setHeader("Set-Cookie", `${COOKIE}=${outcome.id}; HttpOnly; SameSite=Strict; Path=/`);
     return this.redirect(res, "/");
   }
 
