@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
 import { listXmppjs, type ListXmppjs } from "./harness/list-clients.js";
-import { connectClient, type TestClient } from "./harness/xmppjs.js";
+import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = path.resolve("test/output/console");
@@ -146,9 +146,16 @@ suite("the admin console", () => {
     for (const name of ["c2s-1", "c2s-2"]) {
       await seeText(`#row-${name} .sessions`, String(c2s(entries, name)!.load!.sessions));
     }
-    await seen("#chart-sessions canvas");
-    await seen("#chart-logins canvas");
-    await seen("#chart-messages canvas");
+    for (const chart of ["sessions", "logins", "messages"]) await seen(`#chart-${chart} canvas`);
+    // A message from u1 to u2, for the messages chart.
+    await clients[0]!.xmpp.send(xml("message", { to: "u2@localhost", type: "chat", id: "charted" }, xml("body", {}, "hello")));
+    // The charts' data, as the page gets it: the router's samples count the three sessions, their logins and the message.
+    type History = { sessions: number[]; logins: number[]; messages: number[] };
+    const history = () => page.evaluate(async () => ((await (await fetch("/api/state")).json()) as { history: History }).history);
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    await farm.until("charted", history, (h) => h.sessions.at(-1) === 3 && sum(h.logins) > 0 && sum(h.messages) > 0);
+    // Drawn now rather than at the page's next poll, for the screenshot.
+    await page.evaluate("refresh()");
     await shot("farm");
   });
 

@@ -2,10 +2,10 @@
 // counters (router/console/console-history.ts), a restarted front end's
 // counters starting again from 0, and an hour of samples kept.
 import { describe, expect, it } from "vitest";
-import type { C2sLoad, StatusEntry } from "../lib/link/control.js";
+import type { ProcessLoad, StatusEntry } from "../lib/link/control.js";
 import { ConsoleHistory, SAMPLES, SAMPLE_MS } from "../router/console/console-history.js";
 
-const entry = (name: string, role: string, load: (C2sLoad & { logins?: number; messages?: number }) | null): StatusEntry => ({
+const entry = (name: string, role: string, load: ProcessLoad | null): StatusEntry => ({
   name,
   role,
   peer: "127.0.0.1:1",

@@ -7,10 +7,10 @@ export const SAMPLE_MS = 5_000;
 /** An hour of samples. */
 export const SAMPLES = 3600_000 / SAMPLE_MS;
 
-/** The counters of a load report the charts read; absent from a front end that does not send them (0). */
+/** A front end's cumulative counters; absent from one that does not send them (an older version): 0. */
 interface Counters {
-  logins?: number;
-  messages?: number;
+  logins: number;
+  messages: number;
 }
 
 export interface History {
@@ -24,7 +24,7 @@ export interface History {
 export class ConsoleHistory {
   private readonly h: History = { t: [], sessions: [], logins: [], messages: [] };
   /** Each front end's counters at the last sample, to take rates from. */
-  private last = new Map<string, Required<Counters>>();
+  private last = new Map<string, Counters>();
   private lastAt: number | null = null;
 
   /** Takes a sample of the farm as the router sees it now. */
@@ -32,12 +32,11 @@ export class ConsoleHistory {
     let sessions = 0;
     let logins = 0;
     let messages = 0;
-    const seen = new Map<string, Required<Counters>>();
+    const seen = new Map<string, Counters>();
     for (const e of entries) {
       if (e.role !== "c2s" || !e.load) continue;
       sessions += e.load.sessions;
-      const c = e.load as Counters;
-      const counted = { logins: c.logins ?? 0, messages: c.messages ?? 0 };
+      const counted = { logins: e.load.logins ?? 0, messages: e.load.messages ?? 0 };
       const before = this.last.get(e.name);
       // A counter lower than before is a restarted process's, counting from 0 again.
       if (before) {

@@ -5,6 +5,8 @@
 const POLL_MS = 2000;
 let csrf = "";
 const charts = {};
+/** The router's newest sample (seconds since the epoch): the charts end there, an hour wide. */
+let lastSample = 0;
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -56,13 +58,13 @@ function ago(ms) {
 function renderFarm(state) {
   const body = $("#farm tbody");
   body.replaceChildren();
-  const order = { c2s: 0, sm: 1 };
+  const order = { router: 0, c2s: 1, sm: 2 };
   const rows = [...state.entries].sort((a, b) => (order[a.role] ?? 9) - (order[b.role] ?? 9) || a.name.localeCompare(b.name));
   for (const e of rows) {
     const tr = document.createElement("tr");
     tr.id = `row-${e.name}`;
     const l = e.load || {};
-    const state = e.role === "c2s" ? c2sState(e) : "active";
+    const state = e.role === "c2s" ? c2sState(e) : e.role === "router" ? ((e.info || {}).active ? "active" : "passive") : "active";
     cell(tr, e.name);
     cell(tr, e.role);
     cell(tr, state).className = "state";
@@ -99,7 +101,7 @@ function chart(id, title, data, color) {
         series: [{}, { label: title, stroke: color, fill: `${color}22` }],
         axes: [{}, { size: 50 }],
         // The last hour, however few samples there are yet.
-        scales: { x: { time: true, range: (u, min, max) => [max - 3600, max] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+        scales: { x: { time: true, range: () => [lastSample - 3600, lastSample] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
       },
       data,
       el,
@@ -108,6 +110,7 @@ function chart(id, title, data, color) {
 }
 
 function renderCharts(h) {
+  lastSample = h.t.length ? h.t[h.t.length - 1] : Math.round(Date.now() / 1000);
   chart("chart-sessions", "sessions", [h.t, h.sessions], "#1f77b4");
   chart("chart-logins", "logins/s", [h.t, h.logins], "#2ca02c");
   chart("chart-messages", "messages/s", [h.t, h.messages], "#d62728");
