@@ -224,3 +224,34 @@ suite("the admin console", () => {
     expect(await loginFails("carol", "carol-pw")).toBe("not-authorized");
   });
 });
+
+suite("the admin consoles of a router pair", () => {
+  let farm: Farm;
+  afterAll(async () => {
+    await farm?.stop();
+    farm?.cleanup();
+  });
+
+  it("serves one on each router, the passive one's refusing the controls", async () => {
+    farm = await Farm.create({ routerCount: 2, consoleAdmins: ["root@localhost"] });
+    await farm.start();
+    await farm.addAccounts({ "root@localhost": "root-pw" });
+    const states = await Promise.all(
+      [farm.consolePort, farm.consolePort + 1].map(async (port) => {
+        const base = `http://127.0.0.1:${port}`;
+        const login = await fetch(`${base}/login`, { method: "POST", body: "jid=root%40localhost&password=root-pw", headers: { "content-type": "application/x-www-form-urlencoded" }, redirect: "manual" });
+        expect(login.status).toBe(303);
+        const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+        const state = (await (await fetch(`${base}/api/state`, { headers: { cookie } })).json()) as { router: string; active: boolean; csrf: string };
+        const drain = await fetch(`${base}/api/drain`, { method: "POST", headers: { cookie, "x-csrf-token": state.csrf }, body: '{"name":"c2s-9"}' });
+        return { ...state, drain: (await drain.json()) as { ok: boolean; error?: string } };
+      }),
+    );
+    expect(states.map((s) => s.router)).toEqual(["router-1", "router-2"]);
+    expect(states.filter((s) => s.active)).toHaveLength(1);
+    const passive = states.find((s) => !s.active)!;
+    expect(passive.drain).toEqual({ ok: false, error: "this router is passive; ask the active one" });
+    // The active one acts: it names what is wrong with the order itself.
+    expect(states.find((s) => s.active)!.drain).toEqual({ ok: false, error: 'no front end named "c2s-9" is linked' });
+  });
+});

@@ -105,6 +105,7 @@ export class ConsoleServer {
     this.sampler.unref();
     const address = this.server.address() as net.AddressInfo;
     this.opts.log.info({ address: address.address, port: address.port, admins: this.opts.config.console.admins.length }, "admin console listening");
+    if (this.opts.config.console.admins.length === 0) this.opts.log.warn("no [console] admins: nobody can log in to the admin console");
     return address;
   }
 
