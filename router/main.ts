@@ -1,15 +1,19 @@
 // `xfarm router`: the router process.
 import { xmlLimits, type Config } from "../lib/config.js";
-import { createLogger } from "../lib/log.js";
-import { stopOnSignals } from "../lib/process-lifecycle.js";
-import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { StartupFailure, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
+import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
 import { listenExternalComponents } from "./external-components.js";
 import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
 
 export async function runRouter(config: Config): Promise<void> {
-  const log = createLogger(config.router.name, config.log_level);
+  const log = createLogger(config.router.name, config.log_level, config.log_format);
+  await runProcess(config.router.name, log, () => startRouter(config, log));
+}
+
+async function startRouter(config: Config, log: Logger): Promise<void> {
   const router = new Router({
     name: config.router.name,
     host: config.router.host,
@@ -26,8 +30,8 @@ export async function runRouter(config: Config): Promise<void> {
   let store: Store | null = null;
   if (config.router.peer) {
     const secret = config.secrets.get(config.router.name);
-    if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
-    store = await openStore(config.db);
+    if (!secret) throw new StartupFailure(`secrets."${config.router.name}"`, `no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
+    store = await openStoreAtStart(config.db);
     log.info({ store: describeStore(config.db) }, "store open, for the router lease");
     watchStore(store, log);
     pair = new RouterPair({

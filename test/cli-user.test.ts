@@ -127,8 +127,8 @@ describe("xfarm db", () => {
     db.close();
     expect((await run(["db", "status"])).out).toMatch(/schema version 999.*NEWER than this xfarm/);
     const sm = await run(["sm"]);
-    expect(sm.code).toBe(1);
-    expect(sm.out).toMatch(/database schema version 999 is newer than this xfarm knows/);
+    expect(sm.code).toBe(78);
+    expect(JSON.parse(sm.out)).toMatchObject({ level: "fatal", key: "db", msg: expect.stringMatching(/database schema version 999 is newer than this xfarm knows/) });
     fs.rmSync(fresh, { recursive: true, force: true });
   });
 

@@ -7,6 +7,7 @@
 // SQLite paths are taken literally (no percent-decoding) and resolved against
 // the working directory; "sqlite::memory:" gives a private in-memory database.
 import path from "node:path";
+import { StartupFailure } from "../lib/process-lifecycle.js";
 import type { MysqlOptions } from "./mysql-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { Logger } from "../lib/log.js";
@@ -70,6 +71,15 @@ export function watchStore(store: Store, log: Logger): void {
     if (available) log.warn({ store: store.kind }, "database reachable again");
     else log.error({ store: store.kind, err: (err as Error)?.message }, "database unreachable: what needs it is answered resource-constraint until it is back");
   };
+}
+
+/** openStore for a process starting: a database it cannot open stops it, naming the `db` key (a StartupFailure). */
+export async function openStoreAtStart(url: string): Promise<Store> {
+  try {
+    return await openStore(url);
+  } catch (err) {
+    throw new StartupFailure("db", `cannot open the database ${describeStore(url)}: ${(err as Error).message}`);
+  }
 }
 
 /** A store for the URL, its schema untouched (for `xfarm db status` and `migrate`). */
