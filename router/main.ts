@@ -24,6 +24,7 @@ async function startRouter(config: Config, log: Logger): Promise<void> {
     highWater: config.link.high_water,
     maxAuthFrame: config.link.max_auth_frame,
     domains: config.domains,
+    db: describeStore(config.db),
   });
   let pair: RouterPair | null = null;
   // Only a router of a pair opens the database: for the lease that arbitrates which one leads (protocol §1.9).

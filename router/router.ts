@@ -42,6 +42,8 @@ export interface RouterOptions {
   maxAuthFrame?: number;
   /** The domains the farm serves: stanzas from external components to them go to the sms. */
   domains: string[];
+  /** The farm's database as describeStore gives it (no password), what `describe` answers; absent, none is named. */
+  db?: string;
 }
 
 const AUTH_TIMEOUT_MS = 10_000;
@@ -430,6 +432,9 @@ export class Router {
       }
       case "status-request":
         if (isAdmin) reply({ op: "status", router: this.opts.name, active: this.active, entries: this.status() });
+        return;
+      case "describe":
+        if (isAdmin) reply({ op: "farm", router: this.opts.name, domains: this.opts.domains, ...(this.opts.db !== undefined && { db: this.opts.db }) });
         return;
       case "drain": {
         if (!isAdmin) return;

@@ -50,6 +50,10 @@ export type ControlMessage =
   | { op: "status-request" }
   /** `active`: false from the passive router of a pair, which holds no farm (absent from routers before it was sent). */
   | { op: "status"; router: string; active?: boolean; entries: StatusEntry[] }
+  /** admin → router: which farm is this (`xfarm user …` checks it uses the farm's database). */
+  | { op: "describe" }
+  /** router → admin: its name, the domains served and the database (describeStore: no password), if it knows it. */
+  | { op: "farm"; router: string; domains: string[]; db?: string }
   /** admin → router: drain front end `name`; router → that front end: start draining, moving `rate` clients a second. */
   | { op: "drain"; name: string; rate: number }
   /** admin → router: put a drained front end back; router → that front end: take clients again. */
@@ -108,6 +112,8 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
     active: optional(boolean),
     entries: arrayOf(object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count })),
   }),
+  describe: message("describe", {}),
+  farm: message("farm", { router: string, domains: arrayOf(string), db: optional(string) }),
   drain: message("drain", { name: string, rate }),
   undrain: message("undrain", { name: string }),
   drained: message("drained", { fronts: recordOf(rate) }),
