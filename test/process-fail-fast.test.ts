@@ -117,10 +117,13 @@ describe("a process that cannot start", () => {
     }
   });
 
-  it("xfarm c2s with a certificate that is not there, or a key that is not PEM", async () => {
+  it("xfarm c2s and start with a certificate that is not there, xfarm c2s with a key that is not PEM", async () => {
     const missing = configFile("cert-missing");
     fs.writeFileSync(missing, fs.readFileSync(missing, "utf8").replace(/tls_cert = .*/, `tls_cert = ${JSON.stringify(path.join(dir, "nowhere.crt"))}`));
     expect(expectFailedOn(await runProcess(["c2s", "--config", missing]), "c2s.tls_cert").msg).toContain("nowhere.crt");
+
+    // The supervisor loads it too before its front ends start: `xfarm start` stops the same way.
+    expect(expectFailedOn(await runProcess(["start", "--config", missing]), "c2s.tls_cert").proc).toBe("supervisor");
 
     const garbage = path.join(dir, "garbage.key");
     fs.writeFileSync(garbage, "not a key\n");
