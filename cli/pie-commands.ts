@@ -7,6 +7,7 @@ import { exportPie, exportPieFiles } from "../xdb-sql/pie-export.js";
 import { importUser } from "../xdb-sql/pie-import.js";
 import { readPie } from "../xdb-sql/pie-reader.js";
 import { overLimits, smLimits } from "../sm/limits.js";
+import { servedDomain } from "../lib/config.js";
 import type { LoadConfig } from "./config-option.js";
 import { openFarmStore } from "./farm-database.js";
 
@@ -45,15 +46,16 @@ export function addPieCommands(program: Command, load: LoadConfig): void {
     .command("export")
     .description("write every account (keys, roster, offline messages, vCard, private XML, PEP) as XEP-0227 XML")
     .argument("[file]", "where to write; - or nothing for standard output")
-    .option("-d, --domain <domain...>", "only these domains")
+    .option("-d, --domain <domain...>", "only these domains (each one the farm serves)")
     .option("--per-user <dir>", "one file per account, <dir>/<user@host>.xml, as Prosody's prosody-migrator reads them")
     .action(async (file: string | undefined, opts: { config?: string; domain?: string[]; perUser?: string }) => {
       const c = load(opts).config;
       if (file !== undefined && opts.perUser !== undefined) throw new Error("give a file or --per-user, not both");
+      const domains = (opts.domain ?? []).map((d) => servedDomain(c, d));
       const store = await openFarmStore(c);
       const toFile = file !== undefined && file !== "-";
       const progress = progressLine();
-      const options = { domains: opts.domain ?? [], progress: (done: number, total: number) => progress.show(`exported ${done} of ${total} users`) };
+      const options = { domains, progress: (done: number, total: number) => progress.show(`exported ${done} of ${total} users`) };
       try {
         let n: number;
         if (opts.perUser !== undefined) {

@@ -1,10 +1,10 @@
 // `xfarm user add|passwd|del|list`: accounts, in the farm's store (never
 // another: cli/farm-database.ts), so they work whether or not the farm runs.
 import { Command } from "commander";
-import { domainpart, parseJid } from "../lib/jid.js";
+import { parseJid } from "../lib/jid.js";
 import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
 import type { Store } from "../xdb-sql/store.js";
-import type { Config } from "../lib/config.js";
+import { servedDomain, type Config } from "../lib/config.js";
 import type { LoadConfig } from "./config-option.js";
 import { openFarmStore } from "./farm-database.js";
 import { adminRequest } from "../lib/link/admin-link.js";
@@ -141,9 +141,8 @@ export function userCommands(load: LoadConfig): Command {
     .argument("[domain]")
     .action(async (domain: string | undefined, _opts: unknown, cmd: Command) => {
       const c = load(cmd.optsWithGlobals()).config;
-      const served = domain === undefined ? undefined : (domainpart(domain) ?? domain);
-      // An empty list for a typo or another farm's domain would read as "no accounts"; all of them: no domain.
-      if (served !== undefined && !c.domains.includes(served)) throw new Error(`${served} is not served here (domains: ${c.domains.join(", ")})`);
+      // All of them: no domain.
+      const served = domain === undefined ? undefined : servedDomain(c, domain);
       const users = await withStore(c, (s) => s.listAccounts(served));
       process.stdout.write(users.map((u) => `${u}\n`).join(""));
     });

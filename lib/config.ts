@@ -361,6 +361,17 @@ function checkLimits(c: Config): void {
 }
 
 /**
+ * A domain named on the command line, in its RFC 7622 form; throws when the
+ * farm does not serve it: an empty answer for a typo or another farm's domain
+ * would read as "no accounts".
+ */
+export function servedDomain(config: Config, text: string): string {
+  const domain = domainpart(text) ?? text;
+  if (!config.domains.includes(domain)) throw new Error(`${domain} is not served here (domains: ${config.domains.join(", ")})`);
+  return domain;
+}
+
+/**
  * Where the farm's processes and tools reach the router: `router.addresses`,
  * or, for the router pair that `xfarm start` runs on one box
  * (`start.router_count = 2`), both of its ports.

@@ -54,6 +54,7 @@ describe("xfarm user", () => {
     expect(await xfarm(["user", "add", "alice@localhost", "x"])).toMatchObject({ code: 1, stderr: "xfarm: alice@localhost already exists\n" });
     expect((await xfarm(["user", "add", "eve@elsewhere.net", "x"])).stderr).toMatch(/elsewhere.net is not served here/);
     expect(await xfarm(["user", "list", "Elsewhere.NET"])).toMatchObject({ code: 1, stderr: "xfarm: elsewhere.net is not served here (domains: localhost, example.org)\n" });
+    expect(await xfarm(["export", "-d", "Elsewhere.NET"])).toMatchObject({ code: 1, stdout: "", stderr: "xfarm: elsewhere.net is not served here (domains: localhost, example.org)\n" });
     expect((await xfarm(["user", "add", "eve@localhost/res", "x"])).stderr).toMatch(/is not a bare JID/);
     expect(await xfarm(["user", "add", "eve@localhost"], "\n")).toMatchObject({ code: 1, stderr: "xfarm: the password is empty\n" });
   });
