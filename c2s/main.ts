@@ -11,7 +11,7 @@ export async function runC2s(config: Config): Promise<void> {
   // Set first, so that a SIGHUP during start-up is not the default action, an exit.
   let reloadTls = (): void => {};
   process.on("SIGHUP", () => reloadTls());
-  await runProcess(config.c2s.name, log, async () => {
+  await runProcess(config.c2s.name, () => log, async () => {
     const store = await openStoreAtStart(config.db);
     log.info({ store: describeStore(config.db) }, "store open");
     watchStore(store, log);

@@ -4,7 +4,7 @@
 import { Command } from "commander";
 import { annotatedDefaults, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
-import { StartupFailure, configFailure, failStartup } from "../lib/process-lifecycle.js";
+import { configFailure, failStartup, runProcess } from "../lib/process-lifecycle.js";
 import { benchCommand } from "./bench-command.js";
 import { configOption, dbOption, loadFound, type LoadConfig } from "./config-option.js";
 import { dbCommands } from "./db-commands.js";
@@ -48,23 +48,19 @@ program
   .action(async () => {
     const config = processConfig("supervisor");
     const { db } = program.opts<{ db?: string }>();
-    // Made only to say why the farm did not start: the supervisor logs through its own.
-    const failed = (): Logger => createLogger("supervisor", config.log_level, config.log_format);
-    try {
-      // The sm's module settings are checked here too, so that a bad one stops the farm before it starts.
-      (await import("../sm/main.js")).smModules(config);
-    } catch (err) {
-      const failure = configFailure(err);
-      failStartup(failed(), failure.key, failure.message);
-    }
-    const { runFarm } = await import("../deploy/supervisor.js");
-    try {
+    // Made only to say why the farm ends: the supervisor logs through its own.
+    let log: Logger | null = null;
+    const logger = () => (log ??= createLogger("supervisor", config.log_level, config.log_format));
+    await runProcess("supervisor", logger, async () => {
+      try {
+        // The sm's module settings are checked here too, so that a bad one stops the farm before it starts.
+        (await import("../sm/main.js")).smModules(config);
+      } catch (err) {
+        throw configFailure(err);
+      }
+      const { runFarm } = await import("../deploy/supervisor.js");
       await runFarm(config, config.file, db !== undefined ? { XFARM_DB: db } : {});
-    } catch (err) {
-      if (err instanceof StartupFailure) failStartup(failed(), err.key, err.message);
-      failed().fatal({ err }, `could not start the farm: ${(err as Error).message}`);
-      process.exit(1);
-    }
+    });
   });
 
 program

@@ -62,12 +62,14 @@ export function listenFailure(key: string, port: number, err: unknown): unknown 
  * Runs a process's start-up as process `name` (its title `xfarm NAME`), each
  * of its errors a fatal log line: a StartupFailure through failStartup, any
  * other (a bug, which a restart may get past) with exit code 1; so is an
- * uncaught exception or unhandled rejection later.
+ * uncaught exception or unhandled rejection later. `logger` is asked for a
+ * logger only then, so a process that logs through another (the supervisor)
+ * makes this one only to say why it ends.
  */
-export async function runProcess(name: string, log: Logger, start: () => Promise<void>): Promise<void> {
+export async function runProcess(name: string, logger: () => Logger, start: () => Promise<void>): Promise<void> {
   process.title = `xfarm ${name}`;
   const fatal = (err: unknown, msg: string) => {
-    log.fatal({ err }, msg);
+    logger().fatal({ err }, msg);
     process.exit(1);
   };
   process.on("uncaughtException", (err) => fatal(err, "uncaught exception"));
@@ -75,7 +77,7 @@ export async function runProcess(name: string, log: Logger, start: () => Promise
   try {
     await start();
   } catch (err) {
-    if (err instanceof StartupFailure) failStartup(log, err.key, err.message);
+    if (err instanceof StartupFailure) failStartup(logger(), err.key, err.message);
     fatal(err, `could not start: ${(err as Error).message}`);
   }
 }

@@ -10,7 +10,7 @@ import { Router } from "./router.js";
 
 export async function runRouter(config: Config): Promise<void> {
   const log = createLogger(config.router.name, config.log_level, config.log_format);
-  await runProcess(config.router.name, log, () => startRouter(config, log));
+  await runProcess(config.router.name, () => log, () => startRouter(config, log));
 }
 
 async function startRouter(config: Config, log: Logger): Promise<void> {

@@ -21,7 +21,7 @@ export function smModuleKeys(): KeySpec[] {
 
 export async function runSm(config: Config): Promise<void> {
   const log = createLogger(config.sm.name, config.log_level, config.log_format);
-  await runProcess(config.sm.name, log, () => startSm(config, log));
+  await runProcess(config.sm.name, () => log, () => startSm(config, log));
 }
 
 async function startSm(config: Config, log: Logger): Promise<void> {
