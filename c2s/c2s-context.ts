@@ -85,6 +85,9 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   private readonly sweeper: NodeJS.Timeout;
   /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
+  /** Successful logins and message stanzas read from bound clients since the process started (its load report, protocol §1.6). */
+  logins = 0;
+  messages = 0;
   /** SASL PLAIN checks, remembered so that a client coming back skips PBKDF2. */
   readonly plain = new PlainVerifier();
   /** How fast each client may send. */

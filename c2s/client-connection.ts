@@ -172,7 +172,10 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
       return; // cut off for its rate, or moved
     }
     if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
-      if (this.stage === "bound") sessionPipe.clientStanza(this, el);
+      if (this.stage === "bound") {
+        if (el.name === "message") this.ctx.messages++;
+        sessionPipe.clientStanza(this, el);
+      }
       else negotiation.onUnboundStanza(this, el);
       return;
     }
@@ -262,6 +265,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.sasl = null;
     if (voucher) this.voucher = voucher;
     this.leaveGate();
+    this.ctx.logins++;
     this.log.info({ secure: this.secure, mech, proof }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     const pipelined = this.transport.stream.takeHeld();

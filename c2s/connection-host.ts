@@ -31,6 +31,9 @@ export interface ConnectionHost<Conn extends Throttled> {
   readonly log: Logger;
   /** Sessions served here, which the connection counts in and out. */
   sessions: number;
+  /** Successful logins and message stanzas from bound clients, which the connection counts (the load report's). */
+  logins: number;
+  messages: number;
   readonly plain: Pick<PlainVerifier, "checkAccount">;
   readonly rates: Pick<ReadThrottle<Conn>, "charge" | "holds">;
   readonly limits: { readonly unauthenticated: XmlLimits; readonly authenticated: XmlLimits };

@@ -8,14 +8,17 @@ import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
 import { AUTH_FAILED, LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import {
   DEFAULT_DRAIN_RATE,
+  LOAD_REPORT_MS,
   LOADS_INTERVAL_MS,
   PING_INTERVAL_MS,
   SILENCE_LIMIT_MS,
   parseControl,
   type C2sLoad,
   type ControlMessage,
+  type ProcessLoad,
   type StatusEntry,
 } from "../lib/link/control.js";
+import { ProcessSampler, type ProcessFigures } from "../lib/process-figures.js";
 import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
@@ -87,8 +90,8 @@ export class Router {
   private pingTimer: NodeJS.Timeout | null = null;
   private loadsTimer: NodeJS.Timeout | null = null;
   private pingId = 0;
-  /** The last load each front end reported, and whether the table changed since it was shared. */
-  private readonly loads = new Map<string, C2sLoad>();
+  /** The last load each front end and sm reported, and whether the front ends' table changed since it was shared. */
+  private readonly loads = new Map<string, ProcessLoad>();
   private loadsChanged = false;
   /**
    * A router of an active/passive pair starts passive and serves components
@@ -103,6 +106,11 @@ export class Router {
   leadCheck: (() => boolean) | null = null;
   /** When this router started: of two passive routers, the elder takes over (protocol §1.9). */
   readonly started = Date.now();
+  /** This process's own figures, for its row of `xfarm status`, sampled each load report period. */
+  private readonly sampler = new ProcessSampler(this.started);
+  private figures: ProcessFigures = this.sampler.sample();
+  private sampleTimer: NodeJS.Timeout | null = null;
+  private listening = "";
   /** Linked routers of the pair, told of every change of state. */
   private readonly routerPeers = new Set<net.Socket>();
   /** XEP-0114 components by domain: how to write to each. */
@@ -241,7 +249,10 @@ export class Router {
     this.pingTimer.unref();
     this.loadsTimer = setInterval(() => this.shareLoads(), LOADS_INTERVAL_MS);
     this.loadsTimer.unref();
+    this.sampleTimer = setInterval(() => (this.figures = this.sampler.sample()), LOAD_REPORT_MS);
+    this.sampleTimer.unref();
     const address = server.address() as net.AddressInfo;
+    this.listening = `${address.address}:${address.port}`;
     this.opts.log.info({ address: address.address, port: address.port }, "router listening for component links");
     return address;
   }
@@ -249,6 +260,8 @@ export class Router {
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.loadsTimer) clearInterval(this.loadsTimer);
+    if (this.sampleTimer) clearInterval(this.sampleTimer);
+    this.sampler.stop();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -406,18 +419,13 @@ export class Router {
     switch (msg.op) {
       case "ping":
         return reply({ op: "pong", id: msg.id });
-      case "load":
-        if (peer.member.role !== "c2s" || isAdmin) return;
-        this.loads.set(peer.member.name, {
-          sessions: msg.sessions,
-          connections: msg.connections,
-          lag: msg.lag,
-          throttled: msg.throttled ?? 0,
-          delayedLogins: msg.delayedLogins ?? 0,
-          peers: msg.peers ?? 0,
-        });
-        this.loadsChanged = true;
+      case "load": {
+        if ((peer.member.role !== "c2s" && peer.member.role !== "sm") || isAdmin) return;
+        const { op: _op, ...load } = msg;
+        this.loads.set(peer.member.name, load);
+        if (peer.member.role === "c2s") this.loadsChanged = true;
         return;
+      }
       case "info":
         if (isAdmin) return;
         // Passed on to every process in `members`: what one sends must not break the others.
@@ -430,9 +438,11 @@ export class Router {
         if (!isAdmin && target?.member.role === "c2s") target.socket.write(encodeJsonFrame(FrameType.Control, msg));
         return;
       }
-      case "status-request":
-        if (isAdmin) reply({ op: "status", router: this.opts.name, active: this.active, entries: this.status() });
-        return;
+      case "status-request": {
+        if (!isAdmin) return;
+        const [self, ...entries] = this.statusEntries();
+        return reply({ op: "status", router: this.opts.name, active: this.active, self, entries });
+      }
       case "describe":
         if (isAdmin) reply({ op: "farm", router: this.opts.name, domains: this.opts.domains, ...(this.opts.db !== undefined && { db: this.opts.db }) });
         return;
@@ -549,24 +559,47 @@ export class Router {
     }
   }
 
-  /** Every linked process, for `xfarm status`. */
-  status(): StatusEntry[] {
-    return [...this.peers.values()].map((p) => ({
+  /**
+   * The rows of `xfarm status` and the admin console: this router's own
+   * first (its links as connections, `info.active` its state), then every
+   * linked process with its last load report (null until its first).
+   */
+  statusEntries(): StatusEntry[] {
+    const { lag, ...figures } = this.figures;
+    const self: StatusEntry = {
+      name: this.opts.name,
+      role: "router",
+      peer: this.listening,
+      info: { active: this.active },
+      load: { sessions: 0, connections: this.peers.size + this.externals.size, lag, ...figures },
+      linkedAt: this.started,
+      queued: 0,
+    };
+    const linked = [...this.peers.values()].map((p) => ({
       name: p.member.name,
       role: p.member.role,
       peer: `${p.socket.remoteAddress}:${p.socket.remotePort}`,
       info: p.member.info,
-      load: p.member.role === "c2s" ? (this.loads.get(p.member.name) ?? null) : null,
+      load: this.loads.get(p.member.name) ?? null,
       linkedAt: p.linkedAt,
       queued: p.socket.writableLength,
     }));
+    return [self, ...linked];
   }
 
-  /** The load table, every front end's last report (zero until its first). */
+  /** The load table, every front end's last report (zero until its first), with what the front ends' balancers read. */
   loadTable(): Record<string, C2sLoad> {
     const c2s = [...this.peers.values()].filter((p) => p.member.role === "c2s");
+    const balancing = ({ sessions, connections, lag, throttled, delayedLogins, peers }: ProcessLoad): C2sLoad => ({
+      sessions,
+      connections,
+      lag,
+      throttled: throttled ?? 0,
+      delayedLogins: delayedLogins ?? 0,
+      peers: peers ?? 0,
+    });
     // fromEntries: every name an own property, "__proto__" too.
-    return Object.fromEntries(c2s.map((p) => [p.member.name, this.loads.get(p.member.name) ?? NO_LOAD]));
+    return Object.fromEntries(c2s.map((p) => [p.member.name, balancing(this.loads.get(p.member.name) ?? NO_LOAD)]));
   }
 
   private shareLoads(): void {

@@ -7,6 +7,7 @@ import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-sto
 import { smLimits } from "./limits.js";
 import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
 import { MODULES } from "./modules.js";
+import { reportSmLoad } from "./load-reporter.js";
 import { SessionManager } from "./session-manager.js";
 
 /** The modules the config enables, with their options; throws, naming the key, on a setting that does not fit. */
@@ -38,7 +39,8 @@ async function startSm(config: Config, log: Logger): Promise<void> {
   const store = await openStoreAtStart(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
   watchStore(store, log);
-  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
+  const started = Date.now();
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
   const sm = new SessionManager({
     name,
     domains: config.domains,
@@ -73,7 +75,9 @@ async function startSm(config: Config, log: Logger): Promise<void> {
   // A secret the router refuses at the first link-up is this process's config: restarts would loop on it.
   link.once("secretRefused", (reason) => failStartup(log, `secrets."${name}"`, `${reason}: set secrets."${name}" to the router's`));
   link.start();
+  const stopReporting = reportSmLoad(link, sm, started);
   stopOnSignals(log, async () => {
+    stopReporting();
     await sm.close();
     link.stop();
     await store.close();

@@ -99,6 +99,10 @@ export class SessionRegistry implements SessionView {
     return [...this.byConnection.values()];
   }
 
+  get size(): number {
+    return this.byConnection.size;
+  }
+
   add(session: Session): void {
     let resources = this.users.get(session.user);
     if (!resources) this.users.set(session.user, (resources = new Map()));
