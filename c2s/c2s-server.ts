@@ -7,6 +7,7 @@ import { LOAD_REPORT_MS } from "../lib/link/control.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
+import { StartupFailure, failStartup } from "../lib/process-lifecycle.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { MAX_SESSION_STATE_META, SessionOp, decodeSessionPayload, encodeSessionPayload, sessionMetaLength, type TakenMeta } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
@@ -34,7 +35,7 @@ export interface C2sServer {
 export async function startC2s(config: Config, store: Store, log: Logger): Promise<C2sServer> {
   const c = config.c2s;
   const secret = config.secrets.get(c.name);
-  if (!secret) throw new Error(`no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
+  if (!secret) throw new StartupFailure(`secrets."${c.name}"`, `no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
   const tlsCredentials = await TlsCredentials.load(config, log);
   const capacity = c.capacity || c.max_connections;
   const info: C2sInfo = { host: c.public_host, port: c.port, tlsPort: c.tls_port, weight: c.weight, capacity, started: Date.now() };
@@ -95,7 +96,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     drain = { rate, timer, started: Date.now(), moved: 0 };
     balancer.draining = true;
     stateChanged();
-    log.warn({ rate }, "draining: client ports closed, new clients redirected, connected ones moved off");
+    log.info({ rate }, "draining: client ports closed, new clients redirected, connected ones moved off");
   };
   const stopDrain = () => {
     if (!drain) return;
@@ -103,7 +104,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     drain = null;
     balancer.draining = false;
     stateChanged();
-    log.warn({ full }, "undrained: taking clients again");
+    log.info({ full }, "undrained: taking clients again");
   };
   /**
    * Full: at capacity or over c2s.max_lag for two report periods running, the
@@ -305,6 +306,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     if (moved > 0) log.info({ moved }, "sessions rebuilt on their current session managers");
     ctx.routeHeld();
   });
+  // A secret the router refuses at the first link-up is this process's config: restarts would loop on it.
+  link.once("secretRefused", (reason) => failStartup(log, `secrets."${c.name}"`, `${reason}: set secrets."${c.name}" to the router's`));
   link.start();
 
   // Both ports take plain sockets: a direct-TLS client is a connection from

@@ -294,7 +294,9 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   streamError(condition: string, text?: string, content?: string): void {
     if (this.stage === "closed") return;
     if (this.stage === "hibernating") return this.finish();
-    this.log.info({ condition, text, content }, "stream error");
+    // A redirect is the farm at work (balance, drain), not a failure: logged as what it is.
+    if (condition === "see-other-host") this.log.info({ to: content, text }, "redirected");
+    else this.log.info({ condition, text, content }, "stream error");
     this.transport.end(negotiation.owedHeader(this) + streamError(condition, text, content));
     this.finish();
   }
@@ -376,7 +378,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
       this.movedOff = this.stage === "bound";
       return this.streamError("see-other-host", text, target.address);
     }
-    this.log.info({ condition: "see-other-host", content: target.address, user: this.user }, "stream error");
+    this.log.info({ to: target.address, text, user: this.user, resumable: true }, "redirected");
     this.transport.end(streamError("see-other-host", text, target.address));
     this.ctx.scheduleDestroy(this.transport.socket);
     this.transport.stop();

@@ -4,6 +4,7 @@
 // again, on the same ports, with new servers.
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
+import { listenFailure } from "../lib/process-lifecycle.js";
 
 /** How long a port that another process took meanwhile waits before it is tried again. */
 const RELISTEN_RETRY_MS = 1_000;
@@ -29,12 +30,12 @@ export class ClientListeners {
     if (ports.tlsPort) this.slots.push({ port: ports.tlsPort, direct: true, server: null });
   }
 
-  /** Listens on every port; a port that cannot be had fails the start. Port 0 becomes the port the system chose. */
+  /** Listens on every port; a port that cannot be had fails the start (a StartupFailure when taken or not allowed). Port 0 becomes the port the system chose. */
   async start(): Promise<{ port: number; tlsPort: number }> {
     for (const slot of this.slots) {
       const server = this.newServer(slot);
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
+        server.once("error", (err) => reject(listenFailure(slot.direct ? "c2s.tls_port" : "c2s.port", slot.port, err)));
         server.listen({ port: slot.port, host: this.host, backlog: 1024 }, () => resolve());
       });
       slot.server = server;

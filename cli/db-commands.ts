@@ -1,18 +1,18 @@
-// `xfarm db status|migrate`: the schema of the configured database.
+// `xfarm db status|migrate`: the schema of the farm's database (an existing one: cli/farm-database.ts).
 import { Command } from "commander";
 import { normalizeStoredJids } from "../xdb-sql/jid-migration.js";
-import { connectStore, describeStore } from "../xdb-sql/open-store.js";
-import { configOption, type LoadConfig } from "./config-option.js";
+import { describeStore } from "../xdb-sql/open-store.js";
+import type { LoadConfig } from "./config-option.js";
+import { openFarmStore } from "./farm-database.js";
 
 export function dbCommands(load: LoadConfig): Command {
   const db = new Command("db").description("the database's schema: status and migrations");
 
   db.command("status")
     .description("print the schema version of the database and of this xfarm")
-    .addOption(configOption())
-    .action(async (opts: { config?: string }) => {
-      const c = load(opts).config;
-      const store = await connectStore(c.db);
+    .action(async (_opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
+      const store = await openFarmStore(c, "connect");
       try {
         const { current, latest } = await store.schemaVersion();
         const state =
@@ -27,10 +27,9 @@ export function dbCommands(load: LoadConfig): Command {
     .description(
       "bring the schema up to date (safe on a live database; processes also do it when they start), then the stored JIDs to their RFC 7622 form",
     )
-    .addOption(configOption())
-    .action(async (opts: { config?: string }) => {
-      const c = load(opts).config;
-      const store = await connectStore(c.db);
+    .action(async (_opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
+      const store = await openFarmStore(c, "connect");
       try {
         const before = (await store.schemaVersion()).current;
         await store.migrate();

@@ -6,9 +6,10 @@ import type { Command } from "commander";
 import { exportPie, exportPieFiles } from "../xdb-sql/pie-export.js";
 import { importUser } from "../xdb-sql/pie-import.js";
 import { readPie } from "../xdb-sql/pie-reader.js";
-import { openStore } from "../xdb-sql/open-store.js";
 import { overLimits, smLimits } from "../sm/limits.js";
-import { configOption, type LoadConfig } from "./config-option.js";
+import { servedDomain } from "../lib/config.js";
+import type { LoadConfig } from "./config-option.js";
+import { openFarmStore } from "./farm-database.js";
 
 /** Progress on a terminal: one line rewritten in place, at most ten times a second. */
 function progressLine(): { show(text: string): void; done(): void } {
@@ -45,16 +46,16 @@ export function addPieCommands(program: Command, load: LoadConfig): void {
     .command("export")
     .description("write every account (keys, roster, offline messages, vCard, private XML, PEP) as XEP-0227 XML")
     .argument("[file]", "where to write; - or nothing for standard output")
-    .option("-d, --domain <domain...>", "only these domains")
+    .option("-d, --domain <domain...>", "only these domains (each one the farm serves)")
     .option("--per-user <dir>", "one file per account, <dir>/<user@host>.xml, as Prosody's prosody-migrator reads them")
-    .addOption(configOption())
     .action(async (file: string | undefined, opts: { config?: string; domain?: string[]; perUser?: string }) => {
       const c = load(opts).config;
       if (file !== undefined && opts.perUser !== undefined) throw new Error("give a file or --per-user, not both");
-      const store = await openStore(c.db);
+      const domains = (opts.domain ?? []).map((d) => servedDomain(c, d));
+      const store = await openFarmStore(c);
       const toFile = file !== undefined && file !== "-";
       const progress = progressLine();
-      const options = { domains: opts.domain ?? [], progress: (done: number, total: number) => progress.show(`exported ${done} of ${total} users`) };
+      const options = { domains, progress: (done: number, total: number) => progress.show(`exported ${done} of ${total} users`) };
       try {
         let n: number;
         if (opts.perUser !== undefined) {
@@ -78,10 +79,9 @@ export function addPieCommands(program: Command, load: LoadConfig): void {
     .description("create accounts from XEP-0227 files (Prosody's prosody-migrator, ejabberd's export_piefxis, xfarm export)")
     .argument("<files...>", "XML files, or directories of them")
     .option("--replace", "delete an existing account and import it afresh (default: leave it alone)")
-    .addOption(configOption())
     .action(async (args: string[], opts: { config?: string; replace?: boolean }) => {
       const c = load(opts).config;
-      const store = await openStore(c.db);
+      const store = await openFarmStore(c);
       const counts = { imported: 0, exists: 0, refused: 0 };
       const limits = smLimits(c);
       const progress = progressLine();

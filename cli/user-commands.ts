@@ -1,14 +1,14 @@
-// `xfarm user add|passwd|del|list`: accounts, straight in the store, so they
-// work whether or not the farm runs.
+// `xfarm user add|passwd|del|list`: accounts, in the farm's store (never
+// another: cli/farm-database.ts), so they work whether or not the farm runs.
 import { Command } from "commander";
-import { domainpart, parseJid } from "../lib/jid.js";
+import { parseJid } from "../lib/jid.js";
 import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
-import { openStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
-import type { Config } from "../lib/config.js";
-import { configOption, type LoadConfig } from "./config-option.js";
+import { servedDomain, type Config } from "../lib/config.js";
+import type { LoadConfig } from "./config-option.js";
+import { openFarmStore } from "./farm-database.js";
 import { adminRequest } from "../lib/link/admin-link.js";
-import { readPassword } from "./read-password.js";
+import { readNewPassword } from "./read-password.js";
 
 function accountJid(text: string, config: Config): string {
   const j = parseJid(text);
@@ -55,7 +55,7 @@ async function endSessions(config: Config, op: "user-deleted" | "user-password-c
 }
 
 async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(config.db);
+  const store = await openFarmStore(config);
   try {
     return await fn(store);
   } finally {
@@ -64,7 +64,7 @@ async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): P
 }
 
 async function passwordFor(given: string | undefined, jid: string): Promise<string> {
-  const password = given ?? (await readPassword(`Password for ${jid}: `));
+  const password = given ?? (await readNewPassword(`Password for ${jid}: `));
   if (!password) throw new Error("the password is empty");
   return password;
 }
@@ -77,9 +77,8 @@ export function userCommands(load: LoadConfig): Command {
     .description("create an account; the password is prompted for when not given")
     .argument("<jid>", "bare JID, e.g. alice@localhost")
     .argument("[password]", "the password (for scripts)")
-    .addOption(configOption())
-    .action(async (jidText: string, password: string | undefined, opts: { config?: string }) => {
-      const c = load(opts).config;
+    .action(async (jidText: string, password: string | undefined, _opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
       const jid = accountJid(jidText, c);
       const creds = await deriveCredentials(await passwordFor(password, jid), c.c2s.scram_iterations);
       const created = await withStore(c, (s) => s.createAccount(jid, creds));
@@ -92,9 +91,8 @@ export function userCommands(load: LoadConfig): Command {
     .description("set a new password (new salted SCRAM keys) and end the account's sessions on a running farm; prompted for when not given")
     .argument("<jid>")
     .argument("[password]")
-    .addOption(configOption())
-    .action(async (jidText: string, password: string | undefined, opts: { config?: string }) => {
-      const c = load(opts).config;
+    .action(async (jidText: string, password: string | undefined, _opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
       const jid = accountJid(jidText, c);
       const creds = await deriveCredentials(await passwordFor(password, jid), c.c2s.scram_iterations);
       if (!(await withStore(c, (s) => s.setCredentials(jid, creds)))) throw new Error(`${jid} does not exist`);
@@ -106,9 +104,8 @@ export function userCommands(load: LoadConfig): Command {
     .command("del")
     .description("delete an account with its roster and offline messages")
     .argument("<jid>")
-    .addOption(configOption())
-    .action(async (jidText: string, opts: { config?: string }) => {
-      const c = load(opts).config;
+    .action(async (jidText: string, _opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
       const jid = await withStore(c, async (s) => {
         const stored = await storedAccount(s, jidText, c);
         if (!(await s.accountExists(stored))) throw new Error(`${stored} does not exist`);
@@ -125,9 +122,8 @@ export function userCommands(load: LoadConfig): Command {
     .description("move an account with all it holds to a new JID, and rename it in every roster")
     .argument("<jid>", "the account, as stored (xfarm user list) or in any form of its JID")
     .argument("<new-jid>")
-    .addOption(configOption())
-    .action(async (fromText: string, toText: string, opts: { config?: string }) => {
-      const c = load(opts).config;
+    .action(async (fromText: string, toText: string, _opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
       const to = accountJid(toText, c);
       const { from, kept } = await withStore(c, async (s) => {
         const from = await storedAccount(s, fromText, c);
@@ -143,12 +139,10 @@ export function userCommands(load: LoadConfig): Command {
     .command("list")
     .description("list accounts, of one domain or all")
     .argument("[domain]")
-    .addOption(configOption())
-    .action(async (domain: string | undefined, opts: { config?: string }) => {
-      const c = load(opts).config;
-      const served = domain === undefined ? undefined : (domainpart(domain) ?? domain);
-      // An empty list for a typo or another farm's domain would read as "no accounts"; all of them: no domain.
-      if (served !== undefined && !c.domains.includes(served)) throw new Error(`${served} is not served here (domains: ${c.domains.join(", ")})`);
+    .action(async (domain: string | undefined, _opts: unknown, cmd: Command) => {
+      const c = load(cmd.optsWithGlobals()).config;
+      // All of them: no domain.
+      const served = domain === undefined ? undefined : servedDomain(c, domain);
       const users = await withStore(c, (s) => s.listAccounts(served));
       process.stdout.write(users.map((u) => `${u}\n`).join(""));
     });

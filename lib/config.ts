@@ -6,6 +6,7 @@ import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { domainpart } from "./jid.js";
 import { HEADER_ALLOWANCE } from "./link/frames.js";
+import { LOG_FORMATS } from "./log.js";
 import type { XmlLimits } from "./xml-stream.js";
 
 export type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
@@ -22,6 +23,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "data_dir", type: "string", default: "./data", doc: "Where the embedded database, generated certificates and generated link secrets live." },
   { key: "db", type: "string", default: "", doc: 'Database URL: "sqlite:PATH" (default: sqlite:<data_dir>/xfarm.db), or "mysql://USER:PASSWORD@HOST:PORT/DATABASE?pool=10" for MySQL/MariaDB.' },
   { key: "log_level", type: "string", default: "info", doc: "pino log level: fatal, error, warn, info, debug or trace." },
+  { key: "log_format", type: "string", default: "auto", doc: 'How processes print their log lines: "json" (one JSON object a line, level by name, ISO time), "pretty" (readable, through pino-pretty), or "auto": pretty on a terminal, JSON otherwise.' },
 
   { key: "router.name", type: "string", default: "router-1", doc: "The router's name, sent in its HELLO." },
   { key: "router.host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for component links." },
@@ -137,6 +139,7 @@ export interface Config {
   data_dir: string;
   db: string;
   log_level: string;
+  log_format: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; lease: number; component_host: string; component_port: number };
   console: { host: string; port: number; admins: string[] };
   link: { max_frame: number; max_auth_frame: number; high_water: number };
@@ -325,6 +328,7 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   config.components = secretTable(fromFile.components, `${file} [components]`);
   config.modules = moduleSettings(fromFile, env, file);
   checkLimits(config);
+  if (!(LOG_FORMATS as readonly string[]).includes(config.log_format)) throw new Error(`config log_format: expected one of ${LOG_FORMATS.join(", ")}, got "${config.log_format}"`);
   return config;
 }
 
@@ -358,6 +362,17 @@ function checkLimits(c: Config): void {
   if (c.sm.max_user_queue_bytes < c.link.max_frame) {
     throw new Error(`config sm.max_user_queue_bytes (${c.sm.max_user_queue_bytes}) must be at least link.max_frame (${c.link.max_frame})`);
   }
+}
+
+/**
+ * A domain named on the command line, in its RFC 7622 form; throws when the
+ * farm does not serve it: an empty answer for a typo or another farm's domain
+ * would read as "no accounts".
+ */
+export function servedDomain(config: Config, text: string): string {
+  const domain = domainpart(text) ?? text;
+  if (!config.domains.includes(domain)) throw new Error(`${domain} is not served here (domains: ${config.domains.join(", ")})`);
+  return domain;
 }
 
 /**

@@ -11,6 +11,7 @@ import tls from "node:tls";
 import { generate } from "selfsigned";
 import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
+import { StartupFailure } from "./process-lifecycle.js";
 
 /**
  * Mozilla's "intermediate" TLS 1.2 suites without DHE: forward secrecy by
@@ -60,14 +61,26 @@ export class TlsCredentials {
   }
 }
 
-/** Throws when a file is missing or unreadable, or the key does not fit the certificate. */
+/**
+ * Throws when a file is missing or unreadable, or the key does not fit the certificate: a StartupFailure
+ * naming the key to fix (c2s.tls_cert or c2s.tls_key), which stops a front end that starts with it.
+ */
 function readContext(certFile: string, keyFile: string): { context: tls.SecureContext; certificate: { fingerprint256: string; validTo: string } } {
-  const cert = fs.readFileSync(certFile);
-  const key = fs.readFileSync(keyFile);
-  const x509 = new X509Certificate(cert);
-  if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error("the key does not belong to the certificate");
+  const cert = attempt("c2s.tls_cert", `cannot read the certificate ${certFile}`, () => fs.readFileSync(certFile));
+  const key = attempt("c2s.tls_key", `cannot read the key ${keyFile}`, () => fs.readFileSync(keyFile));
+  const x509 = attempt("c2s.tls_cert", `${certFile} is not a PEM certificate`, () => new X509Certificate(cert));
+  const privateKey = attempt("c2s.tls_key", `${keyFile} is not a PEM private key`, () => createPrivateKey(key));
+  if (!x509.checkPrivateKey(privateKey)) throw new StartupFailure("c2s.tls_key", `the key ${keyFile} does not belong to the certificate ${certFile}`);
   const context = tls.createSecureContext({ cert, key, minVersion: "TLSv1.2", ciphers: TLS12_CIPHERS });
   return { context, certificate: { fingerprint256: x509.fingerprint256, validTo: x509.validTo } };
+}
+
+function attempt<T>(key: string, what: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw new StartupFailure(key, `${what}: ${(err as Error).message}`);
+  }
 }
 
 async function generateSelfSigned(domains: string[], certFile: string, keyFile: string, log: Logger): Promise<void> {

@@ -9,6 +9,7 @@ import { escapeXML } from "ltx";
 import type { Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
+import { listenFailure } from "../lib/process-lifecycle.js";
 import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
 import { nameShape } from "../lib/link/member.js";
 import { serialize } from "../lib/xml-serialize.js";
@@ -41,7 +42,7 @@ export async function listenExternalComponents(opts: ExternalComponentsOptions):
   const refusals = new LogThrottle(REFUSAL_LOG_INTERVAL_MS);
   const server = net.createServer((socket) => accept(socket, opts, refusals));
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err) => reject(listenFailure("router.component_port", opts.port, err)));
     server.listen(opts.port, opts.host, () => resolve());
   });
   opts.log.info({ host: opts.host, port: opts.port }, "listening for XEP-0114 components");

@@ -1,8 +1,8 @@
 // `xfarm router`: the router process.
 import { xmlLimits, type Config } from "../lib/config.js";
-import { createLogger } from "../lib/log.js";
-import { stopOnSignals } from "../lib/process-lifecycle.js";
-import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { StartupFailure, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
+import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
 import { ConsoleServer } from "./console/console-server.js";
 import { listenExternalComponents } from "./external-components.js";
@@ -10,7 +10,11 @@ import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
 
 export async function runRouter(config: Config): Promise<void> {
-  const log = createLogger(config.router.name, config.log_level);
+  const log = createLogger(config.router.name, config.log_level, config.log_format);
+  await runProcess(config.router.name, () => log, () => startRouter(config, log));
+}
+
+async function startRouter(config: Config, log: Logger): Promise<void> {
   const router = new Router({
     name: config.router.name,
     host: config.router.host,
@@ -21,19 +25,20 @@ export async function runRouter(config: Config): Promise<void> {
     highWater: config.link.high_water,
     maxAuthFrame: config.link.max_auth_frame,
     domains: config.domains,
+    db: describeStore(config.db),
   });
   let pair: RouterPair | null = null;
   // The router opens the database only for the lease that arbitrates which router of a pair leads (protocol §1.9),
   // and for the admin console's accounts.
   let store: Store | null = null;
   if (config.router.peer || config.console.port) {
-    store = await openStore(config.db);
+    store = await openStoreAtStart(config.db);
     log.info({ store: describeStore(config.db) }, config.router.peer ? "store open, for the router lease" : "store open, for the admin console");
     watchStore(store, log);
   }
   if (config.router.peer) {
     const secret = config.secrets.get(config.router.name);
-    if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
+    if (!secret) throw new StartupFailure(`secrets."${config.router.name}"`, `no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
     pair = new RouterPair({
       router,
       name: config.router.name,

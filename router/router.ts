@@ -3,8 +3,9 @@
 // reads a routed payload (docs/architecture.md, "Links").
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
+import { listenFailure } from "../lib/process-lifecycle.js";
 import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
-import { LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
+import { AUTH_FAILED, LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import {
   DEFAULT_DRAIN_RATE,
   LOAD_REPORT_MS,
@@ -44,6 +45,8 @@ export interface RouterOptions {
   maxAuthFrame?: number;
   /** The domains the farm serves: stanzas from external components to them go to the sms. */
   domains: string[];
+  /** The farm's database as describeStore gives it (no password), what `describe` answers; absent, none is named. */
+  db?: string;
 }
 
 const AUTH_TIMEOUT_MS = 10_000;
@@ -52,8 +55,6 @@ const MAX_PENDING_LINKS = 256;
 const DEFAULT_MAX_AUTH_FRAME = 64 * 1024;
 /** Refused links write one log line per this interval; the next line counts the rest. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
-/** What a refused link is told when its name is unknown or its proof wrong, alike, so a prober cannot tell configured names. */
-export const AUTH_FAILED = "authentication failed";
 
 interface Peer {
   socket: net.Socket;
@@ -249,7 +250,7 @@ export class Router {
     const server = net.createServer((socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+      server.once("error", (err) => reject(listenFailure("router.port", this.opts.port, err)));
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
@@ -450,6 +451,9 @@ export class Router {
         const [self, ...entries] = this.statusEntries();
         return reply({ op: "status", router: this.opts.name, active: this.active, self, entries });
       }
+      case "describe":
+        if (isAdmin) reply({ op: "farm", router: this.opts.name, domains: this.opts.domains, ...(this.opts.db !== undefined && { db: this.opts.db }) });
+        return;
       case "drain":
         if (isAdmin) reply({ op: "result", ...this.drain(msg.name, msg.rate) });
         return;

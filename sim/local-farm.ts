@@ -74,7 +74,8 @@ export interface FarmOptions {
 export interface LogLine {
   proc: string;
   msg: string;
-  level: number;
+  /** By name: "info", "warn", "fatal", … */
+  level: string;
   [k: string]: unknown;
 }
 
@@ -319,8 +320,9 @@ port_step = ${step}
 
   /**
    * The PID of the farm's child `name` (c2s-1, sm-1, router-1, …) running now, as the kernel
-   * has it: a child of the supervisor whose role (its command) and name (the XFARM_*_NAME
-   * its environment gives it, else its role's default "-1") match.
+   * has it: a child of the supervisor titled `xfarm NAME` once started, or, before it takes its
+   * title, whose role (its command) and name (the XFARM_*_NAME its environment gives it, else
+   * its role's default "-1") match.
    */
   childPid(name: string): number {
     const pid = this.runningPid(name);
@@ -332,6 +334,10 @@ port_step = ${step}
   runningPid(name: string): number | null {
     for (const pid of childrenOf(this.pid!)) {
       const cmd = procFile(pid, "cmdline").split("\0");
+      if (cmd[0]!.startsWith("xfarm ")) {
+        if (cmd[0]!.slice("xfarm ".length).trim() === name) return pid;
+        continue;
+      }
       const env = procFile(pid, "environ").split("\0");
       const cli = cmd.findIndex((a) => path.basename(a) === "xfarm.js");
       const role = cli < 0 ? undefined : cmd[cli + 1];

@@ -1,9 +1,9 @@
 // `xfarm sm`: one session manager process, wired to its router link.
 import type { Config, KeySpec } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
-import { createLogger } from "../lib/log.js";
-import { stopOnSignals } from "../lib/process-lifecycle.js";
-import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { StartupFailure, configFailure, failStartup, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
+import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-store.js";
 import { smLimits } from "./limits.js";
 import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
 import { MODULES } from "./modules.js";
@@ -21,13 +21,22 @@ export function smModuleKeys(): KeySpec[] {
 }
 
 export async function runSm(config: Config): Promise<void> {
+  const log = createLogger(config.sm.name, config.log_level, config.log_format);
+  await runProcess(config.sm.name, () => log, () => startSm(config, log));
+}
+
+async function startSm(config: Config, log: Logger): Promise<void> {
   const name = config.sm.name;
-  const log = createLogger(name, config.log_level);
   // Checked before anything starts: a module setting that does not fit stops the sm with one line naming it.
-  const modules = smModules(config);
+  let modules: EnabledModule[];
+  try {
+    modules = smModules(config);
+  } catch (err) {
+    throw configFailure(err);
+  }
   const secret = config.secrets.get(name);
-  if (!secret) throw new Error(`no link secret for component "${name}": set secrets."${name}" in the config`);
-  const store = await openStore(config.db);
+  if (!secret) throw new StartupFailure(`secrets."${name}"`, `no link secret for component "${name}": set secrets."${name}" in the config`);
+  const store = await openStoreAtStart(config.db);
   log.info({ store: describeStore(config.db) }, "store open");
   watchStore(store, log);
   const started = Date.now();
@@ -65,6 +74,8 @@ export async function runSm(config: Config): Promise<void> {
       );
     }
   });
+  // A secret the router refuses at the first link-up is this process's config: restarts would loop on it.
+  link.once("secretRefused", (reason) => failStartup(log, `secrets."${name}"`, `${reason}: set secrets."${name}" to the router's`));
   link.start();
   const stopReporting = reportSmLoad(link, sm, started);
   stopOnSignals(log, async () => {

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { CLI } from "../sim/local-farm.js";
@@ -37,6 +37,8 @@ async function passwordWorks(jid: string, password: string): Promise<boolean> {
 }
 
 describe("xfarm user", () => {
+  // The farm made its database when it first started: the commands open only an existing one.
+  beforeAll(async () => (await openStore(`sqlite:${path.join(dir, "data", "xfarm.db")}`)).close());
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("adds accounts with the password as an argument or on standard input", async () => {
@@ -52,6 +54,7 @@ describe("xfarm user", () => {
     expect(await xfarm(["user", "add", "alice@localhost", "x"])).toMatchObject({ code: 1, stderr: "xfarm: alice@localhost already exists\n" });
     expect((await xfarm(["user", "add", "eve@elsewhere.net", "x"])).stderr).toMatch(/elsewhere.net is not served here/);
     expect(await xfarm(["user", "list", "Elsewhere.NET"])).toMatchObject({ code: 1, stderr: "xfarm: elsewhere.net is not served here (domains: localhost, example.org)\n" });
+    expect(await xfarm(["export", "-d", "Elsewhere.NET"])).toMatchObject({ code: 1, stdout: "", stderr: "xfarm: elsewhere.net is not served here (domains: localhost, example.org)\n" });
     expect((await xfarm(["user", "add", "eve@localhost/res", "x"])).stderr).toMatch(/is not a bare JID/);
     expect(await xfarm(["user", "add", "eve@localhost"], "\n")).toMatchObject({ code: 1, stderr: "xfarm: the password is empty\n" });
   });
@@ -117,18 +120,22 @@ describe("xfarm db", () => {
       const r = await xfarm(args, undefined, cfg);
       return { code: r.code, out: r.stdout + r.stderr };
     };
+    expect(await run(["db", "status"])).toMatchObject({ code: 1, out: expect.stringMatching(/^xfarm: no database at /) });
+    expect(fs.existsSync(path.join(fresh, "xfarm.db"))).toBe(false);
+    const { default: Database } = await import("better-sqlite3");
+    // An empty database, as an admin makes one for the farm.
+    new Database(path.join(fresh, "xfarm.db")).close();
     expect((await run(["db", "status"])).out).toMatch(/schema version 0, this xfarm knows \d+: \d+ migration\(s\) to run/);
     expect((await run(["db", "migrate"])).out).toMatch(/schema migrated from version 0 to \d+/);
     expect((await run(["db", "migrate"])).out).toMatch(/schema already at version \d+/);
     expect((await run(["db", "status"])).out).toMatch(/up to date/);
-    const { default: Database } = await import("better-sqlite3");
     const db = new Database(path.join(fresh, "xfarm.db"));
     db.prepare(`INSERT INTO schema_version (version, description, applied_at) VALUES (999, 'future', 0)`).run();
     db.close();
     expect((await run(["db", "status"])).out).toMatch(/schema version 999.*NEWER than this xfarm/);
     const sm = await run(["sm"]);
-    expect(sm.code).toBe(1);
-    expect(sm.out).toMatch(/database schema version 999 is newer than this xfarm knows/);
+    expect(sm.code).toBe(78);
+    expect(JSON.parse(sm.out)).toMatchObject({ level: "fatal", key: "db", msg: expect.stringMatching(/database schema version 999 is newer than this xfarm knows/) });
     fs.rmSync(fresh, { recursive: true, force: true });
   });
 

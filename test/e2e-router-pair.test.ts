@@ -52,7 +52,7 @@ describe("an active/passive router pair", () => {
     expect((await b.next((s) => s.is("message") && s.attrs.id === "after")).getChildText("body")).toBe("after");
     await b.xmpp.send(xml("message", { to: "u1@localhost/a", type: "chat", id: "back" }, xml("body", {}, "back")));
     await a.next((s) => s.is("message") && s.attrs.id === "back");
-    expect(farm.lines.filter((l) => l.msg === "stream error" && /^u[12]@/.test(String(l.user)))).toEqual([]);
+    expect(farm.lines.filter((l) => (l.msg === "stream error" || l.msg === "redirected") && /^u[12]@/.test(String(l.user)))).toEqual([]);
     // The supervisor restarts the old active; it finds its peer active and stays passive.
     await farm.waitRestarted(active, pid);
     await farm.until(`${active} back, passive`, () => ask(active), (s) => s.active === false, 20_000);

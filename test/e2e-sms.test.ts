@@ -24,8 +24,8 @@ describe("a farm with two session managers", () => {
     const m = await to.next((s) => s.is("message") && s.attrs.id === id);
     expect(m.getChildText("body")).toBe(id);
   };
-  /** Stream errors the front ends sent `user`, from their logs: every one is logged, and a client may miss the last. */
-  const streamErrors = (user: string) => farm.lines.filter((l) => l.msg === "stream error" && String(l.user) === `${user}@localhost`);
+  /** Stream errors and redirects the front ends sent `user`, from their logs: every one is logged, and a client may miss the last. */
+  const streamErrors = (user: string) => farm.lines.filter((l) => (l.msg === "stream error" || l.msg === "redirected") && String(l.user) === `${user}@localhost`);
 
   beforeAll(async () => {
     farm = await Farm.create({ c2sCount: 2, smCount: 2 });

@@ -119,9 +119,14 @@ describe("sm module settings", () => {
     const f = tmpFile(`[sm.modules.time]\nenabled = "no"\n`);
     const failed = await run(process.execPath, [CLI, "sm", "--config", f]).then(
       () => null,
-      (err: { code: number; stderr: string }) => err,
+      (err: { code: number; stdout: string; stderr: string }) => err,
     );
-    expect(failed?.code).toBe(1);
-    expect(failed?.stderr).toBe('xfarm: config sm.modules.time.enabled (the config file): expected boolean, got "no"\n');
+    expect(failed?.code).toBe(78);
+    expect(failed?.stderr).toBe("");
+    expect(JSON.parse(failed!.stdout)).toMatchObject({
+      level: "fatal",
+      key: "sm.modules.time.enabled",
+      msg: 'config sm.modules.time.enabled (the config file): expected boolean, got "no"',
+    });
   });
 });

@@ -6,7 +6,9 @@
 //
 // SQLite paths are taken literally (no percent-decoding) and resolved against
 // the working directory; "sqlite::memory:" gives a private in-memory database.
+import fs from "node:fs";
 import path from "node:path";
+import { StartupFailure } from "../lib/process-lifecycle.js";
 import type { MysqlOptions } from "./mysql-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { Logger } from "../lib/log.js";
@@ -72,9 +74,29 @@ export function watchStore(store: Store, log: Logger): void {
   };
 }
 
+/** openStore for a process starting: a database it cannot open stops it, naming the `db` key (a StartupFailure). */
+export async function openStoreAtStart(url: string): Promise<Store> {
+  try {
+    return await openStore(url);
+  } catch (err) {
+    throw new StartupFailure("db", `cannot open the database ${describeStore(url)}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * `existing`: a SQLite file must be there already. A tool run in the wrong directory must not make an
+ * empty database that no farm reads; the processes and `xfarm start` create it.
+ */
+export interface StoreOpening {
+  existing?: boolean;
+}
+
 /** A store for the URL, its schema untouched (for `xfarm db status` and `migrate`). */
-export async function connectStore(url: string): Promise<Store> {
+export async function connectStore(url: string, opts: StoreOpening = {}): Promise<Store> {
   const target = parseStoreUrl(url);
+  if (opts.existing && target.kind === "sqlite" && target.file !== ":memory:" && !fs.existsSync(target.file)) {
+    throw new Error(`no database at ${target.file}: a farm makes its database when it first starts (--config or --db names another)`);
+  }
   if (target.kind === "sqlite") return new SqliteStore(target.file);
   // mysql2 loads only for a MySQL store: every process and CLI command opens a store, most of them SQLite.
   const { MysqlStore } = await import("./mysql-store.js");
@@ -82,8 +104,8 @@ export async function connectStore(url: string): Promise<Store> {
 }
 
 /** Opens the store a URL names, with its schema brought up to date. */
-export async function openStore(url: string): Promise<Store> {
-  const store = await connectStore(url);
+export async function openStore(url: string, opts: StoreOpening = {}): Promise<Store> {
+  const store = await connectStore(url, opts);
   try {
     await store.migrate();
   } catch (err) {

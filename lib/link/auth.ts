@@ -51,6 +51,12 @@ export interface WelcomeBody {
   /** Whether the answering router is the active one of its pair (protocol §1.9). */
   active: boolean;
 }
+/**
+ * What a refused link is told when its name is unknown or its proof wrong, alike, so a prober cannot tell
+ * configured names; a component told so at its first link-up has the wrong secret (or none) for its name.
+ */
+export const AUTH_FAILED = "authentication failed";
+
 export interface RefusedBody {
   reason: string;
 }

@@ -78,6 +78,10 @@ export type ControlMessage =
    * `self`: the router's own row (role "router"), absent from routers before it was sent.
    */
   | { op: "status"; router: string; active?: boolean; self?: StatusEntry; entries: StatusEntry[] }
+  /** admin → router: which farm is this (`xfarm user …` checks it uses the farm's database). */
+  | { op: "describe" }
+  /** router → admin: its name, the domains served and the database (describeStore: no password), if it knows it. */
+  | { op: "farm"; router: string; domains: string[]; db?: string }
   /** admin → router: drain front end `name`; router → that front end: start draining, moving `rate` clients a second. */
   | { op: "drain"; name: string; rate: number }
   /** admin → router: put a drained front end back; router → that front end: take clients again. */
@@ -156,6 +160,8 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   expect: message("expect", { to: string, ip: string, user: string, plain: optional(string) }),
   "status-request": message("status-request", {}),
   status: message("status", { router: string, active: optional(boolean), self: optional(entryShape), entries: arrayOf(entryShape) }),
+  describe: message("describe", {}),
+  farm: message("farm", { router: string, domains: arrayOf(string), db: optional(string) }),
   drain: message("drain", { name: string, rate }),
   undrain: message("undrain", { name: string }),
   drained: message("drained", { fronts: recordOf(rate) }),

@@ -3,7 +3,7 @@
 import { EventEmitter } from "node:events";
 import net from "node:net";
 import type { Logger } from "../log.js";
-import { LINK_VERSION, helloShape, linkProof, newNonce, proofsEqual, refusedShape, welcomeShape, type AuthBody } from "./auth.js";
+import { AUTH_FAILED, LINK_VERSION, helloShape, linkProof, newNonce, proofsEqual, refusedShape, welcomeShape, type AuthBody } from "./auth.js";
 import { PING_INTERVAL_MS, SILENCE_LIMIT_MS, parseControl, type C2sLoad, type ControlMessage } from "./control.js";
 import { batched } from "./batch.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "./frames.js";
@@ -37,6 +37,11 @@ export interface LinkClientEvents {
   down: [];
   /** An attempt ended before the link was up (refused, reset, or refused by the router); the next is scheduled. */
   failed: [reason: string];
+  /**
+   * The router refused this component's secret, or proved it does not share it, before the link was ever up:
+   * the config is wrong (secrets."NAME"), which no retry fixes. The attempts go on unless the listener stops them.
+   */
+  secretRefused: [reason: string];
   members: [Member[]];
   route: [from: string, key: string, payload: Buffer];
   /** The router could not deliver a frame we sent, or the link was down too long. */
@@ -65,6 +70,8 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
   /** Why the current attempt failed, for the `failed` event. */
   private lastError: string | null = null;
   private ready = false;
+  /** Whether a link was ever up: a refused secret after that is the farm's change, not this process's config. */
+  private everUp = false;
   private stopped = false;
   private attempt = 0;
   private routerIndex = 0;
@@ -244,9 +251,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         if (!proofsEqual(welcome.proof, linkProof("router", secret, routerNonce, nonce, name, role))) {
           this.log.error("router's proof is wrong: it does not know this component's secret; closing link");
           socket.destroy();
+          if (!this.everUp) this.emit("secretRefused", "the router does not know this component's secret");
           return {};
         }
         this.ready = true;
+        this.everUp = true;
         this.attempt = 0;
         this.peerActive = welcome.active;
         this.log.info({ router: socket.remoteAddress }, "linked to router");
@@ -267,6 +276,7 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
         this.lastError = `refused: ${refused.reason}`;
         this.log.error({ reason: refused.reason }, "router refused this component's link");
         socket.destroy();
+        if (refused.reason === AUTH_FAILED && !this.everUp) this.emit("secretRefused", `the router refused this component's secret (${refused.reason})`);
         return {};
       }
       default:

@@ -11,6 +11,7 @@ import type { Config } from "../../lib/config.js";
 import { parseJid } from "../../lib/jid.js";
 import { DEFAULT_DRAIN_RATE, type StatusEntry } from "../../lib/link/control.js";
 import type { Logger } from "../../lib/log.js";
+import { listenFailure } from "../../lib/process-lifecycle.js";
 import { deriveCredentials } from "../../lib/sasl/scram-credentials.js";
 import type { Store } from "../../xdb-sql/store.js";
 import type { AdminResult, Router } from "../router.js";
@@ -97,8 +98,7 @@ export class ConsoleServer {
   async listen(): Promise<net.AddressInfo> {
     const { host, port } = this.opts.config.console;
     await new Promise<void>((resolve, reject) => {
-      // Named by its key: the admin fixes the config, not the code.
-      this.server.once("error", (err) => reject(new Error(`console.port: cannot listen on ${host}:${port}: ${err.message}`)));
+      this.server.once("error", (err) => reject(listenFailure("console.port", port, err)));
       this.server.listen(port, host, () => resolve());
     });
     this.sampler = setInterval(() => this.history.sample(this.opts.entries()), SAMPLE_MS);
