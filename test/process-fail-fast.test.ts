@@ -28,6 +28,9 @@ port = ${base}
 addresses = ["127.0.0.1:${base}"]
 component_port = ${base + 1}
 
+[console]
+port = 0
+
 [c2s]
 host = "127.0.0.1"
 port = ${base + 2}
