@@ -137,6 +137,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
 
   /** Bytes from the client: parsed, counted against its rate, and read no more while the link is congested. */
   onData(chunk: Buffer): void {
+    this.ctx.counters.bytesIn += chunk.length;
     this.guarded(() => this.transport.stream.write(chunk));
     if (this.stage === "closed" || this.stage === "hibernating") return;
     this.ctx.rates.charge(this, chunk.length, 0);
@@ -223,6 +224,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   write(data: string | Buffer, flushed?: () => void, afterLink = false): void {
     if (this.stage === "closed" || this.stage === "hibernating") return;
     this.transport.write(data, flushed, afterLink);
+    this.ctx.counters.bytesOut += typeof data === "string" ? Buffer.byteLength(data) : data.length;
     if (this.transport.buffered > MAX_WRITE_BUFFER + (this.ack?.bytes ?? 0)) {
       this.log.warn({ buffered: this.transport.buffered }, "client does not read; closing");
       this.streamError("policy-violation", "too much unread data");
@@ -368,6 +370,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   sendAway(target: Redirect, text?: string, keepSession = false): void {
     const plain = this.voucher?.toString("base64");
     this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, ...(plain && { plain }) });
+    this.ctx.counters.redirectsSent++;
     if (!keepSession) {
       this.movedOff = this.stage === "bound";
       return this.streamError("see-other-host", text, target.address);

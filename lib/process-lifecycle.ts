@@ -24,3 +24,17 @@ export function stopOnSignals(log: Logger, close: () => Promise<void>): void {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }
+
+/**
+ * A start-up failure that a restart will not fix (a port in use, a bad
+ * certificate, a wrong secret, an unreachable database): one fatal line
+ * naming the config key to fix, the same over IPC to the supervisor when it
+ * spawned this process (deploy/supervisor.ts gives up on a child that fails
+ * so three times running), and exit code 78 (EX_CONFIG).
+ */
+export function failStartup(log: Logger, key: string, message: string): never {
+  log.fatal({ key }, message);
+  // A pipe write that finds the channel empty is written at once: it is out before the exit.
+  process.send?.({ type: "startup-failure", key, message });
+  process.exit(78);
+}

@@ -1,15 +1,25 @@
 // `xfarm router`: the router process.
 import { xmlLimits, type Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
+import type { NotReady } from "../lib/metrics/health-server.js";
+import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
+import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { stopOnSignals } from "../lib/process-lifecycle.js";
+import { instrumentStore } from "../xdb-sql/instrumented-store.js";
 import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
 import { listenExternalComponents } from "./external-components.js";
 import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
+import { routerMetrics } from "./router-metrics.js";
 
 export async function runRouter(config: Config): Promise<void> {
   const log = createLogger(config.router.name, config.log_level);
+  const metrics = new ProcessMetrics("router", config.router.name);
+  // Served first, so that /healthz answers and /readyz says why while the rest starts.
+  let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
+  await serveProcessEndpoint(config, "router", metrics, () => readiness(), log);
   const router = new Router({
     name: config.router.name,
     host: config.router.host,
@@ -24,12 +34,13 @@ export async function runRouter(config: Config): Promise<void> {
   let pair: RouterPair | null = null;
   // Only a router of a pair opens the database: for the lease that arbitrates which one leads (protocol §1.9).
   let store: Store | null = null;
+  let reachable = () => true;
   if (config.router.peer) {
     const secret = config.secrets.get(config.router.name);
     if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
-    store = await openStore(config.db);
+    store = instrumentStore(await openStore(config.db), storeMetrics(metrics));
     log.info({ store: describeStore(config.db) }, "store open, for the router lease");
-    watchStore(store, log);
+    reachable = watchStore(store, log);
     pair = new RouterPair({
       router,
       name: config.router.name,
@@ -43,6 +54,15 @@ export async function runRouter(config: Config): Promise<void> {
     pair.start();
   }
   await router.listen();
+  routerMetrics(metrics, router);
+  readiness = () =>
+    !router.listening
+      ? { cause: "starting", reason: "not listening for links" }
+      : pair && !pair.settled
+        ? { cause: "link", reason: "neither active nor linked to its pair peer" }
+        : !reachable()
+          ? { cause: "store", reason: "database unreachable" }
+          : null;
   const components = config.router.component_port
     ? await listenExternalComponents({
         host: config.router.component_host,

@@ -118,6 +118,11 @@ export class SessionManager {
   }
 
   /** Linked again, maybe to another router: what the old one may have lost is sent again (§2.5). */
+  /** Sessions held (for the metrics). */
+  get sessionCount(): number {
+    return this.ctx.registry.size;
+  }
+
   onRelinked(): void {
     this.frontEnds.onRelinked();
   }

@@ -99,6 +99,11 @@ export class SessionRegistry implements SessionView {
     return [...this.byConnection.values()];
   }
 
+  /** Sessions registered. */
+  get size(): number {
+    return this.byConnection.size;
+  }
+
   add(session: Session): void {
     let resources = this.users.get(session.user);
     if (!resources) this.users.set(session.user, (resources = new Map()));
