@@ -134,7 +134,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     doc: "Seconds a child of `xfarm start` may answer /readyz with 503 (or not at all) while the router is ready, before the supervisor restarts it; 0: never (docs/metrics.md). Not while the database is what it waits for: a restart would not bring it back.",
   },
   { key: "start.alert_webhook", type: "string", default: "", doc: "URL the supervisor POSTs a JSON alert to when it restarts a child, when one stays down, and when it gives up on one (docs/metrics.md); empty: none." },
-  { key: "start.alert_down_after", type: "integer", default: 60, doc: "Seconds a child of `xfarm start` may be down (exited, or not ready) before the supervisor sends the `down` alert." },
+  { key: "start.alert_down_after", type: "integer", default: 60, doc: "Seconds a child of `xfarm start` may be down (exited, or not ready) before the supervisor sends the `down` alert; 0: never." },
 
   { key: "metrics.host", type: "string", default: "127.0.0.1", doc: "Address every process serves /metrics, /healthz and /readyz on (docs/metrics.md); keep it on loopback or a private network." },
   { key: "metrics.router_port", type: "integer", default: 9700, doc: "The router's metrics port (`xfarm start`: router-2 of a pair on the next); 0: none." },

@@ -58,7 +58,7 @@ export async function runSm(config: Config): Promise<void> {
     sm.onRoute(from, key, payload);
   });
   linkMetrics(metrics, link);
-  metrics.gauge("xfarm_sm_sessions", "Sessions this session manager holds (bound resources, hibernating XEP-0198 ones included).", () => sm.sessionCount);
+  metrics.gauge("xfarm_sm_sessions", "Sessions this session manager holds.", () => sm.sessionCount);
   metrics.counter("xfarm_sm_frames_routed_total", "Frames the router passed to this session manager (client stanzas, session operations).", () => routed);
   readiness = () => (!link.connected ? { cause: "link", reason: "not linked to the router" } : !reachable() ? { cause: "store", reason: "database unreachable" } : null);
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));

@@ -14,7 +14,9 @@ export async function serveProcessEndpoint(config: Config, role: Role, metrics: 
   if (port === 0) return null;
   const host = config.metrics.host;
   try {
-    return await serveHealth({ host, port, metrics, readiness, log });
+    const server = await serveHealth({ host, port, metrics, readiness, log });
+    metrics.collectDefaults();
+    return server;
   } catch (err) {
     failStartup(log, key, `cannot serve metrics on ${host}:${port}: ${(err as Error).message}`);
   }

@@ -15,6 +15,10 @@ export class ProcessMetrics {
   /** Every series carries the process's role and name: several processes of one box are told apart without relabelling. */
   constructor(role: Role, name: string) {
     this.registry.setDefaultLabels({ role, process: name });
+  }
+
+  /** prom-client's process and Node.js metrics (event-loop delay, GC, heap, RSS): only once served, as they cost a monitor and a GC observer. */
+  collectDefaults(): void {
     collectDefaultMetrics({ register: this.registry, prefix: "xfarm_" });
   }
 
