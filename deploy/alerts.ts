@@ -19,6 +19,9 @@ export interface Alert {
 }
 
 export class Alerts {
+  /** Posts under way, so that a stopping supervisor sends what it announced (a gave-up alert, often its last) before it exits. */
+  private readonly inFlight = new Set<Promise<void>>();
+
   constructor(
     private readonly url: string,
     private readonly log: Logger,
@@ -27,12 +30,19 @@ export class Alerts {
   send(alert: Alert): void {
     if (!this.url) return;
     const body = JSON.stringify({ ...alert, host: os.hostname(), time: new Date().toISOString() });
-    fetch(this.url, { method: "POST", headers: { "content-type": "application/json" }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) }).then(
+    const post = fetch(this.url, { method: "POST", headers: { "content-type": "application/json" }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) }).then(
       async (res) => {
-        await res.body?.cancel();
+        await res.body?.cancel().catch(() => {});
         if (!res.ok) this.log.warn({ event: alert.event, child: alert.child, status: res.status }, "alert webhook refused the alert");
       },
       (err: unknown) => this.log.warn({ event: alert.event, child: alert.child, err: (err as Error).message }, "alert webhook unreachable; alert not sent"),
     );
+    this.inFlight.add(post);
+    void post.finally(() => this.inFlight.delete(post));
+  }
+
+  /** Resolves once every post under way has ended (each within its timeout). */
+  async flush(): Promise<void> {
+    await Promise.all(this.inFlight);
   }
 }

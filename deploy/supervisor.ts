@@ -293,6 +293,7 @@ export async function runFarm(config: Config, configFile: string | null, env: Re
       await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once("exit", r)))));
     }
     clearTimeout(killer);
+    await alerts.flush();
     log.info("farm stopped");
     process.exit(exitCode);
   };

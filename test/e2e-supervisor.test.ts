@@ -45,6 +45,8 @@ describe("the supervisor heals, alerts and gives up", () => {
   });
 
   it("calls a hung child down, then restarts it", { timeout: 90_000 }, async () => {
+    // The supervisor's own view: it has seen c2s-1 ready (else it has been down since its start, and was called so).
+    await farm.waitFor((l) => l.proc === "supervisor" && l.child === "c2s-1" && l.msg === "ready", 20_000);
     const since = hook.received.length;
     const pid = farm.childPid("c2s-1");
     process.kill(pid, "SIGSTOP");
@@ -87,5 +89,18 @@ describe("the supervisor heals, alerts and gives up", () => {
     for (const name of ["router-1", "sm-1", "c2s-1", "c2s-2"]) expect((await httpGet(farm.metricsUrl(name, "/readyz"))).status).toBe(200);
     const c = await connectClient({ port: farm.c2sPorts[1]!.port, username: "alice", password: "pw" });
     await c.stop();
+  });
+
+  it("a webhook that cannot be reached is logged, and the farm heals all the same", { timeout: 60_000 }, async () => {
+    // Port 1 on loopback: nothing listens, the post is refused at once.
+    const lonely = await Farm.create({ c2sCount: 1, logLevel: "info", start: { alert_webhook: "http://127.0.0.1:1/alerts" } });
+    others.push(lonely);
+    await lonely.start();
+    const pid = lonely.childPid("c2s-1");
+    process.kill(pid, "SIGKILL");
+    const line = await lonely.waitFor((l) => l.proc === "supervisor" && l.msg === "alert webhook unreachable; alert not sent", 20_000);
+    expect(line).toMatchObject({ level: 40, event: "restarted", child: "c2s-1" });
+    await lonely.waitRestarted("c2s-1", pid);
+    await lonely.waitLinked(0, ["c2s-1"]);
   });
 });
