@@ -14,6 +14,7 @@ export class C2sCounters {
   /** Successful logins and failed attempts, by SASL mechanism. */
   readonly logins: Record<string, number> = {};
   readonly authFailures: Record<string, number> = {};
+  /** Stanzas read from bound clients, by kind (`message`: the load report's `messages`). */
   readonly stanzasIn: Record<StanzaKind, number> = { message: 0, presence: 0, iq: 0 };
   readonly stanzasOut: Record<StanzaKind, number> = { message: 0, presence: 0, iq: 0 };
   /** Bytes read from clients, and written to them (the last stream error of a connection not counted), inside TLS. */
@@ -22,6 +23,13 @@ export class C2sCounters {
   /** Clients sent to another front end (balance, full, drain), and clients that came here because one sent them. */
   redirectsSent = 0;
   redirectsFollowed = 0;
+
+  /** Successful logins, every mechanism (the load report's `logins`, protocol §1.6). */
+  get loginTotal(): number {
+    let n = 0;
+    for (const k in this.logins) n += this.logins[k]!;
+    return n;
+  }
 
   login(mechanism: string): void {
     this.logins[mechanism] = (this.logins[mechanism] ?? 0) + 1;

@@ -1,9 +1,9 @@
 // A c2s process: client listeners (STARTTLS and direct TLS), its link to the
 // router, and the dispatch of what the sm sends back to each connection.
 import type net from "node:net";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Config } from "../lib/config.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
+import { LOAD_REPORT_MS } from "../lib/link/control.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
@@ -20,11 +20,10 @@ import { TlsCredentials } from "../lib/tls-credentials.js";
 import { linkMetrics } from "../lib/metrics/link-metrics.js";
 import type { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { c2sMetrics } from "./c2s-metrics.js";
+import { ProcessSampler } from "../lib/process-figures.js";
 
 /** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
 const DELIVERED_PER_FRAME = 500;
-/** How often a front end reports its load to the router (protocol §1.6). */
-const LOAD_REPORT_MS = 2_000;
 /** A full front end opens its ports again under this share of its capacity (and with its lag back under c2s.max_lag). */
 const REOPEN_SHARE = 0.9;
 
@@ -73,7 +72,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   // Declared here, opened below once the link handlers are set: drain and full state close and open it.
   let listeners: ClientListeners | null = null;
   /** The drain the router ordered (protocol §1.7), and whether this front end is full (its own marks). */
-  let drain: { rate: number; timer: NodeJS.Timeout } | null = null;
+  let drain: { rate: number; timer: NodeJS.Timeout; started: number; moved: number } | null = null;
   let full = false;
   /** Announces the state to the farm and opens or closes the client ports to match it. */
   const stateChanged = () => {
@@ -95,11 +94,12 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
         const target = balancer.moveTarget(conn.direct);
         if (!target) break;
         conn.moveTo(target);
+        drain!.moved++;
         budget--;
       }
     }, 1_000);
     timer.unref();
-    drain = { rate, timer };
+    drain = { rate, timer, started: Date.now(), moved: 0 };
     balancer.draining = true;
     stateChanged();
     log.warn({ rate }, "draining: client ports closed, new clients redirected, connected ones moved off");
@@ -140,21 +140,22 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
     } else if (msg.op === "drain") startDrain(msg.rate);
     else if (msg.op === "undrain") stopDrain();
   });
-  const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
+  const sampler = new ProcessSampler(info.started);
   const reporter = setInterval(() => {
-    const lagMs = Math.round(lag.percentile(99) / 1e6);
+    const figures = sampler.sample();
     link.sendControl({
       op: "load",
       sessions: ctx.sessions,
       connections: ctx.size,
-      lag: lagMs,
       throttled: ctx.rates.pausedCount,
       delayedLogins: ctx.throttle.delayed,
       peers: balancer.peersReporting(),
+      ...figures,
+      logins: ctx.counters.loginTotal,
+      messages: ctx.counters.stanzasIn.message,
+      ...(drain && { drainStarted: drain.started, drainMoved: drain.moved }),
     });
-    lag.reset();
-    checkFull(lagMs);
+    checkFull(figures.lag);
   }, LOAD_REPORT_MS);
   reporter.unref();
 
@@ -338,7 +339,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
     async close() {
       clearInterval(reporter);
       if (drain) clearInterval(drain.timer);
-      lag.disable();
+      sampler.stop();
       const closed = listeners!.close();
       await ctx.shutdown();
       link.stop();

@@ -95,6 +95,7 @@ export class SaslExchange {
           throw new SaslError("not-authorized", "wrong username or password");
         }
         checkAuthzid(authzid, user!);
+        await this.refuseDisabled(user!);
         await this.completeKeys(user!, password, creds!);
         // Kept until the restarted stream's header, in case the balancer sends the client on.
         const voucher = plainVoucher(user!, password, checked.keys, checked.hash);
@@ -150,8 +151,15 @@ export class SaslExchange {
     if (this.scram !== scram) return;
     const user = this.userJid(scram.username!)!;
     checkAuthzid(scram.authzid ?? "", user);
+    await this.refuseDisabled(user);
+    if (this.scram !== scram) return;
     this.scram = null;
     this.succeeded(user, `SCRAM-${scram.hash}`, final);
+  }
+
+  /** An account an admin disabled (the console) proved its password, and is still refused (RFC 6120 §6.5.1). */
+  private async refuseDisabled(user: string): Promise<void> {
+    if (await this.ctx.store.isAccountDisabled(user)) throw new SaslError("account-disabled", "the account is disabled");
   }
 
   private userJid(username: string): string | null {

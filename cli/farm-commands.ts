@@ -1,9 +1,9 @@
 // `xfarm status`, `xfarm c2s drain` and `undrain`: what an admin asks of a running farm.
 import type { Command } from "commander";
 import type { Config } from "../lib/config.js";
-import { DEFAULT_DRAIN_RATE, type StatusEntry } from "../lib/link/control.js";
+import { DEFAULT_DRAIN_RATE, type ControlMessage, type ProcessLoad, type StatusEntry } from "../lib/link/control.js";
 import type { C2sInfo } from "../lib/link/member.js";
-import { adminRequest } from "../lib/link/admin-link.js";
+import { adminRequest, askEvery, type RouterReply } from "../lib/link/admin-link.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
 function duration(ms: number): string {
@@ -28,39 +28,100 @@ export function c2sState(e: StatusEntry): string {
   return info.full ? "full" : "active";
 }
 
-/** The farm as a table: one process a line. */
-export function formatStatus(router: string, entries: StatusEntry[], now = Date.now(), active = true): string {
-  const order = { c2s: 0, sm: 1 } as Record<string, number>;
-  const rows = [["NAME", "ROLE", "ADDRESS", "SESSIONS", "CONNS", "LAG", "UPTIME", "STATE"]];
-  rows.push([router, "router", "-", "-", "-", "-", "-", active ? "active" : "passive"]);
-  for (const e of [...entries].sort((a, b) => (order[a.role] ?? 9) - (order[b.role] ?? 9) || a.name.localeCompare(b.name))) {
-    const info = e.info as Partial<C2sInfo>;
-    const address = e.role === "c2s" ? `${info.host}:${info.port}${info.tlsPort ? `/${info.tlsPort}` : ""}` : e.peer;
-    const up = info.started ? duration(now - info.started) : duration(now - e.linkedAt);
-    rows.push([
-      e.name,
-      e.role,
-      address,
-      e.load ? String(e.load.sessions) : "-",
-      e.load ? String(e.load.connections) : "-",
-      e.load ? `${e.load.lag}ms` : "-",
-      up,
-      e.role === "c2s" ? c2sState(e) : "active",
-    ]);
+type StatusReply = RouterReply<"status">;
+
+const ROLE_ORDER: Record<string, number> = { router: 0, c2s: 1, sm: 2 };
+
+/** The routers that answer as active: one, but two in a split brain (none during an election). */
+export function activeRouters(replies: StatusReply[]): Extract<ControlMessage, { op: "status" }>[] {
+  return replies.flatMap((r) => ("answer" in r && r.answer.active !== false ? [r.answer] : []));
+}
+
+/** A figure of a load report, or "-" when the process did not send it (an older version, or no report yet). */
+function figure<T>(value: T | undefined, show: (v: T) => string): string {
+  return value === undefined ? "-" : show(value);
+}
+
+function row(e: StatusEntry, state: string, now: number): string[] {
+  const info = e.info as Partial<C2sInfo>;
+  const load: Partial<ProcessLoad> = e.load ?? {};
+  const started = load.started ?? info.started ?? e.linkedAt;
+  return [
+    e.name,
+    e.role,
+    // Where it runs: its box's name, else its link's address without the port (which is ephemeral).
+    load.host ?? (e.peer.replace(/:\d+$/, "") || "-"),
+    figure(load.pid, String),
+    state,
+    e.role === "router" ? "-" : figure(load.sessions, String),
+    e.role === "sm" ? "-" : figure(load.connections, String),
+    figure(load.rss, (b) => `${Math.round(b / 2 ** 20)}M`),
+    figure(load.cpu, (c) => `${Math.round(c * 100)}%`),
+    figure(load.lag, (ms) => `${ms}ms`),
+    duration(now - started),
+  ];
+}
+
+/** A draining front end's progress: connections left, clients moved, the rate and when it should be done. */
+export function drainProgress(e: StatusEntry, now = Date.now()): string {
+  const info = e.info as Partial<C2sInfo>;
+  const rate = info.drainRate ?? DEFAULT_DRAIN_RATE;
+  if (!e.load) return `${e.name} draining at ${rate}/s: no load report yet`;
+  const { connections, drainStarted, drainMoved } = e.load;
+  const elapsed = drainStarted === undefined ? undefined : Math.max(0, now - drainStarted);
+  const moved = drainMoved === undefined || elapsed === undefined ? "" : `, ${drainMoved} moved in ${duration(elapsed)}`;
+  if (connections === 0) return `${e.name} drained: no connection left${moved}`;
+  // The rate seen so far when there is one: the order's rate is a ceiling the peers' room may keep it under.
+  const seen = drainMoved && elapsed && elapsed >= 1_000 ? drainMoved / (elapsed / 1000) : undefined;
+  const pace = seen === undefined ? "" : ` (${seen < 10 ? seen.toFixed(1) : Math.round(seen)}/s)`;
+  return `${e.name} draining at ${rate}/s: ${connections} connections left${moved}${pace}, ETA ${duration(Math.ceil(connections / (seen ?? rate)) * 1000)}`;
+}
+
+/**
+ * The farm as every router sees it, one process a line: each router (active,
+ * passive, or unreachable at its address), then the active router's linked
+ * processes; under the table, each drain's progress and what went wrong.
+ */
+export function formatStatus(replies: StatusReply[], now = Date.now()): string {
+  const rows = [["NAME", "ROLE", "HOST", "PID", "STATE", "SESSIONS", "CONNS", "RSS", "CPU", "LAG", "UPTIME"]];
+  const notes: string[] = [];
+  for (const r of replies) {
+    if ("error" in r) {
+      rows.push([r.address, "router", "-", "-", "unreachable", "-", "-", "-", "-", "-", "-"]);
+      notes.push(`router at ${r.address}: ${r.error}`);
+      continue;
+    }
+    // A router of an earlier version sends no row of its own: its name and state are all it tells.
+    const self = r.answer.self ?? { name: r.answer.router, role: "router", peer: r.address, info: {}, load: null, linkedAt: now, queued: 0 };
+    const state = r.answer.active === false ? "passive" : "active";
+    rows.push(r.answer.self ? row(self, state, now) : [self.name, "router", "-", "-", state, "-", "-", "-", "-", "-", "-"]);
   }
+  const active = activeRouters(replies);
+  if (active.length > 1) notes.push(`warning: ${active.map((a) => a.router).join(" and ")} both answer as active; the table is ${active[0]!.router}'s`);
+  if (active.length === 0) notes.push("no router answers as active (a takeover may be under way): no farm table to show");
+  const entries = [...(active[0]?.entries ?? [])].sort((a, b) => (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || a.name.localeCompare(b.name));
+  for (const e of entries) rows.push(row(e, e.role === "c2s" ? c2sState(e) : "active", now));
+  for (const e of entries) if (e.role === "c2s" && (e.info as Partial<C2sInfo>).draining) notes.push(drainProgress(e, now));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+  const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  return [...table, ...(notes.length ? ["", ...notes] : [])].join("\n") + "\n";
 }
 
 export function addFarmCommands(program: Command, c2s: Command, load: LoadConfig): void {
   program
     .command("status")
-    .description("print every process of the running farm: role, address, load, uptime and state")
+    .description("ask every router of the running farm, and print each process: role, host, PID, state, load, memory, CPU, uptime and drain progress")
     .addOption(configOption())
-    .option("--json", "print the router's answer as JSON")
+    .option("--json", "print the active router's answer, with every router's under `routers`, as JSON")
     .action(async (opts: { config?: string; json?: boolean }) => {
-      const answer = await adminRequest(load(opts).config, { op: "status-request" }, "status");
-      process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + "\n" : formatStatus(answer.router, answer.entries, Date.now(), answer.active !== false));
+      const replies = await askEvery(load(opts).config, { op: "status-request" }, "status");
+      if (replies.every((r) => "error" in r)) {
+        throw new Error(`no answer from the router (${replies.map((r) => `${r.address}: ${"error" in r ? r.error : ""}`).join("; ")}); is it running, with the same secrets.admin?`);
+      }
+      const active = activeRouters(replies)[0];
+      process.stdout.write(opts.json ? JSON.stringify({ ...(active ?? { active: false, entries: [] }), routers: replies }, null, 2) + "\n" : formatStatus(replies));
+      // Passive routers alone answered: the farm's table is nowhere to be read now.
+      if (!active) process.exitCode = 1;
     });
 
   c2s

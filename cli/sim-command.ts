@@ -1,11 +1,14 @@
 // `xfarm sim`: the bundled load generator (sim/, docs/sim.md). Drives any
-// XMPP server on this machine from a scenario file or flags, prints live
+// XMPP server on this machine (by default the farm its config describes,
+// sim/config-target.ts) from a scenario file or flags, prints live
 // progress and a summary, and writes the results as JSON and as an HTML
 // report. With --create-accounts it makes the scenario's accounts in
 // xfarm's store (or Prosody's data directory) instead, and exits; with
 // --report it renders the HTML report of an earlier run's JSON.
 import fs from "node:fs";
 import { Command, Option } from "commander";
+import type { SimFlags } from "../sim/flags.js";
+import type { Security } from "../sim/scenario.js";
 import { configOption, type LoadConfig } from "./config-option.js";
 
 interface SimCliOptions {
@@ -28,10 +31,10 @@ export function simCommand(load: LoadConfig): Command {
   return new Command("sim")
     .description("the client simulator: load-test an XMPP server on this machine (xfarm, Prosody, ejabberd); see docs/sim.md")
     .argument("[scenario]", "scenario file (TOML); flags override its server, users, arrival, session and run keys")
-    .option("--host <host>", "server address (loopback only: 127.0.0.0/8, ::1, localhost)")
-    .option("--port <ports>", "server port, or ports (5222,5322): user k connects first to the k-th, round robin (see --spread)")
+    .option("--host <host>", "server address (loopback only: 127.0.0.0/8, ::1, localhost); default: the config's c2s.host")
+    .option("--port <ports>", "server port, or ports (5222,5322): user k connects first to the k-th, round robin (see --spread); default: the ports of the config's front ends (c2s.port or c2s.tls_port, start.c2s_count, start.port_step)")
     .addOption(new Option("--spread <how>", "how users pick the port they connect to first: turn (round robin) or random (seeded by --seed, as SRV records spread clients)").choices(["turn", "random"]))
-    .option("--domain <domain>", "XMPP domain of the accounts")
+    .option("--domain <domain>", "XMPP domain of the accounts; default: the config's first domain")
     .addOption(new Option("--security <mode>", "none, starttls or direct (TLS from the first byte)").choices(["none", "starttls", "direct"]))
     .addOption(new Option("--mechanism <mech>", "SASL mechanism").choices(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]))
     .option("--ca <file>", "PEM CA to verify the server's certificate (default: not verified)")
@@ -82,12 +85,17 @@ export function simCommand(load: LoadConfig): Command {
       if (opts.report) return reportFromJson(opts.report, opts.html);
       const { readScenarioFile } = await import("../sim/scenario.js");
       const { applyFlags } = await import("../sim/flags.js");
+      const { configTarget, withTarget } = await import("../sim/config-target.js");
       let base: import("../sim/scenario.js").Scenario | null = null;
       let fileHasActions = false;
+      let serverKeys: string[] = [];
       if (file) {
-        ({ scenario: base, hasActions: fileHasActions } = readScenarioFile(file));
+        ({ scenario: base, hasActions: fileHasActions, serverKeys } = readScenarioFile(file));
       }
-      const sc = applyFlags(base, opts as never, fileHasActions);
+      // The farm the config describes, where neither the flags nor the file name a server.
+      const security = opts.security ? (String(opts.security).toLowerCase() as Security) : (base?.server.security ?? "starttls");
+      const flags = withTarget(opts as SimFlags, serverKeys, security, configTarget(load({ config: opts.config }).config));
+      const sc = applyFlags(base, flags, fileHasActions);
       if (opts.print) {
         process.stdout.write(JSON.stringify(sc, null, 2) + "\n");
         return;

@@ -18,8 +18,8 @@ usage: deploy/rolling-upgrade.sh --stop CMD --start CMD [options] [NAME...]
 Upgrades the front ends NAME... in that order (default: every c2s that
 `xfarm status` lists, by name), one at a time.
 
-  --stop CMD           command that stops a front end, e.g. 'ssh {host} systemctl stop xfarm@c2s'
-  --start CMD          command that starts it, e.g. 'ssh {host} systemctl start xfarm@c2s'
+  --stop CMD           command that stops a front end, e.g. 'ssh {host} systemctl stop xfarm-c2s@{name}'
+  --start CMD          command that starts it, e.g. 'ssh {host} systemctl start xfarm-c2s@{name}'
   --upgrade CMD        command run while it is stopped, e.g.
                        "ssh {host} 'cd /opt/xfarm && git pull --ff-only && npm ci && npm run build'"
                        (default: none)

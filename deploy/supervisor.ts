@@ -61,6 +61,7 @@ export function farmChildren(config: Config): ChildSpec[] {
           XFARM_ROUTER_PEER: peers[i] ?? `127.0.0.1:${port(1 - i)}`,
           XFARM_ROUTER_COMPONENT_PORT: config.router.component_port ? String(config.router.component_port + i) : "0",
           XFARM_METRICS_ROUTER_PORT: String(metricsPort(m.router_port, i)),
+          XFARM_CONSOLE_PORT: config.console.port ? String(config.console.port + i) : "0",
         },
         metricsPort: metricsPort(m.router_port, i),
       });

@@ -32,6 +32,9 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "router.lease", type: "integer", default: 3, doc: "Seconds the active router of a pair holds its lease in the database (the `db` URL) unless it renews it, every third of that: only the holder routes, so a partition between the routers never makes both active." },
   { key: "router.component_host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for XEP-0114 external components." },
   { key: "router.component_port", type: "integer", default: 5347, doc: "Port for XEP-0114 external components (their secrets: the [components] table); 0 disables it." },
+  { key: "console.host", type: "string", default: "127.0.0.1", doc: "Address the router serves the admin web console on (docs/console.md); put it behind a TLS reverse proxy to reach it from elsewhere." },
+  { key: "console.port", type: "integer", default: 5280, doc: "Port of the admin web console, served by the router (router-2 of a pair run by `xfarm start` on the next port); 0 turns it off. On, the router opens the database to check the admins' passwords." },
+  { key: "console.admins", type: "string[]", default: [], doc: "Bare JIDs of the farm's accounts that may log in to the admin web console with their XMPP password; empty: nobody can." },
   {
     key: "link.high_water",
     type: "integer",
@@ -148,6 +151,7 @@ export interface Config {
   db: string;
   log_level: string;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; lease: number; component_host: string; component_port: number };
+  console: { host: string; port: number; admins: string[] };
   link: { max_frame: number; max_auth_frame: number; high_water: number };
   sm: {
     name: string;
@@ -292,7 +296,7 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown): voi
   cur[parts.at(-1)!] = value;
 }
 
-const KNOWN_TABLES = new Set(["router", "link", "sm", "c2s", "xml", "start", "metrics", "secrets", "components"]);
+const KNOWN_TABLES = new Set(["router", "console", "link", "sm", "c2s", "xml", "start", "metrics", "secrets", "components"]);
 /** Tables whose keys are names chosen by the admin, not config keys. */
 const FREE_TABLES = new Set(["secrets", "components"]);
 

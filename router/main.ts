@@ -9,6 +9,7 @@ import { stopOnSignals } from "../lib/process-lifecycle.js";
 import { instrumentStore } from "../xdb-sql/instrumented-store.js";
 import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
+import { ConsoleServer } from "./console/console-server.js";
 import { listenExternalComponents } from "./external-components.js";
 import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
@@ -32,15 +33,18 @@ export async function runRouter(config: Config): Promise<void> {
     domains: config.domains,
   });
   let pair: RouterPair | null = null;
-  // Only a router of a pair opens the database: for the lease that arbitrates which one leads (protocol §1.9).
+  // The router opens the database only for the lease that arbitrates which router of a pair leads (protocol §1.9),
+  // and for the admin console's accounts.
   let store: Store | null = null;
   let reachable = () => true;
+  if (config.router.peer || config.console.port) {
+    store = instrumentStore(await openStore(config.db), storeMetrics(metrics));
+    log.info({ store: describeStore(config.db) }, config.router.peer ? "store open, for the router lease" : "store open, for the admin console");
+    reachable = watchStore(store, log);
+  }
   if (config.router.peer) {
     const secret = config.secrets.get(config.router.name);
     if (!secret) throw new Error(`no link secret for router "${config.router.name}": set secrets."${config.router.name}" on both routers`);
-    store = instrumentStore(await openStore(config.db), storeMetrics(metrics));
-    log.info({ store: describeStore(config.db) }, "store open, for the router lease");
-    reachable = watchStore(store, log);
     pair = new RouterPair({
       router,
       name: config.router.name,
@@ -48,15 +52,17 @@ export async function runRouter(config: Config): Promise<void> {
       secret,
       electionMs: config.router.election * 1000,
       leaseMs: config.router.lease * 1000,
-      store,
+      store: store!,
       log,
     });
     pair.start();
   }
   await router.listen();
+  const adminConsole = config.console.port ? new ConsoleServer({ config, router, entries: () => router.statusEntries(), store: store!, log }) : null;
+  await adminConsole?.listen();
   routerMetrics(metrics, router);
   readiness = () =>
-    !router.listening
+    !router.listeningForLinks
       ? { cause: "starting", reason: "not listening for links" }
       : pair && !pair.settled
         ? { cause: "link", reason: "neither active nor linked to its pair peer" }
@@ -81,6 +87,7 @@ export async function runRouter(config: Config): Promise<void> {
     : null;
   stopOnSignals(log, async () => {
     await pair?.stop();
+    await adminConsole?.close();
     await new Promise<void>((resolve) => (components ? components.close(() => resolve()) : resolve()));
     await router.close();
     await store?.close();

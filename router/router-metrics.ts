@@ -6,7 +6,8 @@ import type { Router } from "./router.js";
 export function routerMetrics(m: ProcessMetrics, router: Router): void {
   const byRole = (value: (queued: number) => number) => () => {
     const out: Record<string, number> = { c2s: 0, sm: 0 };
-    for (const e of router.status()) out[e.role] = (out[e.role] ?? 0) + value(e.queued);
+    // The router's own row first, then the linked processes'.
+    for (const e of router.statusEntries().slice(1)) out[e.role] = (out[e.role] ?? 0) + value(e.queued);
     return out;
   };
   m.gauge("xfarm_router_active", "1 while this router routes (alone, or the active one of its pair), else 0.", () => (router.active ? 1 : 0));

@@ -7,14 +7,17 @@ import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
 import { LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import {
   DEFAULT_DRAIN_RATE,
+  LOAD_REPORT_MS,
   LOADS_INTERVAL_MS,
   PING_INTERVAL_MS,
   SILENCE_LIMIT_MS,
   parseControl,
   type C2sLoad,
   type ControlMessage,
+  type ProcessLoad,
   type StatusEntry,
 } from "../lib/link/control.js";
+import { ProcessSampler, type ProcessFigures } from "../lib/process-figures.js";
 import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
 import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
@@ -65,9 +68,17 @@ interface Peer {
 
 const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
 
+/** How an admin's order went: what the `result` op carries. */
+export interface AdminResult {
+  ok: boolean;
+  error?: string;
+}
+
+const PASSIVE: AdminResult = { ok: false, error: "this router is passive; ask the active one" };
+
 /** An `xfarm user del` under way (protocol §1.7). */
 interface Deletion {
-  admin: Peer;
+  answer: (result: AdminResult) => void;
   user: string;
   /** The sm that owns the user, asked last, to delete the account. */
   owner: string;
@@ -86,8 +97,8 @@ export class Router {
   private pingTimer: NodeJS.Timeout | null = null;
   private loadsTimer: NodeJS.Timeout | null = null;
   private pingId = 0;
-  /** The last load each front end reported, and whether the table changed since it was shared. */
-  private readonly loads = new Map<string, C2sLoad>();
+  /** The last load each front end and sm reported, and whether the front ends' table changed since it was shared. */
+  private readonly loads = new Map<string, ProcessLoad>();
   private loadsChanged = false;
   /**
    * A router of an active/passive pair starts passive and serves components
@@ -105,6 +116,11 @@ export class Router {
   leadCheck: (() => boolean) | null = null;
   /** When this router started: of two passive routers, the elder takes over (protocol §1.9). */
   readonly started = Date.now();
+  /** This process's own figures, for its row of `xfarm status`, sampled each load report period. */
+  private readonly sampler = new ProcessSampler(this.started);
+  private figures: ProcessFigures = this.sampler.sample();
+  private sampleTimer: NodeJS.Timeout | null = null;
+  private listening = "";
   /** Linked routers of the pair, told of every change of state. */
   private readonly routerPeers = new Set<net.Socket>();
   /** XEP-0114 components by domain: how to write to each. */
@@ -233,7 +249,7 @@ export class Router {
   }
 
   /** Listening for component links (for /readyz). */
-  get listening(): boolean {
+  get listeningForLinks(): boolean {
     return this.server?.listening === true;
   }
 
@@ -248,7 +264,10 @@ export class Router {
     this.pingTimer.unref();
     this.loadsTimer = setInterval(() => this.shareLoads(), LOADS_INTERVAL_MS);
     this.loadsTimer.unref();
+    this.sampleTimer = setInterval(() => (this.figures = this.sampler.sample()), LOAD_REPORT_MS);
+    this.sampleTimer.unref();
     const address = server.address() as net.AddressInfo;
+    this.listening = `${address.address}:${address.port}`;
     this.opts.log.info({ address: address.address, port: address.port }, "router listening for component links");
     return address;
   }
@@ -256,6 +275,8 @@ export class Router {
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.loadsTimer) clearInterval(this.loadsTimer);
+    if (this.sampleTimer) clearInterval(this.sampleTimer);
+    this.sampler.stop();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -415,18 +436,13 @@ export class Router {
     switch (msg.op) {
       case "ping":
         return reply({ op: "pong", id: msg.id });
-      case "load":
-        if (peer.member.role !== "c2s" || isAdmin) return;
-        this.loads.set(peer.member.name, {
-          sessions: msg.sessions,
-          connections: msg.connections,
-          lag: msg.lag,
-          throttled: msg.throttled ?? 0,
-          delayedLogins: msg.delayedLogins ?? 0,
-          peers: msg.peers ?? 0,
-        });
-        this.loadsChanged = true;
+      case "load": {
+        if ((peer.member.role !== "c2s" && peer.member.role !== "sm") || isAdmin) return;
+        const { op: _op, ...load } = msg;
+        this.loads.set(peer.member.name, load);
+        if (peer.member.role === "c2s") this.loadsChanged = true;
         return;
+      }
       case "info":
         if (isAdmin) return;
         // Passed on to every process in `members`: what one sends must not break the others.
@@ -439,35 +455,17 @@ export class Router {
         if (!isAdmin && target?.member.role === "c2s") target.socket.write(encodeJsonFrame(FrameType.Control, msg));
         return;
       }
-      case "status-request":
-        if (isAdmin) reply({ op: "status", router: this.opts.name, active: this.active, entries: this.status() });
+      case "status-request": {
+        if (!isAdmin) return;
+        const [self, ...entries] = this.statusEntries();
+        return reply({ op: "status", router: this.opts.name, active: this.active, self, entries });
+      }
+      case "drain":
+        if (isAdmin) reply({ op: "result", ...this.drain(msg.name, msg.rate) });
         return;
-      case "drain": {
-        if (!isAdmin) return;
-        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
-        const target = this.peers.get(msg.name);
-        const linked = target?.member.role === "c2s";
-        if (!linked && !this.drainedFronts.has(msg.name)) return reply({ op: "result", ok: false, error: `no front end named "${msg.name}" is linked` });
-        this.drainedFronts.set(msg.name, msg.rate);
-        this.undrainOnLink.delete(msg.name);
-        if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name: msg.name, rate: msg.rate }));
-        this.opts.log.info({ component: msg.name, rate: msg.rate, linked }, "drain ordered");
-        this.shareDrained();
-        return reply({ op: "result", ok: true });
-      }
-      case "undrain": {
-        if (!isAdmin) return;
-        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
-        const target = this.peers.get(msg.name);
-        const linked = target?.member.role === "c2s";
-        const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
-        if (!this.drainedFronts.delete(msg.name) && !draining) return reply({ op: "result", ok: false, error: `front end "${msg.name}" is not drained` });
-        if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name: msg.name }));
-        else this.undrainOnLink.add(msg.name);
-        this.opts.log.info({ component: msg.name, linked }, "undrain ordered");
-        this.shareDrained();
-        return reply({ op: "result", ok: true });
-      }
+      case "undrain":
+        if (isAdmin) reply({ op: "result", ...this.undrain(msg.name) });
+        return;
       case "user-deleted":
       case "user-password-changed": {
         if (!isAdmin) return;
@@ -477,8 +475,9 @@ export class Router {
       }
       case "user-delete":
         if (!isAdmin) return;
-        if (!this.active) return reply({ op: "result", ok: false, error: "this router is passive; ask the active one" });
-        return this.deleteUser(peer, msg.user);
+        return this.deleteUser(msg.user, (r) => {
+          if (!peer.socket.destroyed) reply({ op: "result", ...r });
+        });
       case "account-deleted":
         if (!isAdmin && peer.member.role === "sm") this.deletionStep(msg.id, peer.member.name, msg);
         return;
@@ -487,22 +486,74 @@ export class Router {
     }
   }
 
+  /** `xfarm c2s drain` (protocol §1.7): front end `name` moves its clients to the others, `rate` a second, and stays drained. */
+  drain(name: string, rate: number): AdminResult {
+    if (!this.active) return PASSIVE;
+    const target = this.peers.get(name);
+    const linked = target?.member.role === "c2s";
+    if (!linked && !this.drainedFronts.has(name)) return { ok: false, error: `no front end named "${name}" is linked` };
+    this.drainedFronts.set(name, rate);
+    this.undrainOnLink.delete(name);
+    if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate }));
+    this.opts.log.info({ component: name, rate, linked }, "drain ordered");
+    this.shareDrained();
+    return { ok: true };
+  }
+
+  /** `xfarm c2s undrain`: a drained front end takes clients again. */
+  undrain(name: string): AdminResult {
+    if (!this.active) return PASSIVE;
+    const target = this.peers.get(name);
+    const linked = target?.member.role === "c2s";
+    const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
+    if (!this.drainedFronts.delete(name) && !draining) return { ok: false, error: `front end "${name}" is not drained` };
+    if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
+    else this.undrainOnLink.add(name);
+    this.opts.log.info({ component: name, linked }, "undrain ordered");
+    this.shareDrained();
+    return { ok: true };
+  }
+
+  /**
+   * Ends every session of `user` on every sm, as the first step of a
+   * deletion does (its contacts see it go unavailable); the account stays.
+   */
+  kick(user: string): AdminResult {
+    if (!this.active) return PASSIVE;
+    const sms = [...this.peers.values()].filter((p) => p.member.role === "sm");
+    if (sms.length === 0) return { ok: false, error: "no session manager is linked" };
+    // Its own deletion id, never registered: the sms' answers to it are ignored (deletionStep).
+    const frame = encodeJsonFrame(FrameType.Control, { op: "delete-account", id: ++this.deletionId, user, remove: false });
+    for (const p of sms) p.socket.write(frame);
+    this.opts.log.info({ user }, "sessions of the user ended by an admin");
+    return { ok: true };
+  }
+
+  /** Every sm sends `body` from the domain to each online session it holds (protocol §1.7, `announce`). */
+  announce(body: string): AdminResult {
+    if (!this.active) return PASSIVE;
+    const sms = [...this.peers.values()].filter((p) => p.member.role === "sm");
+    if (sms.length === 0) return { ok: false, error: "no session manager is linked" };
+    const frame = encodeJsonFrame(FrameType.Control, { op: "announce", body });
+    for (const p of sms) p.socket.write(frame);
+    this.opts.log.info({ sms: sms.length, length: body.length }, "announcement sent");
+    return { ok: true };
+  }
+
   /**
    * `xfarm user del`: every other sm ends the sessions it holds of the user
    * first, while the user's roster is still there to say whom to tell; then
    * the owner ends its own and deletes the account, in the user's turn, and
    * its answer is the admin's.
    */
-  private deleteUser(admin: Peer, user: string): void {
+  deleteUser(user: string, answer: (result: AdminResult) => void): void {
+    if (!this.active) return answer(PASSIVE);
     const owner = rendezvousOwner(this.smNames, user);
-    if (owner === undefined) {
-      admin.socket.write(encodeJsonFrame(FrameType.Control, { op: "result", ok: false, error: "no session manager is linked" }));
-      return;
-    }
+    if (owner === undefined) return answer({ ok: false, error: "no session manager is linked" });
     const id = ++this.deletionId;
     // Linked ones only: an sm awaited after a takeover has no sessions to end yet.
     const others = this.smNames.filter((n) => n !== owner && this.peers.has(n));
-    this.deletions.set(id, { admin, user, owner, waiting: new Set(others), ownerAsked: false });
+    this.deletions.set(id, { answer, user, owner, waiting: new Set(others), ownerAsked: false });
     this.opts.log.info({ user, owner }, "account deletion ordered");
     for (const name of others) this.peers.get(name)?.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user, remove: false }));
     this.deletionStep(id);
@@ -514,8 +565,7 @@ export class Router {
     if (!d) return;
     if (d.ownerAsked && from === d.owner) {
       this.deletions.delete(id);
-      const result = outcome?.ok ? { ok: true } : { ok: false, error: outcome?.error ?? "the session manager failed" };
-      if (!d.admin.socket.destroyed) d.admin.socket.write(encodeJsonFrame(FrameType.Control, { op: "result", ...result }));
+      d.answer(outcome?.ok ? { ok: true } : { ok: false, error: outcome?.error ?? "the session manager failed" });
       return;
     }
     if (from !== undefined) d.waiting.delete(from);
@@ -555,24 +605,47 @@ export class Router {
     }
   }
 
-  /** Every linked process, for `xfarm status`. */
-  status(): StatusEntry[] {
-    return [...this.peers.values()].map((p) => ({
+  /**
+   * The rows of `xfarm status` and the admin console: this router's own
+   * first (its links as connections, `info.active` its state), then every
+   * linked process with its last load report (null until its first).
+   */
+  statusEntries(): StatusEntry[] {
+    const { lag, ...figures } = this.figures;
+    const self: StatusEntry = {
+      name: this.opts.name,
+      role: "router",
+      peer: this.listening,
+      info: { active: this.active },
+      load: { sessions: 0, connections: this.peers.size + this.externals.size, lag, ...figures },
+      linkedAt: this.started,
+      queued: 0,
+    };
+    const linked = [...this.peers.values()].map((p) => ({
       name: p.member.name,
       role: p.member.role,
       peer: `${p.socket.remoteAddress}:${p.socket.remotePort}`,
       info: p.member.info,
-      load: p.member.role === "c2s" ? (this.loads.get(p.member.name) ?? null) : null,
+      load: this.loads.get(p.member.name) ?? null,
       linkedAt: p.linkedAt,
       queued: p.socket.writableLength,
     }));
+    return [self, ...linked];
   }
 
-  /** The load table, every front end's last report (zero until its first). */
+  /** The load table, every front end's last report (zero until its first), with what the front ends' balancers read. */
   loadTable(): Record<string, C2sLoad> {
     const c2s = [...this.peers.values()].filter((p) => p.member.role === "c2s");
+    const balancing = ({ sessions, connections, lag, throttled, delayedLogins, peers }: ProcessLoad): C2sLoad => ({
+      sessions,
+      connections,
+      lag,
+      throttled: throttled ?? 0,
+      delayedLogins: delayedLogins ?? 0,
+      peers: peers ?? 0,
+    });
     // fromEntries: every name an own property, "__proto__" too.
-    return Object.fromEntries(c2s.map((p) => [p.member.name, this.loads.get(p.member.name) ?? NO_LOAD]));
+    return Object.fromEntries(c2s.map((p) => [p.member.name, balancing(this.loads.get(p.member.name) ?? NO_LOAD)]));
   }
 
   private shareLoads(): void {

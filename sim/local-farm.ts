@@ -67,17 +67,20 @@ export interface FarmOptions {
   logLevel?: string;
   /** With routerCount 2: each router reaches its peer through a proxy the caller can pause (Farm.peerProxies). */
   peerProxies?: boolean;
+  /** The admin web console's admins (bare JIDs): the console is on, on Farm.consolePort (router-2's on the next); off when not given. */
+  consoleAdmins?: string[];
   /** Extra keys for the [start] table (the supervisor's: alert_webhook, unready_restart_after, …). */
   start?: Record<string, string | number | boolean>;
   /** The base of every port, for a farm on another farm's ports (Farm.routerPort); by default free ones. */
   basePort?: number;
 }
 
-/** Offsets from a farm's base port of its metrics ports: the routers', the sms' (up to MAX_SMS), the first c2s's (then every c2s port step). */
-const METRICS_ROUTER = 5;
-const METRICS_SM = 7;
-const MAX_SMS = 3;
+/** Offsets from a farm's base port of its metrics ports: the routers', the first c2s's (then every c2s port step); the sms' follow the c2s ports. */
+const METRICS_ROUTER = 8;
 const METRICS_C2S = 12;
+/** A farm's c2s ports are 10 apart. */
+const C2S_STEP = 10;
+const smMetricsOffset = (c2sCount: number) => 10 + c2sCount * C2S_STEP;
 
 export interface LogLine {
   proc: string;
@@ -92,6 +95,8 @@ export class Farm {
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   /** The proxies on the router pair's peer links (FarmOptions.peerProxies): pausing both partitions the pair. */
   peerProxies: PausableProxy[] = [];
+  /** Where router-1 serves the admin console (FarmOptions.consoleAdmins); 0: off. */
+  consolePort = 0;
 
   /** The `xfarm start` supervisor's PID; every farm process descends from it. */
   get pid(): number | undefined {
@@ -114,11 +119,11 @@ export class Farm {
   static async create(opts: FarmOptions = {}): Promise<Farm> {
     const count = opts.c2sCount ?? 2;
     const smCount = opts.smCount ?? 1;
-    if (smCount > MAX_SMS) throw new Error(`a local farm has metrics ports for ${MAX_SMS} sms`);
-    const step = 10;
-    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +5/+6: the routers' metrics, +7…: the sms',
-    // +10…: each c2s's STARTTLS, direct TLS and metrics ports.
-    const offsets = [0, 1, 3, 4, METRICS_ROUTER, METRICS_ROUTER + 1, ...Array.from({ length: MAX_SMS }, (_, i) => METRICS_SM + i)];
+    const step = C2S_STEP;
+    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +6/+7: the admin consoles, +8/+9: the routers'
+    // metrics, +10…: each c2s's STARTTLS, direct TLS and metrics ports, then the sms' metrics ports.
+    const smMetrics = smMetricsOffset(count);
+    const offsets = [0, 1, 3, 4, ...(opts.consoleAdmins ? [6, 7] : []), METRICS_ROUTER, METRICS_ROUTER + 1, ...Array.from({ length: smCount }, (_, i) => smMetrics + i)];
     for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step, METRICS_C2S + i * step);
     const base = opts.basePort ?? (await freePortBase(offsets));
     const dir = fs.mkdtempSync(path.join(process.env.XFARM_FARM_TMPDIR || os.tmpdir(), "xfarm-test-"));
@@ -136,6 +141,10 @@ port = ${base}
 addresses = ["127.0.0.1:${base}"]
 component_port = ${base + 3}
 
+[console]
+port = ${opts.consoleAdmins ? base + 6 : 0}
+admins = ${JSON.stringify(opts.consoleAdmins ?? [])}
+
 ${opts.components ? `[components]\n${table(opts.components)}` : "# no [components] table, as in a plain `npm start`"}
 
 [sm]
@@ -146,7 +155,7 @@ ${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout:
 
 [metrics]
 router_port = ${base + METRICS_ROUTER}
-sm_port = ${base + METRICS_SM}
+sm_port = ${base + smMetrics}
 c2s_port = ${base + METRICS_C2S}
 
 [start]
@@ -162,6 +171,7 @@ ${table(opts.start)}
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
     const farm = new Farm(dir, configFile, base, ports, smCount, base + 3, opts.db, opts.routerCount ?? 1);
     farm.peerProxies = proxies;
+    if (opts.consoleAdmins) farm.consolePort = base + 6;
     return farm;
   }
 
@@ -207,7 +217,8 @@ ${table(opts.start)}
     const [role, n] = name.split("-") as [string, string];
     const i = Number(n) - 1;
     // A c2s's metrics port is its STARTTLS port's offset (10) + 2.
-    const port = role === "router" ? this.routerPort + METRICS_ROUTER + i : role === "sm" ? this.routerPort + METRICS_SM + i : this.c2sPorts[i]!.port + METRICS_C2S - 10;
+    const port =
+      role === "router" ? this.routerPort + METRICS_ROUTER + i : role === "sm" ? this.routerPort + smMetricsOffset(this.c2sPorts.length) + i : this.c2sPorts[i]!.port + METRICS_C2S - 10;
     return `http://127.0.0.1:${port}${path}`;
   }
 

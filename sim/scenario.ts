@@ -296,8 +296,8 @@ export function loadScenarioFile(file: string): Scenario {
   return readScenarioFile(file).scenario;
 }
 
-/** The scenario in `file`, and whether it lists its own actions. */
-export function readScenarioFile(file: string): { scenario: Scenario; hasActions: boolean } {
+/** The scenario in `file`, whether it lists its own actions, and which [server] keys it sets. */
+export function readScenarioFile(file: string): { scenario: Scenario; hasActions: boolean; serverKeys: string[] } {
   let table: Table;
   try {
     table = parseToml(fs.readFileSync(file, "utf8")) as Table;
@@ -305,7 +305,9 @@ export function readScenarioFile(file: string): { scenario: Scenario; hasActions
     throw new Error(`${file}: ${(err as Error).message}`);
   }
   try {
-    return { scenario: scenarioFromTable(table), hasActions: table.actions !== undefined };
+    const server = table.server;
+    const serverKeys = server && typeof server === "object" && !Array.isArray(server) ? Object.keys(server) : [];
+    return { scenario: scenarioFromTable(table), hasActions: table.actions !== undefined, serverKeys };
   } catch (err) {
     throw new Error(`${file}: ${(err as Error).message}`);
   }

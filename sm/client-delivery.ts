@@ -1,9 +1,13 @@
 // Writing a stanza to one session's client: through the outgoing filters
 // (sm/outgoing-filters.ts), then DELIVER to its front end, with the identity
 // of the work that made it (protocol §2.5) and, for a resumable session, the
-// sm's number for it (§2.6). A stanza a filter drops or holds is neither
-// numbered nor waited for, so the XEP-0198 counts and the acknowledgement of
-// the client stanza that made it stay whole.
+// sm's number for it (§2.6). The identity is taken as the stanza enters the
+// filters, so that it is the same whatever they do: a stanza held and
+// released later keeps its own, and what the work delivers after it keeps
+// the same names when the work is processed again on an sm that held
+// nothing. A stanza a filter drops or holds is neither numbered nor waited
+// for, so the XEP-0198 counts and the acknowledgement of the client stanza
+// that made it stay whole.
 import type { Element } from "ltx";
 import { SessionOp, encodeSessionPayload, type DeliverMeta } from "../lib/link/session-payload.js";
 import { errorReply, type Condition } from "../lib/stanza-error.js";
@@ -22,8 +26,10 @@ export class ClientDelivery {
   constructor(
     private readonly ctx: SmContext,
     private readonly resumption: SessionResumption,
-    /** Routes a stanza (the stanza router's send): bounces, and messages released for a session that ended. */
+    /** Routes a stanza (the stanza router's send): bounces. */
     private readonly route: (stanza: Element) => Promise<void>,
+    /** Routes a message released for a session that ended as its front end would have, under its identity. */
+    private readonly routeAgain: (xml: Buffer, user: string, origin: string | undefined) => Promise<void>,
   ) {}
 
   addFilter(module: string, filter: OutgoingFilter, priority?: number): FilterHandle {
@@ -31,8 +37,9 @@ export class ClientDelivery {
   }
 
   deliver(session: Session, stanza: Element, raw?: Buffer): void {
-    const outcome = this.filters.run({ session, stanza, raw, stored: false });
-    if ("write" in outcome) this.write(outcome.write.session, outcome.write.stanza, outcome.write.raw);
+    const origin = this.ctx.origins.current()?.deliveryId(session);
+    const outcome = this.filters.run({ session, stanza, raw, stored: false, origin });
+    if ("write" in outcome) this.write(outcome.write);
     else if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
   }
 
@@ -41,14 +48,15 @@ export class ClientDelivery {
     const written: { id: number; out: Outgoing }[] = [];
     const dropped: number[] = [];
     for (const { id, stanza } of batch) {
-      const outcome = this.filters.run({ session, stanza, raw: undefined, stored: true });
+      // An offline message needs no identity: it stays stored until the c2s reports it written.
+      const outcome = this.filters.run({ session, stanza, raw: undefined, stored: true, origin: undefined });
       if ("write" in outcome) written.push({ id, out: outcome.write });
       else {
         dropped.push(id);
         if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
       }
     }
-    written.forEach(({ id, out }, i) => this.write(session, out.stanza, out.raw, { confirm: id, last: i === written.length - 1 }));
+    written.forEach(({ id, out }, i) => this.write(out, { confirm: id, last: i === written.length - 1 }));
     return dropped;
   }
 
@@ -56,13 +64,13 @@ export class ClientDelivery {
   private released(out: Outgoing, after: number): void {
     const { session, stanza } = out;
     if (!this.ctx.registry.has(session)) {
-      const xml = out.raw ?? stanza.toString();
+      const xml = out.raw ?? Buffer.from(stanza.toString(), "utf8");
       // Gone: a message goes where its front end would have sent it (protocol §2); presence is state.
-      if (routedAgain(xml)) this.background(this.route(stanza), "held stanza not routed again");
+      if (routedAgain(xml)) this.background(this.routeAgain(xml, session.user, out.origin), "held stanza not routed again");
       return;
     }
     const outcome = this.filters.run(out, after);
-    if ("write" in outcome) this.write(session, outcome.write.stanza, outcome.write.raw);
+    if ("write" in outcome) this.write(outcome.write);
     else if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
   }
 
@@ -75,10 +83,8 @@ export class ClientDelivery {
     work.catch((err: unknown) => this.ctx.log.warn({ err }, failed));
   }
 
-  private write(session: Session, stanza: Element, raw?: Buffer, stored?: StoredDelivery): void {
+  private write({ session, stanza, raw, origin }: Outgoing, stored?: StoredDelivery): void {
     const { origins, queue, unacked } = this.ctx;
-    // An offline message needs no identity: it stays stored until the c2s reports it written.
-    const origin = stored ? undefined : origins.current()?.deliveryId(session);
     const xml = raw ?? Buffer.from(stanza.toString(), "utf8");
     // A resumable session's deliveries are kept until its client acknowledges them (§2.6).
     const resumption = session.resumption;
@@ -94,6 +100,7 @@ export class ClientDelivery {
     const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
     if (origin === undefined) return this.ctx.transmit(session.c2s, session.user, payload);
     const id = deliverId(session.c2s, session.sid, origin);
-    if (!unacked.send(id, session.c2s, session.user, payload, origins.current()!.tally)) throw new FrameTooLargeError(payload.length);
+    // Held for the work running now (a released stanza: the one that released it), if any.
+    if (!unacked.send(id, session.c2s, session.user, payload, origins.current()?.tally ?? null)) throw new FrameTooLargeError(payload.length);
   }
 }

@@ -13,6 +13,7 @@ import { describeStore, openStore, watchStore } from "../xdb-sql/open-store.js";
 import { smLimits } from "./limits.js";
 import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
 import { MODULES } from "./modules.js";
+import { reportSmLoad } from "./load-reporter.js";
 import { SessionManager } from "./session-manager.js";
 
 /** The modules the config enables, with their options; throws, naming the key, on a setting that does not fit. */
@@ -39,7 +40,8 @@ export async function runSm(config: Config): Promise<void> {
   const store = instrumentStore(await openStore(config.db), storeMetrics(metrics));
   log.info({ store: describeStore(config.db) }, "store open");
   const reachable = watchStore(store, log);
-  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started: Date.now() }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
+  const started = Date.now();
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
   const sm = new SessionManager({
     name,
     domains: config.domains,
@@ -58,7 +60,8 @@ export async function runSm(config: Config): Promise<void> {
     sm.onRoute(from, key, payload);
   });
   linkMetrics(metrics, link);
-  metrics.gauge("xfarm_sm_sessions", "Sessions this session manager holds.", () => sm.sessionCount);
+  metrics.gauge("xfarm_sm_sessions", "Sessions this session manager holds.", () => sm.load().sessions);
+  metrics.counter("xfarm_sm_messages_routed_total", "Message stanzas this session manager routed (its load report's messages).", () => sm.load().messages);
   metrics.counter("xfarm_sm_frames_routed_total", "Frames the router passed to this session manager (client stanzas, session operations).", () => routed);
   readiness = () => (!link.connected ? { cause: "link", reason: "not linked to the router" } : !reachable() ? { cause: "store", reason: "database unreachable" } : null);
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));
@@ -69,6 +72,8 @@ export async function runSm(config: Config): Promise<void> {
       sm.deleteUser(msg.user, false).catch((err: unknown) => log.error({ err, user: msg.user }, "ending a renamed account's sessions failed"));
     } else if (msg.op === "user-password-changed") {
       void sm.passwordChanged(msg.user);
+    } else if (msg.op === "announce") {
+      sm.announce(msg.body);
     } else if (msg.op === "delete-account") {
       sm.deleteUser(msg.user, msg.remove).then(
         () => link.sendControl({ op: "account-deleted", id: msg.id, ok: true }),
@@ -80,7 +85,9 @@ export async function runSm(config: Config): Promise<void> {
     }
   });
   link.start();
+  const stopReporting = reportSmLoad(link, sm, started);
   stopOnSignals(log, async () => {
+    stopReporting();
     await sm.close();
     link.stop();
     await store.close();

@@ -83,6 +83,12 @@ export interface Outgoing {
   readonly raw: Buffer | undefined;
   /** An offline message (protocol §2.4): it may be changed or dropped, never held (a hold passes it on). */
   readonly stored: boolean;
+  /**
+   * Its delivery's identity (protocol §2.5), taken when the sm delivered it:
+   * a filter that holds the stanza and releases a changed copy (`{ ...out, stanza }`)
+   * keeps it, so the stanza goes under its own name and not under that of the work that releases it.
+   */
+  readonly origin: string | undefined;
 }
 
 /**
@@ -110,8 +116,9 @@ export type OutgoingFilter = (out: Outgoing) => FilterVerdict;
 export interface FilterHandle {
   /**
    * Hands a held stanza on to the filters after this one, then the client,
-   * in the user's turn (a hook, or api.run()), as part of the work running
-   * then (protocol §2.5). The work that made it was taken when it was held:
+   * in the user's turn (a hook, or api.run()), under its own identity
+   * (`origin`), the work running then waiting for it (protocol §2.5). The
+   * work that made it was taken when it was held:
    * a holding filter holds only what the sm may lose with itself (presence,
    * chat states), and nothing it holds counts for XEP-0198 until written.
    * A session ended meanwhile: a message is routed again (its user's other

@@ -4,6 +4,7 @@
 // that do the work and is the face sm/main.ts and the tests use: the link
 // adapter (frames in), the session lifecycle and the front-end watch, the
 // stanza router with client delivery, iq requests, and the module loader.
+import { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
 import type { Member, RoutePort } from "../lib/link/member.js";
 import { SCRAM_ITERATIONS } from "../lib/sasl/scram-credentials.js";
@@ -57,6 +58,8 @@ export class SessionManager {
   private readonly lifecycle: SessionLifecycle;
   private readonly frontEnds: FrontEndWatch;
   private readonly requests: IqRequests;
+  private readonly delivery: ClientDelivery;
+  private announcements = 0;
   private readonly resendTimer: NodeJS.Timeout;
 
   constructor(opts: SessionManagerOptions) {
@@ -69,7 +72,13 @@ export class SessionManager {
       end: (session, reason) => lifecycle.end(session, reason),
       frontEndMissing: (c2s) => frontEnds.isMissing(c2s),
     });
-    const delivery = new ClientDelivery(ctx, resumption, (stanza) => router.send(stanza));
+    const delivery = (this.delivery = new ClientDelivery(
+      ctx,
+      resumption,
+      (stanza) => router.send(stanza),
+      // A job of its own in the user's turn, after the one that released it, as a session's end routes what it held.
+      (xml, user, origin) => ctx.queue.run(user, () => router.underOrigin(origin, () => router.fromPeerNow(xml, user))),
+    ));
     const requests = (this.requests = new IqRequests(ctx, (stanza) => router.send(stanza)));
     const router: StanzaRouter = new StanzaRouter(ctx, {
       settling,
@@ -118,11 +127,6 @@ export class SessionManager {
   }
 
   /** Linked again, maybe to another router: what the old one may have lost is sent again (§2.5). */
-  /** Sessions held (for the metrics). */
-  get sessionCount(): number {
-    return this.ctx.registry.size;
-  }
-
   onRelinked(): void {
     this.frontEnds.onRelinked();
   }
@@ -140,6 +144,22 @@ export class SessionManager {
     return this.lifecycle.passwordChanged(user);
   }
 
+  /**
+   * An admin's announcement (protocol §1.7, the console): a headline message
+   * from the domain to every session held here, each in its user's turn, as
+   * Prosody's mod_announce sends one to every online user.
+   */
+  announce(body: string): void {
+    const id = `announce-${++this.announcements}`;
+    for (const session of this.ctx.registry.all()) {
+      const message = new Element("message", { type: "headline", from: session.jid.domain, to: session.jid.full, id });
+      message.c("body").t(body);
+      void this.ctx.queue.run(session.user, async () => {
+        if (this.ctx.registry.has(session)) this.delivery.deliver(session, message);
+      });
+    }
+  }
+
   /** Ends every session (clients are told to reconnect) and waits for all processing to finish. */
   async close(): Promise<void> {
     this.ctx.closed = true;
@@ -148,6 +168,11 @@ export class SessionManager {
     this.requests.close();
     this.lifecycle.endAll();
     await this.idle();
+  }
+
+  /** What its load report tells besides the process's figures: the sessions held here, the messages routed. */
+  load(): { sessions: number; messages: number } {
+    return { sessions: this.ctx.registry.size, messages: this.ctx.messagesRouted };
   }
 
   /** Resolves when every queued frame has been processed. */

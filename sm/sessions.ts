@@ -99,7 +99,6 @@ export class SessionRegistry implements SessionView {
     return [...this.byConnection.values()];
   }
 
-  /** Sessions registered. */
   get size(): number {
     return this.byConnection.size;
   }

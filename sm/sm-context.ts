@@ -59,6 +59,8 @@ export class SmContext {
   components = new Set<string>();
   /** Set once close() began: nothing new starts. */
   closed = false;
+  /** Message stanzas routed since the process started (its load report, protocol §1.6). */
+  messagesRouted = 0;
   private readonly badPayloads = new LogThrottle(BAD_PAYLOAD_LOG_INTERVAL_MS);
 
   constructor(opts: SmContextOptions) {

@@ -204,6 +204,7 @@ export class StanzaRouter {
   private async route(event: StanzaEvent): Promise<void> {
     const { stanza, raw, from, to } = event;
     const { port, queue, origins, unacked } = this.ctx;
+    if (stanza.name === "message") this.ctx.messagesRouted++;
     if (!this.ctx.domains.has(to.domain)) return this.toUnserved(event);
     const target = targetOf(to);
     // Named whichever way it goes, so that it has the same name when sent again after a failover (§2.5).

@@ -1,7 +1,7 @@
 // The SASL exchange (c2s/sasl-exchange.ts, driven by the connection) over
 // sockets in memory: what each malformed or unexpected step is answered
 // with, an exchange aborted and begun again, an authzid for someone else, and
-// a client that pipelines its new stream behind its <auth/>.
+// a client that pipelines its new stream behind its <auth/>, a disabled account.
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryFront } from "./harness/c2s-front.js";
 import { HEADER, type RawStream } from "./harness/raw-stream.js";
@@ -45,6 +45,18 @@ describe("SASL", () => {
     expect(s.received).toBe(failure(condition));
     // The stream goes on: the client may authenticate now.
     s.send(PLAIN("u1@localhost", "u1", "pw"));
+    await s.until(/<success/);
+  });
+
+  it("refuses a disabled account that proved its password with <account-disabled/> (RFC 6120 §6.5.1), and lets it in once enabled", async () => {
+    const { f, s } = await opened();
+    const store = f.ctx.store;
+    await store.setAccountDisabled("u1@localhost", true);
+    s.send(PLAIN("", "u1", "pw"));
+    await s.until(/<\/failure>/);
+    expect(s.received).toBe(failure("account-disabled"));
+    await store.setAccountDisabled("u1@localhost", false);
+    s.send(PLAIN("", "u1", "pw"));
     await s.until(/<success/);
   });
 

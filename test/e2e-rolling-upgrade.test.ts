@@ -1,6 +1,6 @@
 // deploy/rolling-upgrade.sh on a farm of three front ends under a chat load.
 // The router and the sm run under `xfarm start` (start.c2s_count = 0); each
-// front end runs standalone, as systemd runs xfarm@c2s on its box, and the
+// front end runs standalone, as systemd runs xfarm-c2s@NAME on its box, and the
 // script's stop, upgrade and start commands drive them through a loopback
 // stand-in for systemctl (harness/c2s-units.ts). Three kinds of simulated
 // clients chat throughout: followers of see-other-host (as xmpp.js),
@@ -87,6 +87,9 @@ log_level = "info"
 port = ${base}
 addresses = ["127.0.0.1:${base}"]
 component_port = 0
+
+[console]
+port = 0
 
 [c2s]
 host = "127.0.0.1"

@@ -77,12 +77,12 @@ describe("link backpressure", () => {
     c2s.on("drain", () => drained++);
     for (let i = 0; i < count; i++) c2s.send(SM_ADDRESS, "alice@localhost", Buffer.from(`${i} ${payload}`));
     await until(() => {
-      const queued = router.status().find((e) => e.name === "sm-1")!.queued;
+      const queued = router.statusEntries().find((e) => e.name === "sm-1")!.queued;
       return c2s.congested && queued > 0;
     });
     // What the router holds for the sm stays near the high-water mark: the rest waits at the c2s.
     await new Promise((r) => setTimeout(r, 500));
-    expect(router.status().find((e) => e.name === "sm-1")!.queued).toBeLessThan(HIGH_WATER + 2 * 1024 * 1024);
+    expect(router.statusEntries().find((e) => e.name === "sm-1")!.queued).toBeLessThan(HIGH_WATER + 2 * 1024 * 1024);
     expect(c2s.congested).toBe(true);
 
     sm.socket.resume();

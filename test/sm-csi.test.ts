@@ -1,11 +1,11 @@
 // XEP-0352 client state indication in the sm (sm/mod-csi.ts): what an
 // inactive session's client is spared, what it gets at once, and in which order.
-import type { Element } from "ltx";
+import { parse, type Element } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { NO_MODULE_SETTINGS, enabledModules } from "../sm/module-config.js";
 import { MODULES } from "../sm/modules.js";
-import { DOMAIN, Harness, type Client } from "./sm-harness.js";
+import { Client, DOMAIN, Harness } from "./sm-harness.js";
 
 const composing = (to: string) => `<message to='${to}' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`;
 const chat = (to: string, body: string) => `<message to='${to}' type='chat'><body>${body}</body></message>`;
@@ -150,5 +150,39 @@ describe("sm client state indication (XEP-0352)", () => {
     expect(take()).toEqual([]);
     await bob.send(chat(jid, "hi"));
     expect(take().map((f) => f.xml.toString()).join("")).toMatch(/<presence[^]*away[^]*<body>hi<\/body>/);
+  });
+
+  it("keeps each held stanza's delivery identity, so a stanza processed again after a failover is recognised", async () => {
+    // sm-1 holds Bob's presence, then his message flushes it: each DELIVER must carry its own work's name (protocol §2.5).
+    // They took the message's (the presence its first name, the message "#1"): processed again on an sm that held
+    // nothing, the message came under the name its front end had seen on the presence, and was dropped as a copy.
+    const { alice, bob } = await pair();
+    await bob.sendNumbered(status("away"), 1);
+    await bob.sendNumbered(chat(alice.bare, "hi"), 2);
+    const first = alice.frames().filter((f) => f.op === SessionOp.Deliver);
+    const origins = (frames: typeof first) => frames.map((f) => [what(parse(f.xml.toString())), "origin" in f.meta ? f.meta.origin : undefined]);
+    expect(origins(first)).toEqual([
+      ["presence:away", `c2s-1/${bob.sid}/1.0`],
+      ["message:hi", `c2s-1/${bob.sid}/2.0`],
+    ]);
+
+    // sm-1 dies before taking seq 2; sm-2 rebuilds both sessions (Alice still inactive) and processes it again,
+    // holding nothing: the message must come under the name it had, which Alice's front end then recognises.
+    const h2 = await Harness.create(["alice", "bob"], { modules: enabledModules(MODULES, NO_MODULE_SETTINGS) });
+    try {
+      await h2.mutual("alice", "bob");
+      const rebuild = async (c: Client, seq: number, state: Record<string, unknown>) => {
+        const meta = { sid: c.sid, jid: c.jid, ip: "127.0.0.1", secure: true, interested: true, seq, state };
+        await h2.route(c.c2s, c.bare, encodeSessionPayload(SessionOp.Rebuild, meta, "<presence/>"));
+        return new Client(h2, c.c2s, c.sid, c.jid);
+      };
+      const alice2 = await rebuild(alice, 0, { csi: true });
+      const bob2 = await rebuild(bob, 1, {});
+      alice2.frames();
+      await bob2.sendNumbered(chat(alice.bare, "hi"), 2);
+      expect(origins(alice2.frames().filter((f) => f.op === SessionOp.Deliver))).toEqual([["message:hi", `c2s-1/${bob.sid}/2.0`]]);
+    } finally {
+      await h2.close();
+    }
   });
 });

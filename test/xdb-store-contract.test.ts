@@ -390,6 +390,27 @@ describe.each(backends)("the $name store", (backend) => {
     await s.close();
   });
 
+  it("disables an account and enables it again, the flag kept through a rename", async () => {
+    const s = await open();
+    const [a, b] = ["alice@example.com", "bob@example.org"];
+    for (const u of [a, b]) await s.createAccount(u, creds);
+    expect(await s.isAccountDisabled(a)).toBe(false);
+    expect(await s.setAccountDisabled(a, true)).toBe(true);
+    // Set twice: still the account's answer, though no row changed.
+    expect(await s.setAccountDisabled(a, true)).toBe(true);
+    expect(await s.isAccountDisabled(a)).toBe(true);
+    expect(await s.isAccountDisabled(b)).toBe(false);
+    expect(await s.listDisabledAccounts()).toEqual([a]);
+    expect(await s.listDisabledAccounts("example.org")).toEqual([]);
+    expect(await s.setAccountDisabled("nobody@example.com", true)).toBe(false);
+    expect(await s.isAccountDisabled("nobody@example.com")).toBe(false);
+    expect(await s.renameAccount(a, "alicia@example.com")).toBe(true);
+    expect(await s.isAccountDisabled("alicia@example.com")).toBe(true);
+    expect(await s.setAccountDisabled("alicia@example.com", false)).toBe(true);
+    expect(await s.listDisabledAccounts()).toEqual([]);
+    await s.close();
+  });
+
   it("renames an account with all it holds, and a contact in every roster", async () => {
     const s = await open();
     const [a, b, c] = ["alice@example.com", "bob@example.com", "carol@example.com"];

@@ -357,6 +357,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },
+  {
+    version: 7,
+    description: "accounts an admin disabled",
+    // 1: the account may not log in (SASL account-disabled, RFC 6120 §6.5.1) and keeps all it holds (docs/console.md).
+    sqlite: [`ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0`],
+    mysql: [`ALTER TABLE accounts ADD COLUMN disabled TINYINT NOT NULL DEFAULT 0`],
+  },
 ];
 
 /** Throws if versions are not exactly 1, 2, 3, …: a gap or reorder is a coding error. */

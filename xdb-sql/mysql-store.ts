@@ -234,7 +234,7 @@ export class MysqlStore implements Store {
       const [taken] = await c.execute(`SELECT 1 FROM accounts WHERE user = ? FOR UPDATE`, [to]);
       if ((taken as Row[]).length > 0) return false;
       const [copied] = await c.execute(
-        `INSERT INTO accounts (user, ${ACCOUNT_COLUMNS}, created_at) SELECT ?, ${ACCOUNT_COLUMNS}, created_at FROM accounts WHERE user = ?`,
+        `INSERT INTO accounts (user, ${ACCOUNT_COLUMNS}, created_at, disabled) SELECT ?, ${ACCOUNT_COLUMNS}, created_at, disabled FROM accounts WHERE user = ?`,
         [to, from],
       );
       if ((copied as mysql.ResultSetHeader).affectedRows !== 1) return false;
@@ -246,6 +246,23 @@ export class MysqlStore implements Store {
       await c.execute(`DELETE FROM accounts WHERE user = ?`, [from]);
       return true;
     });
+  }
+
+  async setAccountDisabled(user: string, disabled: boolean): Promise<boolean> {
+    const r = await this.run(`UPDATE accounts SET disabled = ? WHERE user = ?`, [disabled ? 1 : 0, user]);
+    // MySQL counts changed rows: an account already so set changes none.
+    return r.affectedRows === 1 || this.accountExists(user);
+  }
+
+  async isAccountDisabled(user: string): Promise<boolean> {
+    const rows = await this.rows(`SELECT disabled FROM accounts WHERE user = ?`, [user]);
+    return rows.length > 0 && Number(rows[0]!.disabled) === 1;
+  }
+
+  async listDisabledAccounts(domain?: string): Promise<string[]> {
+    const pattern = domain === undefined ? "%" : "%@" + domain.replace(/[\\%_]/g, "\\$&");
+    const rows = await this.rows(`SELECT user FROM accounts WHERE disabled = 1 AND user LIKE ? ESCAPE '\\\\' ORDER BY user`, [pattern]);
+    return rows.map((r) => text(r.user));
   }
 
   async listAccounts(domain?: string): Promise<string[]> {

@@ -51,6 +51,9 @@ function prepareAll(db: Database.Database) {
       .prepare<[string], string>(`SELECT user FROM accounts WHERE user LIKE ? ESCAPE '\\' ORDER BY user`)
       .pluck(),
     deleteAccount: db.prepare<[string]>(`DELETE FROM accounts WHERE user = ?`),
+    setDisabled: db.prepare<[number, string]>(`UPDATE accounts SET disabled = ? WHERE user = ?`),
+    isDisabled: db.prepare<[string], number>(`SELECT disabled FROM accounts WHERE user = ?`).pluck(),
+    listDisabled: db.prepare<[string], string>(`SELECT user FROM accounts WHERE disabled = 1 AND user LIKE ? ESCAPE '\\' ORDER BY user`).pluck(),
 
     getRoster: db.prepare<[string], RosterRow>(
       `SELECT ${rosterColumns} FROM roster WHERE user = ? ORDER BY contact`,
@@ -69,8 +72,8 @@ function prepareAll(db: Database.Database) {
     countRoster: db.prepare<[string], number>(`SELECT COUNT(*) FROM roster WHERE user = ?`).pluck(),
     deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
     copyAccount: db.prepare<[string, string]>(
-      `INSERT INTO accounts (user, ${credentialColumns}, created_at)
-       SELECT ?, ${credentialColumns}, created_at FROM accounts WHERE user = ?`,
+      `INSERT INTO accounts (user, ${credentialColumns}, created_at, disabled)
+       SELECT ?, ${credentialColumns}, created_at, disabled FROM accounts WHERE user = ?`,
     ),
     copyPepNodes: db.prepare<[string, string]>(`INSERT INTO pep_nodes (user, node, config_json) SELECT ?, node, config_json FROM pep_nodes WHERE user = ?`),
     moveRows: Object.fromEntries(
@@ -365,6 +368,18 @@ export class SqliteStore implements Store {
         return true;
       })
       .immediate();
+  }
+
+  async setAccountDisabled(user: string, disabled: boolean): Promise<boolean> {
+    return this.s.setDisabled.run(disabled ? 1 : 0, user).changes === 1;
+  }
+
+  async isAccountDisabled(user: string): Promise<boolean> {
+    return this.s.isDisabled.get(user) === 1;
+  }
+
+  async listDisabledAccounts(domain?: string): Promise<string[]> {
+    return this.s.listDisabled.all(domain === undefined ? "%" : "%@" + domain.replace(/[\\%_]/g, "\\$&"));
   }
 
   async listAccounts(domain?: string): Promise<string[]> {

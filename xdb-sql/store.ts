@@ -86,6 +86,12 @@ export interface Store extends ModuleDataStore {
   /** Deletes the account with everything it holds. */
   deleteAccount(user: string): Promise<boolean>;
   accountExists(user: string): Promise<boolean>;
+  /** Disables an account (it may not log in, and keeps all it holds) or enables it again; false when there is no such account. */
+  setAccountDisabled(user: string, disabled: boolean): Promise<boolean>;
+  /** Whether an admin disabled the account; false for one that does not exist. */
+  isAccountDisabled(user: string): Promise<boolean>;
+  /** The disabled accounts, of one domain or all. */
+  listDisabledAccounts(domain?: string): Promise<string[]>;
   listAccounts(domain?: string): Promise<string[]>;
   /**
    * Moves an account with everything it holds (roster, offline messages,

@@ -2,11 +2,15 @@
 import { memberShape, type Member } from "./member.js";
 import { arrayOf, boolean, count, isObject, nullable, number, object, oneOf, optional, parseJson, recordOf, string, type Shape } from "./shape.js";
 
-/** A front end's live load, as it reports it (protocol §1.6). */
-export interface C2sLoad {
-  /** Authenticated client sessions. */
+/**
+ * A process's live load, as it reports it (protocol §1.6): every front end
+ * and sm. The fields after `peers` came later: a process of an earlier
+ * version leaves them out.
+ */
+export interface ProcessLoad {
+  /** Authenticated client sessions (an sm: the sessions it holds). */
   sessions: number;
-  /** Open client connections, authenticated or not. */
+  /** Open client connections, authenticated or not (an sm: 0; the router's own row: its links). */
   connections: number;
   /** Event-loop delay, 99th percentile over the last report period, in ms: how busy the process is. */
   lag: number;
@@ -16,16 +20,37 @@ export interface C2sLoad {
   delayedLogins?: number;
   /** Other front ends whose load this one has heard (from `loads`): those it may redirect clients to. */
   peers?: number;
+  pid?: number;
+  /** os.hostname() of its box. */
+  host?: string;
+  /** Resident set size, bytes. */
+  rss?: number;
+  /** CPU time over the last report period, as a fraction of one core. */
+  cpu?: number;
+  /** V8 heap used, bytes. */
+  heap?: number;
+  /** When the process started, ms since the epoch. */
+  started?: number;
+  /** Successful logins since it started (a front end). */
+  logins?: number;
+  /** Message stanzas since it started: read from clients (a front end), routed (an sm). */
+  messages?: number;
+  /** A draining front end: when its drain began (ms since the epoch), and the clients it has moved off since. */
+  drainStarted?: number;
+  drainMoved?: number;
 }
 
-/** One row of `xfarm status`: a linked process as the router sees it. */
+/** The name the front ends' load went by before the sms reported theirs. */
+export type C2sLoad = ProcessLoad;
+
+/** One row of `xfarm status`: a linked process as the router sees it, or the router itself. */
 export interface StatusEntry {
   name: string;
   role: string;
-  /** The peer address of its link. */
+  /** The peer address of its link (the router's own row: the address it listens on). */
   peer: string;
   info: Record<string, unknown>;
-  load: C2sLoad | null;
+  load: ProcessLoad | null;
   /** When it linked to this router (ms since the epoch). */
   linkedAt: number;
   /** Bytes the router has waiting to be written to it (backpressure, protocol §1.10). */
@@ -48,8 +73,11 @@ export type ControlMessage =
   | { op: "expect"; to: string; ip: string; user: string; plain?: string }
   // Admin links (`xfarm status`, `xfarm c2s drain`, `undrain`), protocol §1.7.
   | { op: "status-request" }
-  /** `active`: false from the passive router of a pair, which holds no farm (absent from routers before it was sent). */
-  | { op: "status"; router: string; active?: boolean; entries: StatusEntry[] }
+  /**
+   * `active`: false from the passive router of a pair, which holds no farm (absent from routers before it was sent);
+   * `self`: the router's own row (role "router"), absent from routers before it was sent.
+   */
+  | { op: "status"; router: string; active?: boolean; self?: StatusEntry; entries: StatusEntry[] }
   /** admin → router: drain front end `name`; router → that front end: start draining, moving `rate` clients a second. */
   | { op: "drain"; name: string; rate: number }
   /** admin → router: put a drained front end back; router → that front end: take clients again. */
@@ -68,6 +96,8 @@ export type ControlMessage =
    * with `remove`, then cancel the contacts' subscriptions and delete the account from the store.
    */
   | { op: "delete-account"; id: number; user: string; remove: boolean }
+  /** router → every sm (the admin console): send `body` as a headline message from the domain to every online session held here. */
+  | { op: "announce"; body: string }
   /** sm → router: how `delete-account` number `id` went. */
   | { op: "account-deleted"; id: number; ok: boolean; error?: string }
   /** Between the routers of a pair: the sender's state, sent at link-up and on every change. */
@@ -79,11 +109,33 @@ export const SILENCE_LIMIT_MS = 6_000;
 /** Clients a second a drain moves when no rate is given (`xfarm c2s drain`, a front end adopted as draining). */
 export const DEFAULT_DRAIN_RATE = 50;
 
+/** How often a front end and an sm report their load to the router. */
+export const LOAD_REPORT_MS = 2_000;
+
 /** How often the router shares the load table with the front ends. */
 export const LOADS_INTERVAL_MS = 1_000;
 
-const loadFields = { sessions: count, connections: count, lag: (v: unknown): v is number => number(v) && v >= 0, throttled: optional(count), peers: optional(count) };
-const loadShape: Shape<C2sLoad> = object(loadFields);
+const nonNegative = (v: unknown): v is number => number(v) && v >= 0;
+const loadFields = {
+  sessions: count,
+  connections: count,
+  lag: nonNegative,
+  throttled: optional(count),
+  delayedLogins: optional(count),
+  peers: optional(count),
+  pid: optional(count),
+  host: optional(string),
+  rss: optional(count),
+  cpu: optional(nonNegative),
+  heap: optional(count),
+  started: optional(count),
+  logins: optional(count),
+  messages: optional(count),
+  drainStarted: optional(count),
+  drainMoved: optional(count),
+};
+const loadShape: Shape<ProcessLoad> = object(loadFields);
+const entryShape: Shape<StatusEntry> = object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count });
 /** A drain's clients a second: a whole number from 1. */
 const rate = (v: unknown): v is number => count(v) && v > 0;
 
@@ -103,11 +155,7 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   info: message("info", { info: isObject }),
   expect: message("expect", { to: string, ip: string, user: string, plain: optional(string) }),
   "status-request": message("status-request", {}),
-  status: message("status", {
-    router: string,
-    active: optional(boolean),
-    entries: arrayOf(object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count })),
-  }),
+  status: message("status", { router: string, active: optional(boolean), self: optional(entryShape), entries: arrayOf(entryShape) }),
   drain: message("drain", { name: string, rate }),
   undrain: message("undrain", { name: string }),
   drained: message("drained", { fronts: recordOf(rate) }),
@@ -116,6 +164,7 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   "user-password-changed": message("user-password-changed", { user: string }),
   "user-delete": message("user-delete", { user: string }),
   "delete-account": message("delete-account", { id: count, user: string, remove: boolean }),
+  announce: message("announce", { body: string }),
   "account-deleted": message("account-deleted", { id: count, ok: boolean, error: optional(string) }),
   "router-state": message("router-state", { active: boolean }),
 };

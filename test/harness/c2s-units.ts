@@ -1,4 +1,4 @@
-// Front ends run standalone, as systemd runs xfarm@c2s on each box of
+// Front ends run standalone, as systemd runs xfarm-c2s@NAME on each box of
 // deploy/five-boxes: one `xfarm c2s` process per name, its own environment
 // (XFARM_C2S_NAME, ports), the farm's shared config. A loopback HTTP
 // endpoint stands in for `systemctl` so that command templates
@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { CLI } from "../../sim/local-farm.js";
 
-/** systemd's TimeoutStopSec in deploy/systemd/xfarm@.service: SIGKILL after it. */
+/** systemd's TimeoutStopSec in deploy/systemd/xfarm-c2s@.service: SIGKILL after it. */
 const STOP_TIMEOUT_MS = 15_000;
 
 export interface UnitEvent {
