@@ -22,6 +22,7 @@ import { RegistrationLimit } from "./registration.js";
 import { ReadThrottle } from "./read-throttle.js";
 import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
+import { C2sCounters } from "./c2s-counters.js";
 import { streamError, streamHeader } from "./stream-writer.js";
 import type { TlsCredentials } from "../lib/tls-credentials.js";
 
@@ -85,9 +86,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   private readonly sweeper: NodeJS.Timeout;
   /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
-  /** Successful logins and message stanzas read from bound clients since the process started (its load report, protocol §1.6). */
-  logins = 0;
-  messages = 0;
+  /** What this front end served, for its metrics. */
+  readonly counters = new C2sCounters();
   /** SASL PLAIN checks, remembered so that a client coming back skips PBKDF2. */
   readonly plain = new PlainVerifier();
   /** How fast each client may send. */

@@ -18,6 +18,9 @@ import { ClientListeners } from "./client-listeners.js";
 import { ClientConnection } from "./client-connection.js";
 import { routedAgain } from "../lib/stanza-rules.js";
 import { TlsCredentials } from "../lib/tls-credentials.js";
+import { linkMetrics } from "../lib/metrics/link-metrics.js";
+import type { ProcessMetrics } from "../lib/metrics/process-metrics.js";
+import { c2sMetrics } from "./c2s-metrics.js";
 import { ProcessSampler } from "../lib/process-figures.js";
 
 /** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
@@ -27,12 +30,14 @@ const REOPEN_SHARE = 0.9;
 
 export interface C2sServer {
   ports: { port: number; tlsPort: number };
+  /** Linked to the router (for /readyz). */
+  readonly linked: boolean;
   /** Reads the certificate files again, for new handshakes (SIGHUP). */
   reloadTls(): void;
   close(): Promise<void>;
 }
 
-export async function startC2s(config: Config, store: Store, log: Logger): Promise<C2sServer> {
+export async function startC2s(config: Config, store: Store, log: Logger, metrics: ProcessMetrics): Promise<C2sServer> {
   const c = config.c2s;
   const secret = config.secrets.get(c.name);
   if (!secret) throw new StartupFailure(`secrets."${c.name}"`, `no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
@@ -59,6 +64,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     maxLag: c.max_lag,
   });
   const ctx = new C2sContext({ ...c, domains: config.domains, xml: config.xml }, store, link, tlsCredentials, balancer, log);
+  c2sMetrics(metrics, ctx);
+  linkMetrics(metrics, link);
   link.on("loads", (loads) => {
     const reporting = balancer.onLoads(loads);
     if (reporting) log.info({ reporting }, "front ends reporting load");
@@ -145,8 +152,8 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
       delayedLogins: ctx.throttle.delayed,
       peers: balancer.peersReporting(),
       ...figures,
-      logins: ctx.logins,
-      messages: ctx.messages,
+      logins: ctx.counters.loginTotal,
+      messages: ctx.counters.stanzasIn.message,
       ...(drain && { drainStarted: drain.started, drainMoved: drain.moved }),
     });
     checkFull(figures.lag);
@@ -317,6 +324,7 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
     if (ip === undefined) return void socket.destroy(); // gone before it was accepted
     const refusal = ctx.gate.enter(addressKey(ip), ctx.sockets);
     if (refusal) return ctx.refuse(socket, direct, refusal);
+    ctx.counters.accepted++;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     new ClientConnection(ctx, socket, direct);
@@ -327,6 +335,9 @@ export async function startC2s(config: Config, store: Store, log: Logger): Promi
 
   return {
     ports,
+    get linked() {
+      return link.connected;
+    },
     reloadTls: () => void tlsCredentials.reload(),
     async close() {
       clearInterval(reporter);

@@ -137,6 +137,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
 
   /** Bytes from the client: parsed, counted against its rate, and read no more while the link is congested. */
   onData(chunk: Buffer): void {
+    this.ctx.counters.bytesIn += chunk.length;
     this.guarded(() => this.transport.stream.write(chunk));
     if (this.stage === "closed" || this.stage === "hibernating") return;
     this.ctx.rates.charge(this, chunk.length, 0);
@@ -172,10 +173,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
       return; // cut off for its rate, or moved
     }
     if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
-      if (this.stage === "bound") {
-        if (el.name === "message") this.ctx.messages++;
-        sessionPipe.clientStanza(this, el);
-      }
+      if (this.stage === "bound") sessionPipe.clientStanza(this, el);
       else negotiation.onUnboundStanza(this, el);
       return;
     }
@@ -226,6 +224,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   write(data: string | Buffer, flushed?: () => void, afterLink = false): void {
     if (this.stage === "closed" || this.stage === "hibernating") return;
     this.transport.write(data, flushed, afterLink);
+    this.ctx.counters.bytesOut += typeof data === "string" ? Buffer.byteLength(data) : data.length;
     if (this.transport.buffered > MAX_WRITE_BUFFER + (this.ack?.bytes ?? 0)) {
       this.log.warn({ buffered: this.transport.buffered }, "client does not read; closing");
       this.streamError("policy-violation", "too much unread data");
@@ -265,7 +264,6 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.sasl = null;
     if (voucher) this.voucher = voucher;
     this.leaveGate();
-    this.ctx.logins++;
     this.log.info({ secure: this.secure, mech, proof }, "authenticated");
     this.write(`<success xmlns='${NS_SASL}'>${additional ? additional.toString("base64") : ""}</success>`);
     const pipelined = this.transport.stream.takeHeld();
@@ -374,6 +372,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   sendAway(target: Redirect, text?: string, keepSession = false): void {
     const plain = this.voucher?.toString("base64");
     this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, ...(plain && { plain }) });
+    this.ctx.counters.redirectsSent++;
     if (!keepSession) {
       this.movedOff = this.stage === "bound";
       return this.streamError("see-other-host", text, target.address);

@@ -12,6 +12,7 @@ import type { TlsCredentials } from "../lib/tls-credentials.js";
 import type { XmlLimits } from "../lib/xml-stream.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
+import type { C2sCounters } from "./c2s-counters.js";
 import type { ConnectionGate } from "./connection-gate.js";
 import type { LoginThrottle } from "./login-throttle.js";
 import type { ReadThrottle, Throttled } from "./read-throttle.js";
@@ -31,9 +32,8 @@ export interface ConnectionHost<Conn extends Throttled> {
   readonly log: Logger;
   /** Sessions served here, which the connection counts in and out. */
   sessions: number;
-  /** Successful logins and message stanzas from bound clients, which the connection counts (the load report's). */
-  logins: number;
-  messages: number;
+  /** What the connections count for the metrics: logins, stanzas, bytes, redirects. */
+  readonly counters: C2sCounters;
   readonly plain: Pick<PlainVerifier, "checkAccount">;
   readonly rates: Pick<ReadThrottle<Conn>, "charge" | "holds">;
   readonly limits: { readonly unauthenticated: XmlLimits; readonly authenticated: XmlLimits };

@@ -1,7 +1,12 @@
 // `xfarm c2s`: one client front-end process.
 import type { Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
+import type { NotReady } from "../lib/metrics/health-server.js";
+import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
+import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
+import { instrumentStore } from "../xdb-sql/instrumented-store.js";
 import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-store.js";
 import { startC2s } from "./c2s-server.js";
 
@@ -12,10 +17,15 @@ export async function runC2s(config: Config): Promise<void> {
   let reloadTls = (): void => {};
   process.on("SIGHUP", () => reloadTls());
   await runProcess(config.c2s.name, () => log, async () => {
-    const store = await openStoreAtStart(config.db);
+    const metrics = new ProcessMetrics("c2s", config.c2s.name);
+    // Served first, so that /healthz answers and /readyz says why while the rest starts.
+    let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
+    await serveProcessEndpoint(config, "c2s", metrics, () => readiness(), log);
+    const store = instrumentStore(await openStoreAtStart(config.db), storeMetrics(metrics));
     log.info({ store: describeStore(config.db) }, "store open");
-    watchStore(store, log);
-    const server = await startC2s(config, store, log);
+    const reachable = watchStore(store, log);
+    const server = await startC2s(config, store, log, metrics);
+    readiness = () => (!server.linked ? { cause: "link", reason: "not linked to the router" } : !reachable() ? { cause: "store", reason: "database unreachable" } : null);
     reloadTls = server.reloadTls;
     stopOnSignals(log, async () => {
       await server.close();

@@ -35,11 +35,13 @@ export interface SaslParty extends Throttled {
   authenticated(user: string, mech: string, additional?: Buffer, proof?: PlainProof, voucher?: Buffer): void;
 }
 
-export type SaslHost = Pick<ConnectionHost<Throttled>, "config" | "store" | "plain" | "throttle">;
+export type SaslHost = Pick<ConnectionHost<Throttled>, "config" | "store" | "plain" | "throttle" | "counters">;
 
 export class SaslExchange {
   private scram: ScramServer | null = null;
   private failures = 0;
+  /** The mechanism of the exchange under way, for the metrics ("none" before an <auth/>). */
+  private mechanism = "none";
 
   constructor(
     private readonly ctx: SaslHost,
@@ -76,6 +78,8 @@ export class SaslExchange {
       throw new SaslError("encryption-required", "use STARTTLS before authenticating");
     }
     const mech = el.attrs.mechanism as string | undefined;
+    // Counted under its own name only when it is one offered: a client's string is no label.
+    this.mechanism = mech === "PLAIN" || mech === "SCRAM-SHA-1" || mech === "SCRAM-SHA-256" ? mech : "other";
     const initial = decodeSaslData(el.getText());
     switch (mech) {
       case "PLAIN": {
@@ -188,12 +192,14 @@ export class SaslExchange {
   private succeeded(user: string, mech: string, additional?: Buffer, proof?: PlainProof, voucher?: Buffer): void {
     if (this.party.closed) return;
     this.ctx.throttle.succeeded(addressKey(this.party.ip), user, Date.now());
+    this.ctx.counters.login(mech);
     this.party.authenticated(user, mech, additional, proof, voucher);
   }
 
   /** `text` is for the log alone. */
   private fail(condition: string, text?: string): void {
     this.failures++;
+    this.ctx.counters.authFailure(this.mechanism);
     this.party.log.info({ condition, text }, "authentication failed");
     this.party.write(saslFailure(condition));
     if (this.failures >= MAX_SASL_ATTEMPTS) this.party.streamError("policy-violation", "too many failed authentication attempts");

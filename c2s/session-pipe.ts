@@ -29,7 +29,7 @@ import { NS_BIND, NS_SESSION } from "./stream-writer.js";
 /** Where a connection is; "hibernating": an XEP-0198 session whose connection dropped, waiting to be resumed. */
 export type Stage = "header" | "features" | "bound" | "hibernating" | "closed";
 
-export type PipeHost = Pick<ConnectionHost<Throttled>, "config" | "link" | "awaitTaken" | "orphan" | "routeAgain">;
+export type PipeHost = Pick<ConnectionHost<Throttled>, "config" | "link" | "awaitTaken" | "orphan" | "routeAgain" | "counters">;
 
 /** What the pipe reads and keeps of a connection. */
 export interface SessionLink extends Throttled {
@@ -76,6 +76,7 @@ export function errorReply(c: { readonly domain: string }, stanza: Answered, con
 /** A bound client's stanza: checked, stamped with its JID, answered here if it is the c2s's, else passed on. */
 export function clientStanza(c: SessionLink, el: Element): void {
   if (c.ack) c.ack.inbound++;
+  c.ctx.counters.stanzaIn(el.name);
   el.attrs.from = c.jid!;
   const malformed = badRequestText(el);
   if (malformed) return deliver(c, errorReply(c, el, "bad-request", malformed));
@@ -154,6 +155,7 @@ export function deliver(c: SessionLink, xml: string | Buffer, flow: Omit<Deliver
     if (ack?.resumable && flow.n !== undefined && flow.n > ack.lastN) tellSm(c, { skipped: { [c.sid]: [flow.n] } });
     return;
   }
+  c.ctx.counters.stanzaOut(xml);
   if (!ack) {
     const confirmed = flow.last ? flow.confirm : undefined;
     c.write(xml, confirmed ? () => confirm(c, confirmed) : undefined);

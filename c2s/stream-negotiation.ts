@@ -73,7 +73,8 @@ export function onHeader(c: Negotiating, h: StreamHeader): void {
     // the farm can remember whom it redirected and serve a client that does not follow (redirection.md).
     const balancer = ctx.balancer;
     if (balancer.returned(c.ip, user)) c.stay = true;
-    else if (!balancer.wasSent(c.ip, user)) {
+    else if (balancer.wasSent(c.ip, user)) ctx.counters.redirectsFollowed++;
+    else {
       const target = balancer.redirectFor(c.ip, user, ctx.sessions, c.direct);
       if (target) return c.sendAway(target);
     }

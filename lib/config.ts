@@ -132,6 +132,19 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "start.router_peers", type: "string[]", default: [], doc: "Where router-1 and router-2 of a pair run by `xfarm start` reach each other: two host:port addresses, router-1's peer first; empty: each other's port directly (the fault harness puts a proxy there to partition them)." },
   { key: "start.sm_count", type: "integer", default: 1, doc: "How many session managers `xfarm start` runs (sm-1, sm-2, …; users are spread over them)." },
   { key: "start.port_step", type: "integer", default: 100, doc: "Port offset between the c2s processes of `xfarm start` (5222, 5322, …)." },
+  {
+    key: "start.unready_restart_after",
+    type: "integer",
+    default: 60,
+    doc: "Seconds a child of `xfarm start` may answer /readyz with 503 (or not at all) while the router is ready, before the supervisor restarts it; 0: never (docs/metrics.md). Not while the database is what it waits for: a restart would not bring it back.",
+  },
+  { key: "start.alert_webhook", type: "string", default: "", doc: "URL the supervisor POSTs a JSON alert to when it restarts a child, when one stays down, and when it gives up on one (docs/metrics.md); empty: none." },
+  { key: "start.alert_down_after", type: "integer", default: 60, doc: "Seconds a child of `xfarm start` may be down (exited, or not ready) before the supervisor sends the `down` alert; 0: never." },
+
+  { key: "metrics.host", type: "string", default: "127.0.0.1", doc: "Address every process serves /metrics, /healthz and /readyz on (docs/metrics.md); keep it on loopback or a private network." },
+  { key: "metrics.router_port", type: "integer", default: 9700, doc: "The router's metrics port (`xfarm start`: router-2 of a pair on the next); 0: none." },
+  { key: "metrics.sm_port", type: "integer", default: 9710, doc: "The sm's metrics port (`xfarm start`: sm-N on this port + N - 1); 0: none." },
+  { key: "metrics.c2s_port", type: "integer", default: 9720, doc: "The c2s's metrics port (`xfarm start`: c2s-N on this port + (N - 1) × start.port_step, as c2s.port); 0: none." },
 ];
 
 export interface Config {
@@ -198,7 +211,17 @@ export interface Config {
     tls_key: string;
   };
   xml: { max_depth: number; max_attributes: number; max_name_length: number };
-  start: { c2s_count: number; sm_count: number; router_count: number; router_peers: string[]; port_step: number };
+  start: {
+    c2s_count: number;
+    sm_count: number;
+    router_count: number;
+    router_peers: string[];
+    port_step: number;
+    unready_restart_after: number;
+    alert_webhook: string;
+    alert_down_after: number;
+  };
+  metrics: { host: string; router_port: number; sm_port: number; c2s_port: number };
   /**
    * Link secrets by component name (the [secrets] table, then <data_dir>/secrets.toml).
    * Maps, not objects: a peer chooses the name looked up, and "constructor" must find nothing.
@@ -276,7 +299,7 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown): voi
   cur[parts.at(-1)!] = value;
 }
 
-const KNOWN_TABLES = new Set(["router", "console", "link", "sm", "c2s", "xml", "start", "secrets", "components"]);
+const KNOWN_TABLES = new Set(["router", "console", "link", "sm", "c2s", "xml", "start", "metrics", "secrets", "components"]);
 /** Tables whose keys are names chosen by the admin, not config keys. */
 const FREE_TABLES = new Set(["secrets", "components"]);
 

@@ -102,3 +102,4 @@ export function stopOnSignals(log: Logger, close: () => Promise<void>): void {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }
+

@@ -1,13 +1,19 @@
 // `xfarm router`: the router process.
 import { xmlLimits, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
+import type { NotReady } from "../lib/metrics/health-server.js";
+import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
+import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { StartupFailure, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
+import { instrumentStore } from "../xdb-sql/instrumented-store.js";
 import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
 import { ConsoleServer } from "./console/console-server.js";
 import { listenExternalComponents } from "./external-components.js";
 import { RouterPair } from "./router-pair.js";
 import { Router } from "./router.js";
+import { routerMetrics } from "./router-metrics.js";
 
 export async function runRouter(config: Config): Promise<void> {
   const log = createLogger(config.router.name, config.log_level, config.log_format);
@@ -15,6 +21,10 @@ export async function runRouter(config: Config): Promise<void> {
 }
 
 async function startRouter(config: Config, log: Logger): Promise<void> {
+  const metrics = new ProcessMetrics("router", config.router.name);
+  // Served first, so that /healthz answers and /readyz says why while the rest starts.
+  let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
+  await serveProcessEndpoint(config, "router", metrics, () => readiness(), log);
   const router = new Router({
     name: config.router.name,
     host: config.router.host,
@@ -31,10 +41,11 @@ async function startRouter(config: Config, log: Logger): Promise<void> {
   // The router opens the database only for the lease that arbitrates which router of a pair leads (protocol §1.9),
   // and for the admin console's accounts.
   let store: Store | null = null;
+  let reachable = () => true;
   if (config.router.peer || config.console.port) {
-    store = await openStoreAtStart(config.db);
+    store = instrumentStore(await openStoreAtStart(config.db), storeMetrics(metrics));
     log.info({ store: describeStore(config.db) }, config.router.peer ? "store open, for the router lease" : "store open, for the admin console");
-    watchStore(store, log);
+    reachable = watchStore(store, log);
   }
   if (config.router.peer) {
     const secret = config.secrets.get(config.router.name);
@@ -54,6 +65,15 @@ async function startRouter(config: Config, log: Logger): Promise<void> {
   await router.listen();
   const adminConsole = config.console.port ? new ConsoleServer({ config, router, entries: () => router.statusEntries(), store: store!, log }) : null;
   await adminConsole?.listen();
+  routerMetrics(metrics, router);
+  readiness = () =>
+    !router.listeningForLinks
+      ? { cause: "starting", reason: "not listening for links" }
+      : pair && !pair.settled
+        ? { cause: "link", reason: "neither active nor linked to its pair peer" }
+        : !reachable()
+          ? { cause: "store", reason: "database unreachable" }
+          : null;
   const components = config.router.component_port
     ? await listenExternalComponents({
         host: config.router.component_host,

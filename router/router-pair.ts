@@ -95,6 +95,11 @@ export class RouterPair {
     });
   }
 
+  /** This router knows its part: it is active, or linked to its peer (which then leads, or will). For /readyz. */
+  get settled(): boolean {
+    return this.opts.router.active || this.link.connected;
+  }
+
   start(): void {
     this.opts.router.setActive(false);
     // The process this one replaces has exited (a name runs once): a lease it left is handed back, so that the

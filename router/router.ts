@@ -106,6 +106,9 @@ export class Router {
    * only once active (router/router-pair.ts); a router alone is active.
    */
   active = true;
+  /** ROUTE frames passed on, and returned to their senders as undeliverable (for the metrics). */
+  routed = 0;
+  returned = 0;
   /**
    * Of a pair, whether this router may still lead (router/router-pair.ts):
    * checked before anything a link sends is acted on, so that a router woken
@@ -244,6 +247,11 @@ export class Router {
     // The sm would close its link on a frame over its limit: such a stanza is refused here.
     if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint");
     batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, payload));
+  }
+
+  /** Listening for component links (for /readyz). */
+  get listeningForLinks(): boolean {
+    return this.server?.listening === true;
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -409,12 +417,14 @@ export class Router {
       const dest = name === undefined ? undefined : this.peers.get(name);
       const external = dest ? undefined : this.externals.get(h.to);
       if (dest) {
+        this.routed++;
         batched(dest.socket).write(frame.raw);
         if (dest.socket.writableLength > (this.opts.highWater ?? DEFAULT_HIGH_WATER)) this.stall(peer, dest);
       }
       // To an external component the payload is one stanza's XML (protocol §1.8).
       else if (external) external(frame.body.subarray(h.payloadOffset));
       else if (name === undefined || !this.awaited.hold(name, { from: h.from, to: h.to, key: h.key, raw: frame.raw })) {
+        this.returned++;
         this.opts.log.debug({ to: h.to, key: h.key, from: h.from }, "undeliverable frame returned to sender");
         this.returnToSender(peer.member.name, h.to, h.key, frame.raw);
       }

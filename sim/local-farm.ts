@@ -69,7 +69,18 @@ export interface FarmOptions {
   peerProxies?: boolean;
   /** The admin web console's admins (bare JIDs): the console is on, on Farm.consolePort (router-2's on the next); off when not given. */
   consoleAdmins?: string[];
+  /** Extra keys for the [start] table (the supervisor's: alert_webhook, unready_restart_after, …). */
+  start?: Record<string, string | number | boolean>;
+  /** The base of every port, for a farm on another farm's ports (Farm.routerPort); by default free ones. */
+  basePort?: number;
 }
+
+/** Offsets from a farm's base port of its metrics ports: the routers', the first c2s's (then every c2s port step); the sms' follow the c2s ports. */
+const METRICS_ROUTER = 8;
+const METRICS_C2S = 12;
+/** A farm's c2s ports are 10 apart. */
+const C2S_STEP = 10;
+const smMetricsOffset = (c2sCount: number) => 10 + c2sCount * C2S_STEP;
 
 export interface LogLine {
   proc: string;
@@ -108,11 +119,14 @@ export class Farm {
 
   static async create(opts: FarmOptions = {}): Promise<Farm> {
     const count = opts.c2sCount ?? 2;
-    const step = 10;
-    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +6/+7: the admin consoles, +10…: the c2s ports.
-    const offsets = [0, 1, 3, 4, ...(opts.consoleAdmins ? [6, 7] : [])];
-    for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step);
-    const base = await freePortBase(offsets);
+    const smCount = opts.smCount ?? 1;
+    const step = C2S_STEP;
+    // base: router(s) (+1 for a second), +3/+4: XEP-0114 components, +6/+7: the admin consoles, +8/+9: the routers'
+    // metrics, +10…: each c2s's STARTTLS, direct TLS and metrics ports, then the sms' metrics ports.
+    const smMetrics = smMetricsOffset(count);
+    const offsets = [0, 1, 3, 4, ...(opts.consoleAdmins ? [6, 7] : []), METRICS_ROUTER, METRICS_ROUTER + 1, ...Array.from({ length: smCount }, (_, i) => smMetrics + i)];
+    for (let i = 0; i < count; i++) offsets.push(10 + i * step, 11 + i * step, METRICS_C2S + i * step);
+    const base = opts.basePort ?? (await freePortBase(offsets));
     const dir = fs.mkdtempSync(path.join(process.env.XFARM_FARM_TMPDIR || os.tmpdir(), "xfarm-test-"));
     // router-1's peer link goes through the first proxy, to router-2; router-2's through the second.
     const proxies = opts.peerProxies ? await Promise.all([1, 0].map((i) => PausableProxy.listen({ host: "127.0.0.1", port: base + i }))) : [];
@@ -140,17 +154,23 @@ ${Object.entries(opts.modules ?? {}).map(([name, settings]) => `[sm.modules.${na
 [c2s]
 ${table({ host: "127.0.0.1", port: base + 10, tls_port: base + 11, auth_timeout: 5, max_unauthenticated_per_address: 0, ...(opts.tls ? { tls_cert: opts.tls.cert, tls_key: opts.tls.key } : {}), ...opts.c2s })}
 
+[metrics]
+router_port = ${base + METRICS_ROUTER}
+sm_port = ${base + smMetrics}
+c2s_port = ${base + METRICS_C2S}
+
 [start]
 c2s_count = ${count}
 router_count = ${opts.routerCount ?? 1}
 router_peers = ${JSON.stringify(proxies.map((p) => `127.0.0.1:${p.port}`))}
-sm_count = ${opts.smCount ?? 1}
+sm_count = ${smCount}
 port_step = ${step}
+${table(opts.start)}
 `;
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
     const ports = Array.from({ length: count }, (_, i) => ({ port: base + 10 + i * step, tlsPort: base + 11 + i * step }));
-    const farm = new Farm(dir, configFile, base, ports, opts.smCount ?? 1, base + 3, opts.db, opts.routerCount ?? 1);
+    const farm = new Farm(dir, configFile, base, ports, smCount, base + 3, opts.db, opts.routerCount ?? 1);
     farm.peerProxies = proxies;
     if (opts.consoleAdmins) farm.consolePort = base + 6;
     return farm;
@@ -158,6 +178,12 @@ port_step = ${step}
 
   /** Starts `xfarm start` and waits until every c2s and the sm are linked. */
   async start(): Promise<void> {
+    this.launch();
+    await this.waitLinked();
+  }
+
+  /** Starts `xfarm start` without waiting for anything (a farm expected to fail). */
+  launch(): void {
     const proc = spawn(process.execPath, [CLI, "start", "--config", this.configFile], { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
     const logFile = fs.createWriteStream(path.join(this.dir, "farm.log"));
@@ -178,7 +204,23 @@ port_step = ${step}
       }
     });
     proc.stderr!.on("data", (chunk: Buffer) => logFile.write(chunk));
-    await this.waitLinked();
+  }
+
+  /** Resolves with the supervisor's exit code once it has exited. */
+  exited(): Promise<number | null> {
+    const proc = this.proc!;
+    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
+    return new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  }
+
+  /** Where process `name` (router-1, sm-2, c2s-1, …) serves /metrics, /healthz and /readyz. */
+  metricsUrl(name: string, path: "/metrics" | "/healthz" | "/readyz"): string {
+    const [role, n] = name.split("-") as [string, string];
+    const i = Number(n) - 1;
+    // A c2s's metrics port is its STARTTLS port's offset (10) + 2.
+    const port =
+      role === "router" ? this.routerPort + METRICS_ROUTER + i : role === "sm" ? this.routerPort + smMetricsOffset(this.c2sPorts.length) + i : this.c2sPorts[i]!.port + METRICS_C2S - 10;
+    return `http://127.0.0.1:${port}${path}`;
   }
 
   /** The routers' admin addresses: router-1's, and router-2's of a pair. */

@@ -2,7 +2,13 @@
 import type { Config, KeySpec } from "../lib/config.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import { createLogger, type Logger } from "../lib/log.js";
+import type { NotReady } from "../lib/metrics/health-server.js";
+import { linkMetrics } from "../lib/metrics/link-metrics.js";
+import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
+import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { StartupFailure, configFailure, failStartup, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
+import { instrumentStore } from "../xdb-sql/instrumented-store.js";
 import { describeStore, openStoreAtStart, watchStore } from "../xdb-sql/open-store.js";
 import { smLimits } from "./limits.js";
 import { enabledModules, moduleConfigKeys, type EnabledModule } from "./module-config.js";
@@ -36,9 +42,13 @@ async function startSm(config: Config, log: Logger): Promise<void> {
   }
   const secret = config.secrets.get(name);
   if (!secret) throw new StartupFailure(`secrets."${name}"`, `no link secret for component "${name}": set secrets."${name}" in the config`);
-  const store = await openStoreAtStart(config.db);
+  const metrics = new ProcessMetrics("sm", name);
+  // Served first, so that /healthz answers and /readyz says why while the rest starts.
+  let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
+  await serveProcessEndpoint(config, "sm", metrics, () => readiness(), log);
+  const store = instrumentStore(await openStoreAtStart(config.db), storeMetrics(metrics));
   log.info({ store: describeStore(config.db) }, "store open");
-  watchStore(store, log);
+  const reachable = watchStore(store, log);
   const started = Date.now();
   const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
   const sm = new SessionManager({
@@ -53,7 +63,16 @@ async function startSm(config: Config, log: Logger): Promise<void> {
     modules,
     scramIterations: config.c2s.scram_iterations,
   });
-  link.on("route", (from, key, payload) => sm.onRoute(from, key, payload));
+  let routed = 0;
+  link.on("route", (from, key, payload) => {
+    routed++;
+    sm.onRoute(from, key, payload);
+  });
+  linkMetrics(metrics, link);
+  metrics.gauge("xfarm_sm_sessions", "Sessions this session manager holds.", () => sm.load().sessions);
+  metrics.counter("xfarm_sm_messages_routed_total", "Message stanzas this session manager routed (its load report's messages).", () => sm.load().messages);
+  metrics.counter("xfarm_sm_frames_routed_total", "Frames the router passed to this session manager (client stanzas, session operations).", () => routed);
+  readiness = () => (!link.connected ? { cause: "link", reason: "not linked to the router" } : !reachable() ? { cause: "store", reason: "database unreachable" } : null);
   link.on("undeliverable", (to, key, payload) => sm.onUndeliverable(to, key, payload));
   link.on("members", (members) => sm.onMembers(members));
   link.on("up", () => sm.onRelinked());

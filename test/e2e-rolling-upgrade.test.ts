@@ -104,6 +104,12 @@ max_lag = 5000
 [start]
 c2s_count = 0
 
+# No metrics ports: fixed defaults would collide with the other test files' farms, and the units share one config.
+[metrics]
+router_port = 0
+sm_port = 0
+c2s_port = 0
+
 [secrets]
 ${NAMES.map((n) => `"${n}" = "secret-of-${n}"`).join("\n")}
 `,

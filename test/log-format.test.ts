@@ -52,7 +52,7 @@ describe("log lines", () => {
   it("are JSON when piped, the level by name and the time in ISO 8601; the process is titled by its name", async () => {
     const port = await freePortBase([0]);
     const f = path.join(dir, "router.toml");
-    fs.writeFileSync(f, `data_dir = ${JSON.stringify(path.join(dir, "router"))}\n[router]\nname = "router-7"\nport = ${port}\ncomponent_port = 0\n[console]\nport = 0\n`);
+    fs.writeFileSync(f, `data_dir = ${JSON.stringify(path.join(dir, "router"))}\n[router]\nname = "router-7"\nport = ${port}\ncomponent_port = 0\n[console]\nport = 0\n[metrics]\nrouter_port = 0\n`);
     const p = spawn(process.execPath, [CLI, "router", "--config", f], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";

@@ -31,6 +31,11 @@ component_port = ${base + 1}
 [console]
 port = 0
 
+[metrics]
+router_port = 0
+sm_port = 0
+c2s_port = 0
+
 [c2s]
 host = "127.0.0.1"
 port = ${base + 2}

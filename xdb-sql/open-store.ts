@@ -66,12 +66,15 @@ function sqliteFile(p: string): string {
   return p === ":memory:" ? p : path.resolve(p);
 }
 
-/** Logs a database outage once when it starts and once when it ends. */
-export function watchStore(store: Store, log: Logger): void {
+/** Logs a database outage once when it starts and once when it ends; returns whether it is reachable now (for /readyz). */
+export function watchStore(store: Store, log: Logger): () => boolean {
+  let reachable = true;
   store.onAvailability = (available, err) => {
+    reachable = available;
     if (available) log.warn({ store: store.kind }, "database reachable again");
     else log.error({ store: store.kind, err: (err as Error)?.message }, "database unreachable: what needs it is answered resource-constraint until it is back");
   };
+  return () => reachable;
 }
 
 /** openStore for a process starting: a database it cannot open stops it, naming the `db` key (a StartupFailure). */

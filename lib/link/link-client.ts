@@ -114,6 +114,11 @@ export class LinkClient extends EventEmitter<LinkClientEvents> implements RouteP
     return this.ready && this.socket !== null && this.socket.writableLength > (this.opts.highWater ?? DEFAULT_HIGH_WATER);
   }
 
+  /** Bytes waiting to be written to the router (a metric: xfarm_link_queued_bytes). */
+  get queuedBytes(): number {
+    return this.socket?.writableLength ?? 0;
+  }
+
   start(): void {
     this.stopped = false;
     this.connect();
