@@ -115,7 +115,7 @@ describe("xfarm db", () => {
   it("reports and migrates the schema, and processes refuse a newer one", async () => {
     const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-db-"));
     const cfg = path.join(fresh, "xfarm.toml");
-    fs.writeFileSync(cfg, `data_dir = ${JSON.stringify(fresh)}\n[secrets]\n"sm-1" = "not-used-here"\n`);
+    fs.writeFileSync(cfg, `data_dir = ${JSON.stringify(fresh)}\n[metrics]\nsm_port = 0\n[secrets]\n"sm-1" = "not-used-here"\n`);
     const run = async (args: string[]) => {
       const r = await xfarm(args, undefined, cfg);
       return { code: r.code, out: r.stdout + r.stderr };
