@@ -10,7 +10,7 @@ interface FaultsCliOptions {
   faults?: string;
   duration: string;
   pause: string;
-  db: "sqlite" | "mariadb";
+  store: "sqlite" | "mariadb";
   json?: string;
   discard: string;
   keep?: boolean;
@@ -31,17 +31,17 @@ export function faultsCommand(): Command {
     .option("--faults <list>", "faults to run, in order: none,kill-sm,kill-router,stop-router,partition-routers,kill-c2s,stop-c2s,restart-sm,db-stop,db-pause (default: all that the database allows)")
     .option("--duration <s>", "seconds of load per fault; the fault comes a quarter of the way in (at most 600)", "60")
     .option("--pause <s>", "seconds a SIGSTOP or a database outage lasts (at most 300)", "20")
-    .addOption(new Option("--db <kind>", "the farm's store: embedded SQLite, or a private MariaDB (needed by db-stop and db-pause)").choices(["sqlite", "mariadb"]).default("sqlite"))
+    .addOption(new Option("--store <kind>", "the farm's store: embedded SQLite, or a private MariaDB (needed by db-stop and db-pause); not the global --db, which names one database").choices(["sqlite", "mariadb"]).default("sqlite"))
     .option("--json <file>", "also write every figure as JSON")
     .option("--discard <n>", "receipts the clients throw away on purpose, which the table must show lost (a check of the harness's own counting)", "0")
     .option("--keep", "keep each farm's directory (config, store, log)")
     .action(async (o: FaultsCliOptions) => {
       const { FAULTS, DB_FAULTS, runFaults, faultsTable, writeJson } = await import("../sim/faults.js");
       type Fault = (typeof FAULTS)[number];
-      const faults = (o.faults ? o.faults.split(",").map((x) => x.trim()).filter(Boolean) : FAULTS.filter((f) => o.db === "mariadb" || !DB_FAULTS.includes(f))) as Fault[];
+      const faults = (o.faults ? o.faults.split(",").map((x) => x.trim()).filter(Boolean) : FAULTS.filter((f) => o.store === "mariadb" || !DB_FAULTS.includes(f))) as Fault[];
       for (const f of faults) {
         if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault ${f} (${FAULTS.join(", ")})`);
-        if (DB_FAULTS.includes(f) && o.db !== "mariadb") throw new Error(`--faults: ${f} needs --db mariadb`);
+        if (DB_FAULTS.includes(f) && o.store !== "mariadb") throw new Error(`--faults: ${f} needs --store mariadb`);
       }
       const users = positive(o.users, "--users", 2);
       const rate = positive(o.rate, "--rate");
@@ -51,7 +51,7 @@ export function faultsCommand(): Command {
       const pause = positive(o.pause, "--pause");
       if (users > 5000 || rate > 5000 || duration > 600 || pause > 300) throw new Error("--users, --rate at most 5,000, --duration at most 600, --pause at most 300");
       const report = await runFaults(
-        { users, offline: Math.floor(users * share), rate, faults, duration, pause, db: o.db, discard: positive(o.discard, "--discard", 0), keep: o.keep === true },
+        { users, offline: Math.floor(users * share), rate, faults, duration, pause, db: o.store, discard: positive(o.discard, "--discard", 0), keep: o.keep === true },
         process.argv.slice(1).join(" "),
       );
       if (o.json) writeJson(o.json, report);

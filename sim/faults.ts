@@ -17,7 +17,7 @@ import { MariaDb } from "./mariadb.js";
 
 export const FAULTS = ["none", "kill-sm", "kill-router", "stop-router", "partition-routers", "kill-c2s", "stop-c2s", "restart-sm", "db-stop", "db-pause"] as const;
 export type Fault = (typeof FAULTS)[number];
-/** Faults that need MariaDB (--db mariadb). */
+/** Faults that need MariaDB (--store mariadb). */
 export const DB_FAULTS: readonly Fault[] = ["db-stop", "db-pause"];
 
 export const FAULT_TEXT: Record<Fault, string> = {
@@ -386,7 +386,7 @@ export async function runFaults(o: FaultOptions, command: string): Promise<Fault
   process.once("SIGTERM", interrupt);
   try {
     for (const fault of o.faults) {
-      if (DB_FAULTS.includes(fault) && !maria) throw new Error(`${fault} needs --db mariadb`);
+      if (DB_FAULTS.includes(fault) && !maria) throw new Error(`${fault} needs --store mariadb`);
       rows.push(await runFault(fault, o, maria, stopping, (p) => (stopping = p), live));
       note(`${fault}: ${JSON.stringify(rows.at(-1))}`);
     }

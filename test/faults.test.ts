@@ -88,7 +88,7 @@ describe("the fault harness (npm run faults)", () => {
 
   // Skipped only outside CI, on a machine without MariaDB; under CI a missing one fails the test (MariaDb.start says so).
   it.skipIf(!MariaDb.available() && process.env.CI !== "true")("runs each database fault once with MariaDB: the run completes, the counts add up", async () => {
-    const { report } = await faults("mariadb", ["--db", "mariadb", "--faults", "db-stop,db-pause"]);
+    const { report } = await faults("mariadb", ["--store", "mariadb", "--faults", "db-stop,db-pause"]);
     expect(report.rows.map((r) => r.fault)).toEqual(["db-stop", "db-pause"]);
     for (const row of report.rows) {
       expectAccounted(row);
