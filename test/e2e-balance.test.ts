@@ -114,9 +114,18 @@ describe("load sharing between front ends", () => {
     clients.push(client);
   });
 
-  // c2s-2 holds some 150 sessions against the undrained c2s-1's one: it sends new clients there.
+  /**
+   * The more loaded of c2s-2 and c2s-3 (index into c2sPorts), which hold some 150 sessions each against the
+   * undrained c2s-1's one: it sends new clients there. The other may not, when it holds a few less: clients flow
+   * down from the most loaded front end only (docs/redirection.md), and the drain's split is not exact.
+   */
+  const busiest = async (): Promise<number> => {
+    const s = await sessions();
+    return s["c2s-3"]!.sessions > s["c2s-2"]!.sessions ? 2 : 1;
+  };
+
   it("serves a client that ignores the redirect when it comes back", async () => {
-    const port = farm.c2sPorts[1]!.port;
+    const port = farm.c2sPorts[await busiest()]!.port;
     const attempt = async () => {
       const s = await secureStream(port);
       const user = `u${CLIENTS + 1}`;
@@ -147,7 +156,8 @@ describe("load sharing between front ends", () => {
       await s.until(/<bind xmlns|<\/see-other-host>/);
       return s;
     };
-    const redirected = await (await plainLogin(farm.c2sPorts[1]!.port)).untilClosed();
+    const sender = await busiest();
+    const redirected = await (await plainLogin(farm.c2sPorts[sender]!.port)).untilClosed();
     const port = Number(/<see-other-host [^>]*>127\.0\.0\.1:(\d+)</.exec(redirected)![1]);
     const target = await plainLogin(port);
     expect(target.received).toMatch(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'\/>/);
@@ -157,7 +167,7 @@ describe("load sharing between front ends", () => {
     // How each front end checked the password shows in its log only; log lines come over the
     // processes' stdout pipes, which may trail the client's reply.
     await expect.poll(proofs, { timeout: 5000 }).toEqual([
-      ["c2s-2", "pbkdf2"],
+      [`c2s-${sender + 1}`, "pbkdf2"],
       [`c2s-${name + 1}`, "vouched"],
     ]);
   });
