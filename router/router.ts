@@ -13,6 +13,7 @@ import {
   PING_INTERVAL_MS,
   SILENCE_LIMIT_MS,
   parseControl,
+  type AdminResult,
   type C2sLoad,
   type ControlMessage,
   type ProcessLoad,
@@ -29,6 +30,7 @@ import { parseJson } from "../lib/link/shape.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import { badRequestText } from "../lib/stanza-rules.js";
 import { errorReplyXml, isError, type Condition } from "../lib/stanza-error.js";
+import { AccountDeletions } from "./account-deletions.js";
 import { AwaitedMembers, type HeldFrame } from "./awaited-members.js";
 
 export interface RouterOptions {
@@ -69,24 +71,8 @@ interface Peer {
 
 const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
 
-/** How an admin's order went: what the `result` op carries. */
-export interface AdminResult {
-  ok: boolean;
-  error?: string;
-}
-
 const PASSIVE: AdminResult = { ok: false, error: "this router is passive; ask the active one" };
-
-/** An `xfarm user del` under way (protocol §1.7). */
-interface Deletion {
-  answer: (result: AdminResult) => void;
-  user: string;
-  /** The sm that owns the user, asked last, to delete the account. */
-  owner: string;
-  /** The other sms, until each has ended its sessions of the user (or left). */
-  waiting: Set<string>;
-  ownerAsked: boolean;
-}
+const NO_SM: AdminResult = { ok: false, error: "no session manager is linked" };
 
 export class Router {
   private server: net.Server | null = null;
@@ -138,10 +124,11 @@ export class Router {
   private readonly undrainOnLink = new Set<string>();
   /** After a takeover, the old active router's members not linked again yet (protocol §1.9). */
   private readonly awaited = new AwaitedMembers();
-  private readonly deletions = new Map<number, Deletion>();
-  private deletionId = 0;
+  private readonly deletions: AccountDeletions;
 
-  constructor(private readonly opts: RouterOptions) {}
+  constructor(private readonly opts: RouterOptions) {
+    this.deletions = new AccountDeletions((name, msg) => this.sendToSm(name, msg), opts.log);
+  }
 
   get members(): Member[] {
     const components = [...this.externals.keys()].map((domain): Member => ({ name: domain, role: "component", info: {} }));
@@ -337,7 +324,7 @@ export class Router {
         this.peers.delete(peer.member.name);
         this.loads.delete(peer.member.name);
         log.warn({ component: peer.member.name, role: peer.member.role }, "component left");
-        if (peer.member.role === "sm") this.smLeft(peer.member.name);
+        if (peer.member.role === "sm") this.deletions.smLeft(peer.member.name);
         this.membersChanged();
       }
     });
@@ -473,8 +460,7 @@ export class Router {
       case "user-deleted":
       case "user-password-changed": {
         if (!isAdmin) return;
-        const frame = encodeJsonFrame(FrameType.Control, msg);
-        for (const p of this.peers.values()) if (p.member.role === "sm") p.socket.write(frame);
+        this.toEverySm(msg);
         return reply({ op: "result", ok: true });
       }
       case "user-delete":
@@ -483,7 +469,7 @@ export class Router {
           if (!peer.socket.destroyed) reply({ op: "result", ...r });
         });
       case "account-deleted":
-        if (!isAdmin && peer.member.role === "sm") this.deletionStep(msg.id, peer.member.name, msg);
+        if (!isAdmin && peer.member.role === "sm") this.deletions.answered(msg.id, peer.member.name, msg);
         return;
       default:
         return; // unknown ops are for later versions
@@ -524,11 +510,8 @@ export class Router {
    */
   kick(user: string): AdminResult {
     if (!this.active) return PASSIVE;
-    const sms = [...this.peers.values()].filter((p) => p.member.role === "sm");
-    if (sms.length === 0) return { ok: false, error: "no session manager is linked" };
-    // Its own deletion id, never registered: the sms' answers to it are ignored (deletionStep).
-    const frame = encodeJsonFrame(FrameType.Control, { op: "delete-account", id: ++this.deletionId, user, remove: false });
-    for (const p of sms) p.socket.write(frame);
+    // Its own deletion id, never registered: the sms' answers to it are ignored.
+    if (this.toEverySm({ op: "delete-account", id: this.deletions.unregisteredId(), user, remove: false }) === 0) return NO_SM;
     this.opts.log.info({ user }, "sessions of the user ended by an admin");
     return { ok: true };
   }
@@ -536,55 +519,39 @@ export class Router {
   /** Every sm sends `body` from the domain to each online session it holds (protocol §1.7, `announce`). */
   announce(body: string): AdminResult {
     if (!this.active) return PASSIVE;
-    const sms = [...this.peers.values()].filter((p) => p.member.role === "sm");
-    if (sms.length === 0) return { ok: false, error: "no session manager is linked" };
-    const frame = encodeJsonFrame(FrameType.Control, { op: "announce", body });
-    for (const p of sms) p.socket.write(frame);
-    this.opts.log.info({ sms: sms.length, length: body.length }, "announcement sent");
+    const sms = this.toEverySm({ op: "announce", body });
+    if (sms === 0) return NO_SM;
+    this.opts.log.info({ sms, length: body.length }, "announcement sent");
     return { ok: true };
   }
 
-  /**
-   * `xfarm user del`: every other sm ends the sessions it holds of the user
-   * first, while the user's roster is still there to say whom to tell; then
-   * the owner ends its own and deletes the account, in the user's turn, and
-   * its answer is the admin's.
-   */
+  /** Writes `msg` to every linked sm; returns how many there are. */
+  private toEverySm(msg: ControlMessage): number {
+    const frame = encodeJsonFrame(FrameType.Control, msg);
+    let n = 0;
+    for (const p of this.peers.values()) {
+      if (p.member.role !== "sm") continue;
+      p.socket.write(frame);
+      n++;
+    }
+    return n;
+  }
+
+  /** Writes `msg` to sm `name`; false when it is not linked. */
+  private sendToSm(name: string, msg: ControlMessage): boolean {
+    const peer = this.peers.get(name);
+    if (peer?.member.role !== "sm") return false;
+    peer.socket.write(encodeJsonFrame(FrameType.Control, msg));
+    return true;
+  }
+
+  /** `xfarm user del` (router/account-deletions.ts); `answer` gets the owner's answer. */
   deleteUser(user: string, answer: (result: AdminResult) => void): void {
     if (!this.active) return answer(PASSIVE);
     const owner = rendezvousOwner(this.smNames, user);
-    if (owner === undefined) return answer({ ok: false, error: "no session manager is linked" });
-    const id = ++this.deletionId;
+    if (owner === undefined) return answer(NO_SM);
     // Linked ones only: an sm awaited after a takeover has no sessions to end yet.
-    const others = this.smNames.filter((n) => n !== owner && this.peers.has(n));
-    this.deletions.set(id, { answer, user, owner, waiting: new Set(others), ownerAsked: false });
-    this.opts.log.info({ user, owner }, "account deletion ordered");
-    for (const name of others) this.peers.get(name)?.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user, remove: false }));
-    this.deletionStep(id);
-  }
-
-  /** Deletion `id` moves on: sm `from` answered, or left; the owner is asked once no other sm is waited for. */
-  private deletionStep(id: number, from?: string, outcome?: { ok: boolean; error?: string }): void {
-    const d = this.deletions.get(id);
-    if (!d) return;
-    if (d.ownerAsked && from === d.owner) {
-      this.deletions.delete(id);
-      d.answer(outcome?.ok ? { ok: true } : { ok: false, error: outcome?.error ?? "the session manager failed" });
-      return;
-    }
-    if (from !== undefined) d.waiting.delete(from);
-    if (d.ownerAsked || d.waiting.size > 0) return;
-    d.ownerAsked = true;
-    const owner = this.peers.get(d.owner);
-    if (owner) owner.socket.write(encodeJsonFrame(FrameType.Control, { op: "delete-account", id, user: d.user, remove: true }));
-    else this.deletionStep(id, d.owner, { ok: false, error: "the session manager left" });
-  }
-
-  /** An sm left: the deletions that waited for it go on without it. */
-  private smLeft(name: string): void {
-    for (const [id, d] of this.deletions) {
-      if (d.waiting.has(name) || (d.ownerAsked && d.owner === name)) this.deletionStep(id, name, { ok: false, error: "the session manager left" });
-    }
+    this.deletions.start(user, owner, this.smNames.filter((n) => n !== owner && this.peers.has(n)), answer);
   }
 
   /**

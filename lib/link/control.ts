@@ -43,6 +43,12 @@ export interface ProcessLoad {
 /** The name the front ends' load went by before the sms reported theirs. */
 export type C2sLoad = ProcessLoad;
 
+/** How an admin's order went: what the `result` op carries. */
+export interface AdminResult {
+  ok: boolean;
+  error?: string;
+}
+
 /** One row of `xfarm status`: a linked process as the router sees it, or the router itself. */
 export interface StatusEntry {
   name: string;
@@ -88,7 +94,7 @@ export type ControlMessage =
   | { op: "undrain"; name: string }
   /** Active router → its pair peer: every drained front end and its rate, so a failover keeps them drained. */
   | { op: "drained"; fronts: Record<string, number> }
-  | { op: "result"; ok: boolean; error?: string }
+  | ({ op: "result" } & AdminResult)
   /** admin → router → every sm: an account was renamed (`xfarm user rename`); the old name's sessions end. */
   | { op: "user-deleted"; user: string }
   /** admin → router → every sm: an account's password changed (`xfarm user passwd`); its sessions end with `reset`. */

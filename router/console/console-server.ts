@@ -14,7 +14,8 @@ import type { Logger } from "../../lib/log.js";
 import { listenFailure } from "../../lib/process-lifecycle.js";
 import { deriveCredentials } from "../../lib/sasl/scram-credentials.js";
 import type { Store } from "../../xdb-sql/store.js";
-import type { AdminResult, Router } from "../router.js";
+import type { AdminResult } from "../../lib/link/control.js";
+import type { Router } from "../router.js";
 import { ConsoleHistory, SAMPLE_MS } from "./console-history.js";
 import { ConsoleSessions, type ConsoleSession } from "./console-sessions.js";
 
