@@ -1,21 +1,13 @@
 // `xfarm user add|passwd|del|list`: accounts, in the farm's store (never
 // another: cli/farm-database.ts), so they work whether or not the farm runs.
 import { Command } from "commander";
-import { parseJid } from "../lib/jid.js";
 import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
 import type { Store } from "../xdb-sql/store.js";
-import { servedDomain, type Config } from "../lib/config.js";
+import { servedAccount, servedDomain, type Config } from "../lib/config.js";
 import type { LoadConfig } from "./config-option.js";
 import { openFarmStore } from "./farm-database.js";
 import { adminRequest } from "../lib/link/admin-link.js";
 import { readNewPassword } from "./read-password.js";
-
-function accountJid(text: string, config: Config): string {
-  const j = parseJid(text);
-  if (!j || !j.local || j.resource) throw new Error(`"${text}" is not a bare JID like alice@${config.domains[0]}`);
-  if (!config.domains.includes(j.domain)) throw new Error(`${j.domain} is not served here (domains: ${config.domains.join(", ")})`);
-  return j.bare;
-}
 
 /**
  * An account named on the command line: as it is stored when so stored (a
@@ -23,7 +15,7 @@ function accountJid(text: string, config: Config): string {
  * the admin), else its RFC 7622 form.
  */
 async function storedAccount(store: Store, text: string, config: Config): Promise<string> {
-  return (await store.accountExists(text)) ? text : accountJid(text, config);
+  return (await store.accountExists(text)) ? text : servedAccount(config, text);
 }
 
 /** How long `user del` waits for the farm: thousands of subscriptions may be cancelled first. */
@@ -79,7 +71,7 @@ export function userCommands(load: LoadConfig): Command {
     .argument("[password]", "the password (for scripts)")
     .action(async (jidText: string, password: string | undefined, _opts: unknown, cmd: Command) => {
       const c = load(cmd.optsWithGlobals()).config;
-      const jid = accountJid(jidText, c);
+      const jid = servedAccount(c, jidText);
       const creds = await deriveCredentials(await passwordFor(password, jid), c.c2s.scram_iterations);
       const created = await withStore(c, (s) => s.createAccount(jid, creds));
       if (!created) throw new Error(`${jid} already exists`);
@@ -93,7 +85,7 @@ export function userCommands(load: LoadConfig): Command {
     .argument("[password]")
     .action(async (jidText: string, password: string | undefined, _opts: unknown, cmd: Command) => {
       const c = load(cmd.optsWithGlobals()).config;
-      const jid = accountJid(jidText, c);
+      const jid = servedAccount(c, jidText);
       const creds = await deriveCredentials(await passwordFor(password, jid), c.c2s.scram_iterations);
       if (!(await withStore(c, (s) => s.setCredentials(jid, creds)))) throw new Error(`${jid} does not exist`);
       process.stdout.write(`password changed for ${jid}\n`);
@@ -124,7 +116,7 @@ export function userCommands(load: LoadConfig): Command {
     .argument("<new-jid>")
     .action(async (fromText: string, toText: string, _opts: unknown, cmd: Command) => {
       const c = load(cmd.optsWithGlobals()).config;
-      const to = accountJid(toText, c);
+      const to = servedAccount(c, toText);
       const { from, kept } = await withStore(c, async (s) => {
         const from = await storedAccount(s, fromText, c);
         if (!(await s.renameAccount(from, to))) throw new Error(`${from} does not exist or ${to} does`);

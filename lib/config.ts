@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { domainpart } from "./jid.js";
+import { domainpart, parseJid } from "./jid.js";
 import { HEADER_ALLOWANCE } from "./link/frames.js";
 import { LOG_FORMATS } from "./log.js";
 import type { XmlLimits } from "./xml-stream.js";
@@ -449,4 +449,12 @@ export function annotatedDefaults(more: readonly KeySpec[] = []): string {
   lines.push("", "[components]", "# XEP-0114 external components: the shared secret of each component domain.", '# "muc.example.org" = "…"');
   lines.push("", "[secrets]", "# Link secret of each component, by name. `xfarm start` generates any missing one", "# into <data_dir>/secrets.toml; on a farm of many boxes, give every box the same table.", '# "c2s-1" = "…"');
   return lines.join("\n").trimStart() + "\n";
+}
+
+/** An account an admin names (CLI, console): a bare JID of a served domain, in its RFC 7622 form; throws, saying why, otherwise. */
+export function servedAccount(config: Config, text: string): string {
+  const j = parseJid(text);
+  if (!j || !j.local || j.resource) throw new Error(`"${text}" is not a bare JID like alice@${config.domains[0]}`);
+  servedDomain(config, j.domain);
+  return j.bare;
 }

@@ -7,7 +7,7 @@ import http from "node:http";
 import type net from "node:net";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import type { Config } from "../../lib/config.js";
+import { servedAccount, type Config } from "../../lib/config.js";
 import { parseJid } from "../../lib/jid.js";
 import { DEFAULT_DRAIN_RATE, type StatusEntry } from "../../lib/link/control.js";
 import type { Logger } from "../../lib/log.js";
@@ -235,10 +235,11 @@ export class ConsoleServer {
 
   /** A bare JID of a served domain, in its RFC 7622 form. */
   private account(text: string): string {
-    const j = parseJid(text.trim());
-    if (!j || !j.local || j.resource) throw new HttpError(400, `"${text}" is not a bare JID like alice@${this.opts.config.domains[0]}`);
-    if (!this.opts.config.domains.includes(j.domain)) throw new HttpError(400, `${j.domain} is not served here`);
-    return j.bare;
+    try {
+      return servedAccount(this.opts.config, text.trim());
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
   }
 
   private async addAccount(user: string, password: string): Promise<AdminResult> {
