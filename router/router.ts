@@ -7,7 +7,6 @@ import { listenFailure } from "../lib/process-lifecycle.js";
 import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
 import { AUTH_FAILED, LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
 import {
-  DEFAULT_DRAIN_RATE,
   LOAD_REPORT_MS,
   LOADS_INTERVAL_MS,
   PING_INTERVAL_MS,
@@ -32,6 +31,7 @@ import { badRequestText } from "../lib/stanza-rules.js";
 import { errorReplyXml, isError, type Condition } from "../lib/stanza-error.js";
 import { AccountDeletions } from "./account-deletions.js";
 import { AwaitedMembers, type HeldFrame } from "./awaited-members.js";
+import { DrainedFronts } from "./drained-fronts.js";
 
 export interface RouterOptions {
   name: string;
@@ -115,13 +115,7 @@ export class Router {
   private readonly refusals = new LogThrottle(REFUSAL_LOG_INTERVAL_MS);
   /** Stands in for the secret of an unknown name, so its refusal costs the same HMAC as a wrong secret's. */
   private readonly decoySecret = newNonce();
-  /**
-   * Drained front ends and their rates (protocol §1.7): kept here, not in the
-   * front end, so one that restarts mid-drain is drained again as it links.
-   */
-  private drainedFronts = new Map<string, number>();
-  /** Front ends undrained while unlinked: one that re-links still draining is told to stop. */
-  private readonly undrainOnLink = new Set<string>();
+  private readonly drainedFronts = new DrainedFronts();
   /** After a takeover, the old active router's members not linked again yet (protocol §1.9). */
   private readonly awaited = new AwaitedMembers();
   private readonly deletions: AccountDeletions;
@@ -175,19 +169,19 @@ export class Router {
 
   /** The drained front ends, name → rate. */
   get drained(): ReadonlyMap<string, number> {
-    return this.drainedFronts;
+    return this.drainedFronts.all;
   }
 
   /** The active peer router's set of drained front ends (protocol §1.9): a passive router keeps it for its turn. */
   takeDrained(fronts: Record<string, number>): void {
     if (this.active) return;
-    this.drainedFronts = new Map(Object.entries(fronts));
+    this.drainedFronts.replace(fronts);
   }
 
   /** The active router tells its pair peer every drained front end, at every change and when the peer links. */
   private shareDrained(socket?: net.Socket): void {
     if (!this.active) return;
-    const frame = encodeJsonFrame(FrameType.Control, { op: "drained", fronts: Object.fromEntries(this.drainedFronts) });
+    const frame = encodeJsonFrame(FrameType.Control, { op: "drained", fronts: this.drainedFronts.record() });
     for (const s of socket ? [socket] : this.routerPeers) s.write(frame);
   }
 
@@ -481,9 +475,7 @@ export class Router {
     if (!this.active) return PASSIVE;
     const target = this.peers.get(name);
     const linked = target?.member.role === "c2s";
-    if (!linked && !this.drainedFronts.has(name)) return { ok: false, error: `no front end named "${name}" is linked` };
-    this.drainedFronts.set(name, rate);
-    this.undrainOnLink.delete(name);
+    if (!this.drainedFronts.drain(name, rate, linked)) return { ok: false, error: `no front end named "${name}" is linked` };
     if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate }));
     this.opts.log.info({ component: name, rate, linked }, "drain ordered");
     this.shareDrained();
@@ -496,9 +488,8 @@ export class Router {
     const target = this.peers.get(name);
     const linked = target?.member.role === "c2s";
     const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
-    if (!this.drainedFronts.delete(name) && !draining) return { ok: false, error: `front end "${name}" is not drained` };
+    if (!this.drainedFronts.undrain(name, linked, draining)) return { ok: false, error: `front end "${name}" is not drained` };
     if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
-    else this.undrainOnLink.add(name);
     this.opts.log.info({ component: name, linked }, "undrain ordered");
     this.shareDrained();
     return { ok: true };
@@ -554,25 +545,20 @@ export class Router {
     this.deletions.start(user, owner, this.smNames.filter((n) => n !== owner && this.peers.has(n)), answer);
   }
 
-  /**
-   * A front end that links while drained is told to drain at once (it
-   * restarted mid-drain); one that links draining while not in the set was
-   * drained by a router that restarted since, and is adopted into it.
-   */
+  /** A front end linked: its drain goes on, or an undrain it missed reaches it (router/drained-fronts.ts). */
   private keepDrained(peer: Peer): void {
     const name = peer.member.name;
     const info = peer.member.info as unknown as C2sInfo;
-    const rate = this.drainedFronts.get(name);
-    if (this.undrainOnLink.delete(name) && info.draining) {
+    const told = this.drainedFronts.linked(name, info.draining === true, info.drainRate);
+    if (told?.op === "undrain") {
       peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
       this.opts.log.info({ component: name }, "undrain passed on as it re-linked");
-    } else if (rate !== undefined) {
-      peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate }));
-      this.opts.log.info({ component: name, rate }, "drained front end linked: drained again");
-    } else if (info.draining) {
-      this.drainedFronts.set(name, info.drainRate ?? DEFAULT_DRAIN_RATE);
-      this.opts.log.info({ component: name, rate: this.drainedFronts.get(name) }, "front end linked draining: kept drained");
+    } else if (told?.adopted) {
+      this.opts.log.info({ component: name, rate: told.rate }, "front end linked draining: kept drained");
       this.shareDrained();
+    } else if (told) {
+      peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate: told.rate }));
+      this.opts.log.info({ component: name, rate: told.rate }, "drained front end linked: drained again");
     }
   }
 
