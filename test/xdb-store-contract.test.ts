@@ -634,6 +634,34 @@ describe.each(backends)("the $name store", (backend) => {
     await s.close();
   });
 
+  it("keeps appends made together apart: one for a missing account fails alone, the others are stored", async () => {
+    const url = await backend.fresh();
+    const s = await openStore(url);
+    const [a, b] = ["alice@example.com", "bob@example.com"];
+    for (const u of [a, b]) await s.createAccount(u, creds);
+    const entry = (xml: string) => ({ stamp: new Date(), with: "carol@example.com", xml });
+    // Made in one turn, as an sm archives the messages of one batch of frames (SQLite commits them together).
+    const results = await Promise.allSettled([
+      s.appendArchive(a, "mam", [entry("<a1/>")]),
+      s.appendArchive("ghost@example.com", "mam", [entry("<g/>")]),
+      s.appendArchive(b, "mam", [entry("<b1/>"), entry("<b2/>")]),
+      s.appendArchive(a, "mam", [entry("<a2/>")]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/no such account/);
+    expect((await s.queryArchive(a, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(["<a1/>", "<a2/>"]);
+    expect((await s.queryArchive(b, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(["<b1/>", "<b2/>"]);
+    if (backend.name === "sqlite") {
+      // Appended and not yet committed (SQLite commits at the end of the turn) when the store closes: committed first.
+      const last = s.appendArchive(a, "mam", [entry("<a3/>")]);
+      await s.close();
+      await last;
+      const again = await openStore(url);
+      expect(await again.countArchive(a, "mam")).toBe(3);
+      await again.close();
+    } else await s.close();
+  });
+
   it("takes module data along when an account is renamed, and away when it is deleted", async () => {
     const s = await open();
     const [a, b] = ["alice@example.com", "bob@example.com"];

@@ -2,6 +2,7 @@
 // SqliteStore that modules declare, kept apart so the driver stays readable.
 import type Database from "better-sqlite3";
 import * as shared from "./module-data-sql.js";
+import { SqliteArchiveBatch } from "./sqlite-archive-batch.js";
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, KvQuota, ModuleDataStore, NewArchiveItem } from "./store.js";
 
 function prepareAll(db: Database.Database) {
@@ -33,6 +34,7 @@ function prepareAll(db: Database.Database) {
 
 export class SqliteModuleData implements ModuleDataStore {
   private readonly s: ReturnType<typeof prepareAll>;
+  private readonly appends: SqliteArchiveBatch;
 
   /** `withAccount` names the account when a write fails for want of it. */
   constructor(
@@ -40,6 +42,7 @@ export class SqliteModuleData implements ModuleDataStore {
     private readonly withAccount: <T>(user: string, write: () => T) => T,
   ) {
     this.s = prepareAll(db);
+    this.appends = new SqliteArchiveBatch(db, this.s.append, withAccount);
   }
 
   async getKv(user: string, store: string, key: string): Promise<string | null> {
@@ -88,15 +91,13 @@ export class SqliteModuleData implements ModuleDataStore {
 
   async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
     const rows = shared.archiveRows(archive, items);
-    const s = this.s;
-    this.withAccount(user, () =>
-      this.db
-        .transaction(() => {
-          for (const r of rows) s.append.run(user, archive, r.id, r.stamp, r.with, r.hash, r.xml);
-        })
-        .immediate(),
-    );
+    await this.appends.append(user, archive, rows);
     return rows.map((r) => r.id);
+  }
+
+  /** Commits the appends of this turn now: before the database closes. */
+  flush(): void {
+    this.appends.flush();
   }
 
   async queryArchive(user: string, archive: string, q: ArchiveQuery): Promise<ArchivePage | null> {

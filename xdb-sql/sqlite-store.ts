@@ -660,6 +660,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.moduleData?.flush();
     if (this.db.open) this.db.close();
   }
 }
