@@ -2,6 +2,7 @@
 // SqliteStore that modules declare, kept apart so the driver stays readable.
 import type Database from "better-sqlite3";
 import * as shared from "./module-data-sql.js";
+import { SqliteKvBatch, type KvPut } from "./sqlite-kv-batch.js";
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, KvQuota, ModuleDataStore, NewArchiveItem } from "./store.js";
 
 function prepareAll(db: Database.Database) {
@@ -32,6 +33,7 @@ function prepareAll(db: Database.Database) {
 }
 
 export class SqliteModuleData implements ModuleDataStore {
+  private readonly puts: SqliteKvBatch;
   private readonly s: ReturnType<typeof prepareAll>;
 
   /** `withAccount` names the account when a write fails for want of it. */
@@ -39,6 +41,7 @@ export class SqliteModuleData implements ModuleDataStore {
     private readonly db: Database.Database,
     private readonly withAccount: <T>(user: string, write: () => T) => T,
   ) {
+    this.puts = new SqliteKvBatch(db, (p) => this.putOne(p), withAccount);
     this.s = prepareAll(db);
   }
 
@@ -48,17 +51,19 @@ export class SqliteModuleData implements ModuleDataStore {
 
   async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean> {
     shared.checkKv(store, key, value);
-    const bytes = shared.kvBytes(key, value);
+    return this.puts.put({ user, store, key, value, bytes: shared.kvBytes(key, value), quota });
+  }
+
+  /** Commits the puts of this turn now: before the database closes. */
+  flushPuts(): void {
+    this.puts.flush();
+  }
+
+  private putOne({ user, store, key, value, bytes, quota }: KvPut): boolean {
     const s = this.s;
-    return this.withAccount(user, () =>
-      this.db
-        .transaction(() => {
-          if (quota && !shared.kvFits(this.usage(user, store), s.kvBytesOf.get(user, store, key), bytes, quota)) return false;
-          s.putKv.run(user, store, key, value, bytes);
-          return true;
-        })
-        .immediate(),
-    );
+    if (quota && !shared.kvFits(this.usage(user, store), s.kvBytesOf.get(user, store, key), bytes, quota)) return false;
+    s.putKv.run(user, store, key, value, bytes);
+    return true;
   }
 
   async deleteKv(user: string, store: string, key: string): Promise<boolean> {

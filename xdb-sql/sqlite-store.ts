@@ -660,6 +660,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.db.open) this.moduleData?.flushPuts();
     if (this.db.open) this.db.close();
   }
 }

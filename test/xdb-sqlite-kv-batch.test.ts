@@ -1,0 +1,57 @@
+// Module key-value puts of one turn share one SQLite commit
+// (xdb-sql/sqlite-kv-batch.ts): each still answers for itself, a quota's
+// refusal or a missing account failing that put alone, and the store's
+// close commits what is waiting.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { deriveCredentials } from "../lib/sasl/scram-credentials.js";
+import { openStore } from "../xdb-sql/open-store.js";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-kv-batch-"));
+const [alice, bob] = ["alice@example.com", "bob@example.com"];
+
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+async function opened(name: string) {
+  const store = await openStore(`sqlite:${path.join(tmp, name)}`);
+  const credentials = await deriveCredentials("pw", 64);
+  await store.createAccounts([alice, bob].map((user) => ({ user, credentials })));
+  return store;
+}
+
+describe("SQLite key-value puts of one turn", () => {
+  it("answer each put for itself: written, refused by the quota, or failed for want of its account", async () => {
+    const store = await opened("one-turn.sqlite");
+    const quota = { keys: 1, bytes: 1000 };
+    const puts = [
+      store.putKv(alice, "last", "logout", "1"),
+      store.putKv(bob, "blocking", "a@example.net", "", quota),
+      store.putKv(bob, "blocking", "b@example.net", "", quota),
+      store.putKv("nobody@example.com", "last", "logout", "2"),
+      store.putKv(alice, "last", "logout", "3"),
+    ];
+    const settled = await Promise.allSettled(puts);
+    expect(settled.map((s) => (s.status === "fulfilled" ? s.value : String(s.reason)))).toEqual([
+      true,
+      true,
+      false,
+      "Error: no such account: nobody@example.com",
+      true,
+    ]);
+    expect(await store.getKv(alice, "last", "logout")).toBe("3");
+    expect(await store.listKvKeys(bob, "blocking")).toEqual(["a@example.net"]);
+    await store.close();
+  });
+
+  it("commits the puts still waiting when the store closes", async () => {
+    const store = await opened("close.sqlite");
+    const put = store.putKv(alice, "last", "logout", "4");
+    await store.close();
+    expect(await put).toBe(true);
+    const again = await openStore(`sqlite:${path.join(tmp, "close.sqlite")}`);
+    expect(await again.getKv(alice, "last", "logout")).toBe("4");
+    await again.close();
+  });
+});
