@@ -1,7 +1,7 @@
 // Module key-value puts of one turn share one SQLite commit
 // (xdb-sql/sqlite-kv-batch.ts): each still answers for itself, a quota's
-// refusal or a missing account failing that put alone, and the store's
-// close commits what is waiting.
+// refusal or a missing account failing that put alone; a lazy put waits for
+// company up to a second; and the store's close commits what is waiting.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -45,9 +45,22 @@ describe("SQLite key-value puts of one turn", () => {
     await store.close();
   });
 
+  it("commits a lazy put with the next one that cannot wait, or on its own within a second", async () => {
+    const store = await opened("lazy.sqlite");
+    let done = false;
+    const lazy = store.putKv(alice, "last", "logout", "5", undefined, true).then((ok) => (done = ok));
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    expect(await store.putKv(bob, "last", "logout", "6")).toBe(true);
+    expect(await lazy).toBe(true);
+    expect(await store.putKv(bob, "last", "logout", "7", undefined, true)).toBe(true);
+    expect(await store.getKv(bob, "last", "logout")).toBe("7");
+    await store.close();
+  });
+
   it("commits the puts still waiting when the store closes", async () => {
     const store = await opened("close.sqlite");
-    const put = store.putKv(alice, "last", "logout", "4");
+    const put = store.putKv(alice, "last", "logout", "4", undefined, true);
     await store.close();
     expect(await put).toBe(true);
     const again = await openStore(`sqlite:${path.join(tmp, "close.sqlite")}`);

@@ -4,10 +4,16 @@
 // commit per logout was nearly half of an sm's time in a login storm. A put
 // still resolves only once its entry is committed, so nothing is answered
 // earlier than before; it waits at most until the end of the current turn
-// (setImmediate). Each put runs in a savepoint of its own, so one refused by
-// its quota or failing (its account deleted meanwhile) leaves the others be.
+// (setImmediate). A lazy put (mod-last's logout time: a crash only leaves it
+// older) waits up to LAZY_MS for company instead, so that steady logouts
+// too share their commits. Each put runs in a savepoint of its own, so one
+// refused by its quota or failing (its account deleted meanwhile) leaves the
+// others be.
 import type Database from "better-sqlite3";
 import type { KvQuota } from "./store.js";
+
+/** How long a lazy put waits for others to share its commit. */
+const LAZY_MS = 1000;
 
 export interface KvPut {
   user: string;
@@ -25,6 +31,8 @@ interface Pending extends KvPut {
 
 export class SqliteKvBatch {
   private pending: Pending[] = [];
+  private soon: NodeJS.Immediate | null = null;
+  private later: NodeJS.Timeout | null = null;
   private readonly commit: Database.Transaction<(batch: Pending[]) => { written?: boolean; err?: unknown }[]>;
 
   constructor(
@@ -46,16 +54,20 @@ export class SqliteKvBatch {
     );
   }
 
-  /** Resolves once the entry is committed (false: refused by its quota), with whatever else was put in this turn. */
-  put(entry: KvPut): Promise<boolean> {
+  /** Resolves once the entry is committed (false: refused by its quota), with whatever else was put in this turn (`lazy`: within LAZY_MS). */
+  put(entry: KvPut, lazy = false): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => this.flush());
       this.pending.push({ ...entry, resolve, reject });
+      if (!lazy) this.soon ??= setImmediate(() => this.flush());
+      else if (!this.soon) this.later ??= setTimeout(() => this.flush(), LAZY_MS).unref();
     });
   }
 
   /** Commits what is waiting (the store calls it before it closes, too). */
   flush(): void {
+    if (this.soon) clearImmediate(this.soon);
+    if (this.later) clearTimeout(this.later);
+    this.soon = this.later = null;
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];

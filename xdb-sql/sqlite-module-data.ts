@@ -49,9 +49,9 @@ export class SqliteModuleData implements ModuleDataStore {
     return this.s.getKv.get(user, store, key) ?? null;
   }
 
-  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean> {
+  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota, lazy = false): Promise<boolean> {
     shared.checkKv(store, key, value);
-    return this.puts.put({ user, store, key, value, bytes: shared.kvBytes(key, value), quota });
+    return this.puts.put({ user, store, key, value, bytes: shared.kvBytes(key, value), quota }, lazy);
   }
 
   /** Commits the puts of this turn now: before the database closes. */
