@@ -32,8 +32,8 @@ function setup(api: ModuleApi): void {
   const started = Date.now();
   // Lazy: a logout's time shares its commit with the others of the next second, instead of an fsync each.
   const logouts = api.storage.kv("last", { lazy: true });
-  /** Logouts whose put is not committed yet, by account: what a query answers meanwhile. */
-  const unsaved = new Map<string, Logout>();
+  /** Logouts whose put is not committed yet, by account: what a query answers meanwhile, and the put. */
+  const unsaved = new Map<string, { logout: Logout; saved: Promise<unknown> }>();
   api.addFeature(NS);
 
   api.hook(`iq-get/host/${NS}:query`, (event) => answer(api, event, Date.now() - started));
@@ -51,7 +51,7 @@ function setup(api: ModuleApi): void {
     }
     if (api.sessions.available(user).length > 0) return answer(api, event, 0);
     const stored = unsaved.has(user) ? null : await logouts.get(user, "logout");
-    const logout = unsaved.get(user) ?? (stored === null ? null : (JSON.parse(stored) as Logout));
+    const logout = unsaved.get(user)?.logout ?? (stored === null ? null : (JSON.parse(stored) as Logout));
     // Never left while the module was on: nothing to tell.
     if (logout === null) return false;
     return answer(api, event, Date.now() - logout.at, logout.status);
@@ -62,14 +62,14 @@ function setup(api: ModuleApi): void {
     if (session.presence === null || api.sessions.available(session.user).some((s) => s !== session)) return;
     const { user } = session;
     const logout: Logout = { at: Date.now(), status };
-    unsaved.set(user, logout);
     // Not awaited, nor worth failing the stanza or the session's end for: the time told is only older.
-    logouts
+    const saved = logouts
       .put(user, "logout", JSON.stringify(logout))
       .catch((err: unknown) => session.log.warn({ err }, "last logout not stored"))
       .finally(() => {
-        if (unsaved.get(user) === logout) unsaved.delete(user);
+        if (unsaved.get(user)?.logout === logout) unsaved.delete(user);
       });
+    unsaved.set(user, { logout, saved });
   }
   // Both before mod-presence, which marks the session unavailable; in the user's turn, so a query after them finds it.
   api.hook(
@@ -82,6 +82,11 @@ function setup(api: ModuleApi): void {
     10,
   );
   api.hook("session-ended", ({ session }) => left(session, ""), 10);
+  // Committed before the account's data goes, which would refuse it.
+  api.hook("account-deleted", async ({ user }) => {
+    await unsaved.get(user)?.saved;
+    return false;
+  });
 }
 
 async function answer(api: ModuleApi, event: StanzaEvent, ms: number, status = ""): Promise<true> {

@@ -58,4 +58,20 @@ describe("XEP-0012 last activity", () => {
     // Stored lazily: within a second, its commit shared with other logouts.
     await vi.waitFor(async () => expect(await h.store.getKv(`bob@${DOMAIN}`, "last", "logout")).not.toBeNull(), { timeout: 5000 });
   });
+
+  it("commits a logout not yet stored before the account it belongs to is removed", async () => {
+    h = await Harness.create(["alice"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    await alice.online();
+    await alice.send("<presence type='unavailable'/>");
+    const remove = h.store.deleteAccount.bind(h.store);
+    let stored: string | null = null;
+    h.store.deleteAccount = async (user) => {
+      stored = await h.store.getKv(user, "last", "logout");
+      return remove(user);
+    };
+    await h.sm.deleteUser(`alice@${DOMAIN}`, true);
+    expect(stored).not.toBeNull();
+    expect(await h.store.accountExists(`alice@${DOMAIN}`)).toBe(false);
+  });
 });
