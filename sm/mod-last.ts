@@ -30,7 +30,10 @@ export const modLast = defineModule({
 
 function setup(api: ModuleApi): void {
   const started = Date.now();
-  const logouts = api.storage.kv("last");
+  // Lazy: a logout's time shares its commit with the others of the next second, instead of an fsync each.
+  const logouts = api.storage.kv("last", { lazy: true });
+  /** Logouts whose put is not committed yet, by account: what a query answers meanwhile, and the put. */
+  const unsaved = new Map<string, { logout: Logout; saved: Promise<unknown> }>();
   api.addFeature(NS);
 
   api.hook(`iq-get/host/${NS}:query`, (event) => answer(api, event, Date.now() - started));
@@ -47,31 +50,43 @@ function setup(api: ModuleApi): void {
       }
     }
     if (api.sessions.available(user).length > 0) return answer(api, event, 0);
-    const stored = await logouts.get(user, "logout");
+    const stored = unsaved.has(user) ? null : await logouts.get(user, "logout");
+    const logout = unsaved.get(user)?.logout ?? (stored === null ? null : (JSON.parse(stored) as Logout));
     // Never left while the module was on: nothing to tell.
-    if (stored === null) return false;
-    const logout = JSON.parse(stored) as Logout;
+    if (logout === null) return false;
     return answer(api, event, Date.now() - logout.at, logout.status);
   });
 
   /** The user's last available resource leaves: when, and with what status, is kept for the contacts to ask. */
-  async function left(session: Session, status: string): Promise<void> {
+  function left(session: Session, status: string): void {
     if (session.presence === null || api.sessions.available(session.user).some((s) => s !== session)) return;
+    const { user } = session;
     const logout: Logout = { at: Date.now(), status };
-    // Not worth failing the stanza or the session's end for: the time told is only older.
-    await logouts.put(session.user, "logout", JSON.stringify(logout)).catch((err: unknown) => session.log.warn({ err }, "last logout not stored"));
+    // Not awaited, nor worth failing the stanza or the session's end for: the time told is only older.
+    const saved = logouts
+      .put(user, "logout", JSON.stringify(logout))
+      .catch((err: unknown) => session.log.warn({ err }, "last logout not stored"))
+      .finally(() => {
+        if (unsaved.get(user)?.logout === logout) unsaved.delete(user);
+      });
+    unsaved.set(user, { logout, saved });
   }
   // Both before mod-presence, which marks the session unavailable; in the user's turn, so a query after them finds it.
   api.hook(
     "pre-presence/self",
     async (event) => {
       const { origin, stanza } = event;
-      if (origin && !stanza.attrs.to && stanza.attrs.type === "unavailable") await left(origin, stanza.getChildText("status") ?? "");
+      if (origin && !stanza.attrs.to && stanza.attrs.type === "unavailable") left(origin, stanza.getChildText("status") ?? "");
       return false;
     },
     10,
   );
   api.hook("session-ended", ({ session }) => left(session, ""), 10);
+  // Committed before the account's data goes, which would refuse it.
+  api.hook("account-deleted", async ({ user }) => {
+    await unsaved.get(user)?.saved;
+    return false;
+  });
 }
 
 async function answer(api: ModuleApi, event: StanzaEvent, ms: number, status = ""): Promise<true> {

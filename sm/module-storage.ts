@@ -39,6 +39,12 @@ export interface ModuleArchive {
 export interface KvOptions {
   /** What one user's store may hold; none: only the store's column bounds (STORE_LIMITS). */
   quota?: KvQuota;
+  /**
+   * Puts may wait up to a second for others to share their commit, and
+   * resolve only then: for entries a crash may leave older (mod-last's
+   * logout time), never for what a client was told is saved.
+   */
+  lazy?: boolean;
 }
 
 export interface ModuleStorage {
@@ -50,7 +56,7 @@ export function moduleStorage(store: Store): ModuleStorage {
   return {
     kv: (name, options = {}) => ({
       get: (user, key) => store.getKv(user, name, key),
-      put: (user, key, value) => store.putKv(user, name, key, value, options.quota),
+      put: (user, key, value) => store.putKv(user, name, key, value, options.quota, options.lazy),
       delete: (user, key) => store.deleteKv(user, name, key),
       keys: (user) => store.listKvKeys(user, name),
       usage: (user) => store.kvUsage(user, name),

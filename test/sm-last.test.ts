@@ -1,7 +1,7 @@
 // XEP-0012 last activity in the sm: the server's uptime, and an account's
 // last activity for those who may see its presence: 0 while online, else
 // the time since its last available resource left, with its status.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DOMAIN, Harness, conditionOf, type Client } from "./sm-harness.js";
 
 const NS = "jabber:iq:last";
@@ -55,6 +55,23 @@ describe("XEP-0012 last activity", () => {
     await bob.online();
     await bob.end();
     expect(await last(alice, `bob@${DOMAIN}`)).toMatchObject({ text: "" });
-    expect((await h.store.getKv(`bob@${DOMAIN}`, "last", "logout")) !== null).toBe(true);
+    // Stored lazily: within a second, its commit shared with other logouts.
+    await vi.waitFor(async () => expect(await h.store.getKv(`bob@${DOMAIN}`, "last", "logout")).not.toBeNull(), { timeout: 5000 });
+  });
+
+  it("commits a logout not yet stored before the account it belongs to is removed", async () => {
+    h = await Harness.create(["alice"]);
+    const alice = await h.connect(`alice@${DOMAIN}/a`);
+    await alice.online();
+    await alice.send("<presence type='unavailable'/>");
+    const remove = h.store.deleteAccount.bind(h.store);
+    let stored: string | null = null;
+    h.store.deleteAccount = async (user) => {
+      stored = await h.store.getKv(user, "last", "logout");
+      return remove(user);
+    };
+    await h.sm.deleteUser(`alice@${DOMAIN}`, true);
+    expect(stored).not.toBeNull();
+    expect(await h.store.accountExists(`alice@${DOMAIN}`)).toBe(false);
   });
 });

@@ -2,8 +2,23 @@
 // SqliteStore that modules declare, kept apart so the driver stays readable.
 import type Database from "better-sqlite3";
 import * as shared from "./module-data-sql.js";
-import { SqliteArchiveBatch } from "./sqlite-archive-batch.js";
+import { SqliteTurnBatch } from "./sqlite-turn-batch.js";
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, KvQuota, ModuleDataStore, NewArchiveItem } from "./store.js";
+
+interface KvPut {
+  user: string;
+  store: string;
+  key: string;
+  value: string;
+  bytes: number;
+  quota?: KvQuota;
+}
+
+interface ArchiveAppend {
+  user: string;
+  archive: string;
+  rows: ReturnType<typeof shared.archiveRows>;
+}
 
 function prepareAll(db: Database.Database) {
   return {
@@ -34,34 +49,40 @@ function prepareAll(db: Database.Database) {
 
 export class SqliteModuleData implements ModuleDataStore {
   private readonly s: ReturnType<typeof prepareAll>;
-  private readonly appends: SqliteArchiveBatch;
+  /** Key-value puts and archive appends: each kind's writes of one turn share one commit (sqlite-turn-batch.ts). */
+  private readonly puts: SqliteTurnBatch<KvPut, boolean>;
+  private readonly appends: SqliteTurnBatch<ArchiveAppend, void>;
 
   /** `withAccount` names the account when a write fails for want of it. */
   constructor(
     private readonly db: Database.Database,
-    private readonly withAccount: <T>(user: string, write: () => T) => T,
+    withAccount: <T>(user: string, write: () => T) => T,
   ) {
     this.s = prepareAll(db);
-    this.appends = new SqliteArchiveBatch(db, this.s.append, withAccount);
+    this.puts = new SqliteTurnBatch(db, (p: KvPut) => this.putOne(p), withAccount);
+    this.appends = new SqliteTurnBatch(db, (a: ArchiveAppend) => this.appendOne(a), withAccount);
   }
 
   async getKv(user: string, store: string, key: string): Promise<string | null> {
     return this.s.getKv.get(user, store, key) ?? null;
   }
 
-  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean> {
+  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota, lazy = false): Promise<boolean> {
     shared.checkKv(store, key, value);
-    const bytes = shared.kvBytes(key, value);
+    return this.puts.write({ user, store, key, value, bytes: shared.kvBytes(key, value), quota }, lazy);
+  }
+
+  /** Commits the writes waiting for the end of this turn now: before the database closes. */
+  flush(): void {
+    this.puts.flush();
+    this.appends.flush();
+  }
+
+  private putOne({ user, store, key, value, bytes, quota }: KvPut): boolean {
     const s = this.s;
-    return this.withAccount(user, () =>
-      this.db
-        .transaction(() => {
-          if (quota && !shared.kvFits(this.usage(user, store), s.kvBytesOf.get(user, store, key), bytes, quota)) return false;
-          s.putKv.run(user, store, key, value, bytes);
-          return true;
-        })
-        .immediate(),
-    );
+    if (quota && !shared.kvFits(this.usage(user, store), s.kvBytesOf.get(user, store, key), bytes, quota)) return false;
+    s.putKv.run(user, store, key, value, bytes);
+    return true;
   }
 
   async deleteKv(user: string, store: string, key: string): Promise<boolean> {
@@ -91,13 +112,12 @@ export class SqliteModuleData implements ModuleDataStore {
 
   async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
     const rows = shared.archiveRows(archive, items);
-    await this.appends.append(user, archive, rows);
+    await this.appends.write({ user, archive, rows });
     return rows.map((r) => r.id);
   }
 
-  /** Commits the appends of this turn now: before the database closes. */
-  flush(): void {
-    this.appends.flush();
+  private appendOne({ user, archive, rows }: ArchiveAppend): void {
+    for (const r of rows) this.s.append.run(user, archive, r.id, r.stamp, r.with, r.hash, r.xml);
   }
 
   async queryArchive(user: string, archive: string, q: ArchiveQuery): Promise<ArchivePage | null> {

@@ -612,8 +612,8 @@ export class SqliteStore implements Store {
   async getKv(user: string, store: string, key: string): Promise<string | null> {
     return this.m.getKv(user, store, key);
   }
-  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean> {
-    return this.m.putKv(user, store, key, value, quota);
+  async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota, lazy?: boolean): Promise<boolean> {
+    return this.m.putKv(user, store, key, value, quota, lazy);
   }
   async deleteKv(user: string, store: string, key: string): Promise<boolean> {
     return this.m.deleteKv(user, store, key);
@@ -660,7 +660,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.moduleData?.flush();
+    if (this.db.open) this.moduleData?.flush();
     if (this.db.open) this.db.close();
   }
 }

@@ -238,9 +238,11 @@ export interface ModuleDataStore {
   /**
    * Sets a value. With a quota, refuses (false, nothing written) a write
    * that would leave the user's store over it, unless it does not grow the
-   * store; the check and the write are one transaction.
+   * store; the check and the write are one transaction. `lazy`: the write
+   * may wait for other writes up to a second before its commit (on SQLite,
+   * where each commit is an fsync); for an entry a crash may leave older.
    */
-  putKv(user: string, store: string, key: string, value: string, quota?: KvQuota): Promise<boolean>;
+  putKv(user: string, store: string, key: string, value: string, quota?: KvQuota, lazy?: boolean): Promise<boolean>;
   /** False if there was no such key. */
   deleteKv(user: string, store: string, key: string): Promise<boolean>;
   /** The user's keys in a store, sorted by their bytes. */
