@@ -295,14 +295,14 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     // A redirect is the farm at work (balance, drain), not a failure: logged as what it is.
     if (condition === "see-other-host") this.log.info({ to: content, text }, "redirected");
     else this.log.info({ condition, text, content }, "stream error");
-    this.transport.end(negotiation.owedHeader(this) + streamError(condition, text, content));
+    this.transport.closeWith(negotiation.owedHeader(this) + streamError(condition, text, content));
     this.finish();
   }
 
   /** Closes the stream cleanly. */
   close(): void {
     if (this.stage === "closed") return;
-    this.transport.end("</stream:stream>");
+    this.transport.closeWith("</stream:stream>");
     this.finish();
   }
 
@@ -378,7 +378,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
       return this.streamError("see-other-host", text, target.address);
     }
     this.log.info({ to: target.address, text, user: this.user, resumable: true }, "redirected");
-    this.transport.end(streamError("see-other-host", text, target.address));
+    this.transport.closeWith(streamError("see-other-host", text, target.address));
     this.ctx.scheduleDestroy(this.transport.socket);
     this.transport.stop();
     this.stage = "hibernating";

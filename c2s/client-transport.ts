@@ -6,7 +6,7 @@ import type net from "node:net";
 import tls from "node:tls";
 import type { Element } from "ltx";
 import { batched } from "../lib/link/batch.js";
-import { XmlStream, type StreamHeader, type XmlLimits } from "../lib/xml-stream.js";
+import { XmlStream, type StreamError, type StreamHeader, type XmlLimits, type XmlStreamHandlers } from "../lib/xml-stream.js";
 import { NS_TLS } from "./stream-writer.js";
 
 /** How long after its last bytes a closing stream's socket is half-closed. */
@@ -27,7 +27,26 @@ export interface TransportOwner {
   onSecured(protocol: string | null): void;
 }
 
-export class ClientTransport {
+// Memory: a front end holds thousands of idle connections, so none has
+// closures of its own. The transport is its streams' handler (a closure per
+// handler cost every connection some 300 bytes), and its socket's listeners
+// are shared by every socket, which names its owner.
+const OWNER = Symbol("owner");
+type OwnedSocket = net.Socket & { [OWNER]: TransportOwner };
+
+function onData(this: OwnedSocket, chunk: Buffer): void {
+  this[OWNER].onData(chunk);
+}
+
+function onError(this: OwnedSocket, err: Error): void {
+  this[OWNER].onSocketError(err);
+}
+
+function onClose(this: OwnedSocket): void {
+  this[OWNER].onSocketClosed();
+}
+
+export class ClientTransport implements XmlStreamHandlers {
   private sock: net.Socket;
   private xml: XmlStream;
   private encrypted = false;
@@ -78,7 +97,7 @@ export class ClientTransport {
    * client still writing its own goodbye (an XEP-0198 <a/>, its closing
    * tag) does not hit a closed socket and abandon, say, a redirect.
    */
-  end(last: string): void {
+  closeWith(last: string): void {
     const socket = this.sock;
     socket.write(last);
     // Most clients are gone by then: ending a destroyed socket only builds an error to drop.
@@ -130,20 +149,32 @@ export class ClientTransport {
     secured.once("secure", () => this.owner.onSecured(secured.getProtocol()));
   }
 
+  // --- What the stream parses (XmlStreamHandlers), passed on to the owner.
+
+  header(h: StreamHeader): void {
+    this.owner.onHeader(h);
+  }
+
+  element(el: Element, uri: string): void {
+    this.owner.onElement(el, uri);
+  }
+
+  end(): void {
+    this.owner.onStreamEnd();
+  }
+
+  error(err: StreamError): void {
+    this.owner.onXmlError(err.condition, err.message);
+  }
+
   private attach(socket: net.Socket): void {
-    const owner = this.owner;
-    socket.on("data", (chunk: Buffer) => owner.onData(chunk));
-    socket.on("error", (err) => owner.onSocketError(err));
-    socket.on("close", () => owner.onSocketClosed());
+    (socket as OwnedSocket)[OWNER] = this.owner;
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", onClose);
   }
 
   private newStream(limits: XmlLimits): XmlStream {
-    const owner = this.owner;
-    return new XmlStream(limits, {
-      header: (h) => owner.onHeader(h),
-      element: (el, uri) => owner.onElement(el, uri),
-      end: () => owner.onStreamEnd(),
-      error: (err) => owner.onXmlError(err.condition, err.message),
-    });
+    return new XmlStream(limits, this);
   }
 }

@@ -71,15 +71,25 @@ export interface SessionView {
 }
 
 export class SessionRegistry implements SessionView {
-  private readonly users = new Map<string, Map<string, Session>>();
+  /**
+   * Each user's sessions by resource. Memory: most users hold one session,
+   * kept as it is; a Map is made for a second (a Map per user cost every
+   * idle session some 200 bytes).
+   */
+  private readonly users = new Map<string, Session | Map<string, Session>>();
   private readonly byConnection = new Map<string, Session>();
 
   of(user: string): Session[] {
-    return [...(this.users.get(user)?.values() ?? [])];
+    const held = this.users.get(user);
+    if (!held) return [];
+    return held instanceof Session ? [held] : [...held.values()];
   }
 
   get(jid: Jid): Session | undefined {
-    return jid.resource ? this.users.get(jid.bare)?.get(jid.resource) : undefined;
+    if (!jid.resource) return undefined;
+    const held = this.users.get(jid.bare);
+    if (held instanceof Session) return held.resource === jid.resource ? held : undefined;
+    return held?.get(jid.resource);
   }
 
   available(user: string): Session[] {
@@ -104,9 +114,10 @@ export class SessionRegistry implements SessionView {
   }
 
   add(session: Session): void {
-    let resources = this.users.get(session.user);
-    if (!resources) this.users.set(session.user, (resources = new Map()));
-    resources.set(session.resource, session);
+    const held = this.users.get(session.user);
+    if (!held || (held instanceof Session && held.resource === session.resource)) this.users.set(session.user, session);
+    else if (held instanceof Session) this.users.set(session.user, new Map([[held.resource, held], [session.resource, session]]));
+    else held.set(session.resource, session);
     this.byConnection.set(connectionKey(session.c2s, session.sid), session);
   }
 
@@ -121,9 +132,12 @@ export class SessionRegistry implements SessionView {
   remove(session: Session): void {
     if (!this.has(session)) return;
     this.byConnection.delete(connectionKey(session.c2s, session.sid));
-    const resources = this.users.get(session.user);
-    if (resources?.get(session.resource) === session) resources.delete(session.resource);
-    if (resources?.size === 0) this.users.delete(session.user);
+    const held = this.users.get(session.user);
+    if (held === session) return void this.users.delete(session.user);
+    if (!(held instanceof Map) || held.get(session.resource) !== session) return;
+    held.delete(session.resource);
+    // Back to the one session as it is.
+    if (held.size === 1) this.users.set(session.user, held.values().next().value!);
   }
 }
 
