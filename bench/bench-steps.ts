@@ -5,13 +5,14 @@
 //   point), the server's RSS (every process of it) is sampled for 20 s;
 //   KB per session = (median of those samples − RSS before the run) / held.
 // - login: users arrive at R/s for a window and close after the roster
-//   reply; the achieved rate, p50/p99 login latency and server CPU.
+//   reply; the achieved rate, p50/p99 login latency and server CPU, in all
+//   and in µs per login for each server process.
 // - chat: 1,000 users log in, wait for each other, then send stamped
 //   100-byte messages to random online users at R/s in all; delivered
-//   share, p50/p99 delivery latency.
+//   share, p50/p99 delivery latency, CPU µs per message delivered.
 //
 // A ramp runs one rate after another until a step fails its criterion.
-import { cpuPercent, median, TreeSampler } from "../sim/process-tree.js";
+import { cpuMicrosPer, cpuPercent, median, TreeSampler, type Sample } from "../sim/process-tree.js";
 import type { BenchTarget } from "./bench-targets.js";
 import { runSim, type RunOptions } from "../sim/runner.js";
 import type { SimResults } from "../sim/results.js";
@@ -138,6 +139,13 @@ interface StepOutcome {
   p99_ms: number;
   /** The server's CPU over the step's window, % of one core (all its processes). */
   server_cpu_pct: number;
+  /**
+   * CPU µs (user + system) per login, or per message delivered, over the
+   * step's window: the whole server (`total`) and each process by name
+   * (processName: c2s-1, sm-1, router-1, start; beam.smp, lua…). Null when
+   * nothing was done in the window.
+   */
+  cpu_us: { total: number; by: Record<string, number> } | null;
   errors_by_kind: Record<string, number>;
   /** Whether the server kept up: the step's own rule, below. */
   passed: boolean;
@@ -145,6 +153,7 @@ interface StepOutcome {
 
 /** Passed: p99 ≤ 100 ms, ≥ 90 % of the offered rate achieved, ≤ 2 % failed. */
 export interface LoginStep extends StepOutcome {
+  security: Security;
   mechanism: Mechanism;
   offered: number;
   achieved: number;
@@ -160,11 +169,11 @@ export const LOGIN_P99_MS = 100;
  * first one: a server that remembers a verified password (xfarm's PLAIN, for an
  * hour) gains nothing from an earlier step.
  */
-export async function measureLogin(target: BenchTarget, env: StepEnv, rate: number, seconds: number, mechanism: Mechanism, first: number): Promise<LoginStep> {
+export async function measureLogin(target: BenchTarget, env: StepEnv, rate: number, seconds: number, security: Security, mechanism: Mechanism, first: number): Promise<LoginStep> {
   const sampler = new TreeSampler(target.pid);
   const users = rate * seconds;
   const sc = scenario(target, env, {
-    security: "none",
+    security,
     mechanism,
     users,
     first,
@@ -185,6 +194,7 @@ export async function measureLogin(target: BenchTarget, env: StepEnv, rate: numb
   const failed = r.totals.login_failed;
   const p99 = r.latency_ms.login.p99;
   return {
+    security,
     mechanism,
     offered: rate,
     achieved: round(achieved, 1),
@@ -193,6 +203,7 @@ export async function measureLogin(target: BenchTarget, env: StepEnv, rate: numb
     p50_ms: r.latency_ms.login.p50,
     p99_ms: p99,
     server_cpu_pct: round(cpu, 1),
+    cpu_us: cpuMicrosPer(inWindow, achieved),
     errors_by_kind: r.totals.errors_by_kind,
     passed: r.totals.logged_in > 0 && p99 <= LOGIN_P99_MS && achieved >= 0.9 * rate && failed <= 0.02 * users,
   };
@@ -253,9 +264,20 @@ export async function measureChat(target: BenchTarget, env: StepEnv, rate: numbe
     p50_ms: r.latency_ms.message.p50,
     p99_ms: p99,
     server_cpu_pct: round(cpu, 1),
+    cpu_us: chatMicros(inWindow, r, chatFrom, seconds),
     errors_by_kind: r.totals.errors_by_kind,
     passed: sent > 0 && delivered >= 98 && p99 <= CHAT_P99_MS,
   };
+}
+
+/**
+ * CPU µs per message delivered in the chat window: the messages received in
+ * the seconds the samples span (the simulator's series, one row a second).
+ */
+function chatMicros(samples: Sample[], r: SimResults, chatFrom: number, seconds: number): ChatStep["cpu_us"] {
+  const rows = r.series.filter((row) => row.t > chatFrom && row.t <= chatFrom + seconds);
+  const perSecond = rows.length ? rows.reduce((a, row) => a + row.msgs_received, 0) / rows.length : 0;
+  return cpuMicrosPer(samples, perSecond);
 }
 
 /** Runs `step` for each rate until one fails; returns every step run. */

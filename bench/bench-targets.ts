@@ -14,6 +14,9 @@ import { isRunning, processTree } from "../sim/process-tree.js";
 import { freePortBase } from "../sim/free-ports.js";
 import { Farm } from "../sim/local-farm.js";
 import { portOpen } from "../sim/port-open.js";
+import type { Mechanism } from "../sim/scenario.js";
+
+const EVERY_MECHANISM: readonly Mechanism[] = ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
 export type TargetName = "xfarm" | "prosody" | "ejabberd";
 
@@ -23,6 +26,8 @@ export interface BenchTarget {
   /** Where clients connect: every front end of a farm (as its SRV records would list them), one port otherwise. */
   readonly ports: readonly number[];
   readonly domain: string;
+  /** The SASL mechanisms it offers, of those the simulator speaks. */
+  readonly mechanisms: readonly Mechanism[];
   /**
    * Sessions the server can hold here: a single process is bounded by the
    * open-file limit (20,000 on this machine, less its own files).
@@ -101,6 +106,7 @@ async function stopTree(root: number, graceMs: number): Promise<void> {
 export class XfarmTarget implements BenchTarget {
   readonly name = "xfarm";
   readonly domain = DOMAIN;
+  readonly mechanisms = EVERY_MECHANISM;
   readonly version: string;
   private farm: Farm | null = null;
 
@@ -192,6 +198,8 @@ abstract class AnchorTarget {
 export class ProsodyTarget extends AnchorTarget implements BenchTarget {
   readonly name = "prosody";
   readonly version = packageVersion("prosody");
+  /** Prosody 0.12 has no SCRAM-SHA-256 (0.13 adds it). */
+  readonly mechanisms: readonly Mechanism[] = ["PLAIN", "SCRAM-SHA-1"];
 
   async start(): Promise<void> {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-prosody-"));
@@ -226,6 +234,7 @@ export class ProsodyTarget extends AnchorTarget implements BenchTarget {
 export class EjabberdTarget extends AnchorTarget implements BenchTarget {
   readonly name = "ejabberd";
   readonly version = packageVersion("ejabberd");
+  readonly mechanisms = EVERY_MECHANISM;
   /** Our own Erlang node name, so an anchors run beside us cannot clash. */
   private readonly node = "xfarmbench@localhost";
   private epmdBefore = false;
