@@ -27,12 +27,12 @@ export interface StepEnv {
   progress: RunOptions["progress"];
 }
 
-const IDLE_RATE = 250;
+export const IDLE_RATE = 250;
 const SETTLE_MS = 5000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function scenario(target: BenchTarget, env: StepEnv, s: {
+export function scenario(target: BenchTarget, env: StepEnv, s: {
   security: Security;
   mechanism: Mechanism;
   users: number;
@@ -189,7 +189,7 @@ export async function measureLogin(target: BenchTarget, env: StepEnv, rate: numb
   // Seconds 2 … `seconds` of the arrival window: the first second is ramp-up.
   const window = r.series.filter((row) => row.t >= 2 && row.t <= seconds);
   const achieved = window.length ? window.reduce((a, row) => a + row.logins, 0) / window.length : 0;
-  const inWindow = sampler.between(started + 1000, started + seconds * 1000);
+  const inWindow = sampler.spanning(started + 1000, started + seconds * 1000);
   const cpu = cpuPercent(inWindow);
   const failed = r.totals.login_failed;
   const p99 = r.latency_ms.login.p99;
@@ -248,7 +248,7 @@ export async function measureChat(target: BenchTarget, env: StepEnv, rate: numbe
   const started = Date.parse(r.started);
   const chatFrom = r.syncs[0]?.released_s ?? 0;
   const chatTo = chatFrom + seconds;
-  const inWindow = sampler.between(started + chatFrom * 1000, started + chatTo * 1000);
+  const inWindow = sampler.spanning(started + chatFrom * 1000, started + chatTo * 1000);
   const cpu = cpuPercent(inWindow);
   const sent = r.totals.msgs_sent;
   const received = r.totals.msgs_received;
@@ -297,7 +297,7 @@ export function knee<T extends { passed: boolean; achieved: number }>(steps: T[]
   return steps.filter((s) => s.passed).sort((a, b) => b.achieved - a.achieved)[0] ?? null;
 }
 
-function round(x: number, digits: number): number {
+export function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }

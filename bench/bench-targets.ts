@@ -147,6 +147,16 @@ export class XfarmTarget implements BenchTarget {
     await this.farm!.addUsers("user", count, password);
   }
 
+  /** The farm's c2s processes running now, by name (c2s-1 …). */
+  c2sPids(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (let i = 1; i <= this.c2sCount; i++) {
+      const pid = this.farm!.runningPid(`c2s-${i}`);
+      if (pid !== null) out.set(`c2s-${i}`, pid);
+    }
+    return out;
+  }
+
   async stop(): Promise<void> {
     if (!this.farm) return;
     await this.farm.stop();

@@ -4,17 +4,21 @@
 // logins per second before p99 passes 100 ms (PLAIN and SCRAM-SHA-1 in the
 // clear, SCRAM-SHA-256 after STARTTLS), and chat messages per second
 // between 1,000 users before p99 passes 50 ms, each rate with the CPU µs it
-// cost per login or message, per server process.
+// cost per login or message, per server process; for the farm, the
+// reconnect storm after a c2s is killed (bench-storm.ts); and where Tsung is
+// installed, the anchors' own Tsung runs of each server (bench-tsung.ts).
 // Prints one side-by-side table and writes every step to a JSON file.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { knee, measureChat, measureIdle, measureLogin, ramp, type ChatStep, type IdleFigure, type LoginStep, type StepEnv } from "./bench-steps.js";
 import { EjabberdTarget, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type TargetName } from "./bench-targets.js";
+import { measureStorm, type StormFigure } from "./bench-storm.js";
+import { measureTsung, type TsungFigures, type TsungOptions, type TsungStep } from "./bench-tsung.js";
 import { expandSources } from "../sim/loopback.js";
 import type { Mechanism, Security } from "../sim/scenario.js";
 
-export const MEASUREMENTS = ["idle", "login", "chat"] as const;
+export const MEASUREMENTS = ["idle", "login", "chat", "storm"] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 /** A login ramp: how the users connect and authenticate; `name` keys TargetReport.login. */
@@ -51,6 +55,14 @@ export interface BenchOptions {
   chatRates: number[];
   chatSeconds: number;
   chatUsers: number;
+  /** Reconnect storm: sessions held over the farm's c2s before one is killed. */
+  stormSessions: number;
+  /** Reconnect storm: each client waits a random 0 … this many seconds before reconnecting. */
+  stormDelay: number;
+  /** Reconnect storm: seconds the sessions stay after the kill (the time they have to come back). */
+  stormHold: number;
+  /** The Tsung column (bench-tsung.ts): run.sh's folder and the runs to take; null: off. */
+  tsung: TsungOptions | null;
   /** The folder with the anchors' prosody.cfg.lua and ejabberd.yml. */
   anchors: string;
   out: string;
@@ -69,6 +81,10 @@ export interface TargetReport {
   /** By LoginKind.name; a kind the server does not offer is missing (the table says n/a). */
   login: Record<string, LoginStep[]>;
   chat: ChatStep[];
+  /** Null where not measured, and for a server of one process (no other front end). */
+  storm: StormFigure | null;
+  /** Tsung's figures for this server (null: the Tsung column is off). */
+  tsung: TsungFigures | null;
   /** Why a measurement could not be taken. */
   failures: string[];
 }
@@ -157,7 +173,7 @@ async function withServer<T>(make: () => BenchTarget, accounts: number, body: (t
 }
 
 async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: TargetName, opts: BenchOptions, env: StepEnv): Promise<TargetReport> {
-  const report: TargetReport = { name, version: first.version, offers: [...first.mechanisms], idle: [], login: {}, chat: [], failures: [] };
+  const report: TargetReport = { name, version: first.version, offers: [...first.mechanisms], idle: [], login: {}, chat: [], storm: null, tsung: null, failures: [] };
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -218,6 +234,23 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
       }),
     );
   }
+  if (opts.only.includes("storm") && name === "xfarm") {
+    await attempt("storm", () =>
+      withServer(make, opts.stormSessions, async (t) => {
+        const n = Math.min(opts.stormSessions, t.maxSessions);
+        log(`${name} storm: ${n} sessions, then a c2s killed; clients back after 0 … ${opts.stormDelay} s`);
+        const f = await measureStorm(t as XfarmTarget, env, n, opts.stormDelay, opts.stormHold);
+        report.storm = f;
+        log(`${name} storm: ${f.held} held, ${f.killed} killed (${f.killed_sockets} sockets), ${f.back} of ${f.lost} back${f.all_back_s === null ? "" : ` in ${f.all_back_s} s`}, p50 ${f.relogin_p50_ms} / p99 ${f.relogin_p99_ms} ms, failed ${f.failed}`);
+      }),
+    );
+  }
+  if (opts.tsung) {
+    // Last: run.sh starts its own server, after ours has stopped.
+    log(`${name}: Tsung runs (run.sh in ${opts.tsung.dir})`);
+    report.tsung = await measureTsung(name, opts.tsung, opts.only);
+    report.failures.push(...report.tsung.failures);
+  }
   return report;
 }
 
@@ -245,6 +278,19 @@ export function benchTable(r: BenchReport): string {
     (t) => rampCell(t.chat, r.options.chatRates.length, (k) => `p50 ${ms(k.p50_ms)} / p99 ${ms(k.p99_ms)} ms`),
   ]);
   rows.push([`  CPU µs per message, at that rate`, (t) => cpuCell(t.chat)]);
+  if (r.options.tsung) {
+    const tsung = (t: TargetReport, cell: (f: TsungFigures) => string) => (!t.tsung ? "-" : t.tsung.absent ? t.tsung.absent : cell(t.tsung));
+    const ts = r.options.tsung;
+    rows.push([
+      `Tsung: KB per idle session, plain, ${ts.idle}`,
+      (t) => tsung(t, (f) => (f.idle?.kb_per_session == null ? "-" : `${f.idle.kb_per_session.toFixed(1)} (${f.idle.held} held)`)),
+    ]);
+    rows.push([`Tsung: logins/s PLAIN, p99 ≤ 100 ms`, (t) => tsung(t, (f) => tsungRamp(f.login, ts.loginRates.length))]);
+    rows.push([`  CPU µs per login, at that rate`, (t) => tsung(t, (f) => cpuCell(f.login))]);
+    rows.push([`Tsung: chat msgs/s, p99 ≤ 50 ms`, (t) => tsung(t, (f) => tsungRamp(f.msg, ts.msgRates.length))]);
+    rows.push([`  CPU µs per message, at that rate`, (t) => tsung(t, (f) => cpuCell(f.msg))]);
+  }
+  rows.push([`reconnect storm: s until all back, c2s killed`, (t) => (t.name !== "xfarm" ? "n/a" : t.storm ? stormCell(t.storm) : "-")]);
   const header = ["figure", ...cols.map((t) => `${t.name} ${t.version}`)];
   const body = rows.map(([label, cell]) => [label, ...cols.map(cell)]);
   const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => row[i]!.length)));
@@ -254,6 +300,20 @@ export function benchTable(r: BenchReport): string {
   out.push("", `${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GiB, Linux ${m.kernel}, Node ${m.node}, open files ${m.open_files ?? "?"}; the simulator shares the cores.`);
   for (const t of cols) for (const f of t.failures) out.push(`${t.name}: ${f}`);
   return out.join("\n") + "\n";
+}
+
+function tsungRamp(steps: TsungStep[], planned: number): string {
+  return rampCell(
+    steps.map((s) => ({ ...s, p99_ms: s.p99_ms ?? NaN })),
+    planned,
+    (k) => `p50 ${ms(k.p50_ms ?? NaN)} / p99 ${ms(k.p99_ms)} ms`,
+  );
+}
+
+/** "12.3 s (9500 back, …)", or how many came back when not all did. */
+function stormCell(f: StormFigure): string {
+  const head = f.all_back_s === null ? `not all back: ${f.back} of ${f.lost}` : `${f.all_back_s} s (${f.back} of ${f.lost} back`;
+  return `${head}${f.all_back_s === null ? " (" : ", "}p50 ${ms(f.relogin_p50_ms)} / p99 ${ms(f.relogin_p99_ms)} ms each, ${f.failed} failed; ${f.killed} held ${f.killed_sockets} sockets)`;
 }
 
 /** "-" where the kind was not measured, "n/a" where the server does not offer its mechanism. */

@@ -135,6 +135,19 @@ export class TreeSampler {
   between(from: number, to: number): Sample[] {
     return this.samples.filter((s) => s.at >= from && s.at <= to);
   }
+
+  /**
+   * The samples between two epoch times, or, where fewer than two fall inside
+   * (a window of a second or two), the last one before and the first one after:
+   * a difference always needs two.
+   */
+  spanning(from: number, to: number): Sample[] {
+    const inside = this.between(from, to);
+    if (inside.length >= 2) return inside;
+    const before = this.samples.filter((s) => s.at < from).at(-1);
+    const after = this.samples.find((s) => s.at > to);
+    return [before, ...inside, after].filter((s): s is Sample => s !== undefined);
+  }
 }
 
 export function median(xs: number[]): number {
