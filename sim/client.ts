@@ -79,8 +79,12 @@ const NS_CSI = "urn:xmpp:csi:0";
 const UNCONFIRMED_MS = 2000;
 /** Without redirects followed: after every port refused, wait this long before trying the list again. */
 const RETRY_MS = 1000;
-/** Stream errors after which a client that does not follow redirects reconnects, as it does when a connection drops. */
-const RECONNECT_ERRORS = new Set(["see-other-host", "system-shutdown", "reset"]);
+/**
+ * Stream errors after which a client that reconnects (does not follow
+ * redirects, or session.reconnect) does, as it does when a connection drops:
+ * the server going away or busy, not a refusal of the client itself.
+ */
+const RECONNECT_ERRORS = new Set(["see-other-host", "system-shutdown", "reset", "internal-server-error", "connection-timeout"]);
 
 // Steps: the connection, the login (whose own steps login.ts names), then the session.
 const CONNECTING = 0;
