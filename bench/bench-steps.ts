@@ -12,7 +12,7 @@
 //   share, p50/p99 delivery latency, CPU µs per message delivered.
 //
 // A ramp runs one rate after another until a step fails its criterion.
-import { cpuMicrosPer, cpuPercent, median, TreeSampler, type Sample } from "../sim/process-tree.js";
+import { cpuMicrosPer, cpuPercent, median, TreeSampler } from "../sim/process-tree.js";
 import type { BenchTarget } from "./bench-targets.js";
 import { runSim, type RunOptions } from "../sim/runner.js";
 import type { SimResults } from "../sim/results.js";
@@ -264,20 +264,22 @@ export async function measureChat(target: BenchTarget, env: StepEnv, rate: numbe
     p50_ms: r.latency_ms.message.p50,
     p99_ms: p99,
     server_cpu_pct: round(cpu, 1),
-    cpu_us: chatMicros(inWindow, r, chatFrom, seconds),
+    cpu_us: chatMicros(sampler, started, r, chatTo),
     errors_by_kind: r.totals.errors_by_kind,
     passed: sent > 0 && delivered >= 98 && p99 <= CHAT_P99_MS,
   };
 }
 
 /**
- * CPU µs per message delivered in the chat window: the messages received in
- * the seconds the samples span (the simulator's series, one row a second).
+ * CPU µs per message delivered: the server's CPU from the chat's start until
+ * every message had arrived (the second sync point; the window's end if it
+ * never did) over the messages received, so that a step past the knee, whose
+ * messages arrive after the window, is charged for them all.
  */
-function chatMicros(samples: Sample[], r: SimResults, chatFrom: number, seconds: number): ChatStep["cpu_us"] {
-  const rows = r.series.filter((row) => row.t > chatFrom && row.t <= chatFrom + seconds);
-  const perSecond = rows.length ? rows.reduce((a, row) => a + row.msgs_received, 0) / rows.length : 0;
-  return cpuMicrosPer(samples, perSecond);
+function chatMicros(sampler: TreeSampler, started: number, r: SimResults, chatTo: number): ChatStep["cpu_us"] {
+  const from = r.syncs[0]?.released_s ?? 0;
+  const to = Math.max(chatTo, r.syncs[1]?.released_s ?? chatTo);
+  return cpuMicrosPer(sampler.spanning(started + from * 1000, started + to * 1000), r.totals.msgs_received / (to - from));
 }
 
 /** Runs `step` for each rate until one fails; returns every step run. */
