@@ -5,13 +5,14 @@
 //   point), the server's RSS (every process of it) is sampled for 20 s;
 //   KB per session = (median of those samples − RSS before the run) / held.
 // - login: users arrive at R/s for a window and close after the roster
-//   reply; the achieved rate, p50/p99 login latency and server CPU.
+//   reply; the achieved rate, p50/p99 login latency and server CPU, in all
+//   and in µs per login for each server process.
 // - chat: 1,000 users log in, wait for each other, then send stamped
 //   100-byte messages to random online users at R/s in all; delivered
-//   share, p50/p99 delivery latency.
+//   share, p50/p99 delivery latency, CPU µs per message delivered.
 //
 // A ramp runs one rate after another until a step fails its criterion.
-import { cpuPercent, median, TreeSampler } from "../sim/process-tree.js";
+import { cpuMicrosPer, cpuPercent, median, TreeSampler } from "../sim/process-tree.js";
 import type { BenchTarget } from "./bench-targets.js";
 import { runSim, type RunOptions } from "../sim/runner.js";
 import type { SimResults } from "../sim/results.js";
@@ -26,12 +27,12 @@ export interface StepEnv {
   progress: RunOptions["progress"];
 }
 
-const IDLE_RATE = 250;
+export const IDLE_RATE = 250;
 const SETTLE_MS = 5000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function scenario(target: BenchTarget, env: StepEnv, s: {
+export function scenario(target: BenchTarget, env: StepEnv, s: {
   security: Security;
   mechanism: Mechanism;
   users: number;
@@ -138,6 +139,13 @@ interface StepOutcome {
   p99_ms: number;
   /** The server's CPU over the step's window, % of one core (all its processes). */
   server_cpu_pct: number;
+  /**
+   * CPU µs (user + system) per login, or per message delivered, over the
+   * step's window: the whole server (`total`) and each process by name
+   * (processName: c2s-1, sm-1, router-1, start; beam.smp, lua…). Null when
+   * nothing was done in the window.
+   */
+  cpu_us: { total: number; by: Record<string, number> } | null;
   errors_by_kind: Record<string, number>;
   /** Whether the server kept up: the step's own rule, below. */
   passed: boolean;
@@ -145,6 +153,7 @@ interface StepOutcome {
 
 /** Passed: p99 ≤ 100 ms, ≥ 90 % of the offered rate achieved, ≤ 2 % failed. */
 export interface LoginStep extends StepOutcome {
+  security: Security;
   mechanism: Mechanism;
   offered: number;
   achieved: number;
@@ -160,11 +169,11 @@ export const LOGIN_P99_MS = 100;
  * first one: a server that remembers a verified password (xfarm's PLAIN, for an
  * hour) gains nothing from an earlier step.
  */
-export async function measureLogin(target: BenchTarget, env: StepEnv, rate: number, seconds: number, mechanism: Mechanism, first: number): Promise<LoginStep> {
+export async function measureLogin(target: BenchTarget, env: StepEnv, rate: number, seconds: number, security: Security, mechanism: Mechanism, first: number): Promise<LoginStep> {
   const sampler = new TreeSampler(target.pid);
   const users = rate * seconds;
   const sc = scenario(target, env, {
-    security: "none",
+    security,
     mechanism,
     users,
     first,
@@ -180,11 +189,12 @@ export async function measureLogin(target: BenchTarget, env: StepEnv, rate: numb
   // Seconds 2 … `seconds` of the arrival window: the first second is ramp-up.
   const window = r.series.filter((row) => row.t >= 2 && row.t <= seconds);
   const achieved = window.length ? window.reduce((a, row) => a + row.logins, 0) / window.length : 0;
-  const inWindow = sampler.between(started + 1000, started + seconds * 1000);
+  const inWindow = sampler.spanning(started + 1000, started + seconds * 1000);
   const cpu = cpuPercent(inWindow);
   const failed = r.totals.login_failed;
   const p99 = r.latency_ms.login.p99;
   return {
+    security,
     mechanism,
     offered: rate,
     achieved: round(achieved, 1),
@@ -193,6 +203,7 @@ export async function measureLogin(target: BenchTarget, env: StepEnv, rate: numb
     p50_ms: r.latency_ms.login.p50,
     p99_ms: p99,
     server_cpu_pct: round(cpu, 1),
+    cpu_us: cpuMicrosPer(inWindow, achieved),
     errors_by_kind: r.totals.errors_by_kind,
     passed: r.totals.logged_in > 0 && p99 <= LOGIN_P99_MS && achieved >= 0.9 * rate && failed <= 0.02 * users,
   };
@@ -237,7 +248,7 @@ export async function measureChat(target: BenchTarget, env: StepEnv, rate: numbe
   const started = Date.parse(r.started);
   const chatFrom = r.syncs[0]?.released_s ?? 0;
   const chatTo = chatFrom + seconds;
-  const inWindow = sampler.between(started + chatFrom * 1000, started + chatTo * 1000);
+  const inWindow = sampler.spanning(started + chatFrom * 1000, started + chatTo * 1000);
   const cpu = cpuPercent(inWindow);
   const sent = r.totals.msgs_sent;
   const received = r.totals.msgs_received;
@@ -253,9 +264,22 @@ export async function measureChat(target: BenchTarget, env: StepEnv, rate: numbe
     p50_ms: r.latency_ms.message.p50,
     p99_ms: p99,
     server_cpu_pct: round(cpu, 1),
+    cpu_us: chatMicros(sampler, started, r, chatTo),
     errors_by_kind: r.totals.errors_by_kind,
     passed: sent > 0 && delivered >= 98 && p99 <= CHAT_P99_MS,
   };
+}
+
+/**
+ * CPU µs per message delivered: the server's CPU from the chat's start until
+ * every message had arrived (the second sync point; the window's end if it
+ * never did) over the messages received, so that a step past the knee, whose
+ * messages arrive after the window, is charged for them all.
+ */
+function chatMicros(sampler: TreeSampler, started: number, r: SimResults, chatTo: number): ChatStep["cpu_us"] {
+  const from = r.syncs[0]?.released_s ?? 0;
+  const to = Math.max(chatTo, r.syncs[1]?.released_s ?? chatTo);
+  return cpuMicrosPer(sampler.spanning(started + from * 1000, started + to * 1000), r.totals.msgs_received / (to - from));
 }
 
 /** Runs `step` for each rate until one fails; returns every step run. */
@@ -275,7 +299,7 @@ export function knee<T extends { passed: boolean; achieved: number }>(steps: T[]
   return steps.filter((s) => s.passed).sort((a, b) => b.achieved - a.achieved)[0] ?? null;
 }
 
-function round(x: number, digits: number): number {
+export function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }

@@ -1,20 +1,39 @@
 // `npm run bench` / `xfarm bench`: xfarm, and with --compare Debian's
 // Prosody and ejabberd, measured by the bundled simulator with the same
 // scenarios in one run: memory per idle session (plain and STARTTLS),
-// logins per second before p99 passes 100 ms (PLAIN and SCRAM-SHA-1), and
-// chat messages per second between 1,000 users before p99 passes 50 ms.
+// logins per second before p99 passes 100 ms (PLAIN and SCRAM-SHA-1 in the
+// clear, SCRAM-SHA-256 after STARTTLS), and chat messages per second
+// between 1,000 users before p99 passes 50 ms, each rate with the CPU µs it
+// cost per login or message, per server process; for the farm, the
+// reconnect storm after a c2s is killed (bench-storm.ts); and where Tsung is
+// installed, the anchors' own Tsung runs of each server (bench-tsung.ts).
 // Prints one side-by-side table and writes every step to a JSON file.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { knee, measureChat, measureIdle, measureLogin, ramp, type ChatStep, type IdleFigure, type LoginStep, type StepEnv } from "./bench-steps.js";
 import { EjabberdTarget, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type TargetName } from "./bench-targets.js";
+import { measureStorm, type StormFigure } from "./bench-storm.js";
+import { measureTsung, type TsungFigures, type TsungOptions, type TsungStep } from "./bench-tsung.js";
 import { expandSources } from "../sim/loopback.js";
-import type { Mechanism } from "../sim/scenario.js";
+import type { Mechanism, Security } from "../sim/scenario.js";
 
-export const MEASUREMENTS = ["idle", "login", "chat"] as const;
+export const MEASUREMENTS = ["idle", "login", "chat", "storm"] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
-export const LOGIN_MECHANISMS: Mechanism[] = ["PLAIN", "SCRAM-SHA-1"];
+
+/** A login ramp: how the users connect and authenticate; `name` keys TargetReport.login. */
+export interface LoginKind {
+  name: string;
+  security: Security;
+  mechanism: Mechanism;
+}
+
+/** PLAIN and SCRAM-SHA-1 in the clear, as the anchors measured; STARTTLS with SCRAM-SHA-256, as real clients log in. */
+export const LOGIN_KINDS: readonly LoginKind[] = [
+  { name: "PLAIN", security: "none", mechanism: "PLAIN" },
+  { name: "SCRAM-SHA-1", security: "none", mechanism: "SCRAM-SHA-1" },
+  { name: "STARTTLS SCRAM-SHA-256", security: "starttls", mechanism: "SCRAM-SHA-256" },
+];
 
 export interface BenchOptions {
   targets: TargetName[];
@@ -36,6 +55,14 @@ export interface BenchOptions {
   chatRates: number[];
   chatSeconds: number;
   chatUsers: number;
+  /** Reconnect storm: sessions held over the farm's c2s before one is killed. */
+  stormSessions: number;
+  /** Reconnect storm: each client waits a random 0 … this many seconds before reconnecting. */
+  stormDelay: number;
+  /** Reconnect storm: seconds the sessions stay after the kill (the time they have to come back). */
+  stormHold: number;
+  /** The Tsung column (bench-tsung.ts): run.sh's folder and the runs to take; null: off. */
+  tsung: TsungOptions | null;
   /** The folder with the anchors' prosody.cfg.lua and ejabberd.yml. */
   anchors: string;
   out: string;
@@ -48,9 +75,16 @@ export interface BenchOptions {
 export interface TargetReport {
   name: TargetName;
   version: string;
+  /** The SASL mechanisms the server offers (a login kind of another is n/a). */
+  offers: Mechanism[];
   idle: IdleFigure[];
-  login: Partial<Record<Mechanism, LoginStep[]>>;
+  /** By LoginKind.name; a kind the server does not offer is missing (the table says n/a). */
+  login: Record<string, LoginStep[]>;
   chat: ChatStep[];
+  /** Null where not measured, and for a server of one process (no other front end). */
+  storm: StormFigure | null;
+  /** Tsung's figures for this server (null: the Tsung column is off). */
+  tsung: TsungFigures | null;
   /** Why a measurement could not be taken. */
   failures: string[];
 }
@@ -114,7 +148,7 @@ export async function runBench(opts: BenchOptions, command: string): Promise<Ben
       const make = (): BenchTarget =>
         name === "xfarm" ? new XfarmTarget(cert, XFARM_PLAIN_IN_CLEAR, opts.c2s) : name === "prosody" ? new ProsodyTarget(opts.anchors, cert) : new EjabberdTarget(opts.anchors, cert);
       const first = make();
-      reports.push(await measureTarget(make, first.version, name, opts, env));
+      reports.push(await measureTarget(make, first, name, opts, env));
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -138,8 +172,8 @@ async function withServer<T>(make: () => BenchTarget, accounts: number, body: (t
   }
 }
 
-async function measureTarget(make: () => BenchTarget, version: string, name: TargetName, opts: BenchOptions, env: StepEnv): Promise<TargetReport> {
-  const report: TargetReport = { name, version, idle: [], login: {}, chat: [], failures: [] };
+async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: TargetName, opts: BenchOptions, env: StepEnv): Promise<TargetReport> {
+  const report: TargetReport = { name, version: first.version, offers: [...first.mechanisms], idle: [], login: {}, chat: [], storm: null, tsung: null, failures: [] };
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -167,14 +201,15 @@ async function measureTarget(make: () => BenchTarget, version: string, name: Tar
     const accounts = opts.loginRates.reduce((a, r) => a + r, 0) * opts.loginSeconds;
     await attempt("login", () =>
       withServer(make, accounts, async (t) => {
-        for (const mech of LOGIN_MECHANISMS) {
+        for (const kind of LOGIN_KINDS) {
+          if (!report.offers.includes(kind.mechanism)) continue;
           let first = 1;
-          report.login[mech] = await ramp(
+          report.login[kind.name] = await ramp(
             opts.loginRates,
             async (rate) => {
-              const s = await measureLogin(t, env, rate, opts.loginSeconds, mech, first);
+              const s = await measureLogin(t, env, rate, opts.loginSeconds, kind.security, kind.mechanism, first);
               first += rate * opts.loginSeconds;
-              log(`${name} login ${mech} ${rate}/s: ${s.achieved}/s, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, failed ${s.failed}, cpu ${s.server_cpu_pct} %${s.passed ? "" : " (past the knee)"}`);
+              log(`${name} login ${kind.name} ${rate}/s: ${s.achieved}/s, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, failed ${s.failed}, cpu ${s.server_cpu_pct} %, µs/login ${s.cpu_us ? cpuText(s.cpu_us) : "-"}${s.passed ? "" : " (past the knee)"}`);
               return s;
             },
             settle,
@@ -191,13 +226,30 @@ async function measureTarget(make: () => BenchTarget, version: string, name: Tar
           opts.chatRates,
           async (rate) => {
             const s = await measureChat(t, env, rate, opts.chatUsers, opts.chatSeconds);
-            log(`${name} chat ${rate}/s: ${s.achieved}/s received, ${s.delivered_pct} % delivered, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, cpu ${s.server_cpu_pct} %${s.passed ? "" : " (past the knee)"}`);
+            log(`${name} chat ${rate}/s: ${s.achieved}/s received, ${s.delivered_pct} % delivered, p50 ${s.p50_ms} / p99 ${s.p99_ms} ms, cpu ${s.server_cpu_pct} %, µs/msg ${s.cpu_us ? cpuText(s.cpu_us) : "-"}${s.passed ? "" : " (past the knee)"}`);
             return s;
           },
           settle,
         );
       }),
     );
+  }
+  if (opts.only.includes("storm") && name === "xfarm") {
+    await attempt("storm", () =>
+      withServer(make, opts.stormSessions, async (t) => {
+        const n = Math.min(opts.stormSessions, t.maxSessions);
+        log(`${name} storm: ${n} sessions, then a c2s killed; clients back after 0 … ${opts.stormDelay} s`);
+        const f = await measureStorm(t as XfarmTarget, env, n, opts.stormDelay, opts.stormHold);
+        report.storm = f;
+        log(`${name} storm: ${f.held} held, ${f.killed} killed (${f.killed_sockets} sockets), ${f.back} of ${f.lost} back${f.all_back_s === null ? "" : ` in ${f.all_back_s} s`}, p50 ${f.relogin_p50_ms} / p99 ${f.relogin_p99_ms} ms, failed ${f.failed}`);
+      }),
+    );
+  }
+  if (opts.tsung) {
+    // Last: run.sh starts its own server, after ours has stopped.
+    log(`${name}: Tsung runs (run.sh in ${opts.tsung.dir})`);
+    report.tsung = await measureTsung(name, opts.tsung, opts.only);
+    report.failures.push(...report.tsung.failures);
   }
   return report;
 }
@@ -216,13 +268,29 @@ export function benchTable(r: BenchReport): string {
       },
     ]);
   }
-  for (const mech of LOGIN_MECHANISMS) {
-    rows.push([`logins/s ${mech}, p99 ≤ 100 ms`, (t) => rampCell(t.login[mech] ?? [], r.options.loginRates.length, (k) => `p99 ${ms(k.p99_ms)} ms`)]);
+  for (const kind of LOGIN_KINDS) {
+    const steps = (t: TargetReport) => t.login[kind.name];
+    rows.push([`logins/s ${kind.name}, p99 ≤ 100 ms`, (t) => (steps(t) ? rampCell(steps(t)!, r.options.loginRates.length, (k) => `p99 ${ms(k.p99_ms)} ms`) : notOffered(t, kind))]);
+    rows.push([`  CPU µs per login, at that rate`, (t) => (steps(t) ? cpuCell(steps(t)!) : notOffered(t, kind))]);
   }
   rows.push([
     `chat msgs/s, ${r.options.chatUsers} users, p99 ≤ 50 ms`,
     (t) => rampCell(t.chat, r.options.chatRates.length, (k) => `p50 ${ms(k.p50_ms)} / p99 ${ms(k.p99_ms)} ms`),
   ]);
+  rows.push([`  CPU µs per message, at that rate`, (t) => cpuCell(t.chat)]);
+  if (r.options.tsung) {
+    const tsung = (t: TargetReport, cell: (f: TsungFigures) => string) => (!t.tsung ? "-" : t.tsung.absent ? t.tsung.absent : cell(t.tsung));
+    const ts = r.options.tsung;
+    rows.push([
+      `Tsung: KB per idle session, plain, ${ts.idle}`,
+      (t) => tsung(t, (f) => (f.idle?.kb_per_session == null ? "-" : `${f.idle.kb_per_session.toFixed(1)} (${f.idle.held} held)`)),
+    ]);
+    rows.push([`Tsung: logins/s PLAIN, p99 ≤ 100 ms`, (t) => tsung(t, (f) => tsungRamp(f.login, ts.loginRates.length))]);
+    rows.push([`  CPU µs per login, at that rate`, (t) => tsung(t, (f) => cpuCell(f.login))]);
+    rows.push([`Tsung: chat msgs/s, p99 ≤ 50 ms`, (t) => tsung(t, (f) => tsungRamp(f.msg, ts.msgRates.length))]);
+    rows.push([`  CPU µs per message, at that rate`, (t) => tsung(t, (f) => cpuCell(f.msg))]);
+  }
+  rows.push([`reconnect storm: s until all back, c2s killed`, (t) => (t.name !== "xfarm" ? "n/a" : t.storm ? stormCell(t.storm) : "-")]);
   const header = ["figure", ...cols.map((t) => `${t.name} ${t.version}`)];
   const body = rows.map(([label, cell]) => [label, ...cols.map(cell)]);
   const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => row[i]!.length)));
@@ -232,6 +300,47 @@ export function benchTable(r: BenchReport): string {
   out.push("", `${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GiB, Linux ${m.kernel}, Node ${m.node}, open files ${m.open_files ?? "?"}; the simulator shares the cores.`);
   for (const t of cols) for (const f of t.failures) out.push(`${t.name}: ${f}`);
   return out.join("\n") + "\n";
+}
+
+function tsungRamp(steps: TsungStep[], planned: number): string {
+  return rampCell(
+    steps.map((s) => ({ ...s, p99_ms: s.p99_ms ?? NaN })),
+    planned,
+    (k) => `p50 ${ms(k.p50_ms ?? NaN)} / p99 ${ms(k.p99_ms)} ms`,
+  );
+}
+
+/** "12.3 s (9500 back, …)", or how many came back when not all did. */
+function stormCell(f: StormFigure): string {
+  const head = f.all_back_s === null ? `not all back: ${f.back} of ${f.lost}` : `${f.all_back_s} s (${f.back} of ${f.lost} back`;
+  return `${head}${f.all_back_s === null ? " (" : ", "}p50 ${ms(f.relogin_p50_ms)} / p99 ${ms(f.relogin_p99_ms)} ms each, ${f.failed} failed; ${f.killed} held ${f.killed_sockets} sockets)`;
+}
+
+/** "-" where the kind was not measured, "n/a" where the server does not offer its mechanism. */
+function notOffered(t: TargetReport, kind: LoginKind): string {
+  return t.offers.includes(kind.mechanism) ? "-" : "n/a";
+}
+
+/**
+ * Where CPU per unit goes, by role: c2s-1 and c2s-2 are "c2s", … (the JSON
+ * has each process); a server of one process tree reads as its total.
+ */
+function cpuText(cpu: NonNullable<LoginStep["cpu_us"]>): string {
+  const roles: Record<string, number> = {};
+  for (const [name, us] of Object.entries(cpu.by)) {
+    const role = name.replace(/-\d+$/, "");
+    roles[role] = (roles[role] ?? 0) + us;
+  }
+  const parts = Object.entries(roles).filter(([, us]) => us > 0).sort((a, b) => b[1] - a[1]);
+  const farm = Object.keys(cpu.by).some((n) => /^(c2s|sm|router)-\d+$/.test(n));
+  return `${cpu.total}${farm ? ` = ${parts.map(([role, us]) => `${role} ${us}`).join(" + ")}` : ""}`;
+}
+
+/** The CPU cost at the ramp's figure: the knee step's, or the first step's when none passed. */
+function cpuCell<T extends { passed: boolean; achieved: number; offered: number; cpu_us: LoginStep["cpu_us"] }>(steps: T[]): string {
+  const k = knee(steps) ?? steps[0];
+  if (!k?.cpu_us) return "-";
+  return `${cpuText(k.cpu_us)} (at ${k.offered}/s)`;
 }
 
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));

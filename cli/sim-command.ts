@@ -54,6 +54,7 @@ export function simCommand(load: LoadConfig): Command {
     .option("--keepalive <seconds>", "whitespace keepalive after this much silence (0: none)")
     .option("--resource <name>", "resource to ask for at bind")
     .option("--login-timeout <seconds>", "give up a login after this long")
+    .option("--reconnect <seconds>", "after a lost session, reconnect (through the --port list) after a random wait of 0 … this many seconds, instead of giving up")
     .addOption(
       new Option("--redirects <mode>", "follow: connect where see-other-host says; ignore: reconnect through the --port list instead, as Smack, Conversations, Gajim, libstrophe do, after a redirect or any lost connection")
         .choices(["follow", "ignore"]),

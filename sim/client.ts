@@ -79,8 +79,12 @@ const NS_CSI = "urn:xmpp:csi:0";
 const UNCONFIRMED_MS = 2000;
 /** Without redirects followed: after every port refused, wait this long before trying the list again. */
 const RETRY_MS = 1000;
-/** Stream errors after which a client that does not follow redirects reconnects, as it does when a connection drops. */
-const RECONNECT_ERRORS = new Set(["see-other-host", "system-shutdown", "reset"]);
+/**
+ * Stream errors after which a client that reconnects (does not follow
+ * redirects, or session.reconnect) does, as it does when a connection drops:
+ * the server going away or busy, not a refusal of the client itself.
+ */
+const RECONNECT_ERRORS = new Set(["see-other-host", "system-shutdown", "reset", "internal-server-error", "connection-timeout"]);
 
 // Steps: the connection, the login (whose own steps login.ts names), then the session.
 const CONNECTING = 0;
@@ -425,21 +429,33 @@ export class SimClient implements ScanSink, Sleeper, LoginSink {
   private lost(kind: string): void {
     if (this.step === DONE) return;
     if (this.step === CLOSING) return this.closedCleanly();
-    const ports = this.ctx.sc.server.ports;
-    if (this.ctx.sc.session.redirects !== "ignore") return this.fail(kind);
+    const sc = this.ctx.sc;
+    const ports = sc.server.ports;
+    if (sc.session.redirects !== "ignore" && !sc.session.reconnect) return this.fail(kind);
     this.dropSocket();
     if (this.step === ACTIVE) {
       this.sessionLost();
       this.tries = 0;
-      return this.connect();
+      if (sc.session.reconnect_delay <= 0) return this.connect();
+      // Backing off with jitter, as real clients do; the login's deadline starts after the wait.
+      const delay = this.ctx.random() * sc.session.reconnect_delay * 1000;
+      this.loginDeadline += delay;
+      return this.retryIn(delay);
     }
+    // A client that followed a redirect goes back to its own list.
+    this.host = connectHost(sc.server.host);
     this.portIndex = (this.portIndex + 1) % ports.length;
     this.port = ports[this.portIndex]!;
     if (++this.tries < ports.length) return this.connect();
     this.tries = 0;
     if (performance.now() + RETRY_MS >= this.loginDeadline) return this.fail(kind);
+    this.retryIn(RETRY_MS);
+  }
+
+  /** Connects again after `ms`. */
+  private retryIn(ms: number): void {
     this.step = CONNECTING;
-    this.retryAt = performance.now() + RETRY_MS;
+    this.retryAt = performance.now() + ms;
     this.gen++;
     this.ctx.wheel.at(this.retryAt, this);
   }
@@ -454,6 +470,7 @@ export class SimClient implements ScanSink, Sleeper, LoginSink {
     if (!again) return this.run();
     // Back after a lost session: restore what the server forgot, send again what it never acknowledged, then resume the action.
     ctx.rec.count("relogins");
+    ctx.rec.latency("relogin", performance.now() - this.tLogin);
     if (!this.relogged) ctx.rec.count("relogged_users");
     this.relogged = true;
     const unacked = this.smQueue ?? [];
@@ -481,6 +498,7 @@ export class SimClient implements ScanSink, Sleeper, LoginSink {
   private resumed(h: number): void {
     const ctx = this.ctx;
     ctx.rec.count("resumed");
+    ctx.rec.latency("relogin", performance.now() - this.tLogin);
     this.resuming = false;
     this.acked(h);
     this.enterSession();

@@ -27,6 +27,7 @@ export interface SimFlags {
   keepalive?: string;
   resource?: string;
   loginTimeout?: string;
+  reconnect?: string;
   redirects?: string;
   // Actions.
   sm?: boolean;
@@ -105,6 +106,10 @@ export function applyFlags(base: Scenario | null, f: SimFlags, fileHasActions = 
   if (f.resource !== undefined) s.session.resource = f.resource;
   if (f.loginTimeout !== undefined) s.session.login_timeout = num("login-timeout", f.loginTimeout, { min: 0.1 });
   if (f.redirects !== undefined) s.session.redirects = pick("redirects", f.redirects, REDIRECTS);
+  if (f.reconnect !== undefined) {
+    s.session.reconnect = true;
+    s.session.reconnect_delay = num("reconnect", f.reconnect, { min: 0 });
+  }
 
   const actionFlags = ACTION_FLAGS.some((k) => f[k] !== undefined) || f.roster === false || f.presence === false;
   if (actionFlags && fileHasActions) throw new Error("the scenario file lists actions: leave out the action flags (--sm, --chat-*, --hold, --no-roster, --no-presence)");

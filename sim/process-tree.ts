@@ -77,39 +77,76 @@ export interface Sample {
   rssKb: number;
   /** CPU time of the whole tree so far, seconds (processes that exited drop out). */
   cpuS: number;
+  /** The same by process name (processName), summed over the processes of one name. */
+  cpuByName: Record<string, number>;
   procs: number;
 }
 
-export function sampleTree(root: number): Sample {
+/**
+ * What a process is called in per-process figures: a farm process's title
+ * without its "xfarm " (router-1, sm-1, c2s-2, start), else its command
+ * (beam.smp, lua5.4, sh).
+ */
+export function processName(pid: number): string {
+  try {
+    const title = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!.trim();
+    if (title.startsWith("xfarm ")) return title.slice(6).split(" ")[0]!;
+    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "gone";
+  }
+}
+
+export function sampleTree(root: number, names: Map<number, string> = new Map()): Sample {
   let rss = 0;
   let cpu = 0;
+  const cpuByName: Record<string, number> = {};
   const pids = processTree(root);
   for (const pid of pids) {
     rss += rssKb(pid);
-    cpu += readStat(pid)?.cpu ?? 0;
+    const ticks = readStat(pid)?.cpu ?? 0;
+    cpu += ticks;
+    let name = names.get(pid);
+    if (name === undefined) names.set(pid, (name = processName(pid)));
+    cpuByName[name] = (cpuByName[name] ?? 0) + ticks / TICKS;
   }
-  return { at: Date.now(), rssKb: rss, cpuS: cpu / TICKS, procs: pids.length };
+  return { at: Date.now(), rssKb: rss, cpuS: cpu / TICKS, cpuByName, procs: pids.length };
 }
 
 /** Samples a process tree once a second until stopped. */
 export class TreeSampler {
   readonly samples: Sample[] = [];
   private readonly timer: NodeJS.Timeout;
+  /** A process's name, read once: a process keeps its title. */
+  private readonly names = new Map<number, string>();
 
   constructor(private readonly root: number) {
-    this.samples.push(sampleTree(root));
-    this.timer = setInterval(() => this.samples.push(sampleTree(this.root)), 1000);
+    this.samples.push(sampleTree(root, this.names));
+    this.timer = setInterval(() => this.samples.push(sampleTree(this.root, this.names)), 1000);
   }
 
   stop(): Sample[] {
     clearInterval(this.timer);
-    this.samples.push(sampleTree(this.root));
+    this.samples.push(sampleTree(this.root, this.names));
     return this.samples;
   }
 
   /** Samples taken between two epoch times. */
   between(from: number, to: number): Sample[] {
     return this.samples.filter((s) => s.at >= from && s.at <= to);
+  }
+
+  /**
+   * The samples between two epoch times, or, where fewer than two fall inside
+   * (a window of a second or two), the last one before and the first one after:
+   * a difference always needs two.
+   */
+  spanning(from: number, to: number): Sample[] {
+    const inside = this.between(from, to);
+    if (inside.length >= 2) return inside;
+    const before = this.samples.filter((s) => s.at < from).at(-1);
+    const after = this.samples.find((s) => s.at > to);
+    return [before, ...inside, after].filter((s): s is Sample => s !== undefined);
   }
 }
 
@@ -126,4 +163,20 @@ export function cpuPercent(samples: Sample[]): number {
   const first = samples[0]!;
   const last = samples.at(-1)!;
   return ((last.cpuS - first.cpuS) / ((last.at - first.at) / 1000)) * 100;
+}
+
+/**
+ * CPU µs per unit of work (a login, a message) over the samples' span, for
+ * the tree (`total`) and for each process name, given the work's rate over
+ * the same span (units per second). Null with fewer than two samples or no work.
+ */
+export function cpuMicrosPer(samples: Sample[], perSecond: number): { total: number; by: Record<string, number> } | null {
+  if (samples.length < 2 || !(perSecond > 0)) return null;
+  const first = samples[0]!;
+  const last = samples.at(-1)!;
+  const units = ((last.at - first.at) / 1000) * perSecond;
+  const us = (cpuS: number) => Math.round((cpuS * 1e6) / units);
+  const by: Record<string, number> = {};
+  for (const [name, cpu] of Object.entries(last.cpuByName)) by[name] = us(Math.max(0, cpu - (first.cpuByName[name] ?? 0)));
+  return { total: us(last.cpuS - first.cpuS), by };
 }

@@ -69,6 +69,13 @@ export interface Scenario {
      * port list, starting with the port it had.
      */
     redirects: Redirects;
+    /**
+     * A client that follows redirects also reconnects after losing its
+     * session (as "ignore" does, through its port list) instead of giving up.
+     */
+    reconnect: boolean;
+    /** Seconds: before reconnecting after a lost session, wait a random time, uniform in 0 … this (0: at once). */
+    reconnect_delay: number;
   };
   actions: Action[];
   run: {
@@ -94,7 +101,7 @@ export function defaultScenario(): Scenario {
     server: { host: "127.0.0.1", ports: [5222], spread: "turn", domain: "localhost", security: "starttls", mechanism: "PLAIN", ca: "", sources: [] },
     users: { count: 100, first: 1, name: "user%d", password: "pass%d", accounts: 0 },
     arrival: [{ rate: 100, duration: 1 }],
-    session: { resource: "", keepalive: 0, login_timeout: 30, max_redirects: 5, reply_timeout: 30, redirects: "follow" },
+    session: { resource: "", keepalive: 0, login_timeout: 30, max_redirects: 5, reply_timeout: 30, redirects: "follow", reconnect: false, reconnect_delay: 0 },
     actions: [{ type: "roster" }, { type: "presence" }],
     run: { duration: 600, workers: 1, interarrival: "uniform", seed: 1 },
   };
@@ -276,6 +283,8 @@ export function scenarioFromTable(root: Table): Scenario {
     max_redirects: se.num("max_redirects", d.session.max_redirects, { integer: true, min: 0, max: 100 }),
     reply_timeout: se.num("reply_timeout", d.session.reply_timeout, { min: 0.1, max: 3600 }),
     redirects: se.oneOf("redirects", d.session.redirects, REDIRECTS),
+    reconnect: se.bool("reconnect", d.session.reconnect),
+    reconnect_delay: se.num("reconnect_delay", d.session.reconnect_delay, { min: 0, max: 3600 }),
   };
   se.done();
   const acts = r.tables("actions");

@@ -6,7 +6,7 @@
 // time series.
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
 
-export const HISTOGRAMS = ["connect", "tls", "auth", "login", "roster", "message"] as const;
+export const HISTOGRAMS = ["connect", "tls", "auth", "login", "relogin", "roster", "message"] as const;
 export type HistName = (typeof HISTOGRAMS)[number];
 
 export const COUNTERS = [

@@ -26,6 +26,13 @@ const ANCHOR_SHA256: Record<string, string> = {
 const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 const NEEDS = ["/usr/bin/prosody", "/usr/sbin/ejabberdctl", "/usr/bin/erl"];
 
+/** CPU µs per unit: for the server, and for xfarm by process, each farm process named. */
+function expectCpu(server: string, cpu: { total: number; by: Record<string, number> } | null, what: string): void {
+  expect(cpu, `${server} ${what}`).not.toBeNull();
+  expect(cpu!.total, `${server} ${what}`).toBeGreaterThan(0);
+  if (server === "xfarm") expect(Object.keys(cpu!.by).sort(), what).toEqual(expect.arrayContaining(["c2s-1", "c2s-2", "router-1", "sm-1"]));
+}
+
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -50,13 +57,14 @@ describe("xfarm bench --compare", () => {
   if (missing.length && process.env.CI === "true") throw new Error(`bench test needs ${missing.join(", ")} (apt-get install prosody ejabberd; ../shared/anchors)`);
 
   // Skipped only outside CI, on a machine without Prosody or ejabberd (CI fails above instead).
-  it.skipIf(missing.length > 0)("measures xfarm, Prosody and ejabberd with the same scenarios and prints one table", { timeout: 300_000 }, async () => {
+  it.skipIf(missing.length > 0)("measures xfarm, Prosody and ejabberd with the same scenarios and prints one table", { timeout: 420_000 }, async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-test-")), "bench.json");
     const r = await run([
       "bench", "--compare", "--out", out,
       "--sessions", "300", "--idle-hold", "4",
       "--login-rates", "40", "--login-seconds", "2",
       "--chat-rates", "100", "--chat-seconds", "2", "--chat-users", "40",
+      "--only", "idle,login,chat", "--no-tsung",
     ]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(fs.readFileSync(out, "utf8")) as BenchReport;
@@ -69,24 +77,54 @@ describe("xfarm bench --compare", () => {
         expect(f.errors, `${t.name} ${f.security}`).toBe(0);
         expect(f.kb_per_session, `${t.name} ${f.security}`).not.toBeNull();
       }
-      for (const mech of ["PLAIN", "SCRAM-SHA-1"] as const) {
-        const steps = t.login[mech]!;
-        expect(steps.length, `${t.name} ${mech}`).toBeGreaterThan(0);
+      // Prosody 0.12 offers no SCRAM-SHA-256: its STARTTLS ramp is not run.
+      const kinds = t.name === "prosody" ? ["PLAIN", "SCRAM-SHA-1"] : ["PLAIN", "SCRAM-SHA-1", "STARTTLS SCRAM-SHA-256"];
+      expect(Object.keys(t.login), t.name).toEqual(kinds);
+      for (const kind of kinds) {
+        const steps = t.login[kind]!;
+        expect(steps.length, `${t.name} ${kind}`).toBeGreaterThan(0);
         // Every user logged in (PLAIN in the clear included: xfarm allows it for the bench).
-        for (const s of steps) expect([s.logins > 0, s.failed], `${t.name} ${mech}`).toEqual([true, 0]);
+        for (const s of steps) expect([s.logins > 0, s.failed], `${t.name} ${kind}`).toEqual([true, 0]);
+        for (const s of steps) expectCpu(t.name, s.cpu_us, `${kind} ${s.offered}/s`);
       }
+      expect(t.chat.length, t.name).toBeGreaterThan(0);
       for (const s of t.chat) {
         expect(s.sent, t.name).toBeGreaterThan(0);
         expect(s.received, t.name).toBe(s.sent);
+        expectCpu(t.name, s.cpu_us, `chat ${s.offered}/s`);
       }
     }
     const table = r.stdout;
     expect(table).toMatch(/\| figure +\| xfarm [^|]+\| prosody [^|]+\| ejabberd [^|]+\|/);
-    for (const row of ["KB per idle session, plain", "KB per idle session, STARTTLS", "logins/s PLAIN", "logins/s SCRAM-SHA-1", "chat msgs/s, 40 users"]) {
+    expect(table).toMatch(/\| logins\/s STARTTLS SCRAM-SHA-256[^\n]*\| n\/a +\|[^|\n]*\d[^|\n]*\|\n/);
+    expect(table).toMatch(/\| reconnect storm[^\n]*\| - +\| n\/a +\| n\/a +\|/);
+    for (const row of ["KB per idle session, plain", "KB per idle session, STARTTLS", "logins/s PLAIN", "logins/s SCRAM-SHA-1", "chat msgs/s, 40 users", "  CPU µs per message"]) {
       // A figure in every column (at 300 sessions a memory delta may even come out below zero: GC noise).
       const cell = "\\| (?:[<≥] )?-?\\d[^|]*";
       expect(table, row).toMatch(new RegExp(`\\| ${row}[^\\n]*${cell}${cell}${cell}\\|`));
     }
     fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  });
+
+  it("takes the farm's reconnect storm, and says where Tsung is missing", { timeout: 180_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-bench-test-"));
+    const out = path.join(dir, "bench.json");
+    // An empty folder: no run.sh there, so the Tsung column says so, and nothing fails.
+    const r = await run(["bench", "--out", out, "--only", "storm", "--storm-sessions", "200", "--c2s", "2", "--storm-delay", "1", "--storm-hold", "30", "--tsung", "--tsung-dir", dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(fs.readFileSync(out, "utf8")) as BenchReport;
+    const [t] = report.targets;
+    expect(t!.failures).toEqual([]);
+    const f = t!.storm!;
+    expect(f.held).toBe(200);
+    expect(f.killed).toMatch(/^c2s-[12]$/);
+    // The killed c2s held about half the sessions; every one of them came back on the other.
+    expect(f.lost).toBeGreaterThan(0);
+    expect([f.back, f.failed]).toEqual([f.lost, 0]);
+    expect(f.all_back_s).not.toBeNull();
+    expect(r.stdout).toMatch(/\| reconnect storm[^|]*\| [\d.]+ s \(\d+ of \d+ back/);
+    expect(t!.tsung?.absent).toMatch(/^no (tsung on PATH|run\.sh in )/);
+    expect(r.stdout).toMatch(/\| Tsung: logins\/s PLAIN[^|]*\| no (tsung on PATH|run\.sh in )/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -77,6 +77,11 @@ describe("scenarios", () => {
     expect(s.actions[0]).toEqual({ type: "sm", resume: true, request_every: 0 });
     expect(applyFlags(null, { sm: true }).actions[0]).toEqual({ type: "sm", resume: false, request_every: 0 });
     expect(() => applyFlags(null, { redirects: "maybe" })).toThrow("--redirects must be one of follow, ignore");
+    // Reconnecting after a lost session is asked for apart from redirects, with its random wait.
+    expect(defaultScenario().session).toMatchObject({ reconnect: false, reconnect_delay: 0 });
+    expect(scenarioFromTable({ session: { reconnect: true, reconnect_delay: 5 } }).session).toMatchObject({ redirects: "follow", reconnect: true, reconnect_delay: 5 });
+    expect(applyFlags(null, { reconnect: "2.5" }).session).toMatchObject({ reconnect: true, reconnect_delay: 2.5 });
+    expect(() => scenarioFromTable({ session: { reconnect_delay: -1 } })).toThrow("session.reconnect_delay");
   });
 
   it("spreads users over the ports in turn, or at random as SRV records do, the same way every run", () => {
