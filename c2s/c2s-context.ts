@@ -6,7 +6,7 @@ import type net from "node:net";
 import { xmlLimits } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient, LinkClientEvents } from "../lib/link/link-client.js";
-import { SM_ADDRESS } from "../lib/link/member.js";
+import { SM_ADDRESS, type Member } from "../lib/link/member.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { XmlLimits } from "../lib/xml-stream.js";
@@ -19,6 +19,7 @@ import type { C2sSettings, ConnectionHost } from "./connection-host.js";
 import { routedAgain } from "../lib/stanza-rules.js";
 import type { SmPipe } from "./sm-pipe.js";
 import { RegistrationLimit } from "./registration.js";
+import { PeerHearing } from "../lib/link/peer-hearing.js";
 import { ReadThrottle } from "./read-throttle.js";
 import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
@@ -34,7 +35,7 @@ const CLOSE_GRACE_MS = 5_000;
 const SWEEP_MS = 1_000;
 /** How long a resume waits for the front end that held the session. */
 const HANDOFF_TIMEOUT_MS = 5_000;
-/** A session's stanzas that the sm has not taken after this long are sent again (protocol §2.5). */
+/** A session's stanzas that the sm has not taken after this long, the sm silent as long, are sent again (protocol §2.5). */
 const RESEND_MS = 3_000;
 /** How long an XEP-0198 <r/> waits for the sm to take what the client sent before it is answered with what was taken. */
 const ACK_WAIT_MS = 1_000;
@@ -75,6 +76,10 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   private readonly connections = new Map<string, ClientConnection>();
   /** Sessions with stanzas the sm has not taken yet (protocol §2.5). */
   private readonly waitingTaken = new Set<ClientConnection>();
+  /** When each sm was last heard from: a busy one gets no copies of what it has yet to take. */
+  private readonly hearing = new PeerHearing(RESEND_MS);
+  /** The sms of the last member table, to tell one that comes back. */
+  private sms = new Set<string>();
   /** XEP-0198 <r/>s waiting for the sm to take what they would count, with the time they are answered anyway. */
   private readonly owedAcks = new Map<ClientConnection, number>();
   /** Sessions that ended with stanzas the sm had not taken, by sid: the stanzas, the prefix of their identities, and until when they wait. */
@@ -128,6 +133,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
     link.on("up", () => {
       for (const conn of this.waitingTaken) conn.resendPending();
     });
+    link.on("route", (from) => this.hearing.heard(from, Date.now()));
+    link.on("members", (members) => this.smsChanged(members));
     this.gate = new ConnectionGate(config.max_connections, config.max_unauthenticated_per_address, log);
     this.throttle = new LoginThrottle({
       freeFailures: config.auth_free_failures,
@@ -388,6 +395,23 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
     this.rates.close();
   }
 
+  /**
+   * An sm back in the member table re-linked, maybe after a pause that cost
+   * it what waited in its old link (protocol §2.5, a process that wakes): the
+   * sessions it owns send again at once what it has not taken, since, heard
+   * again, it would get no copies on the timer.
+   */
+  private smsChanged(members: readonly Member[]): void {
+    const sms = new Set(members.filter((m) => m.role === "sm").map((m) => m.name));
+    const back = new Set([...sms].filter((n) => !this.sms.has(n)));
+    this.sms = sms;
+    if (back.size === 0) return;
+    for (const conn of this.waitingTaken) {
+      const owner = this.link.smOwnerOf(conn.user!);
+      if (owner !== undefined && back.has(owner)) conn.resendPending();
+    }
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const [conn, deadline] of this.handshakes) {
@@ -404,7 +428,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
     for (const conn of this.waitingTaken) {
       const since = conn.pendingSince;
       if (since === null) this.waitingTaken.delete(conn);
-      else if (now - since >= RESEND_MS) conn.resendPending();
+      else if (this.hearing.due(this.link.smOwnerOf(conn.user!), since, now)) conn.resendPending();
     }
     this.balancer.sweep(now);
     this.throttle.release(now);

@@ -109,6 +109,7 @@ export class SessionManager {
 
   /** A ROUTE frame arrived: from a c2s (START/STANZA/END) or another sm (FORWARD). */
   onRoute(from: string, key: string, payload: Buffer): void {
+    this.ctx.unacked.heard(from, Date.now());
     this.link.onRoute(from, key, payload);
   }
 

@@ -3,11 +3,13 @@
 // the tally of the client stanza they came from, so that stanza is not
 // reported taken before they are. A router that dies with them loses
 // nothing: they are sent again after the re-link, and after RESEND_MS
-// without an answer. Receivers recognise a copy by its identity.
-import type { RoutePort } from "../lib/link/member.js";
+// without an answer from a receiver silent that long. Receivers recognise a
+// copy by its identity.
+import { SM_ADDRESS, type RoutePort } from "../lib/link/member.js";
+import { PeerHearing } from "../lib/link/peer-hearing.js";
 import type { Tally } from "./origin.js";
 
-/** Sent again when not acknowledged within this long. */
+/** Sent again when not acknowledged within this long, its receiver silent as long. */
 const RESEND_MS = 5_000;
 
 export interface Waiting {
@@ -20,6 +22,7 @@ export interface Waiting {
 
 export class Unacknowledged {
   private readonly waiting = new Map<string, Waiting>();
+  private readonly hearing = new PeerHearing(RESEND_MS);
 
   constructor(private readonly port: RoutePort) {}
 
@@ -63,16 +66,29 @@ export class Unacknowledged {
     return taken;
   }
 
-  /** Sends again what waited too long, or, with `which`, every frame it picks (after a re-link: all). */
+  /** A ROUTE frame came from `from`: what waits for it is not sent again while it is heard (protocol §2.5). */
+  heard(from: string, now: number): void {
+    this.hearing.heard(from, now);
+  }
+
+  /**
+   * Sends again what waited too long for a receiver silent as long, or, with
+   * `which`, every frame it picks (after a re-link: all).
+   */
   resend(now: number, which?: (w: Waiting) => boolean): number {
     let n = 0;
     for (const w of this.waiting.values()) {
-      if (which ? !which(w) : now - w.sentAt < RESEND_MS) continue;
+      if (which ? !which(w) : !this.hearing.due(this.receiver(w), w.sentAt, now)) continue;
       this.port.send(w.to, w.key, w.payload);
       w.sentAt = now;
       n++;
     }
     return n;
+  }
+
+  /** The sm a FORWARD to the role address goes to now; a DELIVER's c2s. */
+  private receiver(w: Waiting): string | undefined {
+    return w.to === SM_ADDRESS ? this.port.smOwnerOf(w.key) : w.to;
   }
 }
 

@@ -3,8 +3,9 @@
 // REBUILD, a revived session's presence sent again, what the c2s answers
 // itself, a stanza delivered twice written once, and what goes where when
 // the client leaves (END, the stanzas it never acknowledged routed again),
-// and XEP-0352's nonzas passed on as CLIENT_STATE.
-import { afterEach, describe, expect, it } from "vitest";
+// and XEP-0352's nonzas passed on as CLIENT_STATE; a stanza the sm has not
+// taken sent again only while the sm is silent, or when it comes back.
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { ClientConnection } from "../c2s/client-connection.js";
 import { MemoryFront } from "./harness/c2s-front.js";
@@ -16,6 +17,7 @@ const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bi
 
 const fronts: MemoryFront[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const f of fronts.splice(0)) await f.close();
 });
 
@@ -135,5 +137,52 @@ describe("client state indication (XEP-0352)", () => {
     s.send("<idle xmlns='urn:xmpp:csi:0'/>");
     expect(await s.until(/<\/stream:stream>/)).toContain("unsupported-stanza-type");
     expect(f.link.frames.filter((fr) => fr.msg.op === SessionOp.ClientState)).toEqual([]);
+  });
+});
+
+describe("timed resends of what the sm has not taken", () => {
+  /** A bound session with the context's sweep and clock under the test's hand, and one stanza sent and not taken. */
+  async function waiting(): Promise<{ f: MemoryFront; conn: ClientConnection }> {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    const { f, s, conn } = await bound();
+    s.send("<message to='u2@localhost' id='m1'><body>hi</body></message>");
+    await f.link.next(SessionOp.Stanza);
+    return { f, conn };
+  }
+  const stanzas = (f: MemoryFront) => f.link.frames.filter((fr) => fr.msg.op === SessionOp.Stanza).length;
+  /** A frame from the sm that is nothing to this session: the sm is alive and working. */
+  const fromSm = (f: MemoryFront, sm = "sm-1") => f.link.emit("route", sm, "", encodeSessionPayload(SessionOp.Taken, { taken: {} }));
+
+  it("sends nothing again while the sm is heard from, and again once it has been silent 3 s", async () => {
+    const { f } = await waiting();
+    for (let i = 0; i < 10; i++) {
+      fromSm(f);
+      vi.advanceTimersByTime(1_000);
+    }
+    expect(stanzas(f)).toBe(0);
+    // Another sm's frames are not this one's.
+    fromSm(f, "sm-2");
+    vi.advanceTimersByTime(3_000);
+    expect(stanzas(f)).toBe(1);
+  });
+
+  it("sends again after 3 s to an sm never heard from", async () => {
+    const { f } = await waiting();
+    vi.advanceTimersByTime(2_000);
+    expect(stanzas(f)).toBe(0);
+    vi.advanceTimersByTime(1_000);
+    expect(stanzas(f)).toBe(1);
+  });
+
+  it("sends again at once to the sm that owns the session when it comes back into the member table", async () => {
+    const { f } = await waiting();
+    const sm = { name: "sm-1", role: "sm" as const, info: {} };
+    f.link.emit("members", [sm]);
+    expect(stanzas(f)).toBe(1);
+    f.link.emit("members", [sm]);
+    expect(stanzas(f)).toBe(1);
+    f.link.emit("members", []);
+    f.link.emit("members", [sm]);
+    expect(stanzas(f)).toBe(2);
   });
 });
