@@ -104,6 +104,17 @@ async function stopTree(root: number, graceMs: number): Promise<void> {
   signalAll("SIGKILL");
 }
 
+/**
+ * The sm modules the measured farm runs with beside the anchors: MAM off,
+ * since neither anchor archives (Prosody's modules_disabled has mam and
+ * carbons; ejabberd's module list has no mod_mam), and archiving is most of
+ * an sm's CPU per message. `xfarm bench --mam` measures the farm as it ships.
+ */
+export const LIKE_THE_ANCHORS: FarmModules = { mam: { enabled: false } };
+
+/** [sm.modules.NAME] tables for a measured farm (sim/local-farm.ts). */
+export type FarmModules = Record<string, Record<string, boolean>>;
+
 export class XfarmTarget implements BenchTarget {
   readonly name = "xfarm";
   readonly domain = DOMAIN;
@@ -116,6 +127,7 @@ export class XfarmTarget implements BenchTarget {
     private readonly c2s: Record<string, string | number | boolean>,
     /** c2s processes: each holds up to the one-process limit. */
     private readonly c2sCount = 2,
+    private readonly modules: FarmModules = LIKE_THE_ANCHORS,
   ) {
     const pkg = JSON.parse(fs.readFileSync(new URL(import.meta.url.endsWith(".ts") ? "../package.json" : "../../package.json", import.meta.url), "utf8")) as { version: string };
     const git = spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", cwd: path.dirname(new URL(import.meta.url).pathname) });
@@ -138,6 +150,7 @@ export class XfarmTarget implements BenchTarget {
     this.farm = await Farm.create({
       c2sCount: this.c2sCount,
       logLevel: "info",
+      modules: this.modules,
       tls: { cert: this.cert.cert, key: this.cert.key },
       // The shipped login window, not the test harness's 5 s: a login that waits for a loaded farm is a figure, not a failure.
       c2s: { max_connections: ONE_PROCESS_SESSIONS, auth_timeout: configDefaults().c2s.auth_timeout, ...this.c2s },

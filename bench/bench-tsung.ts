@@ -11,7 +11,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { CHAT_P99_MS, LOGIN_P99_MS, round } from "./bench-steps.js";
-import type { TargetName } from "./bench-targets.js";
+import type { FarmModules, TargetName } from "./bench-targets.js";
 import { CLI, Farm } from "../sim/local-farm.js";
 
 /** Where run.sh appends each run's summary (parse.py). */
@@ -129,10 +129,10 @@ function step(s: Summary, offered: number, achieved: number, lat: Latency, limit
 }
 
 /** The run.sh environment for one server: xfarm as the cross-check starts it, on ports of its own. */
-async function serverEnv(name: TargetName): Promise<{ server: string; env: (first: boolean) => Record<string, string>; done: () => void }> {
+async function serverEnv(name: TargetName, modules: FarmModules): Promise<{ server: string; env: (first: boolean) => Record<string, string>; done: () => void }> {
   if (name !== "xfarm") return { server: name, env: () => ({}), done: () => {} };
   // A config of free ports and a data directory of its own; the farm itself is started by run.sh.
-  const farm = await Farm.create({ c2sCount: 1, logLevel: "info", c2s: { require_tls: false, allow_unencrypted_plain_auth: true, max_connections: 19_000 } });
+  const farm = await Farm.create({ c2sCount: 1, logLevel: "info", modules, c2s: { require_tls: false, allow_unencrypted_plain_auth: true, max_connections: 19_000 } });
   const node = JSON.stringify(process.execPath);
   const cli = `${node} ${JSON.stringify(CLI)}`;
   const cfg = JSON.stringify(farm.configFile);
@@ -150,10 +150,11 @@ async function serverEnv(name: TargetName): Promise<{ server: string; env: (firs
 }
 
 /** `only`: the bench's --only; idle, login and chat pick Tsung's runs too. */
-export async function measureTsung(name: TargetName, o: TsungOptions, only: readonly string[]): Promise<TsungFigures> {
+/** `modules`: the farm's sm modules, as the simulator's steps measure it. */
+export async function measureTsung(name: TargetName, o: TsungOptions, only: readonly string[], modules: FarmModules): Promise<TsungFigures> {
   const f: TsungFigures = { absent: tsungAbsent(o.dir), idle: null, login: [], msg: [], failures: [] };
   if (f.absent) return f;
-  const { server, env, done } = await serverEnv(name);
+  const { server, env, done } = await serverEnv(name, modules);
   let first = true;
   const run = async (scenario: string, arg: number) => {
     const s = await runSh(o, server, scenario, arg, env(first));

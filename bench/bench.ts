@@ -12,7 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { knee, measureChat, measureIdle, measureLogin, ramp, type ChatStep, type IdleFigure, type LoginStep, type StepEnv } from "./bench-steps.js";
-import { EjabberdTarget, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type TargetName } from "./bench-targets.js";
+import { EjabberdTarget, LIKE_THE_ANCHORS, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type FarmModules, type TargetName } from "./bench-targets.js";
 import { measureStorm, type StormFigure } from "./bench-storm.js";
 import { measureTsung, type TsungFigures, type TsungOptions, type TsungStep } from "./bench-tsung.js";
 import { expandSources } from "../sim/loopback.js";
@@ -46,6 +46,8 @@ export interface BenchOptions {
   idleSecurity: ("none" | "starttls")[];
   /** c2s processes of the measured farm (each holds 19,000 sessions at most). */
   c2s: number;
+  /** The measured farm archives messages (XEP-0313), as it ships; otherwise MAM is off, as in the anchors. */
+  mam: boolean;
   /** How idle sessions authenticate (PLAIN, as the anchors did). */
   idleMechanism: Mechanism;
   /** Idle sessions say XEP-0352 <inactive/> after their roster. */
@@ -104,6 +106,11 @@ const PASSWORD = "bench-pw";
 /** What xfarm needs to take PLAIN in the clear, as the anchors' servers do. */
 const XFARM_PLAIN_IN_CLEAR = { require_tls: false, allow_unencrypted_plain_auth: true };
 
+/** The measured farm's sm modules: as it ships with --mam, else like the anchors. */
+function farmModules(opts: BenchOptions): FarmModules {
+  return opts.mam ? {} : LIKE_THE_ANCHORS;
+}
+
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} bench: ${line}\n`);
 }
@@ -146,7 +153,7 @@ export async function runBench(opts: BenchOptions, command: string): Promise<Ben
   try {
     for (const name of opts.targets) {
       const make = (): BenchTarget =>
-        name === "xfarm" ? new XfarmTarget(cert, XFARM_PLAIN_IN_CLEAR, opts.c2s) : name === "prosody" ? new ProsodyTarget(opts.anchors, cert) : new EjabberdTarget(opts.anchors, cert);
+        name === "xfarm" ? new XfarmTarget(cert, XFARM_PLAIN_IN_CLEAR, opts.c2s, farmModules(opts)) : name === "prosody" ? new ProsodyTarget(opts.anchors, cert) : new EjabberdTarget(opts.anchors, cert);
       const first = make();
       reports.push(await measureTarget(make, first, name, opts, env));
     }
@@ -248,7 +255,7 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
   if (opts.tsung) {
     // Last: run.sh starts its own server, after ours has stopped.
     log(`${name}: Tsung runs (run.sh in ${opts.tsung.dir})`);
-    report.tsung = await measureTsung(name, opts.tsung, opts.only);
+    report.tsung = await measureTsung(name, opts.tsung, opts.only, farmModules(opts));
     report.failures.push(...report.tsung.failures);
   }
   return report;
@@ -297,7 +304,7 @@ export function benchTable(r: BenchReport): string {
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   const out = [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)];
   const m = r.machine;
-  out.push("", `${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GiB, Linux ${m.kernel}, Node ${m.node}, open files ${m.open_files ?? "?"}; the simulator shares the cores.`);
+  out.push("", `${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GiB, Linux ${m.kernel}, Node ${m.node}, open files ${m.open_files ?? "?"}; the simulator shares the cores; xfarm ${r.options.mam ? "archives messages (MAM on, as it ships)" : "without MAM, as the anchors (--mam: with)"}.`);
   for (const t of cols) for (const f of t.failures) out.push(`${t.name}: ${f}`);
   return out.join("\n") + "\n";
 }

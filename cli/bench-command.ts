@@ -16,6 +16,7 @@ interface BenchCliOptions {
   c2s: string;
   idleMechanism: string;
   idleInactive?: boolean;
+  mam?: boolean;
   loginRates: string;
   loginSeconds: string;
   chatRates: string;
@@ -82,6 +83,7 @@ export function benchCommand(): Command {
     .option("--idle-hold <s>", "seconds idle sessions stay after the last login; RSS is sampled from the 3rd on", "20")
     .option("--idle-security <list>", "idle measurements: none (plain TCP), starttls, or both", "none,starttls")
     .option("--c2s <n>", "c2s processes of the measured farm (each holds 19,000 sessions at most)", "2")
+    .option("--mam", "the measured farm archives messages (XEP-0313 MAM), as it ships; without it MAM is off, as in the anchors' Prosody and ejabberd")
     .addOption(new Option("--idle-mechanism <mech>", "how idle sessions authenticate").choices(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]).default("PLAIN"))
     .option("--idle-inactive", "idle sessions say XEP-0352 <inactive/> after their roster, so KB/session includes what client state indication costs")
     .option("--login-rates <list>", "login ramp, logins/s", "200,300,400,600,800,1200,1600,2000,2500,3000")
@@ -132,6 +134,7 @@ export function benchCommand(): Command {
           c2s: numbers(o.c2s, "--c2s")[0]!,
           idleMechanism: o.idleMechanism as "PLAIN" | "SCRAM-SHA-1" | "SCRAM-SHA-256",
           idleInactive: o.idleInactive === true,
+          mam: o.mam === true,
           loginRates: quick ? [200, 400] : numbers(o.loginRates, "--login-rates"),
           loginSeconds: quick ? 3 : numbers(o.loginSeconds, "--login-seconds")[0]!,
           chatRates: quick ? [500, 1000] : numbers(o.chatRates, "--chat-rates"),
