@@ -640,7 +640,7 @@ describe.each(backends)("the $name store", (backend) => {
     const [a, b] = ["alice@example.com", "bob@example.com"];
     for (const u of [a, b]) await s.createAccount(u, creds);
     const entry = (xml: string) => ({ stamp: new Date(), with: "carol@example.com", xml });
-    // Made in one turn, as an sm archives the messages of one batch of frames (SQLite commits them together).
+    // Made in one turn, as an sm archives the messages of one batch of frames.
     const results = await Promise.allSettled([
       s.appendArchive(a, "mam", [entry("<a1/>")]),
       s.appendArchive("ghost@example.com", "mam", [entry("<g/>")]),
@@ -652,7 +652,7 @@ describe.each(backends)("the $name store", (backend) => {
     expect((await s.queryArchive(a, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(["<a1/>", "<a2/>"]);
     expect((await s.queryArchive(b, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(["<b1/>", "<b2/>"]);
     if (backend.name === "sqlite") {
-      // Appended and not yet committed (SQLite commits at the end of the turn) when the store closes: committed first.
+      // Appended just before the store closes: committed first.
       const last = s.appendArchive(a, "mam", [entry("<a3/>")]);
       await s.close();
       await last;

@@ -49,18 +49,16 @@ function prepareAll(db: Database.Database) {
 
 export class SqliteModuleData implements ModuleDataStore {
   private readonly s: ReturnType<typeof prepareAll>;
-  /** Key-value puts and archive appends: each kind's writes of one turn share one commit (sqlite-turn-batch.ts). */
+  /** Key-value puts of one turn share one commit (sqlite-turn-batch.ts). */
   private readonly puts: SqliteTurnBatch<KvPut, boolean>;
-  private readonly appends: SqliteTurnBatch<ArchiveAppend, void>;
 
   /** `withAccount` names the account when a write fails for want of it. */
   constructor(
     private readonly db: Database.Database,
-    withAccount: <T>(user: string, write: () => T) => T,
+    private readonly withAccount: <T>(user: string, write: () => T) => T,
   ) {
     this.s = prepareAll(db);
     this.puts = new SqliteTurnBatch(db, (p: KvPut) => this.putOne(p), withAccount);
-    this.appends = new SqliteTurnBatch(db, (a: ArchiveAppend) => this.appendOne(a), withAccount);
   }
 
   async getKv(user: string, store: string, key: string): Promise<string | null> {
@@ -75,7 +73,6 @@ export class SqliteModuleData implements ModuleDataStore {
   /** Commits the writes waiting for the end of this turn now: before the database closes. */
   flush(): void {
     this.puts.flush();
-    this.appends.flush();
   }
 
   private putOne({ user, store, key, value, bytes, quota }: KvPut): boolean {
@@ -112,7 +109,7 @@ export class SqliteModuleData implements ModuleDataStore {
 
   async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
     const rows = shared.archiveRows(archive, items);
-    await this.appends.write({ user, archive, rows });
+    this.withAccount(user, () => this.db.transaction(() => this.appendOne({ user, archive, rows })).immediate());
     return rows.map((r) => r.id);
   }
 

@@ -1,8 +1,7 @@
 // SQLite writes gathered into one transaction per event-loop turn. With
-// synchronous = FULL each commit is a WAL fsync that blocks the thread: MAM
-// appends two rows per chat message, and mod-last writes one entry at every
-// logout, and one commit each was most of an sm's time in chat and in a
-// login storm. A write still resolves only once it is committed, so nothing
+// synchronous = FULL each commit is a WAL fsync that blocks the thread:
+// module key-value puts (mod-last writes one at every logout) took one
+// commit each, nearly half of an sm's time in a login storm. A write still resolves only once it is committed, so nothing
 // is answered earlier than before; it waits at most until the end of the
 // current turn (setImmediate). A lazy write (mod-last's logout time: a crash
 // only leaves it older) waits up to LAZY_MS for company instead, so that
