@@ -30,14 +30,3 @@ export function documentedMetrics(): Set<string> {
   const doc = fs.readFileSync(new URL("../../docs/metrics.md", import.meta.url), "utf8");
   return new Set([...doc.matchAll(/^\| `(xfarm_[a-z0-9_]+)`/gm)].map((m) => m[1]!));
 }
-
-/**
- * KiB the V8 young generation of the process serving `url` has committed: it grows (to
- * tens of MiB) under a burst and shrinks only later, so RSS growth that
- * should measure what a process holds subtracts it.
- */
-export async function youngGenerationKb(url: string): Promise<number> {
-  const { body } = await httpGet(url);
-  if (!has(body, "xfarm_nodejs_heap_space_size_total_bytes")) throw new Error(`${url} has no heap space sizes`);
-  return sample(body, "xfarm_nodejs_heap_space_size_total_bytes", { space: "new" }) / 1024;
-}
