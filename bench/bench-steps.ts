@@ -2,8 +2,9 @@
 // a started server, as ../shared/anchors/run.sh takes them with Tsung:
 //
 // - idle: N users log in at 250/s and stay; once every one is in (a sync
-//   point), the server's RSS (every process of it) is sampled for 20 s;
-//   KB per session = (median of those samples − RSS before the run) / held.
+//   point), they stay 30 s and the server's RSS (every process of it) is
+//   sampled over the last 10 s; KB per session = (median of those samples −
+//   RSS before the run) / held.
 // - login: users arrive at R/s for a window and close after the roster
 //   reply; the achieved rate, p50/p99 login latency and server CPU, in all
 //   and in µs per login for each server process.
@@ -72,9 +73,12 @@ export interface IdleFigure {
   errors_by_kind: Record<string, number>;
 }
 
+/** Seconds at the end of an idle hold whose RSS samples make the figure. */
+const IDLE_TAIL_S = 10;
+
 /**
- * `hold`: seconds the sessions stay after the last login; RSS is sampled from
- * the 3rd on. `inactive`: each says XEP-0352 <inactive/> after its roster, so
+ * `hold`: seconds the sessions stay after the last login; RSS is sampled over
+ * its last IDLE_TAIL_S seconds (from the 3rd on at the earliest). `inactive`: each says XEP-0352 <inactive/> after its roster, so
  * that the figure includes what client state indication costs the server.
  */
 export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, security: Security, hold: number, mechanism: Mechanism, inactive = false): Promise<IdleFigure> {
@@ -106,9 +110,10 @@ export async function measureIdle(target: BenchTarget, env: StepEnv, n: number, 
   let held = 0;
   let rss = NaN;
   if (released !== null && released !== undefined) {
-    // From 3 s after everyone was in, to the end of the hold.
-    const from = released + 3;
+    // The hold's last IDLE_TAIL_S seconds (from the 3rd at the earliest), as run.sh takes the median of the
+    // plateau's last 10 samples: the idle state a farm settles in (config idle_gc), not the login burst's wake.
     const to = released + hold;
+    const from = Math.max(released + 3, to - IDLE_TAIL_S);
     const rows = r.series.filter((row) => row.t >= from && row.t <= to);
     const samples = sampler.between(started + from * 1000, started + to * 1000);
     if (rows.length && samples.length) {

@@ -3,6 +3,7 @@ import type { Config } from "../lib/config.js";
 import { createLogger } from "../lib/log.js";
 import type { NotReady } from "../lib/metrics/health-server.js";
 import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { releaseIdleHeap } from "../lib/idle-heap.js";
 import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
@@ -21,6 +22,7 @@ export async function runC2s(config: Config): Promise<void> {
     // Served first, so that /healthz answers and /readyz says why while the rest starts.
     let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
     await serveProcessEndpoint(config, "c2s", metrics, () => readiness(), log);
+    releaseIdleHeap(config.idle_gc, log, metrics);
     const store = instrumentStore(await openStoreAtStart(config.db), storeMetrics(metrics));
     log.info({ store: describeStore(config.db) }, "store open");
     const reachable = watchStore(store, log);

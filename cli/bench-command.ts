@@ -80,7 +80,7 @@ export function benchCommand(): Command {
     .option("--targets <list>", "servers to measure: xfarm,prosody,ejabberd (default xfarm; with --compare all three)")
     .option("--only <list>", "measurements: idle,login,chat,storm (default all)")
     .option("--sessions <n>", "idle sessions to hold (a one-process server holds 19,000 at most here)", "20000")
-    .option("--idle-hold <s>", "seconds idle sessions stay after the last login; RSS is sampled from the 3rd on", "20")
+    .option("--idle-hold <s>", "seconds idle sessions stay after the last login; RSS is sampled over the last 10 (from the 3rd on at the earliest)", "30")
     .option("--idle-security <list>", "idle measurements: none (plain TCP), starttls, or both", "none,starttls")
     .option("--c2s <n>", "c2s processes of the measured farm (each holds 19,000 sessions at most)", "2")
     .option("--mam", "the measured farm archives messages (XEP-0313 MAM), as it ships; without it MAM is off, as in the anchors' Prosody and ejabberd")

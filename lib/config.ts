@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { domainpart, parseJid } from "./jid.js";
+import { MIN_IDLE_SECONDS } from "./idle-heap.js";
 import { HEADER_ALLOWANCE } from "./link/frames.js";
 import { LOG_FORMATS } from "./log.js";
 import type { XmlLimits } from "./xml-stream.js";
@@ -24,6 +25,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "db", type: "string", default: "", doc: 'Database URL: "sqlite:PATH" (default: sqlite:<data_dir>/xfarm.db), or "mysql://USER:PASSWORD@HOST:PORT/DATABASE?pool=10" for MySQL/MariaDB.' },
   { key: "log_level", type: "string", default: "info", doc: "pino log level: fatal, error, warn, info, debug or trace." },
   { key: "log_format", type: "string", default: "auto", doc: 'How processes print their log lines: "json" (one JSON object a line, level by name, ISO time), "pretty" (readable, through pino-pretty), or "auto": pretty on a terminal, JSON otherwise.' },
+  { key: "idle_gc", type: "integer", default: 10, doc: "Seconds a farm process's event loop must be idle (under 2 % busy) before it collects once to give back the young generation a burst of traffic grew (V8 keeps up to 32 MB of it otherwise); 0: never, else at least 6 (V8 judges the allocation rate over its last 5 s)." },
 
   { key: "router.name", type: "string", default: "router-1", doc: "The router's name, sent in its HELLO." },
   { key: "router.host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for component links." },
@@ -153,6 +155,7 @@ export interface Config {
   db: string;
   log_level: string;
   log_format: string;
+  idle_gc: number;
   router: { name: string; host: string; port: number; addresses: string[]; peer: string; election: number; lease: number; component_host: string; component_port: number };
   console: { host: string; port: number; admins: string[] };
   link: { max_frame: number; max_auth_frame: number; high_water: number };
@@ -351,6 +354,7 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   config.components = secretTable(fromFile.components, `${file} [components]`);
   config.modules = moduleSettings(fromFile, env, file);
   checkLimits(config);
+  if (config.idle_gc !== 0 && config.idle_gc < MIN_IDLE_SECONDS) throw new Error(`config idle_gc must be 0 (never) or at least ${MIN_IDLE_SECONDS} seconds, got ${config.idle_gc}`);
   if (!(LOG_FORMATS as readonly string[]).includes(config.log_format)) throw new Error(`config log_format: expected one of ${LOG_FORMATS.join(", ")}, got "${config.log_format}"`);
   return config;
 }

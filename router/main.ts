@@ -3,6 +3,7 @@ import { xmlLimits, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import type { NotReady } from "../lib/metrics/health-server.js";
 import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { releaseIdleHeap } from "../lib/idle-heap.js";
 import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { StartupFailure, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
@@ -25,6 +26,7 @@ async function startRouter(config: Config, log: Logger): Promise<void> {
   // Served first, so that /healthz answers and /readyz says why while the rest starts.
   let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
   await serveProcessEndpoint(config, "router", metrics, () => readiness(), log);
+  releaseIdleHeap(config.idle_gc, log, metrics);
   const router = new Router({
     name: config.router.name,
     host: config.router.host,

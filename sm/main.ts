@@ -5,6 +5,7 @@ import { createLogger, type Logger } from "../lib/log.js";
 import type { NotReady } from "../lib/metrics/health-server.js";
 import { linkMetrics } from "../lib/metrics/link-metrics.js";
 import { serveProcessEndpoint } from "../lib/metrics/process-endpoint.js";
+import { releaseIdleHeap } from "../lib/idle-heap.js";
 import { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { storeMetrics } from "../lib/metrics/store-metrics.js";
 import { StartupFailure, configFailure, failStartup, runProcess, stopOnSignals } from "../lib/process-lifecycle.js";
@@ -46,6 +47,7 @@ async function startSm(config: Config, log: Logger): Promise<void> {
   // Served first, so that /healthz answers and /readyz says why while the rest starts.
   let readiness = (): NotReady | null => ({ cause: "starting", reason: "starting" });
   await serveProcessEndpoint(config, "sm", metrics, () => readiness(), log);
+  releaseIdleHeap(config.idle_gc, log, metrics);
   const store = instrumentStore(await openStoreAtStart(config.db), storeMetrics(metrics));
   log.info({ store: describeStore(config.db) }, "store open");
   const reachable = watchStore(store, log);

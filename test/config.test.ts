@@ -53,6 +53,8 @@ describe("config", () => {
     expect(() => loadConfig(tmpFile(`colour = "red"\n`), {})).toThrow(/unknown config key colour/);
     expect(() => loadConfig(null, { XFARM_C2S_PORT: "many" })).toThrow(/c2s.port \(XFARM_C2S_PORT\): expected integer/);
     expect(() => loadConfig(tmpFile(`[c2s]\nrequire_tls = "yes"\n`), {})).toThrow(/expected boolean/);
+    expect(() => loadConfig(null, { XFARM_IDLE_GC: "3" })).toThrow("config idle_gc must be 0 (never) or at least 6 seconds, got 3");
+    expect(loadConfig(null, { XFARM_IDLE_GC: "0" }).idle_gc).toBe(0);
   });
 
   it("refuses limits that do not fit together: what must fit a link frame, a queue smaller than a frame, zero", () => {

@@ -1,0 +1,101 @@
+// Gives an idle process's young generation back to the system. V8 grows the
+// young generation (new space) to 32 MB in a burst of logins or messages, and
+// shrinks it only at a collection that sees a low allocation rate; an idle
+// process allocates too little to collect at all, so it would keep those
+// 32 MB for as long as it stays idle: a third of a c2s's memory per session
+// at 19,000 idle ones (docs/bench.md). So after `seconds` of a nearly idle
+// event loop, a process that holds a grown young generation collects once,
+// and V8 releases it. It is ejabberd's hibernation of idle sessions, for the
+// whole process: a busy one is never interrupted, and an idle one collects
+// once per burst.
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
+import v8 from "node:v8";
+import vm from "node:vm";
+import type { Logger } from "./log.js";
+import type { ProcessMetrics } from "./metrics/process-metrics.js";
+
+/**
+ * The shortest idle time that works: V8 judges the allocation rate over the
+ * last 5 s of collections, so a collection sooner after a burst still sees
+ * the burst's rate and keeps the young generation as it is.
+ */
+export const MIN_IDLE_SECONDS = 6;
+/** The event loop's busy share under which a second counts as idle. */
+const IDLE_SHARE = 0.02;
+/** A young generation larger than this has grown since start (V8 starts it at 1 MB a semi-space). */
+export const GROWN_BYTES = 4 * 1024 * 1024;
+/** Collections in a row, `seconds` apart, that may leave the young generation grown before the next waits RETRY_PERIODS times as long. */
+const QUICK_TRIES = 3;
+const RETRY_PERIODS = 10;
+/**
+ * Garbage made just before collecting. V8 shrinks the young generation at a
+ * collection that sees a low allocation rate, but not at one that sees none
+ * (its memory reducer's samples of an idle process can say exactly zero):
+ * a few objects make the rate known, and low.
+ */
+const PRIMER_OBJECTS = 1024;
+/** Where the primer's objects go for a moment: a store the compiler cannot leave out. */
+const primer: object[] = [];
+
+function prime(): void {
+  for (let i = 0; i < PRIMER_OBJECTS; i++) primer.push({ i });
+  primer.length = 0;
+}
+
+/** V8's own `gc()`, as `--expose-gc` would define it: set before the first context that should see it. */
+function exposeGc(): () => void {
+  const global = globalThis as { gc?: () => void };
+  if (global.gc) return global.gc;
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as () => void;
+}
+
+/** Bytes V8 holds for the young generation now. */
+export function youngGenerationBytes(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+}
+
+export interface IdleHeap {
+  /** Collections done so far. */
+  readonly collections: number;
+  stop(): void;
+}
+
+/** Watches the event loop each second; `seconds` 0 watches nothing, and less than MIN_IDLE_SECONDS is that. */
+export function releaseIdleHeap(seconds: number, log: Logger, metrics?: ProcessMetrics): IdleHeap {
+  let collections = 0;
+  // The young generation's size is among the default metrics: xfarm_nodejs_heap_space_size_total_bytes{space="new"}.
+  metrics?.counter("xfarm_idle_heap_collections_total", "Collections run to give an idle process's grown young generation back to the system (config idle_gc).", () => collections);
+  if (seconds <= 0) return { collections: 0, stop() {} };
+  seconds = Math.max(seconds, MIN_IDLE_SECONDS);
+  const gc = exposeGc();
+  let last: EventLoopUtilization = performance.eventLoopUtilization();
+  let idleFor = 0;
+  let wait = seconds;
+  let tries = 0;
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    idleFor = busy < IDLE_SHARE ? idleFor + 1 : 0;
+    if (idleFor < wait) return;
+    const before = youngGenerationBytes();
+    if (before <= GROWN_BYTES) return;
+    const started = performance.now();
+    prime();
+    gc();
+    collections++;
+    const after = youngGenerationBytes();
+    idleFor = 0;
+    tries = after > GROWN_BYTES ? tries + 1 : 0;
+    wait = tries >= QUICK_TRIES ? seconds * RETRY_PERIODS : seconds;
+    log.info({ youngBefore: before, youngAfter: after, ms: Math.round(performance.now() - started) }, "idle: collected to give the grown young generation back");
+  }, 1_000);
+  timer.unref();
+  return {
+    get collections() {
+      return collections;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
