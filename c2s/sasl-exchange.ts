@@ -42,6 +42,7 @@ export class SaslExchange {
   private failures = 0;
   /** The mechanism of the exchange under way, for the metrics ("none" before an <auth/>). */
   private mechanism = "none";
+  private named: { name: string; domain: string; jid: string | null } | null = null;
 
   constructor(
     private readonly ctx: SaslHost,
@@ -162,9 +163,14 @@ export class SaslExchange {
     if (await this.ctx.store.isAccountDisabled(user)) throw new SaslError("account-disabled", "the account is disabled");
   }
 
+  /** The account a SASL username names; an exchange asks up to four times for the same name, so the last answer is kept. */
   private userJid(username: string): string | null {
+    const domain = this.party.domain;
+    if (username === this.named?.name && domain === this.named.domain) return this.named.jid;
     const local = saslLocalpart(username);
-    return local === null ? null : `${local}@${this.party.domain}`;
+    const jid = local === null ? null : `${local}@${domain}`;
+    this.named = { name: username, domain, jid };
+    return jid;
   }
 
   /**

@@ -99,6 +99,18 @@ export function idleParsers(): number {
   return pool.length;
 }
 
+/**
+ * A parser whose stream ended cleanly (the client's </stream:stream>), once
+ * that stream let go of it (the connection closes at the end): reset and
+ * pooled, not dropped, since every short session ends this way and making a
+ * parser costs a login more than resetting one.
+ */
+function recycle(pooled: PooledParser): void {
+  if (pooled.owner !== null || pool.length >= POOL_MAX || pool.includes(pooled)) return;
+  pooled.parser.close();
+  pool.push(pooled);
+}
+
 /** How often parsers of resting streams are taken back. */
 const SWEEP_MS = 1000;
 /** Streams that came to rest between stanzas since the last sweep, and before it. */
@@ -185,6 +197,8 @@ export class XmlStream {
   /** Prefix declarations on the stream header other than the stream's own, copied onto stanzas. */
   private headerPrefixes: Map<string, string> | null = null;
   private failed = false;
+  /** The client closed the stream's root: the parser is clean, and goes back to the pool once the stream lets go of it. */
+  private ended = false;
   /** Inside parser.write(): a failure throws ABORT to stop the parser there. */
   private parsing = false;
   /** Between stanzas, with only whitespace read since: the parser holds nothing of ours. */
@@ -228,6 +242,7 @@ export class XmlStream {
     if ((!this.pooled || this.resting) && this.replay && XML_SPACE.test(text)) return;
     this.resting = false;
     const parser = this.attach();
+    const pooled = this.pooled!;
     // The parser gets at most one character past the current element's budget,
     // so an element over it is caught before saxes has buffered much more.
     let fed = 0;
@@ -261,13 +276,18 @@ export class XmlStream {
         const kept = XML_SPACE.test(rest) ? [] : [Buffer.from(rest, "utf8")];
         held.unshift(...kept, ...(this.pendingBytes ? [this.pendingBytes] : []));
         this.pendingBytes = null;
-        // Nothing read past the element (the usual case): the parser is between stanzas and
-        // goes back to the pool. Otherwise it went on into bytes that are not its to read.
-        if (XML_SPACE.test(rest) && !aborted) this.detach();
+        // Nothing read past the element (the usual case): the parser is between stanzas, and
+        // stays for this stream's next element (a SCRAM <response/>) or goes back to the pool
+        // at the restart (takeHeld), or at the sweep if the client stays silent. Otherwise it
+        // went on into bytes that are not its to read.
+        if (XML_SPACE.test(rest) && !aborted) this.rest();
         else this.release();
         return;
       }
-      if (this.failed) return;
+      if (this.failed) {
+        if (this.ended && !aborted) recycle(pooled);
+        return;
+      }
       if (this.written - this.stanzaStart > this.limits.maxStanza) {
         this.fail("policy-violation", `stanza larger than ${this.limits.maxStanza} bytes`);
         return;
@@ -328,6 +348,8 @@ export class XmlStream {
   takeHeld(): Buffer | null {
     const held = this.held;
     this.held = null;
+    // Between stanzas (see write()): the parser is clean, for the pool.
+    if (this.resting && this.pooled && !this.parsing) this.detach();
     this.stop();
     if (!held?.length) return null;
     // Whitespace first belongs to the old stream: a new one may start with an XML declaration.
@@ -436,6 +458,7 @@ export class XmlStream {
     if (this.failed || this.held) return;
     this.depth--;
     if (this.depth === 0) {
+      this.ended = true;
       this.on.end();
       return;
     }

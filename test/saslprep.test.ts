@@ -1,4 +1,5 @@
 // SASLprep (RFC 4013) as the server applies it to passwords and usernames.
+import saslprepLib from "@mongodb-js/saslprep";
 import { describe, expect, it } from "vitest";
 import { saslLocalpart, saslprepQuery, saslprepStored } from "../lib/sasl/saslprep.js";
 
@@ -34,5 +35,20 @@ describe("SASLprep", () => {
     expect(saslLocalpart("alice@example.com")).toBeNull();
     expect(saslLocalpart("a b")).toBeNull();
     expect(saslLocalpart("")).toBeNull();
+  });
+
+  it("prepares printable ASCII, its fast path, as the library does", () => {
+    for (let c = 0; c < 0x80; c++) {
+      for (const s of [String.fromCharCode(c), `a${String.fromCharCode(c)}B`]) {
+        let expected: string | null;
+        try {
+          expected = saslprepLib(s, { allowUnassigned: true });
+        } catch {
+          expected = null;
+        }
+        expect(saslprepQuery(s), `U+${c.toString(16)}`).toBe(expected);
+      }
+    }
+    expect(saslprepQuery("")).toBe("");
   });
 });

@@ -130,6 +130,34 @@ describe("XmlStream", () => {
     expect(after("<y:thing/>")[0]).toMatch(/^not-well-formed/);
   });
 
+  it("pools the parser of a stream the client ended, once its owner stops the stream", () => {
+    const streams: XmlStream[] = [];
+    const seen: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const stream: XmlStream = new XmlStream(limits(), {
+        header: () => {},
+        element: (el) => seen.push(`${i} ${el.attrs.id as string}`),
+        end: () => stream.stop(),
+        error: (err) => seen.push(`${i} error ${err.condition}`),
+      });
+      streams.push(stream);
+    }
+    streams[0]!.write(Buffer.from(HEADER + "<message id='a'/>"));
+    const idle = idleParsers();
+    streams[0]!.write(Buffer.from("</s:stream>"));
+    expect(idleParsers()).toBe(idle + 1);
+    // The next stream takes it, reset: a fresh document, header and all.
+    streams[1]!.write(Buffer.from(HEADER + "<message id='b'/>"));
+    expect(idleParsers()).toBe(idle);
+    streams[1]!.write(Buffer.from("<message><body>x</message>"));
+    expect(seen).toEqual(["0 a", "1 b", "1 error not-well-formed"]);
+    // Bytes after the end are not the stream's: its parser stopped there, and is not pooled.
+    const before = idleParsers();
+    const third: XmlStream = new XmlStream(limits(), { header: () => {}, element: () => {}, end: () => third.stop(), error: () => {} });
+    third.write(Buffer.from(HEADER + "</s:stream><s:stream>"));
+    expect(idleParsers()).toBeLessThanOrEqual(before);
+  });
+
   describe("hold, for a stream restart the client pipelined", () => {
     const AUTH = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>";
     const AFTER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'><iq id='\u00e9'/>`;
@@ -170,12 +198,37 @@ describe("XmlStream", () => {
       const { stream } = holding(() => {});
       const idle = idleParsers();
       stream.write(Buffer.from(HEADER + AUTH + "\n "));
-      // Back in the pool (one made if the pool was empty), not dropped.
-      expect(idleParsers()).toBe(Math.max(1, idle));
       stream.write(Buffer.from("\n" + AFTER));
-      const next = parse([stream.takeHeld()!]);
+      const held = stream.takeHeld()!;
+      // Back in the pool at the restart (one made if the pool was empty), not dropped.
+      expect(idleParsers()).toBe(Math.max(1, idle));
+      const next = parse([held]);
       expect(next.errors).toEqual([]);
       expect(next.headers).toHaveLength(1);
+    });
+
+    it("keeps its parser through a SASL round trip, and hands it back if the client goes silent", () => {
+      const { stream, seen } = holding(() => {});
+      stream.write(Buffer.from(HEADER));
+      const idle = idleParsers();
+      stream.write(Buffer.from(AUTH));
+      stream.resume();
+      // The challenge's answer: parsed by the parser it had, no header replayed into another.
+      stream.write(Buffer.from("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AA==</response>"));
+      expect(idleParsers()).toBe(idle);
+      expect(seen.errors).toEqual([]);
+      expect(seen.elements).toHaveLength(2);
+      // Every resting stream's parser back in the pool, this one's too; then an <auth/> the client never follows up.
+      vi.advanceTimersByTime(SWEPT_MS);
+      const rested = idleParsers();
+      stream.write(Buffer.from(AUTH));
+      expect(idleParsers()).toBe(rested - 1);
+      vi.advanceTimersByTime(SWEPT_MS);
+      expect(idleParsers()).toBe(rested);
+      stream.resume();
+      stream.write(Buffer.from("<message/>"));
+      expect(seen.errors).toEqual([]);
+      expect(seen.elements.at(-1)).toBe(`<message xmlns:x="urn:example"/>`);
     });
 
     it("goes on with the same stream on resume()", () => {
