@@ -41,7 +41,9 @@
 //   account-deleted    the account goes (xfarm user del, XEP-0077 removal): its sessions have ended, its data is still stored
 //
 // Handlers run highest priority first (default 0), in registration order on
-// ties, until one returns true.
+// ties, until one returns true. A handler that can answer at once returns a
+// boolean (or nothing), not a promise: the chain goes on in the same turn,
+// which matters on the path of every message.
 import type { Element } from "ltx";
 import type { Jid } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
@@ -131,7 +133,9 @@ export class Hooks {
     const chain = this.chains.get(name);
     if (!chain) return false;
     for (const { handler } of chain) {
-      if ((await (handler as Handler<HookEvents[N]>)(event)) === true) return true;
+      const handled = (handler as Handler<HookEvents[N]>)(event);
+      // A synchronous answer is taken as it is: awaiting it would cost a turn of the microtask queue per handler.
+      if ((handled instanceof Promise ? await handled : handled) === true) return true;
     }
     return false;
   }

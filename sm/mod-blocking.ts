@@ -144,7 +144,13 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
 
   // ---- what arrives for a user
 
-  const inbound = async (event: StanzaEvent): Promise<boolean> => {
+  // The hooks run for every stanza: a list held in memory that lets it through answers at once, without a promise.
+  const inbound = (event: StanzaEvent): boolean | Promise<boolean> => {
+    const held = lists.cached(event.to.bare);
+    if (event.from.bare === event.to.bare || (held && !blocks(held, event.from) && !onBehalf(event))) return false;
+    return inboundChecked(event);
+  };
+  const inboundChecked = async (event: StanzaEvent): Promise<boolean> => {
     const user = event.to.bare;
     if (event.from.bare === user) return false;
     if (blocks(await lists.of(user), event.from)) {
@@ -189,7 +195,12 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
 
   // ---- what the user's clients send (§3.2: not-acceptable, with the blocking error)
 
-  const outbound = async (event: StanzaEvent): Promise<boolean> => {
+  const outbound = (event: StanzaEvent): boolean | Promise<boolean> => {
+    const held = event.origin && lists.cached(event.origin.user);
+    if (!event.origin || (held && !blocks(held, event.to))) return false;
+    return outboundChecked(event);
+  };
+  const outboundChecked = async (event: StanzaEvent): Promise<boolean> => {
     const session = event.origin;
     if (!session || !blocks(lists.cached(session.user) ?? (await lists.of(session.user)), event.to)) return false;
     if (answerable(event.stanza)) {

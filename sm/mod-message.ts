@@ -54,7 +54,8 @@ async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
   const type = messageType(event.stanza);
   if (type === "error") return true; // §8.5.2.1.1: ignored
   const user = event.to.bare;
-  if (type === "groupchat" || !(await api.userExists(user))) {
+  // A user with a session here exists: only for the others is the store asked (and awaited).
+  if (type === "groupchat" || (api.sessions.of(user).length === 0 && !(await api.userExists(user)))) {
     await api.error(event, "service-unavailable");
     return true;
   }

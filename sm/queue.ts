@@ -4,7 +4,12 @@
 // too many stanzas or bytes waiting is refused, for its sender to be
 // answered, so one account's flood costs neither the sm's memory nor the
 // other accounts, whose chains run beside it.
-import { AsyncLocalStorage } from "node:async_hooks";
+
+/** Where the key of the running job is kept, in the async context: beside the work's identity (sm/origin.ts, Origins). */
+export interface KeyScope {
+  key(): string | undefined;
+  withKey(key: string, job: () => Promise<void>): Promise<void>;
+}
 
 export interface QueueBounds {
   /** Jobs waiting or running under one key before offer() refuses more. */
@@ -23,9 +28,9 @@ interface Load {
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<void>>();
   private readonly loads = new Map<string, Load>();
-  private readonly running = new AsyncLocalStorage<string>();
 
   constructor(
+    private readonly scope: KeyScope,
     private readonly onError: (err: unknown, key: string) => void,
     private readonly bounds: QueueBounds = { jobs: Infinity, bytes: Infinity },
     /** Told when a key starts refusing (refused = 1) and when it has drained after refusing. */
@@ -34,7 +39,7 @@ export class KeyedQueue {
 
   /** The key whose job is running in the current async context, if any. */
   current(): string | undefined {
-    return this.running.getStore();
+    return this.scope.key();
   }
 
   /**
@@ -46,20 +51,19 @@ export class KeyedQueue {
     this.loads.set(key, load);
     load.jobs++;
     load.bytes += bytes;
-    const next = (this.tails.get(key) ?? Promise.resolve())
-      .then(() => this.running.run(key, job))
-      .catch((err: unknown) => this.onError(err, key))
-      .finally(() => {
+    // Three links a job (.finally and a second chain made five or more promises more, for every stanza).
+    const next: Promise<void> = (this.tails.get(key) ?? Promise.resolve())
+      .then(() => this.scope.withKey(key, job))
+      .then(undefined, (err: unknown) => this.onError(err, key))
+      .then(() => {
         load.jobs--;
         load.bytes -= bytes;
+        if (this.tails.get(key) !== next) return;
+        this.tails.delete(key);
+        this.loads.delete(key);
+        if (load.refused > 0) this.onOverflow(key, load.refused, true);
       });
     this.tails.set(key, next);
-    void next.then(() => {
-      if (this.tails.get(key) !== next) return;
-      this.tails.delete(key);
-      this.loads.delete(key);
-      if (load.refused > 0) this.onOverflow(key, load.refused, true);
-    });
     return next;
   }
 

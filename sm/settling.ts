@@ -25,9 +25,11 @@ export class Settling {
    * just after the sms changed the user has no session here but an account,
    * and may only be moving here. Only a message that a client's stanza set
    * going (one that may be a copy sent again after a failover) waits; one
-   * for an unknown account is answered at once.
+   * for an unknown account is answered at once. Answered at once, without a
+   * promise, but when the store must say (while settling): the check runs
+   * for every message to a local user.
    */
-  async mayBeMoving(user: string): Promise<boolean> {
+  mayBeMoving(user: string): boolean | Promise<boolean> {
     if (this.parked.has(user)) return true;
     if (Date.now() >= this.until || !this.ctx.origins.current() || this.ctx.registry.of(user).length > 0) return false;
     return this.ctx.store.accountExists(user);

@@ -76,6 +76,7 @@ export class SmContext {
       this.port.send(sm, "", encodeSessionPayload(SessionOp.Forwarded, { origins }));
     });
     this.queue = new KeyedQueue(
+      this.origins,
       (err, key) => this.log.error({ err, user: key }, "processing failed"),
       { jobs: this.limits.queueStanzas, bytes: this.limits.queueBytes },
       (user, refused, drained) => {

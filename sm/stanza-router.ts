@@ -12,7 +12,7 @@ import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { ClientDelivery } from "./client-delivery.js";
 import type { HookName, Kind, StanzaEvent, Target } from "./hooks.js";
 import type { IqRequests } from "./iq-requests.js";
-import { Origin, Tally } from "./origin.js";
+import { Origin, Tally, settled } from "./origin.js";
 import type { Session } from "./sessions.js";
 import type { Settling } from "./settling.js";
 import { QUEUE_FULL, answerable, parseStanza, type SmContext } from "./sm-context.js";
@@ -60,7 +60,7 @@ export class StanzaRouter {
       if (session.took(seq)) acks.taken(session.c2s, session.sid, session.taken);
     });
     const origin = new Origin(`${session.c2s}/${session.sid}/${seq}`, tally);
-    const queued = queue.offer(session.user, xml.length, () => origins.run(origin, () => this.fromClient(session, xml)).finally(() => tally.release()));
+    const queued = queue.offer(session.user, xml.length, () => settled(origins.run(origin, () => this.fromClient(session, xml)), () => tally.release()));
     if (queued) return;
     // Answered resource-constraint (or, if it may not be answered, counted in the overflow log): taken too.
     this.refused(xml, (error) => this.deps.delivery.deliver(session, error));
@@ -71,13 +71,13 @@ export class StanzaRouter {
   underOrigin(origin: string | undefined, work: () => Promise<void>, tally: Tally | null = null): Promise<void> {
     if (origin === undefined) return work();
     tally?.hold();
-    return this.ctx.origins.run(new Origin(origin, tally), work).finally(() => tally?.release());
+    return settled(this.ctx.origins.run(new Origin(origin, tally), work), () => tally?.release());
   }
 
   /** A FORWARD from another sm: the stanza is for a user this sm owns. */
   fromPeer(xml: Buffer, key: string, origin?: string, tally: Tally | null = null): void {
     tally?.hold();
-    const queued = this.ctx.queue.offer(key, xml.length, () => this.underOrigin(origin, () => this.fromPeerNow(xml), tally).finally(() => tally?.release()));
+    const queued = this.ctx.queue.offer(key, xml.length, () => settled(this.underOrigin(origin, () => this.fromPeerNow(xml), tally), () => tally?.release()));
     if (!queued) {
       // Answered resource-constraint: taken too.
       this.refused(xml, (error) => this.send(error));
@@ -176,8 +176,11 @@ export class StanzaRouter {
   private async inbound(event: StanzaEvent, target: Target): Promise<void> {
     const { stanza } = event;
     const { settling } = this.deps;
-    if (stanza.name === "message" && (target === "bare" || target === "full") && (await settling.mayBeMoving(event.to.bare))) {
-      return settling.park(event.to.bare, () => this.guarded(event, () => this.inbound(event, target)));
+    if (stanza.name === "message" && (target === "bare" || target === "full")) {
+      const moving = settling.mayBeMoving(event.to.bare);
+      if (moving === true || (moving !== false && (await moving))) {
+        return settling.park(event.to.bare, () => this.guarded(event, () => this.inbound(event, target)));
+      }
     }
     const type: string | undefined = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error") && this.deps.requests.answered(event)) return;
