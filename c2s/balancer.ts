@@ -208,7 +208,7 @@ export class Balancer {
     let bestLoad = Infinity;
     for (const p of this.peers.values()) {
       forget(p.sent, now - SENT_MEMORY_MS);
-      if (p.info.draining || p.info.full || !p.load) continue; // not yet reporting, leaving, or its ports closed
+      if (p.info.draining || p.info.full || p.info.noSm || !p.load) continue; // not yet reporting, leaving, or its ports closed
       if (p.load.lag > this.cfg.maxLag || this.estimate(p) >= p.info.capacity) continue;
       const rel = this.estimate(p) / p.info.weight;
       if (rel < bestLoad) {

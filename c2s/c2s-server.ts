@@ -49,7 +49,8 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
     role: "c2s",
     secret,
     routers: config.router.addresses,
-    info: { ...info },
+    // No sm known yet: the ports stay closed and peers send no one here until one is (docs/redirection.md).
+    info: { ...info, noSm: true },
     log,
     maxFrame: config.link.max_frame,
     highWater: config.link.high_water,
@@ -75,10 +76,17 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   /** The drain the router ordered (protocol §1.7), and whether this front end is full (its own marks). */
   let drain: { rate: number; timer: NodeJS.Timeout; started: number; moved: number } | null = null;
   let full = false;
-  /** Announces the state to the farm and opens or closes the client ports to match it. */
+  /**
+   * Whether the member table names an sm: until then a login could only fail
+   * ("no session manager"), so the ports stay closed and a client's next
+   * address, or its retry, is tried at once. Kept while the link is down (a
+   * router failover): the sms are most likely still there.
+   */
+  let smKnown = false;
+  /** Opens or closes the client ports to match the state, then announces it (open first: a peer may send clients at once). */
   const stateChanged = () => {
-    link.setInfo({ ...info, ...(drain && { draining: true, drainRate: drain.rate }), ...(full && { full: true }) });
-    listeners?.setAccepting(!drain && !full);
+    listeners?.setAccepting(smKnown && !drain && !full);
+    link.setInfo({ ...info, ...(!smKnown && { noSm: true }), ...(drain && { draining: true, drainRate: drain.rate }), ...(full && { full: true }) });
   };
   const startDrain = (rate: number) => {
     if (drain) {
@@ -292,6 +300,12 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   });
   link.on("members", (members) => {
     balancer.onMembers(members);
+    const hasSm = members.some((m) => m.role === "sm");
+    if (hasSm !== smKnown) {
+      smKnown = hasSm;
+      log.info({ sms: members.filter((m) => m.role === "sm").length }, hasSm ? "a session manager is linked: taking clients" : "no session manager is linked: client ports closed until one is");
+      stateChanged();
+    }
     // The peers that were to take clients closed their ports too: this one opens again.
     if (full && !balancer.peerCanTake()) {
       full = false;
@@ -330,6 +344,8 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
     new ClientConnection(ctx, socket, direct);
   };
   listeners = new ClientListeners({ port: c.port, tlsPort: c.tls_port }, c.host === "*" ? undefined : c.host, accept, log);
+  // The ports are taken now (a port in use fails the start) and opened to clients once an sm is known.
+  listeners.setAccepting(smKnown && !drain && !full);
   const ports = await listeners.start();
   log.info({ ...ports, host: c.host }, "c2s listening for clients");
 

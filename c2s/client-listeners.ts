@@ -1,7 +1,9 @@
 // A front end's client ports. A draining or full front end closes them, so
 // that a client's next connection attempt fails at once and its SRV or DNS
 // list takes it to another front end (docs/redirection.md); it opens them
-// again, on the same ports, with new servers.
+// again, on the same ports, with new servers. So does a front end that knows
+// no sm yet (c2s-server.ts): it takes its ports at start, to fail at once if
+// they are in use, and closes them until an sm links.
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
 import { listenFailure } from "../lib/process-lifecycle.js";
@@ -19,6 +21,8 @@ export class ClientListeners {
   private readonly slots: Slot[];
   private accepting = true;
   private retry: NodeJS.Timeout | null = null;
+  /** start() is opening the ports: setAccepting only records the wish, which start() applies at its end. */
+  private starting = false;
 
   constructor(
     ports: { port: number; tlsPort: number },
@@ -32,6 +36,22 @@ export class ClientListeners {
 
   /** Listens on every port; a port that cannot be had fails the start (a StartupFailure when taken or not allowed). Port 0 becomes the port the system chose. */
   async start(): Promise<{ port: number; tlsPort: number }> {
+    this.starting = true;
+    try {
+      await this.listenAll();
+    } finally {
+      this.starting = false;
+    }
+    // Closed while they were being opened (a front end restarted mid-drain hears so from the router at once),
+    // or to stay closed until the front end can serve.
+    if (!this.accepting) {
+      for (const slot of this.slots) slot.server?.close();
+      for (const slot of this.slots) slot.server = null;
+    }
+    return { port: this.slots[0]!.port, tlsPort: this.slots[1]?.port ?? 0 };
+  }
+
+  private async listenAll(): Promise<void> {
     for (const slot of this.slots) {
       const server = this.newServer(slot);
       await new Promise<void>((resolve, reject) => {
@@ -41,18 +61,13 @@ export class ClientListeners {
       slot.server = server;
       slot.port = (server.address() as net.AddressInfo).port;
     }
-    // Closed while they were being opened (a front end restarted mid-drain hears so from the router at once).
-    if (!this.accepting) {
-      for (const slot of this.slots) slot.server?.close();
-      for (const slot of this.slots) slot.server = null;
-    }
-    return { port: this.slots[0]!.port, tlsPort: this.slots[1]?.port ?? 0 };
   }
 
   /** Opens or closes the ports; connections already accepted are not touched. */
   setAccepting(accepting: boolean): void {
     if (this.accepting === accepting) return;
     this.accepting = accepting;
+    if (this.starting) return;
     if (accepting) return this.listenMissing();
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
@@ -72,7 +87,8 @@ export class ClientListeners {
   }
 
   private newServer(slot: Slot): net.Server {
-    return net.createServer((socket) => this.accept(socket, slot.direct));
+    // A connection that came in while the ports were being closed (at start, before an sm is known) is refused as the closed port would.
+    return net.createServer((socket) => (this.accepting ? this.accept(socket, slot.direct) : socket.resetAndDestroy()));
   }
 
   private listenMissing(): void {

@@ -20,12 +20,13 @@ const WAIT_POLL_MS = 1_000;
 /**
  * A front end's state: active; draining (ordered to, clients left); drained
  * (draining and no connection left, held XEP-0198 sessions counted); full (its
- * own ports closed at capacity or over c2s.max_lag).
+ * own ports closed at capacity or over c2s.max_lag); no-sm (its ports closed
+ * until an sm links).
  */
 export function c2sState(e: StatusEntry): string {
   const info = e.info as Partial<C2sInfo>;
   if (info.draining) return e.load && e.load.connections === 0 ? "drained" : "draining";
-  return info.full ? "full" : "active";
+  return info.full ? "full" : info.noSm ? "no-sm" : "active";
 }
 
 type StatusReply = RouterReply<"status">;

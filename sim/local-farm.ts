@@ -71,6 +71,8 @@ export interface FarmOptions {
   consoleAdmins?: string[];
   /** Extra keys for the [start] table (the supervisor's: alert_webhook, unready_restart_after, …). */
   start?: Record<string, string | number | boolean>;
+  /** The [secrets] table: link secrets of processes started outside the supervisor (it makes its children's). */
+  secrets?: Record<string, string>;
   /** The base of every port, for a farm on another farm's ports (Farm.routerPort); by default free ones. */
   basePort?: number;
 }
@@ -166,6 +168,7 @@ router_peers = ${JSON.stringify(proxies.map((p) => `127.0.0.1:${p.port}`))}
 sm_count = ${smCount}
 port_step = ${step}
 ${table(opts.start)}
+${opts.secrets ? `\n[secrets]\n${table(opts.secrets)}` : ""}
 `;
     const configFile = path.join(dir, "xfarm.toml");
     fs.writeFileSync(configFile, config);
@@ -280,9 +283,11 @@ ${table(opts.start)}
     return this.until(`${name} restarted`, () => this.childPid(name), (p) => p !== pid, timeoutMs);
   }
 
-  /** Waits until every sm and every c2s (or those named) is linked to the router, each since `sinceMs` (ms since the epoch). */
+  /** Waits until every sm and every c2s (or those named) is linked to the router, each since `sinceMs` (ms since the epoch), and the front ends take clients. */
   async waitLinked(sinceMs = 0, names = [...Array.from({ length: this.smCount }, (_, i) => `sm-${i + 1}`), ...this.c2sPorts.map((_, i) => `c2s-${i + 1}`)]): Promise<void> {
-    await this.untilStatus((entries) => names.every((n) => entries.some((e) => e.name === n && e.linkedAt >= sinceMs)), 30_000);
+    // With an sm linked, every front end has opened its ports once it has heard of it (its info says so).
+    const open = (entries: StatusEntry[]) => !entries.some((e) => e.role === "sm") || entries.every((e) => e.role !== "c2s" || !e.info.noSm);
+    await this.untilStatus((entries) => names.every((n) => entries.some((e) => e.name === n && e.linkedAt >= sinceMs)) && open(entries), 30_000);
   }
 
   /** Waits until front end `name` reports its load, having heard the load of `peers` other front ends (whom it may redirect to). */

@@ -191,6 +191,17 @@ describe("Balancer", () => {
     expect(b.moveTarget(true)).toEqual({ name: "c2s-2", address: "b.example:5223" });
   });
 
+  it("sends no one to a peer that knows no sm yet (a restarted front end whose ports are still closed), and does once it does", () => {
+    const b = new Balancer(cfg);
+    b.onMembers([member("c2s-2", "b.example", { noSm: true })]);
+    b.onLoads({ "c2s-2": load(0) });
+    expect(b.redirectFor("10.0.0.1", "a@x", 500, false)).toBeNull();
+    expect(b.peerCanTake()).toBe(false);
+    expect(b.moveTarget(false)).toBeNull();
+    b.onMembers([member("c2s-2", "b.example")]);
+    expect(b.redirectFor("10.0.0.1", "a@x", 500, false)?.name).toBe("c2s-2");
+  });
+
   it("formats host:port as RFC 6120 asks", () => {
     expect(hostPort("c2s.example", 5222)).toBe("c2s.example:5222");
     expect(hostPort("::1", 5223)).toBe("[::1]:5223");

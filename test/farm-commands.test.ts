@@ -32,9 +32,10 @@ const routerRow = (name: string, active: boolean): StatusEntry => ({
 const cells = (out: string, name: string) => out.split("\n").find((l) => l.startsWith(`${name} `))?.split(/ {2,}/);
 
 describe("xfarm status", () => {
-  it("tells active, full, draining and drained front ends apart", () => {
+  it("tells active, full, no-sm, draining and drained front ends apart", () => {
     expect(c2sState(entry({}, 3))).toBe("active");
     expect(c2sState(entry({ full: true }, 3))).toBe("full");
+    expect(c2sState(entry({ noSm: true }, 0))).toBe("no-sm");
     expect(c2sState(entry({ draining: true, drainRate: 50 }, 3))).toBe("draining");
     // Not reported yet (restarted): not known to be empty.
     expect(c2sState(entry({ draining: true }, null))).toBe("draining");

@@ -18,6 +18,8 @@ export interface C2sInfo {
   drainRate?: number;
   /** At its capacity or over c2s.max_lag: its listeners are closed until it is back under its lower marks. */
   full?: boolean;
+  /** It knows no linked sm (it started before one linked, or every sm left): its listeners are closed until one links. */
+  noSm?: boolean;
   /** When the process started (ms since the epoch), for `xfarm status`. */
   started: number;
 }
@@ -37,6 +39,7 @@ export const c2sInfoShape: Shape<C2sInfo> = object({
   draining: optional(boolean),
   drainRate: optional(count),
   full: optional(boolean),
+  noSm: optional(boolean),
   started: count,
 });
 
