@@ -19,7 +19,8 @@ export interface MysqlQueries {
 /** Rows per INSERT of a bulk append: 10,000 items are 10 statements, each well under max_allowed_packet for short messages. */
 const APPEND_CHUNK = 1000;
 
-function text(v: unknown): string {
+/** JIDs are stored as bytes (VARBINARY): they come back as Buffers. */
+export function text(v: unknown): string {
   return Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
 }
 

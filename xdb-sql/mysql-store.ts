@@ -4,10 +4,12 @@
 // rows runs in a transaction; a write resolves only once committed.
 import mysql from "mysql2/promise";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, newerSchemaError } from "./migrations.js";
-import { credentialParams, credentialsOf, pepConfig, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
-import { StoreUnavailableError, isConnectionError } from "./store-errors.js";
-import { MysqlModuleData } from "./mysql-module-data.js";
-import { checkLease, checkLength, pageLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type NewArchiveItem, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { credentialParams, credentialsOf, rosterItem, rosterParams, type AccountRow, type RosterRow } from "./rows.js";
+import { StoreUnavailableError, isConnectionError, isMysqlForeignKeyError } from "./store-errors.js";
+import { MysqlModuleData, text, type MysqlQueries } from "./mysql-module-data.js";
+import { MysqlOffline } from "./mysql-offline.js";
+import { MysqlPep } from "./mysql-pep.js";
+import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type NewArchiveItem, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 export interface MysqlOptions {
@@ -29,40 +31,26 @@ const ROSTER_COLUMNS = "contact, name, subscription, ask_out, pending_in, visibl
 const ACCOUNT_COLUMNS =
   "sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key";
 
-/**
- * A message whose (user, origin) is already held is not inserted again; the
- * statement then reports that message's id as its insert id (LAST_INSERT_ID(expr)),
- * so one statement both stores and finds, whatever stores race with it.
- */
-const INSERT_OFFLINE =
-  `INSERT INTO offline (user, xml, stored_at, bytes, origin) VALUES (?, ?, ?, ?, ?) ` +
-  `ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`;
-
 /** The database's clock in ms since the epoch, whatever the session's time zone; the same throughout one statement. */
 const NOW_MS = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)";
 
 type Row = Record<string, unknown>;
-
-/** JIDs are stored as bytes (VARBINARY): they come back as Buffers. */
-function text(v: unknown): string {
-  return Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
-}
-
-function isForeignKeyError(err: unknown): boolean {
-  return (err as { code?: string } | null)?.code === "ER_NO_REFERENCED_ROW_2";
-}
 
 export class MysqlStore implements Store {
   readonly kind = "mysql";
   onAvailability?: (available: boolean, err?: unknown) => void;
   private readonly pool: mysql.Pool;
   private available = true;
-  private readonly m = new MysqlModuleData({
+  private readonly queries: MysqlQueries = {
     rows: (sql, params) => this.rows(sql, params),
     run: (sql, params) => this.run(sql, params),
     transaction: (work) => this.transaction(work),
     runFor: (user, sql, params) => this.runFor(user, sql, params),
-  });
+  };
+  /** The table families kept in files of their own. */
+  private readonly m = new MysqlModuleData(this.queries);
+  private readonly offline = new MysqlOffline(this.queries);
+  private readonly pep = new MysqlPep(this.queries);
 
   constructor(opts: MysqlOptions) {
     this.pool = mysql.createPool({
@@ -328,56 +316,20 @@ export class MysqlStore implements Store {
     });
   }
 
-  async storeOffline(user: string, xml: string, stored: Date = new Date(), origin?: string): Promise<number> {
-    if (origin !== undefined) checkLength("origin", origin);
-    return (await this.runFor(user, INSERT_OFFLINE, [user, xml, stored.getTime(), Buffer.byteLength(xml), origin ?? null])).insertId;
+  storeOffline(user: string, xml: string, stored: Date = new Date(), origin?: string): Promise<number> {
+    return this.offline.store(user, xml, stored, origin);
   }
-
-  async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota, origin?: string): Promise<number | null> {
-    if (origin !== undefined) checkLength("origin", origin);
-    const bytes = Buffer.byteLength(xml);
-    return this.transaction(async (c) => {
-      // Locking the account's row makes two stores for one user count one after the other.
-      const [account] = await c.execute(`SELECT 1 FROM accounts WHERE user = ? FOR UPDATE`, [user]);
-      if ((account as Row[]).length === 0) throw new Error(`no such account: ${user}`);
-      if (origin !== undefined) {
-        const [held] = await c.execute(`SELECT id FROM offline WHERE user = ? AND origin = ?`, [user, origin]);
-        const id = (held as Row[])[0]?.id;
-        if (id !== undefined) return Number(id);
-      }
-      const [usage] = await c.execute(`SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline WHERE user = ?`, [user]);
-      const used = (usage as Row[])[0]!;
-      if (Number(used.n) + 1 > quota.messages || Number(used.b) + bytes > quota.bytes) return null;
-      const [r] = await c.execute(INSERT_OFFLINE, [user, xml, Date.now(), bytes, origin ?? null]);
-      return (r as mysql.ResultSetHeader).insertId;
-    });
+  storeOfflineWithin(user: string, xml: string, quota: OfflineQuota, origin?: string): Promise<number | null> {
+    return this.offline.storeWithin(user, xml, quota, origin);
   }
-
-  async loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]> {
-    const columns = `SELECT id, xml, stored_at FROM offline WHERE user = ?`;
-    let rows: Row[];
-    if (page) {
-      if (!Number.isSafeInteger(page.limit) || page.limit < 1) throw new RangeError(`bad page size ${page.limit}`);
-      // The limit is a checked integer in the text: MySQL 8 refuses LIMIT placeholders in prepared statements.
-      const sizes = await this.rows(`SELECT id, bytes FROM offline WHERE user = ? ORDER BY id LIMIT ${page.limit}`, [user]);
-      const n = pageLength(sizes.map((r) => Number(r.bytes)), page);
-      rows = n === 0 ? [] : await this.rows(`${columns} AND id <= ? ORDER BY id`, [user, sizes[n - 1]!.id]);
-    } else rows = await this.rows(`${columns} ORDER BY id`, [user]);
-    return rows.map((r) => ({ id: Number(r.id), xml: String(r.xml), stored: new Date(Number(r.stored_at)) }));
+  loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]> {
+    return this.offline.load(user, page);
   }
-
-  async deleteOffline(user: string, ids: number[]): Promise<void> {
-    for (const id of ids) if (!Number.isSafeInteger(id)) throw new TypeError(`bad offline message id ${String(id)}`);
-    if (ids.length === 0) return;
-    // The user condition is what keeps one account from deleting another's mail.
-    await this.transaction(async (c) => {
-      for (const id of ids) await c.execute(`DELETE FROM offline WHERE user = ? AND id = ?`, [user, id]);
-    });
+  deleteOffline(user: string, ids: number[]): Promise<void> {
+    return this.offline.delete(user, ids);
   }
-
-  async countOffline(user: string): Promise<number> {
-    const [r] = await this.rows(`SELECT COUNT(*) AS n FROM offline WHERE user = ?`, [user]);
-    return Number(r?.n ?? 0);
+  countOffline(user: string): Promise<number> {
+    return this.offline.count(user);
   }
 
   async getVcard(user: string): Promise<string | null> {
@@ -424,85 +376,29 @@ export class MysqlStore implements Store {
     return rows.map((r) => ({ key: { namespace: text(r.namespace), name: text(r.name) }, bytes: Number(r.bytes) }));
   }
 
-  async listPepNodes(user: string): Promise<PepNode[]> {
-    const rows = await this.rows(`SELECT node, config_json FROM pep_nodes WHERE user = ? ORDER BY node`, [user]);
-    return rows.map((r) => ({ node: text(r.node), config: pepConfig(String(r.config_json)) }));
+  listPepNodes(user: string): Promise<PepNode[]> {
+    return this.pep.listNodes(user);
   }
-
-  async getPepNode(user: string, node: string): Promise<PepNode | null> {
-    const [r] = await this.rows(`SELECT node, config_json FROM pep_nodes WHERE user = ? AND node = ?`, [user, node]);
-    return r ? { node: text(r.node), config: pepConfig(String(r.config_json)) } : null;
+  getPepNode(user: string, node: string): Promise<PepNode | null> {
+    return this.pep.getNode(user, node);
   }
-
-  async putPepNode(user: string, node: PepNode): Promise<void> {
-    checkLength("pepNode", node.node);
-    await this.runFor(
-      user,
-      `INSERT INTO pep_nodes (user, node, config_json) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE config_json = VALUES(config_json)`,
-      [user, node.node, JSON.stringify(node.config)],
-    );
+  putPepNode(user: string, node: PepNode): Promise<void> {
+    return this.pep.putNode(user, node);
   }
-
-  async deletePepNode(user: string, node: string): Promise<boolean> {
-    return this.transaction(async (c) => {
-      await c.execute(`DELETE FROM pep_items WHERE user = ? AND node = ?`, [user, node]);
-      const [r] = await c.execute(`DELETE FROM pep_nodes WHERE user = ? AND node = ?`, [user, node]);
-      return (r as mysql.ResultSetHeader).affectedRows === 1;
-    });
+  deletePepNode(user: string, node: string): Promise<boolean> {
+    return this.pep.deleteNode(user, node);
   }
-
-  async publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]> {
-    checkLength("pepItemId", item.id);
-    if (!Number.isSafeInteger(maxItems) || maxItems < 1) throw new RangeError(`bad max_items ${maxItems}`);
-    try {
-      return await this.transaction(async (c) => {
-        await c.execute(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, item.id]);
-        await c.execute(`INSERT INTO pep_items (user, node, item_id, xml, published_at) VALUES (?, ?, ?, ?, ?)`, [
-          user,
-          node,
-          item.id,
-          item.xml,
-          item.published.getTime(),
-        ]);
-        // The offset is a checked integer in the text: MySQL 8 refuses LIMIT
-        // placeholders in prepared statements.
-        const [rows] = await c.execute(
-          `SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT 18446744073709551615 OFFSET ${maxItems}`,
-          [user, node],
-        );
-        const gone = (rows as Row[]).map((r) => text(r.item_id));
-        for (const id of gone) await c.execute(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, id]);
-        return gone;
-      });
-    } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no PEP node ${node} for ${user}`, { cause: err });
-      throw err;
-    }
+  publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]> {
+    return this.pep.publish(user, node, item, maxItems);
   }
-
-  async getPepItems(user: string, node: string, select: { last?: number; ids?: string[] } = {}): Promise<PepItem[]> {
-    const columns = `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ?`;
-    let rows: Row[];
-    if (select.ids) {
-      const ids = [...new Set(select.ids)];
-      rows = ids.length === 0 ? [] : await this.rows(`${columns} AND item_id IN (${ids.map(() => "?").join(", ")}) ORDER BY seq`, [user, node, ...ids]);
-    } else if (select.last !== undefined) {
-      if (!Number.isSafeInteger(select.last) || select.last < 0) throw new RangeError(`bad item count ${select.last}`);
-      rows = (await this.rows(`${columns} ORDER BY seq DESC LIMIT ${select.last}`, [user, node])).reverse();
-    } else {
-      rows = await this.rows(`${columns} ORDER BY seq`, [user, node]);
-    }
-    return rows.map((r) => ({ id: text(r.item_id), xml: String(r.xml), published: new Date(Number(r.published_at)) }));
+  getPepItems(user: string, node: string, select: { last?: number; ids?: string[] } = {}): Promise<PepItem[]> {
+    return this.pep.items(user, node, select);
   }
-
-  async pepItemSizes(user: string, node: string): Promise<{ id: string; bytes: number }[]> {
-    const rows = await this.rows(`SELECT item_id, LENGTH(xml) AS bytes FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`, [user, node]);
-    return rows.map((r) => ({ id: text(r.item_id), bytes: Number(r.bytes) }));
+  pepItemSizes(user: string, node: string): Promise<{ id: string; bytes: number }[]> {
+    return this.pep.itemSizes(user, node);
   }
-
-  async retractPepItem(user: string, node: string, id: string): Promise<boolean> {
-    const r = await this.run(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`, [user, node, id]);
-    return r.affectedRows === 1;
+  retractPepItem(user: string, node: string, id: string): Promise<boolean> {
+    return this.pep.retract(user, node, id);
   }
 
   async acquireLease(holder: string, ttlMs: number): Promise<Lease> {
@@ -562,7 +458,7 @@ export class MysqlStore implements Store {
     try {
       return await this.run(sql, params);
     } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      if (isMysqlForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
       throw err;
     }
   }

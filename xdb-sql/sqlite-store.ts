@@ -13,9 +13,13 @@ import {
   SCHEMA_VERSION_TABLE,
   newerSchemaError,
 } from "./migrations.js";
-import { credentialParams, rosterParams, credentialsOf, rosterItem, pepConfig, type RosterParams, type AccountRow, type CredentialParams, type OfflineRow, type PepItemRow, type RosterRow } from "./rows.js";
+import { credentialParams, credentialsOf, type AccountRow, type CredentialParams } from "./rows.js";
 import { SqliteModuleData } from "./sqlite-module-data.js";
-import { checkLease, checkLength, pageLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type Lease, type NewArchiveItem, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { SqliteOffline } from "./sqlite-offline.js";
+import { SqlitePep } from "./sqlite-pep.js";
+import { SqliteRoster } from "./sqlite-roster.js";
+import { isSqliteForeignKeyError } from "./store-errors.js";
+import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type Lease, type NewArchiveItem, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 /** How long a connection waits for another process's write lock. */
@@ -27,7 +31,6 @@ function prepareAll(db: Database.Database) {
   const credentialColumns =
     "sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, " +
     "sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key";
-  const rosterColumns = "contact, name, subscription, ask_out, pending_in, visible, groups_json";
   return {
     // ON CONFLICT DO NOTHING rather than INSERT OR IGNORE: the latter would
     // also swallow NOT NULL and CHECK failures.
@@ -55,21 +58,6 @@ function prepareAll(db: Database.Database) {
     isDisabled: db.prepare<[string], number>(`SELECT disabled FROM accounts WHERE user = ?`).pluck(),
     listDisabled: db.prepare<[string], string>(`SELECT user FROM accounts WHERE disabled = 1 AND user LIKE ? ESCAPE '\\' ORDER BY user`).pluck(),
 
-    getRoster: db.prepare<[string], RosterRow>(
-      `SELECT ${rosterColumns} FROM roster WHERE user = ? ORDER BY contact`,
-    ),
-    getRosterItem: db.prepare<[string, string], RosterRow>(
-      `SELECT ${rosterColumns} FROM roster WHERE user = ? AND contact = ?`,
-    ),
-    putRosterItem: db.prepare<RosterParams>(
-      `INSERT INTO roster (user, ${rosterColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (user, contact) DO UPDATE SET
-         name = excluded.name, subscription = excluded.subscription,
-         ask_out = excluded.ask_out, pending_in = excluded.pending_in,
-         visible = excluded.visible, groups_json = excluded.groups_json`,
-    ),
-    deleteRosterItem: db.prepare<[string, string]>(`DELETE FROM roster WHERE user = ? AND contact = ?`),
-    countRoster: db.prepare<[string], number>(`SELECT COUNT(*) FROM roster WHERE user = ?`).pluck(),
     deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
     copyAccount: db.prepare<[string, string]>(
       `INSERT INTO accounts (user, ${credentialColumns}, created_at, disabled)
@@ -79,32 +67,8 @@ function prepareAll(db: Database.Database) {
     moveRows: Object.fromEntries(
       ["roster", "offline", "vcard", "private_xml", "pep_items", "module_kv", "module_archive"].map((table) => [table, db.prepare<[string, string]>(`UPDATE ${table} SET user = ? WHERE user = ?`)]),
     ),
-    listRosterContacts: db.prepare<[], string>(`SELECT DISTINCT contact FROM roster ORDER BY contact`).pluck(),
-    rosterUsersWith: db.prepare<[string], string>(`SELECT user FROM roster WHERE contact = ?`).pluck(),
-    renameContact: db.prepare<[string, string, string]>(`UPDATE roster SET contact = ? WHERE user = ? AND contact = ?`),
 
-    storeOffline: db.prepare<[string, string, number, number, string | null]>(
-      `INSERT INTO offline (user, xml, stored_at, bytes, origin) VALUES (?, ?, ?, ?, ?)`,
-    ),
-    offlineByOrigin: db
-      .prepare<[string, string], number>(`SELECT id FROM offline WHERE user = ? AND origin = ?`)
-      .pluck(),
-    offlineUsage: db.prepare<[string], { messages: number; bytes: number }>(
-      `SELECT COUNT(*) AS messages, COALESCE(SUM(bytes), 0) AS bytes FROM offline WHERE user = ?`,
-    ),
-    loadOffline: db.prepare<[string], OfflineRow>(
-      `SELECT id, xml, stored_at FROM offline WHERE user = ? ORDER BY id`,
-    ),
-    offlineSizes: db.prepare<[string, number], { id: number; bytes: number }>(
-      `SELECT id, bytes FROM offline WHERE user = ? ORDER BY id LIMIT ?`,
-    ),
-    loadOfflineUpTo: db.prepare<[string, number], OfflineRow>(
-      `SELECT id, xml, stored_at FROM offline WHERE user = ? AND id <= ? ORDER BY id`,
-    ),
-    // The user condition is what keeps one account from deleting another's mail.
-    deleteOfflineOne: db.prepare<[string, number]>(`DELETE FROM offline WHERE user = ? AND id = ?`),
     deleteOfflineAll: db.prepare<[string]>(`DELETE FROM offline WHERE user = ?`),
-    countOffline: db.prepare<[string], number>(`SELECT COUNT(*) FROM offline WHERE user = ?`).pluck(),
 
     getVcard: db.prepare<[string], string>(`SELECT xml FROM vcard WHERE user = ?`).pluck(),
     putVcard: db.prepare<[string, string]>(
@@ -129,37 +93,9 @@ function prepareAll(db: Database.Database) {
       `SELECT namespace, name, LENGTH(CAST(xml AS BLOB)) AS bytes FROM private_xml WHERE user = ? ORDER BY namespace, name`,
     ),
 
-    listPepNodes: db.prepare<[string], { node: string; config_json: string }>(
-      `SELECT node, config_json FROM pep_nodes WHERE user = ? ORDER BY node`,
-    ),
-    getPepNode: db.prepare<[string, string], { node: string; config_json: string }>(
-      `SELECT node, config_json FROM pep_nodes WHERE user = ? AND node = ?`,
-    ),
-    putPepNode: db.prepare<[string, string, string]>(
-      `INSERT INTO pep_nodes (user, node, config_json) VALUES (?, ?, ?)
-       ON CONFLICT (user, node) DO UPDATE SET config_json = excluded.config_json`,
-    ),
-    deletePepNode: db.prepare<[string, string]>(`DELETE FROM pep_nodes WHERE user = ? AND node = ?`),
-    deletePepItemsOf: db.prepare<[string, string]>(`DELETE FROM pep_items WHERE user = ? AND node = ?`),
     deletePepAll: db.prepare<[string]>(`DELETE FROM pep_nodes WHERE user = ?`),
     deletePepItemsAll: db.prepare<[string]>(`DELETE FROM pep_items WHERE user = ?`),
     deleteModuleData: ["module_kv", "module_archive"].map((table) => db.prepare<[string]>(`DELETE FROM ${table} WHERE user = ?`)),
-    insertPepItem: db.prepare<[string, string, string, string, number]>(
-      `INSERT INTO pep_items (user, node, item_id, xml, published_at) VALUES (?, ?, ?, ?, ?)`,
-    ),
-    deletePepItem: db.prepare<[string, string, string]>(`DELETE FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`),
-    pepItems: db.prepare<[string, string], PepItemRow>(
-      `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`,
-    ),
-    pepItem: db.prepare<[string, string, string], PepItemRow & { seq: number }>(
-      `SELECT seq, item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? AND item_id = ?`,
-    ),
-    pepItemSizes: db.prepare<[string, string], { item_id: string; bytes: number }>(
-      `SELECT item_id, LENGTH(CAST(xml AS BLOB)) AS bytes FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`,
-    ),
-    pepItemsNewest: db.prepare<[string, string, number], PepItemRow>(
-      `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT ?`,
-    ),
     // julianday('now') is the same throughout one statement: the check and the new expiry agree.
     acquireLease: db.prepare<[string, number, string]>(
       `UPDATE router_lease SET holder = ?, expires_at = ${NOW_MS} + ?
@@ -169,23 +105,16 @@ function prepareAll(db: Database.Database) {
       `SELECT holder, expires_at - ${NOW_MS} AS remaining FROM router_lease WHERE id = 1`,
     ),
     releaseLease: db.prepare<[string]>(`UPDATE router_lease SET expires_at = 0 WHERE id = 1 AND holder = ?`),
-    pepItemIdsBeyond: db
-      .prepare<[string, string, number], string>(
-        `SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT -1 OFFSET ?`,
-      )
-      .pluck(),
   };
 }
 
 type Statements = ReturnType<typeof prepareAll>;
 
-function pepItem(r: PepItemRow): PepItem {
-  return { id: r.item_id, xml: r.xml, published: new Date(r.published_at) };
-}
-
-
-function isForeignKeyError(err: unknown): boolean {
-  return (err as { code?: unknown } | null)?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
+interface Parts {
+  modules: SqliteModuleData;
+  offline: SqliteOffline;
+  pep: SqlitePep;
+  roster: SqliteRoster;
 }
 
 export class SqliteStore implements Store {
@@ -194,7 +123,7 @@ export class SqliteStore implements Store {
   readonly file: string;
   private readonly db: Database.Database;
   private statements: Statements | null = null;
-  private moduleData: SqliteModuleData | null = null;
+  private partsPrepared: Parts | null = null;
 
   constructor(file: string) {
     this.file = file === ":memory:" ? file : path.resolve(file);
@@ -260,15 +189,19 @@ export class SqliteStore implements Store {
     return this.statements;
   }
 
-  /** Module storage, prepared as the statements are: once the schema is current. */
-  private get m(): SqliteModuleData {
-    if (!this.moduleData) {
-      void this.s;
-      this.moduleData = new SqliteModuleData(this.db, (user, write) => this.withAccount(user, write));
-    }
-    return this.moduleData;
+  /** The table families kept in files of their own, prepared as the statements are: once the schema is current. */
+  private get parts(): Parts {
+    if (this.partsPrepared) return this.partsPrepared;
+    void this.s;
+    const withAccount = <T>(user: string, write: () => T): T => this.withAccount(user, write);
+    this.partsPrepared = {
+      modules: new SqliteModuleData(this.db, withAccount),
+      offline: new SqliteOffline(this.db, withAccount),
+      pep: new SqlitePep(this.db, withAccount),
+      roster: new SqliteRoster(this.db, withAccount),
+    };
+    return this.partsPrepared;
   }
-
   async migrate(): Promise<void> {
     const current = this.readVersion();
     if (current > LATEST_SCHEMA_VERSION) throw newerSchemaError(current);
@@ -391,113 +324,41 @@ export class SqliteStore implements Store {
   }
 
   async getRoster(user: string): Promise<RosterItem[]> {
-    return this.s.getRoster.all(user).map(rosterItem);
+    return this.parts.roster.all(user);
   }
-
   async getRosterItem(user: string, contact: string): Promise<RosterItem | null> {
-    const row = this.s.getRosterItem.get(user, contact);
-    return row ? rosterItem(row) : null;
+    return this.parts.roster.item(user, contact);
   }
-
   async putRosterItem(user: string, item: RosterItem): Promise<void> {
-    checkLength("jid", item.contact);
-    const params = rosterParams(user, item);
-    try {
-      this.s.putRosterItem.run(...params);
-    } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
-      throw err;
-    }
+    this.parts.roster.put(user, item);
   }
-
   async deleteRosterItem(user: string, contact: string): Promise<void> {
-    this.s.deleteRosterItem.run(user, contact);
+    this.parts.roster.delete(user, contact);
   }
-
   async countRoster(user: string): Promise<number> {
-    return this.s.countRoster.get(user) ?? 0;
+    return this.parts.roster.count(user);
   }
-
   async listRosterContacts(): Promise<string[]> {
-    return this.s.listRosterContacts.all();
+    return this.parts.roster.contacts();
   }
-
   async renameRosterContact(from: string, to: string): Promise<{ renamed: number; kept: string[] }> {
-    const s = this.s;
-    return this.db
-      .transaction(() => {
-        const holding = new Set(s.rosterUsersWith.all(to));
-        const kept: string[] = [];
-        let renamed = 0;
-        for (const user of s.rosterUsersWith.all(from)) {
-          if (holding.has(user)) kept.push(user);
-          else renamed += s.renameContact.run(to, user, from).changes;
-        }
-        return { renamed, kept };
-      })
-      .immediate();
+    return this.parts.roster.renameContact(from, to);
   }
 
   async storeOffline(user: string, xml: string, stored: Date = new Date(), origin?: string): Promise<number> {
-    return this.insertOffline(user, xml, stored, origin, null);
+    return this.parts.offline.insert(user, xml, stored, origin, null);
   }
-
   async storeOfflineWithin(user: string, xml: string, quota: OfflineQuota, origin?: string): Promise<number | null> {
-    return this.insertOffline(user, xml, new Date(), origin, quota);
+    return this.parts.offline.insert(user, xml, new Date(), origin, quota);
   }
-
-  /**
-   * Looking the origin up first is race-free: the IMMEDIATE transaction holds
-   * the database's one write lock from the look-up to the commit, against
-   * every other process too. The unique index is the lookup's, and a guard.
-   */
-  private insertOffline(user: string, xml: string, stored: Date, origin: string | undefined, quota: null): number;
-  private insertOffline(user: string, xml: string, stored: Date, origin: string | undefined, quota: OfflineQuota): number | null;
-  private insertOffline(user: string, xml: string, stored: Date, origin: string | undefined, quota: OfflineQuota | null): number | null {
-    if (origin !== undefined) checkLength("origin", origin);
-    const s = this.s;
-    const bytes = Buffer.byteLength(xml);
-    return this.withAccount(user, () =>
-      this.db
-        .transaction(() => {
-          const held = origin === undefined ? undefined : s.offlineByOrigin.get(user, origin);
-          if (held !== undefined) return held;
-          if (quota) {
-            const used = s.offlineUsage.get(user)!;
-            if (used.messages + 1 > quota.messages || used.bytes + bytes > quota.bytes) return null;
-          }
-          return Number(s.storeOffline.run(user, xml, stored.getTime(), bytes, origin ?? null).lastInsertRowid);
-        })
-        .immediate(),
-    );
-  }
-
   async loadOffline(user: string, page?: OfflinePage): Promise<OfflineMessage[]> {
-    let rows: OfflineRow[];
-    if (page) {
-      if (!Number.isSafeInteger(page.limit) || page.limit < 1) throw new RangeError(`bad page size ${page.limit}`);
-      const sizes = this.s.offlineSizes.all(user, page.limit);
-      const n = pageLength(sizes.map((r) => r.bytes), page);
-      rows = n === 0 ? [] : this.s.loadOfflineUpTo.all(user, sizes[n - 1]!.id);
-    } else rows = this.s.loadOffline.all(user);
-    return rows.map((r) => ({ id: r.id, xml: r.xml, stored: new Date(r.stored_at) }));
+    return this.parts.offline.load(user, page);
   }
-
   async deleteOffline(user: string, ids: number[]): Promise<void> {
-    for (const id of ids) {
-      if (!Number.isSafeInteger(id)) throw new TypeError(`bad offline message id ${String(id)}`);
-    }
-    if (ids.length === 0) return;
-    const s = this.s;
-    this.db
-      .transaction(() => {
-        for (const id of ids) s.deleteOfflineOne.run(user, id);
-      })
-      .immediate();
+    this.parts.offline.delete(user, ids);
   }
-
   async countOffline(user: string): Promise<number> {
-    return this.s.countOffline.get(user) ?? 0;
+    return this.parts.offline.count(user);
   }
 
   async getVcard(user: string): Promise<string | null> {
@@ -529,68 +390,28 @@ export class SqliteStore implements Store {
   }
 
   async listPepNodes(user: string): Promise<PepNode[]> {
-    return this.s.listPepNodes.all(user).map((r) => ({ node: r.node, config: pepConfig(r.config_json) }));
+    return this.parts.pep.listNodes(user);
   }
-
   async getPepNode(user: string, node: string): Promise<PepNode | null> {
-    const r = this.s.getPepNode.get(user, node);
-    return r ? { node: r.node, config: pepConfig(r.config_json) } : null;
+    return this.parts.pep.getNode(user, node);
   }
-
   async putPepNode(user: string, node: PepNode): Promise<void> {
-    checkLength("pepNode", node.node);
-    this.withAccount(user, () => this.s.putPepNode.run(user, node.node, JSON.stringify(node.config)));
+    this.parts.pep.putNode(user, node);
   }
-
   async deletePepNode(user: string, node: string): Promise<boolean> {
-    const s = this.s;
-    return this.db
-      .transaction(() => {
-        s.deletePepItemsOf.run(user, node);
-        return s.deletePepNode.run(user, node).changes === 1;
-      })
-      .immediate();
+    return this.parts.pep.deleteNode(user, node);
   }
-
   async publishPepItem(user: string, node: string, item: PepItem, maxItems: number): Promise<string[]> {
-    checkLength("pepItemId", item.id);
-    if (!Number.isSafeInteger(maxItems) || maxItems < 1) throw new RangeError(`bad max_items ${maxItems}`);
-    const s = this.s;
-    try {
-      return this.db
-        .transaction(() => {
-          s.deletePepItem.run(user, node, item.id);
-          s.insertPepItem.run(user, node, item.id, item.xml, item.published.getTime());
-          const gone = s.pepItemIdsBeyond.all(user, node, maxItems);
-          for (const id of gone) s.deletePepItem.run(user, node, id);
-          return gone;
-        })
-        .immediate();
-    } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no PEP node ${node} for ${user}`, { cause: err });
-      throw err;
-    }
+    return this.parts.pep.publish(user, node, item, maxItems);
   }
-
   async getPepItems(user: string, node: string, select: { last?: number; ids?: string[] } = {}): Promise<PepItem[]> {
-    let rows: PepItemRow[];
-    if (select.ids) {
-      const found = [...new Set(select.ids)].flatMap((id) => this.s.pepItem.get(user, node, id) ?? []);
-      rows = found.sort((a, b) => a.seq - b.seq);
-    } else if (select.last !== undefined) {
-      rows = this.s.pepItemsNewest.all(user, node, select.last).reverse();
-    } else {
-      rows = this.s.pepItems.all(user, node);
-    }
-    return rows.map(pepItem);
+    return this.parts.pep.items(user, node, select);
   }
-
   async pepItemSizes(user: string, node: string): Promise<{ id: string; bytes: number }[]> {
-    return this.s.pepItemSizes.all(user, node).map((r) => ({ id: r.item_id, bytes: r.bytes }));
+    return this.parts.pep.itemSizes(user, node);
   }
-
   async retractPepItem(user: string, node: string, id: string): Promise<boolean> {
-    return this.s.deletePepItem.run(user, node, id).changes === 1;
+    return this.parts.pep.retract(user, node, id);
   }
 
   async acquireLease(holder: string, ttlMs: number): Promise<Lease> {
@@ -610,43 +431,43 @@ export class SqliteStore implements Store {
   }
 
   async getKv(user: string, store: string, key: string): Promise<string | null> {
-    return this.m.getKv(user, store, key);
+    return this.parts.modules.getKv(user, store, key);
   }
   async putKv(user: string, store: string, key: string, value: string, quota?: KvQuota, lazy?: boolean): Promise<boolean> {
-    return this.m.putKv(user, store, key, value, quota, lazy);
+    return this.parts.modules.putKv(user, store, key, value, quota, lazy);
   }
   async deleteKv(user: string, store: string, key: string): Promise<boolean> {
-    return this.m.deleteKv(user, store, key);
+    return this.parts.modules.deleteKv(user, store, key);
   }
   async listKvKeys(user: string, store: string): Promise<string[]> {
-    return this.m.listKvKeys(user, store);
+    return this.parts.modules.listKvKeys(user, store);
   }
   async kvUsage(user: string, store: string): Promise<KvQuota> {
-    return this.m.kvUsage(user, store);
+    return this.parts.modules.kvUsage(user, store);
   }
   async clearKv(user: string, store: string): Promise<number> {
-    return this.m.clearKv(user, store);
+    return this.parts.modules.clearKv(user, store);
   }
   async listKv(user: string): Promise<{ store: string; key: string; value: string }[]> {
-    return this.m.listKv(user);
+    return this.parts.modules.listKv(user);
   }
   async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
-    return this.m.appendArchive(user, archive, items);
+    return this.parts.modules.appendArchive(user, archive, items);
   }
   async queryArchive(user: string, archive: string, query: ArchiveQuery): Promise<ArchivePage | null> {
-    return this.m.queryArchive(user, archive, query);
+    return this.parts.modules.queryArchive(user, archive, query);
   }
   async countArchive(user: string, archive: string, filter?: ArchiveFilter): Promise<number> {
-    return this.m.countArchive(user, archive, filter);
+    return this.parts.modules.countArchive(user, archive, filter);
   }
   async deleteArchive(user: string, archive: string, before?: Date): Promise<number> {
-    return this.m.deleteArchive(user, archive, before);
+    return this.parts.modules.deleteArchive(user, archive, before);
   }
   async trimArchive(user: string, archive: string, keep: number): Promise<number> {
-    return this.m.trimArchive(user, archive, keep);
+    return this.parts.modules.trimArchive(user, archive, keep);
   }
   async listArchives(user: string): Promise<string[]> {
-    return this.m.listArchives(user);
+    return this.parts.modules.listArchives(user);
   }
 
   /** Runs a write whose row needs the account, naming the account when it is missing. */
@@ -654,13 +475,13 @@ export class SqliteStore implements Store {
     try {
       return write();
     } catch (err) {
-      if (isForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+      if (isSqliteForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
       throw err;
     }
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.moduleData?.flush();
+    if (this.db.open) this.partsPrepared?.modules.flush();
     if (this.db.open) this.db.close();
   }
 }

@@ -28,3 +28,13 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: string; fatal?: boolean } | null;
   return !!e && ((e.code !== undefined && CONNECTION_CODES.has(e.code)) || e.fatal === true);
 }
+
+/** A row that needs another (its account, its PEP node) that is not there, on SQLite. */
+export function isSqliteForeignKeyError(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
+}
+
+/** The same on MySQL/MariaDB. */
+export function isMysqlForeignKeyError(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === "ER_NO_REFERENCED_ROW_2";
+}
