@@ -25,7 +25,7 @@ export type C2sSettings = Config["c2s"] & { domains: string[]; xml: Config["xml"
 
 export interface ConnectionHost<Conn extends Throttled> {
   readonly config: C2sSettings;
-  readonly store: Pick<Store, "getCredentials" | "setCredentials" | "createAccount" | "isAccountDisabled">;
+  readonly store: Pick<Store, "getLoginAccount" | "setCredentials" | "createAccount">;
   readonly link: Pick<LinkClient, "connected" | "send" | "sendControl">;
   readonly tls: Pick<TlsCredentials, "context">;
   readonly balancer: Pick<Balancer, "returned" | "wasSent" | "redirectFor" | "peerNames" | "remember">;

@@ -9,6 +9,7 @@ import { saslLocalpart } from "../lib/sasl/saslprep.js";
 import { completeCredentials, type Credentials } from "../lib/sasl/scram-credentials.js";
 import type { Element } from "ltx";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
+import type { LoginAccount } from "../xdb-sql/store.js";
 import { addressKey } from "./client-address.js";
 import type { ConnectionHost } from "./connection-host.js";
 import type { Throttled } from "./read-throttle.js";
@@ -43,6 +44,8 @@ export class SaslExchange {
   /** The mechanism of the exchange under way, for the metrics ("none" before an <auth/>). */
   private mechanism = "none";
   private named: { name: string; domain: string; jid: string | null } | null = null;
+  /** The account the SCRAM exchange under way read: its disabled flag is checked once the proof is in. */
+  private scramAccount: LoginAccount | null = null;
 
   constructor(
     private readonly ctx: SaslHost,
@@ -88,16 +91,16 @@ export class SaslExchange {
         const { authzid, authcid, password } = parsePlain(initial);
         const user = this.userJid(authcid);
         if (!(await this.throttled(user))) return;
-        const creds = user ? await this.ctx.store.getCredentials(user) : null;
+        const account = user ? await this.ctx.store.getLoginAccount(user) : null;
         // An unknown account is checked too, against fake keys: it takes as long as a wrong password.
-        const checked = await this.ctx.plain.checkAccount(user ?? authcid, password, creds, config.scram_iterations);
+        const checked = await this.ctx.plain.checkAccount(user ?? authcid, password, account?.credentials ?? null, config.scram_iterations);
         if (!checked) {
           this.loginFailed(user);
           throw new SaslError("not-authorized", "wrong username or password");
         }
         checkAuthzid(authzid, user!);
-        await this.refuseDisabled(user!);
-        await this.completeKeys(user!, password, creds!);
+        refuseDisabled(account!);
+        await this.completeKeys(user!, password, account!.credentials);
         // Kept until the restarted stream's header, in case the balancer sends the client on.
         const voucher = plainVoucher(user!, password, checked.keys, checked.hash);
         return this.succeeded(user!, "PLAIN", undefined, checked.proof, voucher);
@@ -107,11 +110,12 @@ export class SaslExchange {
         const hash = mech === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256";
         const scram = new ScramServer(hash, async (name) => {
           const user = this.userJid(name);
-          const creds = user ? await this.ctx.store.getCredentials(user) : null;
-          if (creds && !creds[hash]) {
+          const account = user ? await this.ctx.store.getLoginAccount(user) : null;
+          this.scramAccount = account;
+          if (account && !account.credentials[hash]) {
             party.log.info({ user, mechanism: mech }, "account has no keys for this hash (imported); PLAIN or xfarm user passwd adds them");
           }
-          return creds?.[hash] ?? null;
+          return account?.credentials[hash] ?? null;
         }, { fakeIterations: config.scram_iterations, accountOf: (name) => this.userJid(name) ?? name });
         this.scram = scram;
         const challenge = await scram.start(initial);
@@ -152,15 +156,11 @@ export class SaslExchange {
     if (this.scram !== scram) return;
     const user = this.userJid(scram.username!)!;
     checkAuthzid(scram.authzid ?? "", user);
-    await this.refuseDisabled(user);
-    if (this.scram !== scram) return;
+    // A proof that checked out came from keys the lookup read, so the account is there.
+    refuseDisabled(this.scramAccount!);
     this.scram = null;
+    this.scramAccount = null;
     this.succeeded(user, `SCRAM-${scram.hash}`, final);
-  }
-
-  /** An account an admin disabled (the console) proved its password, and is still refused (RFC 6120 §6.5.1). */
-  private async refuseDisabled(user: string): Promise<void> {
-    if (await this.ctx.store.isAccountDisabled(user)) throw new SaslError("account-disabled", "the account is disabled");
   }
 
   /** The account a SASL username names; an exchange asks up to four times for the same name, so the last answer is kept. */
@@ -229,4 +229,9 @@ function decodeSaslData(text: string): Buffer {
   if (t === "" || t === "=") return Buffer.alloc(0);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || t.length % 4 !== 0) throw new SaslError("incorrect-encoding", "invalid base64");
   return Buffer.from(t, "base64");
+}
+
+/** An account an admin disabled (the console) proved its password, and is still refused (RFC 6120 §6.5.1). */
+function refuseDisabled(account: LoginAccount): void {
+  if (account.disabled) throw new SaslError("account-disabled", "the account is disabled");
 }

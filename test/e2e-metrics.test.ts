@@ -109,8 +109,8 @@ describe("metrics and health endpoints", () => {
     expect(sample(await scrape("c2s-2"), "xfarm_c2s_redirects_followed_total")).toBeGreaterThan(0);
     expect((await sum(["router-1"], "xfarm_router_frames_routed_total")) - before.routed).toBeGreaterThan(USERS * MESSAGES_EACH);
     expect((await sum(["sm-1"], "xfarm_sm_frames_routed_total")) - before.smFrames).toBeGreaterThan(USERS * MESSAGES_EACH);
-    // Each login read the account's keys; the sm read rosters.
-    expect(await sum(c2s, "xfarm_sql_query_duration_seconds_count", { op: "getCredentials" })).toBeGreaterThanOrEqual(USERS);
+    // Each login read the account (its keys and disabled flag) once; the sm read rosters.
+    expect(await sum(c2s, "xfarm_sql_query_duration_seconds_count", { op: "getLoginAccount" })).toBeGreaterThanOrEqual(USERS);
     expect(await sum(["sm-1"], "xfarm_sql_query_duration_seconds_count", { op: "getRoster" })).toBeGreaterThanOrEqual(USERS);
     expect(await sum([...c2s, "sm-1"], "xfarm_sql_errors_total")).toBe(0);
     // Every metric docs/metrics.md lists is served by some process.

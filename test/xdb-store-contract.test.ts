@@ -394,18 +394,18 @@ describe.each(backends)("the $name store", (backend) => {
     const s = await open();
     const [a, b] = ["alice@example.com", "bob@example.org"];
     for (const u of [a, b]) await s.createAccount(u, creds);
-    expect(await s.isAccountDisabled(a)).toBe(false);
+    expect((await s.getLoginAccount(a))?.disabled).toBe(false);
     expect(await s.setAccountDisabled(a, true)).toBe(true);
     // Set twice: still the account's answer, though no row changed.
     expect(await s.setAccountDisabled(a, true)).toBe(true);
-    expect(await s.isAccountDisabled(a)).toBe(true);
-    expect(await s.isAccountDisabled(b)).toBe(false);
+    expect((await s.getLoginAccount(a))?.disabled).toBe(true);
+    expect((await s.getLoginAccount(b))?.disabled).toBe(false);
     expect(await s.listDisabledAccounts()).toEqual([a]);
     expect(await s.listDisabledAccounts("example.org")).toEqual([]);
     expect(await s.setAccountDisabled("nobody@example.com", true)).toBe(false);
-    expect(await s.isAccountDisabled("nobody@example.com")).toBe(false);
+    expect(await s.getLoginAccount("nobody@example.com")).toBeNull();
     expect(await s.renameAccount(a, "alicia@example.com")).toBe(true);
-    expect(await s.isAccountDisabled("alicia@example.com")).toBe(true);
+    expect((await s.getLoginAccount("alicia@example.com"))?.disabled).toBe(true);
     expect(await s.setAccountDisabled("alicia@example.com", false)).toBe(true);
     expect(await s.listDisabledAccounts()).toEqual([]);
     await s.close();

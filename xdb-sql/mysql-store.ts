@@ -9,7 +9,7 @@ import { StoreUnavailableError, isConnectionError, isMysqlForeignKeyError } from
 import { MysqlModuleData, text, type MysqlQueries } from "./mysql-module-data.js";
 import { MysqlOffline } from "./mysql-offline.js";
 import { MysqlPep } from "./mysql-pep.js";
-import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type NewArchiveItem, type Lease, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type NewArchiveItem, type Lease, type LoginAccount, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 export interface MysqlOptions {
@@ -242,9 +242,9 @@ export class MysqlStore implements Store {
     return r.affectedRows === 1 || this.accountExists(user);
   }
 
-  async isAccountDisabled(user: string): Promise<boolean> {
-    const rows = await this.rows(`SELECT disabled FROM accounts WHERE user = ?`, [user]);
-    return rows.length > 0 && Number(rows[0]!.disabled) === 1;
+  async getLoginAccount(user: string): Promise<LoginAccount | null> {
+    const [r] = await this.rows(`SELECT ${ACCOUNT_COLUMNS}, disabled FROM accounts WHERE user = ?`, [user]);
+    return r ? { credentials: credentialsOf(r as unknown as AccountRow), disabled: Number(r.disabled) === 1 } : null;
   }
 
   async listDisabledAccounts(domain?: string): Promise<string[]> {

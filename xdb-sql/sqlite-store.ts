@@ -19,7 +19,7 @@ import { SqliteOffline } from "./sqlite-offline.js";
 import { SqlitePep } from "./sqlite-pep.js";
 import { SqliteRoster } from "./sqlite-roster.js";
 import { isSqliteForeignKeyError } from "./store-errors.js";
-import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type Lease, type NewArchiveItem, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
+import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type Lease, type LoginAccount, type NewArchiveItem, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
 /** How long a connection waits for another process's write lock. */
@@ -55,7 +55,9 @@ function prepareAll(db: Database.Database) {
       .pluck(),
     deleteAccount: db.prepare<[string]>(`DELETE FROM accounts WHERE user = ?`),
     setDisabled: db.prepare<[number, string]>(`UPDATE accounts SET disabled = ? WHERE user = ?`),
-    isDisabled: db.prepare<[string], number>(`SELECT disabled FROM accounts WHERE user = ?`).pluck(),
+    getLoginAccount: db.prepare<[string], AccountRow & { disabled: number }>(
+      `SELECT ${credentialColumns}, disabled FROM accounts WHERE user = ?`,
+    ),
     listDisabled: db.prepare<[string], string>(`SELECT user FROM accounts WHERE disabled = 1 AND user LIKE ? ESCAPE '\\' ORDER BY user`).pluck(),
 
     deleteRoster: db.prepare<[string]>(`DELETE FROM roster WHERE user = ?`),
@@ -307,8 +309,9 @@ export class SqliteStore implements Store {
     return this.s.setDisabled.run(disabled ? 1 : 0, user).changes === 1;
   }
 
-  async isAccountDisabled(user: string): Promise<boolean> {
-    return this.s.isDisabled.get(user) === 1;
+  async getLoginAccount(user: string): Promise<LoginAccount | null> {
+    const r = this.s.getLoginAccount.get(user);
+    return r ? { credentials: credentialsOf(r), disabled: r.disabled === 1 } : null;
   }
 
   async listDisabledAccounts(domain?: string): Promise<string[]> {

@@ -26,6 +26,12 @@ export interface RosterItem {
   groups: string[];
 }
 
+/** An account as a login sees it: its password keys, and whether an admin disabled it. */
+export interface LoginAccount {
+  credentials: Credentials;
+  disabled: boolean;
+}
+
 export interface OfflineMessage {
   id: number;
   /** The stanza as it was routed, from stamped. */
@@ -88,8 +94,8 @@ export interface Store extends ModuleDataStore {
   accountExists(user: string): Promise<boolean>;
   /** Disables an account (it may not log in, and keeps all it holds) or enables it again; false when there is no such account. */
   setAccountDisabled(user: string, disabled: boolean): Promise<boolean>;
-  /** Whether an admin disabled the account; false for one that does not exist. */
-  isAccountDisabled(user: string): Promise<boolean>;
+  /** What a login checks, in one read: the keys, and whether an admin disabled the account; null for none. */
+  getLoginAccount(user: string): Promise<LoginAccount | null>;
   /** The disabled accounts, of one domain or all. */
   listDisabledAccounts(domain?: string): Promise<string[]>;
   listAccounts(domain?: string): Promise<string[]>;

@@ -75,11 +75,12 @@ export class ConsoleSessions {
     const keys = [`ip:${address}`, ...(user ? [`user:${user}`] : [])];
     if (keys.some((k) => (this.failures.get(k)?.count ?? 0) >= MAX_FAILURES)) return { ok: false, throttled: true };
     const admin = user !== null && this.admins.has(user);
-    const creds = admin ? await this.store.getCredentials(user) : null;
+    const account = admin ? await this.store.getLoginAccount(user) : null;
+    const creds = account?.credentials ?? null;
     const hash: ScramHash = creds?.["SHA-256"] ? "SHA-256" : "SHA-1";
     const stored = creds?.[hash] ?? this.decoy(hash);
     const matches = await verifyPassword(password, stored, hash);
-    const ok = matches && creds !== null && !(await this.store.isAccountDisabled(user!));
+    const ok = matches && account !== null && !account.disabled;
     if (!ok) {
       for (const k of keys) {
         const f = this.failures.get(k);
