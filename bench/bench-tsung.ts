@@ -113,8 +113,20 @@ function cpuMicros(s: Summary, perSecond: number): TsungStep["cpu_us"] {
   return { total: us(pct), by };
 }
 
+/**
+ * run.sh's sustained rate averages Tsung's 10 s intervals that reach 80 % of
+ * the best one, partial ones at the phase's ends included: here it reads 87-89 %
+ * of the offered rate for a server far from its knee (xfarm at 200/s, p99
+ * 67 ms; ejabberd at 400/s, p99 37 ms), so the simulator's 90 % would fail
+ * every step. A server that falls behind shows in p99 and in errors.
+ */
+const TSUNG_ACHIEVED_SHARE = 0.8;
+/** Errors (closed connections, timeouts) of all that Tsung started, at most. */
+const TSUNG_ERROR_SHARE = 0.02;
+
 function step(s: Summary, offered: number, achieved: number, lat: Latency, limitMs: number, delivered?: number): TsungStep {
   const errors = Object.values((s.errors ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0);
+  const started = lat.n + errors;
   return {
     offered,
     achieved,
@@ -124,7 +136,12 @@ function step(s: Summary, offered: number, achieved: number, lat: Latency, limit
     server_cpu_pct: (s.server_cpu_pct as number | undefined) ?? null,
     cpu_us: cpuMicros(s, achieved),
     errors,
-    passed: lat.p99 !== null && lat.p99 <= limitMs && achieved >= 0.9 * offered && (delivered === undefined || delivered >= 98),
+    passed:
+      lat.p99 !== null &&
+      lat.p99 <= limitMs &&
+      achieved >= TSUNG_ACHIEVED_SHARE * offered &&
+      errors <= TSUNG_ERROR_SHARE * started &&
+      (delivered === undefined || delivered >= 98),
   };
 }
 
