@@ -83,9 +83,11 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
    * router failover): the sms are most likely still there.
    */
   let smKnown = false;
+  /** Whether the client ports should be open: an sm is known, and no drain or fullness closed them. */
+  const takingClients = () => smKnown && !drain && !full;
   /** Opens or closes the client ports to match the state, then announces it (open first: a peer may send clients at once). */
   const stateChanged = () => {
-    listeners?.setAccepting(smKnown && !drain && !full);
+    listeners?.setAccepting(takingClients());
     link.setInfo({ ...info, ...(!smKnown && { noSm: true }), ...(drain && { draining: true, drainRate: drain.rate }), ...(full && { full: true }) });
   };
   const startDrain = (rate: number) => {
@@ -345,7 +347,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   };
   listeners = new ClientListeners({ port: c.port, tlsPort: c.tls_port }, c.host === "*" ? undefined : c.host, accept, log);
   // The ports are taken now (a port in use fails the start) and opened to clients once an sm is known.
-  listeners.setAccepting(smKnown && !drain && !full);
+  listeners.setAccepting(takingClients());
   const ports = await listeners.start();
   log.info({ ...ports, host: c.host }, "c2s listening for clients");
 
