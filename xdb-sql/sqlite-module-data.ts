@@ -4,6 +4,7 @@ import type Database from "better-sqlite3";
 import * as shared from "./module-data-sql.js";
 import { SqliteTurnBatch } from "./sqlite-turn-batch.js";
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, KvQuota, ModuleDataStore, NewArchiveItem } from "./store.js";
+import { withSqliteAccount } from "./store-errors.js";
 
 interface KvPut {
   user: string;
@@ -52,13 +53,9 @@ export class SqliteModuleData implements ModuleDataStore {
   /** Key-value puts of one turn share one commit (sqlite-turn-batch.ts). */
   private readonly puts: SqliteTurnBatch<KvPut, boolean>;
 
-  /** `withAccount` names the account when a write fails for want of it. */
-  constructor(
-    private readonly db: Database.Database,
-    private readonly withAccount: <T>(user: string, write: () => T) => T,
-  ) {
+  constructor(private readonly db: Database.Database) {
     this.s = prepareAll(db);
-    this.puts = new SqliteTurnBatch(db, (p: KvPut) => this.putOne(p), withAccount);
+    this.puts = new SqliteTurnBatch(db, (p: KvPut) => this.putOne(p));
   }
 
   async getKv(user: string, store: string, key: string): Promise<string | null> {
@@ -109,7 +106,7 @@ export class SqliteModuleData implements ModuleDataStore {
 
   async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
     const rows = shared.archiveRows(archive, items);
-    this.withAccount(user, () => this.db.transaction(() => this.appendOne({ user, archive, rows })).immediate());
+    withSqliteAccount(user, () => this.db.transaction(() => this.appendOne({ user, archive, rows })).immediate());
     return rows.map((r) => r.id);
   }
 

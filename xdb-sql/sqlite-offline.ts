@@ -3,6 +3,7 @@
 import type Database from "better-sqlite3";
 import type { OfflineRow } from "./rows.js";
 import { checkLength, pageLength, type OfflineMessage, type OfflinePage, type OfflineQuota } from "./store.js";
+import { withSqliteAccount } from "./store-errors.js";
 
 function prepareAll(db: Database.Database) {
   return {
@@ -33,11 +34,7 @@ function prepareAll(db: Database.Database) {
 export class SqliteOffline {
   private readonly s: ReturnType<typeof prepareAll>;
 
-  /** `withAccount` names the account when a write fails for want of it. */
-  constructor(
-    private readonly db: Database.Database,
-    private readonly withAccount: <T>(user: string, write: () => T) => T,
-  ) {
+  constructor(private readonly db: Database.Database) {
     this.s = prepareAll(db);
   }
 
@@ -52,7 +49,7 @@ export class SqliteOffline {
     if (origin !== undefined) checkLength("origin", origin);
     const s = this.s;
     const bytes = Buffer.byteLength(xml);
-    return this.withAccount(user, () =>
+    return withSqliteAccount(user, () =>
       this.db
         .transaction(() => {
           const held = origin === undefined ? undefined : s.offlineByOrigin.get(user, origin);

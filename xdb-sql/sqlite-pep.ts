@@ -3,7 +3,7 @@
 import type Database from "better-sqlite3";
 import { pepConfig, type PepItemRow } from "./rows.js";
 import { checkLength, type PepItem, type PepNode } from "./store.js";
-import { isSqliteForeignKeyError } from "./store-errors.js";
+import { isSqliteForeignKeyError, withSqliteAccount } from "./store-errors.js";
 
 function prepareAll(db: Database.Database) {
   return {
@@ -50,11 +50,7 @@ function pepItem(r: PepItemRow): PepItem {
 export class SqlitePep {
   private readonly s: ReturnType<typeof prepareAll>;
 
-  /** `withAccount` names the account when a write fails for want of it. */
-  constructor(
-    private readonly db: Database.Database,
-    private readonly withAccount: <T>(user: string, write: () => T) => T,
-  ) {
+  constructor(private readonly db: Database.Database) {
     this.s = prepareAll(db);
   }
 
@@ -69,7 +65,7 @@ export class SqlitePep {
 
   putNode(user: string, node: PepNode): void {
     checkLength("pepNode", node.node);
-    this.withAccount(user, () => this.s.putPepNode.run(user, node.node, JSON.stringify(node.config)));
+    withSqliteAccount(user, () => this.s.putPepNode.run(user, node.node, JSON.stringify(node.config)));
   }
 
   deleteNode(user: string, node: string): boolean {

@@ -3,6 +3,7 @@
 import type Database from "better-sqlite3";
 import { rosterItem, rosterParams, type RosterParams, type RosterRow } from "./rows.js";
 import { checkLength, type RosterItem } from "./store.js";
+import { withSqliteAccount } from "./store-errors.js";
 
 const ROSTER_COLUMNS = "contact, name, subscription, ask_out, pending_in, visible, groups_json";
 
@@ -32,11 +33,7 @@ function prepareAll(db: Database.Database) {
 export class SqliteRoster {
   private readonly s: ReturnType<typeof prepareAll>;
 
-  /** `withAccount` names the account when a write fails for want of it. */
-  constructor(
-    private readonly db: Database.Database,
-    private readonly withAccount: <T>(user: string, write: () => T) => T,
-  ) {
+  constructor(private readonly db: Database.Database) {
     this.s = prepareAll(db);
   }
 
@@ -52,7 +49,7 @@ export class SqliteRoster {
   put(user: string, item: RosterItem): void {
     checkLength("jid", item.contact);
     const params = rosterParams(user, item);
-    this.withAccount(user, () => this.s.putRosterItem.run(...params));
+    withSqliteAccount(user, () => this.s.putRosterItem.run(...params));
   }
 
   delete(user: string, contact: string): void {

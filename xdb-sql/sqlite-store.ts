@@ -18,7 +18,7 @@ import { SqliteModuleData } from "./sqlite-module-data.js";
 import { SqliteOffline } from "./sqlite-offline.js";
 import { SqlitePep } from "./sqlite-pep.js";
 import { SqliteRoster } from "./sqlite-roster.js";
-import { isSqliteForeignKeyError } from "./store-errors.js";
+import { withSqliteAccount } from "./store-errors.js";
 import { checkLease, checkLength, type ArchiveFilter, type ArchivePage, type ArchiveQuery, type KvQuota, type Lease, type LoginAccount, type NewArchiveItem, type OfflineMessage, type OfflinePage, type OfflineQuota, type PepItem, type PepNode, type PrivateKey, type RosterItem, type Store } from "./store.js";
 import type { Credentials } from "../lib/sasl/scram-credentials.js";
 
@@ -195,12 +195,11 @@ export class SqliteStore implements Store {
   private get parts(): Parts {
     if (this.partsPrepared) return this.partsPrepared;
     void this.s;
-    const withAccount = <T>(user: string, write: () => T): T => this.withAccount(user, write);
     this.partsPrepared = {
-      modules: new SqliteModuleData(this.db, withAccount),
-      offline: new SqliteOffline(this.db, withAccount),
-      pep: new SqlitePep(this.db, withAccount),
-      roster: new SqliteRoster(this.db, withAccount),
+      modules: new SqliteModuleData(this.db),
+      offline: new SqliteOffline(this.db),
+      pep: new SqlitePep(this.db),
+      roster: new SqliteRoster(this.db),
     };
     return this.partsPrepared;
   }
@@ -370,7 +369,7 @@ export class SqliteStore implements Store {
 
   async setVcard(user: string, xml: string | null): Promise<void> {
     if (xml === null) this.s.deleteVcard.run(user);
-    else this.withAccount(user, () => this.s.putVcard.run(user, xml));
+    else withSqliteAccount(user, () => this.s.putVcard.run(user, xml));
   }
 
   async getPrivate(user: string, key: PrivateKey): Promise<string | null> {
@@ -381,7 +380,7 @@ export class SqliteStore implements Store {
     checkLength("privateNamespace", key.namespace);
     checkLength("privateName", key.name);
     if (xml === null) this.s.deletePrivate.run(user, key.namespace, key.name);
-    else this.withAccount(user, () => this.s.putPrivate.run(user, key.namespace, key.name, xml));
+    else withSqliteAccount(user, () => this.s.putPrivate.run(user, key.namespace, key.name, xml));
   }
 
   async listPrivate(user: string): Promise<{ key: PrivateKey; xml: string }[]> {
@@ -474,14 +473,6 @@ export class SqliteStore implements Store {
   }
 
   /** Runs a write whose row needs the account, naming the account when it is missing. */
-  private withAccount<T>(user: string, write: () => T): T {
-    try {
-      return write();
-    } catch (err) {
-      if (isSqliteForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
-      throw err;
-    }
-  }
 
   async close(): Promise<void> {
     if (this.db.open) this.partsPrepared?.modules.flush();

@@ -9,6 +9,7 @@
 // its own, so one refused or failing (its account deleted meanwhile) leaves
 // the others be.
 import type Database from "better-sqlite3";
+import { withSqliteAccount } from "./store-errors.js";
 
 /** How long a lazy write waits for others to share its commit. */
 const LAZY_MS = 1000;
@@ -31,14 +32,12 @@ export class SqliteTurnBatch<T extends { user: string }, R> {
     db: Database.Database,
     /** Writes one item in the open transaction. */
     writeOne: (item: T) => R,
-    /** Names the account when a write fails for want of it. */
-    withAccount: <V>(user: string, write: () => V) => V,
   ) {
     const savepoint = db.transaction(writeOne);
     this.commit = db.transaction((batch: Pending<T, R>[]) =>
       batch.map(({ item }): Outcome<R> => {
         try {
-          return { ok: true, result: withAccount(item.user, () => savepoint(item)) };
+          return { ok: true, result: withSqliteAccount(item.user, () => savepoint(item)) };
         } catch (err) {
           return { ok: false, err };
         }

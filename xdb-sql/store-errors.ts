@@ -34,6 +34,16 @@ export function isSqliteForeignKeyError(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
 }
 
+/** Runs a SQLite write that needs `user`'s account row: one that fails for want of it names the account. */
+export function withSqliteAccount<T>(user: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if (isSqliteForeignKeyError(err)) throw new Error(`no such account: ${user}`, { cause: err });
+    throw err;
+  }
+}
+
 /** The same on MySQL/MariaDB. */
 export function isMysqlForeignKeyError(err: unknown): boolean {
   return (err as { code?: string } | null)?.code === "ER_NO_REFERENCED_ROW_2";
