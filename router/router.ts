@@ -4,34 +4,19 @@
 import net from "node:net";
 import type { Logger } from "../lib/log.js";
 import { listenFailure } from "../lib/process-lifecycle.js";
-import { LogThrottle, clipForLog } from "../lib/log-bounds.js";
-import { AUTH_FAILED, LINK_VERSION, authShape, linkProof, newNonce, proofsEqual, type AuthBody, type HelloBody } from "../lib/link/auth.js";
-import {
-  LOAD_REPORT_MS,
-  LOADS_INTERVAL_MS,
-  PING_INTERVAL_MS,
-  SILENCE_LIMIT_MS,
-  parseControl,
-  type AdminResult,
-  type C2sLoad,
-  type ControlMessage,
-  type ProcessLoad,
-  type StatusEntry,
-} from "../lib/link/control.js";
-import { ProcessSampler, type ProcessFigures } from "../lib/process-figures.js";
+import { LINK_VERSION, linkProof, newNonce, type HelloBody } from "../lib/link/auth.js";
+import { LOADS_INTERVAL_MS, PING_INTERVAL_MS, SILENCE_LIMIT_MS, parseControl, type AdminResult, type ControlMessage, type StatusEntry } from "../lib/link/control.js";
 import { batched } from "../lib/link/batch.js";
 import { DEFAULT_HIGH_WATER } from "../lib/link/link-client.js";
-import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, encodeRoute, routeLength, type Frame } from "../lib/link/frames.js";
+import { DEFAULT_MAX_FRAME, FrameReader, FrameType, decodeRouteHeader, encodeJsonFrame, type Frame } from "../lib/link/frames.js";
 import type { Element } from "ltx";
-import { parseJid } from "../lib/jid.js";
-import { SM_ADDRESS, infoFits, nameShape, rendezvousOwner, type C2sInfo, type Member } from "../lib/link/member.js";
-import { parseJson } from "../lib/link/shape.js";
-import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
-import { badRequestText } from "../lib/stanza-rules.js";
-import { errorReplyXml, isError, type Condition } from "../lib/stanza-error.js";
-import { AccountDeletions } from "./account-deletions.js";
+import { SM_ADDRESS, infoFits, rendezvousOwner, type Member } from "../lib/link/member.js";
+import { AdminControls } from "./admin-controls.js";
 import { AwaitedMembers, type HeldFrame } from "./awaited-members.js";
-import { DrainedFronts } from "./drained-fronts.js";
+import { routeExternalStanza, type StanzaTargets } from "./external-stanzas.js";
+import { LinkAuthentication } from "./link-authentication.js";
+import { LoadReports } from "./load-reports.js";
+import { stall, unstall, type Peer } from "./peer.js";
 
 export interface RouterOptions {
   name: string;
@@ -55,24 +40,6 @@ const AUTH_TIMEOUT_MS = 10_000;
 /** Links that have yet to authenticate, at most: more are closed at accept. */
 const MAX_PENDING_LINKS = 256;
 const DEFAULT_MAX_AUTH_FRAME = 64 * 1024;
-/** Refused links write one log line per this interval; the next line counts the rest. */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
-
-interface Peer {
-  socket: net.Socket;
-  member: Member;
-  lastHeard: number;
-  linkedAt: number;
-  /** Congested links this peer's frames went to: its socket is not read until they all drain. */
-  stalledOn: Set<Peer> | null;
-  /** Peers not read until this peer's link drains. */
-  stalling: Set<Peer> | null;
-}
-
-const NO_LOAD: C2sLoad = { sessions: 0, connections: 0, lag: 0 };
-
-const PASSIVE: AdminResult = { ok: false, error: "this router is passive; ask the active one" };
-const NO_SM: AdminResult = { ok: false, error: "no session manager is linked" };
 
 export class Router {
   private server: net.Server | null = null;
@@ -84,9 +51,6 @@ export class Router {
   private pingTimer: NodeJS.Timeout | null = null;
   private loadsTimer: NodeJS.Timeout | null = null;
   private pingId = 0;
-  /** The last load each front end and sm reported, and whether the front ends' table changed since it was shared. */
-  private readonly loads = new Map<string, ProcessLoad>();
-  private loadsChanged = false;
   /**
    * A router of an active/passive pair starts passive and serves components
    * only once active (router/router-pair.ts); a router alone is active.
@@ -103,25 +67,30 @@ export class Router {
   leadCheck: (() => boolean) | null = null;
   /** When this router started: of two passive routers, the elder takes over (protocol §1.9). */
   readonly started = Date.now();
-  /** This process's own figures, for its row of `xfarm status`, sampled each load report period. */
-  private readonly sampler = new ProcessSampler(this.started);
-  private figures: ProcessFigures = this.sampler.sample();
-  private sampleTimer: NodeJS.Timeout | null = null;
+  private readonly loads = new LoadReports(this.started);
   private listening = "";
   /** Linked routers of the pair, told of every change of state. */
   private readonly routerPeers = new Set<net.Socket>();
   /** XEP-0114 components by domain: how to write to each. */
   private readonly externals = new Map<string, (xml: Buffer | string) => void>();
-  private readonly refusals = new LogThrottle(REFUSAL_LOG_INTERVAL_MS);
-  /** Stands in for the secret of an unknown name, so its refusal costs the same HMAC as a wrong secret's. */
-  private readonly decoySecret = newNonce();
-  private readonly drainedFronts = new DrainedFronts();
+  private readonly linkAuth: LinkAuthentication;
   /** After a takeover, the old active router's members not linked again yet (protocol §1.9). */
   private readonly awaited = new AwaitedMembers();
-  private readonly deletions: AccountDeletions;
+  private readonly admin: AdminControls;
+  private readonly stanzaTargets: StanzaTargets;
 
   constructor(private readonly opts: RouterOptions) {
-    this.deletions = new AccountDeletions((name, msg) => this.sendToSm(name, msg), opts.log);
+    this.linkAuth = new LinkAuthentication(opts.secretOf);
+    this.admin = new AdminControls({ active: () => this.active, peers: this.peers, smNames: () => this.smNames, routerPeers: this.routerPeers }, opts.log);
+    this.stanzaTargets = {
+      externals: this.externals,
+      domains: opts.domains,
+      smFor: (key) => {
+        const owner = rendezvousOwner(this.smNames, key);
+        return owner === undefined ? undefined : this.peers.get(owner);
+      },
+      maxFrame: opts.maxFrame ?? DEFAULT_MAX_FRAME,
+    };
   }
 
   get members(): Member[] {
@@ -148,7 +117,7 @@ export class Router {
       this.returnHeld(this.awaited.clear());
     } else {
       this.awaited.begin(new Set(this.peers.keys()), Date.now());
-      this.shareDrained();
+      this.admin.shareDrained();
     }
   }
 
@@ -169,20 +138,12 @@ export class Router {
 
   /** The drained front ends, name → rate. */
   get drained(): ReadonlyMap<string, number> {
-    return this.drainedFronts.all;
+    return this.admin.drained;
   }
 
-  /** The active peer router's set of drained front ends (protocol §1.9): a passive router keeps it for its turn. */
+  /** The active peer router's set of drained front ends (router/admin-controls.ts). */
   takeDrained(fronts: Record<string, number>): void {
-    if (this.active) return;
-    this.drainedFronts.replace(fronts);
-  }
-
-  /** The active router tells its pair peer every drained front end, at every change and when the peer links. */
-  private shareDrained(socket?: net.Socket): void {
-    if (!this.active) return;
-    const frame = encodeJsonFrame(FrameType.Control, { op: "drained", fronts: this.drainedFronts.record() });
-    for (const s of socket ? [socket] : this.routerPeers) s.write(frame);
+    this.admin.takeDrained(fronts);
   }
 
   /** Steps down if this router may no longer lead; whether it is active. */
@@ -206,28 +167,9 @@ export class Router {
     if (this.externals.delete(domain)) this.membersChanged();
   }
 
-  /** A stanza from an external component: to a local user's or domain's sm, to a component, or bounced. */
+  /** A stanza from an external component (router/external-stanzas.ts). */
   routeFromExternal(domain: string, stanza: Element, xml: string): void {
-    const bounce = (condition: Condition, text?: string) => {
-      if (!isError(stanza)) this.externals.get(domain)?.(errorReplyXml(stanza, condition, { text }));
-    };
-    if (!this.leading()) return bounce("service-unavailable");
-    // The router is the first to read a component's stanza, so it is the one to answer a malformed one.
-    const malformed = badRequestText(stanza);
-    if (malformed) return bounce("bad-request", malformed);
-    const to = parseJid(stanza.attrs.to ?? "");
-    if (!to) return bounce("jid-malformed");
-    const component = this.externals.get(to.domain);
-    if (component) return component(xml);
-    if (!this.opts.domains.includes(to.domain)) return bounce("remote-server-not-found");
-    const key = to.bare;
-    const owner = rendezvousOwner(this.smNames, key);
-    const peer = owner === undefined ? undefined : this.peers.get(owner);
-    if (!peer) return bounce("service-unavailable");
-    const payload = encodeSessionPayload(SessionOp.Forward, {}, xml);
-    // The sm would close its link on a frame over its limit: such a stanza is refused here.
-    if (routeLength(peer.member.name, domain, key, payload.length) > (this.opts.maxFrame ?? DEFAULT_MAX_FRAME)) return bounce("resource-constraint");
-    batched(peer.socket).write(encodeRoute(peer.member.name, domain, key, payload));
+    routeExternalStanza(this.stanzaTargets, this.leading(), domain, stanza, xml);
   }
 
   /** Listening for component links (for /readyz). */
@@ -244,10 +186,9 @@ export class Router {
     });
     this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
     this.pingTimer.unref();
-    this.loadsTimer = setInterval(() => this.shareLoads(), LOADS_INTERVAL_MS);
+    this.loadsTimer = setInterval(() => this.loads.share(this.peers), LOADS_INTERVAL_MS);
     this.loadsTimer.unref();
-    this.sampleTimer = setInterval(() => (this.figures = this.sampler.sample()), LOAD_REPORT_MS);
-    this.sampleTimer.unref();
+    this.loads.startSampling();
     const address = server.address() as net.AddressInfo;
     this.listening = `${address.address}:${address.port}`;
     this.opts.log.info({ address: address.address, port: address.port }, "router listening for component links");
@@ -257,8 +198,7 @@ export class Router {
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.loadsTimer) clearInterval(this.loadsTimer);
-    if (this.sampleTimer) clearInterval(this.sampleTimer);
-    this.sampler.stop();
+    this.loads.stop();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -278,7 +218,7 @@ export class Router {
     let peer: Peer | null = null;
     this.pending.add(socket);
     const authTimer = setTimeout(() => {
-      this.logRefusal(log, { reason: "no AUTH in time" });
+      this.linkAuth.logRefusal(log, { reason: "no AUTH in time" });
       socket.destroy();
     }, AUTH_TIMEOUT_MS);
     const hello: HelloBody = { v: LINK_VERSION, router: this.opts.name, nonce, started: this.started };
@@ -304,7 +244,7 @@ export class Router {
       } catch (err) {
         // Whatever a linked process sends, the worst it costs is its own link.
         if (peer) log.error({ err: (err as Error).message, component: peer.member.name }, "link protocol error; closing");
-        else this.logRefusal(log, { reason: (err as Error).message });
+        else this.linkAuth.logRefusal(log, { reason: (err as Error).message });
         socket.destroy();
       }
     });
@@ -313,53 +253,27 @@ export class Router {
       clearTimeout(authTimer);
       this.pending.delete(socket);
       this.sockets.delete(socket);
-      if (peer) this.unstall(peer);
+      if (peer) unstall(peer);
       if (peer && this.peers.get(peer.member.name) === peer) {
         this.peers.delete(peer.member.name);
-        this.loads.delete(peer.member.name);
+        this.loads.forget(peer.member.name);
         log.warn({ component: peer.member.name, role: peer.member.role }, "component left");
-        if (peer.member.role === "sm") this.deletions.smLeft(peer.member.name);
+        if (peer.member.role === "sm") this.admin.deletions.smLeft(peer.member.name);
         this.membersChanged();
       }
     });
   }
 
-  /** A stranger's failure is logged now and then, however many come: a line each would be theirs to write. */
-  private logRefusal(log: Logger, fields: { component?: string; role?: string; reason: string }): void {
-    const unlogged = this.refusals.take();
-    if (unlogged !== null) log.warn({ ...fields, component: clipForLog(fields.component), unlogged }, "refused a link");
-  }
-
+  /** Links a component whose AUTH passed (router/link-authentication.ts); null when it is refused. */
   private authenticate(frame: Frame, socket: net.Socket, nonce: string, log: Logger): Peer | null {
-    if (frame.type !== FrameType.Auth) throw new Error(`expected AUTH, got frame type ${frame.type}`);
-    let offered: { component?: string; role?: string } = {};
-    const refuse = (reason: string, why = reason) => {
-      this.logRefusal(log, { ...offered, reason: why });
-      socket.end(encodeJsonFrame(FrameType.Refused, { reason }));
-      return null;
-    };
-    let auth: AuthBody;
-    try {
-      auth = parseJson(frame.body, authShape, "AUTH");
-    } catch (err) {
-      return refuse((err as Error).message);
-    }
-    offered = { component: auth.name, role: auth.role };
-    if (auth.v !== LINK_VERSION) return refuse(`unsupported link version ${auth.v}`);
-    if (!this.active && (auth.role === "c2s" || auth.role === "sm")) return refuse("this router is passive; link to the active one");
-    const secret = nameShape(auth.name) ? this.opts.secretOf(auth.name) : undefined;
-    // Computed for an unknown name too, against a decoy: both refusals take the same time and say the same.
-    const expected = linkProof("component", secret ?? this.decoySecret, nonce, auth.nonce, auth.name, auth.role);
-    if (secret === undefined) return refuse(AUTH_FAILED, "no secret is configured for this name");
-    if (!proofsEqual(auth.proof, expected)) return refuse(AUTH_FAILED, "wrong secret");
-    // Only now, with the secret proven, may the answer depend on the name.
-    if (!infoFits(auth.role, auth.info)) return refuse(`malformed info for a ${auth.role}`);
+    const passed = this.linkAuth.check(frame, socket, nonce, log, this.active, (name) => this.peers.has(name) || this.externals.has(name));
+    if (!passed) return null;
+    const { auth, secret } = passed;
     const admin = auth.role === "admin" || auth.role === "router";
-    if (!admin && (this.peers.has(auth.name) || this.externals.has(auth.name))) return refuse(`a component named "${auth.name}" is already linked`);
     // An admin link is a tool's (xfarm status): it is answered, never routed to nor listed.
     const member: Member = { name: auth.name, role: auth.role as Member["role"], info: auth.info };
     const peer: Peer = { socket, member, lastHeard: Date.now(), linkedAt: Date.now(), stalledOn: null, stalling: null };
-    socket.on("drain", () => this.unstall(peer));
+    socket.on("drain", () => unstall(peer));
     if (!admin) this.peers.set(auth.name, peer);
     // Awaited since a takeover: what was held for it follows its WELCOME.
     const held = admin ? [] : this.awaited.take(auth.name);
@@ -375,7 +289,7 @@ export class Router {
       this.routerPeers.add(socket);
       socket.once("close", () => this.routerPeers.delete(socket));
       log.info({ router: auth.name }, "peer router linked");
-      this.shareDrained(socket);
+      this.admin.shareDrained(socket);
       return peer;
     }
     if (admin) {
@@ -385,7 +299,7 @@ export class Router {
     for (const f of held) batched(socket).write(f.raw);
     log.info({ component: auth.name, role: auth.role, held: held.length }, "component linked");
     this.membersChanged(peer);
-    if (auth.role === "c2s") this.keepDrained(peer);
+    if (auth.role === "c2s") this.admin.keepDrained(peer);
     return peer;
   }
 
@@ -400,7 +314,7 @@ export class Router {
       if (dest) {
         this.routed++;
         batched(dest.socket).write(frame.raw);
-        if (dest.socket.writableLength > (this.opts.highWater ?? DEFAULT_HIGH_WATER)) this.stall(peer, dest);
+        if (dest.socket.writableLength > (this.opts.highWater ?? DEFAULT_HIGH_WATER)) stall(peer, dest);
       }
       // To an external component the payload is one stanza's XML (protocol §1.8).
       else if (external) external(frame.body.subarray(h.payloadOffset));
@@ -421,9 +335,7 @@ export class Router {
       case "load": {
         if ((peer.member.role !== "c2s" && peer.member.role !== "sm") || isAdmin) return;
         const { op: _op, ...load } = msg;
-        this.loads.set(peer.member.name, load);
-        if (peer.member.role === "c2s") this.loadsChanged = true;
-        return;
+        return this.loads.report(peer.member, load);
       }
       case "info":
         if (isAdmin) return;
@@ -446,204 +358,50 @@ export class Router {
         if (isAdmin) reply({ op: "farm", router: this.opts.name, domains: this.opts.domains, ...(this.opts.db !== undefined && { db: this.opts.db }) });
         return;
       case "drain":
-        if (isAdmin) reply({ op: "result", ...this.drain(msg.name, msg.rate) });
-        return;
       case "undrain":
-        if (isAdmin) reply({ op: "result", ...this.undrain(msg.name) });
-        return;
       case "user-deleted":
-      case "user-password-changed": {
-        if (!isAdmin) return;
-        this.toEverySm(msg);
-        return reply({ op: "result", ok: true });
-      }
+      case "user-password-changed":
       case "user-delete":
-        if (!isAdmin) return;
-        return this.deleteUser(msg.user, (r) => {
-          if (!peer.socket.destroyed) reply({ op: "result", ...r });
-        });
+        if (isAdmin) this.admin.order(msg, reply, () => !peer.socket.destroyed);
+        return;
       case "account-deleted":
-        if (!isAdmin && peer.member.role === "sm") this.deletions.answered(msg.id, peer.member.name, msg);
+        if (!isAdmin && peer.member.role === "sm") this.admin.deletions.answered(msg.id, peer.member.name, msg);
         return;
       default:
         return; // unknown ops are for later versions
     }
   }
 
-  /** `xfarm c2s drain` (protocol §1.7): front end `name` moves its clients to the others, `rate` a second, and stays drained. */
+  /** The admin's orders (router/admin-controls.ts), from admin links and the console. */
   drain(name: string, rate: number): AdminResult {
-    if (!this.active) return PASSIVE;
-    const target = this.peers.get(name);
-    const linked = target?.member.role === "c2s";
-    if (!this.drainedFronts.drain(name, rate, linked)) return { ok: false, error: `no front end named "${name}" is linked` };
-    if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate }));
-    this.opts.log.info({ component: name, rate, linked }, "drain ordered");
-    this.shareDrained();
-    return { ok: true };
+    return this.admin.drain(name, rate);
   }
 
-  /** `xfarm c2s undrain`: a drained front end takes clients again. */
   undrain(name: string): AdminResult {
-    if (!this.active) return PASSIVE;
-    const target = this.peers.get(name);
-    const linked = target?.member.role === "c2s";
-    const draining = linked && (target.member.info as unknown as C2sInfo).draining === true;
-    if (!this.drainedFronts.undrain(name, linked, draining)) return { ok: false, error: `front end "${name}" is not drained` };
-    if (linked) target.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
-    this.opts.log.info({ component: name, linked }, "undrain ordered");
-    this.shareDrained();
-    return { ok: true };
+    return this.admin.undrain(name);
   }
 
-  /**
-   * Ends every session of `user` on every sm, as the first step of a
-   * deletion does (its contacts see it go unavailable); the account stays.
-   */
   kick(user: string): AdminResult {
-    if (!this.active) return PASSIVE;
-    // Its own deletion id, never registered: the sms' answers to it are ignored.
-    if (this.toEverySm({ op: "delete-account", id: this.deletions.unregisteredId(), user, remove: false }) === 0) return NO_SM;
-    this.opts.log.info({ user }, "sessions of the user ended by an admin");
-    return { ok: true };
+    return this.admin.kick(user);
   }
 
-  /** Every sm sends `body` from the domain to each online session it holds (protocol §1.7, `announce`). */
   announce(body: string): AdminResult {
-    if (!this.active) return PASSIVE;
-    const sms = this.toEverySm({ op: "announce", body });
-    if (sms === 0) return NO_SM;
-    this.opts.log.info({ sms, length: body.length }, "announcement sent");
-    return { ok: true };
+    return this.admin.announce(body);
   }
 
-  /** Writes `msg` to every linked sm; returns how many there are. */
-  private toEverySm(msg: ControlMessage): number {
-    const frame = encodeJsonFrame(FrameType.Control, msg);
-    let n = 0;
-    for (const p of this.peers.values()) {
-      if (p.member.role !== "sm") continue;
-      p.socket.write(frame);
-      n++;
-    }
-    return n;
-  }
-
-  /** Writes `msg` to sm `name`; false when it is not linked. */
-  private sendToSm(name: string, msg: ControlMessage): boolean {
-    const peer = this.peers.get(name);
-    if (peer?.member.role !== "sm") return false;
-    peer.socket.write(encodeJsonFrame(FrameType.Control, msg));
-    return true;
-  }
-
-  /** `xfarm user del` (router/account-deletions.ts); `answer` gets the owner's answer. */
   deleteUser(user: string, answer: (result: AdminResult) => void): void {
-    if (!this.active) return answer(PASSIVE);
-    const owner = rendezvousOwner(this.smNames, user);
-    if (owner === undefined) return answer(NO_SM);
-    // Linked ones only: an sm awaited after a takeover has no sessions to end yet.
-    this.deletions.start(user, owner, this.smNames.filter((n) => n !== owner && this.peers.has(n)), answer);
+    this.admin.deleteUser(user, answer);
   }
 
-  /** A front end linked: its drain goes on, or an undrain it missed reaches it (router/drained-fronts.ts). */
-  private keepDrained(peer: Peer): void {
-    const name = peer.member.name;
-    const info = peer.member.info as unknown as C2sInfo;
-    const told = this.drainedFronts.linked(name, info.draining === true, info.drainRate);
-    if (told?.op === "undrain") {
-      peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "undrain", name }));
-      this.opts.log.info({ component: name }, "undrain passed on as it re-linked");
-    } else if (told?.adopted) {
-      this.opts.log.info({ component: name, rate: told.rate }, "front end linked draining: kept drained");
-      this.shareDrained();
-    } else if (told) {
-      peer.socket.write(encodeJsonFrame(FrameType.Control, { op: "drain", name, rate: told.rate }));
-      this.opts.log.info({ component: name, rate: told.rate }, "drained front end linked: drained again");
-    }
-  }
-
-  /**
-   * The rows of `xfarm status` and the admin console: this router's own
-   * first (its links as connections, `info.active` its state), then every
-   * linked process with its last load report (null until its first).
-   */
+  /** The rows of `xfarm status` and the admin console (router/load-reports.ts). */
   statusEntries(): StatusEntry[] {
-    const { lag, ...figures } = this.figures;
-    const self: StatusEntry = {
-      name: this.opts.name,
-      role: "router",
-      peer: this.listening,
-      info: { active: this.active },
-      load: { sessions: 0, connections: this.peers.size + this.externals.size, lag, ...figures },
-      linkedAt: this.started,
-      queued: 0,
-    };
-    const linked = [...this.peers.values()].map((p) => ({
-      name: p.member.name,
-      role: p.member.role,
-      peer: `${p.socket.remoteAddress}:${p.socket.remotePort}`,
-      info: p.member.info,
-      load: this.loads.get(p.member.name) ?? null,
-      linkedAt: p.linkedAt,
-      queued: p.socket.writableLength,
-    }));
-    return [self, ...linked];
-  }
-
-  /** The load table, every front end's last report (zero until its first), with what the front ends' balancers read. */
-  loadTable(): Record<string, C2sLoad> {
-    const c2s = [...this.peers.values()].filter((p) => p.member.role === "c2s");
-    const balancing = ({ sessions, connections, lag, throttled, delayedLogins, peers }: ProcessLoad): C2sLoad => ({
-      sessions,
-      connections,
-      lag,
-      throttled: throttled ?? 0,
-      delayedLogins: delayedLogins ?? 0,
-      peers: peers ?? 0,
-    });
-    // fromEntries: every name an own property, "__proto__" too.
-    return Object.fromEntries(c2s.map((p) => [p.member.name, balancing(this.loads.get(p.member.name) ?? NO_LOAD)]));
-  }
-
-  private shareLoads(): void {
-    if (!this.loadsChanged) return;
-    this.loadsChanged = false;
-    const frame = encodeJsonFrame(FrameType.Control, { op: "loads", loads: this.loadTable() });
-    for (const p of this.peers.values()) if (p.member.role === "c2s") p.socket.write(frame);
-  }
-
-  /**
-   * Backpressure: `dest` is not reading as fast as `source` sends it frames, so
-   * `source` is not read until `dest` drains; TCP then holds the rest on the
-   * sender's side, which stops reading its own inputs in turn. A peer that
-   * stops reading altogether goes silent and is cut at the silence limit,
-   * which releases what it held.
-   */
-  private stall(source: Peer, dest: Peer): void {
-    if (source === dest || source.stalledOn?.has(dest)) return;
-    (source.stalledOn ??= new Set()).add(dest);
-    (dest.stalling ??= new Set()).add(source);
-    source.socket.pause();
-  }
-
-  /** `dest` drained (or is gone): the peers it held are read again. */
-  private unstall(dest: Peer): void {
-    const held = dest.stalling;
-    if (!held) return;
-    dest.stalling = null;
-    for (const source of held) {
-      source.stalledOn?.delete(dest);
-      if (source.stalledOn?.size === 0) {
-        source.stalledOn = null;
-        source.lastHeard = Date.now();
-        source.socket.resume();
-      }
-    }
+    const self = { name: this.opts.name, peer: this.listening, active: this.active, connections: this.peers.size + this.externals.size };
+    return this.loads.statusEntries(self, this.peers);
   }
 
   private membersChanged(except?: Peer): void {
     const members = this.members;
-    this.loadsChanged = true;
+    this.loads.changed = true;
     this.smNames = members.filter((m) => m.role === "sm").map((m) => m.name);
     const frame = encodeJsonFrame(FrameType.Control, { op: "members", members });
     for (const p of this.peers.values()) if (p !== except) p.socket.write(frame);
