@@ -6,7 +6,8 @@
 import fs from "node:fs";
 import tls from "node:tls";
 import { arrivalTimes, prng } from "./arrivals.js";
-import { SimClient, type Ctx } from "./client.js";
+import { SimClient } from "./client.js";
+import type { Ctx } from "./client-ctx.js";
 import { OnlineSet } from "./online-set.js";
 import type { ToParent, ToWorker } from "./protocol.js";
 import { userName, type Scenario } from "./scenario.js";
