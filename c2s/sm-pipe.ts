@@ -2,7 +2,8 @@
 // the client's stanzas the sm has not taken yet, numbered so that sending
 // them again after a failover costs no duplicate, and the identities of the
 // stanzas delivered lately, so that one sent again reaches the client once.
-// Allocated at bind; an idle session's holds two counters and two nulls.
+// Allocated at bind; an idle session's holds counters, nulls, and the
+// identities of its login's answers for a while.
 
 /** A client stanza sent to the sm and not yet taken. */
 export interface PendingStanza {
@@ -21,6 +22,13 @@ export interface PendingStanza {
 const RECENT_MS = 120_000;
 /** At most this many identities per session; beyond, the oldest is forgotten. */
 const MAX_RECENT = 512;
+/**
+ * Up to this many identities are kept in one array, searched in turn, and
+ * past it in a Map. Memory: every session holds a few (an idle one, its
+ * login's answers for 2 minutes), and an array of them costs some 100 bytes
+ * where a Map cost some 300; a busy session's lookups stay O(1).
+ */
+const SMALL_RECENT = 8;
 
 export class SmPipe {
   /** The last seq given to a STANZA. */
@@ -31,8 +39,11 @@ export class SmPipe {
   bytes = 0;
   /** When the oldest pending stanza was last sent. */
   sentAt = 0;
-  /** Identities of stanzas delivered lately, with when. */
-  private recent: Map<string, number> | null = null;
+  /**
+   * Identities of stanzas delivered lately, oldest first, with when: up to
+   * SMALL_RECENT as pairs in one array ([id, at, id, at, …]), more in a Map.
+   */
+  private recent: (string | number)[] | Map<string, number> | null = null;
 
   get pending(): readonly PendingStanza[] {
     return this.queue ?? [];
@@ -86,27 +97,61 @@ export class SmPipe {
 
   /** Whether a stanza of this identity was delivered lately; if not, it is remembered now. */
   seen(origin: string, now: number): boolean {
-    const recent = (this.recent ??= new Map());
-    const at = recent.get(origin);
-    if (at !== undefined && now - at < RECENT_MS) return true;
-    // Deleted first, so that the map stays oldest first.
-    recent.delete(origin);
-    recent.set(origin, now);
-    // Oldest first (insertion order): forget what is too old, and beyond the cap.
-    for (const [id, when] of recent) {
-      if (recent.size <= MAX_RECENT && now - when < RECENT_MS) break;
-      recent.delete(id);
+    const recent = this.recent;
+    if (recent instanceof Map) return seenInMap(recent, origin, now);
+    let at = -1;
+    if (recent) for (let i = 0; i < recent.length; i += 2) if (recent[i] === origin) at = i;
+    if (at >= 0 && now - (recent![at + 1] as number) < RECENT_MS) return true;
+    // A new array of exactly the pairs still fresh (a grown one would keep its slack), this one last.
+    let fresh = 0;
+    if (recent) for (let i = 0; i < recent.length; i += 2) if (i !== at && now - (recent[i + 1] as number) < RECENT_MS) fresh++;
+    const next: (string | number)[] = new Array((fresh + 1) * 2);
+    let n = 0;
+    if (recent) {
+      for (let i = 0; i < recent.length; i += 2) {
+        if (i === at || now - (recent[i + 1] as number) >= RECENT_MS) continue;
+        next[n++] = recent[i]!;
+        next[n++] = recent[i + 1]!;
+      }
+    }
+    next[n++] = origin;
+    next[n] = now;
+    if (fresh + 1 <= SMALL_RECENT) this.recent = next;
+    else {
+      const map = new Map<string, number>();
+      for (let i = 0; i < next.length; i += 2) map.set(next[i] as string, next[i + 1] as number);
+      this.recent = map;
     }
     return false;
   }
 
   /** The identities remembered, oldest first, for a front end that takes the session over. */
   recentOrigins(now: number): string[] {
-    return [...(this.recent ?? [])].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
+    const recent = this.recent;
+    if (!recent) return [];
+    if (recent instanceof Map) return [...recent].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
+    const ids: string[] = [];
+    for (let i = 0; i < recent.length; i += 2) if (now - (recent[i + 1] as number) < RECENT_MS) ids.push(recent[i] as string);
+    return ids;
   }
 
   /** Remembers identities another front end delivered (a resumption there). */
   remember(origins: readonly string[], now: number): void {
     for (const id of origins) this.seen(id, now);
   }
+}
+
+/** SmPipe.seen for a session that had more than SMALL_RECENT. */
+function seenInMap(recent: Map<string, number>, origin: string, now: number): boolean {
+  const at = recent.get(origin);
+  if (at !== undefined && now - at < RECENT_MS) return true;
+  // Deleted first, so that the map stays oldest first.
+  recent.delete(origin);
+  recent.set(origin, now);
+  // Oldest first (insertion order): forget what is too old, and beyond the cap.
+  for (const [id, when] of recent) {
+    if (recent.size <= MAX_RECENT && now - when < RECENT_MS) break;
+    recent.delete(id);
+  }
+  return false;
 }

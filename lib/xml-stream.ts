@@ -176,7 +176,12 @@ export class XmlStream {
   private pooled: PooledParser | null = null;
   /** The bytes of a character split between two reads. */
   private pendingBytes: Buffer | null = null;
-  private stack: Element[] = [];
+  /**
+   * The innermost element open in the stanza being read; its ancestors are
+   * its parents. A link, not an array: an idle connection would keep an
+   * array's grown backing store (some 150 bytes) between stanzas.
+   */
+  private openElement: Element | null = null;
   private depth = 0;
   /** Tags open in the parser, counted as it starts reading each: what the depth cap checks, before saxes resolves its namespace. */
   private parserDepth = 0;
@@ -448,8 +453,8 @@ export class XmlStream {
       if (this.headerPrefixes) for (const [prefix, uri] of this.headerPrefixes) attrs[`xmlns:${prefix}`] ??= uri;
     }
     const el = new Element(tag.name, attrs);
-    this.stack.at(-1)?.cnode(el);
-    this.stack.push(el);
+    this.openElement?.cnode(el);
+    this.openElement = el;
     this.depth++;
   }
 
@@ -462,7 +467,8 @@ export class XmlStream {
       this.on.end();
       return;
     }
-    const el = this.stack.pop()!;
+    const el = this.openElement!;
+    this.openElement = el.parent;
     if (this.depth === 1) {
       const position = this.pooled!.parser.position;
       if (position - this.stanzaStart > this.limits.maxStanza) {
@@ -476,7 +482,7 @@ export class XmlStream {
 
   text(text: string): void {
     if (this.failed || this.held) return;
-    const top = this.stack.at(-1);
+    const top = this.openElement;
     if (top) top.t(text);
     else if (this.depth === 1 && /\S/.test(text)) this.fail("bad-format", "text is not allowed between stanzas");
     // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1).

@@ -37,6 +37,26 @@ describe("SmPipe", () => {
     expect(pipe.seen("id0", 130_000)).toBe(false);
   });
 
+  it("keeps a few identities oldest first, forgets each on its own time, and keeps them all when they outgrow the array", () => {
+    const pipe = new SmPipe();
+    pipe.seen("a", 0);
+    pipe.seen("b", 60_000);
+    pipe.seen("c", 61_000);
+    expect(pipe.recentOrigins(61_000)).toEqual(["a", "b", "c"]);
+    expect(pipe.seen("a", 119_000)).toBe(true);
+    // a is forgotten at 120 s and remembered again as the newest; b and c are still known.
+    expect(pipe.seen("a", 120_000)).toBe(false);
+    expect(pipe.recentOrigins(120_000)).toEqual(["b", "c", "a"]);
+    expect(pipe.seen("b", 150_000)).toBe(true);
+    expect(pipe.recentOrigins(180_000)).toEqual(["c", "a"]);
+    // Past the array's room: the same identities, in the same order, and each still recognised.
+    const ids = Array.from({ length: 12 }, (_, i) => `id${i}`);
+    for (const id of ids) pipe.seen(id, 181_000);
+    expect(pipe.recentOrigins(181_000)).toEqual(["a", ...ids]);
+    for (const id of ids) expect(pipe.seen(id, 182_000)).toBe(true);
+    expect(pipe.seen("c", 182_000)).toBe(false);
+  });
+
   it("hands its state over: pending stanzas under their seqs, and the identities", () => {
     const old = new SmPipe();
     old.add("<message/>", 10, 1, "bob@x", 0);
