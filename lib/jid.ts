@@ -25,7 +25,6 @@ export class Jid {
   readonly bare: string;
   /** The bare form, then "/" and the resourcepart when there is one. */
   readonly full: string;
-  #withoutResource: Jid | undefined;
 
   private constructor(
     /** The localpart; "" for a domain JID. */
@@ -33,8 +32,10 @@ export class Jid {
     readonly domain: string,
     /** The resourcepart; "" for a bare JID. */
     readonly resource: string,
+    /** The bare form when the caller has it already: one string, not two equal ones, for a session's two Jids. */
+    bare?: string,
   ) {
-    this.bare = local ? `${local}@${domain}` : domain;
+    this.bare = bare ?? (local ? `${local}@${domain}` : domain);
     this.full = resource ? `${this.bare}/${resource}` : this.bare;
   }
 
@@ -43,10 +44,13 @@ export class Jid {
     normalized = (local, domain, resource) => new Jid(local, domain, resource);
   }
 
-  /** This JID without its resourcepart (itself when it has none), made once. */
+  /**
+   * This JID without its resourcepart (itself when it has none). Made anew
+   * at each call, which costs less than keeping it: a session's JID would
+   * hold its bare form for the session's life.
+   */
   withoutResource(): Jid {
-    if (!this.resource) return this;
-    return (this.#withoutResource ??= new Jid(this.local, this.domain, ""));
+    return this.resource ? new Jid(this.local, this.domain, "", this.bare) : this;
   }
 
   /** The domain JID of this JID's domainpart. */
@@ -57,7 +61,7 @@ export class Jid {
   /** This JID's bare form with another resourcepart, normalized; null when `text` is not a valid one. */
   withResource(text: string): Jid | null {
     const resource = resourcepart(text);
-    return resource === null ? null : new Jid(this.local, this.domain, resource);
+    return resource === null ? null : new Jid(this.local, this.domain, resource, this.bare);
   }
 
   equals(other: Jid): boolean {
@@ -139,7 +143,7 @@ export function domainpart(text: string): string | null {
     return d.endsWith("]") && isIPv6(d.slice(1, -1)) ? d.toLowerCase() : null;
   }
   const plain = ldhDomain(d, false);
-  if (plain !== undefined) return plain !== null && plain.length <= MAX_JID_PART ? plain : null;
+  if (plain !== undefined) return plain !== null && plain.length <= MAX_JID_PART ? shared(plain) : null;
   let out = idnaDomains.get(d);
   if (out === undefined) {
     out = idnaDomain(d);
@@ -148,6 +152,21 @@ export function domainpart(text: string): string | null {
     if (d.length <= 255) idnaDomains.set(d, out);
   }
   return out;
+}
+
+/**
+ * The last domain parsed: a domain equal to it is given as that same string.
+ * Memory: most JIDs a process holds are of one domain, and each would hold
+ * a copy of its own (some 30 bytes a session on the sm).
+ */
+let lastDomain = "";
+
+function shared(domain: string): string {
+  if (domain !== lastDomain) {
+    // A copy of its own: a long one may be a slice of a stanza's text, which it would keep.
+    lastDomain = domain.length < 13 ? domain : Buffer.from(domain, "utf8").toString("utf8");
+  }
+  return lastDomain;
 }
 
 const IDNA_REMEMBERED = 1000;

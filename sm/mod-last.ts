@@ -59,7 +59,7 @@ function setup(api: ModuleApi): void {
 
   /** The user's last available resource leaves: when, and with what status, is kept for the contacts to ask. */
   function left(session: Session, status: string): void {
-    if (session.presence === null || api.sessions.available(session.user).some((s) => s !== session)) return;
+    if (!session.isAvailable || api.sessions.available(session.user).some((s) => s !== session)) return;
     const { user } = session;
     const logout: Logout = { at: Date.now(), status };
     // Not awaited, nor worth failing the stanza or the session's end for: the time told is only older.

@@ -50,7 +50,7 @@ function setup(api: ModuleApi): void {
 
   /** Whether a session takes messages for the bare JID: registered, available, priority not negative. */
   const takesMessages = (session: Session): boolean =>
-    api.sessions.get(session.jid) === session && session.presence !== null && session.priority >= 0;
+    api.sessions.get(session.jid) === session && session.isAvailable && session.priority >= 0;
 
   /** Sends a session the oldest stored messages, one batch; none if it is gone or the backlog is empty. */
   async function sendBatch(session: Session): Promise<void> {

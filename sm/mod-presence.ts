@@ -63,7 +63,7 @@ function setup(api: ModuleApi): void {
 
   /** §4.2 initial presence and §4.4 updates. */
   async function available(session: Session, event: StanzaEvent): Promise<void> {
-    const initial = session.presence === null;
+    const initial = !session.isAvailable;
     session.presence = event.stanza;
     session.priority = priorityOf(event.stanza);
     const roster = await api.store.getRoster(session.user);
@@ -89,7 +89,7 @@ function setup(api: ModuleApi): void {
 
   /** §4.5: to subscribers and the user's other resources if the session was available, and to directed recipients. */
   async function unavailable(session: Session, stanza: Element, raw?: Buffer): Promise<void> {
-    const wasAvailable = session.presence !== null;
+    const wasAvailable = session.isAvailable;
     session.presence = null;
     const targets = new Set<string>();
     if (wasAvailable) {

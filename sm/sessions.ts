@@ -1,12 +1,18 @@
 // The session registry: users by bare JID, each with sessions by resource.
-import type { Element } from "ltx";
+import { type Element, clone, parse } from "ltx";
 import type { Jid } from "../lib/jid.js";
 import type { Logger } from "../lib/log.js";
 import type { ResumeLog } from "./resumption.js";
 
 export class Session {
-  /** The last available presence broadcast (from the full JID, no to); null while unavailable. */
-  presence: Element | null = null;
+  /**
+   * The last available presence broadcast, as its XML without 'from' (the
+   * session's full JID); null while unavailable. Text, not the element:
+   * kept for as long as the session lives, an ltx element, its attributes
+   * and children cost four times as much, and it is read only when a
+   * contact probes or subscribes, or the session moves.
+   */
+  private presenceXml: string | null = null;
   priority = 0;
   /** Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6). */
   interested = false;
@@ -28,6 +34,31 @@ export class Session {
     public sid: string,
     private readonly smLog: Logger,
   ) {}
+
+  /** Sent available presence, and not unavailable since. */
+  get isAvailable(): boolean {
+    return this.presenceXml !== null;
+  }
+
+  /** The last available presence broadcast (from the full JID, no 'to'), a new element at each call; null while unavailable. */
+  get presence(): Element | null {
+    if (this.presenceXml === null) return null;
+    const el = parse(this.presenceXml);
+    el.attrs.from = this.jid.full;
+    return el;
+  }
+
+  set presence(stanza: Element | null) {
+    if (stanza === null) {
+      this.presenceXml = null;
+      return;
+    }
+    const kept = clone(stanza);
+    delete kept.attrs.from;
+    delete kept.attrs.to;
+    // ltx writes a string of many pieces; one flat string of its own keeps no more than its bytes.
+    this.presenceXml = Buffer.from(kept.toString(), "utf8").toString("utf8");
+  }
 
   /** The bare JID: the user's key in the registry, the queue and the store. */
   get user(): string {
@@ -78,6 +109,12 @@ export class SessionRegistry implements SessionView {
    */
   private readonly users = new Map<string, Session | Map<string, Session>>();
   private readonly byConnection = new Map<string, Session>();
+  /**
+   * Each front end's name, one string for all its sessions: a name read
+   * from a frame is a string of its own, some 24 bytes a session. The
+   * farm's front ends, so a few.
+   */
+  private readonly c2sNames = new Map<string, string>();
 
   of(user: string): Session[] {
     const held = this.users.get(user);
@@ -93,7 +130,7 @@ export class SessionRegistry implements SessionView {
   }
 
   available(user: string): Session[] {
-    return this.of(user).filter((s) => s.presence !== null);
+    return this.of(user).filter((s) => s.isAvailable);
   }
 
   bySid(c2s: string, sid: string): Session | undefined {
@@ -114,6 +151,7 @@ export class SessionRegistry implements SessionView {
   }
 
   add(session: Session): void {
+    session.c2s = this.c2sName(session.c2s);
     const held = this.users.get(session.user);
     if (!held || (held instanceof Session && held.resource === session.resource)) this.users.set(session.user, session);
     else if (held instanceof Session) this.users.set(session.user, new Map([[held.resource, held], [session.resource, session]]));
@@ -124,7 +162,7 @@ export class SessionRegistry implements SessionView {
   /** The session's connection moved (an XEP-0198 resumption on another c2s). */
   move(session: Session, c2s: string, sid: string): void {
     this.byConnection.delete(connectionKey(session.c2s, session.sid));
-    session.c2s = c2s;
+    session.c2s = this.c2sName(c2s);
     session.sid = sid;
     this.byConnection.set(connectionKey(c2s, sid), session);
   }
@@ -138,6 +176,13 @@ export class SessionRegistry implements SessionView {
     held.delete(session.resource);
     // Back to the one session as it is.
     if (held.size === 1) this.users.set(session.user, held.values().next().value!);
+  }
+
+  private c2sName(name: string): string {
+    const known = this.c2sNames.get(name);
+    if (known !== undefined) return known;
+    this.c2sNames.set(name, name);
+    return name;
   }
 }
 

@@ -238,11 +238,12 @@ describe("the Jid value", () => {
     expect(a.equals(parseJid("juliet@example.com")!)).toBe(false);
   });
 
-  it("makes its bare and domain JIDs once, and itself when it is one", () => {
+  it("makes its bare and domain JIDs, and is itself when it is one", () => {
     const j = parseJid("juliet@example.com/balcony")!;
     const bare = j.withoutResource();
     expect(bare.full).toBe("juliet@example.com");
-    expect(j.withoutResource()).toBe(bare);
+    expect(bare.bare).toBe(j.bare);
+    expect(bare.resource).toBe("");
     expect(bare.withoutResource()).toBe(bare);
     expect(j.domainJid().full).toBe("example.com");
     const domain = parseJid("example.com")!;

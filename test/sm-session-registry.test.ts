@@ -1,6 +1,7 @@
 // The sm's session registry: a user's one session is kept as it is, a Map
 // is made for a second one and let go again; lookups, bind order and
 // removal behave the same either way.
+import { parse } from "ltx";
 import { describe, expect, it } from "vitest";
 import { parseJid } from "../lib/jid.js";
 import { createLogger } from "../lib/log.js";
@@ -57,5 +58,23 @@ describe("SessionRegistry", () => {
     expect(reg.of("bob@example.org")).toEqual([next, again]);
     reg.remove(other);
     expect(reg.of("bob@example.org")).toEqual([next, again]);
+  });
+
+  it("keeps a session's last presence, from the session's JID and to no one, and knows it available until it is cleared", () => {
+    const s = session("alice@example.org/phone", "s1");
+    expect(s.isAvailable).toBe(false);
+    expect(s.presence).toBeNull();
+    s.presence = parse("<presence from='alice@example.org/phone' to='alice@example.org' id='p1'><show>away</show><status>on &amp; off</status></presence>");
+    expect(s.isAvailable).toBe(true);
+    const kept = s.presence!;
+    expect(kept.attrs).toEqual({ id: "p1", from: "alice@example.org/phone" });
+    expect(kept.getChildText("show")).toBe("away");
+    expect(kept.getChildText("status")).toBe("on & off");
+    // A new element each time: changing one changes nothing kept.
+    kept.attrs.to = "bob@example.org";
+    expect(s.presence!.attrs.to).toBeUndefined();
+    s.presence = null;
+    expect(s.isAvailable).toBe(false);
+    expect(s.presence).toBeNull();
   });
 });
