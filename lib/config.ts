@@ -25,7 +25,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "db", type: "string", default: "", doc: 'Database URL: "sqlite:PATH" (default: sqlite:<data_dir>/xfarm.db), or "mysql://USER:PASSWORD@HOST:PORT/DATABASE?pool=10" for MySQL/MariaDB.' },
   { key: "log_level", type: "string", default: "info", doc: "pino log level: fatal, error, warn, info, debug or trace." },
   { key: "log_format", type: "string", default: "auto", doc: 'How processes print their log lines: "json" (one JSON object a line, level by name, ISO time), "pretty" (readable, through pino-pretty), or "auto": pretty on a terminal, JSON otherwise.' },
-  { key: "idle_gc", type: "integer", default: 10, doc: "Seconds a farm process's event loop must be idle (under 2 % busy) before it collects once to give back the young generation a burst of traffic grew (V8 keeps up to 32 MB of it otherwise); 0: never, else at least 6 (V8 judges the allocation rate over its last 5 s)." },
+  { key: "idle_gc", type: "integer", default: 10, doc: "Seconds a farm process's event loop must be idle (under 2 % busy) before it collects once to give back what a burst of traffic grew: the young generation (V8 keeps up to 32 MB of it otherwise) and, compacted, the old generation's pages of freed objects; 0: never, else at least 6 (V8 judges the allocation rate over its last 5 s)." },
 
   { key: "router.name", type: "string", default: "router-1", doc: "The router's name, sent in its HELLO." },
   { key: "router.host", type: "string", default: "127.0.0.1", doc: "Address the router listens on for component links." },

@@ -5,9 +5,12 @@
 // 32 MB for as long as it stays idle: a third of a c2s's memory per session
 // at 19,000 idle ones (docs/bench.md). So after `seconds` of a nearly idle
 // event loop, a process that holds a grown young generation collects once,
-// and V8 releases it. It is ejabberd's hibernation of idle sessions, for the
-// whole process: a busy one is never interrupted, and an idle one collects
-// once per burst.
+// and V8 releases it. That collection also compacts the old generation: the
+// burst left its pages holding a few live objects each among freed ones,
+// which V8 keeps (and the RSS with them) until it compacts, and it compacts
+// only the most fragmented pages unless told. It is ejabberd's hibernation of
+// idle sessions, for the whole process: a busy one is never interrupted, and
+// an idle one collects once per burst.
 import { performance, type EventLoopUtilization } from "node:perf_hooks";
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -22,10 +25,21 @@ import type { ProcessMetrics } from "./metrics/process-metrics.js";
 export const MIN_IDLE_SECONDS = 6;
 /** The event loop's busy share under which a second counts as idle. */
 const IDLE_SHARE = 0.02;
-/** A young generation larger than this has grown since start (V8 starts it at 1 MB a semi-space). */
-export const GROWN_BYTES = 4 * 1024 * 1024;
-/** Collections in a row, `seconds` apart, that may leave the young generation grown before the next waits RETRY_PERIODS times as long. */
+/**
+ * A young generation larger than this has grown since start: V8 starts it
+ * at 1 MB and gives it back down to that. The router's grows to 4 MB under
+ * logins, the c2s's and sm's to 32.
+ */
+export const GROWN_BYTES = 1024 * 1024;
+/**
+ * Collections in a row that may leave the young generation grown before the
+ * next waits RETRY_PERIODS times as long. One that keeps it is tried again
+ * after RETRY_SECONDS of idleness, not `seconds`: the first collection after
+ * the idle wait often keeps it (the burst still weighs in V8's rate), and the
+ * one after, which sees only the first's quiet seconds, gives it back.
+ */
 const QUICK_TRIES = 3;
+const RETRY_SECONDS = 2;
 const RETRY_PERIODS = 10;
 /**
  * Garbage made just before collecting. V8 shrinks the young generation at a
@@ -53,6 +67,11 @@ function exposeGc(): () => void {
 /** Bytes V8 holds for the young generation now. */
 export function youngGenerationBytes(): number {
   return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+}
+
+/** Bytes V8 holds for the old generation's objects now (its free space in them included). */
+export function oldGenerationBytes(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "old_space")?.space_size ?? 0;
 }
 
 export interface IdleHeap {
@@ -83,13 +102,19 @@ export function releaseIdleHeap(seconds: number, log: Logger, metrics?: ProcessM
     if (before <= GROWN_BYTES) return;
     const started = performance.now();
     prime();
-    gc();
+    // Every page compacted, this time only: a busy process's collections stay V8's choice.
+    v8.setFlagsFromString("--compact-on-every-full-gc");
+    try {
+      gc();
+    } finally {
+      v8.setFlagsFromString("--no-compact-on-every-full-gc");
+    }
     collections++;
     const after = youngGenerationBytes();
     idleFor = 0;
     tries = after > GROWN_BYTES ? tries + 1 : 0;
-    wait = tries >= QUICK_TRIES ? seconds * RETRY_PERIODS : seconds;
-    log.info({ youngBefore: before, youngAfter: after, ms: Math.round(performance.now() - started) }, "idle: collected to give the grown young generation back");
+    wait = tries === 0 ? seconds : tries < QUICK_TRIES ? RETRY_SECONDS : seconds * RETRY_PERIODS;
+    log.info({ youngBefore: before, youngAfter: after, oldAfter: oldGenerationBytes(), ms: Math.round(performance.now() - started) }, "idle: collected to give the grown young generation back");
   }, 1_000);
   timer.unref();
   return {
