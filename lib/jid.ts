@@ -32,7 +32,7 @@ export class Jid {
     readonly domain: string,
     /** The resourcepart; "" for a bare JID. */
     readonly resource: string,
-    /** The bare form when the caller has it already: one string, not two equal ones, for a session's two Jids. */
+    /** The bare form, when the JID is made from another that has it: one string, not two equal ones. */
     bare?: string,
   ) {
     this.bare = bare ?? (local ? `${local}@${domain}` : domain);
@@ -163,7 +163,7 @@ let lastDomain = "";
 
 function shared(domain: string): string {
   if (domain !== lastDomain) {
-    // A copy of its own: a long one may be a slice of a stanza's text, which it would keep.
+    // A copy of its own: one of 13 characters or more (V8's shortest slice) may be a slice of a stanza's text, and keep it.
     lastDomain = domain.length < 13 ? domain : Buffer.from(domain, "utf8").toString("utf8");
   }
   return lastDomain;
