@@ -64,6 +64,26 @@ function exposeGc(): () => void {
   return vm.runInNewContext("gc") as () => void;
 }
 
+let exposedGc: (() => void) | null = null;
+
+/**
+ * One full collection that compacts every page of the old generation (V8's
+ * --compact-on-every-full-gc, for this collection only: a busy process's
+ * collections stay V8's choice), after a few objects that make the
+ * allocation rate known, and low, so that V8 also shrinks a grown young
+ * generation; it may still keep it the first time.
+ */
+export function collectAndCompact(): void {
+  exposedGc ??= exposeGc();
+  prime();
+  v8.setFlagsFromString("--compact-on-every-full-gc");
+  try {
+    exposedGc();
+  } finally {
+    v8.setFlagsFromString("--no-compact-on-every-full-gc");
+  }
+}
+
 /** Bytes V8 holds for the young generation now. */
 export function youngGenerationBytes(): number {
   return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
@@ -87,7 +107,6 @@ export function releaseIdleHeap(seconds: number, log: Logger, metrics?: ProcessM
   metrics?.counter("xfarm_idle_heap_collections_total", "Collections run to give an idle process's grown young generation back to the system (config idle_gc).", () => collections);
   if (seconds <= 0) return { collections: 0, stop() {} };
   seconds = Math.max(seconds, MIN_IDLE_SECONDS);
-  const gc = exposeGc();
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let idleFor = 0;
   let wait = seconds;
@@ -101,14 +120,7 @@ export function releaseIdleHeap(seconds: number, log: Logger, metrics?: ProcessM
     const before = youngGenerationBytes();
     if (before <= GROWN_BYTES) return;
     const started = performance.now();
-    prime();
-    // Every page compacted, this time only: a busy process's collections stay V8's choice.
-    v8.setFlagsFromString("--compact-on-every-full-gc");
-    try {
-      gc();
-    } finally {
-      v8.setFlagsFromString("--no-compact-on-every-full-gc");
-    }
+    collectAndCompact();
     collections++;
     const after = youngGenerationBytes();
     idleFor = 0;
