@@ -84,14 +84,18 @@ export function collectAndCompact(): void {
   }
 }
 
+function spaceBytes(space: "new_space" | "old_space"): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === space)?.space_size ?? 0;
+}
+
 /** Bytes V8 holds for the young generation now. */
 export function youngGenerationBytes(): number {
-  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+  return spaceBytes("new_space");
 }
 
 /** Bytes V8 holds for the old generation's objects now (its free space in them included). */
 export function oldGenerationBytes(): number {
-  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "old_space")?.space_size ?? 0;
+  return spaceBytes("old_space");
 }
 
 export interface IdleHeap {
