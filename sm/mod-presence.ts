@@ -56,9 +56,14 @@ function setup(api: ModuleApi): void {
     // Addressed to the user's own bare JID: processed as inbound presence.
     if (!session || event.stanza.attrs.to) return false;
     const type: string | undefined = event.stanza.attrs.type;
+    if (type !== undefined && type !== "unavailable") return true; // other types mean nothing without a 'to'
+    // §4.2.2, §4.4.2: the sending resource is one of the user's available resources, implicitly
+    // subscribed to its own presence; first, as Prosody and ejabberd reflect it. A client whose
+    // TCP stack holds its next request until this one is acknowledged (Nagle) waits for it too.
+    api.deliver(session, event.stanza, event.raw);
     if (type === undefined) await available(session, event);
-    else if (type === "unavailable") await unavailable(session, event.stanza, event.raw);
-    return true; // other types mean nothing without a 'to'
+    else await unavailable(session, event.stanza, event.raw);
+    return true;
   });
 
   /** §4.2 initial presence and §4.4 updates. */

@@ -76,9 +76,12 @@ describe("XEP-0191 blocking from real clients, on two sms", () => {
     // Sent after the unblock by the same way (ann's queue, then ben's sm): once it is here, so is all ann sent before.
     await a.xmpp.send(xml("message", { to: `${ben}@localhost`, type: "chat", id: "m3" }, xml("body", {}, "back")));
     await b.next((s) => s.is("message") && s.attrs.id === "m3");
-    // The one presence ben saw since the block is the one unblocking sends: ann's current one.
+    // What ben saw since the block is ann's current presence, which unblocking sends. Ben's sm checks
+    // ann's broadcast against her list as the store has it when the broadcast gets there: one sent
+    // just before the unblock may pass too, once the unblock is stored. It says the same.
     const since = b.stanzas.filter((s) => s.is("presence") && s.attrs.from === `${ann}@localhost/r`);
-    expect(since.map((s) => [s.attrs.type, s.getChildText("show")])).toEqual([[undefined, "away"]]);
+    expect(since.length).toBeGreaterThanOrEqual(1);
+    for (const s of since) expect([s.attrs.type, s.getChildText("show")]).toEqual([undefined, "away"]);
     await b.xmpp.send(xml("message", { to: `${ann}@localhost`, type: "chat", id: "m2" }, xml("body", {}, "there you are")));
     expect((await a.next((s) => s.is("message") && s.attrs.id === "m2")).getChildText("body")).toBe("there you are");
     expect(a.stanzas.some((s) => s.attrs.id === "m1")).toBe(false);

@@ -147,7 +147,7 @@ describe("sm message archive management", () => {
     const a = await online(`${alice}/a`);
     await a.send(chat(bob, "off"));
     const b = await h.connect(`${bob}/b`);
-    const [got] = await b.online();
+    const [, got] = await b.online(); // after its own presence, reflected
     const id = got!.getChild("stanza-id", NS_SID)!.attrs.id;
     expect((await query(b)).results.map((r) => r.getChild("result", NS)!.attrs.id)).toEqual([id]);
   });

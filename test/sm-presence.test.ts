@@ -92,8 +92,11 @@ describe("sm presence", () => {
     const roster = await bob.request(`<iq type='get' id='r'><query xmlns='${ROSTER}'/></iq>`);
     expect(roster[0]!.getChild("query")!.getChildren("item")).toEqual([]);
     const got = await bob.online();
-    expect(presences(got)).toEqual([["subscribe", `alice@${DOMAIN}`]]);
-    expect(got[0]!.attrs.to).toBe(`bob@${DOMAIN}`);
+    expect(presences(got)).toEqual([
+      [undefined, bob.jid], // its own, reflected
+      ["subscribe", `alice@${DOMAIN}`],
+    ]);
+    expect(got[1]!.attrs.to).toBe(`bob@${DOMAIN}`);
 
     // Denying it drops the record and tells alice.
     await bob.send(`<presence to='alice@${DOMAIN}' type='unsubscribed'/>`);
@@ -131,7 +134,7 @@ describe("sm presence", () => {
     ]);
   });
 
-  it("answers initial presence with contacts' presence and broadcasts it to subscribers and own resources", async () => {
+  it("answers initial presence with contacts' presence and broadcasts it to subscribers and own resources, the sender first", async () => {
     h = await Harness.create(["alice", "bob", "carol", "dave"]);
     await h.mutual("alice", "bob");
     await h.rosterItem("alice", "carol", { subscription: "to" }); // alice sees carol; carol does not see alice
@@ -147,8 +150,12 @@ describe("sm presence", () => {
     const alice = await h.connect(`alice@${DOMAIN}/a`);
     await alice.send("<presence><status>here</status></presence>");
     const got = alice.received();
+    // RFC 6121 §4.2.2: the sending resource gets its own presence, before anything else.
+    expect(presences(got)[0]).toEqual([undefined, alice.jid]);
+    expect(got[0]!.getChildText("status")).toBe("here");
     expect(presences(got).sort()).toEqual(
       [
+        [undefined, alice.jid],
         [undefined, bob.jid],
         [undefined, carol.jid],
         [undefined, other.jid],
@@ -168,7 +175,7 @@ describe("sm presence", () => {
     h = await Harness.create(["alice", "bob"]);
     await h.mutual("alice", "bob");
     const alice = await h.connect(`alice@${DOMAIN}/a`);
-    const got = await alice.online();
+    const got = (await alice.online()).filter((s) => s.attrs.from !== alice.jid);
     expect(presences(got)).toEqual([["unavailable", `bob@${DOMAIN}`]]);
     expect(got[0]!.attrs.to).toBe(alice.jid);
   });
@@ -197,6 +204,8 @@ describe("sm presence", () => {
     const alice = await online(`alice@${DOMAIN}/a`);
     bob.received();
     await alice.send("<presence type='unavailable'><status>gone</status></presence>");
+    // Reflected to the sender too, as Prosody and ejabberd do.
+    expect(presences(alice.received())).toEqual([["unavailable", alice.jid]]);
     const seen = bob.received();
     expect(presences(seen)).toEqual([["unavailable", alice.jid]]);
     expect(seen[0]!.getChildText("status")).toBe("gone");
