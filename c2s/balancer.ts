@@ -33,14 +33,18 @@ export interface Redirect {
 const EXPECT_MS = 30_000;
 /**
  * How long a client sent to a peer counts on top of that peer's reported
- * sessions. A peer reports every 2 s, and the router shares the table within
- * 1 s, so a report that changed is at most about 1 s old: it shows the
- * clients sent before that, which then stop counting (SENT_FRESH_MS). A
- * report that did not change may be a re-share of one up to 3 s old, so
- * without a fresh one a client counts for SENT_MEMORY_MS. Counting a client
- * twice for a moment only ends a run of redirects early; dropping it before
- * the peer's report shows it would push clients past the mark, towards
- * ping-pong.
+ * load. A peer's report counts, among the clients it expects, every one
+ * whose `expect` notice it had got, and says how many notices it got from
+ * each front end (`heard`): that many of the oldest sent clients then stop
+ * counting here, whenever they log in over there. Counting a client twice
+ * would end a run of redirects early, which at the end of a burst leaves
+ * this front end above its share for good; dropping it before the peer's
+ * report shows it would push clients past the mark, towards ping-pong.
+ * A notice lost with a router leaves its client counting for
+ * SENT_MEMORY_MS. A peer of an earlier version reports no `heard`: there a
+ * report that changed is taken to show the clients sent SENT_FRESH_MS
+ * before it (a peer reports every 2 s, and the router shares the table
+ * within 1 s), and a client logged in later than that is missed.
  */
 const SENT_FRESH_MS = 1_500;
 const SENT_MEMORY_MS = 3_500;
@@ -65,6 +69,8 @@ interface Peer {
   load: C2sLoad | null;
   /** When this front end sent each of its latest clients there, oldest first. */
   sent: number[];
+  /** The peer's count of this front end's `expect` notices in its last report; null before one with it. */
+  heardSeen: number | null;
 }
 
 export class Balancer {
@@ -73,6 +79,8 @@ export class Balancer {
   private readonly redirected = new Map<string, number>();
   /** Clients a peer sent here, served without a second redirect (no ping-pong on stale loads). */
   private readonly expected = new Map<string, number>();
+  /** `expect` notices got since the start, by sending front end: reported, for each sender to know what the report counts. */
+  private readonly heardFrom = new Map<string, number>();
   draining = false;
   /** Redirecting for balance: on over the threshold, off again only at half of it (hysteresis). */
   private rebalancing = false;
@@ -86,7 +94,7 @@ export class Balancer {
     for (const m of members) {
       if (m.role !== "c2s" || m.name === this.cfg.name) continue;
       const old = this.peers.get(m.name);
-      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? [] });
+      next.set(m.name, { name: m.name, info: m.info as unknown as C2sInfo, load: old?.load ?? null, sent: old?.sent ?? [], heardSeen: old?.heardSeen ?? null });
     }
     this.peers = next;
   }
@@ -104,7 +112,14 @@ export class Balancer {
       const p = this.peers.get(name);
       if (p) {
         grew ||= p.load === null;
-        if (load.sessions !== p.load?.sessions) forget(p.sent, now - SENT_FRESH_MS);
+        const heard = load.heard && (load.heard[this.cfg.name] ?? 0);
+        if (heard === undefined) {
+          if (load.sessions !== p.load?.sessions) forget(p.sent, now - SENT_FRESH_MS);
+        } else {
+          // A count lower than the last one is a restarted peer's: it counts none of the clients sent so far.
+          if (p.heardSeen !== null && heard > p.heardSeen) p.sent.splice(0, heard - p.heardSeen);
+          p.heardSeen = heard;
+        }
         p.load = load;
       }
     }
@@ -165,9 +180,20 @@ export class Balancer {
     return take(this.redirected, `${ip} ${user}`, now);
   }
 
-  /** A peer redirected this client here. */
-  expect(ip: string, user: string, now = Date.now()): void {
+  /** A peer (`from`, when it says) redirected this client here. */
+  expect(ip: string, user: string, from?: string, now = Date.now()): void {
     this.expected.set(`${ip} ${user}`, now + EXPECT_MS);
+    if (from !== undefined) this.heardFrom.set(from, (this.heardFrom.get(from) ?? 0) + 1);
+  }
+
+  /** Clients peers sent here that have not logged in yet: reported, since a peer's estimate of this front end counts them. */
+  get expecting(): number {
+    return this.expected.size;
+  }
+
+  /** `expect` notices got since the start, by sender (protocol §1.6 `heard`). */
+  heard(): Record<string, number> {
+    return Object.fromEntries(this.heardFrom);
   }
 
   /** True once for a client a peer sent here: it is served, never bounced on. */
@@ -200,7 +226,7 @@ export class Balancer {
   }
 
   private estimate(p: Peer): number {
-    return (p.load?.sessions ?? 0) + p.sent.length;
+    return (p.load?.sessions ?? 0) + (p.load?.expecting ?? 0) + p.sent.length;
   }
 
   private leastLoaded(now: number): Peer | null {

@@ -146,7 +146,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   };
   link.on("control", (msg) => {
     if (msg.op === "expect") {
-      balancer.expect(msg.ip, msg.user);
+      balancer.expect(msg.ip, msg.user, msg.from);
       if (typeof msg.plain === "string") ctx.plain.accept(msg.user, Buffer.from(msg.plain, "base64"));
     } else if (msg.op === "drain") startDrain(msg.rate);
     else if (msg.op === "undrain") stopDrain();
@@ -160,6 +160,8 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       connections: ctx.size,
       throttled: ctx.rates.pausedCount,
       delayedLogins: ctx.throttle.delayed,
+      expecting: balancer.expecting,
+      heard: balancer.heard(),
       peers: balancer.peersReporting(),
       ...figures,
       logins: ctx.counters.loginTotal,

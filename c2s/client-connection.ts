@@ -371,7 +371,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
    */
   sendAway(target: Redirect, text?: string, keepSession = false): void {
     const plain = this.voucher?.toString("base64");
-    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, ...(plain && { plain }) });
+    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, from: this.ctx.config.name, ...(plain && { plain }) });
     this.ctx.counters.redirectsSent++;
     if (!keepSession) {
       this.movedOff = this.stage === "bound";

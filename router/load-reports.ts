@@ -78,13 +78,16 @@ export class LoadReports {
   /** The load table, every front end's last report (zero until its first), with what the front ends' balancers read. */
   table(linked: ReadonlyMap<string, Peer>): Record<string, C2sLoad> {
     const c2s = [...linked.values()].filter((p) => p.member.role === "c2s");
-    const balancing = ({ sessions, connections, lag, throttled, delayedLogins, peers }: ProcessLoad): C2sLoad => ({
+    const balancing = ({ sessions, connections, lag, throttled, delayedLogins, peers, expecting, heard }: ProcessLoad): C2sLoad => ({
       sessions,
       connections,
       lag,
       throttled: throttled ?? 0,
       delayedLogins: delayedLogins ?? 0,
       peers: peers ?? 0,
+      // Absent from a front end of an earlier version: its peers then time their estimates (c2s/balancer.ts).
+      ...(expecting !== undefined && { expecting }),
+      ...(heard !== undefined && { heard }),
     });
     // fromEntries: every name an own property, "__proto__" too.
     return Object.fromEntries(c2s.map((p) => [p.member.name, balancing(this.loads.get(p.member.name) ?? NO_LOAD)]));

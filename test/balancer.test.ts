@@ -202,6 +202,36 @@ describe("Balancer", () => {
     expect(b.redirectFor("10.0.0.1", "a@x", 500, false)?.name).toBe("c2s-2");
   });
 
+  it("counts a client it sent until the peer's report has heard of it, however long the client takes to log in there", () => {
+    const b = new Balancer(cfg);
+    b.onMembers([member("c2s-2", "b.example")]);
+    b.onLoads({ "c2s-2": { ...load(0), expecting: 0, heard: {} } });
+    // 30 here, none there: clients go until the estimate (reported load plus clients sent since) is within half the threshold.
+    let sent = 0;
+    while (b.redirectFor(`10.0.1.${sent}`, `u${sent}@x`, 30, false, 0)) sent++;
+    expect(sent).toBe(25);
+    // A report that heard of 10 of them, 4 logged in and 6 on their way: the 15 it has not heard of still count, 25 in all.
+    b.onLoads({ "c2s-2": { ...load(4), expecting: 6, heard: { "c2s-1": 10 } } }, 5_000);
+    expect(b.redirectFor("10.0.2.1", "v@x", 30, false, 1_000)).toBeNull();
+    expect(b.redirectFor("10.0.2.2", "w@x", 36, false, 1_000)?.name).toBe("c2s-2");
+    // A peer of an earlier version (no `heard`) is estimated as before: reported sessions plus the clients sent lately.
+    const old = new Balancer(cfg);
+    old.onMembers([member("c2s-2", "b.example")]);
+    old.onLoads({ "c2s-2": load(0) });
+    expect(old.redirectFor("10.0.3.1", "x@x", 40, false)?.name).toBe("c2s-2");
+  });
+
+  it("reports the clients peers sent it that have not logged in yet, and the notices it heard from each", () => {
+    const b = farm();
+    b.expect("10.0.0.5", "e@x", "c2s-2");
+    b.expect("10.0.0.6", "f@x", "c2s-2");
+    b.expect("10.0.0.7", "g@x", "c2s-3");
+    expect(b.expecting).toBe(3);
+    expect(b.wasSent("10.0.0.5", "e@x")).toBe(true);
+    expect(b.expecting).toBe(2);
+    expect(b.heard()).toEqual({ "c2s-2": 2, "c2s-3": 1 });
+  });
+
   it("formats host:port as RFC 6120 asks", () => {
     expect(hostPort("c2s.example", 5222)).toBe("c2s.example:5222");
     expect(hostPort("::1", 5223)).toBe("[::1]:5223");

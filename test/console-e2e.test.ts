@@ -139,6 +139,11 @@ suite("the admin console", () => {
     await seen("#row-sm-1");
     await seen("#row-c2s-1");
     await seen("#row-c2s-2");
+    // The charts' data, as the page gets it. Rates come from two samples (every 5 s): the logins below
+    // are charted only if a sample came before them.
+    type History = { t: number[]; sessions: number[]; logins: number[]; messages: number[] };
+    const history = () => page.evaluate(async () => ((await (await fetch("/api/state")).json()) as { history: History }).history);
+    await farm.until("sampled", history, (h) => h.t.length > 0);
     const ports = farm.c2sPorts.map((p) => p.port);
     for (const u of ["u1", "u2", "u3"]) clients.push(await listXmppjs({ ports, username: u, password: "pw", follow: true }));
     const entries = await farm.untilStatus((es) => es.filter((e) => e.role === "c2s").reduce((n, e) => n + (e.load?.sessions ?? 0), 0) === 3);
@@ -149,9 +154,7 @@ suite("the admin console", () => {
     for (const chart of ["sessions", "logins", "messages"]) await seen(`#chart-${chart} canvas`);
     // A message from u1 to u2, for the messages chart.
     await clients[0]!.xmpp.send(xml("message", { to: "u2@localhost", type: "chat", id: "charted" }, xml("body", {}, "hello")));
-    // The charts' data, as the page gets it: the router's samples count the three sessions, their logins and the message.
-    type History = { sessions: number[]; logins: number[]; messages: number[] };
-    const history = () => page.evaluate(async () => ((await (await fetch("/api/state")).json()) as { history: History }).history);
+    // The router's samples count the three sessions, their logins and the message.
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     await farm.until("charted", history, (h) => h.sessions.at(-1) === 3 && sum(h.logins) > 0 && sum(h.messages) > 0);
     // Drawn now rather than at the page's next poll, for the screenshot.

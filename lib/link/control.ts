@@ -38,6 +38,10 @@ export interface ProcessLoad {
   /** A draining front end: when its drain began (ms since the epoch), and the clients it has moved off since. */
   drainStarted?: number;
   drainMoved?: number;
+  /** A front end: clients a peer redirected here that have not logged in here yet (§1.6 `expect`). */
+  expecting?: number;
+  /** A front end: `expect` notices it got since it started, by the front end that sent each. */
+  heard?: Record<string, number>;
 }
 
 /** The name the front ends' load went by before the sms reported theirs. */
@@ -76,7 +80,7 @@ export type ControlMessage =
    * A front end sent this client to front end `to`, which should serve it (forwarded by the router);
    * `plain`, base64, vouches for the password of a client that logged in with PLAIN (plainVoucher()).
    */
-  | { op: "expect"; to: string; ip: string; user: string; plain?: string }
+  | { op: "expect"; to: string; ip: string; user: string; plain?: string; from?: string }
   // Admin links (`xfarm status`, `xfarm c2s drain`, `undrain`), protocol §1.7.
   | { op: "status-request" }
   /**
@@ -143,6 +147,8 @@ const loadFields = {
   messages: optional(count),
   drainStarted: optional(count),
   drainMoved: optional(count),
+  expecting: optional(count),
+  heard: optional(recordOf(count)),
 };
 const loadShape: Shape<ProcessLoad> = object(loadFields);
 const entryShape: Shape<StatusEntry> = object({ name: string, role: string, peer: string, info: isObject, load: nullable(loadShape), linkedAt: count, queued: count });
@@ -163,7 +169,7 @@ const CONTROL_SHAPES: { [Op in ControlMessage["op"]]: Shape<Extract<ControlMessa
   load: message("load", loadFields),
   loads: message("loads", { loads: recordOf(loadShape) }),
   info: message("info", { info: isObject }),
-  expect: message("expect", { to: string, ip: string, user: string, plain: optional(string) }),
+  expect: message("expect", { to: string, ip: string, user: string, plain: optional(string), from: optional(string) }),
   "status-request": message("status-request", {}),
   status: message("status", { router: string, active: optional(boolean), self: optional(entryShape), entries: arrayOf(entryShape) }),
   describe: message("describe", {}),
