@@ -128,15 +128,23 @@ export class Hooks {
     this.chains.set(name, chain);
   }
 
-  /** Runs the chain; true when a handler handled the event. */
-  async fire<N extends HookName>(name: N, event: HookEvents[N]): Promise<boolean> {
+  /**
+   * Runs the chain; true when a handler handled the event. The answer is
+   * synchronous while every handler's is: a stanza runs several chains, and
+   * each promise costs a turn of the microtask queue and the async
+   * context's hooks a call (sm/origin.ts).
+   */
+  fire<N extends HookName>(name: N, event: HookEvents[N]): boolean | Promise<boolean> {
     const chain = this.chains.get(name);
-    if (!chain) return false;
-    for (const { handler } of chain) {
-      const handled = (handler as Handler<HookEvents[N]>)(event);
-      // A synchronous answer is taken as it is: awaiting it would cost a turn of the microtask queue per handler.
-      if ((handled instanceof Promise ? await handled : handled) === true) return true;
-    }
-    return false;
+    return chain ? runChain(chain, 0, event) : false;
   }
+}
+
+function runChain<E>(chain: readonly Entry[], from: number, event: E): boolean | Promise<boolean> {
+  for (let i = from; i < chain.length; i++) {
+    const handled = (chain[i]!.handler as Handler<E>)(event);
+    if (handled instanceof Promise) return handled.then((h) => h === true || runChain(chain, i + 1, event));
+    if (handled === true) return true;
+  }
+  return false;
 }

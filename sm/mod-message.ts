@@ -49,16 +49,29 @@ function setup(api: ModuleApi): void {
   });
 }
 
-/** §8.5.2: a message for a user's bare JID (or for a gone resource, treated alike). */
-async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
+/**
+ * §8.5.2: a message for a user's bare JID (or for a gone resource, treated
+ * alike). Synchronous for a user with a session here, most messages: each
+ * promise costs the async context's hooks a call (sm/origin.ts).
+ */
+function toBare(api: ModuleApi, event: StanzaEvent): boolean | Promise<boolean> {
   const type = messageType(event.stanza);
   if (type === "error") return true; // §8.5.2.1.1: ignored
-  const user = event.to.bare;
   // A user with a session here exists: only for the others is the store asked (and awaited).
-  if (type === "groupchat" || (api.sessions.of(user).length === 0 && !(await api.userExists(user)))) {
+  if (type === "groupchat" || api.sessions.of(event.to.bare).length === 0) return toAbsent(api, event, type);
+  return toSessions(api, event, type);
+}
+
+async function toAbsent(api: ModuleApi, event: StanzaEvent, type: string): Promise<boolean> {
+  if (type === "groupchat" || !(await api.userExists(event.to.bare))) {
     await api.error(event, "service-unavailable");
     return true;
   }
+  return toSessions(api, event, type);
+}
+
+function toSessions(api: ModuleApi, event: StanzaEvent, type: string): boolean | Promise<boolean> {
+  const user = event.to.bare;
   if (type === "headline") {
     // Every non-negative resource, or nobody (§8.5.2.2.1: headlines are not stored).
     for (const session of nonNegative(api, user)) api.deliver(session, event.stanza, messageBytes(event));
@@ -66,9 +79,11 @@ async function toBare(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
   }
   const targets = chatTargets(api, user);
   for (const session of targets) api.deliver(session, event.stanza, messageBytes(event));
-  if (targets.length === 0 && !(await api.fire("message-offline", event))) {
-    await api.error(event, "service-unavailable");
-  }
+  return targets.length > 0 || toOffline(api, event);
+}
+
+async function toOffline(api: ModuleApi, event: StanzaEvent): Promise<boolean> {
+  if (!(await api.fire("message-offline", event))) await api.error(event, "service-unavailable");
   return true;
 }
 

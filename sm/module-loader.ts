@@ -37,7 +37,7 @@ export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly 
     sessions: ctx.registry,
     log: ctx.log,
     hook: (name, handler, priority) => ctx.hooks.on(name, handler, priority),
-    fire: (name, event) => ctx.hooks.fire(name, event),
+    fire: async (name, event) => ctx.hooks.fire(name, event),
     addFeature: (feature, on = "server") => void disco[on].features.add(feature),
     features: (on = "server") => [...disco[on].features].sort(),
     addIdentity: (identity, on = "server") => void disco[on].identities.push(identity),

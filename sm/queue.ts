@@ -51,17 +51,20 @@ export class KeyedQueue {
     this.loads.set(key, load);
     load.jobs++;
     load.bytes += bytes;
-    // Three links a job (.finally and a second chain made five or more promises more, for every stanza).
+    const done = (): void => {
+      load.jobs--;
+      load.bytes -= bytes;
+      if (this.tails.get(key) !== next) return;
+      this.tails.delete(key);
+      this.loads.delete(key);
+      if (load.refused > 0) this.onOverflow(key, load.refused, true);
+    };
+    // Two links a job, one to run it and one to end it: every promise costs the async context's hooks a call (sm/origin.ts).
     const next: Promise<void> = (this.tails.get(key) ?? Promise.resolve())
       .then(() => this.scope.withKey(key, job))
-      .then(undefined, (err: unknown) => this.onError(err, key))
-      .then(() => {
-        load.jobs--;
-        load.bytes -= bytes;
-        if (this.tails.get(key) !== next) return;
-        this.tails.delete(key);
-        this.loads.delete(key);
-        if (load.refused > 0) this.onOverflow(key, load.refused, true);
+      .then(done, (err: unknown) => {
+        this.onError(err, key);
+        done();
       });
     this.tails.set(key, next);
     return next;

@@ -166,7 +166,8 @@ export class StanzaRouter {
   /** Outbound processing on the sender's sm, then routing. */
   private async outbound(event: StanzaEvent, target: Target): Promise<void> {
     await this.guarded(event, async () => {
-      if (await this.ctx.hooks.fire(`pre-${event.stanza.name as Kind}/${target}`, event)) return;
+      const pre = this.ctx.hooks.fire(`pre-${event.stanza.name as Kind}/${target}`, event);
+      if (pre === true || (pre !== false && (await pre))) return;
       if (target === "self" || target === "host") await this.inbound(event, target);
       else await this.route({ ...event, origin: undefined });
     });
@@ -184,23 +185,29 @@ export class StanzaRouter {
     }
     const type: string | undefined = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error") && this.deps.requests.answered(event)) return;
-    if (await this.ctx.hooks.fire(`stanza/${target}`, event)) return;
+    const any = this.ctx.hooks.fire(`stanza/${target}`, event);
+    if (any === true || (any !== false && (await any))) return;
     const request = stanza.name === "iq" && (type === "get" || type === "set") ? type : undefined;
     if (request) {
       const payloads = stanza.getChildElements();
       // RFC 6120 §8.2.3: a get or set carries exactly one payload.
       if (payloads.length !== 1) return this.error(event, "bad-request");
       const key = payloadKey(payloads[0]!);
-      if (await this.fireTargeted((t) => `iq-${request}/${t}/${key}`, target, event)) return;
+      const payload = this.fireTargeted((t) => `iq-${request}/${t}/${key}`, target, event);
+      if (payload === true || (payload !== false && (await payload))) return;
     }
-    if (await this.fireTargeted((t) => `${stanza.name as Kind}/${t}`, target, event)) return;
+    const kind = this.fireTargeted((t) => `${stanza.name as Kind}/${t}`, target, event);
+    if (kind === true || (kind !== false && (await kind))) return;
     if (request) return this.error(event, "service-unavailable");
     this.ctx.log.debug({ name: stanza.name, type, to: stanza.attrs.to, target }, "unhandled stanza dropped");
   }
 
-  private async fireTargeted(name: (t: Target) => HookName, target: Target, event: StanzaEvent): Promise<boolean> {
-    if (await this.ctx.hooks.fire(name(target), event)) return true;
-    return target === "self" && this.ctx.hooks.fire(name("bare"), event);
+  /** The target's chain, then for a self stanza the bare one; synchronous while the handlers are (Hooks.fire). */
+  private fireTargeted(name: (t: Target) => HookName, target: Target, event: StanzaEvent): boolean | Promise<boolean> {
+    const handled = this.ctx.hooks.fire(name(target), event);
+    if (target !== "self" || handled === true) return handled;
+    if (handled === false) return this.ctx.hooks.fire(name("bare"), event);
+    return handled.then((h) => h || this.ctx.hooks.fire(name("bare"), event));
   }
 
   /** Routes a stanza whose 'from' and 'to' the event holds parsed. */
