@@ -57,9 +57,10 @@ function setup(api: ModuleApi): void {
     if (!session || event.stanza.attrs.to) return false;
     const type: string | undefined = event.stanza.attrs.type;
     if (type !== undefined && type !== "unavailable") return true; // other types mean nothing without a 'to'
-    // §4.2.2, §4.4.2: the sending resource is one of the user's available resources, implicitly
-    // subscribed to its own presence; first, as Prosody and ejabberd reflect it. A client whose
-    // TCP stack holds its next request until this one is acknowledged (Nagle) waits for it too.
+    // §4.2.2: the sending resource is one of the user's available resources, implicitly subscribed
+    // to its own presence. Prosody and ejabberd reflect every broadcast to it first, updates and
+    // unavailable too. A client whose TCP stack holds its next request until this one is
+    // acknowledged (Nagle) waits for it.
     api.deliver(session, event.stanza, event.raw);
     if (type === undefined) await available(session, event);
     else await unavailable(session, event.stanza, event.raw);
