@@ -24,6 +24,7 @@ import { ReadThrottle } from "./read-throttle.js";
 import { ConnectionGate, type Refusal } from "./connection-gate.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { C2sCounters } from "./c2s-counters.js";
+import { resumableBy } from "./stream-management-protocol.js";
 import { streamError, streamHeader } from "./stream-writer.js";
 import type { TlsCredentials } from "../lib/tls-credentials.js";
 
@@ -366,7 +367,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   resumable(previd: string): ClientConnection | undefined {
     const sid = previd.split("~")[1];
     const conn = this.aliases.get(previd) ?? (sid === undefined ? undefined : this.connections.get(sid));
-    return conn?.resumableBy(previd) ? conn : undefined;
+    return conn && resumableBy(conn, previd) ? conn : undefined;
   }
 
   /** `next` resumed `old`'s session: it now answers for old's sid. */

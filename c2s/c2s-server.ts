@@ -21,6 +21,7 @@ import { TlsCredentials } from "../lib/tls-credentials.js";
 import { linkMetrics } from "../lib/metrics/link-metrics.js";
 import type { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { c2sMetrics } from "./c2s-metrics.js";
+import { handOff } from "./stream-management-protocol.js";
 import { ProcessSampler } from "../lib/process-figures.js";
 
 /** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
@@ -192,7 +193,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
         link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: false }));
         return;
       }
-      const state = conn.handOff();
+      const state = handOff(conn);
       ctx.forward(conn.sid, from, meta.newSid);
       link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: true, ...state.meta }, state.queued));
       return;

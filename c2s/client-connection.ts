@@ -5,7 +5,8 @@
 // session's traffic with its sm (session-pipe.ts). It holds the connection's
 // state, which those read and move along through narrow interfaces, decides
 // where each element goes, and owns the connection's lifecycle: closing,
-// hibernating, moving to another front end, handing its session over.
+// hibernating, moving to another front end, letting its session go to
+// another connection (which XEP-0198's module decides).
 import type net from "node:net";
 import type { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
@@ -22,7 +23,7 @@ import * as sessionPipe from "./session-pipe.js";
 import type { SmPipe } from "./sm-pipe.js";
 import { NS_SM, type AckState } from "./stream-management.js";
 import * as xep0198 from "./stream-management-protocol.js";
-import type { ManagedStream, PendingResume, Session } from "./stream-management-protocol.js";
+import type { ManagedStream, PendingResume } from "./stream-management-protocol.js";
 import * as negotiation from "./stream-negotiation.js";
 import type { Negotiating } from "./stream-negotiation.js";
 import { NS_CSI, NS_SASL, NS_TLS, streamError } from "./stream-writer.js";
@@ -71,7 +72,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   /** A login attempt waits for the login throttle: the socket is not read meanwhile. */
   private loginHeld = false;
   /** Counted in the front end's sessions (the balancer's load) from the moment it is served. */
-  private counted = false;
+  counted = false;
   /** Counted in the gate's connections not yet authenticated from its address, until it authenticates or goes. */
   private unauthenticated = true;
   /**
@@ -286,6 +287,12 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.ctx.sessions++;
   }
 
+  uncount(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    this.ctx.sessions--;
+  }
+
   // --- Leaving: ends, moves, hibernation.
 
   /** Ends the stream with a stream error (RFC 6120 §4.9). */
@@ -452,7 +459,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     xep0198.sendAck(this);
   }
 
-  // --- XEP-0198 resumption: here, from another front end, or to one.
+  // --- XEP-0198 resumption: here, from another front end, or to one (stream-management-protocol.ts).
 
   handedOver(meta: HandoffMeta, queued: Buffer, fromC2s: string): void {
     xep0198.handedOver(this, meta, queued, fromC2s);
@@ -466,56 +473,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     xep0198.handoffFailed(this);
   }
 
-  /** For a resume: this session, if `previd` is its id and it can still be taken over. */
-  resumableBy(previd: string): boolean {
-    return (this.stage === "bound" || this.stage === "hibernating") && this.ack?.resumable === true && this.ack.id === previd;
-  }
-
-  /** Becomes the bound session that another connection held. */
-  takeSession(session: Session): void {
-    this.jid = session.jid;
-    this.ack = session.ack;
-    this.pipe = session.pipe;
-    this.presence = session.presence;
-    this.interested = session.interested;
-    this.moduleState = session.moduleState;
-    this.smKnows = true;
-    this.stage = "bound";
-    this.count();
-  }
-
-  /** Takes over another connection's session on this front end: its sid and holder too. */
-  adopt(old: ClientConnection): void {
-    if (old.counted) {
-      old.counted = false;
-      this.ctx.sessions--;
-    }
-    old.letGo(true);
-    this.ctx.replace(old, this);
-    this.sid = old.sid;
-    this.holder = old.holder;
-    this.takeSession(old.session());
-  }
-
-  /**
-   * Another front end's client resumed this session: this connection lets
-   * it go, with no END to the sm (the session lives on over there).
-   */
-  handOff(): ReturnType<typeof xep0198.handoffOf> {
-    const handoff = xep0198.handoffOf(this.sid, this.session());
-    this.ctx.forget(this, this.counted);
-    this.letGo(this.stage !== "hibernating");
-    this.log.info({ unacked: this.ack!.queue.length }, "session handed over to another front end");
-    return handoff;
-  }
-
-  /** The bound session, to move to another connection. */
-  private session(): Session {
-    return { jid: this.jid!, ack: this.ack!, pipe: this.pipe, presence: this.presence, interested: this.interested, moduleState: this.moduleState };
-  }
-
-  /** Its session lives on elsewhere: the connection ends without a word to the sm; `destroy`: its socket is cut now. */
-  private letGo(destroy: boolean): void {
+  letGo(destroy: boolean): void {
     this.superseded = true;
     if (destroy) this.transport.destroy();
     this.stage = "closed";

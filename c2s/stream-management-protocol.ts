@@ -23,20 +23,29 @@ export interface PendingResume {
 }
 
 export type ManagedHost = PipeHost &
-  Pick<ConnectionHost<ManagedStream>, "balancer" | "resumable" | "awaitHandoff" | "handoffDone" | "oweAck" | "ackSent" | "clientAcked" | "alias" | "authDone">;
+  Pick<ConnectionHost<ManagedStream>, "balancer" | "resumable" | "awaitHandoff" | "handoffDone" | "oweAck" | "ackSent" | "clientAcked" | "alias" | "authDone" | "replace" | "forget">;
 
 /** What XEP-0198 reads and changes of a connection. */
 export interface ManagedStream extends SessionLink {
   readonly ctx: ManagedHost;
-  readonly stage: Stage;
+  /** Changes once: when this connection resumes another's session, it takes that session's sid. */
+  sid: string;
+  jid: string | null;
+  stage: Stage;
   ack: AckState | null;
+  /** The sm incarnation holding the session. */
+  holder: string | null;
   /** Asked to bind, and waiting for the sm. */
   readonly binding: boolean;
   pendingResume: PendingResume | null;
-  /** Takes over `old`'s session on this front end: its sid, JID, state and queue. */
-  adopt(old: ManagedStream): void;
-  /** Becomes the bound session a HANDOFF carried. */
-  takeSession(session: Session): void;
+  /** Counted in the front end's sessions (the balancer's load). */
+  readonly counted: boolean;
+  /** Counts the connection in the front end's sessions, once. */
+  count(): void;
+  /** No longer counted there: its session went on to another connection here. */
+  uncount(): void;
+  /** Its session lives on elsewhere: the connection ends without a word to the sm; `destroy`: its socket is cut now. */
+  letGo(destroy: boolean): void;
 }
 
 /** A session's state as it moves between connections. */
@@ -139,7 +148,7 @@ function resume(c: ManagedStream, previd: string, h: number): void {
   if (holder && !old) return askSm(c, (c.pendingResume = { previd, h, waiting: 0, fromSm: false }));
   if (!old || old.user !== c.user || !old.ack) return c.write(smFailed("item-not-found"));
   if (!old.ack.acked(h)) return c.write(smFailed("bad-request"));
-  c.adopt(old);
+  adopt(c, old);
   resumed(c, previd);
   c.log.info({ resent: c.ack!.queue.length }, "session resumed");
 }
@@ -175,7 +184,7 @@ export function handedOver(c: ManagedStream, meta: HandoffMeta, queued: Buffer, 
   c.ctx.handoffDone(c);
   if (!pending || c.stage === "closed" || !meta.ok || !meta.jid || !meta.oldSid) return;
   const session = restoreSession(meta, queued, pending.previd, c.user!);
-  c.takeSession(session);
+  takeSession(c, session);
   if (session.pipe.pending.length > 0) c.ctx.awaitTaken(c);
   c.ctx.authDone(c);
   c.ctx.alias(pending.previd, c);
@@ -208,6 +217,52 @@ export function restoreSession(meta: HandoffMeta, queued: Buffer, previd: string
   }
   pipe.remember(meta.recent ?? [], now);
   return { jid: meta.jid!, ack, pipe, presence: meta.presence ?? null, interested: meta.interested ?? false, moduleState: meta.state ?? null };
+}
+
+/** For a resume: whether `previd` names `c`'s session, and it can still be taken over. */
+export function resumableBy(c: ManagedStream, previd: string): boolean {
+  return (c.stage === "bound" || c.stage === "hibernating") && c.ack?.resumable === true && c.ack.id === previd;
+}
+
+/** `c` becomes the bound session that another connection held. */
+function takeSession(c: ManagedStream, session: Session): void {
+  c.jid = session.jid;
+  c.ack = session.ack;
+  c.pipe = session.pipe;
+  c.presence = session.presence;
+  c.interested = session.interested;
+  c.moduleState = session.moduleState;
+  c.smKnows = true;
+  c.stage = "bound";
+  c.count();
+}
+
+/** `c` takes over `old`'s session on this front end: its sid and holder too. */
+function adopt(c: ManagedStream, old: ManagedStream): void {
+  old.uncount();
+  old.letGo(true);
+  c.ctx.replace(old, c);
+  c.sid = old.sid;
+  c.holder = old.holder;
+  takeSession(c, sessionOf(old));
+}
+
+/**
+ * Another front end's client resumed `c`'s session: `c` lets it go, with
+ * no END to the sm (the session lives on over there), and this is what
+ * HANDOFF carries.
+ */
+export function handOff(c: ManagedStream): ReturnType<typeof handoffOf> {
+  const handoff = handoffOf(c.sid, sessionOf(c));
+  c.ctx.forget(c, c.counted);
+  c.letGo(c.stage !== "hibernating");
+  c.log.info({ unacked: c.ack!.queue.length }, "session handed over to another front end");
+  return handoff;
+}
+
+/** `c`'s bound session, to move to another connection. */
+function sessionOf(c: ManagedStream): Session {
+  return { jid: c.jid!, ack: c.ack!, pipe: c.pipe, presence: c.presence, interested: c.interested, moduleState: c.moduleState };
 }
 
 /** A session as HANDOFF carries it to the front end its client resumed on (§2.3). */

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, type HandoffMeta } from "../lib/link/session-payload.js";
 import type { ClientConnection } from "../c2s/client-connection.js";
-import { restoreSession } from "../c2s/stream-management-protocol.js";
+import { handOff, restoreSession } from "../c2s/stream-management-protocol.js";
 import { MemoryFront } from "./harness/c2s-front.js";
 import type { RawStream } from "./harness/raw-stream.js";
 
@@ -165,7 +165,7 @@ describe("resumption across front ends", () => {
     s.send("<message to='u2@localhost' id='c1'><body>out</body></message>");
     await f.link.next(SessionOp.Stanza);
     await s.until(/<\/message>/);
-    const { meta, queued } = conn.handOff();
+    const { meta, queued } = handOff(conn);
     expect(meta).toMatchObject({ jid: "u1@localhost/r", oldSid: conn.sid, inbound: 1, outbound: 1, seq: 1, state: STATE });
     expect(f.ctx.get(conn.sid)).toBeUndefined();
     expect(f.link.frames.filter((fr) => fr.msg.op === SessionOp.End)).toEqual([]);
