@@ -639,25 +639,28 @@ describe.each(backends)("the $name store", (backend) => {
     const s = await openStore(url);
     const [a, b] = ["alice@example.com", "bob@example.com"];
     for (const u of [a, b]) await s.createAccount(u, creds);
-    const entry = (xml: string) => ({ stamp: new Date(), with: "carol@example.com", xml });
-    // Made in one turn, as an sm archives the messages of one batch of frames.
+    // Made in one turn, as an sm archives the messages of one batch of frames;
+    // alice's many appends, one stamp for all, must keep the order they were made in.
+    const stamp = new Date();
+    const entry = (xml: string) => ({ stamp, with: "carol@example.com", xml });
+    const alices = ["<a1/>", "<a2/>", "<a3/>", "<a4/>", "<a5/>", "<a6/>"];
     const results = await Promise.allSettled([
-      s.appendArchive(a, "mam", [entry("<a1/>")]),
+      s.appendArchive(a, "mam", [entry(alices[0]!)]),
       s.appendArchive("ghost@example.com", "mam", [entry("<g/>")]),
       s.appendArchive(b, "mam", [entry("<b1/>"), entry("<b2/>")]),
-      s.appendArchive(a, "mam", [entry("<a2/>")]),
+      ...alices.slice(1).map((xml) => s.appendArchive(a, "mam", [entry(xml)])),
     ]);
-    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", ...alices.slice(1).map(() => "fulfilled")]);
     expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/no such account/);
-    expect((await s.queryArchive(a, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(["<a1/>", "<a2/>"]);
+    expect((await s.queryArchive(a, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(alices);
     expect((await s.queryArchive(b, "mam", { limit: 10 }))!.items.map((i) => i.xml)).toEqual(["<b1/>", "<b2/>"]);
     if (backend.name === "sqlite") {
       // Appended just before the store closes: committed first.
-      const last = s.appendArchive(a, "mam", [entry("<a3/>")]);
+      const last = s.appendArchive(a, "mam", [entry("<a7/>")]);
       await s.close();
       await last;
       const again = await openStore(url);
-      expect(await again.countArchive(a, "mam")).toBe(3);
+      expect(await again.countArchive(a, "mam")).toBe(alices.length + 1);
       await again.close();
     } else await s.close();
   });

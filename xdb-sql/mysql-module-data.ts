@@ -25,6 +25,9 @@ export function text(v: unknown): string {
 }
 
 export class MysqlModuleData implements ModuleDataStore {
+  /** Per user, the end of the last append made: the next one starts after it. */
+  private readonly appending = new Map<string, Promise<void>>();
+
   constructor(private readonly q: MysqlQueries) {}
 
   async getKv(user: string, store: string, key: string): Promise<string | null> {
@@ -77,7 +80,27 @@ export class MysqlModuleData implements ModuleDataStore {
     return rows.map((r) => ({ store: text(r.store_name), key: text(r.item_key), value: text(r.item_value) }));
   }
 
-  async appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
+  /**
+   * Appends items; one user's appends are committed in the order they were
+   * made. Each is a transaction on a pool connection of its own, and two
+   * running side by side could commit, and take their seq, in either order.
+   */
+  appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
+    const before = this.appending.get(user) ?? Promise.resolve();
+    const append = () => this.appendNow(user, archive, items);
+    const mine = before.then(append, append);
+    const tail = mine.then(
+      () => {},
+      () => {},
+    );
+    this.appending.set(user, tail);
+    void tail.then(() => {
+      if (this.appending.get(user) === tail) this.appending.delete(user);
+    });
+    return mine;
+  }
+
+  private async appendNow(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
     const rows = shared.archiveRows(archive, items);
     if (rows.length === 0) return [];
     const insert = async (c: mysql.PoolConnection) => {
