@@ -25,8 +25,21 @@ const WAIT_POLL_MS = 1_000;
  */
 export function c2sState(e: StatusEntry): string {
   const info = e.info as Partial<C2sInfo>;
-  if (info.draining) return e.load && e.load.connections === 0 ? "drained" : "draining";
+  if (info.draining) return isDrained(e) ? "drained" : "draining";
   return info.full ? "full" : info.noSm ? "no-sm" : "active";
+}
+
+/**
+ * Whether a draining front end has no connection left, by a load report it
+ * made while draining: the router keeps the last report (one every 2 s), and
+ * one from just before the drain knows nothing of it, however few connections
+ * it counted. Such a report carries `drainStarted`; a front end of a version
+ * that sends no process figures (no `started` either) is taken at its count.
+ */
+export function isDrained(e: StatusEntry): boolean {
+  const load = e.load;
+  if (!load || !(e.info as Partial<C2sInfo>).draining) return false;
+  return load.connections === 0 && (load.drainStarted !== undefined || load.started === undefined);
 }
 
 type StatusReply = RouterReply<"status">;
@@ -71,7 +84,8 @@ export function drainProgress(e: StatusEntry, now = Date.now()): string {
   const { connections, drainStarted, drainMoved } = e.load;
   const elapsed = drainStarted === undefined ? undefined : Math.max(0, now - drainStarted);
   const moved = drainMoved === undefined || elapsed === undefined ? "" : `, ${drainMoved} moved in ${duration(elapsed)}`;
-  if (connections === 0) return `${e.name} drained: no connection left${moved}`;
+  if (isDrained(e)) return `${e.name} drained: no connection left${moved}`;
+  if (drainStarted === undefined && e.load.started !== undefined) return `${e.name} draining at ${rate}/s: no load report since the drain began`;
   // The rate seen so far when there is one: the order's rate is a ceiling the peers' room may keep it under.
   const seen = drainMoved && elapsed && elapsed >= 1_000 ? drainMoved / (elapsed / 1000) : undefined;
   const pace = seen === undefined ? "" : ` (${seen < 10 ? seen.toFixed(1) : Math.round(seen)}/s)`;
@@ -182,8 +196,8 @@ async function waitDrained(config: Config, name: string, timeoutMs: number): Pro
   for (;;) {
     const status = await adminRequest(config, { op: "status-request" }, "status");
     const e = status.entries.find((x) => x.role === "c2s" && x.name === name);
-    // A front end not linked (restarting), or linked and yet to report, is not known to be empty.
-    if (e?.load && (e.info as Partial<C2sInfo>).draining && e.load.connections === 0) {
+    // A front end not linked (restarting), or yet to report since the drain began, is not known to be empty.
+    if (e && isDrained(e)) {
       if (tty && line) process.stdout.write("\n");
       process.stdout.write(`${name} is drained: no connection left\n`);
       return;

@@ -40,6 +40,9 @@ describe("xfarm status", () => {
     // Not reported yet (restarted): not known to be empty.
     expect(c2sState(entry({ draining: true }, null))).toBe("draining");
     expect(c2sState(entry({ draining: true, full: true }, 0))).toBe("drained");
+    // The last report was made before the drain began (it has no drainStarted): its count says nothing of the drain.
+    expect(c2sState(entry({ draining: true }, 0, figures))).toBe("draining");
+    expect(c2sState(entry({ draining: true }, 0, { ...figures, drainStarted: NOW - 1_000, drainMoved: 0 }))).toBe("drained");
   });
 
   it("prints each router's row, then the active router's processes with their figures", () => {
@@ -88,6 +91,7 @@ describe("xfarm status", () => {
     expect(drainProgress(entry({ draining: true, drainRate: 10 }, 25), NOW)).toBe("c2s-1 draining at 10/s: 25 connections left, ETA 3s");
     expect(drainProgress(entry({ draining: true }, 0, { drainStarted: NOW - 9_000, drainMoved: 400 }), NOW)).toBe("c2s-1 drained: no connection left, 400 moved in 9s");
     expect(drainProgress(entry({ draining: true, drainRate: 50 }, null), NOW)).toBe("c2s-1 draining at 50/s: no load report yet");
+    expect(drainProgress(entry({ draining: true, drainRate: 50 }, 0, figures), NOW)).toBe("c2s-1 draining at 50/s: no load report since the drain began");
     const out = formatStatus([{ address: "127.0.0.1:5270", answer: { op: "status", router: "router-1", active: true, entries: [draining] } }], NOW);
     expect(cells(out, "c2s-1")?.[4]).toBe("draining");
     expect(out).toMatch(/^c2s-1 draining at 50\/s: 120 connections left, 320 moved in 8s \(40\/s\), ETA 3s$/m);

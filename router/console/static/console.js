@@ -42,9 +42,12 @@ function cell(tr, text, num) {
   return td;
 }
 
+// Drained by a report made while draining (it carries drainStarted), as cli/farm-commands.ts isDrained.
 function c2sState(e) {
   const info = e.info || {};
-  if (info.draining) return e.load && e.load.connections === 0 ? "drained" : "draining";
+  const load = e.load;
+  const drained = load && load.connections === 0 && (load.drainStarted !== undefined || load.started === undefined);
+  if (info.draining) return drained ? "drained" : "draining";
   return info.full ? "full" : "active";
 }
 
