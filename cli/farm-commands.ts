@@ -39,7 +39,12 @@ export function c2sState(e: StatusEntry): string {
 export function isDrained(e: StatusEntry): boolean {
   const load = e.load;
   if (!load || !(e.info as Partial<C2sInfo>).draining) return false;
-  return load.connections === 0 && (load.drainStarted !== undefined || load.started === undefined);
+  return load.connections === 0 && madeWhileDraining(load);
+}
+
+/** Whether a draining front end's report knows of the drain (see isDrained). */
+function madeWhileDraining(load: ProcessLoad): boolean {
+  return load.drainStarted !== undefined || load.started === undefined;
 }
 
 type StatusReply = RouterReply<"status">;
@@ -85,7 +90,7 @@ export function drainProgress(e: StatusEntry, now = Date.now()): string {
   const elapsed = drainStarted === undefined ? undefined : Math.max(0, now - drainStarted);
   const moved = drainMoved === undefined || elapsed === undefined ? "" : `, ${drainMoved} moved in ${duration(elapsed)}`;
   if (isDrained(e)) return `${e.name} drained: no connection left${moved}`;
-  if (drainStarted === undefined && e.load.started !== undefined) return `${e.name} draining at ${rate}/s: no load report since the drain began`;
+  if (!madeWhileDraining(e.load)) return `${e.name} draining at ${rate}/s: no load report since the drain began`;
   // The rate seen so far when there is one: the order's rate is a ceiling the peers' room may keep it under.
   const seen = drainMoved && elapsed && elapsed >= 1_000 ? drainMoved / (elapsed / 1000) : undefined;
   const pace = seen === undefined ? "" : ` (${seen < 10 ? seen.toFixed(1) : Math.round(seen)}/s)`;

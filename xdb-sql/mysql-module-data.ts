@@ -86,17 +86,13 @@ export class MysqlModuleData implements ModuleDataStore {
    * running side by side could commit, and take their seq, in either order.
    */
   appendArchive(user: string, archive: string, items: readonly NewArchiveItem[]): Promise<string[]> {
-    const before = this.appending.get(user) ?? Promise.resolve();
-    const append = () => this.appendNow(user, archive, items);
-    const mine = before.then(append, append);
-    const tail = mine.then(
-      () => {},
-      () => {},
-    );
-    this.appending.set(user, tail);
-    void tail.then(() => {
+    // A tail never rejects: the next append runs however this one ends.
+    const mine = (this.appending.get(user) ?? Promise.resolve()).then(() => this.appendNow(user, archive, items));
+    const settled = (): void => {
       if (this.appending.get(user) === tail) this.appending.delete(user);
-    });
+    };
+    const tail: Promise<void> = mine.then(settled, settled);
+    this.appending.set(user, tail);
     return mine;
   }
 
