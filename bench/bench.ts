@@ -15,7 +15,9 @@ import { knee, measureChat, measureIdle, measureLogin, ramp, type ChatStep, type
 import { EjabberdTarget, LIKE_THE_ANCHORS, makeCert, ProsodyTarget, XfarmTarget, type BenchTarget, type FarmModules, type TargetName } from "./bench-targets.js";
 import { measureStorm, type StormFigure } from "./bench-storm.js";
 import { measureTsung, type TsungFigures, type TsungOptions, type TsungStep } from "./bench-tsung.js";
+import { allocatorOf, type Allocator } from "../lib/malloc.js";
 import { expandSources } from "../sim/loopback.js";
+import { processName, processTree } from "../sim/process-tree.js";
 import type { Mechanism, Security } from "../sim/scenario.js";
 
 export const MEASUREMENTS = ["idle", "login", "chat", "storm"] as const;
@@ -89,6 +91,8 @@ export interface TargetReport {
   tsung: TsungFigures | null;
   /** Why a measurement could not be taken. */
   failures: string[];
+  /** The C allocator each of its processes ran with, by process name (null: no server of it was started). */
+  malloc: Record<string, Allocator> | null;
 }
 
 export interface BenchReport {
@@ -165,6 +169,24 @@ export async function runBench(opts: BenchOptions, command: string): Promise<Ben
   return report;
 }
 
+/** The allocator of every process of a server's tree, by name (a farm's supervisor is not preloaded: it only spawns). */
+function mallocByProcess(root: number): Record<string, Allocator> {
+  const out: Record<string, Allocator> = {};
+  for (const pid of processTree(root)) {
+    const allocator = allocatorOf(pid);
+    if (allocator !== null) out[processName(pid)] = allocator;
+  }
+  return out;
+}
+
+/** "jemalloc", or where a server's processes differ, "jemalloc (c2s-1, sm-1), system (supervisor)". */
+export function mallocText(malloc: Record<string, Allocator>): string {
+  const by = new Map<Allocator, string[]>();
+  for (const [name, allocator] of Object.entries(malloc)) by.set(allocator, [...(by.get(allocator) ?? []), name]);
+  if (by.size <= 1) return [...by.keys()][0] ?? "?";
+  return [...by].map(([allocator, names]) => `${allocator} (${names.join(", ")})`).join(", ");
+}
+
 /** Starts a fresh server, makes its accounts, runs `body`, stops it whatever happens. */
 async function withServer<T>(make: () => BenchTarget, accounts: number, body: (t: BenchTarget) => Promise<T>): Promise<T> {
   const t = make();
@@ -180,7 +202,15 @@ async function withServer<T>(make: () => BenchTarget, accounts: number, body: (t
 }
 
 async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: TargetName, opts: BenchOptions, env: StepEnv): Promise<TargetReport> {
-  const report: TargetReport = { name, version: first.version, offers: [...first.mechanisms], idle: [], login: {}, chat: [], storm: null, tsung: null, failures: [] };
+  const report: TargetReport = { name, version: first.version, offers: [...first.mechanisms], idle: [], login: {}, chat: [], storm: null, tsung: null, failures: [], malloc: null };
+  const serve = <T>(accounts: number, body: (t: BenchTarget) => Promise<T>): Promise<T> =>
+    withServer(make, accounts, (t) => {
+      if (report.malloc === null) {
+        report.malloc = mallocByProcess(t.pid);
+        log(`${name} malloc: ${mallocText(report.malloc)}`);
+      }
+      return body(t);
+    });
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -192,7 +222,7 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
   if (opts.only.includes("idle")) {
     for (const security of opts.idleSecurity) {
       await attempt(`idle ${security}`, () =>
-        withServer(make, opts.sessions, async (t) => {
+        serve(opts.sessions, async (t) => {
           const n = Math.min(opts.sessions, t.maxSessions);
           log(`${name} idle ${security}: ${n} sessions`);
           const f = await measureIdle(t, env, n, security, opts.idleHold, opts.idleMechanism, opts.idleInactive);
@@ -207,7 +237,7 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
     // Every step of a ramp logs in accounts of its own (measureLogin).
     const accounts = opts.loginRates.reduce((a, r) => a + r, 0) * opts.loginSeconds;
     await attempt("login", () =>
-      withServer(make, accounts, async (t) => {
+      serve(accounts, async (t) => {
         for (const kind of LOGIN_KINDS) {
           if (!report.offers.includes(kind.mechanism)) continue;
           let first = 1;
@@ -228,7 +258,7 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
   }
   if (opts.only.includes("chat")) {
     await attempt("chat", () =>
-      withServer(make, opts.chatUsers, async (t) => {
+      serve(opts.chatUsers, async (t) => {
         report.chat = await ramp(
           opts.chatRates,
           async (rate) => {
@@ -243,7 +273,7 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
   }
   if (opts.only.includes("storm") && name === "xfarm") {
     await attempt("storm", () =>
-      withServer(make, opts.stormSessions, async (t) => {
+      serve(opts.stormSessions, async (t) => {
         const n = Math.min(opts.stormSessions, t.maxSessions);
         log(`${name} storm: ${n} sessions, then a c2s killed; clients back after 0 … ${opts.stormDelay} s`);
         const f = await measureStorm(t as XfarmTarget, env, n, opts.stormDelay, opts.stormHold);
@@ -305,6 +335,8 @@ export function benchTable(r: BenchReport): string {
   const out = [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)];
   const m = r.machine;
   out.push("", `${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GiB, Linux ${m.kernel}, Node ${m.node}, open files ${m.open_files ?? "?"}; the simulator shares the cores; xfarm ${r.options.mam ? "archives messages (MAM on, as it ships)" : "without MAM, as the anchors (--mam: with)"}.`);
+  const mallocs = cols.filter((t) => t.malloc !== null).map((t) => `${t.name} ${mallocText(t.malloc!)}`);
+  if (mallocs.length) out.push(`C allocator (malloc): ${mallocs.join("; ")}.`);
   for (const t of cols) for (const f of t.failures) out.push(`${t.name}: ${f}`);
   return out.join("\n") + "\n";
 }

@@ -8,6 +8,7 @@ import { domainpart, parseJid } from "./jid.js";
 import { MIN_IDLE_SECONDS } from "./idle-heap.js";
 import { HEADER_ALLOWANCE } from "./link/frames.js";
 import { LOG_FORMATS } from "./log.js";
+import { MALLOC_CHOICES, type MallocChoice } from "./malloc.js";
 import type { XmlLimits } from "./xml-stream.js";
 
 export type KeyType = "string" | "integer" | "number" | "boolean" | "string[]";
@@ -142,6 +143,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   },
   { key: "start.alert_webhook", type: "string", default: "", doc: "URL the supervisor POSTs a JSON alert to when it restarts a child, when one stays down, and when it gives up on one (docs/metrics.md); empty: none." },
   { key: "start.alert_down_after", type: "integer", default: 60, doc: "Seconds a child of `xfarm start` may be down (exited, or not ready) before the supervisor sends the `down` alert; 0: never." },
+  {
+    key: "start.malloc",
+    type: "string",
+    default: "auto",
+    doc: 'The C allocator of the front ends (c2s) `xfarm start` runs: "jemalloc" (Debian\'s libjemalloc2, preloaded: a TLS client costs a quarter to a third less memory than with glibc\'s malloc, docs/bench.md), "system" (the C library\'s malloc), or "auto": jemalloc where it is installed, else the system\'s. Each process\'s xfarm_malloc_info says which it runs with.',
+  },
 
   { key: "metrics.host", type: "string", default: "127.0.0.1", doc: "Address every process serves /metrics, /healthz and /readyz on (docs/metrics.md); keep it on loopback or a private network." },
   { key: "metrics.router_port", type: "integer", default: 9700, doc: "The router's metrics port (`xfarm start`: router-2 of a pair on the next); 0: none." },
@@ -223,6 +230,7 @@ export interface Config {
     unready_restart_after: number;
     alert_webhook: string;
     alert_down_after: number;
+    malloc: MallocChoice;
   };
   metrics: { host: string; router_port: number; sm_port: number; c2s_port: number };
   /**
@@ -355,6 +363,7 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   config.modules = moduleSettings(fromFile, env, file);
   checkLimits(config);
   if (config.idle_gc !== 0 && config.idle_gc < MIN_IDLE_SECONDS) throw new Error(`config idle_gc must be 0 (never) or at least ${MIN_IDLE_SECONDS} seconds, got ${config.idle_gc}`);
+  if (!(MALLOC_CHOICES as readonly string[]).includes(config.start.malloc)) throw new Error(`config start.malloc: expected one of ${MALLOC_CHOICES.join(", ")}, got "${config.start.malloc}"`);
   if (!(LOG_FORMATS as readonly string[]).includes(config.log_format)) throw new Error(`config log_format: expected one of ${LOG_FORMATS.join(", ")}, got "${config.log_format}"`);
   return config;
 }

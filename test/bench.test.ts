@@ -10,7 +10,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import type { BenchReport } from "../bench/bench.js";
+import { mallocText, type BenchReport } from "../bench/bench.js";
+import { findJemalloc } from "../lib/malloc.js";
 import { CLI } from "../sim/local-farm.js";
 
 /** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
@@ -94,7 +95,13 @@ describe("xfarm bench --compare", () => {
         expectCpu(t.name, s.cpu_us, `chat ${s.offered}/s`);
       }
     }
+    // Which malloc each server's processes ran with: xfarm's front ends on jemalloc where it is installed (start.malloc), the anchors on their own.
+    const [xfarm, prosody, ejabberd] = report.targets;
+    const c2s = findJemalloc() ? "jemalloc" : "system";
+    expect(xfarm!.malloc).toEqual({ supervisor: "system", "router-1": "system", "sm-1": "system", "c2s-1": c2s, "c2s-2": c2s });
+    for (const t of [prosody!, ejabberd!]) expect(new Set(Object.values(t.malloc ?? {})), t.name).toEqual(new Set(["system"]));
     const table = r.stdout;
+    expect(table).toContain(`C allocator (malloc): xfarm ${mallocText(xfarm!.malloc!)}; prosody system; ejabberd system.`);
     expect(table).toMatch(/\| figure +\| xfarm [^|]+\| prosody [^|]+\| ejabberd [^|]+\|/);
     expect(table).toMatch(/\| logins\/s STARTTLS SCRAM-SHA-256[^\n]*\| n\/a +\|[^|\n]*\d[^|\n]*\|\n/);
     expect(table).toMatch(/\| reconnect storm[^\n]*\| - +\| n\/a +\| n\/a +\|/);

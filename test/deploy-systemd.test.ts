@@ -94,7 +94,9 @@ describe("deploy/systemd units", () => {
       };
       expect(Object.fromEntries(Object.keys(want).map((k) => [k, value(text, k)])), file).toEqual(want);
       const env = directives(text, "Service").filter(([k]) => k === "Environment").map(([, v]) => v);
-      expect(env, file).toEqual(nameVar ? ["XFARM_CONFIG=/etc/xfarm/xfarm.toml", `${nameVar}=%i`] : ["XFARM_CONFIG=/etc/xfarm/xfarm.toml"]);
+      // A front end runs on jemalloc (test/malloc.test.ts loads it by this name); the one-box unit's supervisor preloads it (start.malloc).
+      const preload = file === "xfarm-c2s@.service" ? ["LD_PRELOAD=libjemalloc.so.2"] : [];
+      expect(env, file).toEqual(nameVar ? ["XFARM_CONFIG=/etc/xfarm/xfarm.toml", `${nameVar}=%i`, ...preload] : ["XFARM_CONFIG=/etc/xfarm/xfarm.toml"]);
       expect(value(text, "EnvironmentFile"), file).toBe(nameVar ? "-/etc/xfarm/%i.env" : "-/etc/xfarm/xfarm.env");
     }
   });

@@ -10,6 +10,7 @@ import { connectClient, type TestClient } from "./harness/xmppjs.js";
 import { expectCleanRun, runCli } from "./sim-expect.js";
 import type { SimResults } from "../sim/results.js";
 import fs from "node:fs";
+import { allocatorOf, findJemalloc } from "../lib/malloc.js";
 
 const USERS = 40;
 const MESSAGES_EACH = 3;
@@ -54,6 +55,11 @@ describe("metrics and health endpoints", () => {
       expect(sample(text, "xfarm_process_resident_memory_bytes", { role, process: name })).toBeGreaterThan(0);
       expect(sample(text, "xfarm_nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
       expect(has(text, "xfarm_nodejs_eventloop_lag_p99_seconds")).toBe(true);
+      // start.malloc = "auto": the supervisor preloads jemalloc into the front ends where it is installed (.ci/run installs it).
+      if (process.env.CI === "true") expect(findJemalloc(), "libjemalloc2 installed").not.toBeNull();
+      const allocator = role === "c2s" && findJemalloc() ? "jemalloc" : "system";
+      expect(sample(text, "xfarm_malloc_info", { allocator }), name).toBe(1);
+      expect(allocatorOf(farm.childPid(name)), name).toBe(allocator);
     }
     const router = await scrape("router-1");
     expect(sample(router, "xfarm_router_active")).toBe(1);

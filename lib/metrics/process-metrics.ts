@@ -3,6 +3,7 @@
 // keeps anyway are read when Prometheus scrapes (collect callbacks), so that
 // serving a stanza costs no label lookup (docs/metrics.md).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { allocatorOf } from "../malloc.js";
 
 export type Role = "router" | "sm" | "c2s";
 
@@ -20,6 +21,9 @@ export class ProcessMetrics {
   /** prom-client's process and Node.js metrics (event-loop delay, GC, heap, RSS): only once served, as they cost a monitor and a GC observer. */
   collectDefaults(): void {
     collectDefaultMetrics({ register: this.registry, prefix: "xfarm_" });
+    // Read once: a process cannot change its allocator.
+    const allocator = allocatorOf("self");
+    if (allocator !== null) this.gaugeBy("xfarm_malloc_info", "1 for the C allocator this process runs with: jemalloc or system (start.malloc)", "allocator", () => ({ [allocator]: 1 }));
   }
 
   /** A counter the code keeps as a number; `read` at scrape time. */
