@@ -169,7 +169,7 @@ export async function runBench(opts: BenchOptions, command: string): Promise<Ben
   return report;
 }
 
-/** The allocator of every process of a server's tree, by name (a farm's supervisor is not preloaded: it only spawns). */
+/** The allocator of every process of a server's tree, by name (`xfarm start` preloads jemalloc into its front ends only). */
 function mallocByProcess(root: number): Record<string, Allocator> {
   const out: Record<string, Allocator> = {};
   for (const pid of processTree(root)) {

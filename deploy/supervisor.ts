@@ -13,7 +13,7 @@ import { ADMIN_NAME } from "../lib/link/admin-link.js";
 import { routerAddresses, secretsFile, type Config } from "../lib/config.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mallocEnv } from "../lib/malloc.js";
-import { EX_CONFIG, StartupFailure } from "../lib/process-lifecycle.js";
+import { EX_CONFIG } from "../lib/process-lifecycle.js";
 import { openStoreAtStart } from "../xdb-sql/open-store.js";
 import { Alerts } from "./alerts.js";
 import { askReady, reachableHost, type Readiness, type Unready } from "./child-health.js";
@@ -134,14 +134,8 @@ export async function runFarm(config: Config, configFile: string | null, env: Re
   const specs = farmChildren(config);
   // Only the front ends: jemalloc saves on their TLS clients, and costs an
   // sm or a router 12-15 MB more at rest for nothing measured (docs/bench.md).
-  let c2sEnv: NodeJS.ProcessEnv;
-  try {
-    const chosen = mallocEnv(config.start.malloc, process.env);
-    c2sEnv = chosen.env;
-    log.info({ malloc: chosen.allocator, choice: config.start.malloc }, "allocator of the front ends chosen");
-  } catch (err) {
-    throw new StartupFailure("start.malloc", (err as Error).message);
-  }
+  const { env: c2sEnv, allocator } = mallocEnv(config.start.malloc, process.env);
+  log.info({ malloc: allocator, choice: config.start.malloc }, "allocator of the front ends chosen");
   // Routers of a pair link to each other with their own secrets; a lone router needs none.
   const linking = specs.filter((s) => s.role !== "router" || config.start.router_count > 1).map((s) => s.name);
   ensureSecrets(config, [...linking, ADMIN_NAME], log);

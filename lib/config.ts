@@ -363,9 +363,14 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   config.modules = moduleSettings(fromFile, env, file);
   checkLimits(config);
   if (config.idle_gc !== 0 && config.idle_gc < MIN_IDLE_SECONDS) throw new Error(`config idle_gc must be 0 (never) or at least ${MIN_IDLE_SECONDS} seconds, got ${config.idle_gc}`);
-  if (!(MALLOC_CHOICES as readonly string[]).includes(config.start.malloc)) throw new Error(`config start.malloc: expected one of ${MALLOC_CHOICES.join(", ")}, got "${config.start.malloc}"`);
-  if (!(LOG_FORMATS as readonly string[]).includes(config.log_format)) throw new Error(`config log_format: expected one of ${LOG_FORMATS.join(", ")}, got "${config.log_format}"`);
+  checkOneOf("start.malloc", config.start.malloc, MALLOC_CHOICES);
+  checkOneOf("log_format", config.log_format, LOG_FORMATS);
   return config;
+}
+
+/** A string key that takes one of a few words. */
+function checkOneOf(key: string, value: string, choices: readonly string[]): void {
+  if (!choices.includes(value)) throw new Error(`config ${key}: expected one of ${choices.join(", ")}, got "${value}"`);
 }
 
 /** The [sm.modules] table (a table of tables, else an error) and the XFARM_SM_MODULES_* variables, unchecked. */

@@ -1,10 +1,11 @@
-// Which C allocator a farm process runs with. glibc's malloc keeps about
-// 14 KB more a STARTTLS session than jemalloc does (docs/bench.md, "TLS"):
-// OpenSSL's per-connection allocations leave glibc's arenas fragmented.
+// Which C allocator a farm process runs with. glibc's malloc keeps some
+// 9-12 KB more a STARTTLS session than jemalloc does (docs/bench.md,
+// "jemalloc"): the handshakes leave glibc's arenas fragmented.
 // A process cannot change its allocator once running, so `xfarm start`
 // preloads jemalloc into the front ends it spawns (start.malloc), and the
 // front end's systemd unit sets LD_PRELOAD itself.
 import fs from "node:fs";
+import { StartupFailure } from "./process-lifecycle.js";
 
 export const MALLOC_CHOICES = ["auto", "jemalloc", "system"] as const;
 export type MallocChoice = (typeof MALLOC_CHOICES)[number];
@@ -36,7 +37,8 @@ export function allocatorOf(pid: number | "self"): Allocator | null {
 /**
  * The environment that makes a spawned process run with the allocator
  * `choice` asks for, from the one given (LD_PRELOAD's other libraries kept):
- * "jemalloc" fails when it is not installed, "auto" takes it when it is.
+ * "jemalloc" is a start-up failure when it is not installed, "auto" takes
+ * it when it is.
  */
 export function mallocEnv(choice: MallocChoice, env: NodeJS.ProcessEnv, jemalloc: string | null = findJemalloc()): { env: NodeJS.ProcessEnv; allocator: Allocator } {
   const preload = (env.LD_PRELOAD ?? "").split(/[:\s]+/).filter((lib) => lib !== "");
@@ -44,6 +46,6 @@ export function mallocEnv(choice: MallocChoice, env: NodeJS.ProcessEnv, jemalloc
   if (choice === "system" || (choice === "auto" && jemalloc === null)) {
     return { env: { ...env, LD_PRELOAD: others.join(":") }, allocator: "system" };
   }
-  if (jemalloc === null) throw new Error(`config start.malloc = "jemalloc", but ${JEMALLOC_SONAME} is not installed (Debian: apt-get install libjemalloc2)`);
+  if (jemalloc === null) throw new StartupFailure("start.malloc", `config start.malloc = "jemalloc", but ${JEMALLOC_SONAME} is not installed (Debian: apt-get install libjemalloc2)`);
   return { env: { ...env, LD_PRELOAD: [jemalloc, ...others].join(":") }, allocator: "jemalloc" };
 }
