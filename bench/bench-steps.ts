@@ -13,7 +13,7 @@
 //   share, p50/p99 delivery latency, CPU µs per message delivered.
 //
 // A ramp runs one rate after another until a step fails its criterion.
-import { cpuMicrosPer, cpuPercent, median, TreeSampler } from "../sim/process-tree.js";
+import { cpuMicrosPer, cpuPercent, median, TreeSampler, type CpuMicros } from "../sim/process-tree.js";
 import type { BenchTarget } from "./bench-targets.js";
 import { runSim, type RunOptions } from "../sim/runner.js";
 import type { SimResults } from "../sim/results.js";
@@ -146,11 +146,11 @@ interface StepOutcome {
   server_cpu_pct: number;
   /**
    * CPU µs (user + system) per login, or per message delivered, over the
-   * step's window: the whole server (`total`) and each process by name
-   * (processName: c2s-1, sm-1, router-1, start; beam.smp, lua…). Null when
-   * nothing was done in the window.
+   * step's window: the whole server (`total`, and of it the `system` time)
+   * and each process by name (processName: c2s-1, sm-1, router-1, start;
+   * beam.smp, lua…). Null when nothing was done in the window.
    */
-  cpu_us: { total: number; by: Record<string, number> } | null;
+  cpu_us: CpuMicros | null;
   errors_by_kind: Record<string, number>;
   /** Whether the server kept up: the step's own rule, below. */
   passed: boolean;

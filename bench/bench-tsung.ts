@@ -13,6 +13,7 @@ import path from "node:path";
 import { CHAT_P99_MS, LOGIN_P99_MS, round } from "./bench-steps.js";
 import type { FarmModules, TargetName } from "./bench-targets.js";
 import { CLI, Farm } from "../sim/local-farm.js";
+import type { CpuMicros } from "../sim/process-tree.js";
 
 /** Where run.sh appends each run's summary (parse.py). */
 const SUMMARIES = "/tmp/anchors/runs/summary.jsonl";
@@ -38,7 +39,7 @@ export interface TsungStep {
   /** Messages: delivered / expected, %. */
   delivered_pct?: number;
   server_cpu_pct: number | null;
-  cpu_us: { total: number; by: Record<string, number> } | null;
+  cpu_us: CpuMicros | null;
   errors: number;
   passed: boolean;
 }

@@ -17,7 +17,7 @@ import { measureStorm, type StormFigure } from "./bench-storm.js";
 import { measureTsung, type TsungFigures, type TsungOptions, type TsungStep } from "./bench-tsung.js";
 import { allocatorOf, type Allocator } from "../lib/malloc.js";
 import { expandSources } from "../sim/loopback.js";
-import { processName, processTree } from "../sim/process-tree.js";
+import { processName, processTree, type CpuMicros } from "../sim/process-tree.js";
 import type { Mechanism, Security } from "../sim/scenario.js";
 
 export const MEASUREMENTS = ["idle", "login", "chat", "storm"] as const;
@@ -362,9 +362,11 @@ function notOffered(t: TargetReport, kind: LoginKind): string {
 
 /**
  * Where CPU per unit goes, by role: c2s-1 and c2s-2 are "c2s", … (the JSON
- * has each process); a server of one process tree reads as its total.
+ * has each process); a server of one process tree reads as its total. The
+ * system time follows where it is known: beside the total, it tells the
+ * kernel's share (system calls, loopback's network stack) from the code's.
  */
-function cpuText(cpu: NonNullable<LoginStep["cpu_us"]>): string {
+function cpuText(cpu: CpuMicros): string {
   const roles: Record<string, number> = {};
   for (const [name, us] of Object.entries(cpu.by)) {
     const role = name.replace(/-\d+$/, "");
@@ -372,7 +374,8 @@ function cpuText(cpu: NonNullable<LoginStep["cpu_us"]>): string {
   }
   const parts = Object.entries(roles).filter(([, us]) => us > 0).sort((a, b) => b[1] - a[1]);
   const farm = Object.keys(cpu.by).some((n) => /^(c2s|sm|router)-\d+$/.test(n));
-  return `${cpu.total}${farm ? ` = ${parts.map(([role, us]) => `${role} ${us}`).join(" + ")}` : ""}`;
+  const system = cpu.system === undefined ? "" : `; system ${cpu.system}`;
+  return `${cpu.total}${farm ? ` = ${parts.map(([role, us]) => `${role} ${us}`).join(" + ")}` : ""}${system}`;
 }
 
 /** The CPU cost at the ramp's figure: the knee step's, or the first step's when none passed. */

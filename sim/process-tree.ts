@@ -43,6 +43,8 @@ interface Stat {
   ppid: number;
   /** utime + stime, ticks. */
   cpu: number;
+  /** stime alone, ticks: the kernel's work for the process (system calls, the network stack under them). */
+  system: number;
 }
 
 function readStat(pid: number): Stat | null {
@@ -50,7 +52,7 @@ function readStat(pid: number): Stat | null {
     const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name is in parentheses and may hold spaces: split after it.
     const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) };
+    return { ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]), system: Number(f[12]) };
   } catch {
     return null;
   }
@@ -77,6 +79,8 @@ export interface Sample {
   rssKb: number;
   /** CPU time of the whole tree so far, seconds (processes that exited drop out). */
   cpuS: number;
+  /** Of cpuS, the system time (stime). */
+  systemS: number;
   /** The same by process name (processName), summed over the processes of one name. */
   cpuByName: Record<string, number>;
   procs: number;
@@ -100,17 +104,20 @@ export function processName(pid: number): string {
 export function sampleTree(root: number, names: Map<number, string> = new Map()): Sample {
   let rss = 0;
   let cpu = 0;
+  let system = 0;
   const cpuByName: Record<string, number> = {};
   const pids = processTree(root);
   for (const pid of pids) {
     rss += rssKb(pid);
-    const ticks = readStat(pid)?.cpu ?? 0;
+    const stat = readStat(pid);
+    const ticks = stat?.cpu ?? 0;
     cpu += ticks;
+    system += stat?.system ?? 0;
     let name = names.get(pid);
     if (name === undefined) names.set(pid, (name = processName(pid)));
     cpuByName[name] = (cpuByName[name] ?? 0) + ticks / TICKS;
   }
-  return { at: Date.now(), rssKb: rss, cpuS: cpu / TICKS, cpuByName, procs: pids.length };
+  return { at: Date.now(), rssKb: rss, cpuS: cpu / TICKS, systemS: system / TICKS, cpuByName, procs: pids.length };
 }
 
 /** Samples a process tree once a second until stopped. */
@@ -165,12 +172,27 @@ export function cpuPercent(samples: Sample[]): number {
   return ((last.cpuS - first.cpuS) / ((last.at - first.at) / 1000)) * 100;
 }
 
+/** CPU µs (user + system) per unit of work: a login, a message. */
+export interface CpuMicros {
+  /** Every process of the server. */
+  total: number;
+  /**
+   * Of `total`, the system time: the kernel's share (system calls, and on
+   * loopback the network stack of both ends). Absent where only the sum is
+   * known (Tsung's runs: run.sh samples utime + stime).
+   */
+  system?: number;
+  /** Each process, by processName. */
+  by: Record<string, number>;
+}
+
 /**
  * CPU µs per unit of work (a login, a message) over the samples' span, for
- * the tree (`total`) and for each process name, given the work's rate over
- * the same span (units per second). Null with fewer than two samples or no work.
+ * the tree (`total`, and its `system` part) and for each process name, given
+ * the work's rate over the same span (units per second). Null with fewer
+ * than two samples or no work.
  */
-export function cpuMicrosPer(samples: Sample[], perSecond: number): { total: number; by: Record<string, number> } | null {
+export function cpuMicrosPer(samples: Sample[], perSecond: number): CpuMicros | null {
   if (samples.length < 2 || !(perSecond > 0)) return null;
   const first = samples[0]!;
   const last = samples.at(-1)!;
@@ -178,5 +200,5 @@ export function cpuMicrosPer(samples: Sample[], perSecond: number): { total: num
   const us = (cpuS: number) => Math.round((cpuS * 1e6) / units);
   const by: Record<string, number> = {};
   for (const [name, cpu] of Object.entries(last.cpuByName)) by[name] = us(Math.max(0, cpu - (first.cpuByName[name] ?? 0)));
-  return { total: us(last.cpuS - first.cpuS), by };
+  return { total: us(last.cpuS - first.cpuS), system: us(Math.max(0, last.systemS - first.systemS)), by };
 }

@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { mallocText, type BenchReport } from "../bench/bench.js";
 import { findJemalloc } from "../lib/malloc.js";
 import { CLI } from "../sim/local-farm.js";
+import type { CpuMicros } from "../sim/process-tree.js";
 
 /** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
 const SHARED_ANCHORS = path.resolve(import.meta.dirname, "../../shared/anchors");
@@ -28,9 +29,12 @@ const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(fil
 const NEEDS = ["/usr/bin/prosody", "/usr/sbin/ejabberdctl", "/usr/bin/erl"];
 
 /** CPU µs per unit: for the server, and for xfarm by process, each farm process named. */
-function expectCpu(server: string, cpu: { total: number; by: Record<string, number> } | null, what: string): void {
+function expectCpu(server: string, cpu: CpuMicros | null, what: string): void {
   expect(cpu, `${server} ${what}`).not.toBeNull();
   expect(cpu!.total, `${server} ${what}`).toBeGreaterThan(0);
+  // The kernel's share, read from stime beside utime, is part of the whole (a short step's may round to 0 ticks).
+  expect(cpu!.system, `${server} ${what}`).toBeGreaterThanOrEqual(0);
+  expect(cpu!.system, `${server} ${what}`).toBeLessThanOrEqual(cpu!.total);
   if (server === "xfarm") expect(Object.keys(cpu!.by).sort(), what).toEqual(expect.arrayContaining(["c2s-1", "c2s-2", "router-1", "sm-1"]));
 }
 
@@ -110,6 +114,8 @@ describe("xfarm bench --compare", () => {
       const cell = "\\| (?:[<≥] )?-?\\d[^|]*";
       expect(table, row).toMatch(new RegExp(`\\| ${row}[^\\n]*${cell}${cell}${cell}\\|`));
     }
+    // Each server's CPU a message, with its system time beside it.
+    expect(table).toMatch(/\|   CPU µs per message[^|\n]*(\| [^|\n]*; system \d+[^|\n]*){3}\|/);
     fs.rmSync(path.dirname(out), { recursive: true, force: true });
   });
 
