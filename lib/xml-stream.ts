@@ -10,9 +10,11 @@
 // text before it count too), and nesting, attributes and names are capped as
 // they are read, so neither memory nor time can grow faster than the bytes a
 // sender is allowed (saxes resolves a namespace by walking the open tags: its
-// cost per tag grows with depth).
+// cost per tag grows with depth). Its parsers are shared by every stream
+// of the process (lib/xml-parser-pool.ts).
 import { Element, escapeXML } from "ltx";
-import { SaxesParser, type SaxesStartTagNS, type SaxesTagNS } from "saxes";
+import type { SaxesParser, SaxesTagNS } from "saxes";
+import { ABORT, markRested, recycle, takeParser, type ParserOwner, type PooledParser, type RestingStream } from "./xml-parser-pool.js";
 
 export const NS_STREAM = "http://etherx.jabber.org/streams";
 export const NS_CLIENT = "jabber:client";
@@ -57,97 +59,6 @@ export interface XmlStreamHandlers {
 
 type Tag = SaxesTagNS;
 
-// Memory: a saxes parser with its state costs about 3 KB, and a front end
-// holds thousands of idle streams. So an idle stream holds no parser: once a
-// stream has rested between stanzas for a sweep or two (1–2 s), its parser
-// goes back to a pool shared by every stream of the process, and the next
-// bytes take one out again, replaying the stream header so that namespaces
-// resolve as before. A busy stream keeps its parser: replaying the header
-// for every stanza cost a tenth of a front end's CPU in a chat benchmark.
-
-/**
- * The properties where saxes keeps its handlers, which SaxesParser.on()
- * sets by a computed name. Set here by their names instead: V8 turns an
- * object that gains more than a few properties by computed name into a
- * dictionary, and then every field saxes reads for each character is a hash
- * lookup. With on() for these nine, a 200-byte message took 11.5 µs to
- * parse instead of 2.1 (docs/bench.md, "Chat"). A wrong name here shows in
- * the tests: its events never come.
- */
-interface HandlerSlots {
-  doctypeHandler(doctype: string): void;
-  commentHandler(comment: string): void;
-  piHandler(pi: unknown): void;
-  errorHandler(err: Error): void;
-  openTagStartHandler(tag: SaxesStartTagNS): void;
-  openTagHandler(tag: Tag): void;
-  closeTagHandler(tag: Tag): void;
-  textHandler(text: string): void;
-  cdataHandler(cdata: string): void;
-}
-
-/** A parser and the stream it is working for at the moment. */
-class PooledParser {
-  readonly parser = new SaxesParser({ xmlns: true, position: true });
-  owner: XmlStream | null = null;
-
-  constructor() {
-    const p = this.parser as unknown as HandlerSlots;
-    p.doctypeHandler = () => this.owner?.fail("not-well-formed", "a DOCTYPE is not allowed in XMPP (RFC 6120 §11.1)");
-    p.commentHandler = () => this.owner?.fail("restricted-xml", "comments are not allowed in XMPP (RFC 6120 §11.1)");
-    p.piHandler = () => this.owner?.fail("restricted-xml", "processing instructions are not allowed in XMPP (RFC 6120 §11.1)");
-    p.errorHandler = (err) => this.owner?.fail("not-well-formed", err.message);
-    // A parser let go of mid-chunk has nobody to read for: it stops at the next tag.
-    p.openTagStartHandler = (tag) => {
-      if (!this.owner) throw ABORT;
-      this.owner.opening(tag.name);
-    };
-    p.openTagHandler = (tag) => this.owner?.open(tag);
-    p.closeTagHandler = (tag) => this.owner?.close(tag);
-    p.textHandler = (text) => this.owner?.text(text);
-    p.cdataHandler = (text) => this.owner?.text(text);
-  }
-}
-
-/** Idle parsers; more than this many are left to the garbage collector. */
-const POOL_MAX = 64;
-const pool: PooledParser[] = [];
-
-/** Parsers waiting in the pool: for tests and metrics. */
-export function idleParsers(): number {
-  return pool.length;
-}
-
-/**
- * A parser whose stream ended cleanly (the client's </stream:stream>), once
- * that stream let go of it (the connection closes at the end): reset and
- * pooled, not dropped, since every short session ends this way and making a
- * parser costs a login more than resetting one.
- */
-function recycle(pooled: PooledParser): void {
-  if (pooled.owner !== null || pool.length >= POOL_MAX || pool.includes(pooled)) return;
-  pooled.parser.close();
-  pool.push(pooled);
-}
-
-/** How often parsers of resting streams are taken back. */
-const SWEEP_MS = 1000;
-/** Streams that came to rest between stanzas since the last sweep, and before it. */
-let restedNow = new Set<XmlStream>();
-let restedBefore = new Set<XmlStream>();
-let sweeper: NodeJS.Timeout | null = null;
-
-/** Takes back the parser of every stream that has rested since before the last sweep. */
-function sweep(): void {
-  for (const s of restedBefore) if (!restedNow.has(s)) s.detachIfResting();
-  restedBefore = restedNow;
-  restedNow = new Set();
-  if (restedBefore.size === 0) {
-    clearInterval(sweeper!);
-    sweeper = null;
-  }
-}
-
 /** One decoder for every stream: each keeps only the bytes of a character split between two reads. */
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -163,13 +74,6 @@ function incompleteTail(buf: Buffer): number {
 }
 
 const XML_SPACE = /^[ \t\r\n]*$/;
-
-/**
- * Thrown from inside a parser callback to stop saxes at once: a stream that
- * failed must not have the rest of its chunk parsed. The parser is then in
- * no state to reuse, and is let go.
- */
-const ABORT = new Error("parsing aborted");
 
 /** A stream header as replayed to a fresh parser, and its end tag. */
 interface Replay {
@@ -191,7 +95,7 @@ function replayOf(name: string, declarations: string): Replay {
   return r;
 }
 
-export class XmlStream {
+export class XmlStream implements ParserOwner, RestingStream {
   private pooled: PooledParser | null = null;
   /** The bytes of a character split between two reads. */
   private pendingBytes: Buffer | null = null;
@@ -326,8 +230,7 @@ export class XmlStream {
   /** Marks the stream as between stanzas: the sweep takes its parser back if it stays so. */
   private rest(): void {
     this.resting = true;
-    restedNow.add(this);
-    sweeper ??= setInterval(sweep, SWEEP_MS).unref();
+    markRested(this);
   }
 
   /**
@@ -386,8 +289,7 @@ export class XmlStream {
   /** The parser working for this stream, taken from the pool if it has none. */
   private attach(): SaxesParser {
     if (this.pooled) return this.pooled.parser;
-    const pooled = pool.pop() ?? new PooledParser();
-    pooled.owner = this;
+    const pooled = takeParser(this);
     this.pooled = pooled;
     this.written = 0;
     this.parserDepth = 0;
@@ -405,8 +307,8 @@ export class XmlStream {
     this.pooled = null;
     this.resting = false;
     pooled.owner = null;
-    pooled.parser.write(this.replay!.close).close();
-    if (pool.length < POOL_MAX) pool.push(pooled);
+    pooled.parser.write(this.replay!.close);
+    recycle(pooled);
   }
 
   /** Lets go of a parser in an unknown state: it is not reused. */

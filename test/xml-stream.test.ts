@@ -4,7 +4,8 @@
 import v8 from "node:v8";
 import type { Element } from "ltx";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { idleParsers, XmlStream, type StreamError, type StreamHeader, type XmlLimits } from "../lib/xml-stream.js";
+import { idleParsers } from "../lib/xml-parser-pool.js";
+import { XmlStream, type StreamError, type StreamHeader, type XmlLimits } from "../lib/xml-stream.js";
 
 const limits = (maxStanza = 10_000): XmlLimits => ({ maxStanza, maxDepth: 64, maxAttributes: 64, maxNameLength: 256 });
 
