@@ -47,10 +47,25 @@ export interface TsungStep {
 export interface TsungFigures {
   /** Why nothing was measured (no tsung on PATH, no run.sh); null when it ran. */
   absent: string | null;
-  idle: { asked: number; held: number; kb_per_session: number | null } | null;
+  idle: TsungIdle | null;
   login: TsungStep[];
   msg: TsungStep[];
   failures: string[];
+}
+
+/**
+ * run.sh's idle figure is read on a plateau of at least 98 % of the asked
+ * sessions. Each session stays a fixed time after its login, so when Tsung
+ * falls behind its arrival rate (both cores busy) the first sessions leave
+ * before the last come and there is no plateau: held and kb_per_session are
+ * then null, and `started` says how far Tsung got.
+ */
+export interface TsungIdle {
+  asked: number;
+  /** Sessions Tsung logged in. */
+  started: number;
+  held: number | null;
+  kb_per_session: number | null;
 }
 
 /** Why Tsung cannot run here, or null. */
@@ -191,8 +206,12 @@ export async function measureTsung(name: TargetName, o: TsungOptions, only: read
     if (o.idle > 0 && only.includes("idle")) {
       await attempt(`idle ${o.idle}`, async () => {
         const s = await run("idle", o.idle);
-        f.idle = { asked: o.idle, held: (s.held_sessions as number | undefined) ?? 0, kb_per_session: (s.kb_per_session as number | undefined) ?? null };
-        log(`${name} idle ${o.idle}: ${f.idle.held} held, ${f.idle.kb_per_session ?? "-"} KB/session`);
+        const started = (s.tr_login as Latency | undefined)?.n ?? 0;
+        f.idle = { asked: o.idle, started, held: (s.held_sessions as number | undefined) ?? null, kb_per_session: (s.kb_per_session as number | undefined) ?? null };
+        if (f.idle.held === null) {
+          f.failures.push(`tsung idle ${o.idle}: no plateau of 98 % of the sessions (Tsung logged in ${started})`);
+          log(`${name} idle ${o.idle}: no plateau, Tsung logged in ${started} of ${o.idle}`);
+        } else log(`${name} idle ${o.idle}: ${f.idle.held} held of ${started} logged in, ${f.idle.kb_per_session ?? "-"} KB/session`);
       });
     }
     await attempt("login", async () => {

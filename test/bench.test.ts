@@ -10,7 +10,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { mallocText, type BenchReport } from "../bench/bench.js";
+import { benchTable, mallocText, type BenchReport, type TargetReport } from "../bench/bench.js";
+import type { TsungIdle } from "../bench/bench-tsung.js";
 import { findJemalloc } from "../lib/malloc.js";
 import { CLI } from "../sim/local-farm.js";
 import type { CpuMicros } from "../sim/process-tree.js";
@@ -139,5 +140,25 @@ describe("xfarm bench --compare", () => {
     expect(t!.tsung?.absent).toMatch(/^no (tsung on PATH|run\.sh in )/);
     expect(r.stdout).toMatch(/\| Tsung: logins\/s PLAIN[^|]*\| no (tsung on PATH|run\.sh in )/);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("says when Tsung's idle run had no plateau to read, and how many sessions Tsung logged in", () => {
+    // As on a busy day (2026-12-01): Tsung fell behind its arrival rate for xfarm, so its first
+    // sessions left before its last came; ejabberd's run held a plateau.
+    const target = (name: TargetReport["name"], idle: TsungIdle): TargetReport => ({
+      name, version: "1", offers: [], idle: [], login: {}, chat: [], storm: null, failures: [], malloc: null,
+      tsung: { absent: null, idle, login: [], msg: [], failures: [] },
+    });
+    const report = {
+      machine: { cpus: 2, cpu_model: "cpu", memory_gb: 1, kernel: "k", node: "v20", open_files: 20000 },
+      options: { idleInactive: false, loginRates: [400], chatRates: [8000], chatUsers: 1000, mam: false,
+        tsung: { dir: "", idle: 19000, loginRates: [400], msgRates: [8000], loginSeconds: 20, msgSeconds: 30 } },
+      targets: [
+        target("xfarm", { asked: 19000, started: 17822, held: null, kb_per_session: null }),
+        target("ejabberd", { asked: 19000, started: 18729, held: 18729, kb_per_session: 48.31 }),
+      ],
+    } as unknown as BenchReport;
+    const row = benchTable(report).split("\n").find((l) => l.startsWith("| Tsung: KB per idle session"));
+    expect(row).toMatch(/\| - \(no plateau: 17822 logged in\) +\| 48\.3 \(18729 held\) +\|$/);
   });
 });
