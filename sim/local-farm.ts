@@ -95,6 +95,8 @@ export interface LogLine {
 export class Farm {
   readonly lines: LogLine[] = [];
   private proc: ChildProcess | null = null;
+  /** The supervisor's exit code, once its output pipes are closed (launch). */
+  private drained: Promise<number | null> | null = null;
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   /** The proxies on the router pair's peer links (FarmOptions.peerProxies): pausing both partitions the pair. */
   peerProxies: PausableProxy[] = [];
@@ -190,7 +192,13 @@ ${opts.secrets ? `\n[secrets]\n${table(opts.secrets)}` : ""}
     const proc = spawn(process.execPath, [CLI, "start", "--config", this.configFile], { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
     const logFile = fs.createWriteStream(path.join(this.dir, "farm.log"));
-    proc.once("exit", () => logFile.end());
+    // "close", not "exit": the pipes may still hold lines when the supervisor has exited.
+    this.drained = new Promise((resolve) =>
+      proc.once("close", (code) => {
+        logFile.end();
+        resolve(code);
+      }),
+    );
     let buf = "";
     proc.stdout!.on("data", (chunk: Buffer) => {
       logFile.write(chunk);
@@ -209,11 +217,9 @@ ${opts.secrets ? `\n[secrets]\n${table(opts.secrets)}` : ""}
     proc.stderr!.on("data", (chunk: Buffer) => logFile.write(chunk));
   }
 
-  /** Resolves with the supervisor's exit code once it has exited. */
+  /** Resolves with the supervisor's exit code once it has exited and every line it wrote is in `lines`. */
   exited(): Promise<number | null> {
-    const proc = this.proc!;
-    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
-    return new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+    return this.drained!;
   }
 
   /** Where process `name` (router-1, sm-2, c2s-1, …) serves /metrics, /healthz and /readyz. */
@@ -328,7 +334,7 @@ ${opts.secrets ? `\n[secrets]\n${table(opts.secrets)}` : ""}
       let stderr = "";
       p.stdout!.on("data", (d) => (stdout += d));
       p.stderr!.on("data", (d) => (stderr += d));
-      p.on("exit", (code) => resolve({ code, stdout, stderr }));
+      p.on("close", (code) => resolve({ code, stdout, stderr }));
     });
   }
 

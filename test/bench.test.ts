@@ -46,7 +46,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
     p.stderr.on("data", (d) => (stderr += d));
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 

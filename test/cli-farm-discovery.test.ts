@@ -31,7 +31,7 @@ function xfarm(dir: string, args: string[], env: Record<string, string> = {}, st
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
     p.stderr.on("data", (d) => (stderr += d));
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
     p.stdin.end(stdin);
   });
 }
@@ -112,7 +112,7 @@ describe("the CLI run from another directory", () => {
         const p = spawn("script", ["-qec", `${process.execPath} ${CLI} user add pat@localhost --config ${farm.configFile}`, "/dev/null"], { cwd: here });
         let out = "";
         p.stdout.on("data", (d) => (out += d));
-        p.on("exit", (code) => resolve({ code, out }));
+        p.on("close", (code) => resolve({ code, out }));
         p.stdin.end(lines);
       });
     const differ = await spawnScript("pw-one\npw-two\n");

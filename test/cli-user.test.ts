@@ -19,7 +19,7 @@ function xfarm(args: string[], stdin?: string, cfg = config): Promise<{ code: nu
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
     p.stderr.on("data", (d) => (stderr += d));
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
     p.stdin.end(stdin ?? "");
   });
 }

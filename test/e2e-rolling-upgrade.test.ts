@@ -50,7 +50,7 @@ function runBash(args: string[]): Promise<{ code: number | null; stdout: string;
     let stderr = "";
     p.stdout!.on("data", (d) => (stdout += d));
     p.stderr!.on("data", (d) => (stderr += d));
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -147,7 +147,7 @@ describe("xfarm status with no router listening", () => {
         const p = spawn(process.execPath, [CLI, "status", "--config", config], { stdio: ["ignore", "ignore", "pipe"] });
         let stderr = "";
         p.stderr!.on("data", (d) => (stderr += d));
-        p.on("exit", (code) => resolve({ code, stderr }));
+        p.on("close", (code) => resolve({ code, stderr }));
       });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}: connection refused`));

@@ -67,7 +67,7 @@ function runProcess(args: string[]): Promise<Run> {
     p.stdout!.on("data", (d) => (stdout += d));
     p.stderr!.on("data", (d) => (stderr += d));
     p.on("message", (m) => ipc.push(m));
-    p.on("exit", (code) => {
+    p.on("close", (code) => {
       const lines = stdout
         .split("\n")
         .filter((l) => l !== "")

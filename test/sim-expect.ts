@@ -14,7 +14,7 @@ export function runNode(script: string, args: string[]): Promise<{ code: number 
     let stderr = "";
     p.stdout!.on("data", (d) => (stdout += d));
     p.stderr!.on("data", (d) => (stderr += d));
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 
