@@ -4,7 +4,6 @@
 // not judged here (npm run bench is where they are read); what is checked is
 // that every server was really measured: every login succeeded, every
 // message arrived, memory was read.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,6 +14,7 @@ import type { TsungIdle } from "../bench/bench-tsung.js";
 import { findJemalloc } from "../lib/malloc.js";
 import { CLI } from "../sim/local-farm.js";
 import type { CpuMicros } from "../sim/process-tree.js";
+import { runCommand } from "./harness/run-command.js";
 
 /** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
 const SHARED_ANCHORS = path.resolve(import.meta.dirname, "../../shared/anchors");
@@ -39,16 +39,7 @@ function expectCpu(server: string, cpu: CpuMicros | null, what: string): void {
   if (server === "xfarm") expect(Object.keys(cpu!.by).sort(), what).toEqual(expect.arrayContaining(["c2s-1", "c2s-2", "router-1", "sm-1"]));
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCommand(process.execPath, [CLI, ...args]);
 
 describe("xfarm bench --compare", () => {
   it("carries the anchors' server configs unchanged", () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI } from "../sim/local-farm.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { Farm } from "./harness/farm.js";
+import { runCommand, type CommandResult } from "./harness/run-command.js";
 import { connectClient } from "./harness/xmppjs.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-discovery-"));
@@ -23,17 +24,9 @@ function cwd(name: string): string {
   return d;
 }
 
-function xfarm(dir: string, args: string[], env: Record<string, string> = {}, stdin = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const { XFARM_CONFIG: _ignored, ...inherited } = process.env;
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { ...inherited, XFARM_SYSTEM_CONFIG: NO_SYSTEM_CONFIG, ...env } });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(stdin);
-  });
+function xfarm(dir: string, args: string[], env: Record<string, string> = {}, stdin = ""): Promise<CommandResult> {
+  const { XFARM_CONFIG: _ignored, ...inherited } = process.env;
+  return runCommand(process.execPath, [CLI, ...args], { cwd: dir, env: { ...inherited, XFARM_SYSTEM_CONFIG: NO_SYSTEM_CONFIG, ...env }, stdin });
 }
 
 async function logsIn(farm: Farm, username: string, password: string): Promise<void> {

@@ -1,5 +1,4 @@
 // `xfarm user …` as an admin runs it: the compiled CLI against a config file.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -7,21 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { CLI } from "../sim/local-farm.js";
+import { runCommand, type CommandResult } from "./harness/run-command.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-cli-"));
 const config = path.join(dir, "xfarm.toml");
 fs.writeFileSync(config, `domains = ["localhost", "example.org"]\ndata_dir = ${JSON.stringify(path.join(dir, "data"))}\n`);
 
-function xfarm(args: string[], stdin?: string, cfg = config): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args, "--config", cfg]);
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(stdin ?? "");
-  });
+function xfarm(args: string[], stdin?: string, cfg = config): Promise<CommandResult> {
+  return runCommand(process.execPath, [CLI, ...args, "--config", cfg], { stdin });
 }
 
 async function passwordWorks(jid: string, password: string): Promise<boolean> {

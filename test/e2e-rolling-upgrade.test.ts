@@ -27,6 +27,7 @@ import { CLI } from "../sim/local-farm.js";
 import type { SimResults } from "../sim/results.js";
 import { runSim } from "../sim/runner.js";
 import { C2sUnits } from "./harness/c2s-units.js";
+import { runCommand } from "./harness/run-command.js";
 import { runCli } from "./sim-expect.js";
 
 const SCRIPT = fileURLToPath(new URL("../deploy/rolling-upgrade.sh", import.meta.url));
@@ -43,16 +44,7 @@ const KINDS: Record<string, SimFlags> = {
 };
 
 /** Runs a bash script; resolves with its exit code and output. */
-function runBash(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn("/bin/bash", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout!.on("data", (d) => (stdout += d));
-    p.stderr!.on("data", (d) => (stderr += d));
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runBash = (args: string[]) => runCommand("/bin/bash", args);
 
 /** Polls `test` every 250 ms until it holds; throws after `timeoutMs`. */
 async function until(what: string, test: () => Promise<boolean>, timeoutMs: number): Promise<void> {

@@ -5,13 +5,13 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RouterReply } from "../lib/link/admin-link.js";
 import type { StatusEntry } from "../lib/link/control.js";
 import { freePortBase } from "../sim/free-ports.js";
 import { CLI, type RouterStatus } from "../sim/local-farm.js";
 import { Farm } from "./harness/farm.js";
+import { runCommand } from "./harness/run-command.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
 /** What `xfarm status --json` prints: the active router's answer, with every router's reply. */
@@ -143,12 +143,7 @@ describe("xfarm status with no router listening", () => {
     const config = path.join(dir, "xfarm.toml");
     fs.writeFileSync(config, `domains = ["localhost"]\ndata_dir = ${JSON.stringify(dir)}\n[router]\naddresses = ["127.0.0.1:${port}"]\n[secrets]\nadmin = "admin-secret"\n`);
     try {
-      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const p = spawn(process.execPath, [CLI, "status", "--config", config], { stdio: ["ignore", "ignore", "pipe"] });
-        let stderr = "";
-        p.stderr!.on("data", (d) => (stderr += d));
-        p.on("close", (code) => resolve({ code, stderr }));
-      });
+      const r = await runCommand(process.execPath, [CLI, "status", "--config", config]);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}: connection refused`));
     } finally {

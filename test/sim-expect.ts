@@ -1,21 +1,14 @@
 // What the simulator tests share: running the compiled `xfarm sim` (or the
 // soak), and what the results of a clean run must show, whatever the server.
-import { spawn } from "node:child_process";
 import { expect } from "vitest";
 import { CLI } from "../sim/local-farm.js";
+import { runCommand, type CommandResult } from "./harness/run-command.js";
 import type { SimResults } from "../sim/results.js";
 import { HISTOGRAMS } from "../sim/stats.js";
 
 /** Runs a compiled entry point (the CLI, the soak) with `args`; resolves with its exit code and output. */
-export function runNode(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout!.on("data", (d) => (stdout += d));
-    p.stderr!.on("data", (d) => (stderr += d));
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+export function runNode(script: string, args: string[]): Promise<CommandResult> {
+  return runCommand(process.execPath, [script, ...args]);
 }
 
 export const runCli = (args: string[]) => runNode(CLI, args);
