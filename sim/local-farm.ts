@@ -15,6 +15,7 @@ import { openStore } from "../xdb-sql/open-store.js";
 import type { Store } from "../xdb-sql/store.js";
 import { freePortBase } from "./free-ports.js";
 import { PausableProxy } from "./pausable-proxy.js";
+import { runCommand, type CommandResult } from "./run-command.js";
 
 export const CLI = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../dist/cli/xfarm.js" : "../cli/xfarm.js", import.meta.url));
 
@@ -327,15 +328,8 @@ ${opts.secrets ? `\n[secrets]\n${table(opts.secrets)}` : ""}
   }
 
   /** Runs the CLI against this farm's config; resolves with its output. */
-  cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const p = spawn(process.execPath, [CLI, ...args, "--config", this.configFile], { stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      p.stdout!.on("data", (d) => (stdout += d));
-      p.stderr!.on("data", (d) => (stderr += d));
-      p.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
+  cli(...args: string[]): Promise<CommandResult> {
+    return runCommand(process.execPath, [CLI, ...args, "--config", this.configFile]);
   }
 
   /** The farm's store, as openStore takes it. */

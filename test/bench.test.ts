@@ -14,7 +14,7 @@ import type { TsungIdle } from "../bench/bench-tsung.js";
 import { findJemalloc } from "../lib/malloc.js";
 import { CLI } from "../sim/local-farm.js";
 import type { CpuMicros } from "../sim/process-tree.js";
-import { runCommand } from "./harness/run-command.js";
+import { runCommand } from "../sim/run-command.js";
 
 /** The team's anchors, beside the checkout in a working copy (not necessarily in CI's clone). */
 const SHARED_ANCHORS = path.resolve(import.meta.dirname, "../../shared/anchors");

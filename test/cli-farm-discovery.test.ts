@@ -2,7 +2,6 @@
 // finds the farm's config (--config, $XFARM_CONFIG, ./xfarm.toml, the system
 // one), its account commands reach the running farm's database or refuse,
 // and none of them makes an empty database where it was run.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -10,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI } from "../sim/local-farm.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { Farm } from "./harness/farm.js";
-import { runCommand, type CommandResult } from "./harness/run-command.js";
+import { runCommand, type CommandResult } from "../sim/run-command.js";
 import { connectClient } from "./harness/xmppjs.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-discovery-"));
@@ -101,19 +100,13 @@ describe("the CLI run from another directory", () => {
     const here = cwd("tty");
     // script(1) gives the CLI a terminal, fed from the pipe: as typed, both lines ahead of the prompts.
     const spawnScript = (lines: string) =>
-      new Promise<{ code: number | null; out: string }>((resolve) => {
-        const p = spawn("script", ["-qec", `${process.execPath} ${CLI} user add pat@localhost --config ${farm.configFile}`, "/dev/null"], { cwd: here });
-        let out = "";
-        p.stdout.on("data", (d) => (out += d));
-        p.on("close", (code) => resolve({ code, out }));
-        p.stdin.end(lines);
-      });
+      runCommand("script", ["-qec", `${process.execPath} ${CLI} user add pat@localhost --config ${farm.configFile}`, "/dev/null"], { cwd: here, stdin: lines });
     const differ = await spawnScript("pw-one\npw-two\n");
     expect(differ.code).toBe(1);
-    expect(differ.out).toContain("xfarm: the two passwords differ; nothing was changed");
+    expect(differ.stdout).toContain("xfarm: the two passwords differ; nothing was changed");
     expect(await farm.readStore((s) => s.accountExists("pat@localhost"))).toBe(false);
     const same = await spawnScript("pat-pw\npat-pw\n");
-    expect(same).toMatchObject({ code: 0, out: expect.stringContaining("created pat@localhost") });
+    expect(same).toMatchObject({ code: 0, stdout: expect.stringContaining("created pat@localhost") });
     await logsIn(farm, "pat", "pat-pw");
   });
 });

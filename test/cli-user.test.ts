@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCredentials, verifyPassword } from "../lib/sasl/scram-credentials.js";
 import { openStore } from "../xdb-sql/open-store.js";
 import { CLI } from "../sim/local-farm.js";
-import { runCommand, type CommandResult } from "./harness/run-command.js";
+import { runCommand, type CommandResult } from "../sim/run-command.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-cli-"));
 const config = path.join(dir, "xfarm.toml");

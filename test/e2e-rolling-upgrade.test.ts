@@ -27,7 +27,7 @@ import { CLI } from "../sim/local-farm.js";
 import type { SimResults } from "../sim/results.js";
 import { runSim } from "../sim/runner.js";
 import { C2sUnits } from "./harness/c2s-units.js";
-import { runCommand } from "./harness/run-command.js";
+import { runCommand } from "../sim/run-command.js";
 import { runCli } from "./sim-expect.js";
 
 const SCRIPT = fileURLToPath(new URL("../deploy/rolling-upgrade.sh", import.meta.url));

@@ -11,7 +11,7 @@ import type { StatusEntry } from "../lib/link/control.js";
 import { freePortBase } from "../sim/free-ports.js";
 import { CLI, type RouterStatus } from "../sim/local-farm.js";
 import { Farm } from "./harness/farm.js";
-import { runCommand } from "./harness/run-command.js";
+import { runCommand } from "../sim/run-command.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
 /** What `xfarm status --json` prints: the active router's answer, with every router's reply. */

@@ -2,7 +2,7 @@
 // soak), and what the results of a clean run must show, whatever the server.
 import { expect } from "vitest";
 import { CLI } from "../sim/local-farm.js";
-import { runCommand, type CommandResult } from "./harness/run-command.js";
+import { runCommand, type CommandResult } from "../sim/run-command.js";
 import type { SimResults } from "../sim/results.js";
 import { HISTOGRAMS } from "../sim/stats.js";
 

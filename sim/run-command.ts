@@ -1,6 +1,7 @@
-// Runs a command to its end and keeps what it printed, for tests of the CLI
-// and the scripts. It resolves on "close", not "exit": a process can have
-// exited while its pipes still hold output for the reader.
+// Runs a command to its end and keeps what it printed: the CLI against a
+// local farm (local-farm.ts), and the scripts in tests. It resolves on
+// "close", not "exit": a process can have exited while its pipes still hold
+// output for the reader.
 import { spawn } from "node:child_process";
 
 export interface CommandResult {
