@@ -5,9 +5,11 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePortBase } from "../sim/free-ports.js";
 import { CLI } from "../sim/local-farm.js";
+import { runCommand } from "../sim/run-command.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-log-format-"));
 
@@ -31,6 +33,8 @@ function onTerminal(command: string): Promise<{ code: number | null; out: string
   });
 }
 
+const LOG_MODULE = fileURLToPath(new URL("../dist/lib/log.js", import.meta.url));
+
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 describe("log lines", () => {
@@ -47,6 +51,17 @@ describe("log lines", () => {
     expect(json.code).toBe(78);
     const lines = json.out.split(/\r?\n/).filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.at(-1)).toMatchObject({ level: "fatal", key: "c2s.tls_cert", proc: "c2s-1" });
+  });
+
+  // Written asynchronously, a line still on libuv's threads when the process
+  // exits (a fatal start-up failure) came after the lines flushed at exit, or
+  // never: once in a clean clone the fatal line above was not the last.
+  it("are on stdout when the log call returns, before whatever the process writes next", async () => {
+    const script = `import { writeSync } from "node:fs"; const { createLogger } = await import(${JSON.stringify(LOG_MODULE)}); const log = createLogger("x", "info", "json"); for (let i = 0; i < 3; i++) { log.info({ i }, "line"); writeSync(1, "after " + i + "\\n"); } log.fatal("the end"); process.exit(78);`;
+    const { code, stdout } = await runCommand(process.execPath, ["--input-type=module", "-e", script]);
+    expect(code).toBe(78);
+    const lines = stdout.split("\n").filter((l) => l !== "");
+    expect(lines.map((l) => (l.startsWith("{") ? (JSON.parse(l) as { msg: string }).msg : l))).toEqual(["line", "after 0", "line", "after 1", "line", "after 2", "the end"]);
   });
 
   it("are JSON when piped, the level by name and the time in ISO 8601; the process is titled by its name", async () => {
