@@ -18,6 +18,7 @@ export function c2sMetrics(m: ProcessMetrics, ctx: C2sGauges): void {
   m.counter("xfarm_c2s_connections_accepted_total", "Client sockets accepted (refused ones not counted).", () => c.accepted);
   m.counterBy("xfarm_c2s_logins_total", "Successful SASL logins, by mechanism.", "mechanism", () => c.logins);
   m.counterBy("xfarm_c2s_auth_failures_total", "Failed SASL attempts, by mechanism (other: one not offered; none: no <auth/> yet).", "mechanism", () => c.authFailures);
+  m.counterBy("xfarm_c2s_plain_checks_total", "SASL PLAIN passwords checked, by how: pbkdf2 and wrong each ran a PBKDF2, remembered and vouched did not.", "proof", () => c.plainChecks);
   m.counterBy("xfarm_c2s_stanzas_in_total", "Stanzas read from bound clients, by kind.", "kind", () => c.stanzasIn);
   m.counterBy("xfarm_c2s_stanzas_out_total", "Stanzas delivered to clients, by kind.", "kind", () => c.stanzasOut);
   m.counter("xfarm_c2s_received_bytes_total", "Bytes read from clients (inside TLS).", () => c.bytesIn);

@@ -94,6 +94,7 @@ export class SaslExchange {
         const account = user ? await this.ctx.store.getLoginAccount(user) : null;
         // An unknown account is checked too, against fake keys: it takes as long as a wrong password.
         const checked = await this.ctx.plain.checkAccount(user ?? authcid, password, account?.credentials ?? null, config.scram_iterations);
+        this.ctx.counters.plainCheck(checked?.proof ?? "wrong");
         if (!checked) {
           this.loginFailed(user);
           throw new SaslError("not-authorized", "wrong username or password");

@@ -133,6 +133,39 @@ describe("metrics and health endpoints", () => {
     expect(sample(text, "xfarm_c2s_auth_failures_total", { mechanism: "other" })).toBe(0);
   });
 
+  it("counts PLAIN checks by how the password was found right: a PBKDF2 run first, then remembered; a wrong one runs PBKDF2 too", { timeout: 60_000 }, async () => {
+    // Users of their own (the first sim's 20th and on), so that no other test's failed guess holds them up.
+    const plain = (first: number, users: number, password: string) =>
+      runCli([
+        "sim",
+        "--port", String(farm.c2sPorts[0]!.port),
+        "--security", "starttls",
+        "--mechanism", "PLAIN",
+        "--ca", process.env.XFARM_TEST_CERT!,
+        "--first", String(first),
+        "--users", String(users),
+        "--password", password,
+        "--rate", "20",
+        "--workers", "0",
+        "--duration", "20",
+        "--login-timeout", "15",
+      ]);
+    const checks = async () => {
+      const text = await scrape("c2s-1");
+      return Object.fromEntries(["pbkdf2", "remembered", "vouched", "wrong"].map((proof) => [proof, sample(text, "xfarm_c2s_plain_checks_total", { proof })]));
+    };
+    const at0 = await checks();
+    // The users logged in before with SCRAM only: the first PLAIN login of each runs a PBKDF2, at the front end it reached.
+    expect((await plain(20, 3, "pw")).code).toBe(0);
+    const at1 = await checks();
+    expect(at1).toEqual({ ...at0, pbkdf2: at0.pbkdf2! + 3 });
+    expect((await plain(20, 3, "pw")).code).toBe(0);
+    expect(await checks()).toEqual({ ...at1, remembered: at1.remembered! + 3 });
+    // The simulator counts the refused login among its results.
+    await plain(30, 1, "wrong");
+    expect(await checks()).toEqual({ ...at1, remembered: at1.remembered! + 3, wrong: at1.wrong! + 1 });
+  });
+
   it("the sessions gauges agree with xfarm status", async () => {
     for (const [user, c2s] of [["user1", 0], ["user2", 0], ["user3", 1]] as const) {
       clients.push(await connectClient({ port: farm.c2sPorts[c2s]!.port, username: user, password: "pw", resource: "r" }));
