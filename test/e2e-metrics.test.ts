@@ -30,6 +30,10 @@ describe("metrics and health endpoints", () => {
     return total;
   };
 
+  /** `xfarm sim` over STARTTLS with `mechanism`, in this process, its clients connecting to c2s-1 first. */
+  const sim = (mechanism: string, args: string[]) =>
+    runCli(["sim", "--port", String(farm.c2sPorts[0]!.port), "--security", "starttls", "--mechanism", mechanism, "--ca", process.env.XFARM_TEST_CERT!, "--workers", "0", ...args]);
+
   beforeAll(async () => {
     // A small floor, so that some of the users aimed at c2s-1 are redirected to c2s-2.
     farm = await Farm.create({ c2sCount: 2, logLevel: "info", c2s: { public_host: "127.0.0.1", auth_timeout: 30, redirect_floor: 5 } });
@@ -82,18 +86,12 @@ describe("metrics and health endpoints", () => {
       smFrames: await sum(["sm-1"], "xfarm_sm_frames_routed_total"),
     };
     const out = path.join(farm.dir, "sim-metrics.json");
-    const r = await runCli([
-      "sim",
-      "--port", String(farm.c2sPorts[0]!.port),
-      "--security", "starttls",
-      "--mechanism", "SCRAM-SHA-256",
-      "--ca", process.env.XFARM_TEST_CERT!,
+    const r = await sim("SCRAM-SHA-256", [
       "--users", String(USERS),
       "--password", "pw",
       "--rate", "40",
       "--chat-rate", "5",
       "--chat-count", String(MESSAGES_EACH),
-      "--workers", "0",
       "--duration", "60",
       "--login-timeout", "30",
       "--out", out,
@@ -136,20 +134,7 @@ describe("metrics and health endpoints", () => {
   it("counts PLAIN checks by how the password was found right: a PBKDF2 run first, then remembered; a wrong one runs PBKDF2 too", { timeout: 60_000 }, async () => {
     // Users of their own (the first sim's 20th and on), so that no other test's failed guess holds them up.
     const plain = (first: number, users: number, password: string) =>
-      runCli([
-        "sim",
-        "--port", String(farm.c2sPorts[0]!.port),
-        "--security", "starttls",
-        "--mechanism", "PLAIN",
-        "--ca", process.env.XFARM_TEST_CERT!,
-        "--first", String(first),
-        "--users", String(users),
-        "--password", password,
-        "--rate", "20",
-        "--workers", "0",
-        "--duration", "20",
-        "--login-timeout", "15",
-      ]);
+      sim("PLAIN", ["--first", String(first), "--users", String(users), "--password", password, "--rate", "20", "--duration", "20", "--login-timeout", "15"]);
     const checks = async () => {
       const text = await scrape("c2s-1");
       return Object.fromEntries(["pbkdf2", "remembered", "vouched", "wrong"].map((proof) => [proof, sample(text, "xfarm_c2s_plain_checks_total", { proof })]));
