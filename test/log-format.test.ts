@@ -24,13 +24,9 @@ function failingConfig(name: string, logFormat?: string): string {
 }
 
 /** Runs a command under script(1), on a terminal; resolves with what the terminal showed, colours taken out. */
-function onTerminal(command: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    p.stdout!.on("data", (d) => (out += d));
-    p.on("close", (code) => resolve({ code, out: out.replace(/\x1b\[[0-9;]*m/g, "") }));
-  });
+async function onTerminal(command: string): Promise<{ code: number | null; out: string }> {
+  const { code, stdout } = await runCommand("script", ["-qec", command, "/dev/null"]);
+  return { code, out: stdout.replace(/\x1b\[[0-9;]*m/g, "") };
 }
 
 const LOG_MODULE = fileURLToPath(new URL("../dist/lib/log.js", import.meta.url));
