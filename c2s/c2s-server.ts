@@ -206,6 +206,14 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       }
       return;
     }
+    if (msg.op === SessionOp.Vouchers) {
+      // Protocol §2.8: a lost front end's PLAIN clients are taken here without a PBKDF2 each.
+      const now = Date.now();
+      const vouchers = Object.entries(msg.meta.plain);
+      for (const [user, voucher] of vouchers) ctx.plain.acceptLost(user, Buffer.from(voucher, "base64"), now);
+      log.info({ from, lost: msg.meta.from, vouchers: vouchers.length }, "PLAIN vouchers for a lost front end's clients");
+      return;
+    }
     // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
     if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) (deliveredAcks.frame(from)[msg.meta.sid] ??= []).push(msg.meta.origin);
     const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;

@@ -45,6 +45,8 @@ export interface SessionLink extends Throttled {
   readonly stage: Stage;
   readonly log: Logger;
   readonly ack: AckState | null;
+  /** After a PLAIN login, until START: the password's voucher, which START hands to the sm (protocol §2.8). */
+  voucher: Buffer | null;
   /** From the bind on (sm-pipe.ts). */
   pipe: SmPipe | null;
   /** The sm knows this session, so END is owed when it goes. */
@@ -65,7 +67,9 @@ export function toSm<K extends SessionOp>(c: SessionLink, op: K, meta: SessionMe
 /** START: the sm binds `jid` (bare, or full with the resource the client asked for). */
 export function start(c: SessionLink, jid: string): void {
   c.smKnows = true;
-  toSm(c, SessionOp.Start, { sid: c.sid, jid, ip: c.ip, secure: c.secure });
+  const plain = c.voucher?.toString("base64");
+  c.voucher = null;
+  toSm(c, SessionOp.Start, { sid: c.sid, jid, ip: c.ip, secure: c.secure, ...(plain && { plain }) });
 }
 
 /** A stanza the server answers itself: by the server, with no 'from' (RFC 6120 §8.3.1). */

@@ -36,7 +36,7 @@ export interface Negotiating extends SessionLink {
   readonly direct: boolean;
   /** Served here after coming back from a redirect: a drain does not move it again. */
   stay: boolean;
-  /** After a PLAIN login, until the restarted stream's header: proof of the password for a redirect's target. */
+  /** After a PLAIN login, until START: proof of the password for a redirect's target, and for the sm to keep (protocol §2.8). */
   voucher: Buffer | null;
   binding: boolean;
   bindId: string | undefined;
@@ -80,7 +80,6 @@ export function onHeader(c: Negotiating, h: StreamHeader): void {
     }
     // Served here: counted now, not at bind, so a burst of logins sees itself.
     c.count();
-    c.voucher = null;
   }
   const header = owedHeader(c);
   c.stage = "features";

@@ -3,11 +3,13 @@
 // §2.2); a c2s missing from the table keeps its sessions for a grace
 // period (a router restart must not end them, a dead c2s must); a c2s back
 // as the same process is sent the sessions held for it (SESSIONS) to end
-// the ghosts an END lost with a router left.
+// the ghosts an END lost with a router left. While a c2s is lost, the other
+// front ends (and its next process) are sent its sessions' PLAIN vouchers.
 import { SM_ADDRESS, type Member } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionResumption } from "./session-resumption.js";
+import type { FrontEndVouchers } from "./front-end-vouchers.js";
 import type { Settling } from "./settling.js";
 import type { SmContext } from "./sm-context.js";
 import type { StanzaRouter } from "./stanza-router.js";
@@ -20,6 +22,7 @@ export interface FrontEndDeps {
   readonly resumption: SessionResumption;
   readonly lifecycle: SessionLifecycle;
   readonly router: StanzaRouter;
+  readonly vouchers: FrontEndVouchers;
   /** How long the sessions of a c2s missing from the member table are kept before they end. */
   readonly graceMs: number;
 }
@@ -60,6 +63,7 @@ export class FrontEndWatch {
       if (this.started.has(name) && this.started.get(name) !== when) this.missing.set(name, -Infinity);
       else if (this.missing.has(name)) {
         this.missing.delete(name);
+        this.deps.vouchers.done(name);
         // Back within its grace: what waited for it goes now.
         ctx.unacked.resend(now, (w) => w.to === name);
       }
@@ -87,6 +91,8 @@ export class FrontEndWatch {
         });
       }
     }
+    // Before the sessions of a restarted c2s end below: their clients are on their way to the front ends now listed.
+    for (const name of this.missing.keys()) this.deps.vouchers.send(name, started);
     this.endMissing(now);
     if (this.missing.size > 0 && !this.graceTimer) {
       this.graceTimer = setInterval(() => this.endMissing(Date.now()), 1_000);
@@ -136,6 +142,7 @@ export class FrontEndWatch {
     for (const [name, since] of this.missing) {
       if (now - since < this.deps.graceMs) continue;
       this.missing.delete(name);
+      this.deps.vouchers.done(name);
       for (const session of ctx.registry.all()) {
         if (session.c2s !== name) continue;
         if (session.resumption) resumption.detach(session);

@@ -71,6 +71,8 @@ export class SessionLifecycle {
     // Protocol §2.1: the new session wins.
     if (old) await this.end(old, "replaced", "conflict");
     const session = new Session(jid.resource ? jid : this.freeResource(jid), c2s, meta.sid, this.ctx.log);
+    // 32 bytes in base64: anything else is no voucher a front end would take.
+    if (meta.plain?.length === 44) session.plainVoucher = meta.plain;
     registry.add(session);
     this.deps.settling.unpark(session.user);
     port.send(c2s, user, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));

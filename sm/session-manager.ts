@@ -10,6 +10,7 @@ import type { Member, RoutePort } from "../lib/link/member.js";
 import { SCRAM_ITERATIONS } from "../lib/sasl/scram-credentials.js";
 import type { Store } from "../xdb-sql/store.js";
 import { ClientDelivery } from "./client-delivery.js";
+import { FrontEndVouchers } from "./front-end-vouchers.js";
 import { FrontEndWatch } from "./front-end-watch.js";
 import { IqRequests } from "./iq-requests.js";
 import { LinkAdapter } from "./link-adapter.js";
@@ -98,6 +99,7 @@ export class SessionManager {
       resumption,
       lifecycle,
       router,
+      vouchers: new FrontEndVouchers(ctx),
       graceMs: opts.c2sGraceMs ?? 10_000,
     }));
     this.link = new LinkAdapter(ctx, { lifecycle, resumption, router, frontEnds });

@@ -25,6 +25,8 @@ export class Session {
   resumption: ResumeLog | null = null;
   /** The modules' state for this session (sm/session-state.ts): module name → JSON value; null while none set any. */
   moduleState: Record<string, unknown> | null = null;
+  /** The client's SASL PLAIN voucher from START (protocol §2.8), base64; null for other logins and rebuilt sessions. */
+  plainVoucher: string | null = null;
 
   constructor(
     /** The full JID bound. */

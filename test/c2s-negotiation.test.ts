@@ -3,6 +3,7 @@
 // direct TLS handshaken in memory, resource binding as START, STARTED and
 // START_FAILED, and stanzas sent while the bind is on its way.
 import { afterEach, describe, expect, it } from "vitest";
+import { plainVoucher } from "../c2s/sasl/plain-cache.js";
 import { SessionOp } from "../lib/link/session-payload.js";
 import { MemoryFront, type C2sOverrides } from "./harness/c2s-front.js";
 import { HEADER, type RawStream } from "./harness/raw-stream.js";
@@ -88,7 +89,10 @@ describe("binding", () => {
     s.send(BIND("phone") + "<message to='u2@localhost' id='early'><body>first</body></message>");
     const start = await f.link.next(SessionOp.Start);
     expect(start.key).toBe("u1@localhost");
-    expect(start.meta).toEqual({ sid: start.meta.sid, jid: "u1@localhost/phone", ip: "127.0.0.1", secure: false });
+    // A PLAIN login's START hands the sm the password's voucher (protocol §2.8).
+    const keys = (await f.store.getCredentials("u1@localhost"))!["SHA-256"]!;
+    const plain = plainVoucher("u1@localhost", "pw", keys, "SHA-256").toString("base64");
+    expect(start.meta).toEqual({ sid: start.meta.sid, jid: "u1@localhost/phone", ip: "127.0.0.1", secure: false, plain });
     const conn = f.ctx.get(start.meta.sid)!;
     expect(f.link.frames.filter((fr) => fr.msg.op === SessionOp.Stanza)).toEqual([]);
     conn.bound("u1@localhost/phone", "sm-1/1");
@@ -113,6 +117,14 @@ describe("binding", () => {
     // The client may try again.
     s.send(BIND("c", "b3"));
     expect((await f.link.next(SessionOp.Start)).meta.jid).toBe("u1@localhost/c");
+  });
+
+  it("hands the sm no voucher after a SCRAM login", async () => {
+    const f = await front(CLEAR);
+    const { stream } = f.connect();
+    await stream.login({ security: "none", mechanism: "SCRAM-SHA-1", username: "u1", password: "pw", until: "authenticated" });
+    stream.send(BIND("phone"));
+    expect((await f.link.next(SessionOp.Start)).meta).toEqual({ sid: expect.any(String), jid: "u1@localhost/phone", ip: "127.0.0.1", secure: false });
   });
 
   it("binds the bare JID when the client asks for no resource, leaving the choice to the sm", async () => {

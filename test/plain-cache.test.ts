@@ -1,7 +1,7 @@
 // The c2s's memory of verified PLAIN passwords: a client coming back skips
 // PBKDF2, and nothing else about PLAIN changes.
 import { describe, expect, it } from "vitest";
-import { PlainVerifier, plainVoucher, VOUCHER_TTL_MS } from "../c2s/sasl/plain-cache.js";
+import { LOST_VOUCHER_TTL_MS, PlainVerifier, plainVoucher, VOUCHER_TTL_MS } from "../c2s/sasl/plain-cache.js";
 import { deriveKeys, verifyPassword, type ScramHash, type ScramKeys } from "../lib/sasl/scram-credentials.js";
 
 const keysFor = (password: string) => deriveKeys(password, "SHA-256", Buffer.from(`salt-${password}`), 64);
@@ -94,6 +94,48 @@ describe("PlainVerifier", () => {
       verifier.accept("b@localhost", Buffer.alloc(16));
       expect(await verifier.verify("b@localhost", "pw", keys, "SHA-256")).toBe("pbkdf2");
       expect(calls).toHaveLength(2);
+    });
+  });
+
+  describe("the sm's voucher for a lost front end's client (protocol §2.8)", () => {
+    it("takes the same password without PBKDF2 for longer than a redirect's, once", async () => {
+      const { verifier, calls } = counting();
+      const keys = await keysFor("pw");
+      verifier.acceptLost("a@localhost", plainVoucher("a@localhost", "pw", keys, "SHA-256"), 0);
+      verifier.acceptLost("b@localhost", plainVoucher("b@localhost", "pw", keys, "SHA-256"), 0);
+      expect(verifier.vouchersHeld(0)).toBe(2);
+      expect(await verifier.verify("a@localhost", "guess", keys, "SHA-256", VOUCHER_TTL_MS)).toBeNull();
+      expect(await verifier.verify("a@localhost", "pw", keys, "SHA-256", VOUCHER_TTL_MS)).toBe("vouched");
+      expect(verifier.vouchersHeld(VOUCHER_TTL_MS)).toBe(1);
+      expect(await verifier.verify("b@localhost", "pw", keys, "SHA-256", LOST_VOUCHER_TTL_MS)).toBe("pbkdf2");
+      expect(verifier.vouchersHeld(LOST_VOUCHER_TTL_MS)).toBe(0);
+      expect(calls).toEqual(["guess", "pw"]);
+    });
+
+    it("keeps a redirect's voucher and the sm's apart: either proves the password, and each expires in its time", async () => {
+      const { verifier, calls } = counting();
+      const keys = await keysFor("pw");
+      const voucher = plainVoucher("a@localhost", "pw", keys, "SHA-256");
+      verifier.acceptLost("a@localhost", voucher, 0);
+      verifier.accept("b@localhost", plainVoucher("b@localhost", "pw", keys, "SHA-256"), 1);
+      verifier.accept("a@localhost", Buffer.alloc(32), 2);
+      expect(verifier.vouchersHeld(2)).toBe(3);
+      // The redirect's (a wrong one here) does not hide the sm's.
+      expect(await verifier.verify("a@localhost", "pw", keys, "SHA-256", 3)).toBe("vouched");
+      expect(verifier.vouchersHeld(VOUCHER_TTL_MS + 1)).toBe(0);
+      expect(calls).toEqual([]);
+    });
+
+    it("beyond its size, drops the oldest", async () => {
+      const calls: string[] = [];
+      const check = (password: string, keys: ScramKeys, hash: ScramHash) => (calls.push(password), verifyPassword(password, keys, hash));
+      const verifier = new PlainVerifier(undefined, undefined, check, 2);
+      const keys = await keysFor("pw");
+      for (const u of ["a", "b", "c"]) verifier.acceptLost(`${u}@localhost`, plainVoucher(`${u}@localhost`, "pw", keys, "SHA-256"), 0);
+      expect(verifier.vouchersHeld(0)).toBe(2);
+      expect(await verifier.verify("a@localhost", "pw", keys, "SHA-256", 1)).toBe("pbkdf2");
+      expect(await verifier.verify("c@localhost", "pw", keys, "SHA-256", 1)).toBe("vouched");
+      expect(calls).toEqual(["pw"]);
     });
   });
 

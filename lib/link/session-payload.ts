@@ -26,6 +26,7 @@ export enum SessionOp {
   Sessions = 19,
   SessionState = 20,
   ClientState = 21,
+  Vouchers = 22,
 }
 
 /** A session's module state (protocol §2, SESSION_STATE): module name → its JSON value, opaque to the c2s. */
@@ -37,6 +38,13 @@ export interface StartMeta {
   jid: string;
   ip: string;
   secure: boolean;
+  /**
+   * The client logged in with SASL PLAIN: the password's voucher (protocol
+   * §1.6, `expect`), base64, which the sm keeps for the session so that the
+   * other front ends can take the client without a PBKDF2 should this one
+   * be lost (§2.8).
+   */
+  plain?: string;
 }
 /** A session that already exists on the c2s, re-established on its (new) sm. */
 export interface RebuildMeta {
@@ -97,6 +105,13 @@ export interface SessionStateMeta {
 export interface ClientStateMeta {
   sid: string;
   active: boolean;
+}
+/** sm → c2s (§2.8): the PLAIN vouchers of the sessions of a front end that was lost. */
+export interface VouchersMeta {
+  /** The front end lost. */
+  from: string;
+  /** Bare JID → voucher, base64. */
+  plain: Record<string, string>;
 }
 /** sm → c2s: the sessions this sm holds for the receiver, which ENDs those it does not hold (§2.5). */
 export interface SessionsMeta {
@@ -230,6 +245,7 @@ export interface SessionMetaByOp {
   [SessionOp.Sessions]: SessionsMeta;
   [SessionOp.SessionState]: SessionStateMeta;
   [SessionOp.ClientState]: ClientStateMeta;
+  [SessionOp.Vouchers]: VouchersMeta;
 }
 
 export type SessionMessage = {
@@ -266,7 +282,7 @@ const failureMeta = object({ sid: string, condition: string, text: optional(stri
 
 /** The shape of each op's meta, checked on receipt: a peer's mistake costs the frame, not the receiver. */
 const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
-  [SessionOp.Start]: object({ sid: string, jid: string, ip: string, secure: boolean }),
+  [SessionOp.Start]: object({ sid: string, jid: string, ip: string, secure: boolean, plain: optional(string) }),
   [SessionOp.Started]: object({ sid: string, jid: string }),
   [SessionOp.StartFailed]: failureMeta,
   [SessionOp.Stanza]: object({ sid: string, rerouted: optional(boolean), seq: optional(count), h: optional(count) }),
@@ -319,6 +335,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   [SessionOp.Sessions]: object({ sids: arrayOf(string) }),
   [SessionOp.SessionState]: object({ sid: string, state: isObject }),
   [SessionOp.ClientState]: object({ sid: string, active: boolean }),
+  [SessionOp.Vouchers]: object({ from: string, plain: recordOf(string) }),
 };
 
 /** Reads a session payload; throws when it is malformed or its meta does not fit its op. */

@@ -75,7 +75,7 @@ export class MemoryFront {
   private constructor(
     readonly ctx: C2sContext,
     readonly link: RecordingLink,
-    private readonly store: Store,
+    readonly store: Store,
   ) {}
 
   static async open(c2s: C2sOverrides = {}): Promise<MemoryFront> {
