@@ -10,6 +10,7 @@
 import fs from "node:fs";
 import { IDLE_RATE, round, scenario, type StepEnv } from "./bench-steps.js";
 import type { XfarmTarget } from "./bench-targets.js";
+import { cpuMicrosPer, sampleTreeWithout, TreeSampler, type CpuMicros, type Sample } from "../sim/process-tree.js";
 import { runSim } from "../sim/runner.js";
 import type { SimResults } from "../sim/results.js";
 
@@ -36,6 +37,15 @@ export interface StormFigure {
   relogin_p99_ms: number;
   /** Users whose session ended without coming back, or whose login failed. */
   failed: number;
+  /**
+   * The farm's CPU from the kill until the last lost session was back (the
+   * next whole-second sample after it), µs per session back: every farm
+   * process, the killed one's next process included (under the same name),
+   * the killed one's CPU before the kill not. It counts what the farm does
+   * meanwhile for the sessions that stayed too (little: they are idle).
+   * A cost, not a time: it holds on a busy machine, where the seconds do not.
+   */
+  cpu_us: CpuMicros | null;
   /** <see-other-host/> followed over the whole run (logins and the storm), by target. */
   redirects_by_target: Record<string, number>;
   errors_by_kind: Record<string, number>;
@@ -76,6 +86,8 @@ export async function measureStorm(target: XfarmTarget, env: StepEnv, n: number,
   let killed = "";
   let killedSockets = 0;
   let held = 0;
+  // Set at the kill (a property, which the callback's assignment does not hide from the code after the run).
+  const cpu: { atKill?: Sample; sampler?: TreeSampler } = {};
   const r: SimResults = await runSim(sc, {
     progress: env.progress,
     onSync: (s) => {
@@ -88,12 +100,17 @@ export async function measureStorm(target: XfarmTarget, env: StepEnv, n: number,
       }
       const pid = target.c2sPids().get(killed);
       killedSockets = most;
-      if (pid) process.kill(pid, "SIGKILL");
+      if (!pid) return;
+      cpu.atKill = sampleTreeWithout(target.pid, pid);
+      cpu.sampler = new TreeSampler(target.pid);
+      process.kill(pid, "SIGKILL");
     },
   });
+  cpu.sampler?.stop();
   const t = r.totals;
   const back = t.relogins + t.resumed;
   const relogin = r.latency_ms.relogin;
+  const allBack = t.reconnects > 0 && back >= t.reconnects ? relogin.max / 1000 : null;
   return {
     asked: n,
     held,
@@ -102,11 +119,20 @@ export async function measureStorm(target: XfarmTarget, env: StepEnv, n: number,
     reconnect_delay_s: delay,
     lost: t.reconnects,
     back,
-    all_back_s: t.reconnects > 0 && back >= t.reconnects ? round(relogin.max / 1000, 2) : null,
+    all_back_s: allBack === null ? null : round(allBack, 2),
     relogin_p50_ms: relogin.p50,
     relogin_p99_ms: relogin.p99,
     failed: t.dropped + t.login_failed,
     redirects_by_target: t.redirects_by_target,
     errors_by_kind: t.errors_by_kind,
+    cpu_us: stormMicros(cpu.atKill, cpu.sampler, allBack, back),
   };
+}
+
+/** CPU µs per session back, from the sample at the kill to the first one after the last was back. */
+function stormMicros(atKill: Sample | undefined, sampler: TreeSampler | undefined, allBack: number | null, back: number): CpuMicros | null {
+  if (!atKill || !sampler || allBack === null || back === 0) return null;
+  const end = sampler.samples.find((s) => s.at >= atKill.at + allBack * 1000);
+  if (!end) return null;
+  return cpuMicrosPer([atKill, end], back / ((end.at - atKill.at) / 1000));
 }

@@ -278,7 +278,7 @@ async function measureTarget(make: () => BenchTarget, first: BenchTarget, name: 
         log(`${name} storm: ${n} sessions, then a c2s killed; clients back after 0 … ${opts.stormDelay} s`);
         const f = await measureStorm(t as XfarmTarget, env, n, opts.stormDelay, opts.stormHold);
         report.storm = f;
-        log(`${name} storm: ${f.held} held, ${f.killed} killed (${f.killed_sockets} sockets), ${f.back} of ${f.lost} back${f.all_back_s === null ? "" : ` in ${f.all_back_s} s`}, p50 ${f.relogin_p50_ms} / p99 ${f.relogin_p99_ms} ms, failed ${f.failed}`);
+        log(`${name} storm: ${f.held} held, ${f.killed} killed (${f.killed_sockets} sockets), ${f.back} of ${f.lost} back${f.all_back_s === null ? "" : ` in ${f.all_back_s} s`}, p50 ${f.relogin_p50_ms} / p99 ${f.relogin_p99_ms} ms, failed ${f.failed}, µs/client back ${f.cpu_us ? cpuText(f.cpu_us) : "-"}`);
       }),
     );
   }
@@ -352,7 +352,8 @@ function tsungRamp(steps: TsungStep[], planned: number): string {
 /** "12.3 s (9500 back, …)", or how many came back when not all did. */
 function stormCell(f: StormFigure): string {
   const head = f.all_back_s === null ? `not all back: ${f.back} of ${f.lost}` : `${f.all_back_s} s (${f.back} of ${f.lost} back`;
-  return `${head}${f.all_back_s === null ? " (" : ", "}p50 ${ms(f.relogin_p50_ms)} / p99 ${ms(f.relogin_p99_ms)} ms each, ${f.failed} failed; ${f.killed} held ${f.killed_sockets} sockets)`;
+  const cpu = f.cpu_us ? `; CPU ${f.cpu_us.total} µs a client back` : "";
+  return `${head}${f.all_back_s === null ? " (" : ", "}p50 ${ms(f.relogin_p50_ms)} / p99 ${ms(f.relogin_p99_ms)} ms each, ${f.failed} failed; ${f.killed} held ${f.killed_sockets} sockets${cpu})`;
 }
 
 /** "-" where the kind was not measured, "n/a" where the server does not offer its mechanism. */

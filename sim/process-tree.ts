@@ -72,6 +72,18 @@ export function cpuSeconds(pid: number): number {
   return (readStat(pid)?.cpu ?? 0) / TICKS;
 }
 
+/** A sample of `root`'s tree without process `pid` (one about to be killed): as if it had never run. */
+export function sampleTreeWithout(root: number, pid: number): Sample {
+  const gone = readStat(pid);
+  const sample = sampleTree(root);
+  if (!gone) return sample;
+  const name = processName(pid);
+  sample.cpuS -= gone.cpu / TICKS;
+  sample.systemS -= gone.system / TICKS;
+  sample.cpuByName[name] = Math.max(0, (sample.cpuByName[name] ?? 0) - gone.cpu / TICKS);
+  return sample;
+}
+
 export interface Sample {
   /** Epoch milliseconds. */
   at: number;
@@ -114,7 +126,11 @@ export function sampleTree(root: number, names: Map<number, string> = new Map())
     cpu += ticks;
     system += stat?.system ?? 0;
     let name = names.get(pid);
-    if (name === undefined) names.set(pid, (name = processName(pid)));
+    if (name === undefined) {
+      name = processName(pid);
+      // A farm process that has not set its title yet (just restarted) reads as node: asked again next time.
+      if (name !== "node") names.set(pid, name);
+    }
     cpuByName[name] = (cpuByName[name] ?? 0) + ticks / TICKS;
   }
   return { at: Date.now(), rssKb: rss, cpuS: cpu / TICKS, systemS: system / TICKS, cpuByName, procs: pids.length };

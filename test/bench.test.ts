@@ -127,7 +127,11 @@ describe("xfarm bench --compare", () => {
     expect(f.lost).toBeGreaterThan(0);
     expect([f.back, f.failed]).toEqual([f.lost, 0]);
     expect(f.all_back_s).not.toBeNull();
-    expect(r.stdout).toMatch(/\| reconnect storm[^|]*\| [\d.]+ s \(\d+ of \d+ back/);
+    // What bringing them back cost the farm, by process (the killed one's next process too, in the total).
+    expect(f.cpu_us!.total).toBeGreaterThan(0);
+    const survivor = f.killed === "c2s-1" ? "c2s-2" : "c2s-1";
+    expect(Object.keys(f.cpu_us!.by)).toEqual(expect.arrayContaining(["router-1", "sm-1", survivor]));
+    expect(r.stdout).toMatch(/\| reconnect storm[^|]*\| [\d.]+ s \(\d+ of \d+ back[^|]*; CPU \d+ µs a client back\)/);
     expect(t!.tsung?.absent).toMatch(/^no (tsung on PATH|run\.sh in )/);
     expect(r.stdout).toMatch(/\| Tsung: logins\/s PLAIN[^|]*\| no (tsung on PATH|run\.sh in )/);
     fs.rmSync(dir, { recursive: true, force: true });
