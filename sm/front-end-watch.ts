@@ -31,6 +31,8 @@ export class FrontEndWatch {
   /** c2s names missing from the member table, since when (-Infinity: it restarted, its sessions are gone). */
   private readonly missing = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | null = null;
+  /** endMissing() in the next turn, after the link has written the vouchers sent in this one. */
+  private endLater: NodeJS.Immediate | null = null;
   /** The c2s names in the last member table. */
   private linked = new Set<string>();
   /** When each c2s last started: a new value means it restarted and its old sessions are gone. */
@@ -92,8 +94,15 @@ export class FrontEndWatch {
       }
     }
     // Before the sessions of a restarted c2s end below: their clients are on their way to the front ends now listed.
-    for (const name of this.missing.keys()) this.deps.vouchers.send(name, started);
-    this.endMissing(now);
+    let vouched = false;
+    for (const name of this.missing.keys()) vouched = this.deps.vouchers.send(name, started) || vouched;
+    // Then in a turn of their own: the link writes this turn's frames at its end, and ending thousands of
+    // sessions in this one would hold the vouchers back from the new process their clients log in on now.
+    if (vouched) this.endLater ??= setImmediate(() => {
+      this.endLater = null;
+      this.endMissing(Date.now());
+    });
+    else this.endMissing(now);
     if (this.missing.size > 0 && !this.graceTimer) {
       this.graceTimer = setInterval(() => this.endMissing(Date.now()), 1_000);
       this.graceTimer.unref();
@@ -121,6 +130,7 @@ export class FrontEndWatch {
 
   close(): void {
     if (this.graceTimer) clearInterval(this.graceTimer);
+    if (this.endLater) clearImmediate(this.endLater);
   }
 
   /**

@@ -51,10 +51,13 @@ describe("a lost front end's PLAIN vouchers", () => {
     // Another table while it is still missing sends nothing again.
     h.sm.onMembers(members("c2s-2@1", "c2s-3@1"));
     expect(vouchers()).toEqual({});
-    // Its next process links: it alone is sent them; then the old process's sessions end.
+    // Its next process links: it alone is sent them; then, in the next turn, the old process's sessions end.
     h.sm.onMembers(members("c2s-1@2", "c2s-2@1", "c2s-3@1"));
-    await h.sm.idle();
     expect(vouchers()).toEqual({ "c2s-1": [sent] });
+    expect(h.port.frames).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    await h.sm.idle();
+    h.port.take();
     // They ended with the old process: losing the new one sends nothing.
     h.sm.onMembers(members("c2s-2@1", "c2s-3@1"));
     await h.sm.idle();
