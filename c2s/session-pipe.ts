@@ -45,7 +45,7 @@ export interface SessionLink extends Throttled {
   readonly stage: Stage;
   readonly log: Logger;
   readonly ack: AckState | null;
-  /** After a PLAIN login, until START: the password's voucher, which START hands to the sm (protocol §2.8). */
+  /** After a PLAIN login, until START: the password's voucher, for a redirect's target (§1.6) and for the sm to keep (START, §2.8). */
   voucher: Buffer | null;
   /** From the bind on (sm-pipe.ts). */
   pipe: SmPipe | null;

@@ -36,8 +36,6 @@ export interface Negotiating extends SessionLink {
   readonly direct: boolean;
   /** Served here after coming back from a redirect: a drain does not move it again. */
   stay: boolean;
-  /** After a PLAIN login, until START: proof of the password for a redirect's target, and for the sm to keep (protocol §2.8). */
-  voucher: Buffer | null;
   binding: boolean;
   bindId: string | undefined;
   /** Stanzas sent after asking to bind, handled once bound. */

@@ -25,16 +25,16 @@ export class FrontEndVouchers {
   send(lost: string, c2s: ReadonlyMap<string, unknown>): boolean {
     const sent = this.sent.get(lost) ?? new Set<string>();
     this.sent.set(lost, sent);
-    const to = [...c2s].map(([name, started]) => `${name} ${String(started)}`).filter((k) => !sent.has(k));
-    if (to.length === 0) return false;
-    const frames = this.frames(lost);
-    for (const key of to) {
-      sent.add(key);
-      const name = key.slice(0, key.indexOf(" "));
+    let frames: { payloads: Buffer[]; vouchers: number } | null = null;
+    for (const [name, started] of c2s) {
+      const incarnation = `${name} ${String(started)}`;
+      if (sent.has(incarnation)) continue;
+      sent.add(incarnation);
+      frames ??= this.frames(lost);
       for (const frame of frames.payloads) this.ctx.port.send(name, "", frame);
       if (frames.vouchers > 0) this.ctx.log.info({ lost, to: name, vouchers: frames.vouchers }, "PLAIN vouchers of a lost front end's sessions sent");
     }
-    return frames.vouchers > 0;
+    return (frames?.vouchers ?? 0) > 0;
   }
 
   /** `lost` is back as the same process, or its sessions are gone: nothing more is sent for it. */
