@@ -5,17 +5,36 @@
 // as the same process is sent the sessions held for it (SESSIONS) to end
 // the ghosts an END lost with a router left. While a c2s is lost, the other
 // front ends (and its next process) are sent its sessions' PLAIN vouchers.
+// A lost front end's sessions end a slice a turn: thousands at once would
+// hold up every START of their clients coming back.
 import { SM_ADDRESS, type Member } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionResumption } from "./session-resumption.js";
 import type { FrontEndVouchers } from "./front-end-vouchers.js";
+import type { Session } from "./sessions.js";
 import type { Settling } from "./settling.js";
 import type { SmContext } from "./sm-context.js";
 import type { StanzaRouter } from "./stanza-router.js";
+import { sidOfDeliverId } from "./unacknowledged.js";
 
 /** Sids one SESSIONS lists at most, so that its meta stays within 64 KiB. */
 const SIDS_PER_FRAME = 2_000;
+/**
+ * Sessions of a lost front end ended in one turn of the event loop, a few
+ * ms of work (a session's end tells its contacts): 9,500 at once held the sm
+ * a second, with the STARTs of their clients coming back behind it.
+ */
+const ENDS_PER_TURN = 200;
+
+/** A lost front end's sessions, to end a slice a turn; then what waited for them is routed again. */
+interface Ending {
+  readonly c2s: string;
+  readonly sessions: Session[];
+  /** Their sids, and those of its sessions left waiting for a resumption: a restarted front end's new sessions, under the same name, are not these. */
+  readonly sids: Set<string>;
+  next: number;
+}
 
 export interface FrontEndDeps {
   readonly settling: Settling;
@@ -31,8 +50,12 @@ export class FrontEndWatch {
   /** c2s names missing from the member table, since when (-Infinity: it restarted, its sessions are gone). */
   private readonly missing = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | null = null;
-  /** endMissing() in the next turn, after the link has written the vouchers sent in this one. */
-  private endLater: NodeJS.Immediate | null = null;
+  /** Lost front ends whose sessions are ending, oldest first, and the sessions among them not ended yet. */
+  private readonly ending: Ending[] = [];
+  private readonly doomed = new Set<Session>();
+  private sliceTimer: NodeJS.Immediate | null = null;
+  /** Told when the last slice has been taken (idle() waits for it). */
+  private ended: (() => void)[] = [];
   /** The c2s names in the last member table. */
   private linked = new Set<string>();
   /** When each c2s last started: a new value means it restarted and its old sessions are gone. */
@@ -83,7 +106,7 @@ export class FrontEndWatch {
     for (const session of ctx.registry.all()) {
       const owner = ctx.port.smOwnerOf(session.user);
       if (!c2s.has(session.c2s)) {
-        if (!this.missing.has(session.c2s)) this.missing.set(session.c2s, now);
+        if (!this.missing.has(session.c2s) && !this.doomed.has(session)) this.missing.set(session.c2s, now);
       } else if (owner !== undefined && owner !== ctx.port.name) {
         void ctx.queue.run(session.user, async () => {
           // Waiting for a resumption, it has no front end to rebuild it there: it ends, and what it held goes there.
@@ -93,16 +116,10 @@ export class FrontEndWatch {
         });
       }
     }
-    // Before the sessions of a restarted c2s end below: their clients are on their way to the front ends now listed.
-    let vouched = false;
-    for (const name of this.missing.keys()) vouched = this.deps.vouchers.send(name, started) || vouched;
-    // Then in a turn of their own: the link writes this turn's frames at its end, and ending thousands of
-    // sessions in this one would hold the vouchers back from the new process their clients log in on now.
-    if (vouched) this.endLater ??= setImmediate(() => {
-      this.endLater = null;
-      this.endMissing(Date.now());
-    });
-    else this.endMissing(now);
+    // Before the sessions of a restarted c2s end (from the next turn on, after the link has written these):
+    // their clients are on their way to the front ends now listed.
+    for (const name of this.missing.keys()) this.deps.vouchers.send(name, started);
+    this.endMissing(now);
     if (this.missing.size > 0 && !this.graceTimer) {
       this.graceTimer = setInterval(() => this.endMissing(Date.now()), 1_000);
       this.graceTimer.unref();
@@ -128,9 +145,19 @@ export class FrontEndWatch {
     return since !== undefined && since !== -Infinity;
   }
 
+  /** Resolves once no lost front end's sessions are left to end (each is then a job on the queue, or done). */
+  endsTaken(): Promise<void> {
+    if (this.ending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.ended.push(resolve));
+  }
+
   close(): void {
     if (this.graceTimer) clearInterval(this.graceTimer);
-    if (this.endLater) clearImmediate(this.endLater);
+    if (this.sliceTimer) clearImmediate(this.sliceTimer);
+    this.sliceTimer = null;
+    this.ending.length = 0;
+    this.doomed.clear();
+    for (const resolve of this.ended.splice(0)) resolve();
   }
 
   /**
@@ -146,34 +173,74 @@ export class FrontEndWatch {
     }
   }
 
+  /** The sessions of each c2s missing past its grace (or restarted) are taken, to end from the next turn on. */
   private endMissing(now: number): void {
-    const { ctx } = this;
-    const { lifecycle, resumption, router } = this.deps;
     for (const [name, since] of this.missing) {
       if (now - since < this.deps.graceMs) continue;
       this.missing.delete(name);
       this.deps.vouchers.done(name);
-      for (const session of ctx.registry.all()) {
-        if (session.c2s !== name) continue;
-        if (session.resumption) resumption.detach(session);
-        else void ctx.queue.run(session.user, () => lifecycle.end(session, "c2s left"));
-      }
-      // What waited for it is routed again, after the sessions ended (the same queues), under its identity;
-      // a session waiting to be resumed keeps what was numbered for it (§2.6).
-      for (const w of ctx.unacked.takeAll((w) => w.to === name)) {
-        const msg = ctx.decode(w.payload, name);
-        const kept = msg?.op === SessionOp.Deliver && msg.meta.n !== undefined && ctx.registry.bySid(name, msg.meta.sid)?.resumption;
-        if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined || kept) {
-          w.tally?.release();
-          continue;
+      const ending: Ending = { c2s: name, sessions: [], sids: new Set(), next: 0 };
+      for (const session of this.ctx.registry.all()) {
+        if (session.c2s !== name || this.doomed.has(session)) continue;
+        ending.sids.add(session.sid);
+        // At once, cheaply: a client resuming right away finds its session waiting (§2.6).
+        if (session.resumption) this.deps.resumption.detach(session);
+        else {
+          ending.sessions.push(session);
+          this.doomed.add(session);
         }
-        const xml = msg.xml;
-        void ctx.queue.run(w.key, () => router.underOrigin(msg.meta.origin, () => router.fromPeerNow(xml, w.key), w.tally)).finally(() => w.tally?.release());
       }
+      this.ending.push(ending);
     }
     if (this.missing.size === 0 && this.graceTimer) {
       clearInterval(this.graceTimer);
       this.graceTimer = null;
+    }
+    if (this.ending.length > 0) this.sliceTimer ??= setImmediate(() => this.endSlice());
+  }
+
+  /** Queues the ends of the next ENDS_PER_TURN sessions; after a front end's last, what waited for it. */
+  private endSlice(): void {
+    this.sliceTimer = null;
+    const { ctx } = this;
+    const { lifecycle } = this.deps;
+    let budget = ENDS_PER_TURN;
+    while (budget > 0 && this.ending.length > 0) {
+      const ending = this.ending[0]!;
+      while (budget > 0 && ending.next < ending.sessions.length) {
+        const session = ending.sessions[ending.next++]!;
+        this.doomed.delete(session);
+        budget--;
+        // Not if its client's new login replaced it meanwhile.
+        if (ctx.registry.has(session)) void ctx.queue.run(session.user, () => lifecycle.end(session, "c2s left"));
+      }
+      if (ending.next < ending.sessions.length) break;
+      this.ending.shift();
+      this.routeWaiting(ending);
+    }
+    if (this.ending.length > 0) this.sliceTimer = setImmediate(() => this.endSlice());
+    else for (const resolve of this.ended.splice(0)) resolve();
+  }
+
+  /**
+   * What waited for a lost front end's sessions is routed again, after they
+   * ended (the same queues), under its identity; a session waiting to be
+   * resumed keeps what was numbered for it (§2.6).
+   */
+  private routeWaiting({ c2s, sids }: Ending): void {
+    const { ctx } = this;
+    const { router } = this.deps;
+    // Not what waits for a restarted front end's new sessions, under the same name.
+    const theirs = (sid: string | undefined): boolean => sid === undefined || sids.has(sid) || !ctx.registry.bySid(c2s, sid);
+    for (const w of ctx.unacked.takeAll((w, id) => w.to === c2s && theirs(sidOfDeliverId(id)))) {
+      const msg = ctx.decode(w.payload, c2s);
+      const kept = msg?.op === SessionOp.Deliver && msg.meta.n !== undefined && ctx.registry.bySid(c2s, msg.meta.sid)?.resumption;
+      if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined || kept) {
+        w.tally?.release();
+        continue;
+      }
+      const xml = msg.xml;
+      void ctx.queue.run(w.key, () => router.underOrigin(msg.meta.origin, () => router.fromPeerNow(xml, w.key), w.tally)).finally(() => w.tally?.release());
     }
   }
 }

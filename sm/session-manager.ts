@@ -178,8 +178,9 @@ export class SessionManager {
     return { sessions: this.ctx.registry.size, messages: this.ctx.messagesRouted };
   }
 
-  /** Resolves when every queued frame has been processed. */
-  idle(): Promise<void> {
-    return this.ctx.queue.idle();
+  /** Resolves when every queued frame has been processed, and every lost front end's sessions have ended. */
+  async idle(): Promise<void> {
+    await this.frontEnds.endsTaken();
+    await this.ctx.queue.idle();
   }
 }

@@ -97,6 +97,11 @@ export function deliverId(c2s: string, sid: string, origin: string): string {
   return `d\n${c2s}\n${sid}\n${origin}`;
 }
 
+/** The sid of a DELIVER's key (deliverId); undefined for a FORWARD's. */
+export function sidOfDeliverId(id: string): string | undefined {
+  return id.startsWith("d\n") ? id.split("\n")[2] : undefined;
+}
+
 /** The key a FORWARD waits under. */
 export function forwardId(origin: string): string {
   return `f\n${origin}`;

@@ -118,6 +118,39 @@ describe("sm sessions", () => {
     expect(h.port.take((f) => f.to === "c2s-1")).toMatchObject([{ op: SessionOp.Close, meta: { sid: alice.sid } }]);
   });
 
+  it("ends a restarted c2s's old sessions a slice a turn, answering its new process's STARTs meanwhile, which it leaves alone", async () => {
+    const users = Array.from({ length: 450 }, (_, i) => `u${i}`);
+    h = await Harness.create([...users, "carol"], { c2sGraceMs: 60_000 });
+    const table = (started: number) => [
+      { name: "c2s-1", role: "c2s" as const, info: { started } },
+      { name: "c2s-2", role: "c2s" as const, info: { started: 1 } },
+      { name: "sm-1", role: "sm" as const, info: {} },
+    ];
+    h.sm.onMembers(table(1));
+    for (const user of users) await h.connect(`${user}@${DOMAIN}/old`, "c2s-1");
+    const carol = await h.connect(`carol@${DOMAIN}/c`, "c2s-2");
+    h.port.take();
+    h.sm.onMembers(table(2));
+    // The first of them back, on the new process, before any old session has ended.
+    h.sm.onRoute("c2s-1", `u0@${DOMAIN}`, encodeSessionPayload(SessionOp.Start, { sid: "new", jid: `u0@${DOMAIN}/new`, ip: "127.0.0.1", secure: true }));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Answered in the first turn, while most of the old sessions are still held.
+    expect(h.port.take((f) => f.op === SessionOp.Started)).toMatchObject([{ to: "c2s-1", meta: { sid: "new" } }]);
+    expect(h.sm.load().sessions).toBeGreaterThan(users.length / 2);
+    // A message to the new session meanwhile waits for its front end's word, not for the old sessions' end.
+    const message = `<message from='${carol.jid}' to='u0@${DOMAIN}/new' type='chat'><body>back</body></message>`;
+    h.sm.onRoute("c2s-2", carol.bare, encodeSessionPayload(SessionOp.Stanza, { sid: carol.sid, seq: 1 }, message));
+    await h.sm.idle();
+    // The old sessions ended without a word to the new process (it never held them); the new one stays.
+    expect(h.port.take((f) => f.op === SessionOp.Close)).toEqual([]);
+    expect(h.sm.load().sessions).toBe(2);
+    // Delivered once: what waited for the new session was not taken for the old ones' and routed again.
+    expect(h.port.take((f) => f.op === SessionOp.Deliver && f.meta.sid === "new")).toHaveLength(1);
+    expect(await h.store.countOffline(`u0@${DOMAIN}`)).toBe(0);
+    await h.route("c2s-1", `u0@${DOMAIN}`, encodeSessionPayload(SessionOp.Stanza, { sid: "new", seq: 1 }, "<presence/>"));
+    expect(h.port.take((f) => f.op === SessionOp.Close)).toEqual([]);
+  });
+
   it("tells a c2s that comes back, or every c2s after its own re-link, which sessions it holds for it", async () => {
     h = await Harness.create(["alice", "bob"], { c2sGraceMs: 60_000 });
     const alice = await h.connect(`alice@${DOMAIN}/a`, "c2s-1");
