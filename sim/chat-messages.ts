@@ -39,8 +39,10 @@ export function readMessage(ctx: Ctx, k: number, xml: string): void {
   if (i < 0) return;
   const m = /^(\d+) ([of])(\d+)\.(\d+) /.exec(xml.slice(i + 12, i + 64));
   if (!m) return;
-  if (!ctx.received(ctx.msgKey(Number(m[3]), Number(m[4])), m[2] === "o")) return;
   const stamp = Number(m[1]);
+  // An earlier run on the same accounts left it offline: its sender and count would pass for this run's.
+  if (stamp < ctx.runStartMicros) return void ctx.rec.count("msgs_earlier_run");
+  if (!ctx.received(ctx.msgKey(Number(m[3]), Number(m[4])), m[2] === "o")) return;
   if (xml.includes("urn:xmpp:delay")) ctx.rec.count("msgs_received_delayed");
   else {
     ctx.rec.count("msgs_received");

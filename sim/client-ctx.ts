@@ -47,6 +47,8 @@ export interface Ctx {
   body(head: string, size: number): string;
   /** A message's number in the run, from its sender and the sender's count. */
   msgKey(k: number, seq: number): number;
+  /** When the run started, on wallMicros()'s clock: a message stamped before it is an earlier run's. */
+  readonly runStartMicros: number;
   /** A stamped message arrived; false if it is a copy of one that already had. */
   received(key: number, online: boolean): boolean;
   /** A message to an online user came back to its sender as an error. */

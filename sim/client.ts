@@ -401,6 +401,11 @@ export class SimClient implements ScanSink, Sleeper, LoginSink, SocketOwner {
   }
 
   private end(how: "closed" | "cut" | "dropped" | "login_failed"): void {
+    // The server ended the session (a stream error, a stop): what it had not read of the last seconds is gone with it.
+    if (how === "dropped") {
+      const keys = this.session.recent.take();
+      if (keys.length) this.ctx.unconfirmed(keys);
+    }
     this.retryAt = 0;
     this.leaveSession();
     this.session.available = false;

@@ -128,7 +128,7 @@ export function summaryTable(r: SimResults): string {
   }
   if (t.msgs_sent || t.msgs_sent_offline || t.msgs_received || t.msgs_received_delayed) {
     lines.push(
-      `messages    sent ${t.msgs_sent} to online, ${t.msgs_sent_offline} to offline  received ${t.msgs_received} live, ${t.msgs_received_delayed} delayed  missing ${t.msgs_missing}  no target ${t.msgs_no_target}`,
+      `messages    sent ${t.msgs_sent} to online, ${t.msgs_sent_offline} to offline  received ${t.msgs_received} live, ${t.msgs_received_delayed} delayed  missing ${t.msgs_missing}  no target ${t.msgs_no_target}${t.msgs_earlier_run ? `  an earlier run's ${t.msgs_earlier_run}` : ""}`,
     );
     lines.push(
       `            delivered ${t.msgs_delivered}  lost ${t.msgs_lost}  lost in flight ${t.msgs_lost_in_flight} (of ${t.msgs_unconfirmed} unconfirmed)  duplicated ${t.msgs_duplicated}  bounced ${t.msgs_bounced}  resent ${t.msgs_resent}`,

@@ -34,6 +34,7 @@ export const COUNTERS = [
   "msgs_received_delayed", // stamped messages received with a delay element (offline storage)
   "msgs_delivered", // messages to online users received (live or delayed), each once
   "msgs_duplicated", // copies of a message received again (not in the two above)
+  "msgs_earlier_run", // stamped messages sent before this run started: an earlier run's, kept in offline storage (in none above)
   "msgs_bounced", // messages to online users that came back to their sender as errors
   "msgs_resent", // messages sent again after a resumption or a failed one (not in msgs_sent)
   "msgs_unconfirmed", // messages to online users sent without XEP-0198 resumption just before the connection was cut: the sender cannot know whether the server read them

@@ -28,6 +28,7 @@ export class SimWorker implements Ctx {
   verify = false;
   chatRate: number[] = [];
   chatsEnded = false;
+  runStartMicros = 0;
   syncPoint: number[] = [];
   smRequestEvery = 0;
   smResume = false;
@@ -113,6 +114,7 @@ export class SimWorker implements Ctx {
     this.times = arrivalTimes(sc);
     for (let k = this.index; k < this.times.length; k += this.workers) this.mine.push(k);
     this.t0 = performance.now() + (m.t0 - Date.now());
+    this.runStartMicros = m.t0 * 1000;
     this.scheduleArrivals();
     this.scheduleTick();
     this.statusTimer = setInterval(() => this.flushStatus(), STATUS_MS);

@@ -11,6 +11,8 @@ import { expandSources, loopbackRefusal, parseHostPort } from "../sim/loopback.j
 import { OnlineSet } from "../sim/online-set.js";
 import { defaultScenario, finish, loadScenarioFile, scenarioFromTable } from "../sim/scenario.js";
 import { Merger, Recorder } from "../sim/stats.js";
+import type { Ctx } from "../sim/client-ctx.js";
+import { readMessage, wallMicros } from "../sim/chat-messages.js";
 import { attr, firstChild, StanzaScanner } from "../sim/xml-scan.js";
 
 const SCENARIOS = fileURLToPath(new URL("../sim/scenarios/", import.meta.url));
@@ -198,6 +200,36 @@ describe("the stream splitter", () => {
 });
 
 describe("statistics", () => {
+  it("counts a message once, a copy as a duplicate, and an earlier run's (left offline) apart", () => {
+    const rec = new Recorder();
+    const seen = new Set<number>();
+    const ctx = {
+      rec,
+      runStartMicros: wallMicros() - 1_000_000,
+      msgKey: (k: number, seq: number) => seq * 100 + k,
+      // As the worker's: a copy is counted, and read no further.
+      received: (key: number) => {
+        if (seen.has(key)) {
+          rec.count("msgs_duplicated");
+          return false;
+        }
+        seen.add(key);
+        return true;
+      },
+    } as unknown as Ctx;
+    const message = (stamp: number, delayed: boolean) =>
+      `<message type='chat'><body>xfsim ${stamp} o7.3 xx</body>${delayed ? "<delay xmlns='urn:xmpp:delay'/>" : ""}</message>`;
+    // The earlier run's copy of user 7's third message, from offline storage: not this run's.
+    readMessage(ctx, 1, message(ctx.runStartMicros - 5_000_000, true));
+    expect(rec.c.msgs_earlier_run).toBe(1);
+    expect(seen.size).toBe(0);
+    // This run's own, live; then again.
+    readMessage(ctx, 1, message(wallMicros(), false));
+    expect([rec.c.msgs_received, rec.c.msgs_received_delayed, seen.size]).toEqual([1, 0, 1]);
+    readMessage(ctx, 1, message(wallMicros(), false));
+    expect(rec.c.msgs_duplicated).toBe(1);
+  });
+
   it("picks random online users other than oneself", () => {
     const o = new OnlineSet(10);
     let i = 0;
