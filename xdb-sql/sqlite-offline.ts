@@ -3,6 +3,7 @@
 import type Database from "better-sqlite3";
 import type { OfflineRow } from "./rows.js";
 import { checkLength, pageLength, type OfflineMessage, type OfflinePage, type OfflineQuota } from "./store.js";
+import { firstRows } from "./sqlite-row-window.js";
 import { withSqliteAccount } from "./store-errors.js";
 
 function prepareAll(db: Database.Database) {
@@ -19,9 +20,8 @@ function prepareAll(db: Database.Database) {
     loadOffline: db.prepare<[string], OfflineRow>(
       `SELECT id, xml, stored_at FROM offline WHERE user = ? ORDER BY id`,
     ),
-    offlineSizes: db.prepare<[string, number], { id: number; bytes: number }>(
-      `SELECT id, bytes FROM offline WHERE user = ? ORDER BY id LIMIT ?`,
-    ),
+    // Read a page at a time with firstRows(): no bound LIMIT (sqlite-row-window.ts).
+    offlineSizes: db.prepare<[string], { id: number; bytes: number }>(`SELECT id, bytes FROM offline WHERE user = ? ORDER BY id`),
     loadOfflineUpTo: db.prepare<[string, number], OfflineRow>(
       `SELECT id, xml, stored_at FROM offline WHERE user = ? AND id <= ? ORDER BY id`,
     ),
@@ -68,7 +68,7 @@ export class SqliteOffline {
     let rows: OfflineRow[];
     if (page) {
       if (!Number.isSafeInteger(page.limit) || page.limit < 1) throw new RangeError(`bad page size ${page.limit}`);
-      const sizes = this.s.offlineSizes.all(user, page.limit);
+      const sizes = firstRows(this.s.offlineSizes.iterate(user), page.limit);
       const n = pageLength(sizes.map((r) => r.bytes), page);
       rows = n === 0 ? [] : this.s.loadOfflineUpTo.all(user, sizes[n - 1]!.id);
     } else rows = this.s.loadOffline.all(user);

@@ -3,6 +3,7 @@
 import type Database from "better-sqlite3";
 import { pepConfig, type PepItemRow } from "./rows.js";
 import { checkLength, type PepItem, type PepNode } from "./store.js";
+import { firstRows, rowsAfter } from "./sqlite-row-window.js";
 import { isSqliteForeignKeyError, withSqliteAccount } from "./store-errors.js";
 
 function prepareAll(db: Database.Database) {
@@ -32,14 +33,11 @@ function prepareAll(db: Database.Database) {
     pepItemSizes: db.prepare<[string, string], { item_id: string; bytes: number }>(
       `SELECT item_id, LENGTH(CAST(xml AS BLOB)) AS bytes FROM pep_items WHERE user = ? AND node = ? ORDER BY seq`,
     ),
-    pepItemsNewest: db.prepare<[string, string, number], PepItemRow>(
-      `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT ?`,
+    // Newest first, for firstRows() and rowsAfter(): no bound LIMIT or OFFSET (sqlite-row-window.ts).
+    pepItemsNewest: db.prepare<[string, string], PepItemRow>(
+      `SELECT item_id, xml, published_at FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC`,
     ),
-    pepItemIdsBeyond: db
-      .prepare<[string, string, number], string>(
-        `SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC LIMIT -1 OFFSET ?`,
-      )
-      .pluck(),
+    pepItemIdsNewest: db.prepare<[string, string], string>(`SELECT item_id FROM pep_items WHERE user = ? AND node = ? ORDER BY seq DESC`).pluck(),
   };
 }
 
@@ -87,7 +85,7 @@ export class SqlitePep {
         .transaction(() => {
           s.deletePepItem.run(user, node, item.id);
           s.insertPepItem.run(user, node, item.id, item.xml, item.published.getTime());
-          const gone = s.pepItemIdsBeyond.all(user, node, maxItems);
+          const gone = rowsAfter(s.pepItemIdsNewest.iterate(user, node), maxItems);
           for (const id of gone) s.deletePepItem.run(user, node, id);
           return gone;
         })
@@ -104,7 +102,7 @@ export class SqlitePep {
       const found = [...new Set(select.ids)].flatMap((id) => this.s.pepItem.get(user, node, id) ?? []);
       rows = found.sort((a, b) => a.seq - b.seq);
     } else if (select.last !== undefined) {
-      rows = this.s.pepItemsNewest.all(user, node, select.last).reverse();
+      rows = firstRows(this.s.pepItemsNewest.iterate(user, node), select.last).reverse();
     } else {
       rows = this.s.pepItems.all(user, node);
     }
