@@ -19,10 +19,9 @@ export class FrontEndVouchers {
   /**
    * `lost` is missing from the member table, or back as a new process: its
    * sessions' vouchers go to each front end of `c2s` (name → `started`) not
-   * sent them yet, the new process of `lost` among them. Returns whether
-   * it sent any.
+   * sent them yet, the new process of `lost` among them.
    */
-  send(lost: string, c2s: ReadonlyMap<string, unknown>): boolean {
+  send(lost: string, c2s: ReadonlyMap<string, unknown>): void {
     const sent = this.sent.get(lost) ?? new Set<string>();
     this.sent.set(lost, sent);
     let frames: { payloads: Buffer[]; vouchers: number } | null = null;
@@ -34,7 +33,6 @@ export class FrontEndVouchers {
       for (const frame of frames.payloads) this.ctx.port.send(name, "", frame);
       if (frames.vouchers > 0) this.ctx.log.info({ lost, to: name, vouchers: frames.vouchers }, "PLAIN vouchers of a lost front end's sessions sent");
     }
-    return (frames?.vouchers ?? 0) > 0;
   }
 
   /** `lost` is back as the same process, or its sessions are gone: nothing more is sent for it. */
