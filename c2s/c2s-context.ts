@@ -386,9 +386,13 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
     socket.once("close", () => this.closing.delete(socket));
   }
 
-  /** Ends every stream with system-shutdown, then cuts what is still open after a grace period. */
+  /**
+   * Ends every stream with system-shutdown, then cuts what is still open
+   * after a grace period; until then, what bound clients without XEP-0198
+   * wrote meanwhile is routed (ClientConnection.shutDown).
+   */
   async shutdown(graceMs = 1_000): Promise<void> {
-    for (const conn of [...this.connections.values()]) conn.streamError("system-shutdown", "the server is shutting down");
+    for (const conn of [...this.connections.values()]) conn.shutDown();
     const end = Date.now() + graceMs;
     while (this.closing.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     for (const socket of [...this.closing.keys(), ...this.refusing.keys()]) socket.destroy();

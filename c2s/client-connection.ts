@@ -76,11 +76,13 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   /** Counted in the gate's connections not yet authenticated from its address, until it authenticates or goes. */
   private unauthenticated = true;
   /**
-   * Sent away without a session to resume: what the client wrote before it
-   * read its see-other-host is still read until it closes its side, and its
-   * messages routed, so a move costs it none (docs/redirection.md).
+   * Its stream ended by the farm, not by itself, with no XEP-0198 resumption
+   * (sent away, or its front end stopping): what the client wrote before it
+   * read the stream error is still read until it closes its side, and its
+   * messages routed, so the farm's own doing costs it none
+   * (docs/redirection.md).
    */
-  private movedOff = false;
+  private readsOn = false;
 
   /** `socket` was let in by the gate (ctx.gate.enter); on the direct-TLS port (`direct`) the TLS handshake starts now. */
   constructor(
@@ -170,8 +172,8 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   onElement(el: Element, uri: string): void {
     this.ctx.rates.charge(this, 0, 1);
     if (this.stage === "closed") {
-      if (this.movedOff && uri === NS_CLIENT && el.name === "message") sessionPipe.forwardInFlight(this, el);
-      return; // cut off for its rate, or moved
+      if (this.readsOn && uri === NS_CLIENT && el.name === "message") sessionPipe.forwardInFlight(this, el);
+      return; // cut off for its rate, moved, or its front end stopping
     }
     if (uri === NS_CLIENT && STANZA_NAMES.has(el.name)) {
       if (this.stage === "bound") sessionPipe.clientStanza(this, el);
@@ -306,6 +308,16 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.finish();
   }
 
+  /**
+   * The front end stops. A client without XEP-0198 is read on, as one sent
+   * away is; one with it is not: it sends again, after it logs in anew, what
+   * the server never acknowledged, and a copy routed from here would come twice.
+   */
+  shutDown(): void {
+    this.readsOn = this.stage === "bound" && this.ack === null;
+    this.streamError("system-shutdown", "the server is shutting down");
+  }
+
   /** Closes the stream cleanly. */
   close(): void {
     if (this.stage === "closed") return;
@@ -316,7 +328,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
   private finish(): void {
     const wasAttached = this.stage !== "hibernating";
     this.stage = "closed";
-    if (!this.movedOff) this.transport.stop();
+    if (!this.readsOn) this.transport.stop();
     // A client that never closes its side is cut off after a grace period.
     if (wasAttached) this.ctx.scheduleDestroy(this.transport.socket);
     this.leave();
@@ -381,7 +393,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, from: this.ctx.config.name, ...(plain && { plain }) });
     this.ctx.counters.redirectsSent++;
     if (!keepSession) {
-      this.movedOff = this.stage === "bound";
+      this.readsOn = this.stage === "bound";
       return this.streamError("see-other-host", text, target.address);
     }
     this.log.info({ to: target.address, text, user: this.user, resumable: true }, "redirected");

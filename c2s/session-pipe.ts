@@ -245,7 +245,8 @@ export function end(c: SessionLink): void {
 }
 
 /**
- * A message the client sent before it read its see-other-host. Its session
+ * A message the client sent before it read the stream error that the farm
+ * ended its session with (see-other-host, system-shutdown). Its session
  * has ended (END went first), so it is routed as FORWARD, keyed by its
  * recipient, as any other sm would pass it on. Presence is state, not
  * replayed; an iq's answer could no longer reach the client.
@@ -253,10 +254,10 @@ export function end(c: SessionLink): void {
 export function forwardInFlight(c: SessionLink, el: Element): void {
   el.attrs.from = c.jid!;
   const to = parseJid(el.attrs.to ?? c.user!);
-  if (!to || badRequestText(el)) return void c.log.debug("malformed message after a move; dropped with the stream");
+  if (!to || badRequestText(el)) return void c.log.debug("malformed message after its stream ended; dropped with the stream");
   el.attrs.to = to.full;
   const xml = serialize(el);
-  if (Buffer.byteLength(xml) > c.ctx.config.max_stanza_size) return void c.log.debug("oversized message after a move; dropped with the stream");
+  if (Buffer.byteLength(xml) > c.ctx.config.max_stanza_size) return void c.log.debug("oversized message after its stream ended; dropped with the stream");
   c.ctx.routeAgain(to.bare, xml);
 }
 
