@@ -5,11 +5,20 @@ import type { Config } from "../lib/config.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
 import { LOAD_REPORT_MS } from "../lib/link/control.js";
 import { LinkClient } from "../lib/link/link-client.js";
-import type { C2sInfo } from "../lib/link/member.js";
 import type { Logger } from "../lib/log.js";
 import { StartupFailure, failStartup } from "../lib/process-lifecycle.js";
-import { SM_ADDRESS } from "../lib/link/member.js";
-import { MAX_SESSION_STATE_META, SessionOp, decodeSessionPayload, encodeSessionPayload, sessionMetaLength, type TakenMeta } from "../lib/link/session-payload.js";
+import { SM_ADDRESS, flatAckReaders, type C2sInfo } from "../lib/link/member.js";
+import {
+  MAX_SESSION_STATE_META,
+  SessionOp,
+  decodeSessionPayload,
+  deliveredPayload,
+  eachTaken,
+  encodeSessionPayload,
+  sessionMetaLength,
+  takenPayload,
+  type TakenMeta,
+} from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
@@ -44,7 +53,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   if (!secret) throw new StartupFailure(`secrets."${c.name}"`, `no link secret for component "${c.name}": set secrets."${c.name}" in the config`);
   const tlsCredentials = await TlsCredentials.load(config, log);
   const capacity = c.capacity || c.max_connections;
-  const info: C2sInfo = { host: c.public_host, port: c.port, tlsPort: c.tls_port, weight: c.weight, capacity, started: Date.now() };
+  const info: C2sInfo = { host: c.public_host, port: c.port, tlsPort: c.tls_port, weight: c.weight, capacity, started: Date.now(), flatAcks: true };
   const link = new LinkClient({
     name: c.name,
     role: "c2s",
@@ -175,6 +184,8 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
 
   /** The incarnation of each linked sm, "name/started", so that a restarted sm is told apart. */
   let smIncarnations = new Map<string, string>();
+  /** The peers that read TAKEN and DELIVERED in their flat form (their `info`, protocol §1.5). */
+  let flatReaders = new Set<string>();
   const incarnation = (name: string) => smIncarnations.get(name) ?? null;
   link.on("route", (from, key, payload) => {
     let msg;
@@ -215,7 +226,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       return;
     }
     // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
-    if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) (deliveredAcks.frame(from)[msg.meta.sid] ??= []).push(msg.meta.origin);
+    if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) deliveredAcks.frame(from).push(msg.meta.sid, msg.meta.origin);
     const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;
     if (!conn) {
       // A session that moved to another front end: late frames follow it there.
@@ -254,21 +265,25 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
         log.warn({ op: msg.op, from }, "unexpected session op");
     }
   });
-  const deliveredAcks = new AckBatch<Record<string, string[]>>(DELIVERED_PER_FRAME, () => ({}), (sm, got) => {
-    link.send(sm, "", encodeSessionPayload(SessionOp.Delivered, { got }));
+  // sid, origin, sid, origin, …
+  const deliveredAcks = new AckBatch<string[]>(DELIVERED_PER_FRAME, () => [], (sm, pairs) => {
+    link.send(sm, "", deliveredPayload(pairs, flatReaders.has(sm)));
   });
   /** TAKEN (protocol §2.5): stanzas the sm took, and sessions it does not hold, which are rebuilt there. */
   const taken = (from: string, meta: TakenMeta) => {
-    const passOn = new Map<string, Record<string, number>>();
-    for (const [sid, seq] of Object.entries(meta.taken)) {
+    const passOn = new Map<string, (string | number)[]>();
+    eachTaken(meta, (sid, seq) => {
       const conn = ctx.get(sid);
       if (conn) conn.taken(seq);
       else if (!ctx.orphanTaken(sid, seq)) {
         const moved = ctx.forwarded(sid);
-        if (moved) passOn.set(moved.c2s, { ...passOn.get(moved.c2s), [moved.sid]: seq });
+        if (!moved) return;
+        let seqs = passOn.get(moved.c2s);
+        if (!seqs) passOn.set(moved.c2s, (seqs = []));
+        seqs.push(moved.sid, seq);
       }
-    }
-    for (const [c2s, forwarded] of passOn) link.send(c2s, "", encodeSessionPayload(SessionOp.Taken, { taken: forwarded }));
+    });
+    for (const [c2s, seqs] of passOn) link.send(c2s, "", takenPayload(seqs, [], flatReaders.has(c2s)));
     for (const sid of meta.unknown ?? []) {
       const conn = ctx.get(sid);
       if (!conn?.hasSession) {
@@ -326,6 +341,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       stateChanged();
     }
     smIncarnations = new Map(members.filter((m) => m.role === "sm").map((m) => [m.name, `${m.name}/${m.info.started}`]));
+    flatReaders = flatAckReaders(members);
     // Sessions whose sm is gone, restarted, or no longer owns the user move to the owner now (protocol §2.2).
     let moved = 0;
     for (const conn of ctx.all()) {

@@ -4,7 +4,7 @@
 // taken back so that nothing it carried is dropped in silence.
 import { parseJid } from "../lib/jid.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
-import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { SessionOp, eachDelivered, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { FrontEndWatch } from "./front-end-watch.js";
 import { Tally } from "./origin.js";
 import { ResumeLog } from "./resumption.js";
@@ -73,7 +73,7 @@ export class LinkAdapter {
         return;
       }
       case SessionOp.Delivered:
-        for (const [sid, origins] of Object.entries(msg.meta.got)) for (const origin of origins) ctx.unacked.acked(deliverId(from, sid, origin));
+        eachDelivered(msg.meta, (sid, origin) => ctx.unacked.acked(deliverId(from, sid, origin)));
         return;
       case SessionOp.Forwarded:
         for (const origin of msg.meta.origins) ctx.unacked.acked(forwardId(origin));

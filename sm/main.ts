@@ -52,7 +52,7 @@ async function startSm(config: Config, log: Logger): Promise<void> {
   log.info({ store: describeStore(config.db) }, "store open");
   const reachable = watchStore(store, log);
   const started = Date.now();
-  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
+  const link = new LinkClient({ name, role: "sm", secret, routers: config.router.addresses, info: { started, flatAcks: true }, log, maxFrame: config.link.max_frame, highWater: config.link.high_water, pauseWhenCongested: true });
   const sm = new SessionManager({
     name,
     domains: config.domains,

@@ -6,7 +6,7 @@
 // stanza router with client delivery, iq requests, and the module loader.
 import { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
-import type { Member, RoutePort } from "../lib/link/member.js";
+import { flatAckReaders, type Member, type RoutePort } from "../lib/link/member.js";
 import { SCRAM_ITERATIONS } from "../lib/sasl/scram-credentials.js";
 import type { Store } from "../xdb-sql/store.js";
 import { ClientDelivery } from "./client-delivery.js";
@@ -126,6 +126,7 @@ export class SessionManager {
    * sessions of a c2s missing for longer than the grace period end.
    */
   onMembers(members: Member[]): void {
+    this.ctx.acks.flatReaders = flatAckReaders(members);
     this.frontEnds.onMembers(members);
   }
 

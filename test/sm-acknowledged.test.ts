@@ -53,6 +53,26 @@ describe("sm: acknowledged stanzas", () => {
     expect(bob.received().map((m) => m.attrs.id)).toEqual(["m2", "m3"]);
   });
 
+  it("speaks the flat form with a front end that reads it", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const alice = await h.connect(`${ALICE}/a`, "c2s-1");
+    const bob = await h.connect(`${BOB}/b`, "c2s-2");
+    await h.members(["c2s-1", "c2s-2", "sm-1"], { "c2s-1": { flatAcks: true } });
+    await bob.online();
+    bob.frames();
+    await alice.sendNumbered(chat(1), 1);
+    await alice.sendNumbered(chat(2), 2);
+    await turn();
+    const origins = bob.frames().map((f) => (f.meta as { origin: string }).origin);
+    expect(origins).toHaveLength(2);
+    await h.route("c2s-2", "", encodeSessionPayload(SessionOp.Delivered, { delivered: [bob.sid, origins[0]!, bob.sid, origins[1]!] }));
+    await turn();
+    expect(taken("c2s-1")).toEqual([{ seqs: [alice.sid, 1, alice.sid, 2] }]);
+    await h.route("c2s-1", ALICE, encodeSessionPayload(SessionOp.Stanza, { sid: "gone", seq: 4 }, `<presence from='${ALICE}/a'/>`));
+    await turn();
+    expect(taken("c2s-1")).toEqual([{ seqs: [], unknown: ["gone"] }]);
+  });
+
   it("names a session it does not hold in TAKEN unknown, rather than closing the client", async () => {
     h = await Harness.create(["alice"]);
     await h.route("c2s-1", ALICE, encodeSessionPayload(SessionOp.Stanza, { sid: "gone", seq: 4 }, `<presence from='${ALICE}/a'/>`));

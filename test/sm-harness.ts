@@ -107,10 +107,10 @@ export class Harness {
     await this.sm.idle();
   }
 
-  /** The router's member table: c2s-N and sm-N by their names, a name with a dot an XEP-0114 component. */
-  async members(names: string[]): Promise<void> {
+  /** The router's member table: c2s-N and sm-N by their names, a name with a dot an XEP-0114 component; `info` by name. */
+  async members(names: string[], info: Record<string, Record<string, unknown>> = {}): Promise<void> {
     const role = (name: string): Member["role"] => (name.includes(".") ? "component" : name.startsWith("c2s") ? "c2s" : "sm");
-    const members: Member[] = names.map((name) => ({ name, role: role(name), info: {} }));
+    const members: Member[] = names.map((name) => ({ name, role: role(name), info: info[name] ?? {} }));
     this.sm.onMembers(members);
     await this.sm.idle();
   }

@@ -22,12 +22,16 @@ export interface C2sInfo {
   noSm?: boolean;
   /** When the process started (ms since the epoch), for `xfarm status`. */
   started: number;
+  /** It reads TAKEN and DELIVERED in their flat form (protocol §2.5); an earlier version leaves it out. */
+  flatAcks?: boolean;
 }
 
 /** An sm's `info` (protocol §1.5). */
 export interface SmInfo {
   /** When the process started: a new value tells the others it restarted. */
   started: number;
+  /** As C2sInfo's. */
+  flatAcks?: boolean;
 }
 
 export const c2sInfoShape: Shape<C2sInfo> = object({
@@ -41,9 +45,15 @@ export const c2sInfoShape: Shape<C2sInfo> = object({
   full: optional(boolean),
   noSm: optional(boolean),
   started: count,
+  flatAcks: optional(boolean),
 });
 
-export const smInfoShape: Shape<SmInfo> = object({ started: count });
+export const smInfoShape: Shape<SmInfo> = object({ started: count, flatAcks: optional(boolean) });
+
+/** The members that read TAKEN and DELIVERED in their flat form (protocol §2.5). */
+export function flatAckReaders(members: readonly Member[]): Set<string> {
+  return new Set(members.filter((m) => m.info.flatAcks === true).map((m) => m.name));
+}
 
 const routable = bytesAtMost(255);
 /** Names go into ROUTE headers, whose name fields are at most 255 bytes (protocol §1.4). */

@@ -2,7 +2,7 @@
 // payload of a ROUTE frame, which the router never reads.
 // JIDs stay strings here: a receiver that acts on one parses it (parseJid),
 // whatever form its sender promised (protocol §2).
-import { arrayOf, boolean, bytesAtMost, count, isObject, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
+import { arrayOf, boolean, bytesAtMost, count, isObject, nullable, object, optional, pairsOf, recordOf, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
   Start = 1,
@@ -184,16 +184,24 @@ export interface StanzaMeta extends SidMeta {
   /** A resumable session's (§2.6): the client's count of stanzas up to this one; absent on one the front end made. */
   h?: number;
 }
-/** sm → c2s (§2.5): the STANZAs it took, and the sessions it does not hold. */
+/**
+ * sm → c2s (§2.5): the STANZAs it took, and the sessions it does not hold.
+ * The flat form goes only to a receiver whose `info` has `flatAcks`.
+ */
 export interface TakenMeta {
   /** sid → the highest `seq` taken, every lower one taken too. */
-  taken: Record<string, number>;
+  taken?: Record<string, number>;
+  /** The flat form: sid, seq, sid, seq, … in the order taken; a sid may come again, with a higher seq. */
+  seqs?: (string | number)[];
   /** sids of sessions this sm does not hold: the c2s sends REBUILD, then again what was not taken. */
   unknown?: string[];
 }
-/** c2s → sm (§2.5): the DELIVERs with an `origin` that reached it: sid → their origins. */
+/** c2s → sm (§2.5): the DELIVERs with an `origin` that reached it. The flat form as for TAKEN. */
 export interface DeliveredMeta {
-  got: Record<string, string[]>;
+  /** sid → their origins. */
+  got?: Record<string, string[]>;
+  /** The flat form: sid, origin, sid, origin, … */
+  delivered?: string[];
 }
 /** sm → sm (§2.5): the FORWARDs with an `origin` that it took. */
 export interface ForwardedMeta {
@@ -322,8 +330,8 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     state: optional(isObject),
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
-  [SessionOp.Taken]: object({ taken: recordOf(count), unknown: optional(arrayOf(string)) }),
-  [SessionOp.Delivered]: object({ got: recordOf(arrayOf(string)) }),
+  [SessionOp.Taken]: eitherOf(object({ taken: optional(recordOf(count)), seqs: optional(pairsOf(string, count)), unknown: optional(arrayOf(string)) }), "taken", "seqs"),
+  [SessionOp.Delivered]: eitherOf(object({ got: optional(recordOf(arrayOf(string))), delivered: optional(pairsOf(string, string)) }), "got", "delivered"),
   [SessionOp.Forwarded]: object({ origins: arrayOf(string) }),
   [SessionOp.Resumable]: object({ sid: string, id: string, max: count, stanzas: count, bytes: count }),
   [SessionOp.ClientAcked]: object({
@@ -348,4 +356,44 @@ export function decodeSessionPayload(payload: Buffer): SessionMessage {
   const meta: unknown = JSON.parse(payload.toString("utf8", 3, 3 + metaLen));
   if (!META_SHAPES[op as SessionOp](meta)) throw new Error(`session op ${op}: meta of the wrong shape`);
   return { op, meta, xml: payload.subarray(3 + metaLen) } as SessionMessage;
+}
+
+/** `shape`, with one of fields `a` and `b` at least (the old form and the flat one of an acknowledgement). */
+function eitherOf<T extends object>(shape: Shape<T>, a: keyof T, b: keyof T): Shape<T> {
+  return (v): v is T => shape(v) && (v[a] !== undefined || v[b] !== undefined);
+}
+
+/**
+ * A TAKEN for `c2s`: `seqs` laid flat (sid, seq, …), in the flat form when
+ * the receiver reads it. A table keyed by session ids would cost each
+ * reader a new hidden class and an interned string per session (V8).
+ */
+export function takenPayload(seqs: (string | number)[], unknown: string[], flat: boolean): Buffer {
+  const extra = unknown.length > 0 ? { unknown } : {};
+  if (flat) return encodeSessionPayload(SessionOp.Taken, { seqs, ...extra });
+  const taken: Record<string, number> = {};
+  for (let i = 0; i < seqs.length; i += 2) taken[seqs[i] as string] = seqs[i + 1] as number;
+  return encodeSessionPayload(SessionOp.Taken, { taken, ...extra });
+}
+
+/** Each session and seq a TAKEN names, in order, whichever form it came in. */
+export function eachTaken(meta: TakenMeta, each: (sid: string, seq: number) => void): void {
+  const seqs = meta.seqs;
+  if (seqs) for (let i = 0; i < seqs.length; i += 2) each(seqs[i] as string, seqs[i + 1] as number);
+  if (meta.taken) for (const [sid, seq] of Object.entries(meta.taken)) each(sid, seq);
+}
+
+/** A DELIVERED: `pairs` laid flat (sid, origin, …), in the flat form when the receiver reads it. */
+export function deliveredPayload(pairs: string[], flat: boolean): Buffer {
+  if (flat) return encodeSessionPayload(SessionOp.Delivered, { delivered: pairs });
+  const got: Record<string, string[]> = {};
+  for (let i = 0; i < pairs.length; i += 2) (got[pairs[i]!] ??= []).push(pairs[i + 1]!);
+  return encodeSessionPayload(SessionOp.Delivered, { got });
+}
+
+/** Each session and origin a DELIVERED names, whichever form it came in. */
+export function eachDelivered(meta: DeliveredMeta, each: (sid: string, origin: string) => void): void {
+  const pairs = meta.delivered;
+  if (pairs) for (let i = 0; i < pairs.length; i += 2) each(pairs[i]!, pairs[i + 1]!);
+  if (meta.got) for (const [sid, origins] of Object.entries(meta.got)) for (const origin of origins) each(sid, origin);
 }

@@ -42,6 +42,15 @@ export function arrayOf<T>(shape: Shape<T>): Shape<T[]> {
   return (v): v is T[] => Array.isArray(v) && v.every(shape);
 }
 
+/** A list of pairs laid flat: even length, each first item fits `first`, each second `second`. */
+export function pairsOf<A, B>(first: Shape<A>, second: Shape<B>): Shape<(A | B)[]> {
+  return (v): v is (A | B)[] => {
+    if (!Array.isArray(v) || v.length % 2 !== 0) return false;
+    for (let i = 0; i < v.length; i += 2) if (!first(v[i]) || !second(v[i + 1])) return false;
+    return true;
+  };
+}
+
 /** An object used as a table: every own value fits `shape`. */
 export function recordOf<T>(shape: Shape<T>): Shape<Record<string, T>> {
   return (v): v is Record<string, T> => isObject(v) && Object.values(v).every(shape);
