@@ -6,9 +6,9 @@ import type net from "node:net";
 import { xmlLimits } from "../lib/config.js";
 import type { Logger } from "../lib/log.js";
 import type { LinkClient, LinkClientEvents } from "../lib/link/link-client.js";
-import { SM_ADDRESS, type Member } from "../lib/link/member.js";
+import { SM_ADDRESS, flatAckReaders, type Member } from "../lib/link/member.js";
 import { AckBatch } from "../lib/link/ack-batch.js";
-import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { SessionOp, clientAckedPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { XmlLimits } from "../lib/xml-stream.js";
 import { randomHex } from "../lib/random.js";
 import { PlainVerifier } from "./sasl/plain-cache.js";
@@ -88,7 +88,10 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   /** Stanzas to be routed again (FORWARD) that found no sm linked, oldest first. */
   private heldRoutes: { key: string; xml: Buffer; origin: string | undefined }[] = [];
   /** What resumable sessions' clients acknowledged, for their sms: a frame per sm a turn (protocol §2.6). */
-  private readonly clientAcks: AckBatch<Record<string, [number, number]>>;
+  /** sid, h, n, sid, h, n, … */
+  private readonly clientAcks: AckBatch<(string | number)[]>;
+  /** The peers that read TAKEN, DELIVERED and CLIENT_ACKED in their flat form (their `info`, protocol §1.5). */
+  flatReaders: ReadonlySet<string> = new Set();
   private readonly sweeper: NodeJS.Timeout;
   /** Sessions served here (authenticated and not redirected), kept as a count: read at every login by the balancer. */
   sessions = 0;
@@ -126,8 +129,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
       burstSeconds: config.rate_burst,
       cutoffSeconds: config.rate_cutoff,
     });
-    this.clientAcks = new AckBatch<Record<string, [number, number]>>(CLIENT_ACKS_PER_FRAME, () => ({}), (sm, acked) => {
-      link.send(sm, "", encodeSessionPayload(SessionOp.ClientAcked, { acked }));
+    this.clientAcks = new AckBatch<(string | number)[]>(CLIENT_ACKS_PER_FRAME, () => [], (sm, acks) => {
+      link.send(sm, "", clientAckedPayload(acks, this.flatReaders.has(sm)));
     });
     link.on("drain", () => this.releaseHeldForLink());
     // The old router may have lost what it had not passed on: every session sends again what was not taken.
@@ -135,7 +138,10 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
       for (const conn of this.waitingTaken) conn.resendPending();
     });
     link.on("route", (from) => this.hearing.heard(from, Date.now()));
-    link.on("members", (members) => this.smsChanged(members));
+    link.on("members", (members) => {
+      this.flatReaders = flatAckReaders(members);
+      this.smsChanged(members);
+    });
     this.gate = new ConnectionGate(config.max_connections, config.max_unauthenticated_per_address, log);
     this.throttle = new LoginThrottle({
       freeFailures: config.auth_free_failures,
@@ -254,7 +260,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   /** A resumable session's client acknowledged `h` stanzas, covering the DELIVERs up to `n`: its sm is told (§2.6). */
   clientAcked(user: string, sid: string, h: number, n: number): void {
     const sm = this.link.smOwnerOf(user);
-    if (sm !== undefined) this.clientAcks.frame(sm)[sid] = [h, n];
+    if (sm !== undefined) this.clientAcks.frame(sm).push(sid, h, n);
   }
 
   awaitHandoff(conn: ClientConnection): void {

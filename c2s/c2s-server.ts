@@ -7,7 +7,7 @@ import { LOAD_REPORT_MS } from "../lib/link/control.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { Logger } from "../lib/log.js";
 import { StartupFailure, failStartup } from "../lib/process-lifecycle.js";
-import { SM_ADDRESS, flatAckReaders, type C2sInfo } from "../lib/link/member.js";
+import { SM_ADDRESS, type C2sInfo } from "../lib/link/member.js";
 import {
   MAX_SESSION_STATE_META,
   SessionOp,
@@ -184,8 +184,6 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
 
   /** The incarnation of each linked sm, "name/started", so that a restarted sm is told apart. */
   let smIncarnations = new Map<string, string>();
-  /** The peers that read TAKEN and DELIVERED in their flat form (their `info`, protocol §1.5). */
-  let flatReaders = new Set<string>();
   const incarnation = (name: string) => smIncarnations.get(name) ?? null;
   link.on("route", (from, key, payload) => {
     let msg;
@@ -267,7 +265,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   });
   // sid, origin, sid, origin, …
   const deliveredAcks = new AckBatch<string[]>(DELIVERED_PER_FRAME, () => [], (sm, pairs) => {
-    link.send(sm, "", deliveredPayload(pairs, flatReaders.has(sm)));
+    link.send(sm, "", deliveredPayload(pairs, ctx.flatReaders.has(sm)));
   });
   /** TAKEN (protocol §2.5): stanzas the sm took, and sessions it does not hold, which are rebuilt there. */
   const taken = (from: string, meta: TakenMeta) => {
@@ -283,7 +281,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
         seqs.push(moved.sid, seq);
       }
     });
-    for (const [c2s, seqs] of passOn) link.send(c2s, "", takenPayload(seqs, [], flatReaders.has(c2s)));
+    for (const [c2s, seqs] of passOn) link.send(c2s, "", takenPayload(seqs, [], ctx.flatReaders.has(c2s)));
     for (const sid of meta.unknown ?? []) {
       const conn = ctx.get(sid);
       if (!conn?.hasSession) {
@@ -341,7 +339,6 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       stateChanged();
     }
     smIncarnations = new Map(members.filter((m) => m.role === "sm").map((m) => [m.name, `${m.name}/${m.info.started}`]));
-    flatReaders = flatAckReaders(members);
     // Sessions whose sm is gone, restarted, or no longer owns the user move to the owner now (protocol §2.2).
     let moved = 0;
     for (const conn of ctx.all()) {

@@ -4,7 +4,7 @@
 // taken back so that nothing it carried is dropped in silence.
 import { parseJid } from "../lib/jid.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
-import { SessionOp, eachDelivered, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { SessionOp, eachClientAck, eachDelivered, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { FrontEndWatch } from "./front-end-watch.js";
 import { Tally } from "./origin.js";
 import { ResumeLog } from "./resumption.js";
@@ -88,7 +88,7 @@ export class LinkAdapter {
         const log = (sid: string) => ctx.registry.bySid(from, sid)?.resumption;
         for (const [sid, ats] of Object.entries(msg.meta.local ?? {})) for (const at of ats) log(sid)?.local(at);
         for (const [sid, ns] of Object.entries(msg.meta.skipped ?? {})) for (const n of ns) log(sid)?.skipped(n);
-        for (const [sid, [h, n]] of Object.entries(msg.meta.acked ?? {})) log(sid)?.acked(h, n);
+        eachClientAck(msg.meta, (sid, h, n) => log(sid)?.acked(h, n));
         return;
       }
       case SessionOp.Resume: {

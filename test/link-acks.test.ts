@@ -1,8 +1,23 @@
-// TAKEN and DELIVERED in both forms (docs/protocol.md §2.5): the table every
-// version reads, and the flat form for a receiver whose info has flatAcks.
-import { describe, expect, it } from "vitest";
+// TAKEN, DELIVERED and CLIENT_ACKED's acks in both forms (docs/protocol.md
+// §2.5, §2.6): the table every version reads, and the flat form for a
+// receiver whose info has flatAcks.
+import { afterEach, describe, expect, it } from "vitest";
 import { flatAckReaders, type Member } from "../lib/link/member.js";
-import { SessionOp, decodeSessionPayload, deliveredPayload, eachDelivered, eachTaken, encodeSessionPayload, takenPayload, type SessionMessage } from "../lib/link/session-payload.js";
+import {
+  SessionOp,
+  clientAckedPayload,
+  decodeSessionPayload,
+  deliveredPayload,
+  eachClientAck,
+  eachDelivered,
+  eachTaken,
+  encodeSessionPayload,
+  takenPayload,
+  type SessionMessage,
+} from "../lib/link/session-payload.js";
+import type { C2sContext } from "../c2s/c2s-context.js";
+import type { Store } from "../xdb-sql/store.js";
+import { frontContext } from "./harness/c2s-front.js";
 
 const meta = (payload: Buffer): unknown => decodeSessionPayload(payload).meta;
 const takenOf = (m: SessionMessage) => {
@@ -33,6 +48,18 @@ describe("link: TAKEN and DELIVERED", () => {
     expect(deliveredOf(decodeSessionPayload(encodeSessionPayload(SessionOp.Delivered, { got: { s1: ["o1", "o2"] } })))).toEqual([["s1", "o1"], ["s1", "o2"]]);
   });
 
+  it("writes and reads CLIENT_ACKED's acks in either form", () => {
+    const acks = ["s1", 3, 1, "s2", 7, 0];
+    expect(meta(clientAckedPayload(acks, true))).toEqual({ acks });
+    expect(meta(clientAckedPayload(acks, false))).toEqual({ acked: { s1: [3, 1], s2: [7, 0] } });
+    for (const flat of [true, false]) {
+      const m = decodeSessionPayload(clientAckedPayload(acks, flat));
+      const seen: [string, number, number][] = [];
+      if (m.op === SessionOp.ClientAcked) eachClientAck(m.meta, (sid, h, n) => seen.push([sid, h, n]));
+      expect(seen).toEqual([["s1", 3, 1], ["s2", 7, 0]]);
+    }
+  });
+
   it("refuses a frame with neither form, or a flat list that does not pair up", () => {
     const bad = (op: SessionOp, m: object) => () => decodeSessionPayload(encodeSessionPayload(op, m as never));
     expect(bad(SessionOp.Taken, { unknown: ["s1"] })).toThrow(/wrong shape/);
@@ -40,6 +67,7 @@ describe("link: TAKEN and DELIVERED", () => {
     expect(bad(SessionOp.Taken, { seqs: ["s1", "1"] })).toThrow(/wrong shape/);
     expect(bad(SessionOp.Delivered, {})).toThrow(/wrong shape/);
     expect(bad(SessionOp.Delivered, { delivered: ["s1", 2] })).toThrow(/wrong shape/);
+    expect(bad(SessionOp.ClientAcked, { acks: ["s1", 3] })).toThrow(/wrong shape/);
   });
 
   it("knows its flat readers by their info", () => {
@@ -49,5 +77,26 @@ describe("link: TAKEN and DELIVERED", () => {
       { name: "sm-1", role: "sm", info: { started: 1, flatAcks: true } },
     ];
     expect([...flatAckReaders(members)]).toEqual(["c2s-1", "sm-1"]);
+  });
+});
+
+describe("c2s: the form of CLIENT_ACKED", () => {
+  let front: { ctx: C2sContext; store: Store } | undefined;
+  afterEach(async () => {
+    await front?.ctx.shutdown(0);
+    await front?.store.close();
+  });
+
+  it("is flat to an sm that announces flatAcks, and the table to one that does not", async () => {
+    const { ctx, link, store } = await frontContext();
+    front = { ctx, store };
+    const sent = async () => (await link.next(SessionOp.ClientAcked)).meta;
+    link.emit("members", [{ name: "sm-1", role: "sm", info: { started: 1 } }]);
+    ctx.clientAcked("u1@localhost", "s1", 2, 1);
+    expect(await sent()).toEqual({ acked: { s1: [2, 1] } });
+    link.emit("members", [{ name: "sm-1", role: "sm", info: { started: 1, flatAcks: true } }]);
+    ctx.clientAcked("u1@localhost", "s1", 3, 2);
+    ctx.clientAcked("u1@localhost", "s2", 1, 0);
+    expect(await sent()).toEqual({ acks: ["s1", 3, 2, "s2", 1, 0] });
   });
 });

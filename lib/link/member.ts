@@ -22,7 +22,7 @@ export interface C2sInfo {
   noSm?: boolean;
   /** When the process started (ms since the epoch), for `xfarm status`. */
   started: number;
-  /** It reads TAKEN and DELIVERED in their flat form (protocol §2.5); an earlier version leaves it out. */
+  /** It reads TAKEN, DELIVERED and CLIENT_ACKED in their flat form (protocol §1.5); an earlier version leaves it out. */
   flatAcks?: boolean;
 }
 
@@ -50,7 +50,7 @@ export const c2sInfoShape: Shape<C2sInfo> = object({
 
 export const smInfoShape: Shape<SmInfo> = object({ started: count, flatAcks: optional(boolean) });
 
-/** The members that read TAKEN and DELIVERED in their flat form (protocol §2.5). */
+/** The members that read TAKEN, DELIVERED and CLIENT_ACKED in their flat form (protocol §1.5). */
 export function flatAckReaders(members: readonly Member[]): Set<string> {
   return new Set(members.filter((m) => m.info.flatAcks === true).map((m) => m.name));
 }

@@ -2,7 +2,7 @@
 // payload of a ROUTE frame, which the router never reads.
 // JIDs stay strings here: a receiver that acts on one parses it (parseJid),
 // whatever form its sender promised (protocol §2).
-import { arrayOf, boolean, bytesAtMost, count, isObject, nullable, object, optional, pairsOf, recordOf, string, type Shape } from "./shape.js";
+import { arrayOf, boolean, bytesAtMost, count, isObject, laidFlat, nullable, object, optional, recordOf, string, type Shape } from "./shape.js";
 
 export enum SessionOp {
   Start = 1,
@@ -86,6 +86,8 @@ export interface ResumableMeta extends Omit<ResumableState, "inbound" | "outboun
 export interface ClientAckedMeta {
   /** sid → [the client's 'h', the highest DELIVER `n` that count covers (0: none)]. */
   acked?: Record<string, [number, number]>;
+  /** The same laid flat, to a receiver whose `info` has flatAcks (as TAKEN's): sid, h, n, sid, h, n, … */
+  acks?: (string | number)[];
   /** sid → the positions (counted as the client counts) of stanzas written that carried no `n`. */
   local?: Record<string, number[]>;
   /** sid → `n`s of DELIVERs dropped as copies of one delivered before, never written. */
@@ -330,12 +332,13 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
     state: optional(isObject),
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
-  [SessionOp.Taken]: eitherOf(object({ taken: optional(recordOf(count)), seqs: optional(pairsOf(string, count)), unknown: optional(arrayOf(string)) }), "taken", "seqs"),
-  [SessionOp.Delivered]: eitherOf(object({ got: optional(recordOf(arrayOf(string))), delivered: optional(pairsOf(string, string)) }), "got", "delivered"),
+  [SessionOp.Taken]: eitherOf(object({ taken: optional(recordOf(count)), seqs: optional(laidFlat<string | number>(string, count)), unknown: optional(arrayOf(string)) }), "taken", "seqs"),
+  [SessionOp.Delivered]: eitherOf(object({ got: optional(recordOf(arrayOf(string))), delivered: optional(laidFlat(string, string)) }), "got", "delivered"),
   [SessionOp.Forwarded]: object({ origins: arrayOf(string) }),
   [SessionOp.Resumable]: object({ sid: string, id: string, max: count, stanzas: count, bytes: count }),
   [SessionOp.ClientAcked]: object({
     acked: optional(recordOf((v): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every(count))),
+    acks: optional(laidFlat<string | number>(string, count, count)),
     local: optional(recordOf(arrayOf(count))),
     skipped: optional(recordOf(arrayOf(count))),
   }),
@@ -396,4 +399,19 @@ export function eachDelivered(meta: DeliveredMeta, each: (sid: string, origin: s
   const pairs = meta.delivered;
   if (pairs) for (let i = 0; i < pairs.length; i += 2) each(pairs[i]!, pairs[i + 1]!);
   if (meta.got) for (const [sid, origins] of Object.entries(meta.got)) for (const origin of origins) each(sid, origin);
+}
+
+/** A CLIENT_ACKED of `acks` laid flat (sid, h, n, …), in the flat form when the receiver reads it. */
+export function clientAckedPayload(acks: (string | number)[], flat: boolean): Buffer {
+  if (flat) return encodeSessionPayload(SessionOp.ClientAcked, { acks });
+  const acked: Record<string, [number, number]> = {};
+  for (let i = 0; i < acks.length; i += 3) acked[acks[i] as string] = [acks[i + 1] as number, acks[i + 2] as number];
+  return encodeSessionPayload(SessionOp.ClientAcked, { acked });
+}
+
+/** Each session's acknowledgement in a CLIENT_ACKED, whichever form it came in. */
+export function eachClientAck(meta: ClientAckedMeta, each: (sid: string, h: number, n: number) => void): void {
+  const acks = meta.acks;
+  if (acks) for (let i = 0; i < acks.length; i += 3) each(acks[i] as string, acks[i + 1] as number, acks[i + 2] as number);
+  if (meta.acked) for (const [sid, [h, n]] of Object.entries(meta.acked)) each(sid, h, n);
 }

@@ -42,11 +42,12 @@ export function arrayOf<T>(shape: Shape<T>): Shape<T[]> {
   return (v): v is T[] => Array.isArray(v) && v.every(shape);
 }
 
-/** A list of pairs laid flat: even length, each first item fits `first`, each second `second`. */
-export function pairsOf<A, B>(first: Shape<A>, second: Shape<B>): Shape<(A | B)[]> {
-  return (v): v is (A | B)[] => {
-    if (!Array.isArray(v) || v.length % 2 !== 0) return false;
-    for (let i = 0; i < v.length; i += 2) if (!first(v[i]) || !second(v[i + 1])) return false;
+/** Tuples laid flat in one list: each run of `shapes.length` items fits `shapes` in order. */
+export function laidFlat<T>(...shapes: Shape<T>[]): Shape<T[]> {
+  const width = shapes.length;
+  return (v): v is T[] => {
+    if (!Array.isArray(v) || v.length % width !== 0) return false;
+    for (let i = 0; i < v.length; i++) if (!shapes[i % width]!(v[i])) return false;
     return true;
   };
 }
