@@ -58,7 +58,12 @@ const REFUSAL_TEXT: Record<Refusal, string> = {
 
 export class C2sContext implements ConnectionHost<ClientConnection> {
   private sidCounter = 0;
-  private readonly boot = randomBytes(3).toString("hex");
+  /**
+   * Ten characters, so that every sid is longer than ten: V8's JSON.parse
+   * interns string values of up to ten characters, a string-table lookup
+   * for each sid in every frame that names sessions (docs/bench.md).
+   */
+  private readonly boot = randomBytes(5).toString("hex");
   /** Connections that have yet to bind, with their deadline. */
   private readonly authDeadlines = new Map<ClientConnection, number>();
   /** Connections in a TLS handshake, with its deadline. */
