@@ -13,7 +13,8 @@ import { Session } from "./sessions.js";
 import type { SessionResumption } from "./session-resumption.js";
 import type { SessionStates } from "./session-state.js";
 import type { Settling } from "./settling.js";
-import { QUEUE_FULL, parseStanza, type SmContext } from "./sm-context.js";
+import { QUEUE_FULL, type SmContext } from "./sm-context.js";
+import { parseStanza } from "./stanza-parser.js";
 import { priorityOf } from "./stanza.js";
 import type { StanzaRouter } from "./stanza-router.js";
 

@@ -3,7 +3,7 @@
 // acknowledged frames (protocol §2.5). The parts (link adapter, session
 // lifecycle, stanza router, iq requests, module loader) each hold this one
 // object; SessionManager (sm/session-manager.ts) makes it and ties them.
-import { parse, type Element } from "ltx";
+import type { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
 import { LogThrottle } from "../lib/log-bounds.js";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload, type SessionMessage } from "../lib/link/session-payload.js";
@@ -100,14 +100,6 @@ export class SmContext {
   /** Sends a frame that carries a stanza; throws FrameTooLargeError when the link would not carry it. */
   transmit(to: string, key: string, payload: Buffer): void {
     if (!this.port.send(to, key, payload)) throw new FrameTooLargeError(payload.length);
-  }
-}
-
-export function parseStanza(xml: Buffer): Element | null {
-  try {
-    return parse(xml.toString("utf8"));
-  } catch {
-    return null;
   }
 }
 

@@ -15,7 +15,8 @@ import type { IqRequests } from "./iq-requests.js";
 import { Origin, Tally, settled } from "./origin.js";
 import type { Session } from "./sessions.js";
 import type { Settling } from "./settling.js";
-import { QUEUE_FULL, answerable, parseStanza, type SmContext } from "./sm-context.js";
+import { QUEUE_FULL, answerable, type SmContext } from "./sm-context.js";
+import { parseStanza } from "./stanza-parser.js";
 import { FrameTooLargeError, payloadKey } from "./stanza.js";
 import { forwardId } from "./unacknowledged.js";
 
