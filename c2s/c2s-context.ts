@@ -49,7 +49,7 @@ const FORWARD_MS = 60_000;
 /** How long a refused client's socket may linger for the peer to read why; at most this many at once, beyond them a refusal is a plain close. */
 const REFUSAL_GRACE_MS = 1_000;
 const MAX_LINGERING_REFUSALS = 256;
-/** Sessions one CLIENT-ACKED names at most, so that its meta stays within 64 KiB. */
+/** Acknowledgements one CLIENT_ACKED carries at most (a session may have several), so that its meta stays within 64 KiB. */
 const CLIENT_ACKS_PER_FRAME = 1_000;
 const REFUSAL_TEXT: Record<Refusal, string> = {
   "resource-constraint": "this server is full; try again later",

@@ -4,7 +4,7 @@ import { AckBatch } from "../lib/link/ack-batch.js";
 import type { RoutePort } from "../lib/link/member.js";
 import { takenPayload } from "../lib/link/session-payload.js";
 
-/** Sessions one TAKEN names at most. */
+/** Entries one TAKEN carries at most (a session named again for its later stanzas counts again). */
 const PER_FRAME = 1000;
 
 interface TakenFrame {
