@@ -79,6 +79,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   private readonly aliases = new Map<string, ClientConnection>();
   /** Sessions handed over to another front end: where late frames for their sid go now, and until when. */
   private readonly forwards = new Map<string, { c2s: string; sid: string; until: number }>();
+  /** Sessions left to their sm as this front end stops (filled only then, so bounded by its sessions). */
+  private readonly leftToSm = new Set<string>();
   private readonly connections = new Map<string, ClientConnection>();
   /** Sessions with stanzas the sm has not taken yet (protocol §2.5). */
   private readonly waitingTaken = new Set<ClientConnection>();
@@ -368,6 +370,18 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
 
   forwarded(sid: string): { c2s: string; sid: string } | undefined {
     return this.forwards.get(sid);
+  }
+
+  leftForResumption(sid: string): void {
+    this.leftToSm.add(sid);
+  }
+
+  /**
+   * Whether session `sid` was left to its sm for resumption: a late DELIVER
+   * for it is kept there, in the session's log, and calls for no END.
+   */
+  isLeftToSm(sid: string): boolean {
+    return this.leftToSm.has(sid);
   }
 
   hibernate(conn: ClientConnection): void {

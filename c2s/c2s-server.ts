@@ -230,6 +230,8 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       // A session that moved to another front end: late frames follow it there.
       const moved = "sid" in msg.meta ? ctx.forwarded(msg.meta.sid) : undefined;
       if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
+      // Left to the sm as this front end stops: the sm's log of the session has it for the resumption.
+      else if ("sid" in msg.meta && ctx.isLeftToSm(msg.meta.sid)) return;
       else if (msg.op === SessionOp.Deliver && !msg.meta.confirm) {
         // The connection is gone (protocol §2): END again, in case the first was lost with a router, so
         // that the sm holds no ghost of it; then a stanza that was on its way is routed again, under

@@ -314,8 +314,30 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
    * the server never acknowledged, and a copy routed from here would come twice.
    */
   shutDown(): void {
+    if ((this.stage === "bound" || this.stage === "hibernating") && this.ack?.resumable && this.smKnows) return this.leaveForResumption();
     this.readsOn = this.stage === "bound" && this.ack === null;
     this.streamError("system-shutdown", "the server is shutting down");
+  }
+
+  /**
+   * The front end stops under a resumable session: the sm keeps it (END
+   * `resume`, protocol §2.6) for its client to resume on another front end,
+   * to which the client is sent as a drain sends it; without another, it is
+   * told the server shuts down. A hibernating one is only let go.
+   */
+  private leaveForResumption(): void {
+    const attached = this.stage === "bound";
+    sessionPipe.endForResumption(this);
+    this.ctx.leftForResumption(this.sid);
+    if (attached) {
+      const text = "the server is shutting down";
+      const target = this.ctx.balancer.moveTarget(this.direct);
+      if (target) this.expectAt(target);
+      this.log.info({ to: target?.address, text, resumable: true }, target ? "redirected" : "stream error");
+      // After the END has left for the router: the sm must hold the session for resumption before the client can ask.
+      this.transport.closeWith(target ? streamError("see-other-host", text, target.address) : streamError("system-shutdown", text), true);
+    }
+    this.finish();
   }
 
   /** Closes the stream cleanly. */
@@ -389,9 +411,7 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
    * client resumes it on the target (protocol §2.3).
    */
   sendAway(target: Redirect, text?: string, keepSession = false): void {
-    const plain = this.voucher?.toString("base64");
-    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, from: this.ctx.config.name, ...(plain && { plain }) });
-    this.ctx.counters.redirectsSent++;
+    this.expectAt(target);
     if (!keepSession) {
       this.readsOn = this.stage === "bound";
       return this.streamError("see-other-host", text, target.address);
@@ -402,6 +422,13 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.transport.stop();
     this.stage = "hibernating";
     this.ctx.hibernate(this);
+  }
+
+  /** Tells `target` to take this client without redirecting it again (protocol §1.6, `expect`). */
+  private expectAt(target: Redirect): void {
+    const plain = this.voucher?.toString("base64");
+    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, from: this.ctx.config.name, ...(plain && { plain }) });
+    this.ctx.counters.redirectsSent++;
   }
 
   // --- What the sm sends (c2s-server.ts's dispatch).

@@ -96,10 +96,11 @@ export class ClientTransport implements XmlStreamHandlers {
    * Sends the stream's last bytes and closes our side a moment later, so a
    * client still writing its own goodbye (an XEP-0198 <a/>, its closing
    * tag) does not hit a closed socket and abandon, say, a redirect.
+   * `afterLink` as for write().
    */
-  closeWith(last: string): void {
+  closeWith(last: string, afterLink = false): void {
     const socket = this.sock;
-    socket.write(last);
+    (afterLink ? batched(socket) : socket).write(last);
     // Most clients are gone by then: ending a destroyed socket only builds an error to drop.
     setTimeout(() => {
       if (!socket.destroyed) socket.end();

@@ -28,7 +28,7 @@ export interface ConnectionHost<Conn extends Throttled> {
   readonly store: Pick<Store, "getLoginAccount" | "setCredentials" | "createAccount">;
   readonly link: Pick<LinkClient, "connected" | "send" | "sendControl">;
   readonly tls: Pick<TlsCredentials, "context">;
-  readonly balancer: Pick<Balancer, "returned" | "wasSent" | "redirectFor" | "peerNames" | "remember">;
+  readonly balancer: Pick<Balancer, "returned" | "wasSent" | "redirectFor" | "moveTarget" | "peerNames" | "remember">;
   readonly log: Logger;
   /** Sessions served here, which the connection counts in and out. */
   sessions: number;
@@ -46,6 +46,8 @@ export interface ConnectionHost<Conn extends Throttled> {
   register(conn: Conn): void;
   /** Forgets a connection: closed, or its session handed over to another front end. */
   forget(conn: Conn, wasCounted: boolean): void;
+  /** The front end stops, and its sm keeps session `sid` for its client to resume elsewhere (END `resume`). */
+  leftForResumption(sid: string): void;
   awaitHandshake(conn: Conn): void;
   handshakeDone(conn: Conn): void;
   awaitAuth(conn: Conn): void;

@@ -245,6 +245,20 @@ export function end(c: SessionLink): void {
 }
 
 /**
+ * The front end stops under a resumable session: END `resume` (protocol
+ * §2.6), and the sm keeps the session, with what its client has not
+ * acknowledged, for the client to resume on another front end. So nothing
+ * is routed again from here, unlike end().
+ */
+export function endForResumption(c: SessionLink): void {
+  if (!c.smKnows) return;
+  c.smKnows = false;
+  toSm(c, SessionOp.End, { sid: c.sid, resume: true });
+  if (c.pipe && c.pipe.pending.length > 0) c.ctx.orphan(c.sid, c.pipe, `${c.ctx.config.name}/${c.sid}/`);
+  c.pipe = null;
+}
+
+/**
  * A message the client sent before it read the stream error that the farm
  * ended its session with (see-other-host, system-shutdown). Its session
  * has ended (END went first), so it is routed as FORWARD, keyed by its

@@ -61,7 +61,10 @@ export class LinkAdapter {
       }
       case SessionOp.End: {
         const session = ctx.registry.bySid(from, msg.meta.sid);
-        if (session) void ctx.queue.run(session.user, () => lifecycle.end(session, "end"));
+        if (!session) return;
+        // Its front end stops: a resumable session waits for its client elsewhere, as a lost front end's (§2.6).
+        if (msg.meta.resume && session.resumption) void ctx.queue.run(session.user, async () => resumption.detach(session));
+        else void ctx.queue.run(session.user, () => lifecycle.end(session, "end"));
         return;
       }
       case SessionOp.Forward: {

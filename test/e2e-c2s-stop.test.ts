@@ -1,12 +1,13 @@
 // A front end stopped cleanly (SIGTERM, as its supervisor or systemd stops
-// it) ends every stream with system-shutdown. A client without XEP-0198
-// cannot know what of its last writes was read: the front end reads on until
-// the client closes its side and routes its messages, as a drain does. A
-// client with XEP-0198 sends again, once logged in anew, what was never
-// acknowledged, so nothing is routed for it (it would come twice).
+// it) ends every stream. A client without XEP-0198 cannot know what of its
+// last writes was read: the front end reads on until the client closes its
+// side and routes its messages, as a drain does. A client with XEP-0198
+// sends again, once logged in anew, what was never acknowledged, so nothing
+// is routed for it (it would come twice). A resumable session is left to its
+// sm, and its client sent to another front end, where it resumes it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Farm } from "./harness/farm.js";
-import { boundStream, type RawStream } from "./harness/raw-stream.js";
+import { boundStream, loggedInStream, type RawStream } from "./harness/raw-stream.js";
 import { connectClient, xml, type TestClient } from "./harness/xmppjs.js";
 
 describe("a front end stopped under live clients", () => {
@@ -19,7 +20,7 @@ describe("a front end stopped under live clients", () => {
     // No balancing redirect: each client stays where it logged in.
     farm = await Farm.create({ c2sCount: 2, c2s: { redirect_margin: 1000 } });
     await farm.start();
-    await farm.addUsers("u", 4, "pw", 64);
+    await farm.addUsers("u", 5, "pw", 64);
   }, 90_000);
 
   afterAll(async () => {
@@ -58,5 +59,33 @@ describe("a front end stopped under live clients", () => {
     await receiver.next((s) => s.is("message") && s.attrs.id === "marker");
     expect(receiver.stanzas.filter((s) => s.is("message") && s.attrs.id === "acked-late")).toEqual([]);
     expect(await farm.offlineCount("u1@localhost")).toBe(0);
+  });
+
+  it("leaves a resumable session to the sm, sends its client to the other front end, and the client resumes it there", async () => {
+    const NS_SM = "urn:xmpp:sm:3";
+    // The restarted c2s-1 takes clients, and knows c2s-2's load (a front end to send them to).
+    await farm.waitLinked();
+    await farm.waitReporting("c2s-1", 1);
+    const { stream: first, jid } = await boundStream(farm.c2sPorts[0]!.port, "u5", "pw");
+    streams.push(first);
+    first.send(`<enable xmlns='${NS_SM}' resume='true'/>`);
+    const previd = /<enabled [^>]*id=['"]([^'"]+)['"]/.exec(await first.until(/<enabled [^>]*>/))![1]!;
+
+    const pid = farm.childPid("c2s-1");
+    process.kill(pid, "SIGTERM");
+    await first.until(new RegExp(`<see-other-host[^>]*>[^<]*:${farm.c2sPorts[1]!.port}</see-other-host>`));
+    first.end();
+    // Meanwhile the session waits at the sm, which keeps what comes for it.
+    await receiver.xmpp.send(xml("message", { to: jid, id: "while-moving", type: "chat" }, xml("body", {}, "kept for the resumption")));
+
+    const next = await loggedInStream(farm.c2sPorts[1]!.port, "u5", "pw");
+    streams.push(next);
+    next.send(`<resume xmlns='${NS_SM}' previd='${previd}' h='0'/>`);
+    await next.until(/<resumed [^>]*>/);
+    await next.until(/while-moving/);
+    expect(next.received).toMatch(/kept for the resumption/);
+    expect(next.received).not.toMatch(/<failed /);
+    await farm.waitRestarted("c2s-1", pid);
+    expect(await farm.offlineCount(jid.split("/")[0]!)).toBe(0);
   });
 });

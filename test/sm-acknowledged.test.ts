@@ -73,6 +73,27 @@ describe("sm: acknowledged stanzas", () => {
     expect(taken("c2s-1")).toEqual([{ seqs: [], unknown: ["gone"] }]);
   });
 
+  it("keeps a resumable session whose front end stops (END resume) for its client to resume elsewhere, and ends others", async () => {
+    h = await Harness.create(["alice", "bob"]);
+    const alice = await h.connect(`${ALICE}/a`, "c2s-1");
+    const bob = await h.connect(`${BOB}/b`, "c2s-2");
+    await h.route("c2s-1", ALICE, encodeSessionPayload(SessionOp.Resumable, { sid: alice.sid, id: "r1", max: 300, stanzas: 100, bytes: 1 << 20 }));
+    await h.route("c2s-1", ALICE, encodeSessionPayload(SessionOp.End, { sid: alice.sid, resume: true }));
+    // Still there for its contacts: what comes for it is kept, not sent to the stopped front end.
+    await bob.sendNumbered(`<message to='${ALICE}/a' type='chat' id='kept'><body>kept</body></message>`, 1);
+    await turn();
+    expect(alice.frames()).toEqual([]);
+    await h.route("c2s-2", ALICE, encodeSessionPayload(SessionOp.Resume, { sid: "a2", previd: "r1", h: 0 }));
+    const [handoff] = h.port.take((f) => f.to === "c2s-2" && f.op === SessionOp.Handoff);
+    expect(handoff!.meta).toMatchObject({ sid: "a2", ok: true, moved: true, oldSid: alice.sid });
+    expect(handoff!.xml.toString()).toContain("id=\"kept\"");
+
+    // Without resumption, END ends the session, resume or not.
+    await h.route("c2s-2", BOB, encodeSessionPayload(SessionOp.End, { sid: bob.sid, resume: true }));
+    await h.route("c2s-2", ALICE, encodeSessionPayload(SessionOp.Stanza, { sid: "a2", seq: 1 }, `<message to='${BOB}/b' type='chat' id='late'><body>?</body></message>`));
+    expect(await h.store.countOffline(BOB)).toBe(1);
+  });
+
   it("names a session it does not hold in TAKEN unknown, rather than closing the client", async () => {
     h = await Harness.create(["alice"]);
     await h.route("c2s-1", ALICE, encodeSessionPayload(SessionOp.Stanza, { sid: "gone", seq: 4 }, `<presence from='${ALICE}/a'/>`));

@@ -186,6 +186,16 @@ export interface StanzaMeta extends SidMeta {
   /** A resumable session's (§2.6): the client's count of stanzas up to this one; absent on one the front end made. */
   h?: number;
 }
+/** c2s → sm: the connection is gone. */
+export interface EndMeta {
+  sid: string;
+  /**
+   * Its front end stops, and the session is resumable (XEP-0198): it waits
+   * for its client to resume it on another front end, as a lost front end's
+   * (§2.6), instead of ending. An sm of an earlier version ends it.
+   */
+  resume?: boolean;
+}
 /**
  * sm → c2s (§2.5): the STANZAs it took, and the sessions it does not hold.
  * The flat form goes only to a receiver whose `info` has `flatAcks`.
@@ -238,7 +248,7 @@ export interface SessionMetaByOp {
   [SessionOp.Started]: StartedMeta;
   [SessionOp.StartFailed]: FailureMeta;
   [SessionOp.Stanza]: StanzaMeta;
-  [SessionOp.End]: SidMeta;
+  [SessionOp.End]: EndMeta;
   [SessionOp.Deliver]: DeliverMeta;
   [SessionOp.Close]: FailureMeta;
   [SessionOp.Forward]: ForwardMeta;
@@ -284,7 +294,6 @@ export function encodeSessionPayload<K extends SessionOp>(
   return out;
 }
 
-const sidMeta = object({ sid: string, rerouted: optional(boolean) });
 /** An origin: short enough that the frames carrying it stay well within their header room. */
 const origin = optional(bytesAtMost(1024));
 const triple = (v: unknown): v is [number, number, number] => Array.isArray(v) && v.length === 3 && v.every(count);
@@ -296,7 +305,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   [SessionOp.Started]: object({ sid: string, jid: string }),
   [SessionOp.StartFailed]: failureMeta,
   [SessionOp.Stanza]: object({ sid: string, rerouted: optional(boolean), seq: optional(count), h: optional(count) }),
-  [SessionOp.End]: sidMeta,
+  [SessionOp.End]: object({ sid: string, resume: optional(boolean) }),
   [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean), origin, n: optional(count) }),
   [SessionOp.Close]: failureMeta,
   [SessionOp.Forward]: object({ origin }),
