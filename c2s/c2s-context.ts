@@ -12,6 +12,7 @@ import { SessionOp, clientAckedPayload, encodeSessionPayload } from "../lib/link
 import type { XmlLimits } from "../lib/xml-stream.js";
 import { randomHex } from "../lib/random.js";
 import { PlainVerifier } from "./sasl/plain-cache.js";
+import * as sendingAway from "./sending-away.js";
 import type { Store } from "../xdb-sql/store.js";
 import type { Balancer } from "./balancer.js";
 import type { ClientConnection } from "./client-connection.js";
@@ -414,10 +415,10 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   /**
    * Ends every stream with system-shutdown, then cuts what is still open
    * after a grace period; until then, what bound clients without XEP-0198
-   * wrote meanwhile is routed (ClientConnection.shutDown).
+   * wrote meanwhile is routed (sending-away.ts).
    */
   async shutdown(graceMs = 1_000): Promise<void> {
-    for (const conn of [...this.connections.values()]) conn.shutDown();
+    for (const conn of [...this.connections.values()]) sendingAway.shutDown(conn);
     const end = Date.now() + graceMs;
     while (this.closing.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     for (const socket of [...this.closing.keys(), ...this.refusing.keys()]) socket.destroy();

@@ -30,6 +30,7 @@ import { TlsCredentials } from "../lib/tls-credentials.js";
 import { linkMetrics } from "../lib/metrics/link-metrics.js";
 import type { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { c2sMetrics } from "./c2s-metrics.js";
+import * as sendingAway from "./sending-away.js";
 import { handOff } from "./stream-management-protocol.js";
 import { ProcessSampler } from "../lib/process-figures.js";
 
@@ -114,7 +115,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
         if (!conn.isBound) continue;
         const target = balancer.moveTarget(conn.direct);
         if (!target) break;
-        conn.moveTo(target);
+        sendingAway.moveTo(conn, target);
         drain!.moved++;
         budget--;
       }

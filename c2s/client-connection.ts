@@ -1,12 +1,13 @@
 // One client's connection: the coordinator of its collaborators, each with
 // one job — the socket and XML stream (client-transport.ts), stream
 // negotiation up to a bound session (stream-negotiation.ts), SASL
-// (sasl-exchange.ts), XEP-0198 (stream-management-protocol.ts), and the
-// session's traffic with its sm (session-pipe.ts). It holds the connection's
+// (sasl-exchange.ts), XEP-0198 (stream-management-protocol.ts), the
+// session's traffic with its sm (session-pipe.ts), and the farm's sending
+// it away: a drain, a stop (sending-away.ts). It holds the connection's
 // state, which those read and move along through narrow interfaces, decides
 // where each element goes, and owns the connection's lifecycle: closing,
-// hibernating, moving to another front end, letting its session go to
-// another connection (which XEP-0198's module decides).
+// hibernating, letting its session go to another connection (which
+// XEP-0198's module decides).
 import type net from "node:net";
 import type { Element } from "ltx";
 import type { Logger } from "../lib/log.js";
@@ -19,6 +20,8 @@ import type { ConnectionHost } from "./connection-host.js";
 import type { Throttled } from "./read-throttle.js";
 import type { PlainProof } from "./sasl/plain-cache.js";
 import { SaslExchange, type SaslParty } from "./sasl-exchange.js";
+import * as sendingAway from "./sending-away.js";
+import type { Departing } from "./sending-away.js";
 import * as sessionPipe from "./session-pipe.js";
 import type { SmPipe } from "./sm-pipe.js";
 import { NS_SM, type AckState } from "./stream-management.js";
@@ -38,7 +41,7 @@ const STANZA_NAMES = new Set(["message", "presence", "iq"]);
 /** XEP-0352's nonzas: not stanzas, so XEP-0198 does not count them. */
 const CLIENT_STATES = new Set(["active", "inactive"]);
 
-export class ClientConnection implements Throttled, TransportOwner, SaslParty, Negotiating, ManagedStream {
+export class ClientConnection implements Throttled, TransportOwner, SaslParty, Negotiating, ManagedStream, Departing {
   // The state its collaborators share; each field is described in the interface that names it.
   /** Changes once: when this connection resumes another's session, it takes that session's sid. */
   sid: string;
@@ -308,38 +311,6 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.finish();
   }
 
-  /**
-   * The front end stops. A client without XEP-0198 is read on, as one sent
-   * away is; one with it is not: it sends again, after it logs in anew, what
-   * the server never acknowledged, and a copy routed from here would come twice.
-   */
-  shutDown(): void {
-    if ((this.stage === "bound" || this.stage === "hibernating") && this.ack?.resumable && this.smKnows) return this.leaveForResumption();
-    this.readsOn = this.stage === "bound" && this.ack === null;
-    this.streamError("system-shutdown", "the server is shutting down");
-  }
-
-  /**
-   * The front end stops under a resumable session: the sm keeps it (END
-   * `resume`, protocol §2.6) for its client to resume on another front end,
-   * to which the client is sent as a drain sends it; without another, it is
-   * told the server shuts down. A hibernating one is only let go.
-   */
-  private leaveForResumption(): void {
-    const attached = this.stage === "bound";
-    sessionPipe.endForResumption(this);
-    this.ctx.leftForResumption(this.sid);
-    if (attached) {
-      const text = "the server is shutting down";
-      const target = this.ctx.balancer.moveTarget(this.direct);
-      if (target) this.expectAt(target);
-      this.log.info({ to: target?.address, text, resumable: true }, target ? "redirected" : "stream error");
-      // After the END has left for the router: the sm must hold the session for resumption before the client can ask.
-      this.transport.closeWith(target ? streamError("see-other-host", text, target.address) : streamError("system-shutdown", text), true);
-    }
-    this.finish();
-  }
-
   /** Closes the stream cleanly. */
   close(): void {
     if (this.stage === "closed") return;
@@ -399,36 +370,26 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     this.transport.destroy();
   }
 
-  /** Sends the bound client to another front end (a drain), remembering it in case it comes back. */
-  moveTo(target: Redirect): void {
-    this.ctx.balancer.remember(this.ip, this.user!);
-    this.sendAway(target, "this server is being drained", this.ack?.resumable === true);
+  /** Sent away by the farm (sending-away.ts): see-other-host at login, when the balancer sends it elsewhere. */
+  sendAway(target: Redirect): void {
+    sendingAway.sendAway(this, target);
   }
 
-  /**
-   * <see-other-host/>, after telling the target to expect this client. With
-   * `keepSession` (XEP-0198), the session waits here, hibernating, while the
-   * client resumes it on the target (protocol §2.3).
-   */
-  sendAway(target: Redirect, text?: string, keepSession = false): void {
-    this.expectAt(target);
-    if (!keepSession) {
-      this.readsOn = this.stage === "bound";
-      return this.streamError("see-other-host", text, target.address);
-    }
-    this.log.info({ to: target.address, text, user: this.user, resumable: true }, "redirected");
-    this.transport.closeWith(streamError("see-other-host", text, target.address));
+  readOnAfterClose(): void {
+    this.readsOn = true;
+  }
+
+  hibernateAfter(last: string): void {
+    this.transport.closeWith(last);
     this.ctx.scheduleDestroy(this.transport.socket);
     this.transport.stop();
     this.stage = "hibernating";
     this.ctx.hibernate(this);
   }
 
-  /** Tells `target` to take this client without redirecting it again (protocol §1.6, `expect`). */
-  private expectAt(target: Redirect): void {
-    const plain = this.voucher?.toString("base64");
-    this.ctx.link.sendControl({ op: "expect", to: target.name, ip: this.ip, user: this.user!, from: this.ctx.config.name, ...(plain && { plain }) });
-    this.ctx.counters.redirectsSent++;
+  closeAfterLink(last: string | null): void {
+    if (last !== null) this.transport.closeWith(last, true);
+    this.finish();
   }
 
   // --- What the sm sends (c2s-server.ts's dispatch).

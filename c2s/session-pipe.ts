@@ -29,7 +29,7 @@ import { NS_BIND, NS_SESSION } from "./stream-writer.js";
 /** Where a connection is; "hibernating": an XEP-0198 session whose connection dropped, waiting to be resumed. */
 export type Stage = "header" | "features" | "bound" | "hibernating" | "closed";
 
-export type PipeHost = Pick<ConnectionHost<Throttled>, "config" | "link" | "awaitTaken" | "orphan" | "routeAgain" | "counters">;
+export type PipeHost = Pick<ConnectionHost<Throttled>, "config" | "link" | "awaitTaken" | "orphan" | "routeAgain" | "counters" | "leftForResumption">;
 
 /** What the pipe reads and keeps of a connection. */
 export interface SessionLink extends Throttled {
@@ -225,14 +225,18 @@ export function rebuild(c: SessionLink, replaces?: RebuildMeta["replaces"]): voi
  * back to the sm as if routed anew: messages reach the user's other
  * resources or offline storage, iq requests get an error. Offline messages
  * the sm still keeps (`confirm`) stay where they are.
+ * `forResumption`: the front end stops under a resumable session, and END
+ * `resume` (protocol §2.6) has the sm keep it, with what its client has not
+ * acknowledged, for the client to resume elsewhere: nothing is routed again.
  */
-export function end(c: SessionLink): void {
+export function end(c: SessionLink, forResumption = false): void {
   if (!c.smKnows) return;
   c.smKnows = false;
-  toSm(c, SessionOp.End, { sid: c.sid });
+  toSm(c, SessionOp.End, forResumption ? { sid: c.sid, resume: true } : { sid: c.sid });
   // What the sm's identities of this session's stanzas start with (protocol §2.5).
   if (c.pipe && c.pipe.pending.length > 0) c.ctx.orphan(c.sid, c.pipe, `${c.ctx.config.name}/${c.sid}/`);
   c.pipe = null;
+  if (forResumption) return c.ctx.leftForResumption(c.sid);
   const ack = c.ack;
   if (!ack) return;
   const queue = ack.queue;
@@ -242,20 +246,6 @@ export function end(c: SessionLink): void {
     if (confirm === 0 && routedAgain(xml)) c.ctx.routeAgain(c.user!, xml);
   }
   if (queue.length > 0) c.log.info({ count: queue.length }, "unacknowledged stanzas routed again");
-}
-
-/**
- * The front end stops under a resumable session: END `resume` (protocol
- * §2.6), and the sm keeps the session, with what its client has not
- * acknowledged, for the client to resume on another front end. So nothing
- * is routed again from here, unlike end().
- */
-export function endForResumption(c: SessionLink): void {
-  if (!c.smKnows) return;
-  c.smKnows = false;
-  toSm(c, SessionOp.End, { sid: c.sid, resume: true });
-  if (c.pipe && c.pipe.pending.length > 0) c.ctx.orphan(c.sid, c.pipe, `${c.ctx.config.name}/${c.sid}/`);
-  c.pipe = null;
 }
 
 /**
