@@ -3,7 +3,9 @@
 // stopping (docs/redirection.md). Decided here: where the client is sent,
 // whose session waits for an XEP-0198 resumption and where, and which
 // client is still read after its stream error so that what it wrote before
-// reading it is routed.
+// reading it is routed: one without XEP-0198, whichever way it is sent
+// away. One with it sends again, once logged in anew, what the server never
+// acknowledged (XEP-0198 §4), and a copy routed from here would come twice.
 import type { Redirect } from "./balancer.js";
 import type { ConnectionHost } from "./connection-host.js";
 import type { Throttled } from "./read-throttle.js";
@@ -36,27 +38,22 @@ export function moveTo(c: Departing, target: Redirect): void {
  * <see-other-host/>, after telling the target to expect this client. With
  * `keepSession` (XEP-0198), the session waits here, hibernating, while the
  * client resumes it on the target (protocol §2.3). Without, a bound client
- * is read on, so a move costs it no message it sent.
+ * without XEP-0198 is read on, so a move costs it no message it sent.
  */
 export function sendAway(c: Departing, target: Redirect, text?: string, keepSession = false): void {
   expectAt(c, target);
   if (!keepSession) {
-    if (c.stage === "bound") c.readOnAfterClose();
+    readOnIfUnacknowledged(c);
     return c.streamError("see-other-host", text, target.address);
   }
   c.log.info({ to: target.address, text, user: c.user, resumable: true }, "redirected");
   c.hibernateAfter(streamError("see-other-host", text, target.address));
 }
 
-/**
- * The front end stops. A resumable session is left to its sm (below). A
- * client without XEP-0198 is read on, as one sent away is; one with it is
- * not: it sends again, after it logs in anew, what the server never
- * acknowledged, and a copy routed from here would come twice.
- */
+/** The front end stops. A resumable session is left to its sm (below); any other client is read on as one sent away is. */
 export function shutDown(c: Departing): void {
   if ((c.stage === "bound" || c.stage === "hibernating") && c.ack?.resumable && c.smKnows) return leaveForResumption(c);
-  if (c.stage === "bound" && c.ack === null) c.readOnAfterClose();
+  readOnIfUnacknowledged(c);
   c.streamError("system-shutdown", SHUTDOWN_TEXT);
 }
 
@@ -75,6 +72,11 @@ function leaveForResumption(c: Departing): void {
   c.log.info({ to: target?.address, text: SHUTDOWN_TEXT, resumable: true }, target ? "redirected" : "stream error");
   // After the END has left for the router: the sm must hold the session for resumption before the client can ask.
   c.closeAfterLink(target ? streamError("see-other-host", SHUTDOWN_TEXT, target.address) : streamError("system-shutdown", SHUTDOWN_TEXT));
+}
+
+/** A bound client without XEP-0198 is read after its stream error (above). */
+function readOnIfUnacknowledged(c: Departing): void {
+  if (c.stage === "bound" && c.ack === null) c.readOnAfterClose();
 }
 
 /** Tells `target` to take this client without redirecting it again (protocol §1.6, `expect`). */

@@ -188,6 +188,36 @@ describe("a drain that ends", () => {
     await expect.poll(() => to.received.get("late-1"), { timeout: 10_000 }).toBe(1);
     expect((await farm.cli("c2s", "undrain", "c2s-1")).code).toBe(0);
   });
+
+  it("routes nothing a client with XEP-0198 but no resumption wrote late: it sends that again, and it comes once", async () => {
+    await pollStatus((s) => !s.get("c2s-1")!.info.draining);
+    await farm.addUsers("acked", 2, "pw", 64);
+    const port = farm.c2sPorts[0]!.port;
+    const acked = (await boundStream(port, "acked1", "pw")).stream;
+    const plain = (await boundStream(port, "acked2", "pw")).stream;
+    acked.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    await acked.until(/<enabled /);
+    expect((await farm.cli("c2s", "drain", "c2s-1", "--rate", "50")).code).toBe(0);
+    await Promise.all([acked, plain].map((s) => s.until(/<\/see-other-host>/)));
+    const to = clients[0]!.c;
+    acked.send("<message to='u1@localhost' id='acked-late' type='chat'><body>never acknowledged</body></message>");
+    acked.send("</stream:stream>");
+    acked.end();
+    // Once the front end closed the first stream it had read all it would; what it routed from the second comes after.
+    await acked.untilClosed();
+    plain.send("<message to='u1@localhost' id='plain-after' type='chat'><body>read on</body></message>");
+    plain.send("</stream:stream>");
+    plain.end();
+    await expect.poll(() => to.received.get("plain-after"), { timeout: 10_000 }).toBe(1);
+    expect(to.received.get("acked-late")).toBeUndefined();
+
+    // Logged in anew elsewhere, it sends again what the drained front end never acknowledged.
+    const again = (await boundStream(farm.c2sPorts[1]!.port, "acked1", "pw")).stream;
+    again.send("<message to='u1@localhost' id='acked-late' type='chat'><body>never acknowledged</body></message>");
+    await expect.poll(() => to.received.get("acked-late"), { timeout: 10_000 }).toBe(1);
+    again.destroy();
+    expect((await farm.cli("c2s", "undrain", "c2s-1")).code).toBe(0);
+  });
 });
 
 describe("a full front end", () => {
