@@ -43,7 +43,7 @@ export class SmPipe {
    * Identities of stanzas delivered lately, oldest first, with when: up to
    * SMALL_RECENT as pairs in one array ([id, at, id, at, …]), more in a Map.
    */
-  private recent: (string | number)[] | Map<string, number> | null = null;
+  private recent: (string | number)[] | RecentMap | null = null;
 
   get pending(): readonly PendingStanza[] {
     return this.queue ?? [];
@@ -98,7 +98,7 @@ export class SmPipe {
   /** Whether a stanza of this identity was delivered lately; if not, it is remembered now. */
   seen(origin: string, now: number): boolean {
     const recent = this.recent;
-    if (recent instanceof Map) return seenInMap(recent, origin, now);
+    if (recent instanceof RecentMap) return recent.seen(origin, now);
     let at = -1;
     if (recent) for (let i = 0; i < recent.length; i += 2) if (recent[i] === origin) at = i;
     if (at >= 0 && now - (recent![at + 1] as number) < RECENT_MS) return true;
@@ -118,8 +118,8 @@ export class SmPipe {
     next[n] = now;
     if (fresh + 1 <= SMALL_RECENT) this.recent = next;
     else {
-      const map = new Map<string, number>();
-      for (let i = 0; i < next.length; i += 2) map.set(next[i] as string, next[i + 1] as number);
+      const map = new RecentMap(next[1] as number);
+      for (let i = 0; i < next.length; i += 2) map.ids.set(next[i] as string, next[i + 1] as number);
       this.recent = map;
     }
     return false;
@@ -129,7 +129,7 @@ export class SmPipe {
   recentOrigins(now: number): string[] {
     const recent = this.recent;
     if (!recent) return [];
-    if (recent instanceof Map) return [...recent].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
+    if (recent instanceof RecentMap) return [...recent.ids].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
     const ids: string[] = [];
     for (let i = 0; i < recent.length; i += 2) if (now - (recent[i + 1] as number) < RECENT_MS) ids.push(recent[i] as string);
     return ids;
@@ -141,17 +141,30 @@ export class SmPipe {
   }
 }
 
-/** SmPipe.seen for a session that had more than SMALL_RECENT. */
-function seenInMap(recent: Map<string, number>, origin: string, now: number): boolean {
-  const at = recent.get(origin);
-  if (at !== undefined && now - at < RECENT_MS) return true;
-  // Deleted first, so that the map stays oldest first.
-  recent.delete(origin);
-  recent.set(origin, now);
-  // Oldest first (insertion order): forget what is too old, and beyond the cap.
-  for (const [id, when] of recent) {
-    if (recent.size <= MAX_RECENT && now - when < RECENT_MS) break;
-    recent.delete(id);
+/** SmPipe's identities for a session that had more than SMALL_RECENT: a Map, oldest first. */
+class RecentMap {
+  readonly ids = new Map<string, number>();
+
+  /** No identity was remembered before this: nothing is forgotten until it is RECENT_MS old (so most calls walk nothing). */
+  constructor(private oldest: number) {}
+
+  /** SmPipe.seen. */
+  seen(origin: string, now: number): boolean {
+    const ids = this.ids;
+    const at = ids.get(origin);
+    if (at !== undefined && now - at < RECENT_MS) return true;
+    // Deleted first, so that the map stays oldest first.
+    ids.delete(origin);
+    ids.set(origin, now);
+    if (ids.size <= MAX_RECENT && now - this.oldest < RECENT_MS) return false;
+    // Oldest first (insertion order): forget what is too old, and beyond the cap.
+    for (const [id, when] of ids) {
+      if (ids.size <= MAX_RECENT && now - when < RECENT_MS) {
+        this.oldest = when;
+        break;
+      }
+      ids.delete(id);
+    }
+    return false;
   }
-  return false;
 }
