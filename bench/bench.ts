@@ -320,7 +320,7 @@ export function benchTable(r: BenchReport): string {
     const ts = r.options.tsung;
     rows.push([
       `Tsung: KB per idle session, plain, ${ts.idle}`,
-      (t) => tsung(t, (f) => (!f.idle ? "-" : f.idle.kb_per_session === null ? `- (no plateau: ${f.idle.started} logged in)` : `${f.idle.kb_per_session.toFixed(1)} (${f.idle.held} held)`)),
+      (t) => tsung(t, (f) => (!f.idle ? "-" : f.idle.kb_per_session === null ? `- (no plateau: ${f.idle.started} logged in)` : `${f.idle.kb_per_session.toFixed(1)} (${f.idle.held} held${f.idle.read_on === "started" ? `: Tsung logged in ${f.idle.started} of ${f.idle.asked}` : ""})`)),
     ]);
     rows.push([`Tsung: logins/s PLAIN, p99 ≤ 100 ms`, (t) => tsung(t, (f) => tsungRamp(f.login, ts.loginRates.length))]);
     rows.push([`  CPU µs per login, at that rate`, (t) => tsung(t, (f) => cpuCell(f.login))]);

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { benchTable, mallocText, type BenchReport, type TargetReport } from "../bench/bench.js";
-import type { TsungIdle } from "../bench/bench-tsung.js";
+import { plateauOfStarted, type TsungIdle } from "../bench/bench-tsung.js";
 import { findJemalloc } from "../lib/malloc.js";
 import { CLI } from "../sim/local-farm.js";
 import type { CpuMicros } from "../sim/process-tree.js";
@@ -137,9 +137,9 @@ describe("xfarm bench --compare", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("says when Tsung's idle run had no plateau to read, and how many sessions Tsung logged in", () => {
-    // As on a busy day (2026-12-01): Tsung fell behind its arrival rate for xfarm, so its first
-    // sessions left before its last came; ejabberd's run held a plateau.
+  it("says when Tsung's idle run had no plateau to read, and when it was read on fewer sessions than asked", () => {
+    // Tsung fell behind its arrival rate: for xfarm it logged in 18,135 of 19,000, every one held
+    // at once, and the figure is read on those; for Prosody no plateau at all (sessions dropped).
     const target = (name: TargetReport["name"], idle: TsungIdle): TargetReport => ({
       name, version: "1", offers: [], idle: [], login: {}, chat: [], storm: null, failures: [], malloc: null,
       tsung: { absent: null, idle, login: [], msg: [], failures: [] },
@@ -149,11 +149,27 @@ describe("xfarm bench --compare", () => {
       options: { idleInactive: false, loginRates: [400], chatRates: [8000], chatUsers: 1000, mam: false,
         tsung: { dir: "", idle: 19000, loginRates: [400], msgRates: [8000], loginSeconds: 20, msgSeconds: 30 } },
       targets: [
-        target("xfarm", { asked: 19000, started: 17822, held: null, kb_per_session: null }),
-        target("ejabberd", { asked: 19000, started: 18729, held: 18729, kb_per_session: 48.31 }),
+        target("xfarm", { asked: 19000, started: 18135, held: 18130, kb_per_session: 3.71, read_on: "started" }),
+        target("prosody", { asked: 19000, started: 17822, held: null, kb_per_session: null, read_on: null }),
+        target("ejabberd", { asked: 19000, started: 18729, held: 18729, kb_per_session: 48.31, read_on: "asked" }),
       ],
     } as unknown as BenchReport;
     const row = benchTable(report).split("\n").find((l) => l.startsWith("| Tsung: KB per idle session"));
-    expect(row).toMatch(/\| - \(no plateau: 17822 logged in\) +\| 48\.3 \(18729 held\) +\|$/);
+    expect(row).toMatch(/\| 3\.7 \(18130 held: Tsung logged in 18135 of 19000\) +\| - \(no plateau: 17822 logged in\) +\| 48\.3 \(18729 held\) +\|$/);
+  });
+  it("reads the idle figure on the sessions Tsung logged in, from run.sh's once-a-second samples", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xfarm-tsung-run-"));
+    // time, CPU ticks, RSS KB, open files: logins rise to 1,000 sessions, all held 15 s, then leave.
+    const rows: number[][] = [];
+    for (let t = 0; t < 10; t++) rows.push([t, t, 300_000 + t * 400, 100 + t * 100]);
+    for (let t = 10; t < 25; t++) rows.push([t, t, t === 24 ? 305_000 : 304_000, 1_100]);
+    for (let t = 25; t < 30; t++) rows.push([t, t, 304_000, 1_100 - (t - 24) * 150]);
+    fs.writeFileSync(path.join(dir, "mon.tsv"), rows.map((r) => r.join("\t")).join("\n") + "\n");
+    const summary = { SERVER: "farm", SCENARIO: "idle", BASE_RSS_KB: "300000", BASE_FDS: "100", runDir: dir };
+    // The last ten samples at 98 % of 1,000 or more: RSS 304,000 KB at the median, 1,000 held.
+    expect(plateauOfStarted(summary, 1_000)).toEqual({ held: 1_000, kb: 4 });
+    expect(plateauOfStarted(summary, 2_000)).toBeNull();
+    expect(plateauOfStarted({ ...summary, runDir: undefined }, 1_000)).toBeNull();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
