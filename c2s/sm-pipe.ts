@@ -153,8 +153,8 @@ class RecentMap {
     const ids = this.ids;
     const at = ids.get(origin);
     if (at !== undefined && now - at < RECENT_MS) return true;
-    // Deleted first, so that the map stays oldest first.
-    ids.delete(origin);
+    // An expired one is deleted first, so that the map stays oldest first.
+    if (at !== undefined) ids.delete(origin);
     ids.set(origin, now);
     if (ids.size <= MAX_RECENT && now - this.oldest < RECENT_MS) return false;
     // Oldest first (insertion order): forget what is too old, and beyond the cap.
