@@ -110,7 +110,13 @@ export class SessionRegistry implements SessionView {
    * idle session some 200 bytes).
    */
   private readonly users = new Map<string, Session | Map<string, Session>>();
-  private readonly byConnection = new Map<string, Session>();
+  /**
+   * Each front end's sessions by sid: two lookups of the strings a frame
+   * carries, where one key joining them was a new string to build, flatten
+   * and hash at every frame (protocol §2: STANZA, DELIVERED), and some 40
+   * bytes a session held.
+   */
+  private readonly byConnection = new Map<string, Map<string, Session>>();
   /**
    * Each front end's name, one string for all its sessions: a name read
    * from a frame is a string of its own, some 24 bytes a session. The
@@ -136,20 +142,24 @@ export class SessionRegistry implements SessionView {
   }
 
   bySid(c2s: string, sid: string): Session | undefined {
-    return this.byConnection.get(connectionKey(c2s, sid));
+    return this.byConnection.get(c2s)?.get(sid);
   }
 
   /** True while the session is registered (not ended or replaced). */
   has(session: Session): boolean {
-    return this.byConnection.get(connectionKey(session.c2s, session.sid)) === session;
+    return this.byConnection.get(session.c2s)?.get(session.sid) === session;
   }
 
   all(): Session[] {
-    return [...this.byConnection.values()];
+    const all: Session[] = [];
+    for (const sessions of this.byConnection.values()) for (const session of sessions.values()) all.push(session);
+    return all;
   }
 
   get size(): number {
-    return this.byConnection.size;
+    let n = 0;
+    for (const sessions of this.byConnection.values()) n += sessions.size;
+    return n;
   }
 
   add(session: Session): void {
@@ -158,20 +168,20 @@ export class SessionRegistry implements SessionView {
     if (!held || (held instanceof Session && held.resource === session.resource)) this.users.set(session.user, session);
     else if (held instanceof Session) this.users.set(session.user, new Map([[held.resource, held], [session.resource, session]]));
     else held.set(session.resource, session);
-    this.byConnection.set(connectionKey(session.c2s, session.sid), session);
+    this.connectionsOf(session.c2s).set(session.sid, session);
   }
 
   /** The session's connection moved (an XEP-0198 resumption on another c2s). */
   move(session: Session, c2s: string, sid: string): void {
-    this.byConnection.delete(connectionKey(session.c2s, session.sid));
+    this.unlink(session.c2s, session.sid);
     session.c2s = this.c2sName(c2s);
     session.sid = sid;
-    this.byConnection.set(connectionKey(c2s, sid), session);
+    this.connectionsOf(session.c2s).set(sid, session);
   }
 
   remove(session: Session): void {
     if (!this.has(session)) return;
-    this.byConnection.delete(connectionKey(session.c2s, session.sid));
+    this.unlink(session.c2s, session.sid);
     const held = this.users.get(session.user);
     if (held === session) return void this.users.delete(session.user);
     if (!(held instanceof Map) || held.get(session.resource) !== session) return;
@@ -180,14 +190,22 @@ export class SessionRegistry implements SessionView {
     if (held.size === 1) this.users.set(session.user, held.values().next().value!);
   }
 
+  private connectionsOf(c2s: string): Map<string, Session> {
+    let sessions = this.byConnection.get(c2s);
+    if (!sessions) this.byConnection.set(c2s, (sessions = new Map()));
+    return sessions;
+  }
+
+  private unlink(c2s: string, sid: string): void {
+    const sessions = this.byConnection.get(c2s);
+    if (!sessions?.delete(sid) || sessions.size > 0) return;
+    this.byConnection.delete(c2s);
+  }
+
   private c2sName(name: string): string {
     const known = this.c2sNames.get(name);
     if (known !== undefined) return known;
     this.c2sNames.set(name, name);
     return name;
   }
-}
-
-function connectionKey(c2s: string, sid: string): string {
-  return `${c2s}\n${sid}`;
 }
