@@ -226,18 +226,21 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
     }
     // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
     if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) deliveredAcks.frame(from).push(msg.meta.sid, msg.meta.origin);
-    const conn = "sid" in msg.meta ? ctx.get(msg.meta.sid) : undefined;
+    // Every op left names a session.
+    if (!("sid" in msg.meta)) return;
+    const sid = msg.meta.sid;
+    const conn = ctx.get(sid);
     if (!conn) {
       // A session that moved to another front end: late frames follow it there.
-      const moved = "sid" in msg.meta ? ctx.forwarded(msg.meta.sid) : undefined;
+      const moved = ctx.forwarded(sid);
       if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
       // Left to the sm as this front end stops: the sm's log of the session has it for the resumption.
-      else if ("sid" in msg.meta && ctx.isLeftToSm(msg.meta.sid)) return;
+      else if (ctx.isLeftToSm(sid)) return;
       else if (msg.op === SessionOp.Deliver && !msg.meta.confirm) {
         // The connection is gone (protocol §2): END again, in case the first was lost with a router, so
         // that the sm holds no ghost of it; then a stanza that was on its way is routed again, under
         // its identity, so that the user's other sessions, which had their copy, drop this one.
-        link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.End, { sid: msg.meta.sid }));
+        link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.End, { sid }));
         if (routedAgain(msg.xml)) ctx.routeAgain(key, msg.xml, msg.meta.origin);
       }
       return;

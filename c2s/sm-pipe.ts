@@ -116,12 +116,7 @@ export class SmPipe {
     }
     next[n++] = origin;
     next[n] = now;
-    if (fresh + 1 <= SMALL_RECENT) this.recent = next;
-    else {
-      const map = new RecentMap(next[1] as number);
-      for (let i = 0; i < next.length; i += 2) map.ids.set(next[i] as string, next[i + 1] as number);
-      this.recent = map;
-    }
+    this.recent = fresh + 1 <= SMALL_RECENT ? next : new RecentMap(next);
     return false;
   }
 
@@ -129,7 +124,7 @@ export class SmPipe {
   recentOrigins(now: number): string[] {
     const recent = this.recent;
     if (!recent) return [];
-    if (recent instanceof RecentMap) return [...recent.ids].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
+    if (recent instanceof RecentMap) return recent.fresh(now);
     const ids: string[] = [];
     for (let i = 0; i < recent.length; i += 2) if (now - (recent[i + 1] as number) < RECENT_MS) ids.push(recent[i] as string);
     return ids;
@@ -143,10 +138,20 @@ export class SmPipe {
 
 /** SmPipe's identities for a session that had more than SMALL_RECENT: a Map, oldest first. */
 class RecentMap {
-  readonly ids = new Map<string, number>();
-
+  private readonly ids = new Map<string, number>();
   /** No identity was remembered before this: nothing is forgotten until it is RECENT_MS old (so most calls walk nothing). */
-  constructor(private oldest: number) {}
+  private oldest: number;
+
+  /** From the array's pairs ([id, at, …], oldest first). */
+  constructor(pairs: readonly (string | number)[]) {
+    for (let i = 0; i < pairs.length; i += 2) this.ids.set(pairs[i] as string, pairs[i + 1] as number);
+    this.oldest = pairs[1] as number;
+  }
+
+  /** The identities still remembered at `now`, oldest first (SmPipe.recentOrigins). */
+  fresh(now: number): string[] {
+    return [...this.ids].filter(([, when]) => now - when < RECENT_MS).map(([id]) => id);
+  }
 
   /** SmPipe.seen. */
   seen(origin: string, now: number): boolean {

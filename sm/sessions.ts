@@ -111,10 +111,10 @@ export class SessionRegistry implements SessionView {
    */
   private readonly users = new Map<string, Session | Map<string, Session>>();
   /**
-   * Each front end's sessions by sid: two lookups of the strings a frame
-   * carries, where one key joining them was a new string to build, flatten
-   * and hash at every frame (protocol §2: STANZA, DELIVERED), and some 40
-   * bytes a session held.
+   * Each front end's sessions by sid: two lookups of strings the frame and
+   * the session already hold, where one key joining them was a new string
+   * to build, flatten and hash at every STANZA frame and every stanza's
+   * has(), and a string more held for every session.
    */
   private readonly byConnection = new Map<string, Map<string, Session>>();
   /**
