@@ -12,6 +12,7 @@ import type { Element } from "ltx";
 import { SessionOp, encodeSessionPayload, type DeliverMeta } from "../lib/link/session-payload.js";
 import { errorReply, type Condition } from "../lib/stanza-error.js";
 import { routedAgain } from "../lib/stanza-rules.js";
+import type { Work } from "./origin.js";
 import type { FilterHandle, Outgoing, OutgoingFilter, StoredDelivery, StoredMessage } from "./module-api.js";
 import { OutgoingFilters } from "./outgoing-filters.js";
 import type { Session } from "./sessions.js";
@@ -21,13 +22,13 @@ import { FrameTooLargeError } from "./stanza.js";
 import { deliverId } from "./unacknowledged.js";
 
 export class ClientDelivery {
-  private readonly filters = new OutgoingFilters((out, after) => this.released(out, after));
+  private readonly filters = new OutgoingFilters((work, out, after) => this.released(work, out, after));
 
   constructor(
     private readonly ctx: SmContext,
     private readonly resumption: SessionResumption,
     /** Routes a stanza (the stanza router's send): bounces. */
-    private readonly route: (stanza: Element) => Promise<void>,
+    private readonly route: (work: Work, stanza: Element) => Promise<void>,
     /** Routes a message released for a session that ended as its front end would have, under its identity. */
     private readonly routeAgain: (xml: Buffer, user: string, origin: string | undefined) => Promise<void>,
   ) {}
@@ -36,32 +37,33 @@ export class ClientDelivery {
     return this.filters.add(module, filter, priority);
   }
 
-  deliver(session: Session, stanza: Element, raw?: Buffer): void {
-    const origin = this.ctx.origins.current()?.deliveryId(session);
-    const outcome = this.filters.run({ session, stanza, raw, stored: false, origin });
-    if ("write" in outcome) this.write(outcome.write);
-    else if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
+  /** Writes a stanza that `work` makes to the session's client, named from the work's identity. */
+  deliver(work: Work, session: Session, stanza: Element, raw?: Buffer): void {
+    const origin = work.origin?.deliveryId(session);
+    const outcome = this.filters.run(work, { session, stanza, raw, stored: false, origin });
+    if ("write" in outcome) this.write(work, outcome.write);
+    else if ("bounce" in outcome) this.bounce(work, stanza, outcome.bounce, outcome.text);
   }
 
   /** A batch of offline messages; the ids of those the filters dropped. */
-  deliverStored(session: Session, batch: readonly StoredMessage[]): number[] {
+  deliverStored(work: Work, session: Session, batch: readonly StoredMessage[]): number[] {
     const written: { id: number; out: Outgoing }[] = [];
     const dropped: number[] = [];
     for (const { id, stanza } of batch) {
       // An offline message needs no identity: it stays stored until the c2s reports it written.
-      const outcome = this.filters.run({ session, stanza, raw: undefined, stored: true, origin: undefined });
+      const outcome = this.filters.run(work, { session, stanza, raw: undefined, stored: true, origin: undefined });
       if ("write" in outcome) written.push({ id, out: outcome.write });
       else {
         dropped.push(id);
-        if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
+        if ("bounce" in outcome) this.bounce(work, stanza, outcome.bounce, outcome.text);
       }
     }
-    written.forEach(({ id, out }, i) => this.write(out, { confirm: id, last: i === written.length - 1 }));
+    written.forEach(({ id, out }, i) => this.write(work, out, { confirm: id, last: i === written.length - 1 }));
     return dropped;
   }
 
-  /** A filter released a stanza it held: the filters after it, then the client, if the session is still here. */
-  private released(out: Outgoing, after: number): void {
+  /** A filter released a stanza it held, in `work`: the filters after it, then the client, if the session is still here. */
+  private released(work: Work, out: Outgoing, after: number): void {
     const { session, stanza } = out;
     if (!this.ctx.registry.has(session)) {
       const xml = out.raw ?? Buffer.from(stanza.toString(), "utf8");
@@ -69,22 +71,23 @@ export class ClientDelivery {
       if (routedAgain(xml)) this.background(this.routeAgain(xml, session.user, out.origin), "held stanza not routed again");
       return;
     }
-    const outcome = this.filters.run(out, after);
-    if ("write" in outcome) this.write(outcome.write);
-    else if ("bounce" in outcome) this.bounce(stanza, outcome.bounce, outcome.text);
+    const outcome = this.filters.run(work, out, after);
+    if ("write" in outcome) this.write(work, outcome.write);
+    else if ("bounce" in outcome) this.bounce(work, stanza, outcome.bounce, outcome.text);
   }
 
   /** Its sender is answered with a stanza error, unless it is one, or an iq result. */
-  private bounce(stanza: Element, condition: Condition, text: string | undefined): void {
-    if (answerable(stanza)) this.background(this.route(errorReply(stanza, condition, { text })), "bounce not sent");
+  private bounce(work: Work, stanza: Element, condition: Condition, text: string | undefined): void {
+    if (answerable(stanza)) this.background(this.route(work, errorReply(stanza, condition, { text })), "bounce not sent");
   }
 
   private background(work: Promise<void>, failed: string): void {
     work.catch((err: unknown) => this.ctx.log.warn({ err }, failed));
   }
 
-  private write({ session, stanza, raw, origin }: Outgoing, stored?: StoredDelivery): void {
-    const { origins, queue, unacked } = this.ctx;
+  /** Out to the front end; a delivery with an identity is held for `work` (for a released stanza, the work that released it) until acknowledged. */
+  private write(work: Work, { session, stanza, raw, origin }: Outgoing, stored?: StoredDelivery): void {
+    const { queue, unacked } = this.ctx;
     const xml = raw ?? Buffer.from(stanza.toString(), "utf8");
     // A resumable session's deliveries are kept until its client acknowledges them (§2.6).
     const resumption = session.resumption;
@@ -100,7 +103,6 @@ export class ClientDelivery {
     const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
     if (origin === undefined) return this.ctx.transmit(session.c2s, session.user, payload);
     const id = deliverId(session.c2s, session.sid, origin);
-    // Held for the work running now (a released stanza: the one that released it), if any.
-    if (!unacked.send(id, session.c2s, session.user, payload, origins.current()?.tally ?? null)) throw new FrameTooLargeError(payload.length);
+    if (!unacked.send(id, session.c2s, session.user, payload, work.origin?.tally ?? null)) throw new FrameTooLargeError(payload.length);
   }
 }

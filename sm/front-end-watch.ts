@@ -9,6 +9,7 @@
 // hold up every START of their clients coming back.
 import { SM_ADDRESS, type Member } from "../lib/link/member.js";
 import { SessionOp, encodeSessionPayload } from "../lib/link/session-payload.js";
+import { inTurn } from "./origin.js";
 import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionResumption } from "./session-resumption.js";
 import type { FrontEndVouchers } from "./front-end-vouchers.js";
@@ -212,7 +213,7 @@ export class FrontEndWatch {
         this.doomed.delete(session);
         budget--;
         // Not if its client's new login replaced it meanwhile.
-        if (ctx.registry.has(session)) void ctx.queue.run(session.user, () => lifecycle.end(session, "c2s left"));
+        if (ctx.registry.has(session)) void ctx.queue.run(session.user, () => lifecycle.end(inTurn(session.user), session, "c2s left"));
       }
       if (ending.next < ending.sessions.length) break;
       this.ending.shift();
@@ -240,7 +241,7 @@ export class FrontEndWatch {
         continue;
       }
       const xml = msg.xml;
-      void ctx.queue.run(w.key, () => router.underOrigin(msg.meta.origin, () => router.fromPeerNow(xml, w.key), w.tally)).finally(() => w.tally?.release());
+      void ctx.queue.run(w.key, () => router.routedNow(xml, w.key, msg.meta.origin, w.tally, w.key)).finally(() => w.tally?.release());
     }
   }
 }

@@ -47,12 +47,22 @@
 import type { Element } from "ltx";
 import type { Jid } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 
 export type Kind = "message" | "presence" | "iq";
 export type Target = "self" | "bare" | "full" | "host";
 
-export interface StanzaEvent {
+/**
+ * What every event carries: the work it is part of, which the module hands
+ * back to the api's sends and deliveries (api.send(event.work, …)) so that
+ * they are named and queued as that work's (sm/origin.ts).
+ */
+export interface WorkEvent {
+  readonly work: Work;
+}
+
+export interface StanzaEvent extends WorkEvent {
   readonly stanza: Element;
   /** The bytes the stanza was parsed from, to pass on unchanged; undefined for stanzas the sm built. */
   readonly raw: Buffer | undefined;
@@ -63,29 +73,29 @@ export interface StanzaEvent {
   readonly origin: Session | undefined;
 }
 
-export interface SessionEvent {
+export interface SessionEvent extends WorkEvent {
   readonly session: Session;
 }
 
-export interface DeliveredEvent {
+export interface DeliveredEvent extends WorkEvent {
   readonly session: Session;
   /** Every offline message of this session up to this store id reached the client. */
   readonly confirm: number;
 }
 
-export interface ClientStateEvent {
+export interface ClientStateEvent extends WorkEvent {
   readonly session: Session;
   readonly active: boolean;
 }
 
-export interface RosterChangedEvent {
+export interface RosterChangedEvent extends WorkEvent {
   readonly user: string;
   readonly contact: string;
   /** The item as it is now; null when removed. */
   readonly item: RosterItem | null;
 }
 
-export interface AccountEvent {
+export interface AccountEvent extends WorkEvent {
   /** The account's bare JID. */
   readonly user: string;
 }
@@ -131,8 +141,7 @@ export class Hooks {
   /**
    * Runs the chain; true when a handler handled the event. The answer is
    * synchronous while every handler's is: a stanza runs several chains, and
-   * each promise costs a turn of the microtask queue and the async
-   * context's hooks a call (sm/origin.ts).
+   * each promise costs a turn of the microtask queue.
    */
   fire<N extends HookName>(name: N, event: HookEvents[N]): boolean | Promise<boolean> {
     const chain = this.chains.get(name);

@@ -8,6 +8,7 @@ import { clone, type Element } from "ltx";
 import { parseJid } from "../lib/jid.js";
 import { conditionOf, isError } from "../lib/stanza-error.js";
 import type { StanzaEvent } from "./hooks.js";
+import type { Work } from "./origin.js";
 import type { SmContext } from "./sm-context.js";
 import { IqRequestError } from "./stanza.js";
 
@@ -31,11 +32,11 @@ export class IqRequests {
   constructor(
     private readonly ctx: SmContext,
     /** Routes a stanza (the stanza router's send). */
-    private readonly send: (stanza: Element) => Promise<void>,
+    private readonly send: (work: Work, stanza: Element) => Promise<void>,
   ) {}
 
   /** Sends an iq get/set from a local bare JID or a served domain and waits for its answer. */
-  request(iq: Element, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Element> {
+  request(work: Work, iq: Element, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Element> {
     const type: string | undefined = iq.attrs.type;
     const from = parseJid(iq.attrs.from ?? "");
     const to = parseJid(iq.attrs.to ?? "");
@@ -55,7 +56,7 @@ export class IqRequests {
         timer: setTimeout(() => this.settle(id, pending, new IqRequestError("timeout")), timeoutMs).unref(),
       };
       this.pending.set(id, pending);
-      this.send(stanza).catch((err: unknown) => {
+      this.send(work, stanza).catch((err: unknown) => {
         this.ctx.log.warn({ err, to: to.full }, "request not sent");
         this.settle(id, pending, new IqRequestError("internal-server-error"));
       });

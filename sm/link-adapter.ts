@@ -6,7 +6,7 @@ import { parseJid } from "../lib/jid.js";
 import { SM_ADDRESS } from "../lib/link/member.js";
 import { SessionOp, eachClientAck, eachDelivered, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { FrontEndWatch } from "./front-end-watch.js";
-import { Tally } from "./origin.js";
+import { Tally, inTurn } from "./origin.js";
 import { ResumeLog } from "./resumption.js";
 import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionResumption } from "./session-resumption.js";
@@ -64,7 +64,7 @@ export class LinkAdapter {
         if (!session) return;
         // Its front end stops: a resumable session waits for its client elsewhere, as a lost front end's (§2.6).
         if (msg.meta.resume && session.resumption) void ctx.queue.run(session.user, async () => resumption.detach(session));
-        else void ctx.queue.run(session.user, () => lifecycle.end(session, "end"));
+        else void ctx.queue.run(session.user, () => lifecycle.end(inTurn(session.user), session, "end"));
         return;
       }
       case SessionOp.Forward: {
@@ -110,7 +110,7 @@ export class LinkAdapter {
         const { sid, active } = msg.meta;
         void ctx.queue.run(key, async () => {
           const session = ctx.registry.bySid(from, sid);
-          if (session) await ctx.hooks.fire("client-state", { session, active });
+          if (session) await ctx.hooks.fire("client-state", { session, active, work: inTurn(key) });
         });
         return;
       }
@@ -145,16 +145,17 @@ export class LinkAdapter {
         // A resumable session keeps it for its client (§2.6).
         if (session?.resumption && msg.meta.n !== undefined) return;
         const tally = origin === undefined ? null : (ctx.unacked.take(deliverId(to, msg.meta.sid, origin))?.tally ?? null);
-        void ctx.queue.run(session?.user ?? key, async () => {
-          if (session) await lifecycle.end(session, "c2s unreachable");
+        const user = session?.user ?? key;
+        void ctx.queue.run(user, async () => {
+          if (session) await lifecycle.end(inTurn(user), session, "c2s unreachable");
           // Under its identity: the user's other sessions, which had their copy, drop this one.
-          if (!stored) await router.underOrigin(origin, () => router.fromPeerNow(msg.xml, session?.jid.full ?? key), tally);
+          if (!stored) await router.routedNow(msg.xml, user, origin, tally, session?.jid.full ?? key);
         }).finally(() => tally?.release());
         return;
       }
       case SessionOp.Started: {
         const session = ctx.registry.bySid(to, msg.meta.sid);
-        if (session) void ctx.queue.run(session.user, () => lifecycle.end(session, "c2s unreachable"));
+        if (session) void ctx.queue.run(session.user, () => lifecycle.end(inTurn(session.user), session, "c2s unreachable"));
         return;
       }
       case SessionOp.Forward: {

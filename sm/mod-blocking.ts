@@ -19,6 +19,7 @@ import { Blocklists, blocks, type Blocklist } from "./blocklists.js";
 import type { StanzaEvent } from "./hooks.js";
 import { messageType } from "./mod-message.js";
 import { defineModule, type FilterVerdict, type ModuleApi } from "./module-api.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 import { iqResult, readdress } from "./stanza.js";
 import { hasFrom, isBlank } from "./subscription.js";
@@ -90,8 +91,8 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
     }
     lists.changed(user, now);
     await api.reply(event, iqResult(event.stanza));
-    push(user, action, jids);
-    await rosterFor(user, changed, action, now);
+    push(event.work, user, action, jids);
+    await rosterFor(event.work, user, changed, action, now);
     return true;
   }
 
@@ -101,13 +102,13 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
   }
 
   /** §3.3, §3.4: to each of the user's sessions that asked for the blocklist, the change as asked. */
-  function push(user: string, action: "block" | "unblock", jids: Jid[]): void {
+  function push(work: Work, user: string, action: "block" | "unblock", jids: Jid[]): void {
     for (const session of api.sessions.of(user)) {
       if (interested.get(session) !== true) continue;
       const iq = new Element("iq", { type: "set", id: `blocklist-push-${Date.now().toString(36)}`, to: session.jid.full });
       const change = iq.c(action, { xmlns: NS });
       for (const jid of jids) change.c("item", { jid: jid.full });
-      api.deliver(session, iq);
+      api.deliver(work, session, iq);
     }
   }
 
@@ -118,7 +119,7 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
    * now blocked is forgotten, since the user could not refuse it any more
    * (both as Prosody does).
    */
-  async function rosterFor(user: string, changed: string[], action: "block" | "unblock", now: Blocklist): Promise<void> {
+  async function rosterFor(work: Work, user: string, changed: string[], action: "block" | "unblock", now: Blocklist): Promise<void> {
     if (changed.length === 0) return;
     const available = api.sessions.available(user);
     const items = new Set(changed);
@@ -136,7 +137,7 @@ function setup(api: ModuleApi, options: { readonly max_items: number }): void {
       const targets = blocks(items, jid) ? [contact] : changed.filter((item) => parseJid(item)?.withoutResource().full === contact);
       for (const to of targets) {
         for (const session of available) {
-          await api.send(action === "block" ? new Element("presence", { type: "unavailable", from: session.jid.full, to }) : readdress(session.presence!, { to }));
+          await api.send(work, action === "block" ? new Element("presence", { type: "unavailable", from: session.jid.full, to }) : readdress(session.presence!, { to }));
         }
       }
     }

@@ -57,7 +57,7 @@ function setup(api: ModuleApi): void {
   for (const target of ["bare", "full"] as const) {
     api.hook(`pre-message/${target}`, (event) => {
       if (event.origin && event.to.bare !== event.from.bare && eligible(event.stanza)) {
-        copy(api, enabled, "sent", event.stanza, event.origin.user, [event.origin]);
+        copy(api, enabled, "sent", event, event.origin.user, [event.origin]);
       }
     });
   }
@@ -79,7 +79,7 @@ function copyReceived(api: ModuleApi, enabled: Enabled, event: StanzaEvent, targ
   if (!eligible(event.stanza) || event.stanza.getChild("x", NS_MUC_USER)) return;
   // The sending resource, when the message is the user's own, saw it already.
   const sender = api.sessions.get(event.from);
-  copy(api, enabled, "received", event.stanza, event.to.bare, sender ? [...targets, sender] : targets);
+  copy(api, enabled, "received", event, event.to.bare, sender ? [...targets, sender] : targets);
 }
 
 /**
@@ -92,8 +92,8 @@ function eligible(stanza: Element): boolean {
   return !stanza.getChild("private", NS) && !stanza.getChild("no-copy", NS_HINTS);
 }
 
-/** Delivers a copy of `stanza` to each of `user`'s carbons-enabled sessions but those in `except`. */
-function copy(api: ModuleApi, enabled: Enabled, kind: "received" | "sent", stanza: Element, user: string, except: Session[]): void {
+/** Delivers a copy of the event's stanza to each of `user`'s carbons-enabled sessions but those in `except`. */
+function copy(api: ModuleApi, enabled: Enabled, kind: "received" | "sent", { stanza, work }: StanzaEvent, user: string, except: Session[]): void {
   const sessions = api.sessions.of(user).filter((s) => enabled.get(s) === true && !except.includes(s));
   if (sessions.length === 0) return;
   const inner = clone(stanza);
@@ -103,7 +103,7 @@ function copy(api: ModuleApi, enabled: Enabled, kind: "received" | "sent", stanz
     const wrapper = new Element("message", { from: user, to: session.jid.full, type: stanza.attrs.type });
     wrapper.c(kind, { xmlns: NS }).c("forwarded", { xmlns: NS_FORWARD }).cnode(inner);
     try {
-      api.deliver(session, wrapper);
+      api.deliver(work, session, wrapper);
     } catch (err) {
       // A copy too large for a link frame is left out; the message itself still goes.
       if (!(err instanceof FrameTooLargeError)) throw err;

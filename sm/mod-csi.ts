@@ -7,6 +7,7 @@
 import { Element, clone } from "ltx";
 import { messageType } from "./mod-message.js";
 import { defineModule, type FilterHandle, type ModuleApi, type OptionSpecs, type OptionsOf, type Outgoing, type SessionStateSlot } from "./module-api.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 
 const NS_CARBONS = "urn:xmpp:carbons:2";
@@ -46,19 +47,19 @@ function setup(api: ModuleApi, options: OptionsOf<typeof OPTIONS>): void {
   // Weak: a session handed to another sm just goes, with what it held (presence and notices, by design).
   const held = new WeakMap<Session, Held>();
 
-  const flush = (session: Session): void => {
+  const flush = (work: Work, session: Session): void => {
     const h = held.get(session);
     if (!h) return;
     held.delete(session);
-    for (const { out, at } of h.stanzas) handle.release({ ...out, stanza: delayed(out.stanza, session.user, at), raw: undefined });
+    for (const { out, at } of h.stanzas) handle.release(work, { ...out, stanza: delayed(out.stanza, session.user, at), raw: undefined });
   };
 
-  const handle: FilterHandle = api.filter((out) => {
+  const handle: FilterHandle = api.filter((out, work) => {
     const { session, stanza } = out;
     if (inactive.get(session) !== true) return undefined;
     // An offline message is never held; what waited goes first, to keep the order.
     if (out.stored || urgent(stanza, important)) {
-      flush(session);
+      flush(work, session);
       return undefined;
     }
     const bytes = out.raw?.length ?? Buffer.byteLength(stanza.toString());
@@ -72,7 +73,7 @@ function setup(api: ModuleApi, options: OptionsOf<typeof OPTIONS>): void {
     }
     // Bounded: past either limit, what is held goes now, then this one.
     if (h.stanzas.length + 1 > options.max_held || h.bytes + bytes > options.max_held_bytes) {
-      flush(session);
+      flush(work, session);
       return undefined;
     }
     h.stanzas.push({ out, at: new Date(), bytes });
@@ -80,10 +81,10 @@ function setup(api: ModuleApi, options: OptionsOf<typeof OPTIONS>): void {
     return "hold";
   }, LAST);
 
-  api.hook("client-state", ({ session, active }) => {
+  api.hook("client-state", ({ session, active, work }) => {
     if (active) {
       if (inactive.get(session) === true) inactive.set(session, undefined);
-      flush(session);
+      flush(work, session);
     } else if (inactive.get(session) !== true) {
       inactive.set(session, true);
     }

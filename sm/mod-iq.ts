@@ -9,7 +9,7 @@ function setup(api: ModuleApi): void {
   api.hook("iq/full", (event) => {
     const session = api.sessions.get(event.to);
     if (!session) return false;
-    api.deliver(session, event.stanza, event.raw);
+    api.deliver(event.work, session, event.stanza, event.raw);
     return true;
   });
 }

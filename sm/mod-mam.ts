@@ -14,6 +14,7 @@ import { archives, MAX_PREFS_BYTES, NS_MAM, parsePrefs, prefsElement, readPrefs,
 import { fin, isRefusal, parseQuery, queryForm, resultMessage } from "./mam-query.js";
 import { changeMessage, messageType } from "./mod-message.js";
 import { defineModule, type ModuleApi, type OptionSpecs, type OptionsOf } from "./module-api.js";
+import type { Work } from "./origin.js";
 import { FrameTooLargeError, iqResult, standalone } from "./stanza.js";
 
 /**
@@ -86,10 +87,10 @@ function setup(api: ModuleApi, given: MamOptions): void {
     return archives(prefs, other, async () => (await api.store.getRosterItem(user, other)) !== null);
   }
 
-  async function append(user: string, other: string, stanza: Element): Promise<string> {
+  async function append(work: Work, user: string, other: string, stanza: Element): Promise<string> {
     const item = { stamp: new Date(), with: other, xml: stored(stanza, user).toString() };
     // Named from what set it going (protocol §2.5): the stanza processed again after a failover finds itself archived, under the same id.
-    const origin = api.deliveryId(`mam:${user}`);
+    const origin = api.deliveryId(work, `mam:${user}`);
     const [id] = await archive.append(user, origin === undefined ? item : { ...item, id: archiveId(origin) });
     const n = (sinceTrim.get(user) ?? 0) + 1;
     if (n < options.trim_every) sinceTrim.set(user, n);
@@ -106,10 +107,10 @@ function setup(api: ModuleApi, given: MamOptions): void {
    * database outage (or on any failure) the message goes on unarchived,
    * as chat goes on without a database (Prosody alike).
    */
-  async function archived(user: string, other: string, stanza: Element, exists: () => Promise<boolean>): Promise<string | null> {
+  async function archived(work: Work, user: string, other: string, stanza: Element, exists: () => Promise<boolean>): Promise<string | null> {
     try {
       if (!(await exists()) || !(await shallArchive(user, other))) return null;
-      return await append(user, other, stanza);
+      return await append(work, user, other, stanza);
     } catch (err) {
       // An outage is logged once, by the store's availability callback, not per message.
       if (!(err instanceof StoreUnavailableError)) api.log.error({ err, user }, "message not archived");
@@ -126,7 +127,7 @@ function setup(api: ModuleApi, given: MamOptions): void {
       changeMessage(event, (s) => void (s.children = s.children.filter((c) => typeof c === "string" || !forged(c))));
     }
     if (!archivable(event.stanza)) return;
-    const id = await archived(user, event.from.bare, event.stanza, async () => api.sessions.of(user).length > 0 || (await api.userExists(user)));
+    const id = await archived(event.work, user, event.from.bare, event.stanza, async () => api.sessions.of(user).length > 0 || (await api.userExists(user)));
     if (id !== null) changeMessage(event, (s) => void s.c("stanza-id", { xmlns: NS_SID, by: user, id }));
   };
   api.hook("message/bare", inbound, BEFORE_CARBONS);
@@ -137,7 +138,7 @@ function setup(api: ModuleApi, given: MamOptions): void {
     api.hook(`pre-message/${target}`, async (event) => {
       const user = event.from.bare;
       if (!event.origin || event.to.bare === user || !archivable(event.stanza)) return;
-      await archived(user, event.to.bare, event.stanza, async () => true);
+      await archived(event.work, user, event.to.bare, event.stanza, async () => true);
     });
   }
 
@@ -191,7 +192,7 @@ async function query(api: ModuleApi, options: MamOptions, archive: ReturnType<Mo
     if (!result) continue;
     if (event.origin) {
       try {
-        api.deliver(event.origin, result);
+        api.deliver(event.work, event.origin, result);
       } catch (err) {
         // One that grew too large wrapped is left out: the rest of the page still goes.
         if (!(err instanceof FrameTooLargeError)) throw err;

@@ -30,7 +30,7 @@ function setup(api: ModuleApi): void {
   api.hook("message/full", async (event) => {
     const session = api.sessions.get(event.to);
     if (session) {
-      api.deliver(session, event.stanza, messageBytes(event));
+      api.deliver(event.work, session, event.stanza, messageBytes(event));
       return true;
     }
     // §8.5.3.2.1: the resource is gone.
@@ -52,7 +52,7 @@ function setup(api: ModuleApi): void {
 /**
  * §8.5.2: a message for a user's bare JID (or for a gone resource, treated
  * alike). Synchronous for a user with a session here, most messages: each
- * promise costs the async context's hooks a call (sm/origin.ts).
+ * promise costs a turn of the microtask queue.
  */
 function toBare(api: ModuleApi, event: StanzaEvent): boolean | Promise<boolean> {
   const type = messageType(event.stanza);
@@ -74,11 +74,11 @@ function toSessions(api: ModuleApi, event: StanzaEvent, type: string): boolean |
   const user = event.to.bare;
   if (type === "headline") {
     // Every non-negative resource, or nobody (§8.5.2.2.1: headlines are not stored).
-    for (const session of nonNegative(api, user)) api.deliver(session, event.stanza, messageBytes(event));
+    for (const session of nonNegative(api, user)) api.deliver(event.work, session, event.stanza, messageBytes(event));
     return true;
   }
   const targets = chatTargets(api, user);
-  for (const session of targets) api.deliver(session, event.stanza, messageBytes(event));
+  for (const session of targets) api.deliver(event.work, session, event.stanza, messageBytes(event));
   return targets.length > 0 || toOffline(api, event);
 }
 

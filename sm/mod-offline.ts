@@ -11,6 +11,7 @@ import { parse, type Element } from "ltx";
 import type { StanzaEvent } from "./hooks.js";
 import { messageBytes } from "./mod-message.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 
 /** A batch: at most this many messages and this many bytes of XML, yet always at least one message. */
@@ -46,14 +47,14 @@ function setup(api: ModuleApi): void {
     api.log.debug({ user, id }, "stored offline");
     return true;
   }
-  api.hook("message-offline", (event) => store(event, api.deliveryId(`offline:${event.to.bare}`)));
+  api.hook("message-offline", (event) => store(event, api.deliveryId(event.work, `offline:${event.to.bare}`)));
 
   /** Whether a session takes messages for the bare JID: registered, available, priority not negative. */
   const takesMessages = (session: Session): boolean =>
     api.sessions.get(session.jid) === session && session.isAvailable && session.priority >= 0;
 
   /** Sends a session the oldest stored messages, one batch; none if it is gone or the backlog is empty. */
-  async function sendBatch(session: Session): Promise<void> {
+  async function sendBatch(work: Work, session: Session): Promise<void> {
     const domain = session.jid.domain;
     while (takesMessages(session)) {
       const page = await api.store.loadOffline(session.user, { limit: BATCH_MESSAGES, maxBytes: BATCH_BYTES });
@@ -75,7 +76,7 @@ function setup(api: ModuleApi): void {
       }
       if (ready.length === 0) continue;
       // What an outgoing filter dropped (XEP-0191: from a contact blocked since) is handled: deleted, never reported.
-      const dropped = new Set(api.deliverStored(session, ready));
+      const dropped = new Set(api.deliverStored(work, session, ready));
       const sent = ready.flatMap((m) => (dropped.has(m.id) ? [] : [m.id]));
       if (sent.length > 0) inFlight.set(session, sent);
       if (dropped.size > 0) await api.store.deleteOffline(session.user, [...dropped]);
@@ -84,22 +85,22 @@ function setup(api: ModuleApi): void {
   }
 
   /** One resource at a time takes the backlog. */
-  async function start(session: Session): Promise<void> {
+  async function start(work: Work, session: Session): Promise<void> {
     if (api.sessions.of(session.user).some((s) => inFlight.has(s))) return;
-    await sendBatch(session);
+    await sendBatch(work, session);
   }
 
   /** Goes on with the backlog: on this session while it takes messages, else on another resource that does. */
-  async function goOn(session: Session): Promise<void> {
+  async function goOn(work: Work, session: Session): Promise<void> {
     const next = takesMessages(session) ? session : api.sessions.available(session.user).find((s) => s.priority >= 0);
-    if (next) await start(next);
+    if (next) await start(work, next);
   }
 
-  api.hook("session-available", ({ session }) => start(session));
+  api.hook("session-available", ({ session, work }) => start(work, session));
   // A session moved to this sm (its sm died, or another took the user) may have been in the middle of its backlog.
-  api.hook("session-rebuilt", ({ session }) => start(session));
+  api.hook("session-rebuilt", ({ session, work }) => start(work, session));
 
-  api.hook("delivered", async ({ session, confirm }) => {
+  api.hook("delivered", async ({ session, confirm, work }) => {
     const batch = inFlight.get(session);
     if (!batch) return;
     const done = batch.filter((id) => id <= confirm);
@@ -108,12 +109,12 @@ function setup(api: ModuleApi): void {
     const rest = batch.filter((id) => id > confirm);
     if (rest.length > 0) return void inFlight.set(session, rest);
     inFlight.delete(session);
-    await goOn(session);
+    await goOn(work, session);
   });
 
-  api.hook("session-ended", async ({ session }) => {
+  api.hook("session-ended", async ({ session, work }) => {
     // What it was sent and did not confirm is still stored: another resource takes it from there.
-    if (inFlight.delete(session)) await goOn(session);
+    if (inFlight.delete(session)) await goOn(work, session);
   });
 }
 

@@ -11,6 +11,7 @@ import type { Jid } from "../lib/jid.js";
 import { STORE_LIMITS, type PepItem, type Subscription } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
+import type { Work } from "./origin.js";
 import { trackInterest } from "./pep-caps.js";
 import { hookPepDisco } from "./pep-disco.js";
 import { NS_RSM, fitWindow, pageRequest, pageWindow, resultSet, type ItemSize, type Window } from "./pep-paging.js";
@@ -182,7 +183,7 @@ function setup(api: ModuleApi): void {
     const result = new Element("pubsub", { xmlns: NS_PUBSUB });
     result.c("publish", { node }).c("item", { id });
     await api.reply(event, iqResult(event.stanza, result));
-    await notify(owner, node, config, itemsElement(node, [{ id, payload }]));
+    await notify(event.work, owner, node, config, itemsElement(node, [{ id, payload }]));
     return true;
   }
 
@@ -202,7 +203,7 @@ function setup(api: ModuleApi): void {
     if (el.attrs.notify === "true" || el.attrs.notify === "1") {
       const items = new Element("items", { node });
       for (const id of gone) items.c("retract", { id });
-      await notify(owner, node, found.config, items);
+      await notify(event.work, owner, node, found.config, items);
     }
     return true;
   }
@@ -278,7 +279,7 @@ function setup(api: ModuleApi): void {
     const found = await api.store.getPepNode(owner, node);
     if (!found || !(await api.store.deletePepNode(owner, node))) return fail(event, "item-not-found");
     await api.reply(event, iqResult(event.stanza));
-    await notify(owner, node, found.config, new Element("delete", { node }));
+    await notify(event.work, owner, node, found.config, new Element("delete", { node }));
     return true;
   }
 
@@ -327,17 +328,17 @@ function setup(api: ModuleApi): void {
   }
 
   /** Sends an event (XEP-0060 §7.1.2.1, §8.4.2) to everyone interested and allowed. */
-  async function notify(owner: string, node: string, config: NodeConfig, content: Element): Promise<void> {
+  async function notify(work: Work, owner: string, node: string, config: NodeConfig, content: Element): Promise<void> {
     const audience = interest.audience(owner, node);
     const needsRoster = audience.some((jid) => jid.bare !== owner) && ["presence", "roster"].includes(accessModel(config));
     const roster = needsRoster ? new Map((await api.store.getRoster(owner)).map((i) => [i.contact, i.subscription])) : undefined;
     for (const jid of audience) {
-      if (await allowed(owner, jid.bare, config, roster)) await api.send(eventMessage(owner, jid.full, content));
+      if (await allowed(owner, jid.bare, config, roster)) await api.send(work, eventMessage(owner, jid.full, content));
     }
   }
 
   /** XEP-0163 §6.2: a resource newly wanting nodes gets their last item, where it may see them. */
-  async function sendLastItems(owner: string, jid: Jid, wanted: string[]): Promise<void> {
+  async function sendLastItems(work: Work, owner: string, jid: Jid, wanted: string[]): Promise<void> {
     const nodes = (await api.store.listPepNodes(owner)).filter((n) => wanted.includes(n.node) && sendsLastItem(n.config));
     for (const { node, config } of nodes) {
       if (!(await allowed(owner, jid.bare, config))) continue;
@@ -347,7 +348,7 @@ function setup(api: ModuleApi): void {
       // XEP-0203: an old item, stamped with when it was published, as ejabberd and Prosody do.
       message.c("delay", { xmlns: NS_DELAY, from: owner, stamp: last.published.toISOString() });
       try {
-        await api.send(message);
+        await api.send(work, message);
       } catch (err) {
         // An item stored larger than the sm sends (an import): the presence that asked is no error of its sender's.
         if (!(err instanceof FrameTooLargeError)) throw err;

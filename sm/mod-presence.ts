@@ -6,6 +6,7 @@ import { bareOf } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 import { rosterFull, rosterHasRoom } from "./roster-quota.js";
 import { priorityOf, readdress } from "./stanza.js";
@@ -30,20 +31,21 @@ function setup(api: ModuleApi): void {
   const directedTo = api.sessionState<string[]>();
 
   /** Stores an item's new state (dropping records left with nothing) and pushes what the user sees. */
-  async function save(user: string, old: RosterItem | null, next: RosterItem): Promise<void> {
+  async function save(work: Work, user: string, old: RosterItem | null, next: RosterItem): Promise<void> {
     if (old && sameState(old, next)) return;
     if (isBlank(next) && !next.visible) {
       if (old) await api.store.deleteRosterItem(user, next.contact);
     } else {
       await api.store.putRosterItem(user, next);
     }
-    if (next.visible) await api.fire("roster-changed", { user, contact: next.contact, item: next });
+    if (next.visible) await api.fire("roster-changed", { user, contact: next.contact, item: next, work });
   }
 
   /** Each available resource's presence to a JID, or unavailable from each. */
-  async function presenceOf(user: string, to: string, unavailable = false): Promise<void> {
+  async function presenceOf(work: Work, user: string, to: string, unavailable = false): Promise<void> {
     for (const session of api.sessions.available(user)) {
       await api.send(
+        work,
         unavailable ? presence({ type: "unavailable", from: session.jid.full, to }) : readdress(session.presence!, { to }),
       );
     }
@@ -61,40 +63,41 @@ function setup(api: ModuleApi): void {
     // to its own presence. Prosody and ejabberd reflect every broadcast to it first, updates and
     // unavailable too. A client whose TCP stack holds its next request until this one is
     // acknowledged (Nagle) waits for it.
-    api.deliver(session, event.stanza, event.raw);
+    api.deliver(event.work, session, event.stanza, event.raw);
     if (type === undefined) await available(session, event);
-    else await unavailable(session, event.stanza, event.raw);
+    else await unavailable(event.work, session, event.stanza, event.raw);
     return true;
   });
 
   /** §4.2 initial presence and §4.4 updates. */
   async function available(session: Session, event: StanzaEvent): Promise<void> {
+    const { work } = event;
     const initial = !session.isAvailable;
     session.presence = event.stanza;
     session.priority = priorityOf(event.stanza);
     const roster = await api.store.getRoster(session.user);
     for (const item of roster) {
-      if (hasFrom(item.subscription)) await api.send(readdress(event.stanza, { to: item.contact }));
+      if (hasFrom(item.subscription)) await api.send(work, readdress(event.stanza, { to: item.contact }));
     }
     const others = api.sessions.available(session.user).filter((s) => s !== session);
-    for (const other of others) api.deliver(other, event.stanza, event.raw);
+    for (const other of others) api.deliver(work, other, event.stanza, event.raw);
     if (!initial) return;
     // Probes from the full JID, so that the answers reach this resource only.
     for (const item of roster) {
       if (hasTo(item.subscription)) {
-        await api.send(presence({ type: "probe", from: session.jid.full, to: item.contact }));
+        await api.send(work, presence({ type: "probe", from: session.jid.full, to: item.contact }));
       }
     }
-    for (const other of others) api.deliver(session, other.presence!);
+    for (const other of others) api.deliver(work, session, other.presence!);
     // §3.1.3: requests that waited for the user to come online.
     for (const item of roster) {
-      if (item.pendingIn) api.deliver(session, presence({ type: "subscribe", from: item.contact, to: session.user }));
+      if (item.pendingIn) api.deliver(work, session, presence({ type: "subscribe", from: item.contact, to: session.user }));
     }
-    await api.fire("session-available", { session });
+    await api.fire("session-available", { session, work });
   }
 
   /** §4.5: to subscribers and the user's other resources if the session was available, and to directed recipients. */
-  async function unavailable(session: Session, stanza: Element, raw?: Buffer): Promise<void> {
+  async function unavailable(work: Work, session: Session, stanza: Element, raw?: Buffer): Promise<void> {
     const wasAvailable = session.isAvailable;
     session.presence = null;
     const targets = new Set<string>();
@@ -105,9 +108,9 @@ function setup(api: ModuleApi): void {
     }
     for (const to of directedTo.get(session) ?? []) if (!targets.has(bareOf(to) ?? to)) targets.add(to);
     directedTo.set(session, undefined);
-    for (const to of targets) await api.send(readdress(stanza, { to }));
+    for (const to of targets) await api.send(work, readdress(stanza, { to }));
     if (wasAvailable) {
-      for (const other of api.sessions.available(session.user)) api.deliver(other, stanza, raw);
+      for (const other of api.sessions.available(session.user)) api.deliver(work, other, stanza, raw);
     }
   }
 
@@ -139,6 +142,7 @@ function setup(api: ModuleApi): void {
     const user = event.from.bare;
     const contact = event.to.bare;
     const stamped = readdress(event.stanza, { from: user, to: contact });
+    const { work } = event;
     const old = await api.store.getRosterItem(user, contact);
     const cur = old ?? blankItem(contact);
     const sub = cur.subscription;
@@ -148,28 +152,28 @@ function setup(api: ModuleApi): void {
           await api.error(event, "policy-violation", rosterFull(api));
           return;
         }
-        await save(user, old, { ...cur, askOut: cur.askOut || !hasTo(sub), visible: true });
-        await api.send(stamped);
+        await save(work, user, old, { ...cur, askOut: cur.askOut || !hasTo(sub), visible: true });
+        await api.send(work, stamped);
         return;
       case "subscribed":
         if (!cur.pendingIn) return; // no pre-approval (§3.4): nothing to route
-        await save(user, old, {
+        await save(work, user, old, {
           ...cur,
           pendingIn: false,
           subscription: subscription(hasTo(sub), true),
           visible: true,
         });
-        await api.send(stamped);
-        await presenceOf(user, contact); // §3.1.5
+        await api.send(work, stamped);
+        await presenceOf(work, user, contact); // §3.1.5
         return;
       case "unsubscribe":
-        await save(user, old, { ...cur, askOut: false, subscription: subscription(false, hasFrom(sub)) });
-        await api.send(stamped);
+        await save(work, user, old, { ...cur, askOut: false, subscription: subscription(false, hasFrom(sub)) });
+        await api.send(work, stamped);
         return;
       case "unsubscribed":
-        await save(user, old, { ...cur, pendingIn: false, subscription: subscription(hasTo(sub), false) });
-        await api.send(stamped);
-        if (hasFrom(sub)) await presenceOf(user, contact, true); // §3.2.2
+        await save(work, user, old, { ...cur, pendingIn: false, subscription: subscription(hasTo(sub), false) });
+        await api.send(work, stamped);
+        if (hasFrom(sub)) await presenceOf(work, user, contact, true); // §3.2.2
         return;
     }
   }
@@ -184,9 +188,9 @@ function setup(api: ModuleApi): void {
       await inboundSubscription(event, type as SubscriptionType);
     } else if (event.to.resource) {
       const session = api.sessions.get(event.to);
-      if (session) api.deliver(session, event.stanza, event.raw);
+      if (session) api.deliver(event.work, session, event.stanza, event.raw);
     } else {
-      for (const session of api.sessions.available(event.to.bare)) api.deliver(session, event.stanza, event.raw);
+      for (const session of api.sessions.available(event.to.bare)) api.deliver(event.work, session, event.stanza, event.raw);
     }
     return true;
   };
@@ -197,8 +201,9 @@ function setup(api: ModuleApi): void {
   async function inboundSubscription(event: StanzaEvent, type: SubscriptionType): Promise<void> {
     const user = event.to.bare;
     const contact = event.from.bare;
+    const { work } = event;
     const answer = (answerType: string): Promise<void> =>
-      api.send(presence({ type: answerType, from: user, to: contact }));
+      api.send(work, presence({ type: answerType, from: user, to: contact }));
     if (!(await api.userExists(user))) {
       if (type === "subscribe") await answer("unsubscribed"); // RFC 6121 §8.5.1
       return;
@@ -212,7 +217,7 @@ function setup(api: ModuleApi): void {
         if (hasFrom(sub)) {
           // Already approved: answered for the user, with the presence an approval brings (§3.1.5).
           await answer("subscribed");
-          return presenceOf(user, contact);
+          return presenceOf(work, user, contact);
         }
         if (cur.pendingIn) return; // already waiting for the user
         if (!old && !(await rosterHasRoom(api, user))) {
@@ -235,31 +240,32 @@ function setup(api: ModuleApi): void {
         next = { ...cur, askOut: false, subscription: subscription(false, hasFrom(sub)) };
         break;
     }
-    await save(user, old, next);
+    await save(work, user, old, next);
     // With no resource available, a request stays pending and is delivered at initial presence.
-    for (const session of api.sessions.available(user)) api.deliver(session, event.stanza, event.raw);
-    if (type === "unsubscribe" && hasFrom(sub)) await presenceOf(user, contact, true); // §3.3.3
+    for (const session of api.sessions.available(user)) api.deliver(work, session, event.stanza, event.raw);
+    if (type === "unsubscribe" && hasFrom(sub)) await presenceOf(work, user, contact, true); // §3.3.3
   }
 
   /** §4.3.2: presence only for a subscriber; the last known state when no resource is available. */
   async function probe(event: StanzaEvent): Promise<void> {
     const user = event.to.bare;
     const prober = event.from.bare;
+    const { work } = event;
     const item = (await api.userExists(user)) ? await api.store.getRosterItem(user, prober) : null;
     if (!item || !hasFrom(item.subscription)) {
-      await api.send(presence({ type: "unsubscribed", from: user, to: prober }));
+      await api.send(work, presence({ type: "unsubscribed", from: user, to: prober }));
       return;
     }
     const to = event.from.full;
     if (api.sessions.available(user).length === 0) {
-      await api.send(presence({ type: "unavailable", from: user, to }));
+      await api.send(work, presence({ type: "unavailable", from: user, to }));
     } else {
-      await presenceOf(user, to);
+      await presenceOf(work, user, to);
     }
   }
 
-  api.hook("session-ended", async ({ session }) => {
-    await unavailable(session, presence({ type: "unavailable", from: session.jid.full }));
+  api.hook("session-ended", async ({ session, work }) => {
+    await unavailable(work, session, presence({ type: "unavailable", from: session.jid.full }));
   });
 }
 

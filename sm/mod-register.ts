@@ -88,7 +88,7 @@ async function change(api: ModuleApi, options: Options, event: StanzaEvent, sess
   await api.reply(event, iqResult(event.stanza));
   // As Prosody does (user-password-changed): the account's other sessions logged
   // in with the old password and must log in again; this one stays.
-  await api.endSessions(session.user, PASSWORD_CHANGED, session);
+  await api.endSessions(event.work, session.user, PASSWORD_CHANGED, session);
 }
 
 /** §3.2: the result goes to the client, then the account goes as `xfarm user del` deletes it, this session with it. */
@@ -97,7 +97,7 @@ async function remove(api: ModuleApi, options: Options, event: StanzaEvent, sess
   await api.reply(event, iqResult(event.stanza));
   session.log.info("account removed by the user");
   try {
-    await api.deleteAccount(session.user);
+    await api.deleteAccount(event.work, session.user);
   } catch (err) {
     // The sessions have ended already; the store failed: the account stays, for the admin to delete.
     session.log.error({ err }, "removing the account failed");

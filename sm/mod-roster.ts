@@ -6,6 +6,7 @@ import { parseJid } from "../lib/jid.js";
 import type { RosterItem } from "../xdb-sql/store.js";
 import type { StanzaEvent } from "./hooks.js";
 import { defineModule, type ModuleApi } from "./module-api.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 import { rosterFull, rosterHasRoom, tooLongToKeep } from "./roster-quota.js";
 import { iqResult } from "./stanza.js";
@@ -77,18 +78,18 @@ function setup(api: ModuleApi): void {
       visible: true,
     };
     await api.store.putRosterItem(user, item);
-    await api.fire("roster-changed", { user, contact, item });
+    await api.fire("roster-changed", { user, contact, item, work: event.work });
     await api.reply(event, iqResult(event.stanza));
     return true;
   });
 
   // An account that goes cancels every subscription as a removal of each item would, as ejabberd's and
   // Prosody's do: each contact's item for it is left with none, and no contact waits for its presence.
-  api.hook("account-deleted", async ({ user }) => {
-    for (const item of await api.store.getRoster(user)) await cancelSubscriptions(api, user, item);
+  api.hook("account-deleted", async ({ user, work }) => {
+    for (const item of await api.store.getRoster(user)) await cancelSubscriptions(api, work, user, item);
   });
 
-  api.hook("roster-changed", async ({ user, contact, item }) => {
+  api.hook("roster-changed", async ({ user, contact, item, work }) => {
     if (item && !item.visible) return;
     const targets = api.sessions.of(user).filter((s) => s.interested);
     if (targets.length === 0) return;
@@ -100,16 +101,16 @@ function setup(api: ModuleApi): void {
       push
         .c("query", { xmlns: NS, ver: versioned.has(session) ? ver : undefined })
         .cnode(item ? itemOf(item) : new Element("item", { jid: contact, subscription: "remove" }));
-      api.deliver(session, push);
+      api.deliver(work, session, push);
     }
   });
 }
 
 /** §2.5.2: the user's side of a subscription both ways, and of a request either way, is cancelled to the contact. */
-async function cancelSubscriptions(api: ModuleApi, user: string, item: RosterItem): Promise<void> {
+async function cancelSubscriptions(api: ModuleApi, work: Work, user: string, item: RosterItem): Promise<void> {
   const presence = (type: string): Element => new Element("presence", { type, from: user, to: item.contact });
-  if (hasTo(item.subscription) || item.askOut) await api.send(presence("unsubscribe"));
-  if (hasFrom(item.subscription) || item.pendingIn) await api.send(presence("unsubscribed"));
+  if (hasTo(item.subscription) || item.askOut) await api.send(work, presence("unsubscribe"));
+  if (hasFrom(item.subscription) || item.pendingIn) await api.send(work, presence("unsubscribed"));
 }
 
 /** §2.5: removal cancels both directions of the subscription. */
@@ -117,14 +118,14 @@ async function remove(api: ModuleApi, event: StanzaEvent, user: string, contact:
   const item = await api.store.getRosterItem(user, contact);
   if (!item?.visible) return fail(api, event, "item-not-found");
   await api.store.deleteRosterItem(user, contact);
-  await cancelSubscriptions(api, user, item);
+  await cancelSubscriptions(api, event.work, user, item);
   if (hasFrom(item.subscription)) {
     // The contact stops seeing the user (§3.2.2 for the unsubscribed sent on the user's behalf).
     for (const session of api.sessions.available(user)) {
-      await api.send(new Element("presence", { type: "unavailable", from: session.jid.full, to: contact }));
+      await api.send(event.work, new Element("presence", { type: "unavailable", from: session.jid.full, to: contact }));
     }
   }
-  await api.fire("roster-changed", { user, contact, item: null });
+  await api.fire("roster-changed", { user, contact, item: null, work: event.work });
   await api.reply(event, iqResult(event.stanza));
   return true;
 }

@@ -10,6 +10,7 @@ import type { Store } from "../xdb-sql/store.js";
 import type { Handler, HookEvents, HookName, StanzaEvent } from "./hooks.js";
 import type { SmLimits } from "./limits.js";
 import type { ModuleStorage } from "./module-storage.js";
+import type { Work } from "./origin.js";
 import type { SessionView, Session } from "./sessions.js";
 import type { Condition } from "../lib/stanza-error.js";
 
@@ -109,22 +110,23 @@ export type FilterVerdict = undefined | { stanza: Element } | "drop" | { bounce:
  * priority first. Synchronous, so that a session's stanzas keep the order
  * they were delivered in: what a filter needs from the store it loads
  * beforehand (at session-started, say). One that throws is logged and
- * passes the stanza on.
+ * passes the stanza on. `work` is what delivers the stanza: what a filter
+ * that releases held stanzas meanwhile hands FilterHandle.release().
  */
-export type OutgoingFilter = (out: Outgoing) => FilterVerdict;
+export type OutgoingFilter = (out: Outgoing, work: Work) => FilterVerdict;
 
 export interface FilterHandle {
   /**
    * Hands a held stanza on to the filters after this one, then the client,
    * in the user's turn (a hook, or api.run()), under its own identity
-   * (`origin`), the work running then waiting for it (protocol §2.5). The
+   * (`origin`), `work` (the work releasing it) waiting for it (protocol §2.5). The
    * work that made it was taken when it was held:
    * a holding filter holds only what the sm may lose with itself (presence,
    * chat states), and nothing it holds counts for XEP-0198 until written.
    * A session ended meanwhile: a message is routed again (its user's other
    * resources, offline storage), the rest dropped.
    */
-  release(out: Outgoing): void;
+  release(work: Work, out: Outgoing): void;
 }
 
 /** Types an option may have: those of the config's keys (lib/config.ts). */
@@ -190,20 +192,21 @@ export interface ModuleApi {
   /** The forms added so far, in order. */
   forms(on?: DiscoTarget): Element[];
   /**
-   * Routes a stanza to its 'to': inbound processing here when this sm owns
+   * Routes a stanza to its 'to', as part of `work` (the event's being
+   * handled: `event.work`): inbound processing here when this sm owns
    * the recipient, else FORWARD to its sm; an error for domains the farm does
    * not serve. `raw` is the stanza's unchanged original bytes, if any.
    * Rejects with FrameTooLargeError (sm/stanza.ts) when the frame to
    * another process would pass link.max_frame.
    */
-  send(stanza: Element, raw?: Buffer): Promise<void>;
+  send(work: Work, stanza: Element, raw?: Buffer): Promise<void>;
   /**
-   * Writes a stanza to one session's client, through the outgoing filters.
+   * Writes a stanza that `work` makes to one session's client, through the outgoing filters.
    * One too large for a link frame is not sent: this throws
    * FrameTooLargeError, and unless a module catches it the stanza being
    * processed is answered resource-constraint.
    */
-  deliver(session: Session, stanza: Element, raw?: Buffer): void;
+  deliver(work: Work, session: Session, stanza: Element, raw?: Buffer): void;
   /**
    * Writes a batch of offline messages (protocol §2.4) through the outgoing
    * filters, marking the last one written; the c2s reports them back (the
@@ -211,7 +214,7 @@ export interface ModuleApi {
    * those a filter dropped: handled, never to be reported, so the caller
    * deletes them.
    */
-  deliverStored(session: Session, batch: readonly StoredMessage[]): number[];
+  deliverStored(work: Work, session: Session, batch: readonly StoredMessage[]): number[];
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */
   reply(event: StanzaEvent, stanza: Element): Promise<void>;
   /** Answers with a stanza error (RFC 6120 §8.3); an error stanza gets none. */
@@ -221,7 +224,7 @@ export interface ModuleApi {
   /** Domains of the XEP-0114 components linked to the router now (its member table). */
   components(): string[];
   /**
-   * Sends an iq get or set on a local user's or a served domain's behalf (its
+   * Sends an iq get or set, as part of `work`, on a local user's or a served domain's behalf (its
    * 'from' that bare JID or domain, its 'to' set; an id is added when it has
    * none) and resolves with the result; rejects with an IqRequestError
    * (sm/stanza.ts) on an error answer or when none came within `timeoutMs`
@@ -230,29 +233,31 @@ export interface ModuleApi {
    * handler for it), which would hold the answer back until the timeout.
    * Code after the answer runs outside any queue: go back in with run().
    */
-  request(iq: Element, timeoutMs?: number): Promise<Element>;
+  request(work: Work, iq: Element, timeoutMs?: number): Promise<Element>;
   /**
    * Runs a job in a user's queue (sm/queue.ts), after everything already
    * queued for the user: for work that resumes outside stanza processing, as
    * after a request() or a timer. Never await it from the user's own queue.
+   * The job's work (`inTurn(user)`: in the user's turn, without an identity)
+   * is what its sends and deliveries take.
    */
-  run(user: string, job: () => Promise<void>): Promise<void>;
+  run(user: string, job: (work: Work) => Promise<void>): Promise<void>;
   /**
-   * The identity (docs/protocol.md §2.5) of what the work running now hands
-   * `recipient` (an account's offline store, say): the same when the frame
-   * that set it going is processed again after a failover, so that storing
-   * it again can be recognised; undefined outside such work, or when longer
+   * The identity (docs/protocol.md §2.5) of what `work` hands `recipient`
+   * (an account's offline store, say): the same when the frame that set it
+   * going is processed again after a failover, so that storing it again can
+   * be recognised; undefined for work without an identity, or when longer
    * than the store keeps (STORE_LIMITS.origin).
    */
-  deliveryId(recipient: string): string | undefined;
+  deliveryId(work: Work, recipient: string): string | undefined;
   /** PBKDF2 iterations for the SCRAM keys a module derives: c2s.scram_iterations, as `xfarm user add` uses. */
   readonly scramIterations: number;
   /**
    * Ends the sessions of a local user held here, but `keep`, each client's
-   * stream closed as `close` says. In the user's turn only: from a hook of
-   * that user's, or a job of api.run().
+   * stream closed as `close` says. In the user's turn only (`work`): from a
+   * hook of that user's, or a job of api.run().
    */
-  endSessions(user: string, close: StreamClose, keep?: Session): Promise<void>;
+  endSessions(work: Work, user: string, close: StreamClose, keep?: Session): Promise<void>;
   /**
    * Deletes a local account as `xfarm user del` does on its owner sm
    * (protocol §1.7): its sessions here end with ACCOUNT_DELETED while its
@@ -260,5 +265,5 @@ export interface ModuleApi {
    * subscriptions are cancelled), and it leaves the store with all it
    * holds. In the user's turn only, as endSessions.
    */
-  deleteAccount(user: string): Promise<void>;
+  deleteAccount(work: Work, user: string): Promise<void>;
 }

@@ -7,6 +7,7 @@ import type { ClientDelivery } from "./client-delivery.js";
 import type { IqRequests } from "./iq-requests.js";
 import type { DiscoTarget, Identity, Json, ModuleApi } from "./module-api.js";
 import type { EnabledModule } from "./module-config.js";
+import { inTurn } from "./origin.js";
 import { moduleStorage } from "./module-storage.js";
 import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionStates } from "./session-state.js";
@@ -44,22 +45,22 @@ export function loadModules(ctx: SmContext, deps: LoaderDeps, modules: readonly 
     identities: (on = "server") => [...disco[on].identities],
     addForm: (form, on = "server") => void disco[on].forms.push(form),
     forms: (on = "server") => [...disco[on].forms],
-    send: (stanza, raw) => router.send(stanza, raw),
-    deliver: (session, stanza, raw) => delivery.deliver(session, stanza, raw),
-    deliverStored: (session, batch) => delivery.deliverStored(session, batch),
+    send: (work, stanza, raw) => router.send(work, stanza, raw),
+    deliver: (work, session, stanza, raw) => delivery.deliver(work, session, stanza, raw),
+    deliverStored: (work, session, batch) => delivery.deliverStored(work, session, batch),
     reply: (event, stanza) => router.reply(event, stanza),
     error: (event, condition, text) => router.error(event, condition, text),
     userExists: async (user) => ctx.registry.of(user).length > 0 || ctx.store.accountExists(user),
     components: () => [...ctx.components].sort(),
-    request: (iq, timeoutMs) => requests.request(iq, timeoutMs),
-    run: (user, job) => ctx.queue.run(user, job),
-    deliveryId: (recipient) => {
-      const id = ctx.origins.current()?.deliveryId(recipient);
+    request: (work, iq, timeoutMs) => requests.request(work, iq, timeoutMs),
+    run: (user, job) => ctx.queue.run(user, () => job(inTurn(user))),
+    deliveryId: (work, recipient) => {
+      const id = work.origin?.deliveryId(recipient);
       return id !== undefined && Buffer.byteLength(id) <= STORE_LIMITS.origin ? id : undefined;
     },
     scramIterations: deps.scramIterations,
-    endSessions: (user, close, keep) => lifecycle.endSessions(user, close, keep),
-    deleteAccount: (user) => lifecycle.removeAccount(user),
+    endSessions: (work, user, close, keep) => lifecycle.endSessions(work, user, close, keep),
+    deleteAccount: (work, user) => lifecycle.removeAccount(work, user),
   };
   for (const { definition, options } of modules) {
     const name = definition.name;

@@ -4,8 +4,6 @@
 // the work that makes it. The same frame processed again (sent again after
 // a failover, on this sm or another) makes the same names in the same
 // order, so a recipient that already has a stanza can drop the copy.
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { KeyScope } from "./queue.js";
 
 /** `done` once `work` settles, whichever way, as .finally() does: with one promise where .finally() makes three, on every stanza's path. */
 export function settled<T>(work: Promise<T>, done: () => void): Promise<T> {
@@ -60,50 +58,40 @@ export class Origin {
   }
 }
 
-/** What the current async context runs: its identity, and the key of the queue job it is (sm/queue.ts). */
-interface Running {
+/**
+ * What a piece of the sm's work is, handed along explicitly (a hook event's
+ * `work`, an api call's first argument) rather than kept in the async
+ * context: node's AsyncLocalStorage costs every promise the process makes a
+ * hook call, some 10 µs of a chat message (docs/bench.md).
+ */
+export interface Work {
+  /** The identity its sends and deliveries are named from (§2.5); none for the sm's own work (a login, a timer). */
   readonly origin: Origin | undefined;
+  /** The user whose queue job (sm/queue.ts) runs it; none outside any job. */
   readonly key: string | undefined;
 }
 
+/** Work outside any queue job and without an identity: a timer's, a shutdown's. */
+export const UNNAMED: Work = { origin: undefined, key: undefined };
+
+/** The sm's own work in `user`'s queue job, without an identity. */
+export function inTurn(user: string): Work {
+  return { origin: undefined, key: user };
+}
+
 /**
- * The work running in the current async context. It also keeps the queue's
- * running key (KeyScope): one AsyncLocalStorage for both, because each one
- * a process holds costs every promise it makes a propagation.
+ * `job`, holding the origin's tally from now until it ends; `release` is for
+ * a job that will never run (refused by a full queue).
  */
-export class Origins implements KeyScope {
-  private readonly als = new AsyncLocalStorage<Running>();
-
-  current(): Origin | undefined {
-    return this.als.getStore()?.origin;
-  }
-
-  run<T>(origin: Origin, work: () => Promise<T>): Promise<T> {
-    return this.als.run({ origin, key: this.als.getStore()?.key }, work);
-  }
-
-  key(): string | undefined {
-    return this.als.getStore()?.key;
-  }
-
-  withKey(key: string, job: () => Promise<void>): Promise<void> {
-    return this.als.run({ origin: this.als.getStore()?.origin, key }, job);
-  }
-
-  /**
-   * `job` run under `origin` (as it is without one), holding the origin's
-   * tally from now until it ends; `release` is for a job that will never run
-   * (refused by a full queue).
-   */
-  held(origin: Origin | undefined, job: () => Promise<void>): { job: () => Promise<void>; release: () => void } {
-    if (!origin) return { job, release: () => {} };
-    origin.tally?.hold();
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      origin.tally?.release();
-    };
-    return { job: () => settled(this.run(origin, job), release), release };
-  }
+export function holding(origin: Origin | undefined, job: () => Promise<void>): { job: () => Promise<void>; release: () => void } {
+  const tally = origin?.tally;
+  if (!tally) return { job, release: () => {} };
+  tally.hold();
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    tally.release();
+  };
+  return { job: () => settled(job(), release), release };
 }

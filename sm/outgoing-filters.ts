@@ -5,6 +5,7 @@
 import type { Element } from "ltx";
 import type { Condition } from "../lib/stanza-error.js";
 import type { FilterHandle, FilterVerdict, Outgoing, OutgoingFilter } from "./module-api.js";
+import type { Work } from "./origin.js";
 
 interface Entry {
   readonly filter: OutgoingFilter;
@@ -20,7 +21,7 @@ export class OutgoingFilters {
 
   constructor(
     /** Writes what a filter released, running the filters after it (ClientDelivery). */
-    private readonly resume: (out: Outgoing, after: number) => void,
+    private readonly resume: (work: Work, out: Outgoing, after: number) => void,
   ) {}
 
   add(module: string, filter: OutgoingFilter, priority = 0): FilterHandle {
@@ -28,14 +29,14 @@ export class OutgoingFilters {
     // Stable: among equal priorities, earlier registrations run first.
     const at = this.chain.findIndex((e) => e.priority < priority);
     this.chain.splice(at < 0 ? this.chain.length : at, 0, entry);
-    return { release: (out) => this.resume(out, this.chain.indexOf(entry) + 1) };
+    return { release: (work, out) => this.resume(work, out, this.chain.indexOf(entry) + 1) };
   }
 
-  /** Runs the filters from position `from` on. */
-  run(out: Outgoing, from = 0): Outcome {
+  /** Runs the filters from position `from` on, for `work` (what delivers the stanza, or releases it). */
+  run(work: Work, out: Outgoing, from = 0): Outcome {
     for (let i = from; i < this.chain.length; i++) {
       const entry = this.chain[i]!;
-      const verdict = this.verdict(entry, out);
+      const verdict = this.verdict(entry, out, work);
       if (verdict === undefined) continue;
       if (verdict === "drop") return { drop: true };
       if (verdict === "hold") {
@@ -49,9 +50,9 @@ export class OutgoingFilters {
     return { write: out };
   }
 
-  private verdict(entry: Entry, out: Outgoing): FilterVerdict {
+  private verdict(entry: Entry, out: Outgoing, work: Work): FilterVerdict {
     try {
-      return entry.filter(out);
+      return entry.filter(out, work);
     } catch (err) {
       // A filter's bug must not lose the stanza: it goes on as it is.
       out.session.log.error({ err, module: entry.module }, "outgoing filter failed; stanza passed on");

@@ -8,6 +8,7 @@ import { Element } from "ltx";
 import { parseJid, type Jid } from "../lib/jid.js";
 import type { StanzaEvent } from "./hooks.js";
 import type { ModuleApi } from "./module-api.js";
+import type { Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 import { IqRequestError } from "./stanza.js";
 import { hasFrom } from "./subscription.js";
@@ -52,7 +53,7 @@ export interface PepInterest {
  */
 export function trackInterest(
   api: ModuleApi,
-  onNewInterest: (owner: string, jid: Jid, nodes: string[]) => Promise<void>,
+  onNewInterest: (work: Work, owner: string, jid: Jid, nodes: string[]) => Promise<void>,
 ): PepInterest {
   /** sha-1 'ver' → the nodes its feature list wants. A Map keeps insertion order: the oldest first. */
   const byVer = new Map<string, ReadonlySet<string>>();
@@ -72,7 +73,7 @@ export function trackInterest(
   }
 
   /** A session of the owner was rebuilt here: the audience it kept, where not known here already. */
-  function restore(session: Session): void {
+  function restore(work: Work, session: Session): void {
     const saved = kept.get(session);
     if (!saved) return;
     let users = recipients.get(session.user);
@@ -82,7 +83,7 @@ export function trackInterest(
       if (!jid) continue;
       const r: Recipient = { jid, node, ver, hash: hash || undefined, nodes: (hash === "sha-1" && cached(ver)) || null, restored: true };
       users.set(full, r);
-      if (!r.nodes) discover(session.user, jid, `${node}#${ver}`, ver, r.hash);
+      if (!r.nodes) discover(work, session.user, jid, `${node}#${ver}`, ver, r.hash);
     }
     if (users.size === 0) recipients.delete(session.user);
   }
@@ -112,7 +113,7 @@ export function trackInterest(
   }
 
   /** Presence from `from` (a full JID) reached `owner`, or was sent by the owner's own resource. */
-  async function observe(owner: string, from: Jid, presence: Element): Promise<void> {
+  async function observe(work: Work, owner: string, from: Jid, presence: Element): Promise<void> {
     const type: string | undefined = presence.attrs.type;
     const contact = from.bare;
     if (type === "unavailable" || type === "error") return forget(owner, (jid) => jid.equals(from));
@@ -137,22 +138,22 @@ export function trackInterest(
     users.set(from.full, { jid: from, node, ver, hash, nodes: current?.nodes ?? null });
     keep(owner);
     const known = hash === "sha-1" ? cached(ver) : undefined;
-    if (known) return update(owner, from, ver, known);
-    discover(owner, from, `${node}#${ver}`, ver, hash);
+    if (known) return update(work, owner, from, ver, known);
+    discover(work, owner, from, `${node}#${ver}`, ver, hash);
   }
 
   /** Asks the resource for the feature list behind its 'ver', without holding up the owner's queue. */
-  function discover(owner: string, jid: Jid, capsNode: string, ver: string, hash: string | undefined): void {
+  function discover(work: Work, owner: string, jid: Jid, capsNode: string, ver: string, hash: string | undefined): void {
     const iq = new Element("iq", { type: "get", from: owner, to: jid.full });
     iq.c("query", { xmlns: NS_DISCO_INFO, node: capsNode });
-    api.request(iq).then(
+    api.request(work, iq).then(
       (answer) => {
         const query = answer.getChild("query", NS_DISCO_INFO);
         if (!query) return;
         const nodes = notifyNodes(query);
         // Cached under the 'ver' the answer really hashes to, so a client cannot teach a false one.
         if (hash === "sha-1") remember(capsVer(query), nodes);
-        return api.run(owner, () => update(owner, jid, ver, nodes));
+        return api.run(owner, (inOwnersTurn) => update(inOwnersTurn, owner, jid, ver, nodes));
       },
       (err: unknown) => {
         const condition = err instanceof IqRequestError ? err.condition : String(err);
@@ -162,20 +163,20 @@ export function trackInterest(
   }
 
   /** The resource's wanted nodes are known: news of the newly wanted ones is sent. */
-  async function update(owner: string, jid: Jid, ver: string, nodes: ReadonlySet<string>): Promise<void> {
+  async function update(work: Work, owner: string, jid: Jid, ver: string, nodes: ReadonlySet<string>): Promise<void> {
     const recipient = recipients.get(owner)?.get(jid.full);
     if (!recipient || recipient.ver !== ver) return; // gone, or announced other caps meanwhile
     const before = recipient.restored ? nodes : recipient.nodes;
     recipient.nodes = nodes;
     recipient.restored = false;
     const added = [...nodes].filter((n) => !before?.has(n));
-    if (added.length > 0) await onNewInterest(owner, jid, added);
+    if (added.length > 0) await onNewInterest(work, owner, jid, added);
   }
 
   const inbound = async (event: StanzaEvent): Promise<false> => {
     // Subscription stanzas come from bare JIDs (RFC 6121 §3.1.2); of those only unsubscribe matters here.
     if (event.from.resource || event.stanza.attrs.type === "unsubscribe") {
-      await observe(event.to.bare, event.from, event.stanza);
+      await observe(event.work, event.to.bare, event.from, event.stanza);
     }
     return false; // mod-presence goes on with it
   };
@@ -186,12 +187,12 @@ export function trackInterest(
     "pre-presence/self",
     async (event) => {
       // Broadcast presence only: presence addressed to the own bare JID comes back as presence/bare.
-      if (event.origin && !event.stanza.attrs.to) await observe(event.origin.user, event.origin.jid, event.stanza);
+      if (event.origin && !event.stanza.attrs.to) await observe(event.work, event.origin.user, event.origin.jid, event.stanza);
       return false;
     },
     10,
   );
-  api.hook("session-rebuilt", ({ session }) => restore(session));
+  api.hook("session-rebuilt", ({ session, work }) => restore(work, session));
   api.hook("session-ended", ({ session }) => {
     if (api.sessions.of(session.user).length === 0) recipients.delete(session.user);
     else forget(session.user, (jid) => jid.equals(session.jid));

@@ -5,12 +5,6 @@
 // answered, so one account's flood costs neither the sm's memory nor the
 // other accounts, whose chains run beside it.
 
-/** Where the key of the running job is kept, in the async context: beside the work's identity (sm/origin.ts, Origins). */
-export interface KeyScope {
-  key(): string | undefined;
-  withKey(key: string, job: () => Promise<void>): Promise<void>;
-}
-
 export interface QueueBounds {
   /** Jobs waiting or running under one key before offer() refuses more. */
   jobs: number;
@@ -30,17 +24,11 @@ export class KeyedQueue {
   private readonly loads = new Map<string, Load>();
 
   constructor(
-    private readonly scope: KeyScope,
     private readonly onError: (err: unknown, key: string) => void,
     private readonly bounds: QueueBounds = { jobs: Infinity, bytes: Infinity },
     /** Told when a key starts refusing (refused = 1) and when it has drained after refusing. */
     private readonly onOverflow: (key: string, refused: number, drained: boolean) => void = () => {},
   ) {}
-
-  /** The key whose job is running in the current async context, if any. */
-  current(): string | undefined {
-    return this.scope.key();
-  }
 
   /**
    * Runs job after every job queued before it under the same key, whatever
@@ -59,9 +47,9 @@ export class KeyedQueue {
       this.loads.delete(key);
       if (load.refused > 0) this.onOverflow(key, load.refused, true);
     };
-    // Two links a job, one to run it and one to end it: every promise costs the async context's hooks a call (sm/origin.ts).
+    // Two links a job, one to run it and one to end it.
     const next: Promise<void> = (this.tails.get(key) ?? Promise.resolve())
-      .then(() => this.scope.withKey(key, job))
+      .then(job)
       .then(done, (err: unknown) => {
         this.onError(err, key);
         done();

@@ -8,6 +8,7 @@ import { SessionOp, encodeSessionPayload, type RebuildMeta, type StartMeta } fro
 import { routedAgain } from "../lib/stanza-rules.js";
 import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import { ACCOUNT_DELETED, PASSWORD_CHANGED, type StreamClose } from "./module-api.js";
+import { inTurn, type Work } from "./origin.js";
 import { ResumeLog } from "./resumption.js";
 import { Session } from "./sessions.js";
 import type { SessionResumption } from "./session-resumption.js";
@@ -37,21 +38,22 @@ export class SessionLifecycle {
   start(c2s: string, key: string, meta: StartMeta): void {
     // Parsed here, whatever form the c2s sent it in (protocol §2).
     const jid = parseJid(meta.jid);
-    const queued = this.ctx.queue.offer(jid?.bare ?? key, 0, async () => {
-      const session = await this.bind(c2s, key, meta, jid).catch((err: unknown) => {
+    const user = jid?.bare ?? key;
+    const queued = this.ctx.queue.offer(user, 0, async () => {
+      const session = await this.bind(inTurn(user), c2s, key, meta, jid).catch((err: unknown) => {
         // The c2s waits for an answer: a failing store still gets one.
         const down = err instanceof StoreUnavailableError;
         if (!down) this.ctx.log.error({ err, jid: meta.jid }, "session start failed");
         this.startFailed(c2s, key, meta.sid, down ? "resource-constraint" : "internal-server-error");
         return null;
       });
-      if (session) await this.ctx.hooks.fire("session-started", { session });
+      if (session) await this.ctx.hooks.fire("session-started", { session, work: inTurn(user) });
     });
     if (!queued) this.startFailed(c2s, key, meta.sid, "resource-constraint", QUEUE_FULL);
   }
 
   /** Binds a session and answers STARTED, or answers START_FAILED and returns null. */
-  private async bind(c2s: string, key: string, meta: StartMeta, jid: Jid | null): Promise<Session | null> {
+  private async bind(work: Work, c2s: string, key: string, meta: StartMeta, jid: Jid | null): Promise<Session | null> {
     const { registry, store, port } = this.ctx;
     const fail = (condition: string, text?: string): null => {
       this.startFailed(c2s, key, meta.sid, condition, text);
@@ -64,13 +66,13 @@ export class SessionLifecycle {
       return fail("not-authorized");
     }
     const reused = registry.bySid(c2s, meta.sid);
-    if (reused) await this.end(reused, "sid started again");
+    if (reused) await this.end(work, reused, "sid started again");
     const old = registry.get(jid);
     if (registry.of(user).filter((s) => s !== old).length >= this.deps.maxSessions) {
       return fail("resource-constraint", "too many sessions");
     }
     // Protocol §2.1: the new session wins.
-    if (old) await this.end(old, "replaced", "conflict");
+    if (old) await this.end(work, old, "replaced", "conflict");
     const session = new Session(jid.resource ? jid : this.freeResource(jid), c2s, meta.sid, this.ctx.log);
     // 32 bytes in base64: anything else is no voucher a front end would take.
     if (meta.plain?.length === 44) session.plainVoucher = meta.plain;
@@ -138,17 +140,17 @@ export class SessionLifecycle {
     this.deps.settling.unpark(session.user);
     port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: jid.full }));
     session.log.info({ c2s, available: presence !== null }, "session rebuilt");
-    await this.ctx.hooks.fire("session-rebuilt", { session });
+    await this.ctx.hooks.fire("session-rebuilt", { session, work: inTurn(session.user) });
   }
 
   /** A c2s reports a session's offline messages up to `confirm` delivered. */
   async written(c2s: string, sid: string, confirm: number): Promise<void> {
     const session = this.ctx.registry.bySid(c2s, sid);
-    if (session && Number.isSafeInteger(confirm)) await this.ctx.hooks.fire("delivered", { session, confirm });
+    if (session && Number.isSafeInteger(confirm)) await this.ctx.hooks.fire("delivered", { session, confirm, work: inTurn(session.user) });
   }
 
-  /** Ends a session; with a condition, the c2s is told to close the stream (CLOSE). */
-  async end(session: Session, reason: string, condition?: string, text?: string): Promise<void> {
+  /** Ends a session, as part of `work` (in its user's turn); with a condition, the c2s is told to close the stream (CLOSE). */
+  async end(work: Work, session: Session, reason: string, condition?: string, text?: string): Promise<void> {
     if (!this.ctx.registry.has(session)) return;
     this.ctx.registry.remove(session);
     const resumption = session.resumption;
@@ -160,12 +162,12 @@ export class SessionLifecycle {
       this.ctx.port.send(session.c2s, session.user, encodeSessionPayload(SessionOp.Close, meta));
     }
     session.log.info({ reason }, "session ended");
-    await this.ctx.hooks.fire("session-ended", { session });
+    await this.ctx.hooks.fire("session-ended", { session, work });
     // Under their identities, to the user's other sessions or offline storage, as its front end would have.
     // Presence is state, not replayed; offline messages are still stored.
     const { router } = this.deps;
     for (const { xml, confirm, origin } of left) {
-      if (confirm === 0 && routedAgain(xml)) await router.underOrigin(origin, () => router.fromPeerNow(xml, session.user));
+      if (confirm === 0 && routedAgain(xml)) await router.routedNow(xml, session.user, origin, null, session.user);
     }
   }
 
@@ -177,33 +179,33 @@ export class SessionLifecycle {
    * then cancelled and the account leaves the store.
    */
   deleteUser(user: string, remove: boolean): Promise<void> {
-    const job = (): Promise<void> => (remove ? this.removeAccount(user) : this.endSessions(user, ACCOUNT_DELETED));
+    const job = (): Promise<void> => (remove ? this.removeAccount(inTurn(user), user) : this.endSessions(inTurn(user), user, ACCOUNT_DELETED));
     // The outcome goes to the caller, which answers the router, rather than to the queue's log.
     return new Promise((resolve, reject) => void this.ctx.queue.run(user, () => job().then(resolve, reject)));
   }
 
   /** `xfarm user passwd` (protocol §1.7): in the user's turn, each session here ends as a password change ends it. */
   passwordChanged(user: string): Promise<void> {
-    return this.ctx.queue.run(user, () => this.endSessions(user, PASSWORD_CHANGED));
+    return this.ctx.queue.run(user, () => this.endSessions(inTurn(user), user, PASSWORD_CHANGED));
   }
 
   /** In the user's turn: its sessions here end, then `account-deleted` fires and it leaves the store. */
-  async removeAccount(user: string): Promise<void> {
-    await this.endSessions(user, ACCOUNT_DELETED);
-    await this.ctx.hooks.fire("account-deleted", { user });
+  async removeAccount(work: Work, user: string): Promise<void> {
+    await this.endSessions(work, user, ACCOUNT_DELETED);
+    await this.ctx.hooks.fire("account-deleted", { user, work });
     await this.ctx.store.deleteAccount(user);
     this.ctx.log.info({ user }, "account deleted");
   }
 
   /** In the user's turn: each session of the user held here but `keep` ends, its client's stream closed as `close` says. */
-  async endSessions(user: string, close: StreamClose, keep?: Session): Promise<void> {
-    for (const session of this.ctx.registry.of(user)) if (session !== keep) await this.end(session, close.reason, close.condition, close.text);
+  async endSessions(work: Work, user: string, close: StreamClose, keep?: Session): Promise<void> {
+    for (const session of this.ctx.registry.of(user)) if (session !== keep) await this.end(work, session, close.reason, close.condition, close.text);
   }
 
   /** Ends every session (clients are told to reconnect). */
   endAll(): void {
     for (const session of this.ctx.registry.all()) {
-      void this.ctx.queue.run(session.user, () => this.end(session, "shutdown", "system-shutdown"));
+      void this.ctx.queue.run(session.user, () => this.end(inTurn(session.user), session, "shutdown", "system-shutdown"));
     }
   }
 }

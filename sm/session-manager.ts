@@ -18,6 +18,7 @@ import type { SmLimits } from "./limits.js";
 import { NO_MODULE_SETTINGS, enabledModules, type EnabledModule } from "./module-config.js";
 import { loadModules } from "./module-loader.js";
 import { MODULES } from "./modules.js";
+import { inTurn } from "./origin.js";
 import { SessionLifecycle } from "./session-lifecycle.js";
 import { SessionResumption } from "./session-resumption.js";
 import { SessionStates } from "./session-state.js";
@@ -70,22 +71,22 @@ export class SessionManager {
     const settling = new Settling(ctx, opts.settleMs ?? 2_000);
     // The parts call each other back through these closures: each is made once all are.
     const resumption = new SessionResumption(ctx, {
-      end: (session, reason) => lifecycle.end(session, reason),
+      end: (session, reason) => lifecycle.end(inTurn(session.user), session, reason),
       frontEndMissing: (c2s) => frontEnds.isMissing(c2s),
     });
     const delivery = (this.delivery = new ClientDelivery(
       ctx,
       resumption,
-      (stanza) => router.send(stanza),
+      (work, stanza) => router.send(work, stanza),
       // A job of its own in the user's turn, after the one that released it, as a session's end routes what it held.
-      (xml, user, origin) => ctx.queue.run(user, () => router.underOrigin(origin, () => router.fromPeerNow(xml, user))),
+      (xml, user, origin) => ctx.queue.run(user, () => router.routedNow(xml, user, origin, null, user)),
     ));
-    const requests = (this.requests = new IqRequests(ctx, (stanza) => router.send(stanza)));
+    const requests = (this.requests = new IqRequests(ctx, (work, stanza) => router.send(work, stanza)));
     const router: StanzaRouter = new StanzaRouter(ctx, {
       settling,
       requests,
       delivery,
-      end: (session, reason, condition) => lifecycle.end(session, reason, condition),
+      end: (work, session, reason, condition) => lifecycle.end(work, session, reason, condition),
     });
     const lifecycle: SessionLifecycle = (this.lifecycle = new SessionLifecycle(ctx, {
       settling,
@@ -159,7 +160,7 @@ export class SessionManager {
       const message = new Element("message", { type: "headline", from: session.jid.domain, to: session.jid.full, id });
       message.c("body").t(body);
       void this.ctx.queue.run(session.user, async () => {
-        if (this.ctx.registry.has(session)) this.delivery.deliver(session, message);
+        if (this.ctx.registry.has(session)) this.delivery.deliver(inTurn(session.user), session, message);
       });
     }
   }

@@ -3,6 +3,7 @@
 // it was sent, until the client resumes it on another front end (RESUME),
 // its own front end comes back with it, or its window passes.
 import { SessionOp, encodeSessionPayload, type DeliverMeta, type HandoffMeta, type ResumeMeta } from "../lib/link/session-payload.js";
+import { inTurn } from "./origin.js";
 import type { Session } from "./sessions.js";
 import type { SmContext } from "./sm-context.js";
 import { deliverId } from "./unacknowledged.js";
@@ -97,6 +98,6 @@ export class SessionResumption {
     port.send(c2s, key, encodeSessionPayload(SessionOp.Started, { sid: meta.sid, jid: session.jid.full }));
     session.log.info({ from: oldC2s, resent: plan.missing.length }, "session resumed on another front end after its own was lost");
     const confirmed = Math.max(0, ...plan.got.map((e) => e.confirm));
-    if (confirmed > 0) await this.ctx.hooks.fire("delivered", { session, confirm: confirmed });
+    if (confirmed > 0) await this.ctx.hooks.fire("delivered", { session, confirm: confirmed, work: inTurn(session.user) });
   }
 }

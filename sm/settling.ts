@@ -2,6 +2,7 @@
 // set of sms changed, a message for a user with an account but no session
 // here may be for a user whose session is only moving here, its REBUILD on
 // the way; it waits for that session rather than going offline.
+import { holding, type Work } from "./origin.js";
 import type { SmContext } from "./sm-context.js";
 
 export class Settling {
@@ -29,9 +30,9 @@ export class Settling {
    * promise, but when the store must say (while settling): the check runs
    * for every message to a local user.
    */
-  mayBeMoving(user: string): boolean | Promise<boolean> {
+  mayBeMoving(user: string, work: Work): boolean | Promise<boolean> {
     if (this.parked.has(user)) return true;
-    if (Date.now() >= this.until || !this.ctx.origins.current() || this.ctx.registry.of(user).length > 0) return false;
+    if (Date.now() >= this.until || !work.origin || this.ctx.registry.of(user).length > 0) return false;
     return this.ctx.store.accountExists(user);
   }
 
@@ -40,13 +41,13 @@ export class Settling {
    * user, once a session of the user is bound or rebuilt here, or when the
    * settling ends; meanwhile it holds its work's tally.
    */
-  park(user: string, job: () => Promise<void>): void {
+  park(user: string, work: Work, job: () => Promise<void>): void {
     let held = this.parked.get(user);
     if (!held) {
       this.parked.set(user, (held = []));
       setTimeout(() => this.unpark(user), Math.max(0, this.until - Date.now())).unref();
     }
-    held.push(this.ctx.origins.held(this.ctx.origins.current(), job));
+    held.push(holding(work.origin, job));
   }
 
   /** A session of the user is here now: what waited for it goes on. */

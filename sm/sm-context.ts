@@ -13,7 +13,6 @@ import { isError } from "../lib/stanza-error.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Hooks } from "./hooks.js";
 import { DEFAULT_LIMITS, type SmLimits } from "./limits.js";
-import { Origins } from "./origin.js";
 import { KeyedQueue } from "./queue.js";
 import { SessionRegistry } from "./sessions.js";
 import { FrameTooLargeError } from "./stanza.js";
@@ -46,8 +45,6 @@ export class SmContext {
   readonly registry = new SessionRegistry();
   readonly hooks = new Hooks();
   readonly queue: KeyedQueue;
-  /** The identity of the work running now (protocol §2.5). */
-  readonly origins = new Origins();
   readonly acks: TakenAcks;
   /** DELIVERs and FORWARDs waiting for their receiver to have them (§2.5). */
   readonly unacked: Unacknowledged;
@@ -76,7 +73,6 @@ export class SmContext {
       this.port.send(sm, "", encodeSessionPayload(SessionOp.Forwarded, { origins }));
     });
     this.queue = new KeyedQueue(
-      this.origins,
       (err, key) => this.log.error({ err, user: key }, "processing failed"),
       { jobs: this.limits.queueStanzas, bytes: this.limits.queueBytes },
       (user, refused, drained) => {

@@ -12,7 +12,7 @@ import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { ClientDelivery } from "./client-delivery.js";
 import type { HookName, Kind, StanzaEvent, Target } from "./hooks.js";
 import type { IqRequests } from "./iq-requests.js";
-import { Origin, Tally, settled } from "./origin.js";
+import { Origin, Tally, UNNAMED, holding, settled, type Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 import type { Settling } from "./settling.js";
 import { QUEUE_FULL, answerable, type SmContext } from "./sm-context.js";
@@ -27,7 +27,7 @@ export interface RouterDeps {
   readonly requests: IqRequests;
   readonly delivery: ClientDelivery;
   /** Ends a session (the session lifecycle's end()); with a condition, its client is told. */
-  end(session: Session, reason: string, condition?: string): Promise<void>;
+  end(work: Work, session: Session, reason: string, condition?: string): Promise<void>;
 }
 
 export class StanzaRouter {
@@ -44,10 +44,10 @@ export class StanzaRouter {
    * it is taken.
    */
   takeStanza(session: Session, seq: number | undefined, xml: Buffer, h?: number): void {
-    const { queue, acks, origins } = this.ctx;
+    const { queue, acks } = this.ctx;
     if (seq === undefined) {
-      const queued = queue.offer(session.user, xml.length, () => this.fromClient(session, xml));
-      if (!queued) this.refused(xml, (error) => this.deps.delivery.deliver(session, error));
+      const queued = queue.offer(session.user, xml.length, () => this.fromClient(session, xml, { origin: undefined, key: session.user }));
+      if (!queued) this.refused(xml, (error) => this.deps.delivery.deliver(UNNAMED, session, error));
       return;
     }
     if (seq <= session.received) {
@@ -60,34 +60,38 @@ export class StanzaRouter {
     const tally = new Tally(() => {
       if (session.took(seq)) acks.taken(session.c2s, session.sid, session.taken);
     });
-    const origin = new Origin(`${session.c2s}/${session.sid}/${seq}`, tally);
-    const queued = queue.offer(session.user, xml.length, () => settled(origins.run(origin, () => this.fromClient(session, xml)), () => tally.release()));
+    const work: Work = { origin: new Origin(`${session.c2s}/${session.sid}/${seq}`, tally), key: session.user };
+    const queued = queue.offer(session.user, xml.length, () => settled(this.fromClient(session, xml, work), () => tally.release()));
     if (queued) return;
     // Answered resource-constraint (or, if it may not be answered, counted in the overflow log): taken too.
-    this.refused(xml, (error) => this.deps.delivery.deliver(session, error));
+    this.refused(xml, (error) => this.deps.delivery.deliver(UNNAMED, session, error));
     tally.release();
   }
 
-  /** Runs routed work under the identity its frame carried, if any, holding `tally` until it ends. */
-  underOrigin(origin: string | undefined, work: () => Promise<void>, tally: Tally | null = null): Promise<void> {
-    if (origin === undefined) return work();
-    tally?.hold();
-    return settled(this.ctx.origins.run(new Origin(origin, tally), work), () => tally?.release());
+  /**
+   * In `key`'s queue job: inbound processing of a routed stanza under the
+   * identity its frame carried, if any, holding `tally` until it ends.
+   */
+  routedNow(xml: Buffer, key: string, origin: string | undefined, tally: Tally | null = null, defaultTo?: string): Promise<void> {
+    const work: Work = { origin: origin === undefined ? undefined : new Origin(origin, tally), key };
+    if (origin === undefined || !tally) return this.fromPeerNow(xml, work, defaultTo);
+    tally.hold();
+    return settled(this.fromPeerNow(xml, work, defaultTo), () => tally.release());
   }
 
   /** A FORWARD from another sm: the stanza is for a user this sm owns. */
   fromPeer(xml: Buffer, key: string, origin?: string, tally: Tally | null = null): void {
     tally?.hold();
-    const queued = this.ctx.queue.offer(key, xml.length, () => settled(this.underOrigin(origin, () => this.fromPeerNow(xml), tally), () => tally?.release()));
+    const queued = this.ctx.queue.offer(key, xml.length, () => settled(this.routedNow(xml, key, origin, tally), () => tally?.release()));
     if (!queued) {
       // Answered resource-constraint: taken too.
-      this.refused(xml, (error) => this.send(error));
+      this.refused(xml, (error) => this.send(UNNAMED, error));
       tally?.release();
     }
   }
 
   /** Inbound processing of a routed stanza; `defaultTo` stands for a missing 'to' (a self stanza). */
-  async fromPeerNow(xml: Buffer, defaultTo?: string): Promise<void> {
+  private async fromPeerNow(xml: Buffer, work: Work, defaultTo?: string): Promise<void> {
     const stanza = parseStanza(xml);
     const to = stanza && parseJid(stanza.attrs.to ?? defaultTo ?? "");
     if (!stanza || !KINDS.has(stanza.name) || !to || !this.ctx.domains.has(to.domain)) {
@@ -95,25 +99,25 @@ export class StanzaRouter {
       return;
     }
     const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
-    const event: StanzaEvent = { stanza, raw: xml, from, to, origin: undefined };
+    const event: StanzaEvent = { stanza, raw: xml, from, to, origin: undefined, work };
     await this.guarded(event, () => this.inbound(event, targetOf(to)));
   }
 
-  /** Routes a stanza a module built or passed on: its addresses are parsed here. */
-  async send(stanza: Element, raw?: Buffer): Promise<void> {
+  /** Routes a stanza a module built or passed on, as part of `work`: its addresses are parsed here. */
+  async send(work: Work, stanza: Element, raw?: Buffer): Promise<void> {
     const to = parseJid(stanza.attrs.to ?? "");
     if (!to) {
       this.ctx.log.warn({ name: stanza.name, to: stanza.attrs.to }, "stanza without a valid to not sent");
       return;
     }
     const from = parseJid(stanza.attrs.from ?? "") ?? to.domainJid();
-    return this.route({ stanza, raw, from, to, origin: undefined });
+    return this.route({ stanza, raw, from, to, origin: undefined, work });
   }
 
   /** Answers a stanza: straight to the session that sent it, else routed to its sender. */
   async reply(event: StanzaEvent, stanza: Element): Promise<void> {
-    if (event.origin && this.ctx.registry.has(event.origin)) this.deps.delivery.deliver(event.origin, stanza);
-    else await this.send(stanza);
+    if (event.origin && this.ctx.registry.has(event.origin)) this.deps.delivery.deliver(event.work, event.origin, stanza);
+    else await this.send(event.work, stanza);
   }
 
   /** Answers with a stanza error (RFC 6120 §8.3); an error stanza gets none. */
@@ -134,16 +138,16 @@ export class StanzaRouter {
       .catch((err: unknown) => this.ctx.log.warn({ err }, "refusal not answered"));
   }
 
-  private async fromClient(session: Session, xml: Buffer): Promise<void> {
+  private async fromClient(session: Session, xml: Buffer, work: Work): Promise<void> {
     if (!this.ctx.registry.has(session)) return; // ended while this frame waited
     const stanza = parseStanza(xml);
     if (!stanza) {
       session.log.warn("unparsable stanza from c2s");
-      return this.deps.end(session, "bad stanza", "bad-format");
+      return this.deps.end(work, session, "bad stanza", "bad-format");
     }
     if (!KINDS.has(stanza.name)) {
       session.log.warn({ name: stanza.name }, "non-stanza element from c2s");
-      return this.deps.end(session, "bad stanza", "unsupported-stanza-type");
+      return this.deps.end(work, session, "bad stanza", "unsupported-stanza-type");
     }
     const from = session.jid;
     let raw: Buffer | undefined = xml;
@@ -151,13 +155,13 @@ export class StanzaRouter {
       stanza.attrs.from = from.full;
       raw = undefined;
     }
-    const selfEvent = { stanza, raw, from, to: from.withoutResource(), origin: session };
+    const selfEvent = { stanza, raw, from, to: from.withoutResource(), origin: session, work };
     const toAttr: string | undefined = stanza.attrs.to;
     if (!toAttr) return this.outbound(selfEvent, "self");
     // Parsed here, whatever form the c2s sent it in (protocol §2).
     const to = parseJid(toAttr);
     if (!to) return this.error(selfEvent, "jid-malformed");
-    const event: StanzaEvent = { stanza, raw, from, to, origin: session };
+    const event: StanzaEvent = { stanza, raw, from, to, origin: session, work };
     if (!this.ctx.domains.has(to.domain)) return this.toUnserved(event);
     if (!to.local) return this.outbound(event, "host");
     if (to.resource) return this.outbound(event, "full");
@@ -179,9 +183,9 @@ export class StanzaRouter {
     const { stanza } = event;
     const { settling } = this.deps;
     if (stanza.name === "message" && (target === "bare" || target === "full")) {
-      const moving = settling.mayBeMoving(event.to.bare);
+      const moving = settling.mayBeMoving(event.to.bare, event.work);
       if (moving === true || (moving !== false && (await moving))) {
-        return settling.park(event.to.bare, () => this.guarded(event, () => this.inbound(event, target)));
+        return settling.park(event.to.bare, event.work, () => this.guarded(event, () => this.inbound(event, target)));
       }
     }
     const type: string | undefined = stanza.attrs.type;
@@ -211,15 +215,15 @@ export class StanzaRouter {
     return handled.then((h) => h || this.ctx.hooks.fire(name("bare"), event));
   }
 
-  /** Routes a stanza whose 'from' and 'to' the event holds parsed. */
+  /** Routes a stanza whose 'from' and 'to' the event holds parsed, as a child of the event's work. */
   private async route(event: StanzaEvent): Promise<void> {
     const { stanza, raw, from, to } = event;
-    const { port, queue, origins, unacked } = this.ctx;
+    const { port, queue, unacked } = this.ctx;
     if (stanza.name === "message") this.ctx.messagesRouted++;
     if (!this.ctx.domains.has(to.domain)) return this.toUnserved(event);
     const target = targetOf(to);
     // Named whichever way it goes, so that it has the same name when sent again after a failover (§2.5).
-    const origin = origins.current()?.child();
+    const origin = event.work.origin?.child();
     // Host stanzas are answered on the sender's behalf, in the sender's order.
     const key = target === "host" ? from.bare : to.bare;
     if (target !== "host") {
@@ -231,13 +235,14 @@ export class StanzaRouter {
         return;
       }
     }
-    const held = origins.held(origin, () => this.guarded(event, () => this.inbound(event, target)));
+    const inbound: StanzaEvent = { ...event, work: { origin, key } };
+    const held = holding(origin, () => this.guarded(inbound, () => this.inbound(inbound, target)));
     // Within the recipient's own job, run at once: waiting on its queue would
     // deadlock, and queueing behind would reorder its sends.
-    if (queue.current() === key) await held.job();
+    if (event.work.key === key) await held.job();
     else if (!queue.offer(key, raw?.length ?? 0, held.job)) {
       held.release();
-      if (answerable(stanza)) await this.send(errorReply(stanza, "resource-constraint", { text: QUEUE_FULL }));
+      if (answerable(stanza)) await this.send(event.work, errorReply(stanza, "resource-constraint", { text: QUEUE_FULL }));
     }
   }
 

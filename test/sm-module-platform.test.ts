@@ -5,10 +5,11 @@
 import { clone, type Element } from "ltx";
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, encodeSessionPayload, type ModuleState } from "../lib/link/session-payload.js";
-import { defineModule, type FilterHandle, type Outgoing } from "../sm/module-api.js";
+import { defineModule, type Outgoing } from "../sm/module-api.js";
 import { NO_MODULE_SETTINGS, enabledModules } from "../sm/module-config.js";
 import { capsVer } from "../sm/pep-caps.js";
 import { MODULES } from "../sm/modules.js";
+import { UNNAMED } from "../sm/origin.js";
 import { CLIENT_NODE, capsPresence, discoInfo, drain } from "./harness/caps-client.js";
 import { Client, DOMAIN, Harness, conditionOf, type Frame } from "./sm-harness.js";
 
@@ -18,7 +19,7 @@ const CAROL = `carol@${DOMAIN}`;
 
 /** What the probe module saw and holds. */
 let held: Outgoing[] = [];
-let release: FilterHandle["release"];
+let release: (out: Outgoing) => void;
 let rebuiltWith: unknown[] = [];
 
 /**
@@ -46,7 +47,8 @@ const probe = defineModule({
       changed.getChild("body")!.children = ["changed"];
       return { stanza: changed };
     });
-    release = (out) => handle.release(out);
+    // From the test, outside any of the sm's work.
+    release = (out) => handle.release(UNNAMED, out);
     api.hook("iq-set/self/urn:test:probe:note", async (event) => {
       note.set(event.origin!, { note: event.stanza.getChild("note")!.getText() });
       await api.reply(event, clone(event.stanza).attr("type", "result"));
