@@ -19,7 +19,6 @@ import type { Session } from "./sessions.js";
 import type { SessionResumption } from "./session-resumption.js";
 import { answerable, type SmContext } from "./sm-context.js";
 import { FrameTooLargeError } from "./stanza.js";
-import { deliverId } from "./unacknowledged.js";
 
 export class ClientDelivery {
   private readonly filters = new OutgoingFilters((work, out, after) => this.released(work, out, after));
@@ -102,7 +101,6 @@ export class ClientDelivery {
     if (n !== undefined) meta.n = n;
     const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
     if (origin === undefined) return this.ctx.transmit(session.c2s, session.user, payload);
-    const id = deliverId(session.c2s, session.sid, origin);
-    if (!unacked.send(id, session.c2s, session.user, payload, work.origin?.tally ?? null)) throw new FrameTooLargeError(payload.length);
+    if (!unacked.deliver(session.c2s, session.sid, origin, session.user, payload, work.origin?.tally ?? null)) throw new FrameTooLargeError(payload.length);
   }
 }

@@ -17,7 +17,6 @@ import type { Session } from "./sessions.js";
 import type { Settling } from "./settling.js";
 import type { SmContext } from "./sm-context.js";
 import type { StanzaRouter } from "./stanza-router.js";
-import { sidOfDeliverId } from "./unacknowledged.js";
 
 /** Sids one SESSIONS lists at most, so that its meta stays within 64 KiB. */
 const SIDS_PER_FRAME = 2_000;
@@ -232,8 +231,8 @@ export class FrontEndWatch {
     const { ctx } = this;
     const { router } = this.deps;
     // Not what waits for a restarted front end's new sessions, under the same name.
-    const theirs = (sid: string | undefined): boolean => sid === undefined || sids.has(sid) || !ctx.registry.bySid(c2s, sid);
-    for (const w of ctx.unacked.takeAll((w, id) => w.to === c2s && theirs(sidOfDeliverId(id)))) {
+    const theirs = (sid: string): boolean => sids.has(sid) || !ctx.registry.bySid(c2s, sid);
+    for (const w of ctx.unacked.takeDelivers(c2s, theirs)) {
       const msg = ctx.decode(w.payload, c2s);
       const kept = msg?.op === SessionOp.Deliver && msg.meta.n !== undefined && ctx.registry.bySid(c2s, msg.meta.sid)?.resumption;
       if (msg?.op !== SessionOp.Deliver || msg.meta.confirm !== undefined || kept) {

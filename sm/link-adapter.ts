@@ -12,7 +12,6 @@ import type { SessionLifecycle } from "./session-lifecycle.js";
 import type { SessionResumption } from "./session-resumption.js";
 import type { SmContext } from "./sm-context.js";
 import type { StanzaRouter } from "./stanza-router.js";
-import { deliverId, forwardId } from "./unacknowledged.js";
 
 export interface LinkAdapterDeps {
   readonly lifecycle: SessionLifecycle;
@@ -76,10 +75,10 @@ export class LinkAdapter {
         return;
       }
       case SessionOp.Delivered:
-        eachDelivered(msg.meta, (sid, origin) => ctx.unacked.acked(deliverId(from, sid, origin)));
+        eachDelivered(msg.meta, (sid, origin) => ctx.unacked.delivered(from, sid, origin));
         return;
       case SessionOp.Forwarded:
-        for (const origin of msg.meta.origins) ctx.unacked.acked(forwardId(origin));
+        for (const origin of msg.meta.origins) ctx.unacked.forwarded(origin);
         return;
       case SessionOp.Resumable: {
         const { sid, ...promised } = msg.meta;
@@ -144,7 +143,7 @@ export class LinkAdapter {
         if (session && origin !== undefined && this.deps.frontEnds.inGrace(to)) return;
         // A resumable session keeps it for its client (§2.6).
         if (session?.resumption && msg.meta.n !== undefined) return;
-        const tally = origin === undefined ? null : (ctx.unacked.take(deliverId(to, msg.meta.sid, origin))?.tally ?? null);
+        const tally = origin === undefined ? null : (ctx.unacked.takeDelivery(to, msg.meta.sid, origin)?.tally ?? null);
         const user = session?.user ?? key;
         void ctx.queue.run(user, async () => {
           if (session) await lifecycle.end(inTurn(user), session, "c2s unreachable");
@@ -162,7 +161,7 @@ export class LinkAdapter {
         // No sm is linked to take it; the store is shared, so process it here
         // (offline storage, stored subscription requests, errors).
         const origin = msg.meta.origin;
-        const tally = origin === undefined ? null : (ctx.unacked.take(forwardId(origin))?.tally ?? null);
+        const tally = origin === undefined ? null : (ctx.unacked.takeForward(origin)?.tally ?? null);
         router.fromPeer(msg.xml, key, origin, tally);
         tally?.release();
         return;

@@ -6,7 +6,6 @@ import { SessionOp, encodeSessionPayload, type DeliverMeta, type HandoffMeta, ty
 import { inTurn } from "./origin.js";
 import type { Session } from "./sessions.js";
 import type { SmContext } from "./sm-context.js";
-import { deliverId } from "./unacknowledged.js";
 
 /** Identities a resumption hands the front end at most (as many as a c2s remembers), so that its meta stays within 64 KiB. */
 const RECENT_ORIGINS = 512;
@@ -42,7 +41,7 @@ export class SessionResumption {
       const meta: DeliverMeta = { sid: session.sid, n, ...(confirm > 0 && { confirm }), ...(origin !== undefined && { origin }) };
       const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
       if (origin === undefined) this.ctx.port.send(session.c2s, session.user, payload);
-      else this.ctx.unacked.send(deliverId(session.c2s, session.sid, origin), session.c2s, session.user, payload, null);
+      else this.ctx.unacked.deliver(session.c2s, session.sid, origin, session.user, payload, null);
     }
     session.log.info({ c2s: session.c2s }, "front end back; session no longer waits to be resumed");
   }
@@ -69,8 +68,7 @@ export class SessionResumption {
     if (resumption.waiting) clearTimeout(resumption.waiting);
     resumption.waiting = null;
     // What waited for the old connection is in the log, and goes with the session.
-    const old = deliverId(session.c2s, session.sid, "");
-    for (const w of unacked.takeAll((_, id) => id.startsWith(old))) w.tally?.release();
+    for (const w of unacked.takeDelivers(session.c2s, (sid) => sid === session.sid)) w.tally?.release();
     const oldC2s = session.c2s;
     const oldSid = session.sid;
     registry.move(session, c2s, meta.sid);

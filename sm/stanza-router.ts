@@ -18,7 +18,6 @@ import type { Settling } from "./settling.js";
 import { QUEUE_FULL, answerable, type SmContext } from "./sm-context.js";
 import { parseStanza } from "./stanza-parser.js";
 import { FrameTooLargeError, payloadKey } from "./stanza.js";
-import { forwardId } from "./unacknowledged.js";
 
 const KINDS: ReadonlySet<string> = new Set<Kind>(["message", "presence", "iq"]);
 
@@ -231,7 +230,7 @@ export class StanzaRouter {
       if (owner !== undefined && owner !== port.name) {
         const payload = encodeSessionPayload(SessionOp.Forward, origin ? { origin: origin.id } : {}, raw ?? stanza.toString());
         if (!origin) this.ctx.transmit(SM_ADDRESS, key, payload);
-        else if (!unacked.send(forwardId(origin.id), SM_ADDRESS, key, payload, origin.tally)) throw new FrameTooLargeError(payload.length);
+        else if (!unacked.forward(origin.id, key, payload, origin.tally)) throw new FrameTooLargeError(payload.length);
         return;
       }
     }

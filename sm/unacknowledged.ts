@@ -20,49 +20,94 @@ export interface Waiting {
   readonly tally: Tally | null;
 }
 
+/**
+ * DELIVERs are kept by front end, then session, then identity (an identity
+ * names one delivery within a session only: each recipient's first
+ * delivery of a work carries the work's own name), FORWARDs by identity:
+ * looked up by the strings the frames carry, never by a key joined from
+ * them, for every DELIVER sent and every one acknowledged.
+ */
 export class Unacknowledged {
-  private readonly waiting = new Map<string, Waiting>();
+  private readonly delivers = new Map<string, Map<string, Map<string, Waiting>>>();
+  private readonly forwards = new Map<string, Waiting>();
   private readonly hearing = new PeerHearing(RESEND_MS);
 
   constructor(private readonly port: RoutePort) {}
 
   get size(): number {
-    return this.waiting.size;
+    let n = this.forwards.size;
+    for (const sessions of this.delivers.values()) for (const waiting of sessions.values()) n += waiting.size;
+    return n;
   }
 
   /**
-   * Sends a frame and keeps it under `id` until acknowledged; false (and
-   * not kept) when the link would not carry it. The same id sent again (its
-   * work processed again) replaces the one kept.
+   * Sends a DELIVER to front end `c2s` and keeps it until acknowledged;
+   * false (and not kept) when the link would not carry it. The same
+   * identity sent again (its work processed again) replaces the one kept.
    */
-  send(id: string, to: string, key: string, payload: Buffer, tally: Tally | null): boolean {
-    if (!this.port.send(to, key, payload)) return false;
+  deliver(c2s: string, sid: string, origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
+    if (!this.port.send(c2s, key, payload)) return false;
     tally?.hold();
-    this.take(id)?.tally?.release();
-    this.waiting.set(id, { to, key, payload, sentAt: Date.now(), tally });
+    let sessions = this.delivers.get(c2s);
+    if (!sessions) this.delivers.set(c2s, (sessions = new Map()));
+    let waiting = sessions.get(sid);
+    if (!waiting) sessions.set(sid, (waiting = new Map()));
+    this.release(waiting, origin);
+    waiting.set(origin, { to: c2s, key, payload, sentAt: Date.now(), tally });
     return true;
   }
 
-  /** The receiver has it. */
-  acked(id: string): void {
-    this.take(id)?.tally?.release();
+  /** Sends a FORWARD to the sm that owns `key` and keeps it until acknowledged, as deliver() does. */
+  forward(origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
+    if (!this.port.send(SM_ADDRESS, key, payload)) return false;
+    tally?.hold();
+    this.release(this.forwards, origin);
+    this.forwards.set(origin, { to: SM_ADDRESS, key, payload, sentAt: Date.now(), tally });
+    return true;
   }
 
-  /** Forgets a frame that came back undeliverable: its caller sees to it, and releases its tally. */
-  take(id: string): Waiting | undefined {
-    const waiting = this.waiting.get(id);
-    this.waiting.delete(id);
-    return waiting;
+  /** DELIVERED: the front end has it. */
+  delivered(c2s: string, sid: string, origin: string): void {
+    this.takeDelivery(c2s, sid, origin)?.tally?.release();
   }
 
-  /** Forgets every frame `which` picks, for its caller to see to (and release its tally). */
-  takeAll(which: (w: Waiting, id: string) => boolean): Waiting[] {
-    const taken: Waiting[] = [];
-    for (const [id, w] of this.waiting) {
-      if (!which(w, id)) continue;
-      this.waiting.delete(id);
-      taken.push(w);
+  /** FORWARDED: the sm has it. */
+  forwarded(origin: string): void {
+    this.takeForward(origin)?.tally?.release();
+  }
+
+  /** Forgets a DELIVER that came back undeliverable: its caller sees to it, and releases its tally. */
+  takeDelivery(c2s: string, sid: string, origin: string): Waiting | undefined {
+    const sessions = this.delivers.get(c2s);
+    const waiting = sessions?.get(sid);
+    const w = waiting?.get(origin);
+    if (!w) return undefined;
+    waiting!.delete(origin);
+    if (waiting!.size === 0) {
+      sessions!.delete(sid);
+      if (sessions!.size === 0) this.delivers.delete(c2s);
     }
+    return w;
+  }
+
+  /** Forgets a FORWARD that came back undeliverable, as takeDelivery(). */
+  takeForward(origin: string): Waiting | undefined {
+    const w = this.forwards.get(origin);
+    this.forwards.delete(origin);
+    return w;
+  }
+
+  /** Forgets every DELIVER to front end `c2s` for the sessions `which` picks, for its caller to see to (and release their tallies). */
+  takeDelivers(c2s: string, which: (sid: string) => boolean): Waiting[] {
+    const sessions = this.delivers.get(c2s);
+    if (!sessions) return [];
+    const taken: Waiting[] = [];
+    for (const [sid, waiting] of sessions) {
+      if (!which(sid)) continue;
+      sessions.delete(sid);
+      taken.push(...waiting.values());
+    }
+    if (sessions.size === 0) this.delivers.delete(c2s);
     return taken;
   }
 
@@ -77,32 +122,27 @@ export class Unacknowledged {
    */
   resend(now: number, which?: (w: Waiting) => boolean): number {
     let n = 0;
-    for (const w of this.waiting.values()) {
-      if (which ? !which(w) : !this.hearing.due(this.receiver(w), w.sentAt, now)) continue;
+    const each = (w: Waiting): void => {
+      if (which ? !which(w) : !this.hearing.due(this.receiver(w), w.sentAt, now)) return;
       this.port.send(w.to, w.key, w.payload);
       w.sentAt = now;
       n++;
-    }
+    };
+    for (const sessions of this.delivers.values()) for (const waiting of sessions.values()) for (const w of waiting.values()) each(w);
+    for (const w of this.forwards.values()) each(w);
     return n;
+  }
+
+  /** A frame sent again under its identity replaces the one kept, and goes last, as it was sent last. */
+  private release(waiting: Map<string, Waiting>, origin: string): void {
+    const old = waiting.get(origin);
+    if (!old) return;
+    waiting.delete(origin);
+    old.tally?.release();
   }
 
   /** The sm a FORWARD to the role address goes to now; a DELIVER's c2s. */
   private receiver(w: Waiting): string | undefined {
     return w.to === SM_ADDRESS ? this.port.smOwnerOf(w.key) : w.to;
   }
-}
-
-/** The key a DELIVER waits under. */
-export function deliverId(c2s: string, sid: string, origin: string): string {
-  return `d\n${c2s}\n${sid}\n${origin}`;
-}
-
-/** The sid of a DELIVER's key (deliverId); undefined for a FORWARD's. */
-export function sidOfDeliverId(id: string): string | undefined {
-  return id.startsWith("d\n") ? id.split("\n")[2] : undefined;
-}
-
-/** The key a FORWARD waits under. */
-export function forwardId(origin: string): string {
-  return `f\n${origin}`;
 }

@@ -5,6 +5,7 @@
 // Driven by the clock it is given, no sleeps.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SM_ADDRESS, type RoutePort } from "../lib/link/member.js";
+import { Tally } from "../sm/origin.js";
 import { Unacknowledged } from "../sm/unacknowledged.js";
 
 /** One frame sent to `to` and waiting, on a port that records where frames go and gives every key to sm-2. */
@@ -12,7 +13,8 @@ function waiting(to = "c2s-1", key = ""): { u: Unacknowledged; sent: string[]; t
   const sent: string[] = [];
   const port: RoutePort = { name: "sm-1", send: (dest) => (sent.push(dest), true), smOwnerOf: () => "sm-2" };
   const u = new Unacknowledged(port);
-  u.send("w1", to, key, Buffer.from("x"), null);
+  if (to === SM_ADDRESS) u.forward("w1", key, Buffer.from("x"), null);
+  else u.deliver(to, "s1", "w1", key, Buffer.from("x"), null);
   return { u, sent, t0: Date.now() };
 }
 
@@ -55,5 +57,60 @@ describe("timed resends", () => {
     const { u, t0 } = waiting();
     u.heard("c2s-1", t0);
     expect(u.resend(t0, () => true)).toBe(1);
+  });
+});
+
+describe("what is kept", () => {
+  const port: RoutePort = { name: "sm-1", send: () => true, smOwnerOf: () => "sm-2" };
+  /** A work's tally, and whether it has ended. */
+  const tally = (): Tally & { readonly ended: boolean } => {
+    let ended = false;
+    return Object.defineProperty(new Tally(() => void (ended = true)), "ended", { get: () => ended }) as Tally & { readonly ended: boolean };
+  };
+
+  it("keeps one DELIVER per front end, session and identity: a message's first delivery to two sessions has the same identity", () => {
+    const u = new Unacknowledged(port);
+    const work = tally();
+    expect(u.deliver("c2s-1", "a", "c2s-1/x/3", "u@d", Buffer.from("1"), work)).toBe(true);
+    expect(u.deliver("c2s-1", "b", "c2s-1/x/3", "u@d", Buffer.from("2"), work)).toBe(true);
+    expect(u.deliver("c2s-2", "a", "c2s-1/x/3", "u@d", Buffer.from("3"), work)).toBe(true);
+    expect(u.forward("c2s-1/x/3", "u@d", Buffer.from("4"), work)).toBe(true);
+    work.release();
+    expect(u.size).toBe(4);
+    u.delivered("c2s-1", "b", "c2s-1/x/3");
+    u.forwarded("c2s-1/x/3");
+    u.delivered("c2s-1", "a", "c2s-1/other");
+    expect(u.size).toBe(2);
+    // Taken (undeliverable): its caller releases what it held.
+    const taken = u.takeDelivery("c2s-2", "a", "c2s-1/x/3");
+    expect(taken?.payload.toString()).toBe("3");
+    taken?.tally?.release();
+    expect(work.ended).toBe(false);
+    u.delivered("c2s-1", "a", "c2s-1/x/3");
+    expect(u.size).toBe(0);
+    expect(work.ended).toBe(true);
+  });
+
+  it("replaces a DELIVER sent again under its identity, releasing what the first held", () => {
+    const u = new Unacknowledged(port);
+    const first = tally();
+    const again = tally();
+    u.deliver("c2s-1", "a", "o", "u@d", Buffer.from("1"), first);
+    first.release();
+    u.deliver("c2s-1", "a", "o", "u@d", Buffer.from("2"), again);
+    again.release();
+    expect([first.ended, again.ended, u.size]).toEqual([true, false, 1]);
+  });
+
+  it("hands over the DELIVERs of the sessions picked on one front end, and only those", () => {
+    const u = new Unacknowledged(port);
+    u.deliver("c2s-1", "a", "o1", "u@d", Buffer.from("1"), null);
+    u.deliver("c2s-1", "a", "o2", "u@d", Buffer.from("2"), null);
+    u.deliver("c2s-1", "b", "o1", "u@d", Buffer.from("3"), null);
+    u.deliver("c2s-2", "a", "o1", "u@d", Buffer.from("4"), null);
+    u.forward("o1", "u@d", Buffer.from("5"), null);
+    expect(u.takeDelivers("c2s-1", (sid) => sid === "a").map((w) => w.payload.toString())).toEqual(["1", "2"]);
+    expect(u.takeDelivers("c2s-3", () => true)).toEqual([]);
+    expect(u.size).toBe(3);
   });
 });
