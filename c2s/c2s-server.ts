@@ -1,41 +1,28 @@
 // A c2s process: client listeners (STARTTLS and direct TLS), its link to the
-// router, and the dispatch of what the sm sends back to each connection.
+// router (what the sms send its sessions: c2s/session-frames.ts), drains,
+// fullness and load reports.
 import type net from "node:net";
 import type { Config } from "../lib/config.js";
-import { AckBatch } from "../lib/link/ack-batch.js";
 import { LOAD_REPORT_MS } from "../lib/link/control.js";
 import { LinkClient } from "../lib/link/link-client.js";
 import type { Logger } from "../lib/log.js";
 import { StartupFailure, failStartup } from "../lib/process-lifecycle.js";
-import { SM_ADDRESS, type C2sInfo } from "../lib/link/member.js";
-import {
-  MAX_SESSION_STATE_META,
-  SessionOp,
-  decodeSessionPayload,
-  deliveredPayload,
-  eachTaken,
-  encodeSessionPayload,
-  sessionMetaLength,
-  takenPayload,
-  type TakenMeta,
-} from "../lib/link/session-payload.js";
+import type { C2sInfo } from "../lib/link/member.js";
+import { SessionOp, decodeSessionPayload } from "../lib/link/session-payload.js";
 import type { Store } from "../xdb-sql/store.js";
 import { Balancer } from "./balancer.js";
 import { C2sContext } from "./c2s-context.js";
 import { addressKey } from "./client-address.js";
 import { ClientListeners } from "./client-listeners.js";
 import { ClientConnection } from "./client-connection.js";
-import { routedAgain } from "../lib/stanza-rules.js";
 import { TlsCredentials } from "../lib/tls-credentials.js";
 import { linkMetrics } from "../lib/metrics/link-metrics.js";
 import type { ProcessMetrics } from "../lib/metrics/process-metrics.js";
 import { c2sMetrics } from "./c2s-metrics.js";
 import * as sendingAway from "./sending-away.js";
-import { handOff } from "./stream-management-protocol.js";
+import { sessionFrames } from "./session-frames.js";
 import { ProcessSampler } from "../lib/process-figures.js";
 
-/** DELIVERs one DELIVERED acknowledges at most, so that its meta stays within 64 KiB. */
-const DELIVERED_PER_FRAME = 500;
 /** A full front end opens its ports again under this share of its capacity (and with its lag back under c2s.max_lag). */
 const REOPEN_SHARE = 0.9;
 
@@ -186,118 +173,7 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
   /** The incarnation of each linked sm, "name/started", so that a restarted sm is told apart. */
   let smIncarnations = new Map<string, string>();
   const incarnation = (name: string) => smIncarnations.get(name) ?? null;
-  link.on("route", (from, key, payload) => {
-    let msg;
-    try {
-      msg = decodeSessionPayload(payload);
-    } catch (err) {
-      log.error({ err: (err as Error).message, from }, "bad session payload");
-      return;
-    }
-    if (msg.op === SessionOp.Takeover) {
-      // Another front end's client resumes a session held here (protocol §2.3): by its id, which
-      // names the front end it began on, not necessarily this one.
-      const meta = msg.meta;
-      const conn = ctx.resumable(meta.previd);
-      if (!conn || conn.bareJid !== meta.user) {
-        link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: false }));
-        return;
-      }
-      const state = handOff(conn);
-      ctx.forward(conn.sid, from, meta.newSid);
-      link.send(from, key, encodeSessionPayload(SessionOp.Handoff, { sid: meta.newSid, ok: true, ...state.meta }, state.queued));
-      return;
-    }
-    if (msg.op === SessionOp.Taken) return taken(from, msg.meta);
-    if (msg.op === SessionOp.Sessions) {
-      // What the sm holds for us that no connection here has (its END was lost with a router): END again.
-      for (const sid of msg.meta.sids) {
-        if (!ctx.get(sid) && !ctx.forwarded(sid)) link.send(from, "", encodeSessionPayload(SessionOp.End, { sid }));
-      }
-      return;
-    }
-    if (msg.op === SessionOp.Vouchers) {
-      // Protocol §2.8: a lost front end's PLAIN clients are taken here without a PBKDF2 each.
-      const now = Date.now();
-      const vouchers = Object.entries(msg.meta.plain);
-      for (const [user, voucher] of vouchers) ctx.plain.acceptLost(user, Buffer.from(voucher, "base64"), now);
-      log.info({ from, lost: msg.meta.from, vouchers: vouchers.length }, "PLAIN vouchers for a lost front end's clients");
-      return;
-    }
-    // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
-    if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) deliveredAcks.frame(from).push(msg.meta.sid, msg.meta.origin);
-    // Every op left names a session.
-    if (!("sid" in msg.meta)) return;
-    const sid = msg.meta.sid;
-    const conn = ctx.get(sid);
-    if (!conn) {
-      // A session that moved to another front end: late frames follow it there.
-      const moved = ctx.forwarded(sid);
-      if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
-      // Left to the sm as this front end stops: the sm's log of the session has it for the resumption.
-      else if (ctx.isLeftToSm(sid)) return;
-      else if (msg.op === SessionOp.Deliver && !msg.meta.confirm) {
-        // The connection is gone (protocol §2): END again, in case the first was lost with a router, so
-        // that the sm holds no ghost of it; then a stanza that was on its way is routed again, under
-        // its identity, so that the user's other sessions, which had their copy, drop this one.
-        link.send(SM_ADDRESS, key, encodeSessionPayload(SessionOp.End, { sid }));
-        if (routedAgain(msg.xml)) ctx.routeAgain(key, msg.xml, msg.meta.origin);
-      }
-      return;
-    }
-    switch (msg.op) {
-      case SessionOp.Deliver:
-        conn.deliver(msg.xml, msg.meta);
-        break;
-      case SessionOp.Started:
-        conn.bound(msg.meta.jid, incarnation(from));
-        break;
-      case SessionOp.StartFailed:
-        conn.bindFailed(msg.meta.condition);
-        break;
-      case SessionOp.Close:
-        conn.closedBySm(msg.meta.condition, msg.meta.text);
-        break;
-      case SessionOp.Handoff:
-        conn.handedOver(msg.meta, msg.xml, from);
-        break;
-      case SessionOp.SessionState:
-        if (sessionMetaLength(payload) <= MAX_SESSION_STATE_META) conn.sessionState(msg.meta.state);
-        else log.warn({ from, sid: conn.sid, bytes: sessionMetaLength(payload) }, "session state too large to carry; the last one kept");
-        break;
-      default:
-        log.warn({ op: msg.op, from }, "unexpected session op");
-    }
-  });
-  // sid, origin, sid, origin, …
-  const deliveredAcks = new AckBatch<string[]>(DELIVERED_PER_FRAME, () => [], (sm, pairs) => {
-    link.send(sm, "", deliveredPayload(pairs, ctx.flatReaders.has(sm)));
-  });
-  /** TAKEN (protocol §2.5): stanzas the sm took, and sessions it does not hold, which are rebuilt there. */
-  const taken = (from: string, meta: TakenMeta) => {
-    const passOn = new Map<string, (string | number)[]>();
-    eachTaken(meta, (sid, seq) => {
-      const conn = ctx.get(sid);
-      if (conn) conn.taken(seq);
-      else if (!ctx.orphanTaken(sid, seq)) {
-        const moved = ctx.forwarded(sid);
-        if (!moved) return;
-        let seqs = passOn.get(moved.c2s);
-        if (!seqs) passOn.set(moved.c2s, (seqs = []));
-        seqs.push(moved.sid, seq);
-      }
-    });
-    for (const [c2s, seqs] of passOn) link.send(c2s, "", takenPayload(seqs, [], ctx.flatReaders.has(c2s)));
-    for (const sid of meta.unknown ?? []) {
-      const conn = ctx.get(sid);
-      if (!conn?.hasSession) {
-        ctx.routeOrphan(sid);
-        continue;
-      }
-      log.info({ sid, sm: from }, "the sm does not hold this session; rebuilding it");
-      conn.revive();
-    }
-  };
+  link.on("route", sessionFrames(ctx, log, incarnation));
   // Back after a silence long enough that the sms may have ended this front end's sessions
   // (sm.c2s_grace): each is rebuilt, its presence broadcast again (protocol §2.5).
   link.on("silenced", () => {

@@ -8,12 +8,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { SessionOp, decodeSessionPayload, encodeSessionPayload } from "../lib/link/session-payload.js";
 import type { ClientConnection } from "../c2s/client-connection.js";
-import { MemoryFront } from "./harness/c2s-front.js";
+import { BIND, MemoryFront } from "./harness/c2s-front.js";
 import type { RawStream } from "./harness/raw-stream.js";
 
 const NS_SM = "urn:xmpp:sm:3";
 const CLEAR = { require_tls: false, allow_unencrypted_plain_auth: true };
-const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>";
 
 const fronts: MemoryFront[] = [];
 afterEach(async () => {
@@ -25,17 +24,11 @@ afterEach(async () => {
 async function bound(): Promise<{ f: MemoryFront; s: RawStream; conn: ClientConnection }> {
   const f = await MemoryFront.open(CLEAR);
   fronts.push(f);
-  const { stream: s, conn } = f.connect();
-  await s.login({ security: "none", mechanism: "PLAIN", username: "u1", password: "pw", until: "authenticated" });
-  s.send(BIND);
-  await f.link.next(SessionOp.Start);
-  conn.bound("u1@localhost/r", "sm-1/1");
-  await s.until(/<\/jid><\/bind><\/iq>/);
-  s.received = "";
+  const { stream: s, conn } = await f.bound();
   return { f, s, conn };
 }
 
-/** SESSION_STATE as it comes off the link, dispatched as c2s-server.ts does. */
+/** SESSION_STATE as it comes off the link, dispatched as c2s/session-frames.ts does. */
 function sessionState(conn: ClientConnection, state: Record<string, unknown>): void {
   const msg = decodeSessionPayload(encodeSessionPayload(SessionOp.SessionState, { sid: conn.sid, state }));
   if (msg.op !== SessionOp.SessionState) throw new Error("not SESSION_STATE");

@@ -1,7 +1,7 @@
 // ClientConnection alone: a real one, with its real C2sContext, balancer,
 // SQLite store and TLS certificate, on real loopback sockets, but no farm:
 // the link to the router is a stand-in that records what the connection
-// sends the sm, and the test answers as the sm would (c2s-server.ts's
+// sends the sm, and the test answers as the sm would (c2s/session-frames.ts's
 // dispatch: bound, bindFailed, deliver, taken). Stream open and features,
 // header errors, STARTTLS, SASL PLAIN and SCRAM, binding, stanzas before
 // binding, a stanza on its way to the sm, and XEP-0198's counters.

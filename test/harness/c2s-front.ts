@@ -1,7 +1,7 @@
 // A front end's context (C2sContext, with its real balancer, SQLite store and
 // TLS certificate) and no farm: the link to the router is a stand-in that
 // records what connections send, and a test answers as the sm would
-// (c2s-server.ts's dispatch). Clients reach it over loopback sockets
+// (c2s/session-frames.ts's dispatch). Clients reach it over loopback sockets
 // (client-connection.test.ts) or over sockets in memory (MemoryFront).
 import { EventEmitter } from "node:events";
 import type net from "node:net";
@@ -21,6 +21,9 @@ import { socketPair } from "./memory-socket.js";
 import { RawStream } from "./raw-stream.js";
 
 export type C2sOverrides = Partial<ReturnType<typeof configDefaults>["c2s"]>;
+
+/** Binding the resource r (RFC 6120 §7). */
+export const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>";
 
 /** The router link as the connection sees it: up, never congested, one sm; every frame kept. */
 export class RecordingLink extends EventEmitter<LinkClientEvents> implements C2sLink {
@@ -95,6 +98,18 @@ export class MemoryFront {
     const conn = new ClientConnection(this.ctx, server as unknown as net.Socket, direct);
     const stream = RawStream.over(client);
     this.streams.push(stream);
+    return { stream, conn };
+  }
+
+  /** u1/r logged in with PLAIN over a clear stream and bound, the test answering START as the sm does; what came before is cleared. */
+  async bound(): Promise<{ stream: RawStream; conn: ClientConnection }> {
+    const { stream, conn } = this.connect();
+    await stream.login({ security: "none", mechanism: "PLAIN", username: "u1", password: "pw", until: "authenticated" });
+    stream.send(BIND);
+    await this.link.next(SessionOp.Start);
+    conn.bound("u1@localhost/r", "sm-1/1");
+    await stream.until(/<\/jid><\/bind><\/iq>/);
+    stream.received = "";
     return { stream, conn };
   }
 
