@@ -39,15 +39,16 @@ export class SessionLifecycle {
     // Parsed here, whatever form the c2s sent it in (protocol §2).
     const jid = parseJid(meta.jid);
     const user = jid?.bare ?? key;
+    const work = inTurn(user);
     const queued = this.ctx.queue.offer(user, 0, async () => {
-      const session = await this.bind(inTurn(user), c2s, key, meta, jid).catch((err: unknown) => {
+      const session = await this.bind(work, c2s, key, meta, jid).catch((err: unknown) => {
         // The c2s waits for an answer: a failing store still gets one.
         const down = err instanceof StoreUnavailableError;
         if (!down) this.ctx.log.error({ err, jid: meta.jid }, "session start failed");
         this.startFailed(c2s, key, meta.sid, down ? "resource-constraint" : "internal-server-error");
         return null;
       });
-      if (session) await this.ctx.hooks.fire("session-started", { session, work: inTurn(user) });
+      if (session) await this.ctx.hooks.fire("session-started", { session, work });
     });
     if (!queued) this.startFailed(c2s, key, meta.sid, "resource-constraint", QUEUE_FULL);
   }

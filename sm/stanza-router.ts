@@ -12,7 +12,7 @@ import { StoreUnavailableError } from "../xdb-sql/store-errors.js";
 import type { ClientDelivery } from "./client-delivery.js";
 import type { HookName, Kind, StanzaEvent, Target } from "./hooks.js";
 import type { IqRequests } from "./iq-requests.js";
-import { Origin, Tally, UNNAMED, holding, settled, type Work } from "./origin.js";
+import { Origin, Tally, UNNAMED, holding, inTurn, settled, type Work } from "./origin.js";
 import type { Session } from "./sessions.js";
 import type { Settling } from "./settling.js";
 import { QUEUE_FULL, answerable, type SmContext } from "./sm-context.js";
@@ -45,7 +45,7 @@ export class StanzaRouter {
   takeStanza(session: Session, seq: number | undefined, xml: Buffer, h?: number): void {
     const { queue, acks } = this.ctx;
     if (seq === undefined) {
-      const queued = queue.offer(session.user, xml.length, () => this.fromClient(session, xml, { origin: undefined, key: session.user }));
+      const queued = queue.offer(session.user, xml.length, () => this.fromClient(session, xml, inTurn(session.user)));
       if (!queued) this.refused(xml, (error) => this.deps.delivery.deliver(UNNAMED, session, error));
       return;
     }
@@ -73,9 +73,7 @@ export class StanzaRouter {
    */
   routedNow(xml: Buffer, key: string, origin: string | undefined, tally: Tally | null = null, defaultTo?: string): Promise<void> {
     const work: Work = { origin: origin === undefined ? undefined : new Origin(origin, tally), key };
-    if (origin === undefined || !tally) return this.fromPeerNow(xml, work, defaultTo);
-    tally.hold();
-    return settled(this.fromPeerNow(xml, work, defaultTo), () => tally.release());
+    return holding(work.origin, () => this.fromPeerNow(xml, work, defaultTo)).job();
   }
 
   /** A FORWARD from another sm: the stanza is for a user this sm owns. */

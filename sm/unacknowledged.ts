@@ -46,24 +46,18 @@ export class Unacknowledged {
    * identity sent again (its work processed again) replaces the one kept.
    */
   deliver(c2s: string, sid: string, origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
-    if (!this.port.send(c2s, key, payload)) return false;
-    tally?.hold();
-    let sessions = this.delivers.get(c2s);
-    if (!sessions) this.delivers.set(c2s, (sessions = new Map()));
-    let waiting = sessions.get(sid);
-    if (!waiting) sessions.set(sid, (waiting = new Map()));
-    this.release(waiting, origin);
-    waiting.set(origin, { to: c2s, key, payload, sentAt: Date.now(), tally });
-    return true;
+    return this.keep(origin, { to: c2s, key, payload, sentAt: Date.now(), tally }, () => {
+      let sessions = this.delivers.get(c2s);
+      if (!sessions) this.delivers.set(c2s, (sessions = new Map()));
+      let waiting = sessions.get(sid);
+      if (!waiting) sessions.set(sid, (waiting = new Map()));
+      return waiting;
+    });
   }
 
   /** Sends a FORWARD to the sm that owns `key` and keeps it until acknowledged, as deliver() does. */
   forward(origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
-    if (!this.port.send(SM_ADDRESS, key, payload)) return false;
-    tally?.hold();
-    this.release(this.forwards, origin);
-    this.forwards.set(origin, { to: SM_ADDRESS, key, payload, sentAt: Date.now(), tally });
-    return true;
+    return this.keep(origin, { to: SM_ADDRESS, key, payload, sentAt: Date.now(), tally }, () => this.forwards);
   }
 
   /** DELIVERED: the front end has it. */
@@ -133,12 +127,20 @@ export class Unacknowledged {
     return n;
   }
 
-  /** A frame sent again under its identity replaces the one kept, and goes last, as it was sent last. */
-  private release(waiting: Map<string, Waiting>, origin: string): void {
+  /**
+   * Sends `w` and, once the link took it, keeps it under `origin` in the map
+   * `into` gives (made only then); one sent again under its identity
+   * replaces the one kept, and goes last, as it was sent last.
+   */
+  private keep(origin: string, w: Waiting, into: () => Map<string, Waiting>): boolean {
+    if (!this.port.send(w.to, w.key, w.payload)) return false;
+    w.tally?.hold();
+    const waiting = into();
     const old = waiting.get(origin);
-    if (!old) return;
     waiting.delete(origin);
-    old.tally?.release();
+    old?.tally?.release();
+    waiting.set(origin, w);
+    return true;
   }
 
   /** The sm a FORWARD to the role address goes to now; a DELIVER's c2s. */
