@@ -8,6 +8,7 @@ import { SM_ADDRESS } from "../lib/link/member.js";
 import {
   MAX_SESSION_STATE_META,
   SessionOp,
+  addDeliveredNum,
   decodeSessionPayload,
   deliveredPayload,
   eachTaken,
@@ -30,8 +31,12 @@ const DELIVERED_PER_FRAME = 500;
  */
 export function sessionFrames(ctx: C2sContext, log: Logger, incarnation: (sm: string) => string | null): (from: string, key: string, payload: Buffer) => void {
   const { link } = ctx;
-  // sid, origin, sid, origin, …
-  const deliveredAcks = new AckBatch<string[]>(DELIVERED_PER_FRAME, () => [], (sm, pairs) => {
+  // Ranges of nums: from, to, from, to, …
+  const deliveredNums = new AckBatch<number[]>(DELIVERED_PER_FRAME, () => [], (sm, nums) => {
+    link.send(sm, "", encodeSessionPayload(SessionOp.Delivered, { nums }));
+  });
+  // From an sm of an earlier version, which numbers no DELIVER: sid, origin, sid, origin, …
+  const deliveredPairs = new AckBatch<string[]>(DELIVERED_PER_FRAME, () => [], (sm, pairs) => {
     link.send(sm, "", deliveredPayload(pairs, ctx.flatReaders.has(sm)));
   });
   /** TAKEN (protocol §2.5): stanzas the sm took, and sessions it does not hold, which are rebuilt there. */
@@ -99,15 +104,19 @@ export function sessionFrames(ctx: C2sContext, log: Logger, incarnation: (sm: st
       return;
     }
     // Protocol §2.5: the sm keeps a DELIVER with an identity until told it arrived, whatever becomes of it here.
-    if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) deliveredAcks.frame(from).push(msg.meta.sid, msg.meta.origin);
+    if (msg.op === SessionOp.Deliver && msg.meta.origin !== undefined) {
+      if (msg.meta.num !== undefined) addDeliveredNum(deliveredNums.frame(from), msg.meta.num);
+      else deliveredPairs.frame(from).push(msg.meta.sid, msg.meta.origin);
+    }
     // Every op left names a session.
     if (!("sid" in msg.meta)) return;
     const sid = msg.meta.sid;
     const conn = ctx.get(sid);
     if (!conn) {
-      // A session that moved to another front end: late frames follow it there.
+      // A session that moved to another front end: late frames follow it there (a DELIVER acknowledged
+      // here, without the num, which names a DELIVER to this front end only).
       const moved = ctx.forwarded(sid);
-      if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid } as never, msg.xml));
+      if (moved) link.send(moved.c2s, key, encodeSessionPayload(msg.op, { ...msg.meta, sid: moved.sid, num: undefined } as never, msg.xml));
       // Left to the sm as this front end stops: the sm's log of the session has it for the resumption.
       else if (ctx.isLeftToSm(sid)) return;
       else if (msg.op === SessionOp.Deliver && !msg.meta.confirm) {

@@ -97,10 +97,11 @@ export class ClientDelivery {
       return;
     }
     const meta: DeliverMeta = stored ? { sid: session.sid, confirm: stored.confirm, ...(stored.last && { last: true }) } : { sid: session.sid };
-    if (origin !== undefined) meta.origin = origin;
     if (n !== undefined) meta.n = n;
+    if (origin === undefined) return this.ctx.transmit(session.c2s, session.user, encodeSessionPayload(SessionOp.Deliver, meta, xml));
+    meta.origin = origin;
+    const num = (meta.num = unacked.nextNum(session.c2s));
     const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
-    if (origin === undefined) return this.ctx.transmit(session.c2s, session.user, payload);
-    if (!unacked.deliver(session.c2s, session.sid, origin, session.user, payload, work.origin?.tally ?? null)) throw new FrameTooLargeError(payload.length);
+    if (!unacked.deliver(session.c2s, num, session.sid, origin, session.user, payload, work.origin?.tally ?? null)) throw new FrameTooLargeError(payload.length);
   }
 }

@@ -75,7 +75,8 @@ export class LinkAdapter {
         return;
       }
       case SessionOp.Delivered:
-        eachDelivered(msg.meta, (sid, origin) => ctx.unacked.delivered(from, sid, origin));
+        if (msg.meta.nums) ctx.unacked.delivered(from, msg.meta.nums);
+        eachDelivered(msg.meta, (sid, origin) => ctx.unacked.deliveredAs(from, sid, origin));
         return;
       case SessionOp.Forwarded:
         for (const origin of msg.meta.origins) ctx.unacked.forwarded(origin);
@@ -143,7 +144,8 @@ export class LinkAdapter {
         if (session && origin !== undefined && this.deps.frontEnds.inGrace(to)) return;
         // A resumable session keeps it for its client (§2.6).
         if (session?.resumption && msg.meta.n !== undefined) return;
-        const tally = origin === undefined ? null : (ctx.unacked.takeDelivery(to, msg.meta.sid, origin)?.tally ?? null);
+        const num = msg.meta.num;
+        const tally = num === undefined ? null : (ctx.unacked.takeDelivery(to, num)?.tally ?? null);
         const user = session?.user ?? key;
         void ctx.queue.run(user, async () => {
           if (session) await lifecycle.end(inTurn(user), session, "c2s unreachable");

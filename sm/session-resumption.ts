@@ -37,11 +37,15 @@ export class SessionResumption {
     const resumption = session.resumption!;
     clearTimeout(resumption.waiting!);
     resumption.waiting = null;
+    const { port, unacked } = this.ctx;
     for (const { n, xml, confirm, origin } of resumption.after(lastN)) {
-      const meta: DeliverMeta = { sid: session.sid, n, ...(confirm > 0 && { confirm }), ...(origin !== undefined && { origin }) };
-      const payload = encodeSessionPayload(SessionOp.Deliver, meta, xml);
-      if (origin === undefined) this.ctx.port.send(session.c2s, session.user, payload);
-      else this.ctx.unacked.deliver(session.c2s, session.sid, origin, session.user, payload, null);
+      const meta: DeliverMeta = { sid: session.sid, n, ...(confirm > 0 && { confirm }) };
+      if (origin === undefined) {
+        port.send(session.c2s, session.user, encodeSessionPayload(SessionOp.Deliver, meta, xml));
+        continue;
+      }
+      const num = unacked.nextNum(session.c2s);
+      unacked.deliver(session.c2s, num, session.sid, origin, session.user, encodeSessionPayload(SessionOp.Deliver, { ...meta, origin, num }, xml), null);
     }
     session.log.info({ c2s: session.c2s }, "front end back; session no longer waits to be resumed");
   }

@@ -7,6 +7,7 @@
 // copy by its identity.
 import { SM_ADDRESS, type RoutePort } from "../lib/link/member.js";
 import { PeerHearing } from "../lib/link/peer-hearing.js";
+import { NumberedDelivers } from "./numbered-delivers.js";
 import type { Tally } from "./origin.js";
 
 /** Sent again when not acknowledged within this long, its receiver silent as long. */
@@ -20,15 +21,20 @@ export interface Waiting {
   readonly tally: Tally | null;
 }
 
+/** A DELIVER waiting: its session and identity, for the sessions picked and a front end of an earlier version. */
+interface WaitingDeliver extends Waiting {
+  readonly sid: string;
+  readonly origin: string;
+}
+
 /**
- * DELIVERs are kept by front end, then session, then identity (an identity
- * names one delivery within a session only: each recipient's first
- * delivery of a work carries the work's own name), FORWARDs by identity:
- * looked up by the strings the frames carry, never by a key joined from
- * them, for every DELIVER sent and every one acknowledged.
+ * DELIVERs are kept by front end and `num` (protocol §2.5): a front end
+ * acknowledges ranges of numbers, mostly one a turn, so acknowledging a
+ * delivery costs a lookup by a small integer, never one by session and
+ * identity. FORWARDs are kept by identity.
  */
 export class Unacknowledged {
-  private readonly delivers = new Map<string, Map<string, Map<string, Waiting>>>();
+  private readonly fronts = new Map<string, NumberedDelivers<WaitingDeliver>>();
   private readonly forwards = new Map<string, Waiting>();
   private readonly hearing = new PeerHearing(RESEND_MS);
 
@@ -36,33 +42,60 @@ export class Unacknowledged {
 
   get size(): number {
     let n = this.forwards.size;
-    for (const sessions of this.delivers.values()) for (const waiting of sessions.values()) n += waiting.size;
+    for (const front of this.fronts.values()) n += front.size;
     return n;
   }
 
+  /** The `num` of the next DELIVER to front end `c2s`, for its meta; one not sent leaves a gap, which costs nothing. */
+  nextNum(c2s: string): number {
+    let front = this.fronts.get(c2s);
+    // Kept for good, as is its numbering: a front end's name is reused by its next run.
+    if (!front) this.fronts.set(c2s, (front = new NumberedDelivers()));
+    return front.take();
+  }
+
   /**
-   * Sends a DELIVER to front end `c2s` and keeps it until acknowledged;
-   * false (and not kept) when the link would not carry it. The same
-   * identity sent again (its work processed again) replaces the one kept.
+   * Sends a DELIVER numbered `num` (from nextNum()) to front end `c2s` and
+   * keeps it until acknowledged; false (and not kept) when the link would
+   * not carry it. The same identity delivered again is kept beside the
+   * first: each is acknowledged by its own number.
    */
-  deliver(c2s: string, sid: string, origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
-    return this.keep(origin, { to: c2s, key, payload, sentAt: Date.now(), tally }, () => {
-      let sessions = this.delivers.get(c2s);
-      if (!sessions) this.delivers.set(c2s, (sessions = new Map()));
-      let waiting = sessions.get(sid);
-      if (!waiting) sessions.set(sid, (waiting = new Map()));
-      return waiting;
-    });
+  deliver(c2s: string, num: number, sid: string, origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
+    if (!this.port.send(c2s, key, payload)) return false;
+    tally?.hold();
+    this.fronts.get(c2s)!.add(num, { to: c2s, key, payload, sentAt: Date.now(), tally, sid, origin });
+    return true;
   }
 
-  /** Sends a FORWARD to the sm that owns `key` and keeps it until acknowledged, as deliver() does. */
+  /** Sends a FORWARD to the sm that owns `key` and keeps it until acknowledged; the same identity sent again replaces the one kept, and goes last. */
   forward(origin: string, key: string, payload: Buffer, tally: Tally | null): boolean {
-    return this.keep(origin, { to: SM_ADDRESS, key, payload, sentAt: Date.now(), tally }, () => this.forwards);
+    if (!this.port.send(SM_ADDRESS, key, payload)) return false;
+    tally?.hold();
+    const old = this.forwards.get(origin);
+    this.forwards.delete(origin);
+    old?.tally?.release();
+    this.forwards.set(origin, { to: SM_ADDRESS, key, payload, sentAt: Date.now(), tally });
+    return true;
   }
 
-  /** DELIVERED: the front end has it. */
-  delivered(c2s: string, sid: string, origin: string): void {
-    this.takeDelivery(c2s, sid, origin)?.tally?.release();
+  /** DELIVERED `nums`: the front end has the DELIVERs in these ranges (from, to, …, inclusive). */
+  delivered(c2s: string, ranges: readonly number[]): void {
+    const front = this.fronts.get(c2s);
+    if (!front) return;
+    for (let i = 0; i + 1 < ranges.length; i += 2) front.removeRange(ranges[i]!, ranges[i + 1]!, release);
+  }
+
+  /**
+   * DELIVERED by session and identity, from a front end of an earlier
+   * version, which does not read `num`s: found by looking through what
+   * waits for it, only while such a front end runs (a rolling upgrade).
+   */
+  deliveredAs(c2s: string, sid: string, origin: string): void {
+    const front = this.fronts.get(c2s);
+    if (!front) return;
+    for (const [num, w] of front.entries()) {
+      if (w.sid === sid && w.origin === origin) return release(front.remove(num)!);
+    }
   }
 
   /** FORWARDED: the sm has it. */
@@ -70,18 +103,9 @@ export class Unacknowledged {
     this.takeForward(origin)?.tally?.release();
   }
 
-  /** Forgets a DELIVER that came back undeliverable: its caller sees to it, and releases its tally. */
-  takeDelivery(c2s: string, sid: string, origin: string): Waiting | undefined {
-    const sessions = this.delivers.get(c2s);
-    const waiting = sessions?.get(sid);
-    const w = waiting?.get(origin);
-    if (!w) return undefined;
-    waiting!.delete(origin);
-    if (waiting!.size === 0) {
-      sessions!.delete(sid);
-      if (sessions!.size === 0) this.delivers.delete(c2s);
-    }
-    return w;
+  /** Forgets DELIVER `num` to `c2s`, which came back undeliverable: its caller sees to it, and releases its tally. */
+  takeDelivery(c2s: string, num: number): Waiting | undefined {
+    return this.fronts.get(c2s)?.remove(num);
   }
 
   /** Forgets a FORWARD that came back undeliverable, as takeDelivery(). */
@@ -93,16 +117,11 @@ export class Unacknowledged {
 
   /** Forgets every DELIVER to front end `c2s` for the sessions `which` picks, for its caller to see to (and release their tallies). */
   takeDelivers(c2s: string, which: (sid: string) => boolean): Waiting[] {
-    const sessions = this.delivers.get(c2s);
-    if (!sessions) return [];
-    const taken: Waiting[] = [];
-    for (const [sid, waiting] of sessions) {
-      if (!which(sid)) continue;
-      sessions.delete(sid);
-      taken.push(...waiting.values());
-    }
-    if (sessions.size === 0) this.delivers.delete(c2s);
-    return taken;
+    const front = this.fronts.get(c2s);
+    if (!front) return [];
+    const taken = [...front.entries()].filter(([, w]) => which(w.sid));
+    for (const [num] of taken) front.remove(num);
+    return taken.map(([, w]) => w);
   }
 
   /** A ROUTE frame came from `from`: what waits for it is not sent again while it is heard (protocol §2.5). */
@@ -122,29 +141,17 @@ export class Unacknowledged {
       w.sentAt = now;
       n++;
     };
-    for (const sessions of this.delivers.values()) for (const waiting of sessions.values()) for (const w of waiting.values()) each(w);
+    for (const front of this.fronts.values()) for (const [, w] of front.entries()) each(w);
     for (const w of this.forwards.values()) each(w);
     return n;
-  }
-
-  /**
-   * Sends `w` and, once the link took it, keeps it under `origin` in the map
-   * `into` gives (made only then); one sent again under its identity
-   * replaces the one kept, and goes last, as it was sent last.
-   */
-  private keep(origin: string, w: Waiting, into: () => Map<string, Waiting>): boolean {
-    if (!this.port.send(w.to, w.key, w.payload)) return false;
-    w.tally?.hold();
-    const waiting = into();
-    const old = waiting.get(origin);
-    waiting.delete(origin);
-    old?.tally?.release();
-    waiting.set(origin, w);
-    return true;
   }
 
   /** The sm a FORWARD to the role address goes to now; a DELIVER's c2s. */
   private receiver(w: Waiting): string | undefined {
     return w.to === SM_ADDRESS ? this.port.smOwnerOf(w.key) : w.to;
   }
+}
+
+function release(w: Waiting): void {
+  w.tally?.release();
 }

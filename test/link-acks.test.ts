@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { flatAckReaders, type Member } from "../lib/link/member.js";
 import {
   SessionOp,
+  addDeliveredNum,
   clientAckedPayload,
   decodeSessionPayload,
   deliveredPayload,
@@ -48,6 +49,13 @@ describe("link: TAKEN and DELIVERED", () => {
     expect(deliveredOf(decodeSessionPayload(encodeSessionPayload(SessionOp.Delivered, { got: { s1: ["o1", "o2"] } })))).toEqual([["s1", "o1"], ["s1", "o2"]]);
   });
 
+  it("gathers a DELIVERED's numbers into ranges, one growing while they come in order", () => {
+    const ranges: number[] = [];
+    for (const num of [7, 8, 9, 12, 11, 12, 13]) addDeliveredNum(ranges, num);
+    expect(ranges).toEqual([7, 9, 12, 12, 11, 13]);
+    expect(meta(encodeSessionPayload(SessionOp.Delivered, { nums: ranges }))).toEqual({ nums: ranges });
+  });
+
   it("writes and reads CLIENT_ACKED's acks in either form", () => {
     const acks = ["s1", 3, 1, "s2", 7, 0];
     expect(meta(clientAckedPayload(acks, true))).toEqual({ acks });
@@ -67,6 +75,8 @@ describe("link: TAKEN and DELIVERED", () => {
     expect(bad(SessionOp.Taken, { seqs: ["s1", "1"] })).toThrow(/wrong shape/);
     expect(bad(SessionOp.Delivered, {})).toThrow(/wrong shape/);
     expect(bad(SessionOp.Delivered, { delivered: ["s1", 2] })).toThrow(/wrong shape/);
+    expect(bad(SessionOp.Delivered, { nums: [1, 2, 3] })).toThrow(/wrong shape/);
+    expect(bad(SessionOp.Delivered, { nums: [1, -2] })).toThrow(/wrong shape/);
     expect(bad(SessionOp.ClientAcked, { acks: ["s1", 3] })).toThrow(/wrong shape/);
   });
 

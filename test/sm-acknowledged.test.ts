@@ -21,7 +21,8 @@ describe("sm: acknowledged stanzas", () => {
   const taken = (c2s: string): SessionMetaByOp[SessionOp.Taken][] =>
     h.port.take((f) => f.to === c2s && f.op === SessionOp.Taken).map((f) => (f as Frame & { op: SessionOp.Taken }).meta);
 
-  it("takes a numbered stanza once, and only when its delivery was acknowledged", async () => {
+  /** Alice on c2s-1 has sent Bob, on c2s-2, message 1: its DELIVER waits for bob.frames(). */
+  const aliceSentBob = async () => {
     h = await Harness.create(["alice", "bob"]);
     const alice = await h.connect(`${ALICE}/a`, "c2s-1");
     const bob = await h.connect(`${BOB}/b`, "c2s-2");
@@ -29,12 +30,21 @@ describe("sm: acknowledged stanzas", () => {
     bob.frames();
     await alice.sendNumbered(chat(1), 1);
     await turn();
+    return { alice, bob };
+  };
+
+  it("takes a numbered stanza once, and only when its delivery was acknowledged", async () => {
+    const { alice, bob } = await aliceSentBob();
     const [deliver] = bob.frames();
     expect(deliver).toMatchObject({ op: SessionOp.Deliver, meta: { sid: bob.sid, origin: `c2s-1/${alice.sid}/1.0` } });
     expect(taken("c2s-1")).toEqual([]);
 
-    const origin = (deliver!.meta as { origin: string }).origin;
-    await h.route("c2s-2", "", encodeSessionPayload(SessionOp.Delivered, { got: { [bob.sid]: [origin] } }));
+    // Acknowledged by its number, which names a DELIVER to c2s-2 only.
+    const num = (deliver!.meta as { num: number }).num;
+    await h.route("c2s-1", "", encodeSessionPayload(SessionOp.Delivered, { nums: [num, num] }));
+    await turn();
+    expect(taken("c2s-1")).toEqual([]);
+    await h.route("c2s-2", "", encodeSessionPayload(SessionOp.Delivered, { nums: [num - 5, num + 5] }));
     await turn();
     expect(taken("c2s-1")).toEqual([{ taken: { [alice.sid]: 1 } }]);
 
@@ -51,6 +61,17 @@ describe("sm: acknowledged stanzas", () => {
     await alice.sendNumbered(chat(2), 2);
     await alice.sendNumbered(chat(3), 3);
     expect(bob.received().map((m) => m.attrs.id)).toEqual(["m2", "m3"]);
+  });
+
+  it("takes a front end's acknowledgements by session and identity, as one of an earlier version sends them", async () => {
+    const { alice, bob } = await aliceSentBob();
+    const origin = (bob.frames()[0]!.meta as { origin: string }).origin;
+    await h.route("c2s-2", "", encodeSessionPayload(SessionOp.Delivered, { got: { [bob.sid]: [`${origin}#1`] } }));
+    await turn();
+    expect(taken("c2s-1")).toEqual([]);
+    await h.route("c2s-2", "", encodeSessionPayload(SessionOp.Delivered, { got: { [bob.sid]: [origin] } }));
+    await turn();
+    expect(taken("c2s-1")).toEqual([{ taken: { [alice.sid]: 1 } }]);
   });
 
   it("speaks the flat form with a front end that reads it", async () => {

@@ -14,7 +14,7 @@ function waiting(to = "c2s-1", key = ""): { u: Unacknowledged; sent: string[]; t
   const port: RoutePort = { name: "sm-1", send: (dest) => (sent.push(dest), true), smOwnerOf: () => "sm-2" };
   const u = new Unacknowledged(port);
   if (to === SM_ADDRESS) u.forward("w1", key, Buffer.from("x"), null);
-  else u.deliver(to, "s1", "w1", key, Buffer.from("x"), null);
+  else u.deliver(to, u.nextNum(to), "s1", "w1", key, Buffer.from("x"), null);
   return { u, sent, t0: Date.now() };
 }
 
@@ -68,46 +68,84 @@ describe("what is kept", () => {
     return Object.defineProperty(new Tally(() => void (ended = true)), "ended", { get: () => ended }) as Tally & { readonly ended: boolean };
   };
 
-  it("keeps one DELIVER per front end, session and identity: a message's first delivery to two sessions has the same identity", () => {
+  /** Delivers `payload` to session `sid` of front end `c2s` under `origin`, answering its number. */
+  const deliver = (u: Unacknowledged, c2s: string, sid: string, origin: string, payload: string, work: Tally | null = null): number => {
+    const num = u.nextNum(c2s);
+    expect(u.deliver(c2s, num, sid, origin, "u@d", Buffer.from(payload), work)).toBe(true);
+    return num;
+  };
+
+  it("keeps each DELIVER under its front end's number for it, acknowledged by ranges of those numbers", () => {
     const u = new Unacknowledged(port);
     const work = tally();
-    expect(u.deliver("c2s-1", "a", "c2s-1/x/3", "u@d", Buffer.from("1"), work)).toBe(true);
-    expect(u.deliver("c2s-1", "b", "c2s-1/x/3", "u@d", Buffer.from("2"), work)).toBe(true);
-    expect(u.deliver("c2s-2", "a", "c2s-1/x/3", "u@d", Buffer.from("3"), work)).toBe(true);
+    // A message's first delivery to two sessions has the same identity; each is numbered.
+    const a1 = deliver(u, "c2s-1", "a", "c2s-1/x/3", "1", work);
+    const b1 = deliver(u, "c2s-1", "b", "c2s-1/x/3", "2", work);
+    const a2 = deliver(u, "c2s-2", "a", "c2s-1/x/3", "3", work);
+    expect(b1).toBe(a1 + 1);
     expect(u.forward("c2s-1/x/3", "u@d", Buffer.from("4"), work)).toBe(true);
     work.release();
     expect(u.size).toBe(4);
-    u.delivered("c2s-1", "b", "c2s-1/x/3");
+    u.delivered("c2s-1", [b1, b1]);
     u.forwarded("c2s-1/x/3");
-    u.delivered("c2s-1", "a", "c2s-1/other");
+    // A number names a DELIVER to its own front end only, whatever the other's numbers.
+    u.delivered("c2s-1", [a2 + 10, a2 + 20]);
+    u.delivered("c2s-3", [a1, a1]);
     expect(u.size).toBe(2);
     // Taken (undeliverable): its caller releases what it held.
-    const taken = u.takeDelivery("c2s-2", "a", "c2s-1/x/3");
+    const taken = u.takeDelivery("c2s-2", a2);
     expect(taken?.payload.toString()).toBe("3");
     taken?.tally?.release();
     expect(work.ended).toBe(false);
-    u.delivered("c2s-1", "a", "c2s-1/x/3");
+    u.delivered("c2s-1", [a1 - 3, a1]);
     expect(u.size).toBe(0);
     expect(work.ended).toBe(true);
   });
 
-  it("replaces a DELIVER sent again under its identity, releasing what the first held", () => {
+  it("takes a range wider than what waits, and acknowledgements by session and identity from a front end of an earlier version", () => {
+    const u = new Unacknowledged(port);
+    deliver(u, "c2s-1", "a", "o1", "1");
+    deliver(u, "c2s-1", "a", "o2", "2");
+    const b = deliver(u, "c2s-1", "b", "o1", "3");
+    u.delivered("c2s-1", [0, b - 1]);
+    expect(u.takeDelivers("c2s-1", () => true).map((w) => w.payload.toString())).toEqual(["3"]);
+    deliver(u, "c2s-1", "a", "o1", "4");
+    deliver(u, "c2s-1", "b", "o1", "5");
+    u.deliveredAs("c2s-1", "b", "o1");
+    u.deliveredAs("c2s-1", "b", "o2");
+    expect(u.takeDelivers("c2s-1", () => true).map((w) => w.payload.toString())).toEqual(["4"]);
+  });
+
+  it("keeps a DELIVER sent again under its identity beside the first, each until its own acknowledgement", () => {
     const u = new Unacknowledged(port);
     const first = tally();
     const again = tally();
-    u.deliver("c2s-1", "a", "o", "u@d", Buffer.from("1"), first);
+    const n1 = deliver(u, "c2s-1", "a", "o", "1", first);
     first.release();
-    u.deliver("c2s-1", "a", "o", "u@d", Buffer.from("2"), again);
+    deliver(u, "c2s-1", "a", "o", "2", again);
+    again.release();
+    expect([first.ended, again.ended, u.size]).toEqual([false, false, 2]);
+    u.delivered("c2s-1", [n1, n1]);
+    expect([first.ended, again.ended, u.size]).toEqual([true, false, 1]);
+  });
+
+  it("replaces a FORWARD sent again under its identity, releasing what the first held", () => {
+    const u = new Unacknowledged(port);
+    const first = tally();
+    const again = tally();
+    u.forward("o", "u@d", Buffer.from("1"), first);
+    first.release();
+    u.forward("o", "u@d", Buffer.from("2"), again);
     again.release();
     expect([first.ended, again.ended, u.size]).toEqual([true, false, 1]);
   });
 
   it("hands over the DELIVERs of the sessions picked on one front end, and only those", () => {
     const u = new Unacknowledged(port);
-    u.deliver("c2s-1", "a", "o1", "u@d", Buffer.from("1"), null);
-    u.deliver("c2s-1", "a", "o2", "u@d", Buffer.from("2"), null);
-    u.deliver("c2s-1", "b", "o1", "u@d", Buffer.from("3"), null);
-    u.deliver("c2s-2", "a", "o1", "u@d", Buffer.from("4"), null);
+    deliver(u, "c2s-1", "a", "o1", "1");
+    deliver(u, "c2s-1", "a", "o2", "2");
+    deliver(u, "c2s-1", "b", "o1", "3");
+    deliver(u, "c2s-2", "a", "o1", "4");
     u.forward("o1", "u@d", Buffer.from("5"), null);
     expect(u.takeDelivers("c2s-1", (sid) => sid === "a").map((w) => w.payload.toString())).toEqual(["1", "2"]);
     expect(u.takeDelivers("c2s-3", () => true)).toEqual([]);

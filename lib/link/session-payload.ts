@@ -208,8 +208,14 @@ export interface TakenMeta {
   /** sids of sessions this sm does not hold: the c2s sends REBUILD, then again what was not taken. */
   unknown?: string[];
 }
-/** c2s → sm (§2.5): the DELIVERs with an `origin` that reached it. The flat form as for TAKEN. */
+/**
+ * c2s → sm (§2.5): the DELIVERs with an `origin` that reached it, by their
+ * `num`, or, those that came without one (an sm of an earlier version), by
+ * session and origin (the flat form as for TAKEN).
+ */
 export interface DeliveredMeta {
+  /** Ranges of `num`s laid flat, each inclusive: from, to, from, to, … */
+  nums?: number[];
   /** sid → their origins. */
   got?: Record<string, string[]>;
   /** The flat form: sid, origin, sid, origin, … */
@@ -235,6 +241,8 @@ export interface DeliverMeta {
   origin?: string;
   /** To a resumable session (§2.6): the sm's number for it, one more each DELIVER. */
   n?: number;
+  /** With an `origin` (§2.5): the sm's number for it among its DELIVERs to this front end, which DELIVERED names. */
+  num?: number;
 }
 /** c2s → sm: the offline messages of this session up to store id `confirm` reached the client. */
 export interface WrittenMeta {
@@ -306,7 +314,7 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   [SessionOp.StartFailed]: failureMeta,
   [SessionOp.Stanza]: object({ sid: string, rerouted: optional(boolean), seq: optional(count), h: optional(count) }),
   [SessionOp.End]: object({ sid: string, resume: optional(boolean) }),
-  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean), origin, n: optional(count) }),
+  [SessionOp.Deliver]: object({ sid: string, confirm: optional(count), last: optional(boolean), origin, n: optional(count), num: optional(count) }),
   [SessionOp.Close]: failureMeta,
   [SessionOp.Forward]: object({ origin }),
   [SessionOp.Rebuild]: object({
@@ -342,7 +350,12 @@ const META_SHAPES: { [K in SessionOp]: Shape<SessionMetaByOp[K]> } = {
   }),
   [SessionOp.Written]: object({ sid: string, confirm: count }),
   [SessionOp.Taken]: eitherOf(object({ taken: optional(recordOf(count)), seqs: optional(laidFlat<string | number>(string, count)), unknown: optional(arrayOf(string)) }), "taken", "seqs"),
-  [SessionOp.Delivered]: eitherOf(object({ got: optional(recordOf(arrayOf(string))), delivered: optional(laidFlat(string, string)) }), "got", "delivered"),
+  [SessionOp.Delivered]: eitherOf(
+    object({ nums: optional(laidFlat(count, count)), got: optional(recordOf(arrayOf(string))), delivered: optional(laidFlat(string, string)) }),
+    "nums",
+    "got",
+    "delivered",
+  ),
   [SessionOp.Forwarded]: object({ origins: arrayOf(string) }),
   [SessionOp.Resumable]: object({ sid: string, id: string, max: count, stanzas: count, bytes: count }),
   [SessionOp.ClientAcked]: object({
@@ -370,9 +383,9 @@ export function decodeSessionPayload(payload: Buffer): SessionMessage {
   return { op, meta, xml: payload.subarray(3 + metaLen) } as SessionMessage;
 }
 
-/** `shape`, with one of fields `a` and `b` at least (the old form and the flat one of an acknowledgement). */
-function eitherOf<T extends object>(shape: Shape<T>, a: keyof T, b: keyof T): Shape<T> {
-  return (v): v is T => shape(v) && (v[a] !== undefined || v[b] !== undefined);
+/** `shape`, with one of `fields` at least (the forms of an acknowledgement). */
+function eitherOf<T extends object>(shape: Shape<T>, ...fields: (keyof T)[]): Shape<T> {
+  return (v): v is T => shape(v) && fields.some((f) => v[f] !== undefined);
 }
 
 /**
@@ -395,7 +408,14 @@ export function eachTaken(meta: TakenMeta, each: (sid: string, seq: number) => v
   if (meta.taken) for (const [sid, seq] of Object.entries(meta.taken)) each(sid, seq);
 }
 
-/** A DELIVERED: `pairs` laid flat (sid, origin, …), in the flat form when the receiver reads it. */
+/** Counts `num` into the ranges of a DELIVERED (from, to, …): the last range grows when it comes next, as it does from one sm. */
+export function addDeliveredNum(ranges: number[], num: number): void {
+  const last = ranges.length - 1;
+  if (last > 0 && ranges[last] === num - 1) ranges[last] = num;
+  else ranges.push(num, num);
+}
+
+/** A DELIVERED of DELIVERs that came without a `num`: `pairs` laid flat (sid, origin, …), in the flat form when the receiver reads it. */
 export function deliveredPayload(pairs: string[], flat: boolean): Buffer {
   if (flat) return encodeSessionPayload(SessionOp.Delivered, { delivered: pairs });
   const got: Record<string, string[]> = {};
@@ -403,7 +423,7 @@ export function deliveredPayload(pairs: string[], flat: boolean): Buffer {
   return encodeSessionPayload(SessionOp.Delivered, { got });
 }
 
-/** Each session and origin a DELIVERED names, whichever form it came in. */
+/** Each session and origin a DELIVERED names, in either of its forms without `num`s. */
 export function eachDelivered(meta: DeliveredMeta, each: (sid: string, origin: string) => void): void {
   const pairs = meta.delivered;
   if (pairs) for (let i = 0; i < pairs.length; i += 2) each(pairs[i]!, pairs[i + 1]!);
