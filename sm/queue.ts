@@ -12,16 +12,29 @@ export interface QueueBounds {
   bytes: number;
 }
 
-interface Load {
+/**
+ * What a key has queued. A key's state stays in the table after its last
+ * job, to be swept with others later: a long-lived Map that gains and loses
+ * an entry for every stanza is rebuilt by V8 every few dozen, and the
+ * tables it leaves in the old generation keep the young jobs they held
+ * alive until a full collection (docs/bench.md, "DELIVERED by number").
+ */
+interface KeyState {
+  /** The last job's promise; null when nothing is queued or running. */
+  tail: Promise<void> | null;
   jobs: number;
   bytes: number;
   /** Offers refused since the key last had nothing waiting. */
   refused: number;
 }
 
+/** Keys without jobs kept at most before they are swept out of the table together. */
+const IDLE_KEPT = 4096;
+
 export class KeyedQueue {
-  private readonly tails = new Map<string, Promise<void>>();
-  private readonly loads = new Map<string, Load>();
+  private readonly keys = new Map<string, KeyState>();
+  /** Keys in the table with nothing queued or running. */
+  private idleKeys = 0;
 
   constructor(
     private readonly onError: (err: unknown, key: string) => void,
@@ -35,26 +48,29 @@ export class KeyedQueue {
    * waits there: for the sm's own work (session ends, rebuilds, answers).
    */
   run(key: string, job: () => Promise<void>, bytes = 0): Promise<void> {
-    const load = this.loads.get(key) ?? { jobs: 0, bytes: 0, refused: 0 };
-    this.loads.set(key, load);
+    let state = this.keys.get(key);
+    if (!state) this.keys.set(key, (state = { tail: null, jobs: 0, bytes: 0, refused: 0 }));
+    else if (state.tail === null) this.idleKeys--;
+    const load = state;
     load.jobs++;
     load.bytes += bytes;
     const done = (): void => {
       load.jobs--;
       load.bytes -= bytes;
-      if (this.tails.get(key) !== next) return;
-      this.tails.delete(key);
-      this.loads.delete(key);
+      if (load.tail !== next) return;
+      load.tail = null;
       if (load.refused > 0) this.onOverflow(key, load.refused, true);
+      load.refused = 0;
+      if (++this.idleKeys > IDLE_KEPT) this.sweep();
     };
     // Two links a job, one to run it and one to end it.
-    const next: Promise<void> = (this.tails.get(key) ?? Promise.resolve())
+    const next: Promise<void> = (load.tail ?? Promise.resolve())
       .then(job)
       .then(done, (err: unknown) => {
         this.onError(err, key);
         done();
       });
-    this.tails.set(key, next);
+    load.tail = next;
     return next;
   }
 
@@ -64,7 +80,7 @@ export class KeyedQueue {
    * answer the job's sender.
    */
   offer(key: string, bytes: number, job: () => Promise<void>): Promise<void> | null {
-    const load = this.loads.get(key);
+    const load = this.keys.get(key);
     if (load && (load.jobs >= this.bounds.jobs || load.bytes + bytes > this.bounds.bytes)) {
       if (++load.refused === 1) this.onOverflow(key, 1, false);
       return null;
@@ -74,12 +90,23 @@ export class KeyedQueue {
 
   /** Jobs and bytes waiting or running under a key. */
   load(key: string): { jobs: number; bytes: number } {
-    const load = this.loads.get(key);
+    const load = this.keys.get(key);
     return { jobs: load?.jobs ?? 0, bytes: load?.bytes ?? 0 };
   }
 
   /** Resolves once no job is queued or running, including jobs queued meanwhile. */
   async idle(): Promise<void> {
-    while (this.tails.size > 0) await Promise.all(this.tails.values());
+    for (;;) {
+      const tails: Promise<void>[] = [];
+      for (const state of this.keys.values()) if (state.tail) tails.push(state.tail);
+      if (tails.length === 0) return;
+      await Promise.all(tails);
+    }
+  }
+
+  /** Keys with nothing queued leave the table, all at once. */
+  private sweep(): void {
+    for (const [key, state] of this.keys) if (state.tail === null) this.keys.delete(key);
+    this.idleKeys = 0;
   }
 }
