@@ -45,11 +45,6 @@ export class NumberedDelivers<T> {
     if (at < this.head) this.head = at;
   }
 
-  get(num: number): T | undefined {
-    const at = num - this.start;
-    return at >= this.head && at < this.next ? this.slots[at & (this.slots.length - 1)] : undefined;
-  }
-
   /** Forgets `num`; what it held, if anything. */
   remove(num: number): T | undefined {
     const at = num - this.start;

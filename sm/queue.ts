@@ -48,10 +48,10 @@ export class KeyedQueue {
    * waits there: for the sm's own work (session ends, rebuilds, answers).
    */
   run(key: string, job: () => Promise<void>, bytes = 0): Promise<void> {
-    let state = this.keys.get(key);
-    if (!state) this.keys.set(key, (state = { tail: null, jobs: 0, bytes: 0, refused: 0 }));
-    else if (state.tail === null) this.idleKeys--;
-    const load = state;
+    const found = this.keys.get(key);
+    if (found?.tail === null) this.idleKeys--;
+    const load = found ?? { tail: null, jobs: 0, bytes: 0, refused: 0 };
+    if (!found) this.keys.set(key, load);
     load.jobs++;
     load.bytes += bytes;
     const done = (): void => {
