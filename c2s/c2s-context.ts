@@ -76,6 +76,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   private readonly hibernating = new Map<ClientConnection, number>();
   /** Resumes waiting for another front end's HANDOFF, with their deadline. */
   private readonly handoffs = new Map<ClientConnection, number>();
+  /** Each front end in the member table, by name, with its run (`info.started`). */
+  private frontEndRuns = new Map<string, number>();
   /** Resumption ids of sessions resumed here from another front end. */
   private readonly aliases = new Map<string, ClientConnection>();
   /** Sessions handed over to another front end: where late frames for their sid go now, and until when. */
@@ -148,6 +150,9 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
     link.on("route", (from) => this.hearing.heard(from, Date.now()));
     link.on("members", (members) => {
       this.flatReaders = flatAckReaders(members);
+      this.frontEndRuns = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started as number]));
+      // A front end asked for a session that left or restarted since will not answer: a resume need not wait it out.
+      for (const conn of [...this.handoffs.keys()]) conn.frontEndsChanged();
       this.smsChanged(members);
     });
     this.gate = new ConnectionGate(config.max_connections, config.max_unauthenticated_per_address, log);
@@ -277,6 +282,11 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
 
   handoffDone(conn: ClientConnection): void {
     this.handoffs.delete(conn);
+  }
+
+  /** The run (`info.started`) of front end `name` as the member table has it; undefined while it is not linked. */
+  frontEndRun(name: string): number | undefined {
+    return this.frontEndRuns.get(name);
   }
 
   alias(previd: string, conn: ClientConnection): void {

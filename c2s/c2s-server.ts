@@ -193,8 +193,8 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
       msg = undefined;
     }
     if (msg?.op === SessionOp.Takeover) {
-      // A front end asked is gone: one "no" (the client binds anew once every one has said it).
-      ctx.get(msg.meta.newSid)?.handoffRefused();
+      // A front end asked is gone: one "no" (its sm is asked once every one has said it).
+      ctx.get(msg.meta.newSid)?.handoffRefused(to);
       return;
     }
     // No sm is linked: a session's stanzas wait until one is (protocol §2.5), and the sessions are

@@ -465,8 +465,12 @@ export class ClientConnection implements Throttled, TransportOwner, SaslParty, N
     xep0198.handedOver(this, meta, queued, fromC2s);
   }
 
-  handoffRefused(): void {
-    xep0198.handoffRefused(this);
+  handoffRefused(from: string): void {
+    xep0198.handoffRefused(this, from);
+  }
+
+  frontEndsChanged(): void {
+    xep0198.frontEndsChanged(this);
   }
 
   handoffFailed(): void {

@@ -65,6 +65,7 @@ export interface ConnectionHost<Conn extends Throttled> {
   replace(old: Conn, next: Conn): void;
   awaitHandoff(conn: Conn): void;
   handoffDone(conn: Conn): void;
+  frontEndRun(name: string): number | undefined;
   alias(previd: string, conn: Conn): void;
   routeAgain(key: string, xml: string | Buffer, origin?: string): void;
   orphan(sid: string, pipe: SmPipe, prefix: string): void;

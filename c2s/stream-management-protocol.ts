@@ -16,14 +16,16 @@ import { AckState, NS_SM, parseResumeId, resumePromise } from "./stream-manageme
 export interface PendingResume {
   previd: string;
   h: number;
-  /** The front ends asked that have not said no. */
-  waiting: number;
+  /** The front ends asked (TAKEOVER), each with its run then (undefined: not linked). */
+  asked: ReadonlyMap<string, number | undefined>;
+  /** Those that said no: by HANDOFF, by the router's bounce, or by leaving or restarting since. */
+  refused: Set<string>;
   /** Once none has it, the sm is asked, which holds it if its front end is gone. */
   fromSm: boolean;
 }
 
 export type ManagedHost = PipeHost &
-  Pick<ConnectionHost<ManagedStream>, "balancer" | "resumable" | "awaitHandoff" | "handoffDone" | "oweAck" | "ackSent" | "clientAcked" | "alias" | "authDone" | "replace" | "forget">;
+  Pick<ConnectionHost<ManagedStream>, "balancer" | "resumable" | "awaitHandoff" | "handoffDone" | "frontEndRun" | "oweAck" | "ackSent" | "clientAcked" | "alias" | "authDone" | "replace" | "forget">;
 
 /** What XEP-0198 reads and changes of a connection. */
 export interface ManagedStream extends SessionLink {
@@ -131,21 +133,21 @@ function resume(c: ManagedStream, previd: string, h: number): void {
   const holder = parseResumeId(previd);
   // Held by another front end: it hands the session over (protocol §2.3). A session resumed on
   // another front end keeps the id naming the first (this one, maybe), so every front end is asked.
-  const asked = new Set<string>();
+  const asked = new Map<string, number | undefined>();
   if (holder && !ctx.resumable(previd)) {
-    if (holder.c2s !== ctx.config.name) asked.add(holder.c2s);
-    for (const peer of ctx.balancer.peerNames()) asked.add(peer);
+    if (holder.c2s !== ctx.config.name) asked.set(holder.c2s, ctx.frontEndRun(holder.c2s));
+    for (const peer of ctx.balancer.peerNames()) asked.set(peer, ctx.frontEndRun(peer));
   }
   if (holder && asked.size > 0) {
-    c.pendingResume = { previd, h, waiting: asked.size, fromSm: false };
+    c.pendingResume = { previd, h, asked, refused: new Set(), fromSm: false };
     ctx.awaitHandoff(c);
     const payload = encodeSessionPayload(SessionOp.Takeover, { sid: holder.sid, previd, user: c.user!, newSid: c.sid });
-    for (const c2s of asked) ctx.link.send(c2s, c.user!, payload);
+    for (const c2s of asked.keys()) ctx.link.send(c2s, c.user!, payload);
     return;
   }
   const old = ctx.resumable(previd);
   // Named this front end, but not here (it restarted): its sm may hold it (§2.6).
-  if (holder && !old) return askSm(c, (c.pendingResume = { previd, h, waiting: 0, fromSm: false }));
+  if (holder && !old) return askSm(c, (c.pendingResume = { previd, h, asked: new Map(), refused: new Set(), fromSm: false }));
   if (!old || old.user !== c.user || !old.ack) return c.write(smFailed("item-not-found"));
   if (!old.ack.acked(h)) return c.write(smFailed("bad-request"));
   adopt(c, old);
@@ -160,10 +162,27 @@ function askSm(c: ManagedStream, pending: PendingResume): void {
   toSm(c, SessionOp.Resume, { sid: c.sid, previd: pending.previd, h: pending.h });
 }
 
-/** A front end asked does not hold the session, or is gone; once none is left, the client binds anew. */
-export function handoffRefused(c: ManagedStream): void {
-  if (!c.pendingResume || c.pendingResume.fromSm || --c.pendingResume.waiting > 0) return;
-  handoffFailed(c);
+/** Front end `from`, asked, does not hold the session, or is gone; once none is left, the sm is asked. */
+export function handoffRefused(c: ManagedStream, from: string): void {
+  const pending = c.pendingResume;
+  if (!pending || pending.fromSm || !pending.asked.has(from) || pending.refused.has(from)) return;
+  pending.refused.add(from);
+  if (pending.refused.size === pending.asked.size) handoffFailed(c);
+}
+
+/**
+ * The member table changed. A front end asked that has left it, or came back
+ * as another run, since, lost the TAKEOVER with the run it reached (one that
+ * was stopping, say): that is its no, rather than the end of the wait.
+ */
+export function frontEndsChanged(c: ManagedStream): void {
+  const pending = c.pendingResume;
+  if (!pending || pending.fromSm) return;
+  for (const [name, run] of pending.asked) {
+    if (run === undefined || c.ctx.frontEndRun(name) === run || pending.refused.has(name)) continue;
+    c.log.debug({ c2s: name }, "a front end asked for the session to resume left without answering");
+    handoffRefused(c, name);
+  }
 }
 
 /** No front end handed the session over in time: the sm is asked, then the client binds anew. */
@@ -179,7 +198,11 @@ export function handoffFailed(c: ManagedStream): void {
 /** HANDOFF: the front end that held the session (§2.3), or the sm (§2.6), answered. */
 export function handedOver(c: ManagedStream, meta: HandoffMeta, queued: Buffer, fromC2s: string): void {
   const pending = c.pendingResume;
-  if (pending && (!meta.ok || !meta.jid || !meta.oldSid)) return pending.fromSm ? handoffFailed(c) : handoffRefused(c);
+  if (pending && (!meta.ok || !meta.jid || !meta.oldSid)) {
+    if (!pending.fromSm) return handoffRefused(c, fromC2s);
+    // Once the sm is asked, only its no counts: a front end asked may still say its own, late.
+    return pending.asked.has(fromC2s) ? undefined : handoffFailed(c);
+  }
   c.pendingResume = null;
   c.ctx.handoffDone(c);
   if (!pending || c.stage === "closed" || !meta.ok || !meta.jid || !meta.oldSid) return;

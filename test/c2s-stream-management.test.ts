@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SessionOp, type HandoffMeta } from "../lib/link/session-payload.js";
 import type { ClientConnection } from "../c2s/client-connection.js";
+import type { Member } from "../lib/link/member.js";
 import { handOff, restoreSession } from "../c2s/stream-management-protocol.js";
 import { MemoryFront } from "./harness/c2s-front.js";
 import type { RawStream } from "./harness/raw-stream.js";
@@ -140,6 +141,34 @@ describe("resumption across front ends", () => {
     expect(await s.until(/<r xmlns='urn:xmpp:sm:3'\/>/)).toBe(`<resumed xmlns='${NS_SM}' previd='${previd}' h='4'/>${MSG("late")}<r xmlns='${NS_SM}'/>`);
     expect(conn.moduleState).toEqual(STATE);
     expect(conn.pendingSince).not.toBeNull();
+  });
+
+  it("asks the sm once the front end asked leaves the member table or restarts without answering, and not while it is there", async () => {
+    const c2s2 = (started: number): Member => ({ name: "c2s-2", role: "c2s", info: { host: "localhost", port: 5322, tlsPort: 5323, weight: 1, capacity: 1000, started } });
+    const sm: Member = { name: "sm-1", role: "sm", info: { started: 1 } };
+    for (const [why, after] of [
+      ["left", [sm]],
+      ["restarted", [sm, c2s2(2)]],
+    ] as const) {
+      const f = await front();
+      f.link.emit("members", [sm, c2s2(1)]);
+      const { conn, s } = await authenticated(f);
+      const previd = "c2s-2~s9~abcdef";
+      s.send(`<resume xmlns='${NS_SM}' previd='${previd}' h='0'/>`);
+      expect((await f.link.next(SessionOp.Takeover)).to).toBe("c2s-2");
+      // Another member's change says nothing of c2s-2.
+      f.link.emit("members", [sm, c2s2(1), { ...c2s2(1), name: "c2s-3" }]);
+      expect(f.link.frames.map((fr) => fr.msg.op), why).toEqual([]);
+      f.link.emit("members", [...after]);
+      expect((await f.link.next(SessionOp.Resume)).meta, why).toEqual({ sid: conn.sid, previd, h: 0 });
+      // Its late refusal changes nothing: the sm answers now.
+      conn.handedOver({ sid: conn.sid, ok: false }, Buffer.alloc(0), "c2s-2");
+      expect(conn.pendingResume?.fromSm, why).toBe(true);
+      // The sm's does: the client binds anew.
+      conn.handedOver({ sid: conn.sid, ok: false }, Buffer.alloc(0), "sm-1");
+      await s.until(/<failed xmlns='urn:xmpp:sm:3'>/);
+      expect(conn.pendingResume, why).toBeNull();
+    }
   });
 
   it("asks the sm (RESUME) for a session of this front end's that is not here, and takes its HANDOFF as already moved: no REBUILD", async () => {
