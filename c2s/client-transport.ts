@@ -9,8 +9,15 @@ import { batched } from "../lib/link/batch.js";
 import { XmlStream, type StreamError, type StreamHeader, type XmlLimits, type XmlStreamHandlers } from "../lib/xml-stream.js";
 import { NS_TLS } from "./stream-writer.js";
 
-/** How long after its last bytes a closing stream's socket is half-closed. */
-const HALF_CLOSE_DELAY_MS = 250;
+/**
+ * How long after its last bytes a closing stream's socket is half-closed,
+ * unless the client closes first (RFC 6120 §4.4 lets it say its goodbye).
+ * xmpp.js writes its closing tag as it leaves a stream that ended in an
+ * error, and one that hits a closed socket abandons a <see-other-host/>:
+ * at 250 ms, a client whose event loop lagged longer under load did (a
+ * drain then waited for sessions no client came back for).
+ */
+const HALF_CLOSE_DELAY_MS = 2_000;
 
 /** What a transport reports to the connection that owns it. */
 export interface TransportOwner {
