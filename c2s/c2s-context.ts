@@ -72,7 +72,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   private readonly closing = new Map<net.Socket, number>();
   /** Refused clients' sockets, with the time they are cut. */
   private readonly refusing = new Map<net.Socket, number>();
-  /** XEP-0198 sessions waiting to be resumed, with their deadline. */
+  /** XEP-0198 sessions waiting to be resumed, with the time they began to. */
   private readonly hibernating = new Map<ClientConnection, number>();
   /** Resumes waiting for another front end's HANDOFF, with their deadline. */
   private readonly handoffs = new Map<ClientConnection, number>();
@@ -396,7 +396,14 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   }
 
   hibernate(conn: ClientConnection): void {
-    this.hibernating.set(conn, Date.now() + this.config.resume_timeout * 1000);
+    this.hibernating.set(conn, Date.now());
+  }
+
+  /** Sessions that began to wait here for their client to resume them before `time`. */
+  hibernatedBefore(time: number): ClientConnection[] {
+    const found: ClientConnection[] = [];
+    for (const [conn, since] of this.hibernating) if (since < time) found.push(conn);
+    return found;
   }
 
   /** The session a resumption id names on this front end, if it can be taken over. */
@@ -461,7 +468,8 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
       conn.handshakeTimedOut();
     }
     for (const [conn, deadline] of this.authDeadlines) if (deadline <= now) conn.timedOut();
-    for (const [conn, deadline] of this.hibernating) if (deadline <= now) conn.expire();
+    const window = this.config.resume_timeout * 1000;
+    for (const [conn, since] of this.hibernating) if (since + window <= now) conn.expire();
     for (const [conn, deadline] of this.handoffs) if (deadline <= now) conn.handoffFailed();
     for (const [sid, f] of this.forwards) if (f.until <= now) this.forwards.delete(sid);
     for (const [conn, deadline] of this.owedAcks) if (deadline <= now) conn.sendAck();

@@ -25,6 +25,12 @@ import { ProcessSampler } from "../lib/process-figures.js";
 
 /** A full front end opens its ports again under this share of its capacity (and with its lag back under c2s.max_lag). */
 const REOPEN_SHARE = 0.9;
+/**
+ * How long a draining front end keeps a session for its client to resume
+ * before its sm keeps it instead: time to reconnect and resume on a loaded
+ * farm. A resume later than that goes through the sm, one round trip more.
+ */
+const DRAIN_HOLD_MS = 10_000;
 
 export interface C2sServer {
   ports: { port: number; tlsPort: number };
@@ -96,6 +102,9 @@ export async function startC2s(config: Config, store: Store, log: Logger, metric
     // Each second, move up to `rate` bound clients to the least loaded front ends: every one, those that came
     // back after a redirect too, since the closed ports now send a client's next attempt elsewhere.
     const timer = setInterval(() => {
+      // A session waiting here for its client to resume it (sent away, or dropped) waits at its sm
+      // after a while instead (protocol §2.6): the drain ends even if the client never comes back.
+      for (const conn of ctx.hibernatedBefore(Date.now() - DRAIN_HOLD_MS)) sendingAway.leaveForResumption(conn);
       let budget = drain!.rate;
       for (const conn of ctx.all()) {
         if (budget <= 0) break;

@@ -58,12 +58,13 @@ export function shutDown(c: Departing): void {
 }
 
 /**
- * The front end stops under a resumable session: the sm keeps it (END
+ * The front end stops under a resumable session, or a drain lets go of one
+ * that has waited here too long for its client: the sm keeps it (END
  * `resume`, protocol §2.6) for its client to resume on another front end,
- * to which the client is sent as a drain sends it; without another, it is
- * told the server shuts down. A hibernating one is only let go.
+ * to which an attached client is sent as a drain sends it; without
+ * another, it is told the server shuts down. A hibernating one is only let go.
  */
-function leaveForResumption(c: Departing): void {
+export function leaveForResumption(c: Departing): void {
   const attached = c.stage === "bound";
   sessionPipe.end(c, true);
   if (!attached) return c.closeAfterLink(null);

@@ -113,7 +113,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: "c2s.auth_max_delay", type: "integer", default: 16, doc: "Longest delay of a login attempt in seconds; keep it below c2s.auth_timeout." },
   { key: "c2s.auth_failure_memory", type: "integer", default: 900, doc: "Seconds after its last failed login that an address or account is forgiven." },
   { key: "c2s.auth_throttle_entries", type: "integer", default: 20000, doc: "Addresses, accounts and trusted logins each remembered at most by the login throttle; the oldest go first." },
-  { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed (on its c2s, or in its sm if that c2s died) before it ends and its unacknowledged stanzas go offline." },
+  { key: "c2s.resume_timeout", type: "integer", default: 300, doc: "Seconds a dropped XEP-0198 session waits to be resumed (on its c2s, or in its sm if that c2s died, stopped, or was drained) before it ends and its unacknowledged stanzas go offline." },
   { key: "c2s.max_unacked_bytes", type: "integer", default: 8388608, doc: "Bytes of stanzas an XEP-0198 session may hold unacknowledged, attached or hibernating; more ends it with policy-violation and its messages are routed again." },
   { key: "c2s.max_pending_bytes", type: "integer", default: 262144, doc: "Bytes of a client's stanzas that the sm has not yet taken (docs/failover.md), e.g. while no sm is reachable; beyond them the client is not read until the sm takes some." },
   { key: "c2s.weight", type: "number", default: 1, doc: "This front end's share of clients relative to the others (2 takes twice as many as 1)." },

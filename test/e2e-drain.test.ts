@@ -8,7 +8,7 @@ import type { StatusEntry } from "../lib/link/control.js";
 import { Farm } from "./harness/farm.js";
 import { ListClient, listXmppjs, type Counted } from "./harness/list-clients.js";
 import { portOpen } from "../sim/port-open.js";
-import { boundStream, type RawStream } from "./harness/raw-stream.js";
+import { boundStream, loggedInStream, type RawStream } from "./harness/raw-stream.js";
 import { connectClient, type TestClient } from "./harness/xmppjs.js";
 
 /** Of each kind: xmpp.js following redirects, xmpp.js not following (both XEP-0198), raw streams without it, not following. */
@@ -216,6 +216,37 @@ describe("a drain that ends", () => {
     again.send("<message to='u1@localhost' id='acked-late' type='chat'><body>never acknowledged</body></message>");
     await expect.poll(() => to.received.get("acked-late"), { timeout: 10_000 }).toBe(1);
     again.destroy();
+    expect((await farm.cli("c2s", "undrain", "c2s-1")).code).toBe(0);
+  });
+
+  it("ends even when a client sent away never resumes: its sm keeps the session, and the client resumes it later", { timeout: 90_000 }, async () => {
+    const NS_SM = "urn:xmpp:sm:3";
+    await pollStatus((s) => !s.get("c2s-1")!.info.draining);
+    await expect.poll(() => portOpen(farm.c2sPorts[0]!.port), { timeout: 10_000, interval: 200 }).toBe(true);
+    await farm.addUsers("away", 2, "pw", 64);
+    const { stream: first, jid } = await boundStream(farm.c2sPorts[0]!.port, "away1", "pw");
+    const { stream: writer } = await boundStream(farm.c2sPorts[1]!.port, "away2", "pw");
+    first.send(`<enable xmlns='${NS_SM}' resume='true'/>`);
+    const previd = /<enabled [^>]*id=['"]([^'"]+)['"]/.exec(await first.until(/<enabled [^>]*>/))![1]!;
+
+    // The drain waits less than the session's resumption window (60 s here): the front end must let it go.
+    const drain = farm.cli("c2s", "drain", "c2s-1", "--rate", "50", "--wait", "--timeout", "40");
+    await first.until(/<\/see-other-host>/);
+    first.destroy();
+    writer.send(`<message to='${jid}' id='while-away' type='chat'><body>kept for the resumption</body></message>`);
+    const waited = await drain;
+    expect(waited.code, waited.stdout + waited.stderr).toBe(0);
+    expect(waited.stdout).toMatch(/c2s-1 is drained: no connection left/);
+
+    // Long after, the client resumes on another front end: the sm had the session, and what came for it.
+    const next = await loggedInStream(farm.c2sPorts[1]!.port, "away1", "pw");
+    next.send(`<resume xmlns='${NS_SM}' previd='${previd}' h='0'/>`);
+    await next.until(/<resumed [^>]*>/);
+    await next.until(/while-away/);
+    expect(next.received).not.toMatch(/<failed /);
+    expect(await farm.offlineCount(jid.split("/")[0]!)).toBe(0);
+    next.destroy();
+    writer.destroy();
     expect((await farm.cli("c2s", "undrain", "c2s-1")).code).toBe(0);
   });
 });
