@@ -2,12 +2,13 @@
 // bare node server: one process, no XML parser, no links, no store. It
 // answers each of a login's steps (stream header, SASL PLAIN, the
 // restarted header, bind, session, initial presence, roster get, the
-// stream's end) with the bytes the c2s sends for it, one write each as the
-// c2s writes them, and writes each message to its recipient's socket with
-// the sender's JID as 'from'. Its CPU, read by `../shared/anchors/run.sh`
-// like the farm's, is the floor under any node server's on this machine,
-// and the rates it reaches what Tsung can offer here (docs/bench.md, "The
-// floor").
+// stream's end) with the elements the c2s answers it with (its stream
+// features abridged: no limits, sm, csi or roster versioning), one write
+// each as the c2s writes them, and writes each message to its recipient's
+// socket with the sender's JID as 'from'. Its CPU, read by
+// `../shared/anchors/run.sh` like the farm's, is the floor under any node
+// server's on this machine, and the rates it reaches what Tsung can offer
+// here (docs/bench.md, "The floor").
 // Run: FARM_START="node dist/bench/tsung-floor.js --port 31010" FARM_PORT=31010 run.sh farm login 400 (or msg 8000)
 import net from "node:net";
 import { parseArgs } from "node:util";

@@ -77,7 +77,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
   /** Resumes waiting for another front end's HANDOFF, with their deadline. */
   private readonly handoffs = new Map<ClientConnection, number>();
   /** Each front end in the member table, by name, with its run (`info.started`). */
-  private frontEndRuns = new Map<string, number>();
+  private frontEndRuns = new Map<string, number | undefined>();
   /** Resumption ids of sessions resumed here from another front end. */
   private readonly aliases = new Map<string, ClientConnection>();
   /** Sessions handed over to another front end: where late frames for their sid go now, and until when. */
@@ -150,7 +150,7 @@ export class C2sContext implements ConnectionHost<ClientConnection> {
     link.on("route", (from) => this.hearing.heard(from, Date.now()));
     link.on("members", (members) => {
       this.flatReaders = flatAckReaders(members);
-      this.frontEndRuns = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started as number]));
+      this.frontEndRuns = new Map(members.filter((m) => m.role === "c2s").map((m) => [m.name, m.info.started as number | undefined]));
       // A front end asked for a session that left or restarted since will not answer: a resume need not wait it out.
       for (const conn of [...this.handoffs.keys()]) conn.frontEndsChanged();
       this.smsChanged(members);
