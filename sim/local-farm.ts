@@ -343,10 +343,10 @@ ${opts.secrets ? `\n[secrets]\n${table(opts.secrets)}` : ""}
   }
 
   /** Creates each account (bare JID → password) in one transaction, straight in the store: no CLI process each. */
-  async addAccounts(passwords: Record<string, string>): Promise<void> {
+  async addAccounts(passwords: Record<string, string>, iterations?: number): Promise<void> {
     const store = await openStore(this.storeUrl);
     try {
-      const accounts = await Promise.all(Object.entries(passwords).map(async ([user, password]) => ({ user, credentials: await deriveCredentials(password) })));
+      const accounts = await Promise.all(Object.entries(passwords).map(async ([user, password]) => ({ user, credentials: await deriveCredentials(password, iterations) })));
       await store.createAccounts(accounts);
     } finally {
       await store.close();

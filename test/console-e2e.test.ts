@@ -63,9 +63,12 @@ suite("the admin console", () => {
 
   beforeAll(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
-    farm = await Farm.create({ consoleAdmins: ["root@localhost"] });
+    // Few PBKDF2 iterations, for the accounts made here and those the console adds: xmpp.js derives
+    // SCRAM keys with one awaited WebCrypto HMAC an iteration (340 ms at 4,096 on a quiet machine),
+    // and on a loaded one a login outlasted the test farm's 5 s auth_timeout.
+    farm = await Farm.create({ consoleAdmins: ["root@localhost"], c2s: { scram_iterations: 64 } });
     await farm.start();
-    await farm.addAccounts({ "root@localhost": "root-pw", "bob@localhost": "bob-pw", "alice@localhost": "alice-pw", "u1@localhost": "pw", "u2@localhost": "pw", "u3@localhost": "pw" });
+    await farm.addAccounts({ "root@localhost": "root-pw", "bob@localhost": "bob-pw", "alice@localhost": "alice-pw", "u1@localhost": "pw", "u2@localhost": "pw", "u3@localhost": "pw" }, 64);
     base = `http://127.0.0.1:${farm.consolePort}`;
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
